@@ -1,0 +1,1 @@
+"""Dagster assets, one module per domain: thin wrappers that read inputs, call the science core, return tables."""

@@ -1,0 +1,38 @@
+"""Regions: country boundaries from Natural Earth 1:110m Admin 0 (public domain), keyed on ADM0_A3.
+
+ADM0_A3 rather than ISO_A3, which is "-99" for France, Norway and others in this release.
+"""
+
+import dagster as dg
+import geopandas as gpd
+import pandas as pd
+import shapely
+
+from soil_pipeline import provenance
+from soil_pipeline.readers import InputError
+from soil_pipeline.resources import InputDatasets
+
+COUNTRY_COLUMNS = {
+    "ADM0_A3": "adm0_a3",
+    "NAME": "name",
+    "ISO_A3": "iso_a3",
+    "CONTINENT": "continent",
+    "SUBREGION": "subregion",
+}
+
+
+@dg.asset(io_manager_key="published_io_manager", group_name="regions", code_version="1")
+def countries(inputs: InputDatasets) -> pd.DataFrame:
+    """One row per country: ADM0_A3 code, name, continent, UN subregion, polygon as WKB (lon/lat WGS84)."""
+    path = inputs.countries_vector
+    frame = gpd.read_file(path)
+    missing = [name for name in COUNTRY_COLUMNS if name not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
+    if frame.crs is None or frame.crs.to_epsg() != 4326:
+        raise InputError(f"{path}: expected lon/lat WGS84 (EPSG:4326 / CRS84), got {frame.crs}")
+    table = pd.DataFrame(frame[list(COUNTRY_COLUMNS)].rename(columns=COUNTRY_COLUMNS))
+    table["geometry_wkb"] = shapely.to_wkb(frame.geometry.values, output_dimension=2)
+    table = table.sort_values("adm0_a3", kind="mergesort").reset_index(drop=True)
+    table.attrs["provenance"] = {"inputs": provenance.file_input("countries_vector", path)}
+    return table

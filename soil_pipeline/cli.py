@@ -1,0 +1,84 @@
+"""`soil-pipeline` command line: run the main job in-process and summarise what it published."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from soil_pipeline.definitions import DEFAULT_OUTPUT_ROOT, build_definitions
+from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.resources import InputDatasets
+
+TOP_COUNTRIES = 10
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _instance() -> dg.DagsterInstance:
+    """The DAGSTER_HOME instance when one is set (so runs show in the UI), else an in-memory one."""
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def run_pipeline(output_root: str, partition: str, landing_dir: str | None = None) -> dg.ExecuteInProcessResult:
+    inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
+    job = build_definitions(output_root, inputs).get_job_def("soil_pipeline_job")
+    with _instance() as instance:
+        return job.execute_in_process(
+            run_config=QUIET_LOGS, partition_key=partition, instance=instance, raise_on_error=False
+        )
+
+
+def summary(output_root: str) -> str:
+    store = VersionedParquetStore(output_root)
+    table = store.read("regional_soc_stocks")
+    world = table[table["region_type"] == "global"].iloc[0]
+    countries = table[(table["region_type"] == "country") & (table["region_id"] != "UNASSIGNED")]
+    top = countries.nlargest(TOP_COUNTRIES, "soc_stock_2010_pg_c")[
+        ["region_id", "region_name", "soc_stock_2010_pg_c", "cropland_area_mha", "target_4p1000_tg_c_per_yr"]
+    ]
+    lines = [
+        "Global SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(world["soc_stock_2010_pg_c"]),
+        "Global SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(world["soc_stock_no_land_use_pg_c"]),
+        "Global cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(world["cropland_area_mha"]),
+        "Global 4 per 1000 target:               {:8.1f} Tg C/yr".format(world["target_4p1000_tg_c_per_yr"]),
+        "Field sites with a 0-30 cm stock:       {:8d} (median {:.1f} t C/ha)".format(
+            int(world["n_field_sites"]), world["median_field_topsoil_soc_t_c_per_ha"]
+        ),
+        "",
+        f"Top {TOP_COUNTRIES} countries by 0-30 cm SOC stock:",
+        top.to_string(index=False, float_format=lambda v: f"{v:.2f}"),
+        "",
+        f"Published Parquet under {store.root}:",
+    ]
+    latest = pd.DataFrame([row for row in store.catalog() if row["latest"]])
+    for row in latest.itertuples():
+        partition = f" [{row.partition}]" if isinstance(row.partition, str) else ""
+        lines.append(f"  {row.asset}{partition}: {store.root / row.asset / row.version}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soil-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
+    run.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="where versions are published")
+    run.add_argument("--partition", default=EMBEDDED_DROP_PARTITION, help="monthly drop YYYY-MM")
+    run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
+    args = parser.parse_args(argv)
+
+    output_root = str(Path(args.output_root).expanduser().resolve())
+    result = run_pipeline(output_root, args.partition, args.landing_dir)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+        return 1
+    print(summary(output_root))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

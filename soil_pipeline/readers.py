@@ -1,0 +1,83 @@
+"""Readers for landing files and global datasets: file formats in, canonical column names and arrays out."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import rasterio
+from affine import Affine
+
+SITE_COLUMNS = {
+    "SOURCEID": "site_id",
+    "SOURCEDB": "source_db",
+    "LONWGS84": "longitude_deg",
+    "LATWGS84": "latitude_deg",
+    "TIMESTRR": "sampling_date",
+}
+HORIZON_COLUMNS = {
+    "SOURCEID": "site_id",
+    "UHDICM": "upper_depth_cm",
+    "LHDICM": "lower_depth_cm",
+    "ORCDRC": "soc_g_per_kg",
+    "BLD": "bulk_density_g_per_cm3",
+    "CRFVOL": "coarse_fragments_vol_pct",
+    "PHIHOX": "ph_h2o",
+    "CLYPPT": "clay_pct",
+    "SLTPPT": "silt_pct",
+    "SNDPPT": "sand_pct",
+}
+DROP_TABLES = {"sites": SITE_COLUMNS, "horizons": HORIZON_COLUMNS}
+
+
+class InputError(ValueError):
+    """A dataset-level problem with an input file: the message names the file and the rule broken."""
+
+
+def find_drop_file(drop_dir: Path, table: str) -> Path:
+    """The single `*<table>.csv` or `*<table>.parquet` file of a monthly drop folder."""
+    if not drop_dir.is_dir():
+        raise InputError(f"{drop_dir}: no field-sample drop folder for this partition")
+    matches = sorted(p for p in drop_dir.iterdir() if p.suffix in {".csv", ".parquet"} and p.stem.endswith(table))
+    if len(matches) != 1:
+        raise InputError(f"{drop_dir}: expected exactly one *{table}.csv or *{table}.parquet file, found {len(matches)}")
+    return matches[0]
+
+
+def read_table_file(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+    """A CSV or Parquet table renamed to canonical names, with its source file and line for every row."""
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, low_memory=False)
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
+    frame = frame[list(columns)].rename(columns=columns)
+    frame["source_file"] = path.name
+    first_data_line = 2 if path.suffix == ".csv" else 1
+    frame["source_line"] = np.arange(first_data_line, first_data_line + len(frame), dtype="int64")
+    return frame
+
+
+def read_drop_table(drop_dir: Path, table: str) -> pd.DataFrame:
+    return read_table_file(find_drop_file(drop_dir, table), DROP_TABLES[table])
+
+
+@dataclass
+class RasterBand:
+    data: np.ndarray
+    transform: Affine
+    crs: str
+    nodata: float | None
+    path: str
+
+
+def read_raster(path: str, nodata_override: float | None = None) -> RasterBand:
+    """Band 1 of any GDAL-readable raster (path or URL); scale/offset tags other than 1/0 are refused."""
+    try:
+        with rasterio.open(path) as src:
+            if (src.scales[0], src.offsets[0]) != (1.0, 0.0):
+                raise InputError(f"{path}: scale/offset {src.scales[0]}/{src.offsets[0]} is not supported")
+            data = src.read(1)
+            nodata = src.nodata if nodata_override is None else nodata_override
+            return RasterBand(data, src.transform, src.crs.to_string() if src.crs else "", nodata, str(path))
+    except rasterio.errors.RasterioError as error:
+        raise InputError(f"{path}: unreadable raster ({error})") from error

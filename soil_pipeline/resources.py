@@ -1,0 +1,23 @@
+"""Configurable input locations; every default points at the data embedded in the package."""
+
+from pathlib import Path
+
+import dagster as dg
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+class InputDatasets(dg.ConfigurableResource):
+    """Where inputs are read from: local paths or any GDAL-readable URL for rasters."""
+
+    landing_dir: str = str(DATA_DIR / "landing")
+    soc_stock_2010_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "SOCS_0_30cm_year_2010AD_10km.tif")
+    soc_stock_no_land_use_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "SOCS_0_30cm_year_NoLU_10km.tif")
+    cropland_raster: str = str(
+        DATA_DIR / "hyde32_cropland_2016_10km" / "lcv_landuse.cropland_hyde_p_10km_s0..0cm_2016_v3.2.tif"
+    )
+    climate_zones_raster: str = str(DATA_DIR / "ipcc_climate_zones_0p5" / "ipcc_climate_zones.tif")
+    countries_vector: str = str(DATA_DIR / "naturalearth_110m_admin0" / "ne_110m_admin_0_countries.geojson")
+
+    def drop_dir(self, partition_key: str) -> Path:
+        return Path(self.landing_dir) / "field_samples" / partition_key

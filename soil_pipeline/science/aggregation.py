@@ -1,0 +1,65 @@
+"""Zonal sums of gridded stocks and areas, and the regional SOC / 4-per-1000 table built from them."""
+
+import numpy as np
+import pandas as pd
+
+from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA, T_PER_PG, T_PER_TG
+
+FOUR_PER_1000_RATE_PER_YR = 0.004
+
+
+def zonal_sum(values: np.ndarray, zones: np.ndarray, n_zones: int) -> np.ndarray:
+    """Sum of `values` per zone index 0..n_zones-1; NaN values and negative zone indices are ignored."""
+    valid = (zones >= 0) & ~np.isnan(values)
+    return np.bincount(zones[valid], weights=values[valid], minlength=n_zones)[:n_zones]
+
+
+def cell_quantities(
+    soc_2010: np.ndarray, soc_nolu: np.ndarray, cropland_km2: np.ndarray, row_area_ha: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-cell areas (ha) and stocks (t C) from stock densities (t C/ha) and cropland area (km2 per cell)."""
+    area = np.broadcast_to(row_area_ha[:, None], soc_2010.shape)
+    mapped = ~np.isnan(soc_2010)
+    cropland_ha = np.minimum(np.nan_to_num(cropland_km2, nan=0.0) * HA_PER_KM2, area)
+    return {
+        "soc_mapped_area_ha": np.where(mapped, area, np.nan),
+        "soc_stock_2010_t_c": soc_2010 * area,
+        "soc_stock_no_land_use_t_c": soc_nolu * area,
+        "cropland_area_ha": cropland_ha,
+        "cropland_soc_stock_2010_t_c": soc_2010 * cropland_ha,
+    }
+
+
+def regional_table(quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: pd.DataFrame) -> pd.DataFrame:
+    """One row per zone of `zone_table` (columns zone_index, region_type, region_id, region_name) with totals."""
+    n = int(zone_table["zone_index"].max()) + 1 if len(zone_table) else 0
+    flat_zones = zones.ravel()
+    sums = {name: zonal_sum(np.ravel(values), flat_zones, n) for name, values in quantities.items()}
+    idx = zone_table["zone_index"].to_numpy()
+    table = zone_table[["region_type", "region_id", "region_name"]].reset_index(drop=True).copy()
+    table["soc_mapped_area_mha"] = sums["soc_mapped_area_ha"][idx] / HA_PER_MHA
+    table["soc_stock_2010_pg_c"] = sums["soc_stock_2010_t_c"][idx] / T_PER_PG
+    table["soc_stock_no_land_use_pg_c"] = sums["soc_stock_no_land_use_t_c"][idx] / T_PER_PG
+    table["cropland_area_mha"] = sums["cropland_area_ha"][idx] / HA_PER_MHA
+    table["cropland_soc_stock_2010_pg_c"] = sums["cropland_soc_stock_2010_t_c"][idx] / T_PER_PG
+    return add_4p1000_targets(table)
+
+
+def add_4p1000_targets(table: pd.DataFrame) -> pd.DataFrame:
+    """4 per 1000: 0.4 % of the 0-30 cm stock per year, in Tg C/yr, for all land and for cropland."""
+    out = table.copy()
+    tg_per_pg = T_PER_PG / T_PER_TG
+    out["target_4p1000_tg_c_per_yr"] = out["soc_stock_2010_pg_c"] * FOUR_PER_1000_RATE_PER_YR * tg_per_pg
+    out["cropland_target_4p1000_tg_c_per_yr"] = (
+        out["cropland_soc_stock_2010_pg_c"] * FOUR_PER_1000_RATE_PER_YR * tg_per_pg
+    )
+    return out
+
+
+def site_summary(stocks: pd.DataFrame, key: str) -> pd.DataFrame:
+    """n sites with a stock and their median topsoil stock (t C/ha), per value of column `key`."""
+    valid = stocks.dropna(subset=["topsoil_soc_stock_t_c_per_ha", key])
+    grouped = valid.groupby(key, sort=True)["topsoil_soc_stock_t_c_per_ha"]
+    return pd.DataFrame(
+        {"n_field_sites": grouped.size().astype("int64"), "median_field_topsoil_soc_t_c_per_ha": grouped.median()}
+    )

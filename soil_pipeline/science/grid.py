@@ -1,0 +1,91 @@
+"""Regular lon/lat grids: cell areas on the sphere and alignment of other rasters onto a target grid."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, reproject
+
+# Authalic radius of the WGS84 ellipsoid: a sphere of this radius has the ellipsoid's total surface area.
+AUTHALIC_EARTH_RADIUS_KM = 6371.0072
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A north-up regular grid in a geographic CRS."""
+
+    width: int
+    height: int
+    transform: Affine
+    crs: str = "EPSG:4326"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def describe(self) -> dict:
+        return {
+            "crs": self.crs,
+            "width": self.width,
+            "height": self.height,
+            "resolution_deg": abs(self.transform.a),
+            "west": self.transform.c,
+            "north": self.transform.f,
+        }
+
+
+@dataclass
+class Layer:
+    """One raster band on a GridSpec, with nodata already turned into NaN (float) or a fill value (int)."""
+
+    data: np.ndarray
+    grid: GridSpec
+    units: str
+    alignment: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+
+def cell_area_ha(grid: GridSpec, radius_km: float = AUTHALIC_EARTH_RADIUS_KM) -> np.ndarray:
+    """Area (ha) of each row's cells on a sphere: R^2 * dlon * (sin(lat_north) - sin(lat_south))."""
+    t = grid.transform
+    if t.b != 0 or t.d != 0 or t.e >= 0:
+        raise ValueError(f"cell areas need a north-up grid without rotation, got transform {tuple(t)[:6]}")
+    lat_edges = np.radians(t.f + t.e * np.arange(grid.height + 1))
+    dlon = np.radians(abs(t.a))
+    area_km2 = radius_km**2 * dlon * np.abs(np.sin(lat_edges[:-1]) - np.sin(lat_edges[1:]))
+    return area_km2 * 100.0
+
+
+def align(
+    source: np.ndarray,
+    source_transform: Affine,
+    source_crs: str,
+    source_nodata,
+    target: GridSpec,
+    resampling: Resampling,
+    target_nodata,
+    dtype=None,
+) -> np.ndarray:
+    """Reproject `source` onto `target` with GDAL; cells without source coverage become `target_nodata`."""
+    out = np.full(target.shape, target_nodata, dtype=dtype or source.dtype)
+    reproject(
+        source=source,
+        destination=out,
+        src_transform=source_transform,
+        src_crs=CRS.from_user_input(source_crs),
+        src_nodata=source_nodata,
+        dst_transform=target.transform,
+        dst_crs=CRS.from_user_input(target.crs),
+        dst_nodata=target_nodata,
+        resampling=resampling,
+    )
+    return out
+
+
+def same_grid(transform: Affine, width: int, height: int, crs: str, target: GridSpec, tol: float = 1e-9) -> bool:
+    return (
+        (width, height) == (target.width, target.height)
+        and CRS.from_user_input(crs) == CRS.from_user_input(target.crs)
+        and transform.almost_equals(target.transform, precision=tol)
+    )

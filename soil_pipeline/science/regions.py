@@ -1,0 +1,43 @@
+"""Regions on the grid and at points: rasterised polygons and point-in-polygon assignment."""
+
+import numpy as np
+import shapely
+from rasterio.features import rasterize
+
+from soil_pipeline.science.grid import GridSpec
+
+NO_REGION = -1
+
+
+def rasterize_regions(geometries, grid: GridSpec) -> np.ndarray:
+    """Index (0..n-1) of the polygon containing each cell centre, NO_REGION where none does."""
+    shapes = ((geom, index) for index, geom in enumerate(geometries) if geom is not None and not geom.is_empty)
+    return rasterize(
+        shapes,
+        out_shape=grid.shape,
+        transform=grid.transform,
+        fill=NO_REGION,
+        dtype="int32",
+        all_touched=False,
+    )
+
+
+def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the polygon containing each point, else the nearest one within `max_distance_deg`.
+
+    Returns (index, method) where method is "within", "nearest" or "none" (index NO_REGION).
+    """
+    points = shapely.points(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    tree = shapely.STRtree(list(geometries))
+    index = np.full(len(points), NO_REGION, dtype="int64")
+    method = np.full(len(points), "none", dtype=object)
+    point_idx, geom_idx = tree.query(points, predicate="within")
+    first = np.unique(point_idx, return_index=True)[1]
+    index[point_idx[first]] = geom_idx[first]
+    method[point_idx[first]] = "within"
+    unassigned = np.flatnonzero(index == NO_REGION)
+    if len(unassigned):
+        near_point, near_geom = tree.query_nearest(points[unassigned], max_distance=max_distance_deg, all_matches=False)
+        index[unassigned[near_point]] = near_geom
+        method[unassigned[near_point]] = "nearest"
+    return index, method
