@@ -1,0 +1,28 @@
+"""Shared fixtures: one in-process run of the main job on the embedded data, reused by the end-to-end tests."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from soil_pipeline.definitions import build_definitions
+from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+
+FIXTURES = Path(__file__).parent / "fixtures"
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **definition_kwargs):
+    job = build_definitions(str(output_root), **definition_kwargs).get_job_def("soil_pipeline_job")
+    return job.execute_in_process(
+        run_config=QUIET_LOGS, partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
+@pytest.fixture(scope="session")
+def embedded_run(tmp_path_factory):
+    """(result, output_root) of the main job on the embedded default data."""
+    output_root = tmp_path_factory.mktemp("published")
+    result = run_main_job(output_root)
+    assert result.success
+    return result, output_root
