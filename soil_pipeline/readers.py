@@ -40,7 +40,9 @@ def find_drop_file(drop_dir: Path, table: str) -> Path:
         raise InputError(f"{drop_dir}: no field-sample drop folder for this partition")
     matches = sorted(p for p in drop_dir.iterdir() if p.suffix in {".csv", ".parquet"} and p.stem.endswith(table))
     if len(matches) != 1:
-        raise InputError(f"{drop_dir}: expected exactly one *{table}.csv or *{table}.parquet file, found {len(matches)}")
+        raise InputError(
+            f"{drop_dir}: expected exactly one *{table}.csv or *{table}.parquet file, found {len(matches)}"
+        )
     return matches[0]
 
 

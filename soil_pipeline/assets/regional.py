@@ -47,7 +47,9 @@ def _zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame) -> dict[str,
             "region_name": zone_names["name"],
         }
     )
-    global_row = pd.DataFrame({"zone_index": [0], "region_type": "global", "region_id": "GLOBAL", "region_name": "World"})
+    global_row = pd.DataFrame(
+        {"zone_index": [0], "region_type": "global", "region_id": "GLOBAL", "region_name": "World"}
+    )
     return {"global": global_row, "country": country_rows, "climate_zone": zone_rows}
 
 
@@ -80,9 +82,16 @@ def regional_soc_stocks(
     quantities = cell_quantities(soc_stock_grid.data[0], soc_stock_grid.data[1], cropland_grid.data, cell_area_ha(grid))
     tables = _zone_tables(countries, climate_zone_names())
     country_index = np.where(country_grid.data < 0, len(countries), country_grid.data)
-    zones = {"global": np.zeros(grid.shape, dtype="int64"), "country": country_index, "climate_zone": climate_zone_grid.data}
+    zones = {
+        "global": np.zeros(grid.shape, dtype="int64"),
+        "country": country_index,
+        "climate_zone": climate_zone_grid.data,
+    }
     table = pd.concat(
-        [regional_table(quantities, zones[kind].astype("int64"), tables[kind]) for kind in ("global", "country", "climate_zone")],
+        [
+            regional_table(quantities, zones[kind].astype("int64"), tables[kind])
+            for kind in ("global", "country", "climate_zone")
+        ],
         ignore_index=True,
     )
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
@@ -93,7 +102,12 @@ def regional_soc_stocks(
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),
         topsoil_soc_stocks.attrs.get("provenance", {}),
-        {"parameters": {"earth_radius_km": AUTHALIC_EARTH_RADIUS_KM, "four_per_1000_rate_per_yr": FOUR_PER_1000_RATE_PER_YR}},
+        {
+            "parameters": {
+                "earth_radius_km": AUTHALIC_EARTH_RADIUS_KM,
+                "four_per_1000_rate_per_yr": FOUR_PER_1000_RATE_PER_YR,
+            }
+        },
     )
     world = table[table["region_type"] == "global"].iloc[0]
     context.add_output_metadata(

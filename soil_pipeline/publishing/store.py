@@ -14,7 +14,7 @@ import shutil
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -92,7 +92,7 @@ class VersionedParquetStore:
             "asset": asset,
             "version": version,
             "partition": partition,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "row_count": len(frame),
             "columns": {name: str(dtype) for name, dtype in frame.dtypes.items()},
             "files": {DATA_FILE: sha256_bytes(data)},
@@ -130,7 +130,9 @@ class VersionedParquetStore:
             for row in catalog:
                 if row["asset"] == entry["asset"] and row["partition"] == entry["partition"]:
                     row["latest"] = False
-            catalog = [row for row in catalog if not (row["asset"], row["version"]) == (entry["asset"], entry["version"])]
+            catalog = [
+                row for row in catalog if not (row["asset"], row["version"]) == (entry["asset"], entry["version"])
+            ]
             catalog.append({**entry, "latest": True})
             catalog.sort(key=lambda row: (row["asset"], row["partition"] or "", row["created_at"], row["version"]))
             staging = self.root / f"{TMP_PREFIX}{CATALOG_FILE}-{uuid.uuid4().hex}"

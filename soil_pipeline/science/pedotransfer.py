@@ -1,7 +1,7 @@
 """Bulk-density pedotransfer functions, each with its exact citation and domain of validity."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

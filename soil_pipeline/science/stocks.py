@@ -116,7 +116,8 @@ def topsoil_stocks(
     reasons = {
         "no_horizons": ~has_horizons,
         "inverted_depth_interval": result["site_id"].isin(inverted_sites),
-        "incomplete_depth_coverage": has_horizons & ~(result["coverage"].fillna(0.0) >= required - COVERAGE_TOLERANCE_CM),
+        "incomplete_depth_coverage": has_horizons
+        & ~(result["coverage"].fillna(0.0) >= required - COVERAGE_TOLERANCE_CM),
         "overlapping_horizons": result["summed_overlap"] > result["coverage"] + COVERAGE_TOLERANCE_CM,
         "missing_soc": result["missing_soc"].fillna(False).astype(bool),
         "missing_bd_outside_ptf_domain": result["missing_bd"].fillna(False).astype(bool)
