@@ -130,9 +130,7 @@ class VersionedParquetStore:
             for row in catalog:
                 if row["asset"] == entry["asset"] and row["partition"] == entry["partition"]:
                     row["latest"] = False
-            catalog = [
-                row for row in catalog if not (row["asset"], row["version"]) == (entry["asset"], entry["version"])
-            ]
+            catalog = [row for row in catalog if (row["asset"], row["version"]) != (entry["asset"], entry["version"])]
             catalog.append({**entry, "latest": True})
             catalog.sort(key=lambda row: (row["asset"], row["partition"] or "", row["created_at"], row["version"]))
             staging = self.root / f"{TMP_PREFIX}{CATALOG_FILE}-{uuid.uuid4().hex}"
