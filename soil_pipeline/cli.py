@@ -24,7 +24,7 @@ def _instance() -> dg.DagsterInstance:
 
 def run_pipeline(output_root: str, partition: str, landing_dir: str | None = None) -> dg.ExecuteInProcessResult:
     inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
-    job = build_definitions(output_root, inputs).get_job_def("soil_pipeline_job")
+    job = build_definitions(output_root, inputs).resolve_job_def("soil_pipeline_job")
     with _instance() as instance:
         return job.execute_in_process(
             run_config=QUIET_LOGS, partition_key=partition, instance=instance, raise_on_error=False

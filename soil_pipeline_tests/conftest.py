@@ -13,7 +13,7 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **definition_kwargs):
-    job = build_definitions(str(output_root), **definition_kwargs).get_job_def("soil_pipeline_job")
+    job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def("soil_pipeline_job")
     return job.execute_in_process(
         run_config=QUIET_LOGS, partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
     )

@@ -1,0 +1,79 @@
+"""End to end through Dagster on the embedded data: global totals, published Parquet, immutable versions."""
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline_tests.conftest import run_main_job
+
+PUBLISHED = ["field_sites", "field_horizons", "topsoil_soc_stocks", "countries", "regional_soc_stocks"]
+
+
+def _world(output_root) -> pd.Series:
+    table = VersionedParquetStore(output_root).read("regional_soc_stocks")
+    return table[table["region_type"] == "global"].iloc[0]
+
+
+def test_global_totals_match_the_checked_figures(embedded_run):
+    _, output_root = embedded_run
+    world = _world(output_root)
+    assert world["soc_stock_2010_pg_c"] == pytest.approx(867.1, rel=0.01)
+    assert world["soc_stock_no_land_use_pg_c"] == pytest.approx(898.3, rel=0.01)
+    assert world["cropland_area_mha"] == pytest.approx(1591.3, rel=0.01)
+    assert world["target_4p1000_tg_c_per_yr"] == pytest.approx(0.004 * world["soc_stock_2010_pg_c"] * 1000)
+
+
+def test_regions_partition_the_globe(embedded_run):
+    _, output_root = embedded_run
+    table = VersionedParquetStore(output_root).read("regional_soc_stocks")
+    world = _world(output_root)
+    for region_type in ("country", "climate_zone"):
+        part = table[table["region_type"] == region_type]
+        assert part["soc_stock_2010_pg_c"].sum() == pytest.approx(world["soc_stock_2010_pg_c"], rel=1e-9)
+        assert part["cropland_area_mha"].sum() == pytest.approx(world["cropland_area_mha"], rel=1e-9)
+    russia = table[(table["region_type"] == "country") & (table["region_id"] == "RUS")].iloc[0]
+    assert russia["soc_stock_2010_pg_c"] > 150
+
+
+def test_published_parquet_reads_back_equal_to_the_asset_value(embedded_run):
+    result, output_root = embedded_run
+    store = VersionedParquetStore(output_root)
+    for asset in PUBLISHED:
+        value = result.output_for_node(asset)
+        partition = "2012-10" if asset in {"field_sites", "field_horizons", "topsoil_soc_stocks"} else None
+        pd.testing.assert_frame_equal(store.read(asset, partition=partition), value.reset_index(drop=True))
+
+
+def test_field_sites_keep_every_site_with_a_stock_or_a_reason(embedded_run):
+    result, _ = embedded_run
+    stocks = result.output_for_node("topsoil_soc_stocks")
+    assert len(stocks) == 26270
+    has_stock = stocks["topsoil_soc_stock_t_c_per_ha"].notna()
+    assert (has_stock ^ stocks["exclusion_reason"].notna()).all()
+    assert has_stock.sum() > 15000
+    kenya = stocks[stocks["country_adm0_a3"] == "KEN"]
+    assert len(kenya) > 500
+    assert set(kenya["climate_zone_code"]) <= set(range(1, 13))
+
+
+def _tree_digest(root) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "_intermediate" not in path.parts and path.name not in {"catalog.json", ".lock"}
+    }
+
+
+def test_second_run_neither_overwrites_nor_loses_the_first_version(tmp_path):
+    assert run_main_job(tmp_path).success
+    first = _tree_digest(tmp_path)
+    first_versions = {row["asset"]: row["version"] for row in VersionedParquetStore(tmp_path).catalog()}
+    assert run_main_job(tmp_path).success
+    second = _tree_digest(tmp_path)
+    assert {name: second[name] for name in first} == first
+    catalog = VersionedParquetStore(tmp_path).catalog()
+    assert {row["asset"] for row in catalog if row["latest"]} == set(PUBLISHED)
+    for asset, version in first_versions.items():
+        assert any(row["asset"] == asset and row["version"] == version for row in catalog)
