@@ -1,0 +1,191 @@
+"""Load ODCS v3 contracts into plain dataclasses: one place that reads the YAML, everything else derives from it."""
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+from open_data_contract_standard.model import OpenDataContractStandard
+
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "data_contracts"
+
+
+class ContractError(ValueError):
+    """The contract file itself is invalid."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    source_name: str
+    logical_type: str
+    physical_type: str
+    required: bool = False
+    unique: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    valid_values: tuple | None = None
+    foreign_key: str | None = None
+    unit: str | None = None
+    description: str = ""
+
+    def range_text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.name} must be within [{self.minimum}, {self.maximum}]{unit}"
+        if self.minimum is not None:
+            return f"{self.name} must be >= {self.minimum}{unit}"
+        return f"{self.name} must be <= {self.maximum}{unit}"
+
+
+@dataclass(frozen=True)
+class DatasetRule:
+    """A rule on the whole table: row_count, compound_unique, column_less_than, median_between, null_percent_max."""
+
+    id: str
+    kind: str
+    params: dict = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TableContract:
+    id: str
+    version: str
+    columns: tuple[ColumnSpec, ...]
+    rules: tuple[DatasetRule, ...]
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} v{self.version}"
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(column for column in self.columns if column.name == name)
+
+    def source_columns(self) -> dict[str, str]:
+        return {column.source_name: column.name for column in self.columns}
+
+
+@dataclass(frozen=True)
+class RasterContract:
+    id: str
+    version: str
+    crs: str
+    resolution_deg: float
+    extent_deg: tuple[float, float, float, float]
+    dtype: str
+    nodata: float
+    nodata_tagged: bool
+    scale: float
+    offset: float
+    band_count: int
+    minimum: float
+    maximum: float
+    unit: str
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} v{self.version}"
+
+
+@functools.cache
+def _odcs_json_schema() -> dict:
+    return json.loads(resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
+
+
+def _custom(entries) -> dict:
+    return {entry["property"]: entry["value"] for entry in entries or []}
+
+
+def _column(prop: dict) -> ColumnSpec:
+    options = prop.get("logicalTypeOptions", {})
+    valid = next(
+        (q["arguments"]["validValues"] for q in prop.get("quality", []) if q.get("metric") == "invalidValues"), None
+    )
+    foreign = next((r["to"] for r in prop.get("relationships", []) if r.get("type", "foreignKey") == "foreignKey"), None)
+    return ColumnSpec(
+        name=prop["name"],
+        source_name=prop.get("physicalName", prop["name"]),
+        logical_type=prop["logicalType"],
+        physical_type=prop["physicalType"],
+        required=prop.get("required", False),
+        unique=prop.get("unique", False),
+        minimum=options.get("minimum"),
+        maximum=options.get("maximum"),
+        valid_values=tuple(valid) if valid else None,
+        foreign_key=foreign,
+        unit=_custom(prop.get("customProperties")).get("unit"),
+        description=prop.get("description", ""),
+    )
+
+
+def _rule(quality: dict) -> DatasetRule:
+    metric, text = quality.get("metric"), quality.get("description", "")
+    if metric == "rowCount":
+        low, high = quality["mustBeBetween"]
+        return DatasetRule(quality["id"], "row_count", {"minimum": low, "maximum": high}, text)
+    if metric == "duplicateValues":
+        return DatasetRule(quality["id"], "compound_unique", {"columns": quality["arguments"]["properties"]}, text)
+    if metric == "nullValues" and quality.get("unit") == "percent":
+        column = quality["arguments"]["properties"][0]
+        return DatasetRule(
+            quality["id"], "null_percent_max", {"column": column, "maximum": quality["mustBeLessOrEqualTo"]}, text
+        )
+    if quality.get("type") == "custom" and quality.get("engine") == "soil_pipeline":
+        implementation = dict(quality["implementation"])
+        return DatasetRule(quality["id"], implementation.pop("rule"), implementation, text)
+    raise ContractError(f"unsupported quality rule {quality}")
+
+
+def _read(name: str, directory: Path) -> tuple[dict, str]:
+    path = directory / f"{name}.yaml"
+    text = path.read_text()
+    document = yaml.safe_load(text)
+    try:
+        jsonschema.validate(document, _odcs_json_schema())
+        OpenDataContractStandard.model_validate(document)
+    except (jsonschema.ValidationError, ValueError) as error:
+        raise ContractError(f"{path}: not a valid ODCS v3 contract: {error}") from error
+    return document, hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableContract:
+    document, digest = _read(name, directory)
+    table = document["schema"][0]
+    return TableContract(
+        id=document["id"],
+        version=document["version"],
+        columns=tuple(_column(prop) for prop in table["properties"]),
+        rules=tuple(_rule(quality) for quality in table.get("quality", [])),
+        sha256=digest,
+    )
+
+
+def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterContract:
+    document, digest = _read(name, directory)
+    raster = document["schema"][0]
+    grid = _custom(raster["customProperties"])
+    band = raster["properties"][0]
+    return RasterContract(
+        id=document["id"],
+        version=document["version"],
+        crs=grid["crs"],
+        resolution_deg=float(grid["resolutionDeg"]),
+        extent_deg=tuple(float(v) for v in grid["extentDeg"]),
+        dtype=grid["dtype"],
+        nodata=grid["nodata"],
+        nodata_tagged=bool(grid["nodataTagged"]),
+        scale=float(grid["scale"]),
+        offset=float(grid["offset"]),
+        band_count=int(grid["bandCount"]),
+        minimum=band["logicalTypeOptions"]["minimum"],
+        maximum=band["logicalTypeOptions"]["maximum"],
+        unit=_custom(band.get("customProperties")).get("unit", ""),
+        sha256=digest,
+    )
