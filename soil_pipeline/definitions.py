@@ -4,9 +4,10 @@ import dagster as dg
 
 from soil_pipeline.assets import field_samples, global_grids, regional, regions
 from soil_pipeline.io_managers import build_io_managers
-from soil_pipeline.resources import InputDatasets
+from soil_pipeline.resources import InputDatasets, QualityReports
 
 DEFAULT_OUTPUT_ROOT = "soil_pipeline_output"
+DATA_DOCS_DIR = "_data_docs"
 
 all_assets = dg.load_assets_from_modules([field_samples, global_grids, regions, regional])
 
@@ -25,7 +26,11 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
 
 
 def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dict:
-    return {"inputs": inputs or InputDatasets(), **build_io_managers(output_root)}
+    return {
+        "inputs": inputs or InputDatasets(),
+        "quality_reports": QualityReports(base_dir=f"{output_root}/{DATA_DOCS_DIR}"),
+        **build_io_managers(output_root),
+    }
 
 
 def build_definitions(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dg.Definitions:

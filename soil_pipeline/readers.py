@@ -8,27 +8,6 @@ import pandas as pd
 import rasterio
 from affine import Affine
 
-SITE_COLUMNS = {
-    "SOURCEID": "site_id",
-    "SOURCEDB": "source_db",
-    "LONWGS84": "longitude_deg",
-    "LATWGS84": "latitude_deg",
-    "TIMESTRR": "sampling_date",
-}
-HORIZON_COLUMNS = {
-    "SOURCEID": "site_id",
-    "UHDICM": "upper_depth_cm",
-    "LHDICM": "lower_depth_cm",
-    "ORCDRC": "soc_g_per_kg",
-    "BLD": "bulk_density_g_per_cm3",
-    "CRFVOL": "coarse_fragments_vol_pct",
-    "PHIHOX": "ph_h2o",
-    "CLYPPT": "clay_pct",
-    "SLTPPT": "silt_pct",
-    "SNDPPT": "sand_pct",
-}
-DROP_TABLES = {"sites": SITE_COLUMNS, "horizons": HORIZON_COLUMNS}
-
 
 class InputError(ValueError):
     """A dataset-level problem with an input file: the message names the file and the rule broken."""
@@ -59,10 +38,6 @@ def read_table_file(path: Path, columns: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
-def read_drop_table(drop_dir: Path, table: str) -> pd.DataFrame:
-    return read_table_file(find_drop_file(drop_dir, table), DROP_TABLES[table])
-
-
 @dataclass
 class RasterBand:
     data: np.ndarray
@@ -70,16 +45,24 @@ class RasterBand:
     crs: str
     nodata: float | None
     path: str
+    band_count: int = 1
+    scale: float = 1.0
+    offset: float = 0.0
 
 
-def read_raster(path: str, nodata_override: float | None = None) -> RasterBand:
-    """Band 1 of any GDAL-readable raster (path or URL); scale/offset tags other than 1/0 are refused."""
+def read_raster(path: str) -> RasterBand:
+    """Band 1 of any GDAL-readable raster (path or URL) with the grid facts its contract is checked against."""
     try:
         with rasterio.open(path) as src:
-            if (src.scales[0], src.offsets[0]) != (1.0, 0.0):
-                raise InputError(f"{path}: scale/offset {src.scales[0]}/{src.offsets[0]} is not supported")
-            data = src.read(1)
-            nodata = src.nodata if nodata_override is None else nodata_override
-            return RasterBand(data, src.transform, src.crs.to_string() if src.crs else "", nodata, str(path))
+            return RasterBand(
+                data=src.read(1),
+                transform=src.transform,
+                crs=src.crs.to_string() if src.crs else "",
+                nodata=src.nodata,
+                path=str(path),
+                band_count=src.count,
+                scale=src.scales[0],
+                offset=src.offsets[0],
+            )
     except rasterio.errors.RasterioError as error:
         raise InputError(f"{path}: unreadable raster ({error})") from error

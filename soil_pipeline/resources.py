@@ -21,3 +21,12 @@ class InputDatasets(dg.ConfigurableResource):
 
     def drop_dir(self, partition_key: str) -> Path:
         return Path(self.landing_dir) / "field_samples" / partition_key
+
+
+class QualityReports(dg.ConfigurableResource):
+    """Where Great Expectations Data Docs are written: one static HTML site per run and dataset."""
+
+    base_dir: str
+
+    def docs_dir(self, run_id: str, dataset: str, partition: str | None = None) -> Path:
+        return Path(self.base_dir) / run_id / (f"{dataset}_{partition}" if partition else dataset)

@@ -59,7 +59,7 @@ def test_hyde_alignment_is_the_oracle_shifted_by_less_than_one_row():
 
 
 def test_south_up_climate_zones_align_onto_the_north_up_oracle():
-    band = read_raster(InputDatasets().climate_zones_raster, nodata_override=0)
+    band = read_raster(InputDatasets().climate_zones_raster)
     aligned = align(band.data, band.transform, band.crs, 0, GLOBAL_5MIN, Resampling.nearest, 0, "int16")
     with rasterio.open(FIXTURES / "ipcc_climate_zones_northup.tif") as src:
         oracle = np.repeat(np.repeat(src.read(1), 6, axis=0), 6, axis=1)

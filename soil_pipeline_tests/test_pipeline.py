@@ -8,7 +8,8 @@ import pytest
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline_tests.conftest import run_main_job
 
-PUBLISHED = ["field_sites", "field_horizons", "topsoil_soc_stocks", "countries", "regional_soc_stocks"]
+PARTITIONED = ["field_sites", "field_horizons", "field_sites_rejects", "field_horizons_rejects", "topsoil_soc_stocks"]
+PUBLISHED = [*PARTITIONED, "countries", "regional_soc_stocks"]
 
 
 def _world(output_root) -> pd.Series:
@@ -41,14 +42,14 @@ def test_published_parquet_reads_back_equal_to_the_asset_value(embedded_run):
     result, output_root = embedded_run
     store = VersionedParquetStore(output_root)
     for asset in PUBLISHED:
-        value = result.output_for_node(asset)
-        partition = "2012-10" if asset in {"field_sites", "field_horizons", "topsoil_soc_stocks"} else None
+        value = result.asset_value(asset)
+        partition = "2012-10" if asset in PARTITIONED else None
         pd.testing.assert_frame_equal(store.read(asset, partition=partition), value.reset_index(drop=True))
 
 
 def test_field_sites_keep_every_site_with_a_stock_or_a_reason(embedded_run):
     result, _ = embedded_run
-    stocks = result.output_for_node("topsoil_soc_stocks")
+    stocks = result.asset_value("topsoil_soc_stocks")
     assert len(stocks) == 26270
     has_stock = stocks["topsoil_soc_stock_t_c_per_ha"].notna()
     assert (has_stock ^ stocks["exclusion_reason"].notna()).all()

@@ -1,7 +1,9 @@
-"""Field SOC samples: monthly drops of site and horizon tables, and the topsoil (0-30 cm) SOC stock per site.
+"""Field SOC samples: monthly drops of site and horizon tables, validated against their contracts, and the topsoil
+(0-30 cm) SOC stock per site.
 
 Source: `<landing_dir>/field_samples/YYYY-MM/` holding one `*sites.csv|parquet` and one `*horizons.csv|parquet`.
-The embedded default is the Africa Soil Profiles database (Leenaars 2014) as the 2012-10 drop.
+The embedded default is the Africa Soil Profiles database (Leenaars 2014) as the 2012-10 drop. Rows that break the
+contract go to `field_sites_rejects` / `field_horizons_rejects` with the rule, column, value, file and line.
 """
 
 import dagster as dg
@@ -11,9 +13,21 @@ import shapely
 from rasterio.transform import rowcol
 
 from soil_pipeline import provenance
+from soil_pipeline.checks import (
+    contract_check_spec,
+    contract_result,
+    contract_specs,
+    data_quality_check_spec,
+    failure_message,
+    gx_result,
+    publish_if_valid,
+)
+from soil_pipeline.contracts.gx_suite import run_gx
+from soil_pipeline.contracts.model import load_table_contract
+from soil_pipeline.contracts.validate import validate
 from soil_pipeline.partitions import monthly_drops
-from soil_pipeline.readers import HORIZON_COLUMNS, SITE_COLUMNS, find_drop_file, read_table_file
-from soil_pipeline.resources import InputDatasets
+from soil_pipeline.readers import find_drop_file, read_table_file
+from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 from soil_pipeline.science.regions import NO_REGION, assign_points
@@ -23,35 +37,60 @@ TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
 # Sites on the coast can fall just outside the generalised 1:110m polygons; beyond this they stay unassigned.
 COUNTRY_NEAREST_MAX_DEG = 0.5
+SITE_KEY = "field_sites.site_id"
 
 
-def _read_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, table: str, columns: dict) -> pd.DataFrame:
-    path = find_drop_file(inputs.drop_dir(context.partition_key), table)
-    frame = read_table_file(path, columns)
-    frame.attrs["provenance"] = {"inputs": provenance.file_input(f"{table}[{context.partition_key}]", path)}
-    return frame
+def _out(description: str) -> dg.AssetOut:
+    return dg.AssetOut(
+        io_manager_key="published_io_manager", group_name="field_samples", code_version="2", description=description
+    )
 
 
-@dg.asset(
+@dg.multi_asset(
     partitions_def=monthly_drops,
-    io_manager_key="published_io_manager",
-    group_name="field_samples",
-    code_version="1",
+    outs={
+        "field_sites": _out("Sites of one drop that meet the contract: id, WGS84 lon/lat (deg), sampling date."),
+        "field_horizons": _out(
+            "Horizons of one drop that meet the contract: depths (cm), SOC (g/kg), BD (g/cm3), coarse fragments (%)."
+        ),
+        "field_sites_rejects": _out("Quarantined site rows: rule, column, value, source file and line."),
+        "field_horizons_rejects": _out("Quarantined horizon rows (incl. orphans): rule, column, value, file and line."),
+    },
+    check_specs=[
+        spec
+        for asset in ("field_sites", "field_horizons")
+        for spec in (contract_check_spec(asset, blocking=False), data_quality_check_spec(asset))
+    ],
 )
-def field_sites(context: dg.AssetExecutionContext, inputs: InputDatasets) -> pd.DataFrame:
-    """Sampling sites of one monthly drop: id, WGS84 longitude/latitude (degrees), sampling date, source."""
-    return _read_drop(context, inputs, "sites", SITE_COLUMNS)
+def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_reports: QualityReports):
+    """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine."""
+    drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
+    contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
+    paths = {name: find_drop_file(drop_dir, name.removeprefix("field_")) for name in contracts}
+    raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
+    validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"])}
+    foreign = {SITE_KEY: set(validations["field_sites"].valid["site_id"])}
+    validations["field_horizons"] = validate(raw["field_horizons"], contracts["field_horizons"], foreign)
 
+    for name, validation in validations.items():
+        severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
+        yield contract_result(name, validation, severity)
+        docs = quality_reports.docs_dir(context.run.run_id, name, partition)
+        yield gx_result(name, run_gx(validation.checked, contracts[name], docs, foreign))
+    broken = [v for v in validations.values() if v.batch_errors]
+    if broken:
+        raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
 
-@dg.asset(
-    partitions_def=monthly_drops,
-    io_manager_key="published_io_manager",
-    group_name="field_samples",
-    code_version="1",
-)
-def field_horizons(context: dg.AssetExecutionContext, inputs: InputDatasets) -> pd.DataFrame:
-    """Horizons of one monthly drop: depths (cm), SOC (g/kg), bulk density (g/cm3), coarse fragments (% vol)."""
-    return _read_drop(context, inputs, "horizons", HORIZON_COLUMNS)
+    for name, validation in validations.items():
+        lineage = {
+            "inputs": {
+                **provenance.file_input(f"{name}[{partition}]", paths[name]),
+                **provenance.file_input(f"contract:{name}", contracts[name].path),
+            }
+        }
+        for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
+            table.attrs["provenance"] = lineage
+            yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": len(validation.rejects)})
 
 
 def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np.ndarray:
@@ -63,21 +102,38 @@ def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np
     return values
 
 
+def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.DataFrame:
+    """A site with a quarantined horizon gets no stock: what is left of its profile cannot be trusted."""
+    hit = stocks["site_id"].isin(rejected_sites)
+    reason = stocks["exclusion_reason"].fillna("")
+    stocks = stocks.copy()
+    stocks.loc[hit, "exclusion_reason"] = (reason[hit] + ";").str.lstrip(";") + "quarantined_horizon"
+    stocks.loc[hit, ["topsoil_soc_stock_t_c_per_ha", "bd_source", "bd_pedotransfer_function"]] = None
+    return stocks
+
+
 @dg.asset(
     partitions_def=monthly_drops,
     io_manager_key="published_io_manager",
     group_name="field_samples",
-    code_version="1",
+    code_version="2",
+    check_specs=contract_specs("topsoil_soc_stocks"),
 )
 def topsoil_soc_stocks(
-    field_sites: pd.DataFrame, field_horizons: pd.DataFrame, countries: pd.DataFrame, climate_zone_grid: Layer
-) -> pd.DataFrame:
+    field_sites: pd.DataFrame,
+    field_horizons: pd.DataFrame,
+    field_horizons_rejects: pd.DataFrame,
+    countries: pd.DataFrame,
+    climate_zone_grid: Layer,
+):
     """SOC stock 0-30 cm per site (t C/ha), with bulk density filled by Manrique & Jones (1991) where missing.
 
-    Sites that do not cover 0-30 cm, lack SOC, or lack BD outside the pedotransfer domain keep a null stock and an
-    `exclusion_reason`. Each site is placed in its country (Natural Earth ADM0_A3) and IPCC 2019 climate zone.
+    Sites that do not cover 0-30 cm, lack SOC, lack BD outside the pedotransfer domain, or had a horizon
+    quarantined keep a null stock and an `exclusion_reason`. Each site is placed in its country (Natural Earth
+    ADM0_A3) and IPCC 2019 climate zone.
     """
     stocks = topsoil_stocks(field_sites["site_id"], field_horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM)
+    stocks = _flag_quarantined_horizons(stocks, set(field_horizons_rejects["site_id"].dropna()))
     sites = field_sites.drop_duplicates("site_id")[["site_id", "longitude_deg", "latitude_deg"]]
     table = sites.merge(stocks, on="site_id", how="right", validate="one_to_one")
     lon = table["longitude_deg"].to_numpy(dtype=float, na_value=np.nan)
@@ -87,6 +143,7 @@ def topsoil_soc_stocks(
     table["country_adm0_a3"] = pd.Series(np.where(index == NO_REGION, None, codes[index]), dtype="str")
     table["country_assignment"] = pd.Series(method, dtype="str")
     table["climate_zone_code"] = _sample_layer(climate_zone_grid, lon, lat, 0).astype("int64")
+    table = table.sort_values("site_id", kind="mergesort").reset_index(drop=True)
     table.attrs["provenance"] = provenance.combine(
         field_sites.attrs.get("provenance", {}),
         field_horizons.attrs.get("provenance", {}),
@@ -101,4 +158,4 @@ def topsoil_soc_stocks(
             }
         },
     )
-    return table.sort_values("site_id", kind="mergesort").reset_index(drop=True)
+    yield from publish_if_valid("topsoil_soc_stocks", table)

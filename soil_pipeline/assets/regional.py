@@ -12,6 +12,7 @@ import pandas as pd
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.global_grids import ensure_same_grid
+from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.resources import DATA_DIR
 from soil_pipeline.science.aggregation import (
     FOUR_PER_1000_RATE_PER_YR,
@@ -66,16 +67,20 @@ def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-@dg.asset(io_manager_key="published_io_manager", group_name="regional", code_version="1")
+@dg.asset(
+    io_manager_key="published_io_manager",
+    group_name="regional",
+    code_version="2",
+    check_specs=contract_specs("regional_soc_stocks"),
+)
 def regional_soc_stocks(
-    context: dg.AssetExecutionContext,
     soc_stock_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
     country_grid: Layer,
     countries: pd.DataFrame,
     topsoil_soc_stocks: pd.DataFrame,
-) -> pd.DataFrame:
+):
     """Area (Mha), SOC stock 0-30 cm (Pg C, 2010 and no land use), cropland area (Mha) and stock (Pg C), and the
     4-per-1000 target (Tg C/yr) per region, with n field sites and their median topsoil stock (t C/ha)."""
     grid = ensure_same_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
@@ -110,11 +115,9 @@ def regional_soc_stocks(
         },
     )
     world = table[table["region_type"] == "global"].iloc[0]
-    context.add_output_metadata(
-        {
-            "global_soc_stock_2010_pg_c": float(world["soc_stock_2010_pg_c"]),
-            "global_soc_stock_no_land_use_pg_c": float(world["soc_stock_no_land_use_pg_c"]),
-            "global_cropland_area_mha": float(world["cropland_area_mha"]),
-        }
-    )
-    return table
+    totals = {
+        "global_soc_stock_2010_pg_c": float(world["soc_stock_2010_pg_c"]),
+        "global_soc_stock_no_land_use_pg_c": float(world["soc_stock_no_land_use_pg_c"]),
+        "global_cropland_area_mha": float(world["cropland_area_mha"]),
+    }
+    yield from publish_if_valid("regional_soc_stocks", table, metadata=totals)

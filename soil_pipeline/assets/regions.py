@@ -9,30 +9,31 @@ import pandas as pd
 import shapely
 
 from soil_pipeline import provenance
+from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.readers import InputError
 from soil_pipeline.resources import InputDatasets
 
-COUNTRY_COLUMNS = {
-    "ADM0_A3": "adm0_a3",
-    "NAME": "name",
-    "ISO_A3": "iso_a3",
-    "CONTINENT": "continent",
-    "SUBREGION": "subregion",
-}
 
-
-@dg.asset(io_manager_key="published_io_manager", group_name="regions", code_version="1")
-def countries(inputs: InputDatasets) -> pd.DataFrame:
+@dg.asset(
+    io_manager_key="published_io_manager",
+    group_name="regions",
+    code_version="2",
+    check_specs=contract_specs("countries"),
+)
+def countries(inputs: InputDatasets):
     """One row per country: ADM0_A3 code, name, continent, UN subregion, polygon as WKB (lon/lat WGS84)."""
     path = inputs.countries_vector
+    columns = load_table_contract("countries").source_columns()
+    columns.pop("geometry_wkb")
     frame = gpd.read_file(path)
-    missing = [name for name in COUNTRY_COLUMNS if name not in frame.columns]
+    missing = [name for name in columns if name not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
     if frame.crs is None or frame.crs.to_epsg() != 4326:
         raise InputError(f"{path}: expected lon/lat WGS84 (EPSG:4326 / CRS84), got {frame.crs}")
-    table = pd.DataFrame(frame[list(COUNTRY_COLUMNS)].rename(columns=COUNTRY_COLUMNS))
+    table = pd.DataFrame(frame[list(columns)].rename(columns=columns))
     table["geometry_wkb"] = shapely.to_wkb(frame.geometry.values, output_dimension=2)
     table = table.sort_values("adm0_a3", kind="mergesort").reset_index(drop=True)
     table.attrs["provenance"] = {"inputs": provenance.file_input("countries_vector", path)}
-    return table
+    yield from publish_if_valid("countries", table)

@@ -17,7 +17,9 @@ def _column_expectations(gxe, column: ColumnSpec, foreign_values: dict) -> list:
     if column.required:
         found.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name))
     if column.minimum is not None or column.maximum is not None:
-        found.append(gxe.ExpectColumnValuesToBeBetween(column=column.name, min_value=column.minimum, max_value=column.maximum))
+        found.append(
+            gxe.ExpectColumnValuesToBeBetween(column=column.name, min_value=column.minimum, max_value=column.maximum)
+        )
     if column.valid_values:
         found.append(gxe.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.valid_values)))
     if column.unique:
@@ -91,7 +93,9 @@ def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, foreign
     result = checkpoint.run(batch_parameters={"dataframe": frame})
     run = next(iter(result.run_results.values()))
     failed = {
-        f"{r.expectation_config.type}:{r.expectation_config.kwargs.get('column', '*')}": r.result.get("unexpected_count")
+        f"{r.expectation_config.type}:{r.expectation_config.kwargs.get('column', '*')}": r.result.get(
+            "unexpected_count"
+        )
         for r in run.results
         if not r.success
     }

@@ -59,6 +59,7 @@ class TableContract:
     columns: tuple[ColumnSpec, ...]
     rules: tuple[DatasetRule, ...]
     sha256: str
+    path: str
 
     @property
     def label(self) -> str:
@@ -88,6 +89,7 @@ class RasterContract:
     maximum: float
     unit: str
     sha256: str
+    path: str
 
     @property
     def label(self) -> str:
@@ -108,7 +110,9 @@ def _column(prop: dict) -> ColumnSpec:
     valid = next(
         (q["arguments"]["validValues"] for q in prop.get("quality", []) if q.get("metric") == "invalidValues"), None
     )
-    foreign = next((r["to"] for r in prop.get("relationships", []) if r.get("type", "foreignKey") == "foreignKey"), None)
+    foreign = next(
+        (r["to"] for r in prop.get("relationships", []) if r.get("type", "foreignKey") == "foreignKey"), None
+    )
     return ColumnSpec(
         name=prop["name"],
         source_name=prop.get("physicalName", prop["name"]),
@@ -164,6 +168,7 @@ def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableCont
         columns=tuple(_column(prop) for prop in table["properties"]),
         rules=tuple(_rule(quality) for quality in table.get("quality", [])),
         sha256=digest,
+        path=str(directory / f"{name}.yaml"),
     )
 
 
@@ -188,4 +193,5 @@ def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterCo
         maximum=band["logicalTypeOptions"]["maximum"],
         unit=_custom(band.get("customProperties")).get("unit", ""),
         sha256=digest,
+        path=str(directory / f"{name}.yaml"),
     )

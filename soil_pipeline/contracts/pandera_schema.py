@@ -65,7 +65,8 @@ def _dataset_check(rule: DatasetRule) -> pa.Check | None:
     if rule.kind == "null_percent_max":
         detail = f"at most {p['maximum']} % of {p['column']} may be missing ({rule.description.strip()})"
         return pa.Check(
-            lambda df: df[p["column"]].isna().mean() * 100 <= p["maximum"], error=rule_label(rule.id, p["column"], detail)
+            lambda df: df[p["column"]].isna().mean() * 100 <= p["maximum"],
+            error=rule_label(rule.id, p["column"], detail),
         )
     return None
 

@@ -15,7 +15,10 @@ from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.pandera_schema import parse_label, to_pandera
 
 REJECT_COLUMNS = ["source_file", "source_line", "site_id", "rule", "column", "value", "detail", "contract"]
-BUILTIN_RULES = {"not_nullable": ("required", "{column} is required"), "field_uniqueness": ("unique", "{column} must be unique")}
+BUILTIN_RULES = {
+    "not_nullable": ("required", "{column} is required"),
+    "field_uniqueness": ("unique", "{column} must be unique"),
+}
 SAMPLE_ROWS = 10
 
 
@@ -23,6 +26,7 @@ SAMPLE_ROWS = 10
 class Validation:
     contract: TableContract
     n_checked: int
+    checked: pd.DataFrame
     valid: pd.DataFrame
     rejects: pd.DataFrame
     batch_errors: list[str]
@@ -55,7 +59,7 @@ def coerce(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, 
     """Cast each contract column to its type; values that cannot be cast become missing and are reported."""
     out, failures = frame.copy(), []
     for column in contract.columns:
-        if column.name not in out.columns:
+        if column.name not in out.columns or column.physical_type == "bytes":
             continue
         original = out[column.name]
         cast = _coerce_column(original, column.logical_type)
@@ -66,7 +70,9 @@ def coerce(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, 
         broken = original.notna() & cast.isna()
         for index in original.index[broken]:
             detail = f"{column.name} must be a {column.logical_type}"
-            failures.append({"index": index, "rule": "type", "column": column.name, "value": original[index], "detail": detail})
+            failures.append(
+                {"index": index, "rule": "type", "column": column.name, "value": original[index], "detail": detail}
+            )
         out[column.name] = cast
     return out, failures
 
@@ -105,7 +111,9 @@ def _compound_failures(cases: pd.DataFrame, contract: TableContract, frame: pd.D
 
 def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
     if not failures:
-        return pd.DataFrame({name: pd.Series(dtype="int64" if name == "source_line" else "str") for name in REJECT_COLUMNS})
+        return pd.DataFrame(
+            {name: pd.Series(dtype="int64" if name == "source_line" else "str") for name in REJECT_COLUMNS}
+        )
     table = pd.DataFrame(failures)
     index = table["index"]
     if "source_file" in frame.columns:
@@ -119,7 +127,9 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
         {
             "source_file": pd.Series(source_file, dtype="str"),
             "source_line": pd.Series(source_line, dtype="int64"),
-            "site_id": pd.Series(site, dtype="str") if site is not None else pd.Series(None, index=table.index, dtype="str"),
+            "site_id": pd.Series(site, dtype="str")
+            if site is not None
+            else pd.Series(None, index=table.index, dtype="str"),
             "rule": table["rule"].astype("str"),
             "column": table["column"].astype("str"),
             "value": pd.Series([None if pd.isna(v) else str(v) for v in table["value"]], dtype="str"),
@@ -127,7 +137,9 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
             "contract": contract.label,
         }
     )
-    return rejects.sort_values(["source_file", "source_line", "rule", "column"], kind="mergesort").reset_index(drop=True)
+    return rejects.sort_values(["source_file", "source_line", "rule", "column"], kind="mergesort").reset_index(
+        drop=True
+    )
 
 
 def validate(frame: pd.DataFrame, contract: TableContract, foreign_values: dict | None = None) -> Validation:
@@ -150,4 +162,4 @@ def validate(frame: pd.DataFrame, contract: TableContract, foreign_values: dict 
                 batch_errors.append(f"{contract.label}: {detail}")
     rejected = {failure["index"] for failure in failures}
     valid = coerced.drop(index=list(rejected)).reset_index(drop=True) if rejected else coerced.reset_index(drop=True)
-    return Validation(contract, len(frame), valid, _rejects_table(failures, coerced, contract), batch_errors)
+    return Validation(contract, len(frame), coerced, valid, _rejects_table(failures, coerced, contract), batch_errors)

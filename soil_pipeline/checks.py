@@ -1,0 +1,90 @@
+"""Asset checks derived from data contracts: specs, results with metadata, and the publish-only-if-valid gate."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from soil_pipeline.contracts.model import RasterContract, load_table_contract
+from soil_pipeline.contracts.validate import Validation, validate
+
+CONTRACT_CHECK = "contract"
+DATA_QUALITY_CHECK = "data_quality_gx"
+
+
+def contract_check_spec(asset: str, blocking: bool) -> dg.AssetCheckSpec:
+    what = "blocks publication when broken" if blocking else "quarantines rows that break it"
+    return dg.AssetCheckSpec(CONTRACT_CHECK, asset=asset, blocking=blocking, description=f"Data contract; {what}.")
+
+
+def data_quality_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        DATA_QUALITY_CHECK, asset=asset, description="Great Expectations suite derived from the contract, as Data Docs."
+    )
+
+
+def contract_result(asset: str, validation: Validation, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    sample = validation.sample()
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=CONTRACT_CHECK,
+        passed=validation.passed,
+        severity=severity,
+        metadata={
+            "contract": validation.contract.label,
+            "contract_sha256": validation.contract.sha256,
+            "rows_checked": validation.n_checked,
+            "rows_rejected": int(validation.rejects.drop_duplicates(["source_file", "source_line"]).shape[0]),
+            "failures_by_rule": dg.MetadataValue.json(validation.failures_by_rule()),
+            "dataset_errors": dg.MetadataValue.json(validation.batch_errors),
+            "failing_rows_sample": dg.MetadataValue.md(sample.to_markdown(index=False) if len(sample) else "none"),
+        },
+    )
+
+
+def raster_contract_result(asset: str, contracts: list[RasterContract], error: str | None) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=CONTRACT_CHECK,
+        passed=error is None,
+        metadata={
+            "contracts": dg.MetadataValue.json({c.label: c.sha256 for c in contracts}),
+            "error": error or "none",
+        },
+    )
+
+
+def gx_result(asset: str, report: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=DATA_QUALITY_CHECK,
+        passed=report["success"],
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "evaluated_expectations": report["evaluated_expectations"],
+            "successful_expectations": report["successful_expectations"],
+            "failed_expectations": dg.MetadataValue.json(report["failed_expectations"]),
+            "data_docs": dg.MetadataValue.path(report["data_docs_index"]),
+        },
+    )
+
+
+def failure_message(validation: Validation) -> str:
+    lines = [f"{validation.contract.label} broken:"] + [f"  {error}" for error in validation.batch_errors]
+    for row in validation.sample().itertuples(index=False):
+        lines.append(f"  {row.source_file} line {row.source_line}: {row.detail} (found {row.value!r})")
+    return "\n".join(lines)
+
+
+def publish_if_valid(asset: str, table: pd.DataFrame, metadata: dict | None = None) -> Iterator:
+    """Yield the blocking contract check, then the output only if the table meets its contract, else fail."""
+    contract = load_table_contract(asset)
+    validation = validate(table, contract)
+    yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
+    if not validation.passed:
+        raise dg.Failure(description=failure_message(validation))
+    yield dg.Output(table, metadata={"contract": contract.label, **(metadata or {})})
+
+
+def contract_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [contract_check_spec(asset, blocking=True)]
