@@ -25,12 +25,42 @@ def find_drop_file(drop_dir: Path, table: str) -> Path:
     return matches[0]
 
 
+def _first_bad_byte(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        return f"byte 0x{data[error.start]:02x} at line {line}: {error.reason}"
+    return "undecodable text"
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, encoding="utf-8", low_memory=False)
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})") from error
+    except pd.errors.EmptyDataError as error:
+        raise InputError(f"{path}: empty file, no header line") from error
+    except pd.errors.ParserError as error:
+        raise InputError(f"{path}: malformed CSV ({error})") from error
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: unreadable table ({error})") from error
+
+
 def read_table_file(path: Path, columns: dict[str, str]) -> pd.DataFrame:
-    """A CSV or Parquet table renamed to canonical names, with its source file and line for every row."""
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, low_memory=False)
+    """A CSV (UTF-8, comma-separated) or Parquet table renamed to canonical names, with source file and line."""
+    frame = _read_frame(path)
     missing = [name for name in columns if name not in frame.columns]
     if missing:
-        raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
+        hint = (
+            " (the header has one column with ';' in it: is the delimiter not a comma?)"
+            if (len(frame.columns) == 1 and ";" in str(frame.columns[0]))
+            else ""
+        )
+        raise InputError(f"{path}: missing required column(s) {', '.join(missing)}{hint}")
     frame = frame[list(columns)].rename(columns=columns)
     frame["source_file"] = path.name
     first_data_line = 2 if path.suffix == ".csv" else 1

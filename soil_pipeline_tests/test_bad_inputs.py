@@ -1,0 +1,194 @@
+"""The bad-input corpus: each case ends in exact quarantined rows or an exact error, and never touches what was
+already published (every file of every earlier version stays byte-identical)."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from soil_pipeline.definitions import all_assets, build_resources
+from soil_pipeline.publishing.store import CATALOG_FILE, VersionedParquetStore
+from soil_pipeline.resources import InputDatasets
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+PARTITION = "2024-01"
+H, S = "horizons.csv", "sites.csv"
+FIELD_DROP = ["field_sites", "field_horizons", "field_sites_rejects", "field_horizons_rejects"]
+
+QUARANTINED = {
+    "bd_2p7": [(H, 5, "range", "bulk_density_g_per_cm3", "2.7")],
+    "soc_above_600": [(H, 2, "range", "soc_g_per_kg", "650.0")],
+    "soc_negative": [(H, 10, "range", "soc_g_per_kg", "-3.0")],
+    "inverted_depths": [(H, 8, "depth_order", "upper_depth_cm", "46.0")],
+    "duplicated_site_ids": [
+        (H, 7, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (H, 8, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (S, 4, "unique", "site_id", "BW SOTER_DI0901"),
+        (S, 6, "unique", "site_id", "BW SOTER_DI0901"),
+    ],
+    "orphan_horizon": [(H, 11, "foreign_key", "site_id", "NOT A SITE")],
+    "missing_site_id": [(H, 11, "required", "site_id", None)],
+    "non_numeric_soc": [(H, 9, "type", "soc_g_per_kg", "n.d.")],
+    "latitude_out_of_range": [
+        (H, 5, "foreign_key", "site_id", "BW SOTER_BE0903"),
+        (H, 6, "foreign_key", "site_id", "BW SOTER_BE0903"),
+        (S, 3, "range", "latitude_deg", "-95.5"),
+    ],
+    "longitude_out_of_range": [
+        (H, 9, "foreign_key", "site_id", "BW SOTER_DU0902"),
+        (H, 10, "foreign_key", "site_id", "BW SOTER_DU0902"),
+        (S, 5, "range", "longitude_deg", "206.27"),
+    ],
+    "impossible_date": [
+        (H, 2, "foreign_key", "site_id", "BJ wasp_3"),
+        (H, 3, "foreign_key", "site_id", "BJ wasp_3"),
+        (H, 4, "foreign_key", "site_id", "BJ wasp_3"),
+        (S, 2, "type", "sampling_date", "1997-13-45"),
+    ],
+    "duplicate_horizon": [
+        (H, 10, "unique_site_depth", "site_id,upper_depth_cm", "BW SOTER_DU0902, 24.0"),
+        (H, 11, "unique_site_depth", "site_id,upper_depth_cm", "BW SOTER_DU0902, 24.0"),
+    ],
+    "coarse_fragments_above_100": [(H, 2, "range", "coarse_fragments_vol_pct", "120.0")],
+    "ph_above_12": [(H, 5, "range", "ph_h2o", "15.2")],
+    "missing_latitude": [
+        (H, 7, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (H, 8, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (S, 4, "required", "latitude_deg", None),
+    ],
+    "clay_negative": [(H, 7, "range", "clay_pct", "-5.0")],
+    "good_parquet": [],
+}
+
+FAILING_DROPS = {
+    "header_only_sites": "sites.csv: field_sites v1.0.0 broken:\n"
+    "  field_sites v1.0.0: row count must be within [1, 5000000]",
+    "empty_horizons_file": "horizons.csv: empty file, no header line",
+    "missing_soc_column": "horizons.csv: missing required column(s) ORCDRC",
+    "semicolon_delimiter": "sites.csv: missing required column(s) SOURCEID, SOURCEDB, LONWGS84, LATWGS84, TIMESTRR "
+    "(the header has one column with ';' in it: is the delimiter not a comma?)",
+    "unclosed_quote": "horizons.csv: malformed CSV",
+    "soc_in_percent": "median soc_g_per_kg must be within [1.0, 200.0]",
+    "bd_in_kg_per_m3": "median bulk_density_g_per_cm3 must be within [0.5, 2.0]",
+    "latin1_encoding": "sites.csv: not UTF-8 text (byte 0xe8 at line 2: invalid continuation byte)",
+    "utf16_encoding": "sites.csv: not UTF-8 text (byte 0xff at line 1: invalid start byte)",
+    "no_sites_file": "expected exactly one *sites.csv or *sites.parquet file, found 0",
+    "two_sites_files": "expected exactly one *sites.csv or *sites.parquet file, found 2",
+    "truncated_parquet": "sites.parquet: unreadable table",
+}
+
+FAILING_RASTERS = {
+    "truncated.tif": "truncated.tif: unreadable raster",
+    "web_mercator.tif": "rule crs: expected EPSG:4326, found EPSG:3857",
+    "half_degree.tif": "rule resolutionDeg: expected 0.0833333333333333 deg square cells, found 0.5 x 0.5",
+    "two_bands.tif": "rule bandCount: expected 1 band(s), found 2",
+    "shifted_third_of_a_cell.tif": "rule extentDeg: west edge at -179.972222, expected -180.0 (0.333 cell off)",
+    "no_nodata_tag.tif": "rule nodata: expected a nodata tag of -32767, found None",
+    "float_dtype.tif": "rule dtype: expected int16, found float32",
+    "scaled.tif": "rule scale/offset: expected 1.0/0.0, found 0.1/0.0",
+    "values_out_of_range.tif": "rule valueRange: 6 pixel(s) outside [0, 800] t C/ha in window rows 1000-1002, "
+    "cols 2000-2001 (e.g. 5000 at row 1000, col 2000)",
+}
+
+
+def _published_files(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.glob("*/*/*"))
+        if path.is_file() and not path.parts[-3].startswith("_")
+    }
+
+
+@pytest.fixture
+def published_root(embedded_run, tmp_path):
+    """A copy of the embedded run's published versions (plus the climate grid that topsoil stocks read)."""
+    _, source = embedded_run
+    root = tmp_path / "published"
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("_intermediate", "_data_docs", ".lock"))
+    (root / "_intermediate").mkdir()
+    shutil.copy(source / "_intermediate" / "climate_zone_grid", root / "_intermediate" / "climate_zone_grid")
+    before = (_published_files(root), (root / CATALOG_FILE).read_bytes())
+    yield root, before
+    assert {name: digest for name, digest in _published_files(root).items() if name in before[0]} == before[0]
+
+
+def _materialize(selection, root: Path, inputs: InputDatasets, partition: str | None = PARTITION):
+    return dg.materialize(
+        all_assets,
+        selection=selection,
+        partition_key=partition,
+        resources=build_resources(str(root), inputs),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _failure_text(result) -> str:
+    texts = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            texts.append(data.error.to_string() if data.error else "")
+            texts.append(data.user_failure_data.description if data.user_failure_data else "")
+    return "\n".join(texts)
+
+
+def _rejects(root: Path, asset: str) -> list[tuple]:
+    table = VersionedParquetStore(root).read(asset, partition=PARTITION)
+    rows = table[["source_file", "source_line", "rule", "column", "value"]].itertuples(index=False)
+    return [(*row[:4], None if pd.isna(row[4]) else row[4]) for row in rows]
+
+
+@pytest.mark.parametrize("case", sorted(QUARANTINED))
+def test_row_level_problems_are_quarantined_and_good_rows_kept(case, published_root):
+    root, _ = published_root
+    result = _materialize(FIELD_DROP, root, InputDatasets(landing_dir=str(CORPUS / "field" / case)))
+    assert result.success, _failure_text(result)
+    rejects = sorted(_rejects(root, "field_horizons_rejects") + _rejects(root, "field_sites_rejects"))
+    assert rejects == QUARANTINED[case]
+    store = VersionedParquetStore(root)
+    horizons = store.read("field_horizons", partition=PARTITION)
+    sites = store.read("field_sites", partition=PARTITION)
+    rejected_lines = {(file, line) for file, line, *_ in QUARANTINED[case]}
+    n_horizons = len((CORPUS / "field" / case / "field_samples" / PARTITION / H).read_text().splitlines()) - 1
+    assert len(horizons) == n_horizons - len({line for file, line in rejected_lines if file == H})
+    assert set(horizons["site_id"]) <= set(sites["site_id"])
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert checks[("field_horizons", "contract")].passed == (not any(f == H for f, *_ in QUARANTINED[case]))
+    assert checks[("field_sites", "contract")].passed == (not any(f == S for f, *_ in QUARANTINED[case]))
+
+
+@pytest.mark.parametrize("case", sorted(FAILING_DROPS))
+def test_dataset_level_problems_fail_the_run_naming_file_and_rule(case, published_root):
+    root, (_, catalog_before) = published_root
+    result = _materialize(FIELD_DROP, root, InputDatasets(landing_dir=str(CORPUS / "field" / case)))
+    assert not result.success
+    assert FAILING_DROPS[case] in _failure_text(result)
+    assert str(CORPUS / "field" / case) in _failure_text(result)
+    assert (root / CATALOG_FILE).read_bytes() == catalog_before
+
+
+def test_swapped_coordinates_block_topsoil_stocks(published_root):
+    root, _ = published_root
+    inputs = InputDatasets(landing_dir=str(CORPUS / "field" / "latlon_swapped"))
+    result = _materialize([*FIELD_DROP, "topsoil_soc_stocks"], root, inputs)
+    assert not result.success
+    assert "at most 10 % of country_adm0_a3 may be missing" in _failure_text(result)
+    checks = {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["topsoil_soc_stocks"] is False
+    assert VersionedParquetStore(root).latest("topsoil_soc_stocks", PARTITION) is None
+
+
+@pytest.mark.parametrize("raster", sorted(FAILING_RASTERS))
+def test_broken_rasters_fail_naming_file_and_rule(raster, published_root):
+    root, (_, catalog_before) = published_root
+    path = CORPUS / "rasters" / raster
+    result = _materialize(["soc_stock_grid"], root, InputDatasets(soc_stock_2010_raster=str(path)), partition=None)
+    assert not result.success
+    assert FAILING_RASTERS[raster] in _failure_text(result)
+    assert str(path) in _failure_text(result)
+    assert (root / CATALOG_FILE).read_bytes() == catalog_before
+    assert [e.passed for e in result.get_asset_check_evaluations()] == [False]
