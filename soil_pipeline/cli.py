@@ -31,6 +31,21 @@ def run_pipeline(output_root: str, partition: str, landing_dir: str | None = Non
         )
 
 
+def _quarantine_line(store: VersionedParquetStore) -> str:
+    counts = {}
+    for name in ("field_sites", "field_horizons"):
+        rejects = pd.concat(
+            [
+                store.read(f"{name}_rejects", version)
+                for version in store.latest_by_partition(f"{name}_rejects").values()
+            ]
+        )
+        counts[name] = len(rejects.drop_duplicates(["source_file", "source_line"]))
+    return "Rows quarantined (see *_rejects):       {:8d} site rows, {} horizon rows".format(
+        counts["field_sites"], counts["field_horizons"]
+    )
+
+
 def summary(output_root: str) -> str:
     store = VersionedParquetStore(output_root)
     table = store.read("regional_soc_stocks")
@@ -47,6 +62,7 @@ def summary(output_root: str) -> str:
         "Field sites with a 0-30 cm stock:       {:8d} (median {:.1f} t C/ha)".format(
             int(world["n_field_sites"]), world["median_field_topsoil_soc_t_c_per_ha"]
         ),
+        _quarantine_line(store),
         "",
         f"Top {TOP_COUNTRIES} countries by 0-30 cm SOC stock:",
         top.to_string(index=False, float_format=lambda v: f"{v:.2f}"),

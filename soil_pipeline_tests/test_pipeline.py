@@ -1,6 +1,7 @@
 """End to end through Dagster on the embedded data: global totals, published Parquet, immutable versions."""
 
 import hashlib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -78,3 +79,15 @@ def test_second_run_neither_overwrites_nor_loses_the_first_version(tmp_path):
     assert {row["asset"] for row in catalog if row["latest"]} == set(PUBLISHED)
     for asset, version in first_versions.items():
         assert any(row["asset"] == asset and row["version"] == version for row in catalog)
+
+
+def test_data_quality_checks_link_rendered_data_docs(embedded_run):
+    result, _ = embedded_run
+    evaluations = {
+        e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations() if "gx" in e.check_name
+    }
+    assert set(evaluations) == {"field_sites", "field_horizons"}
+    index = Path(evaluations["field_horizons"].metadata["data_docs"].value)
+    assert index.name == "index.html" and "field_horizons" in index.read_text()
+    pages = list(index.parent.glob("validations/field_horizons/**/*.html"))
+    assert len(pages) == 1 and "bulk_density_g_per_cm3" in pages[0].read_text()

@@ -59,7 +59,11 @@ def _out(description: str) -> dg.AssetOut:
     check_specs=[
         spec
         for asset in ("field_sites", "field_horizons")
-        for spec in (contract_check_spec(asset, blocking=False), data_quality_check_spec(asset))
+        for spec in (
+            contract_check_spec(asset, blocking=False),
+            data_quality_check_spec(asset),
+            contract_check_spec(f"{asset}_rejects", blocking=True),
+        )
     ],
 )
 def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_reports: QualityReports):
@@ -82,6 +86,7 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
         raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
 
     for name, validation in validations.items():
+        yield from _checked_rejects(f"{name}_rejects", validation.rejects)
         lineage = {
             "inputs": {
                 **provenance.file_input(f"{name}[{partition}]", paths[name]),
@@ -91,6 +96,14 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
         for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
             table.attrs["provenance"] = lineage
             yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": len(validation.rejects)})
+
+
+def _checked_rejects(asset: str, rejects: pd.DataFrame):
+    """The quarantine table is itself a published output with a contract (field_rejects)."""
+    validation = validate(rejects, load_table_contract("field_rejects"))
+    yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
+    if not validation.passed:
+        raise dg.Failure(description=failure_message(validation))
 
 
 def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""Contracts are the one source of truth: valid ODCS, and pandera and GX both follow them; AfSP anomalies rules."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from soil_pipeline.contracts.gx_suite import run_gx
+from soil_pipeline.contracts.model import CONTRACTS_DIR, load_raster_contract, load_table_contract
+from soil_pipeline.contracts.validate import validate
+from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.readers import read_table_file
+from soil_pipeline.resources import InputDatasets
+
+AFSP_HORIZONS = Path(InputDatasets().drop_dir("2012-10")) / "afsp_horizons.csv"
+
+
+def _horizons(contract):
+    return read_table_file(AFSP_HORIZONS, contract.source_columns())
+
+
+def test_every_contract_is_valid_odcs():
+    for path in sorted(CONTRACTS_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        loader = load_raster_contract if document["schema"][0]["physicalType"] == "raster" else load_table_contract
+        assert loader(path.stem).id == path.stem
+
+
+def test_pandera_and_gx_agree_on_the_real_horizons(tmp_path):
+    contract = load_table_contract("field_horizons")
+    validation = validate(_horizons(contract), contract)
+    report = run_gx(validation.checked, contract, tmp_path / "docs")
+    counts = validation.rejects.groupby(["rule", "column"]).size().to_dict()
+    assert report["failed_expectations"] == {
+        "expect_column_values_to_be_between:bulk_density_g_per_cm3": counts[("range", "bulk_density_g_per_cm3")],
+        "expect_column_values_to_be_between:upper_depth_cm": counts[("range", "upper_depth_cm")],
+        "expect_column_values_to_be_between:lower_depth_cm": counts[("range", "lower_depth_cm")],
+        "expect_compound_columns_to_be_unique:*": counts[("unique_site_depth", "site_id,upper_depth_cm")],
+        "expect_column_pair_values_a_to_be_greater_than_b:*": counts[("depth_order", "upper_depth_cm")],
+    }
+    assert "field_horizons" in (tmp_path / "docs" / "index.html").read_text()
+
+
+def test_changing_a_range_in_the_contract_changes_pandera_and_gx(tmp_path):
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, contracts)
+    path = contracts / "field_horizons.yaml"
+    path.write_text(path.read_text().replace("{minimum: 0.1, maximum: 2.0}", "{minimum: 0.1, maximum: 3.0}"))
+    for directory, expected_bd_rejects in ((CONTRACTS_DIR, 65), (contracts, 0)):
+        contract = load_table_contract("field_horizons", directory)
+        validation = validate(_horizons(contract), contract)
+        report = run_gx(validation.checked, contract, tmp_path / f"docs-{expected_bd_rejects}")
+        assert (validation.rejects["column"] == "bulk_density_g_per_cm3").sum() == expected_bd_rejects
+        gx_failures = report["failed_expectations"].get("expect_column_values_to_be_between:bulk_density_g_per_cm3")
+        assert gx_failures == (expected_bd_rejects or None)
+
+
+def test_invalid_contract_is_refused(tmp_path):
+    (tmp_path / "broken.yaml").write_text("apiVersion: v3.1.0\nkind: DataContract\nid: broken\n")
+    with pytest.raises(ValueError, match="not a valid ODCS v3 contract"):
+        load_table_contract("broken", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def afsp(embedded_run):
+    _, root = embedded_run
+    store = VersionedParquetStore(root)
+    return {name: store.read(name, partition="2012-10") for name in ("field_horizons", "field_horizons_rejects")} | {
+        "stocks": store.read("topsoil_soc_stocks", partition="2012-10").set_index("site_id")
+    }
+
+
+def test_afsp_negative_upper_depths_are_kept_as_organic_layers(afsp):
+    organic = afsp["field_horizons"][afsp["field_horizons"]["upper_depth_cm"] < 0]
+    assert len(organic) == 39
+    assert organic["upper_depth_cm"].min() == -30
+
+
+def test_afsp_inverted_intervals_are_quarantined_and_their_sites_excluded(afsp):
+    rejects = afsp["field_horizons_rejects"]
+    inverted = rejects[rejects["rule"] == "depth_order"]
+    assert sorted(inverted["site_id"]) == ["SO 28564_17", "SO 28564_H29"]
+    assert set(inverted["value"]) == {"145.0", "80.0"}
+    for site in inverted["site_id"]:
+        assert "quarantined_horizon" in afsp["stocks"].loc[site, "exclusion_reason"]
+
+
+def test_afsp_bulk_density_above_2_is_quarantined(afsp):
+    rejects = afsp["field_horizons_rejects"]
+    bd = rejects[(rejects["rule"] == "range") & (rejects["column"] == "bulk_density_g_per_cm3")]
+    assert len(bd) == 65
+    row = bd[bd["value"] == "2.7"].iloc[0]
+    assert (row["site_id"], row["source_file"], row["source_line"]) == ("ZW wasp_18", "afsp_horizons.csv", 86663)
+    assert afsp["field_horizons"]["bulk_density_g_per_cm3"].max() <= 2.0
+
+
+def test_afsp_peat_soc_570_is_kept_but_gets_no_invented_bulk_density(afsp):
+    peat = afsp["field_horizons"][afsp["field_horizons"]["soc_g_per_kg"] == 570]
+    assert list(peat["site_id"]) == ["ZM W3_0008"]
+    site = afsp["stocks"].loc["ZM W3_0008"]
+    assert pd.isna(site["topsoil_soc_stock_t_c_per_ha"])
+    assert site["exclusion_reason"] == "missing_bd_outside_ptf_domain"
