@@ -1,6 +1,8 @@
 """Cell areas on the sphere and explicit alignment of the real rasters onto the common grid."""
 
 import math
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +66,13 @@ def test_south_up_climate_zones_align_onto_the_north_up_oracle():
     with rasterio.open(FIXTURES / "ipcc_climate_zones_northup.tif") as src:
         oracle = np.repeat(np.repeat(src.read(1), 6, axis=0), 6, axis=1)
     np.testing.assert_array_equal(aligned, oracle)
+
+
+def test_any_gdal_path_reads_like_a_local_file(tmp_path):
+    local = Path(InputDatasets().climate_zones_raster)
+    archive = tmp_path / "zones.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(local, local.name)
+    zipped = read_raster(f"/vsizip/{archive}/{local.name}")
+    np.testing.assert_array_equal(zipped.data, read_raster(str(local)).data)
+    assert zipped.transform == read_raster(str(local)).transform
