@@ -24,7 +24,6 @@ main_job = dg.define_asset_job(
 scenario_job = dg.define_asset_job(
     "restoration_scenarios_job",
     selection=scenario_selection,
-    partitions_def=scenarios.scenario_partitions,
     description="One restoration scenario (partition = scenario id) from the grids the main job materialized.",
 )
 
