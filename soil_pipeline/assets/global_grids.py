@@ -149,7 +149,8 @@ def converted_land_grid(inputs: InputDatasets, cropland_grid: Layer, soc_stock_g
     components = {"cropland": "cropland_grid"}
     sources = [cropland_grid.provenance]
     if inputs.pasture_raster:
-        band = read_raster(inputs.pasture_raster)
+        raw = read_raster(inputs.pasture_raster)
+        band = RasterBand(_as_float(raw), raw.transform, raw.crs, np.nan, raw.path)
         pasture, alignment = _onto(band, grid, Resampling.sum, np.nan, "float32")
         total = total + np.nan_to_num(pasture, nan=0.0)
         components["pasture"] = alignment
