@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import rasterio
 
-from soil_pipeline.definitions import all_assets, build_resources
+from soil_pipeline.definitions import all_assets, build_definitions, build_resources
 from soil_pipeline.io_managers import INTERMEDIATE_DIR
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.reference_data import factor
+from soil_pipeline.reference_data import factor, scenario_ids
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science.grid import cell_area_ha
 from soil_pipeline_tests.conftest import FIXTURES, QUIET_LOGS
@@ -182,3 +182,13 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     assert converted.sum() > 1.5 * cropland.sum()
     assert "pasture" in layer.alignment["components"]
     assert "pasture_raster" in layer.provenance["inputs"]
+
+
+def test_definitions_keep_the_monthly_job_and_schedule_and_add_the_scenario_job():
+    definitions = build_definitions()
+    main = definitions.resolve_job_def("soil_pipeline_job")
+    scenario_job = definitions.resolve_job_def("restoration_scenarios_job")
+    assert definitions.resolve_schedule_def("monthly_refresh").job_name == "soil_pipeline_job"
+    assert dg.AssetKey(POTENTIAL) in main.asset_layer.executable_asset_keys
+    assert dg.AssetKey("restoration_scenario") not in main.asset_layer.executable_asset_keys
+    assert scenario_job.partitions_def.get_partition_keys() == scenario_ids()
