@@ -1,15 +1,12 @@
-"""PNG maps of gridded results (matplotlib, Agg backend: no display needed)."""
+"""PNG maps of gridded results. Figures are built with matplotlib's object API (no pyplot state, no display) and
+rendered by its Agg canvas."""
 
 import io
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-
-from soil_pipeline.science.grid import GridSpec  # noqa: E402
+from soil_pipeline.science.grid import GridSpec
 
 DOWNSAMPLE = 4
 
@@ -27,7 +24,8 @@ def share_map_png(share: np.ndarray, land: np.ndarray, grid: GridSpec, title: st
     land_blocks = _block_mean(land.astype("float32"), DOWNSAMPLE) > 0
     west, north = grid.transform.c, grid.transform.f
     extent = (west, west + grid.transform.a * grid.width, north + grid.transform.e * grid.height, north)
-    figure, axes = plt.subplots(figsize=(10, 5), dpi=110)
+    figure = Figure(figsize=(10, 5), dpi=110)
+    axes = figure.subplots()
     axes.imshow(np.where(land_blocks, 0.85, np.nan), cmap="gray", vmin=0, vmax=1, extent=extent)
     image = axes.imshow(shown, cmap="viridis", vmin=0, vmax=1, extent=extent, interpolation="nearest")
     figure.colorbar(image, ax=axes, shrink=0.7, label=label)
@@ -36,5 +34,4 @@ def share_map_png(share: np.ndarray, land: np.ndarray, grid: GridSpec, title: st
     axes.set_ylabel("latitude (deg)")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
     return buffer.getvalue()
