@@ -150,6 +150,8 @@ def converted_land_grid(inputs: InputDatasets, cropland_grid: Layer, soc_stock_g
     sources = [cropland_grid.provenance]
     if inputs.pasture_raster:
         raw = read_raster(inputs.pasture_raster)
+        if (raw.scale, raw.offset) != (1.0, 0.0):
+            raise InputError(f"{raw.path}: scale/offset {raw.scale}/{raw.offset} is not supported for pasture")
         band = RasterBand(_as_float(raw), raw.transform, raw.crs, np.nan, raw.path)
         pasture, alignment = _onto(band, grid, Resampling.sum, np.nan, "float32")
         total = total + np.nan_to_num(pasture, nan=0.0)
