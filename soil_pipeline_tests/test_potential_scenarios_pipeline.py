@@ -118,6 +118,8 @@ def test_scenario_gain_units(scenario_tables):
 def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(store, scenario_runs):
     for key, result in scenario_runs.items():
         [materialization] = result.asset_materializations_for_node("restoration_scenario")
+        [contract_check] = result.get_asset_check_evaluations()
+        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v1.0.0"
         path = materialization.metadata["restored_cells_map"].value
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n", key

@@ -13,6 +13,7 @@ import pandas as pd
 from soil_pipeline import provenance
 from soil_pipeline.assets.cells import land_cells
 from soil_pipeline.assets.zones import REGION_TYPES, zonings
+from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import (
     PRIORITY_REGIONS_FILE,
     citation,
@@ -42,16 +43,20 @@ def monte_carlo(config: MonteCarloConfig) -> tuple[dict, dict, dict]:
     return draws, uncertainty.central(spec), parameters
 
 
-@dg.asset(io_manager_key="published_io_manager", group_name="potential", code_version="1")
+@dg.asset(
+    io_manager_key="published_io_manager",
+    group_name="potential",
+    code_version="1",
+    check_specs=contract_specs("regional_sequestration_potential"),
+)
 def regional_sequestration_potential(
-    context: dg.AssetExecutionContext,
     config: MonteCarloConfig,
     soc_stock_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
     country_grid: Layer,
     countries: pd.DataFrame,
-) -> pd.DataFrame:
+):
     """Per region: SOC stock (Pg C), cropland area (Mha), 4p1000 targets (Tg C/yr), Zomer medium/high cropland
     rates (Tg C/yr, t C/ha/yr, % of the 4p1000 target) and cropland BD (g/cm3); `_p05/_p50/_p95` intervals."""
     params = potential_parameters()
@@ -77,8 +82,7 @@ def regional_sequestration_potential(
         file_inputs(("priority_regions", PRIORITY_REGIONS_FILE)),
         {"parameters": {**_parameters(params), **mc_parameters}},
     )
-    context.add_output_metadata(_global_metadata(table))
-    return table
+    yield from publish_if_valid("regional_sequestration_potential", table, metadata=_global_metadata(table))
 
 
 def _parameters(params: potential.PotentialParameters) -> dict:

@@ -15,6 +15,7 @@ from soil_pipeline import provenance
 from soil_pipeline.assets.cells import LandCells, land_cells
 from soil_pipeline.assets.potential import MonteCarloConfig, monte_carlo
 from soil_pipeline.assets.zones import REGION_TYPES, zonings
+from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.maps import share_map_png
 from soil_pipeline.reference_data import (
     PRIORITY_REGIONS_FILE,
@@ -57,6 +58,7 @@ def _map(scenario: scenarios.Scenario, cells: LandCells, restored_ha: np.ndarray
     io_manager_key="published_io_manager",
     group_name="scenarios",
     code_version="1",
+    check_specs=contract_specs("restoration_scenario"),
 )
 def restoration_scenario(
     context: dg.AssetExecutionContext,
@@ -67,7 +69,7 @@ def restoration_scenario(
     climate_zone_grid: Layer,
     country_grid: Layer,
     countries: pd.DataFrame,
-) -> pd.DataFrame:
+):
     """Per region, for one scenario: converted and restored area (Mha), debt of the restored area (Pg C), SOC gain
     at the horizon (Pg C, Gt CO2), mean annual rate (Tg C/yr) and % of the 4p1000 target, with intervals."""
     scenario = load_scenario(context.partition_key)
@@ -105,8 +107,8 @@ def restoration_scenario(
     )
     png = _map(scenario, cells, quantities["restored_ha"], soc_stock_grid.grid)
     map_path = artifacts.write(f"restoration_scenario_map/{scenario.id}", png, ".png")
-    context.add_output_metadata({"restored_cells_map": dg.MetadataValue.path(str(map_path)), **_global_metadata(table)})
-    return table
+    metadata = {"restored_cells_map": dg.MetadataValue.path(str(map_path)), **_global_metadata(table)}
+    yield from publish_if_valid("restoration_scenario", table, metadata=metadata)
 
 
 def _global_metadata(table: pd.DataFrame) -> dict:
