@@ -2,19 +2,29 @@
 
 import dagster as dg
 
-from soil_pipeline.assets import field_samples, global_grids, regional, regions
+from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios
 from soil_pipeline.io_managers import build_io_managers
-from soil_pipeline.resources import InputDatasets, QualityReports
+from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports
 
 DEFAULT_OUTPUT_ROOT = "soil_pipeline_output"
 DATA_DOCS_DIR = "_data_docs"
+ARTIFACTS_DIR = "_artifacts"
 
-all_assets = dg.load_assets_from_modules([field_samples, global_grids, regions, regional])
+all_assets = dg.load_assets_from_modules([field_samples, global_grids, regions, regional, potential, scenarios])
+
+# A job runs one partitions definition, so the scenario-partitioned asset has its own job.
+scenario_selection = dg.AssetSelection.assets(scenarios.restoration_scenario)
 
 main_job = dg.define_asset_job(
     "soil_pipeline_job",
-    selection=dg.AssetSelection.all(),
-    description="Every asset for one monthly field-sample drop, with the global grids and regional tables.",
+    selection=dg.AssetSelection.all() - scenario_selection,
+    description="Every asset for one monthly field-sample drop, with the global grids, regional tables and potential.",
+)
+
+scenario_job = dg.define_asset_job(
+    "restoration_scenarios_job",
+    selection=scenario_selection,
+    description="One restoration scenario (partition = scenario id) from the grids the main job materialized.",
 )
 
 monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
@@ -29,6 +39,7 @@ def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDataset
     return {
         "inputs": inputs or InputDatasets(),
         "quality_reports": QualityReports(base_dir=f"{output_root}/{DATA_DOCS_DIR}"),
+        "artifacts": ArtifactStore(root=f"{output_root}/{ARTIFACTS_DIR}"),
         **build_io_managers(output_root),
     }
 
@@ -36,7 +47,7 @@ def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDataset
 def build_definitions(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
-        jobs=[main_job],
+        jobs=[main_job, scenario_job],
         schedules=[monthly_refresh_schedule],
         resources=build_resources(output_root, inputs),
     )

@@ -7,6 +7,7 @@ import pytest
 
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.reference_data import scenario_ids
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -19,6 +20,13 @@ def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **
     )
 
 
+def run_scenario_job(output_root: Path, scenario_id: str, **definition_kwargs):
+    job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def("restoration_scenarios_job")
+    return job.execute_in_process(
+        run_config=QUIET_LOGS, partition_key=scenario_id, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
 @pytest.fixture(scope="session")
 def embedded_run(tmp_path_factory):
     """(result, output_root) of the main job on the embedded default data."""
@@ -26,3 +34,12 @@ def embedded_run(tmp_path_factory):
     result = run_main_job(output_root)
     assert result.success
     return result, output_root
+
+
+@pytest.fixture(scope="session")
+def scenario_runs(embedded_run):
+    """{scenario id: result} of the scenario job for every shipped scenario, after the main job, same output root."""
+    _, output_root = embedded_run
+    results = {key: run_scenario_job(output_root, key) for key in scenario_ids()}
+    assert all(result.success for result in results.values())
+    return results

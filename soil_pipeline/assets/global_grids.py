@@ -18,8 +18,9 @@ from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.readers import InputError, RasterBand, read_raster
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science.grid import GridSpec, Layer, align, same_grid
+from soil_pipeline.science.grid import GridSpec, Layer, align, cell_area_ha, same_grid
 from soil_pipeline.science.regions import rasterize_regions
+from soil_pipeline.science.units import HA_PER_KM2
 
 
 def _checked_rasters(asset: str, paths: dict[str, str]):
@@ -137,3 +138,32 @@ def ensure_same_grid(*layers: Layer) -> GridSpec:
         if layer.grid != grid:
             raise InputError(f"layer grids differ: {layer.grid.describe()} vs {grid.describe()}")
     return grid
+
+
+@dg.asset(group_name="global_grids", code_version="1")
+def converted_land_grid(inputs: InputDatasets, cropland_grid: Layer, soc_stock_grid: Layer) -> dg.Output:
+    """Converted land (km2 per cell) for the restoration scenarios: HYDE 3.2 cropland, plus the pasture raster
+    when `inputs.pasture_raster` is set (summed onto the common grid), capped at the cell area."""
+    grid = ensure_same_grid(cropland_grid, soc_stock_grid)
+    total = cropland_grid.data.astype("float64")
+    components = {"cropland": "cropland_grid"}
+    sources = [cropland_grid.provenance]
+    if inputs.pasture_raster:
+        raw = read_raster(inputs.pasture_raster)
+        if (raw.scale, raw.offset) != (1.0, 0.0):
+            raise InputError(f"{raw.path}: scale/offset {raw.scale}/{raw.offset} is not supported for pasture")
+        band = RasterBand(_as_float(raw), raw.transform, raw.crs, np.nan, raw.path)
+        pasture, alignment = _onto(band, grid, Resampling.sum, np.nan, "float32")
+        total = total + np.nan_to_num(pasture, nan=0.0)
+        components["pasture"] = alignment
+        sources.append({"inputs": provenance.file_input("pasture_raster", inputs.pasture_raster)})
+    cell_km2 = cell_area_ha(grid)[:, None] / HA_PER_KM2
+    return _output(
+        Layer(
+            data=np.minimum(total, cell_km2).astype("float32"),
+            grid=grid,
+            units="km2 converted land per cell",
+            alignment={"components": components, "capped_at": "cell area"},
+            provenance=provenance.combine(*sources),
+        )
+    )

@@ -4,16 +4,13 @@ Each row sums the common grid over the region (cell areas on the authalic sphere
 the field-sample summary (n sites with a 0-30 cm stock, their median) for the same region beside it.
 """
 
-from pathlib import Path
-
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.global_grids import ensure_same_grid
+from soil_pipeline.assets.zones import UNASSIGNED, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
-from soil_pipeline.resources import DATA_DIR
 from soil_pipeline.science.aggregation import (
     FOUR_PER_1000_RATE_PER_YR,
     cell_quantities,
@@ -21,37 +18,6 @@ from soil_pipeline.science.aggregation import (
     site_summary,
 )
 from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, cell_area_ha
-
-CLIMATE_ZONE_LEGEND = DATA_DIR / "ipcc_climate_zones_0p5" / "legend.csv"
-UNASSIGNED = "UNASSIGNED"
-
-
-def climate_zone_names(path: Path = CLIMATE_ZONE_LEGEND) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"code": "int64", "name": "str"})
-
-
-def _zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    n = len(countries)
-    country_rows = pd.DataFrame(
-        {
-            "zone_index": np.arange(n + 1),
-            "region_type": "country",
-            "region_id": [*countries["adm0_a3"], UNASSIGNED],
-            "region_name": [*countries["name"], "Outside the 1:110m country polygons"],
-        }
-    )
-    zone_rows = pd.DataFrame(
-        {
-            "zone_index": zone_names["code"],
-            "region_type": "climate_zone",
-            "region_id": zone_names["code"].astype("str"),
-            "region_name": zone_names["name"],
-        }
-    )
-    global_row = pd.DataFrame(
-        {"zone_index": [0], "region_type": "global", "region_id": "GLOBAL", "region_name": "World"}
-    )
-    return {"global": global_row, "country": country_rows, "climate_zone": zone_rows}
 
 
 def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
@@ -85,18 +51,9 @@ def regional_soc_stocks(
     4-per-1000 target (Tg C/yr) per region, with n field sites and their median topsoil stock (t C/ha)."""
     grid = ensure_same_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
     quantities = cell_quantities(soc_stock_grid.data[0], soc_stock_grid.data[1], cropland_grid.data, cell_area_ha(grid))
-    tables = _zone_tables(countries, climate_zone_names())
-    country_index = np.where(country_grid.data < 0, len(countries), country_grid.data)
-    zones = {
-        "global": np.zeros(grid.shape, dtype="int64"),
-        "country": country_index,
-        "climate_zone": climate_zone_grid.data,
-    }
+    zoning = zonings(countries, country_grid.data, climate_zone_grid.data)
     table = pd.concat(
-        [
-            regional_table(quantities, zones[kind].astype("int64"), tables[kind])
-            for kind in ("global", "country", "climate_zone")
-        ],
+        [regional_table(quantities, *zoning[kind]) for kind in ("global", "country", "climate_zone")],
         ignore_index=True,
     )
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")

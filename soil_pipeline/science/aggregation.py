@@ -30,18 +30,35 @@ def cell_quantities(
     }
 
 
-def regional_table(quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: pd.DataFrame) -> pd.DataFrame:
-    """One row per zone of `zone_table` (columns zone_index, region_type, region_id, region_name) with totals."""
+def ratio(numerator, denominator) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is zero or missing (e.g. a zone with no SOC stock)."""
+    num, den = np.broadcast_arrays(np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float))
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=(den != 0) & ~np.isnan(den))
+    return out
+
+
+def zone_sums(quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: pd.DataFrame) -> pd.DataFrame:
+    """The region columns of `zone_table` (zone_index, region_type, region_id, region_name) with, per row, the sum
+    of each quantity over the zone's cells, in the quantity's own unit."""
     n = int(zone_table["zone_index"].max()) + 1 if len(zone_table) else 0
     flat_zones = zones.ravel()
-    sums = {name: zonal_sum(np.ravel(values), flat_zones, n) for name, values in quantities.items()}
     idx = zone_table["zone_index"].to_numpy()
     table = zone_table[["region_type", "region_id", "region_name"]].reset_index(drop=True).copy()
-    table["soc_mapped_area_mha"] = sums["soc_mapped_area_ha"][idx] / HA_PER_MHA
-    table["soc_stock_2010_pg_c"] = sums["soc_stock_2010_t_c"][idx] / T_PER_PG
-    table["soc_stock_no_land_use_pg_c"] = sums["soc_stock_no_land_use_t_c"][idx] / T_PER_PG
-    table["cropland_area_mha"] = sums["cropland_area_ha"][idx] / HA_PER_MHA
-    table["cropland_soc_stock_2010_pg_c"] = sums["cropland_soc_stock_2010_t_c"][idx] / T_PER_PG
+    for name, values in quantities.items():
+        table[name] = zonal_sum(np.ravel(values), flat_zones, n)[idx]
+    return table
+
+
+def regional_table(quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: pd.DataFrame) -> pd.DataFrame:
+    """One row per zone of `zone_table` (columns zone_index, region_type, region_id, region_name) with totals."""
+    sums = zone_sums(quantities, zones, zone_table)
+    table = sums[["region_type", "region_id", "region_name"]].copy()
+    table["soc_mapped_area_mha"] = sums["soc_mapped_area_ha"] / HA_PER_MHA
+    table["soc_stock_2010_pg_c"] = sums["soc_stock_2010_t_c"] / T_PER_PG
+    table["soc_stock_no_land_use_pg_c"] = sums["soc_stock_no_land_use_t_c"] / T_PER_PG
+    table["cropland_area_mha"] = sums["cropland_area_ha"] / HA_PER_MHA
+    table["cropland_soc_stock_2010_pg_c"] = sums["cropland_soc_stock_2010_t_c"] / T_PER_PG
     return add_4p1000_targets(table)
 
 

@@ -41,3 +41,19 @@ def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.nda
         index[unassigned[near_point]] = near_geom
         method[unassigned[near_point]] = "nearest"
     return index, method
+
+
+def group_membership(subregions, adm0_codes, groups: list[dict]) -> np.ndarray:
+    """Index of the group each country belongs to (NO_REGION if none), a group listing Natural Earth
+    `natural_earth_subregions` and/or `adm0_a3` codes. A country matched by two groups is an error."""
+    subregions = np.asarray(subregions, dtype=object)
+    codes = np.asarray(adm0_codes, dtype=object)
+    index = np.full(len(codes), NO_REGION, dtype="int64")
+    for number, group in enumerate(groups):
+        in_subregion = np.isin(subregions, group.get("natural_earth_subregions", []))
+        member = in_subregion | np.isin(codes, group.get("adm0_a3", []))
+        clash = member & (index != NO_REGION)
+        if clash.any():
+            raise ValueError(f"countries {sorted(codes[clash])} fall in more than one group (second: {group['id']})")
+        index[member] = number
+    return index

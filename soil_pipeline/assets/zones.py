@@ -1,0 +1,71 @@
+"""Zonings of the common grid: global, country, IPCC climate zone and 4p1000 priority region, with their tables.
+
+A zoning is a per-cell zone index and a table with columns zone_index, region_type, region_id, region_name.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from soil_pipeline.reference_data import priority_regions
+from soil_pipeline.resources import DATA_DIR
+from soil_pipeline.science.regions import NO_REGION, group_membership
+
+CLIMATE_ZONE_LEGEND = DATA_DIR / "ipcc_climate_zones_0p5" / "legend.csv"
+UNASSIGNED = "UNASSIGNED"
+REGION_TYPES = ("global", "priority_region", "country", "climate_zone")
+
+
+def climate_zone_names(path: Path = CLIMATE_ZONE_LEGEND) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"code": "int64", "name": "str"})
+
+
+def zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame, groups: list[dict]) -> dict[str, pd.DataFrame]:
+    n = len(countries)
+    country_rows = pd.DataFrame(
+        {
+            "zone_index": np.arange(n + 1),
+            "region_type": "country",
+            "region_id": [*countries["adm0_a3"], UNASSIGNED],
+            "region_name": [*countries["name"], "Outside the 1:110m country polygons"],
+        }
+    )
+    zone_rows = pd.DataFrame(
+        {
+            "zone_index": zone_names["code"],
+            "region_type": "climate_zone",
+            "region_id": zone_names["code"].astype("str"),
+            "region_name": zone_names["name"],
+        }
+    )
+    priority_rows = pd.DataFrame(
+        {
+            "zone_index": np.arange(len(groups)),
+            "region_type": "priority_region",
+            "region_id": [group["id"] for group in groups],
+            "region_name": [group["name"] for group in groups],
+        }
+    )
+    global_row = pd.DataFrame(
+        {"zone_index": [0], "region_type": "global", "region_id": "GLOBAL", "region_name": "World"}
+    )
+    return {"global": global_row, "priority_region": priority_rows, "country": country_rows, "climate_zone": zone_rows}
+
+
+def zonings(
+    countries: pd.DataFrame, country_cells: np.ndarray, climate_zone_cells: np.ndarray
+) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
+    """(zone index per cell, table) for every region type, for cells given by their country row index (-1 = none)
+    and climate zone code. Cells outside every country count in the UNASSIGNED country row."""
+    groups = priority_regions()
+    tables = zone_tables(countries, climate_zone_names(), groups)
+    country = np.where(country_cells < 0, len(countries), country_cells).astype("int64")
+    membership = np.append(group_membership(countries["subregion"], countries["adm0_a3"], groups), NO_REGION)
+    cells = {
+        "global": np.zeros(country.shape, dtype="int64"),
+        "priority_region": membership[country],
+        "country": country,
+        "climate_zone": climate_zone_cells.astype("int64"),
+    }
+    return {kind: (cells[kind], tables[kind]) for kind in REGION_TYPES}

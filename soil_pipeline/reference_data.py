@@ -1,0 +1,88 @@
+"""Reference data shipped with the package: cited literature factors, Monte Carlo specs, priority regions and
+restoration scenario definitions (YAML under `data/`). Readers here; the science core receives plain values."""
+
+import functools
+from pathlib import Path
+
+import yaml
+
+from soil_pipeline import provenance
+from soil_pipeline.resources import DATA_DIR
+from soil_pipeline.science.potential import PotentialParameters, implied_bulk_density
+from soil_pipeline.science.scenarios import Scenario
+
+FACTORS_FILE = DATA_DIR / "literature" / "factors.yaml"
+UNCERTAINTY_FILE = DATA_DIR / "literature" / "uncertainty.yaml"
+PRIORITY_REGIONS_FILE = DATA_DIR / "priority_regions" / "priority_regions_4p1000.yaml"
+SCENARIOS_DIR = DATA_DIR / "scenarios"
+ZOMER_LEVELS = ("medium", "high")
+
+
+def _read_yaml(path: Path) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+@functools.cache
+def factors() -> dict:
+    return _read_yaml(FACTORS_FILE)
+
+
+def factor(source: str, name: str) -> float:
+    """The cited value of `name` under `source` in literature/factors.yaml."""
+    return float(factors()[source][name]["value"])
+
+
+def citation(source: str) -> str:
+    entry = factors()[source]
+    return f"{entry['source']} [{entry['locator']}]"
+
+
+def potential_parameters() -> PotentialParameters:
+    """4p1000 rate and the Zomer et al. (2017) scenario values, with the BD implied by their medium figures."""
+    zomer = {name: factor("zomer_2017", name) for name in ("depth_cm", "duration_yr", "reported_rate_medium")}
+    increase = {level: factor("zomer_2017", f"delta_soc_content_{level}") for level in ZOMER_LEVELS}
+    return PotentialParameters(
+        four_per_1000_rate=factor("four_per_1000", "annual_rate"),
+        content_increase_pct=increase,
+        depth_cm=zomer["depth_cm"],
+        duration_yr=zomer["duration_yr"],
+        bulk_density_zomer_g_per_cm3=implied_bulk_density(
+            zomer["reported_rate_medium"], increase["medium"], zomer["depth_cm"], zomer["duration_yr"]
+        ),
+    )
+
+
+@functools.cache
+def uncertainty_spec() -> dict:
+    return _read_yaml(UNCERTAINTY_FILE)
+
+
+def monte_carlo_parameters() -> dict[str, dict]:
+    return uncertainty_spec()["parameters"]
+
+
+def priority_regions() -> list[dict]:
+    return _read_yaml(PRIORITY_REGIONS_FILE)["regions"]
+
+
+def scenario_ids(directory: Path = SCENARIOS_DIR) -> list[str]:
+    """Scenario ids (file stems of `*.yaml`), sorted; these are the scenario partition keys."""
+    return sorted(path.stem for path in Path(directory).glob("*.yaml"))
+
+
+def scenario_path(scenario_id: str, directory: Path = SCENARIOS_DIR) -> Path:
+    return Path(directory) / f"{scenario_id}.yaml"
+
+
+def load_scenario(scenario_id: str, directory: Path = SCENARIOS_DIR) -> Scenario:
+    return Scenario.from_dict(scenario_id, _read_yaml(scenario_path(scenario_id, directory)))
+
+
+def file_inputs(*extra: tuple[str, Path]) -> dict:
+    """Provenance entries (name and sha256) for the literature files and any `extra` (role, path) pairs."""
+    files = [("literature_factors", FACTORS_FILE), ("monte_carlo_spec", UNCERTAINTY_FILE), *extra]
+    inputs = {}
+    for role, path in files:
+        inputs.update(provenance.file_input(role, path))
+    return {"inputs": inputs}

@@ -1,0 +1,143 @@
+"""Sequestration potential: the 4-per-1000 target and Zomer et al. (2017)-style cropland rates.
+
+Zomer et al. raise the SOC content of the cropland topsoil by a fixed number of percentage points over a fixed
+duration; the rate per hectare is that content increase times bulk density times depth, divided by the duration.
+Per-cell arrays come in, per-region tables go out; every literature value arrives as an argument.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from soil_pipeline.science.aggregation import ratio
+from soil_pipeline.science.pedotransfer import PedotransferFunction
+from soil_pipeline.science.stocks import horizon_stock_t_c_per_ha
+from soil_pipeline.science.uncertainty import interval_columns
+from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG, T_PER_TG
+
+BISECTION_STEPS = 60
+
+
+@dataclass(frozen=True)
+class PotentialParameters:
+    """Literature values for the potential; `content_increase_pct` maps a level name to percentage points."""
+
+    four_per_1000_rate: float
+    content_increase_pct: dict[str, float]
+    depth_cm: float
+    duration_yr: float
+    bulk_density_zomer_g_per_cm3: float
+
+
+def four_per_1000_target(stock, annual_rate: float):
+    """Annual increase asked by "4 per 1000": `annual_rate` times the stock, in the stock's unit per yr."""
+    return np.asarray(stock, dtype=float) * annual_rate
+
+
+def content_increase_rate_t_c_per_ha_per_yr(delta_content_pct, bulk_density_g_per_cm3, depth_cm, duration_yr):
+    """Delta content (percentage points) x BD (g/cm3) x depth (cm) / duration (yr), in t C/ha/yr.
+
+    E.g. 0.27 % x 1.38 g/cm3 x 30 cm / 20 yr = 0.559 t C/ha/yr.
+    """
+    stock_increase = horizon_stock_t_c_per_ha(delta_content_pct, bulk_density_g_per_cm3, depth_cm, soc_unit="%")
+    return stock_increase / duration_yr
+
+
+def implied_bulk_density(rate_t_c_per_ha_per_yr, delta_content_pct, depth_cm, duration_yr) -> float:
+    """The bulk density (g/cm3) at which a content increase gives a reported rate: the inverse of the rate formula."""
+    per_unit_bd = content_increase_rate_t_c_per_ha_per_yr(delta_content_pct, 1.0, depth_cm, duration_yr)
+    return rate_t_c_per_ha_per_yr / per_unit_bd
+
+
+def bulk_density_from_stock(stock_t_c_per_ha, depth_cm: float, ptf: PedotransferFunction) -> np.ndarray:
+    """Bulk density (g/cm3) consistent with a layer's stock under a content-based pedotransfer function.
+
+    Solves stock = SOC (g/kg) x BD(SOC) x depth x 0.1 for SOC by bisection over the function's SOC domain, on which
+    the stock must rise with SOC (true for Manrique & Jones 1991 up to its 120 g/kg bound). Stocks beyond the
+    domain (organic soils), negative or missing stocks get NaN.
+    """
+    stock = np.asarray(stock_t_c_per_ha, dtype=float)
+    low, high = ptf.soc_domain_g_per_kg
+
+    def stock_at(soc):
+        return horizon_stock_t_c_per_ha(soc, ptf.predict(soc), depth_cm)
+
+    lo = np.full(stock.shape, float(low))
+    hi = np.full(stock.shape, float(high))
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        below = stock_at(mid) < stock
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    solvable = (stock >= stock_at(np.float64(low))) & (stock <= stock_at(np.float64(high)))
+    return np.where(solvable, ptf.predict(0.5 * (lo + hi)), np.nan)
+
+
+def cell_quantities(soc_2010, cropland_ha, area_ha, bulk_density) -> dict[str, np.ndarray]:
+    """Per-cell sums the regional potential needs: stocks (t C), cropland areas (ha) and BD x area (g/cm3 ha)."""
+    with_bd = np.where(np.isnan(bulk_density), 0.0, cropland_ha)
+    return {
+        "soc_stock_2010_t_c": soc_2010 * area_ha,
+        "cropland_area_ha": cropland_ha,
+        "cropland_soc_stock_2010_t_c": soc_2010 * cropland_ha,
+        "cropland_area_with_bd_ha": with_bd,
+        "cropland_bd_x_area": np.nan_to_num(bulk_density) * with_bd,
+    }
+
+
+def regional_potential(
+    sums: pd.DataFrame, params: PotentialParameters, draws: dict[str, np.ndarray], central: dict[str, float]
+) -> pd.DataFrame:
+    """Per region: 4p1000 targets and Zomer-style rates (Tg C/yr, t C/ha/yr, % of the target), with intervals.
+
+    `sums` holds per-region totals of `cell_quantities`. `draws` and `central` give the multiplicative stock
+    factor `soc_stock_factor` and the weight `bulk_density_weight` of the Zomer-implied BD against the per-cell one.
+    """
+    table = sums[["region_type", "region_id", "region_name"]].copy()
+    stock = sums["soc_stock_2010_t_c"].to_numpy()
+    table["soc_stock_2010_pg_c"] = stock / T_PER_PG
+    table["cropland_area_mha"] = sums["cropland_area_ha"].to_numpy() / HA_PER_MHA
+    target = four_per_1000_target(stock, params.four_per_1000_rate) / T_PER_TG
+    crop_target = four_per_1000_target(sums["cropland_soc_stock_2010_t_c"].to_numpy(), params.four_per_1000_rate)
+    stock_factor = draws["soc_stock_factor"][:, None]
+    table = table.assign(
+        **interval_columns("target_4p1000_tg_c_per_yr", target * central["soc_stock_factor"], target * stock_factor),
+        **interval_columns(
+            "cropland_target_4p1000_tg_c_per_yr",
+            crop_target / T_PER_TG * central["soc_stock_factor"],
+            crop_target / T_PER_TG * stock_factor,
+        ),
+    )
+    area_bd = sums["cropland_area_with_bd_ha"].to_numpy()
+    table["cropland_area_with_bd_mha"] = area_bd / HA_PER_MHA
+    table["cropland_bd_ptf_g_per_cm3"] = ratio(sums["cropland_bd_x_area"].to_numpy(), area_bd)
+    for level, delta in params.content_increase_pct.items():
+        table = table.assign(**_zomer_columns(level, delta, sums, params, draws, central, target))
+    return table
+
+
+def _blended_bd_x_area(sums: pd.DataFrame, params: PotentialParameters, weight) -> np.ndarray:
+    """Sum of BD x area with BD = (1 - w) x per-cell BD + w x the Zomer-implied BD; `weight` scalar or (n, 1)."""
+    ptf = sums["cropland_bd_x_area"].to_numpy()
+    zomer = params.bulk_density_zomer_g_per_cm3 * sums["cropland_area_with_bd_ha"].to_numpy()
+    return (1.0 - weight) * ptf + weight * zomer
+
+
+def _zomer_columns(level, delta, sums, params, draws, central, target_tg) -> dict[str, np.ndarray]:
+    unit_rate = content_increase_rate_t_c_per_ha_per_yr(delta, 1.0, params.depth_cm, params.duration_yr)
+    total = unit_rate * _blended_bd_x_area(sums, params, central["bulk_density_weight"]) / T_PER_TG
+    samples = unit_rate * _blended_bd_x_area(sums, params, draws["bulk_density_weight"][:, None]) / T_PER_TG
+    target_samples = target_tg * draws["soc_stock_factor"][:, None]
+    area_ha = sums["cropland_area_with_bd_ha"].to_numpy()
+    return {
+        **interval_columns(f"zomer_{level}_tg_c_per_yr", total, samples),
+        **interval_columns(
+            f"zomer_{level}_t_c_per_ha_per_yr", ratio(total * T_PER_TG, area_ha), ratio(samples * T_PER_TG, area_ha)
+        ),
+        **interval_columns(
+            f"zomer_{level}_share_of_4p1000_pct",
+            100.0 * ratio(total, target_tg * central["soc_stock_factor"]),
+            100.0 * ratio(samples, target_samples),
+        ),
+    }

@@ -1,0 +1,115 @@
+"""Sequestration-potential formulas against hand-computed values on tiny inputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from soil_pipeline.science import potential
+from soil_pipeline.science.aggregation import zone_sums
+from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
+
+
+def test_content_increase_rate_is_delta_times_bd_times_depth_over_duration():
+    # 0.27 % = 2.7 g/kg; 2.7 g/kg x 1.38 g/cm3 x 30 cm x 0.1 = 11.178 t C/ha over 20 yr
+    assert potential.content_increase_rate_t_c_per_ha_per_yr(0.27, 1.38, 30, 20) == pytest.approx(0.5589)
+    assert potential.content_increase_rate_t_c_per_ha_per_yr(0.54, 1.38, 30, 20) == pytest.approx(1.1178)
+
+
+def test_implied_bulk_density_inverts_the_rate():
+    # 0.56 t C/ha/yr / (0.27 % x 30 cm / 20 yr = 0.405) = 1.3827 g/cm3
+    assert potential.implied_bulk_density(0.56, 0.27, 30, 20) == pytest.approx(0.56 / 0.405)
+    bd = potential.implied_bulk_density(0.9, 0.54, 30, 20)
+    assert potential.content_increase_rate_t_c_per_ha_per_yr(0.54, bd, 30, 20) == pytest.approx(0.9)
+
+
+def test_four_per_1000_target():
+    assert potential.four_per_1000_target(867.1, 0.004) == pytest.approx(3.4684)
+
+
+def test_bulk_density_from_stock_inverts_manrique_jones():
+    # SOC 10 g/kg: BD = 1.660 - 0.318 * sqrt(1) = 1.342, stock = 10 * 1.342 * 30 * 0.1 = 40.26 t C/ha
+    # SOC 40 g/kg: BD = 1.660 - 0.318 * sqrt(4) = 1.024, stock = 40 * 1.024 * 3 = 122.88 t C/ha
+    # 250 t C/ha is beyond 120 g/kg (201 t C/ha at most): organic soil, no BD; NaN stays NaN
+    stock = np.array([[40.26, 122.88], [250.0, np.nan]])
+    bd = potential.bulk_density_from_stock(stock, 30.0, MANRIQUE_JONES_1991)
+    np.testing.assert_allclose(bd[0], [1.342, 1.024], rtol=1e-9)
+    assert np.isnan(bd[1]).all()
+
+
+def _sums(**columns) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    regions = {"region_type": ["country"] * n, "region_id": [f"R{i}" for i in range(n)], "region_name": "r"}
+    return pd.DataFrame({**regions, **columns})
+
+
+PARAMS = potential.PotentialParameters(
+    four_per_1000_rate=0.004,
+    content_increase_pct={"medium": 0.27, "high": 0.54},
+    depth_cm=30.0,
+    duration_yr=20.0,
+    bulk_density_zomer_g_per_cm3=1.4,
+)
+
+
+def test_regional_potential_by_hand():
+    sums = _sums(
+        soc_stock_2010_t_c=[1e9, 0.0],
+        cropland_area_ha=[1e6, 2e6],
+        cropland_soc_stock_2010_t_c=[5e7, 0.0],
+        cropland_area_with_bd_ha=[1e6, 2e6],
+        cropland_bd_x_area=[1.2e6, 2.4e6],
+    )
+    # weight 0.5 of the Zomer BD 1.4 against the per-cell mean 1.2: BD 1.3 in every draw
+    draws = {"soc_stock_factor": np.array([0.9, 1.0, 1.1]), "bulk_density_weight": np.full(3, 0.5)}
+    central = {"soc_stock_factor": 1.0, "bulk_density_weight": 0.5}
+    table = potential.regional_potential(sums, PARAMS, draws, central)
+    first = table.iloc[0]
+    assert first["soc_stock_2010_pg_c"] == pytest.approx(1.0)
+    assert first["target_4p1000_tg_c_per_yr"] == pytest.approx(4.0)
+    assert first["target_4p1000_tg_c_per_yr_p05"] == pytest.approx(4.0 * 0.91)  # linear between 0.9 and 1.0
+    assert first["cropland_target_4p1000_tg_c_per_yr"] == pytest.approx(0.2)
+    assert first["cropland_bd_ptf_g_per_cm3"] == pytest.approx(1.2)
+    # 0.27 x 1.3 x 30 / 20 = 0.5265 t C/ha/yr on 1 Mha = 0.5265 Tg C/yr = 13.1625 % of 4 Tg C/yr
+    assert first["zomer_medium_t_c_per_ha_per_yr"] == pytest.approx(0.5265)
+    assert first["zomer_medium_tg_c_per_yr"] == pytest.approx(0.5265)
+    assert first["zomer_medium_share_of_4p1000_pct"] == pytest.approx(13.1625)
+    assert first["zomer_high_tg_c_per_yr"] == pytest.approx(1.053)
+    second = table.iloc[1]
+    assert second["zomer_medium_tg_c_per_yr"] == pytest.approx(1.053)
+    assert np.isnan(second["zomer_medium_share_of_4p1000_pct"])  # no stock, no target: no share
+
+
+def test_bulk_density_weight_spans_the_two_estimates():
+    sums = _sums(
+        soc_stock_2010_t_c=[1e9],
+        cropland_area_ha=[1e6],
+        cropland_soc_stock_2010_t_c=[5e7],
+        cropland_area_with_bd_ha=[1e6],
+        cropland_bd_x_area=[1.2e6],
+    )
+    draws = {"soc_stock_factor": np.ones(2), "bulk_density_weight": np.array([0.0, 1.0])}
+    table = potential.regional_potential(sums, PARAMS, draws, {"soc_stock_factor": 1.0, "bulk_density_weight": 0.5})
+    row = table.iloc[0]
+    # p05 / p95 of {BD 1.2, BD 1.4} interpolate 5 % / 95 % of the way: 1.21 and 1.39
+    assert row["zomer_medium_t_c_per_ha_per_yr_p05"] == pytest.approx(0.27 * 1.21 * 30 / 20)
+    assert row["zomer_medium_t_c_per_ha_per_yr_p95"] == pytest.approx(0.27 * 1.39 * 30 / 20)
+
+
+def test_cell_quantities_and_zone_sums_on_a_3x4_grid():
+    soc = np.array([[10.0, 20.0, np.nan, 40.0], [50.0, 60.0, 70.0, 80.0], [0.0, 10.0, 10.0, np.nan]])
+    cropland = np.array([[1.0, 0.0, 2.0, 0.0], [0.0, 3.0, 0.0, 1.0], [0.0, 0.0, 4.0, 0.0]])
+    area = np.full(soc.shape, 10.0)
+    bd = np.where(cropland > 0, 1.5, np.nan)
+    bd[0, 2] = np.nan  # cropland without a stock has no BD
+    zones = np.array([[0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, -1]])
+    table = pd.DataFrame({"zone_index": [0, 1], "region_type": "x", "region_id": ["A", "B"], "region_name": "z"})
+    sums = zone_sums(potential.cell_quantities(soc, cropland, area, bd), zones, table)
+    # zone A: stocks (10 + 20 + 0 + 10 + 10) x 10 ha; cropland 1 + 2 + 4 ha; with BD 1 + 4 ha
+    assert sums.loc[0, "soc_stock_2010_t_c"] == pytest.approx(500.0)
+    assert sums.loc[0, "cropland_area_ha"] == pytest.approx(7.0)
+    assert sums.loc[0, "cropland_soc_stock_2010_t_c"] == pytest.approx(10.0 * 1 + 10.0 * 4)
+    assert sums.loc[0, "cropland_area_with_bd_ha"] == pytest.approx(5.0)
+    assert sums.loc[0, "cropland_bd_x_area"] == pytest.approx(7.5)
+    # zone B: stocks (40 + 50 + 60 + 70 + 80) x 10 ha; cropland 3 + 1 ha
+    assert sums.loc[1, "soc_stock_2010_t_c"] == pytest.approx(3000.0)
+    assert sums.loc[1, "cropland_area_with_bd_ha"] == pytest.approx(4.0)

@@ -1,0 +1,196 @@
+"""End to end through Dagster on the embedded global data: the published potential and scenario tables."""
+
+import json
+import pickle
+import shutil
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+from soil_pipeline.definitions import all_assets, build_definitions, build_resources
+from soil_pipeline.io_managers import INTERMEDIATE_DIR
+from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.reference_data import factor, scenario_ids
+from soil_pipeline.resources import InputDatasets
+from soil_pipeline.science.grid import cell_area_ha
+from soil_pipeline_tests.conftest import FIXTURES, QUIET_LOGS
+
+POTENTIAL = "regional_sequestration_potential"
+
+
+@pytest.fixture(scope="module")
+def store(embedded_run, scenario_runs):
+    return VersionedParquetStore(embedded_run[1])
+
+
+@pytest.fixture(scope="module")
+def potential(store):
+    return store.read(POTENTIAL)
+
+
+@pytest.fixture(scope="module")
+def scenario_tables(store):
+    versions = store.latest_by_partition("restoration_scenario")
+    return {key: store.read("restoration_scenario", version) for key, version in versions.items()}
+
+
+def _world(table: pd.DataFrame) -> pd.Series:
+    return table[table["region_type"] == "global"].iloc[0]
+
+
+def test_potential_has_every_region_type_and_global_figures(potential):
+    counts = potential["region_type"].value_counts()
+    assert counts["global"] == 1 and counts["priority_region"] == 3 and counts["climate_zone"] == 13
+    assert counts["country"] == 178  # 177 Natural Earth countries + UNASSIGNED
+    world = _world(potential)
+    assert world["soc_stock_2010_pg_c"] == pytest.approx(867.1, abs=0.05)
+    assert world["cropland_area_mha"] == pytest.approx(1591.3, abs=0.05)
+    assert world["target_4p1000_tg_c_per_yr"] == pytest.approx(3468.2, abs=0.1)
+
+
+def test_potential_regions_add_up_to_the_world(potential):
+    world = _world(potential)
+    for region_type in ("country", "climate_zone"):
+        part = potential[potential["region_type"] == region_type]
+        for column in ("cropland_area_mha", "zomer_medium_tg_c_per_yr", "target_4p1000_tg_c_per_yr"):
+            assert part[column].sum() == pytest.approx(world[column], rel=1e-9), (region_type, column)
+
+
+def test_zomer_style_figures_bracket_their_bulk_density_sources(potential):
+    world = _world(potential)
+    bd_zomer = 0.56 / (0.27 * 30 / 20)
+    low, high = sorted([world["cropland_bd_ptf_g_per_cm3"], bd_zomer])
+    rate = world["zomer_medium_t_c_per_ha_per_yr"]
+    assert 0.27 * low * 30 / 20 <= rate <= 0.27 * high * 30 / 20
+    assert world["zomer_high_tg_c_per_yr"] == pytest.approx(2 * world["zomer_medium_tg_c_per_yr"])
+
+
+def test_every_interval_is_ordered(potential, scenario_tables):
+    tables = [potential, *scenario_tables.values()]
+    for table in tables:
+        for column in [c for c in table.columns if c.endswith("_p05")]:
+            base = column.removesuffix("_p05")
+            valid = table[base].notna()
+            p05, p50, p95 = (table.loc[valid, f"{base}_{s}"] for s in ("p05", "p50", "p95"))
+            assert (p05 <= p50).all() and (p50 <= p95).all(), base
+
+
+def test_full_restoration_never_gains_more_than_the_soil_carbon_debt(store, scenario_tables):
+    stocks = _world(store.read("regional_soc_stocks"))
+    net_debt = stocks["soc_stock_no_land_use_pg_c"] - stocks["soc_stock_2010_pg_c"]
+    assert net_debt == pytest.approx(factor("sanderman_2017", "soc_debt_0_30cm"), abs=0.05)
+    full = _world(scenario_tables["upper_bound_100pct"])
+    assert full["restored_area_mha"] == pytest.approx(full["converted_land_area_mha"])
+    assert 0 < full["soc_gain_pg_c"] <= full["restored_soc_debt_pg_c"] + 1e-9
+    assert full["soc_gain_pg_c"] <= net_debt
+
+
+def test_gains_are_monotone_in_the_restored_fraction(scenario_tables):
+    worlds = [_world(scenario_tables[key]) for key in ("global_priority_15pct", "global_priority_30pct")]
+    worlds.append(_world(scenario_tables["upper_bound_100pct"]))
+    gains = [world["soc_gain_pg_c"] for world in worlds]
+    assert gains[0] < gains[1] < gains[2]
+    converted = worlds[0]["converted_land_area_mha"]
+    assert worlds[0]["restored_area_mha"] == pytest.approx(0.15 * converted)
+    assert worlds[1]["restored_area_mha"] == pytest.approx(0.30 * converted)
+
+
+def test_within_country_scenario_restores_the_share_of_every_country(scenario_tables):
+    countries = scenario_tables["within_country_15pct"].query(
+        "region_type == 'country' and converted_land_area_mha > 0"
+    )
+    np.testing.assert_allclose(countries["restored_area_mha"], 0.15 * countries["converted_land_area_mha"], rtol=1e-6)
+    global_priority = _world(scenario_tables["global_priority_15pct"])["soc_gain_pg_c"]
+    assert _world(scenario_tables["within_country_15pct"])["soc_gain_pg_c"] < global_priority
+
+
+def test_scenario_gain_units(scenario_tables):
+    world = _world(scenario_tables["global_priority_15pct"])
+    assert world["soc_gain_gt_co2"] == pytest.approx(world["soc_gain_pg_c"] * 44 / 12)
+    assert world["soc_gain_rate_tg_c_per_yr"] == pytest.approx(world["soc_gain_pg_c"] * 1000 / 20)
+    share = 100 * world["soc_gain_rate_tg_c_per_yr"] / world["target_4p1000_tg_c_per_yr"]
+    assert world["soc_gain_share_of_4p1000_pct"] == pytest.approx(share)
+
+
+def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(store, scenario_runs):
+    for key, result in scenario_runs.items():
+        [materialization] = result.asset_materializations_for_node("restoration_scenario")
+        [contract_check] = result.get_asset_check_evaluations()
+        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v1.0.0"
+        path = materialization.metadata["restored_cells_map"].value
+        with open(path, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n", key
+        version = store.latest_by_partition("restoration_scenario")[key]
+        manifest = json.loads((store.version_path("restoration_scenario", version) / "manifest.json").read_text())
+        assert manifest["provenance"]["parameters"]["scenario"]["id"] == key
+        assert f"scenario[{key}]" in manifest["provenance"]["inputs"]
+
+
+@pytest.fixture(scope="module")
+def copied_root(embedded_run, tmp_path_factory):
+    """A private copy of the embedded run's outputs, to materialize single assets without touching the shared one."""
+    target = tmp_path_factory.mktemp("copy") / "published"
+    shutil.copytree(embedded_run[1], target)
+    return target
+
+
+def _materialize(root, asset_name, run_config=None, inputs=None):
+    result = dg.materialize(
+        all_assets,
+        selection=[asset_name],
+        resources=build_resources(str(root), inputs),
+        run_config={**QUIET_LOGS, **(run_config or {})},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    return result
+
+
+def _potential_with_seed(root, seed: int) -> pd.DataFrame:
+    config = {"ops": {POTENTIAL: {"config": {"seed": seed, "n_draws": 300}}}}
+    result = _materialize(root, POTENTIAL, config)
+    [materialization] = result.asset_materializations_for_node(POTENTIAL)
+    return VersionedParquetStore(root).read(POTENTIAL, materialization.metadata["version"].value)
+
+
+def test_potential_is_reproducible_from_its_seed(copied_root):
+    first = _potential_with_seed(copied_root, 1)
+    again = _potential_with_seed(copied_root, 1)
+    other = _potential_with_seed(copied_root, 2)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first["zomer_medium_tg_c_per_yr_p05"].equals(other["zomer_medium_tg_c_per_yr_p05"])
+    pd.testing.assert_series_equal(first["zomer_medium_tg_c_per_yr"], other["zomer_medium_tg_c_per_yr"])
+
+
+def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
+    # Stand-in pasture layer: HYDE cropland on the exact 1/12-degree lattice (km2 per cell, nodata 255), so converted
+    # land is cropland plus a second copy of it, capped at the cell area, with nodata counting as no pasture. The WHRC
+    # grid's transform is rounded (0.0833333 deg), so the layer is resampled (sum) and agrees in total, not per cell.
+    pasture_path = FIXTURES / "hyde32_cropland_km2_2016_5arcmin_aligned.tif"
+    result = _materialize(copied_root, "converted_land_grid", inputs=InputDatasets(pasture_raster=str(pasture_path)))
+    layer = result.output_for_node("converted_land_grid")
+    with open(copied_root / INTERMEDIATE_DIR / "cropland_grid", "rb") as handle:
+        cropland = pickle.load(handle).data.astype("float64")
+    with rasterio.open(pasture_path) as source:
+        pasture = source.read(1).astype("float64")
+        pasture[pasture == source.nodata] = 0.0
+    cell_km2 = cell_area_ha(layer.grid)[:, None] / 100.0
+    converted = layer.data.astype("float64")
+    assert (converted <= cell_km2 * (1 + 1e-6)).all()
+    assert converted.sum() == pytest.approx(np.minimum(cropland + pasture, cell_km2).sum(), rel=1e-3)
+    assert converted.sum() > 1.5 * cropland.sum()
+    assert "pasture" in layer.alignment["components"]
+    assert "pasture_raster" in layer.provenance["inputs"]
+
+
+def test_definitions_keep_the_monthly_job_and_schedule_and_add_the_scenario_job():
+    definitions = build_definitions()
+    main = definitions.resolve_job_def("soil_pipeline_job")
+    scenario_job = definitions.resolve_job_def("restoration_scenarios_job")
+    assert definitions.resolve_schedule_def("monthly_refresh").job_name == "soil_pipeline_job"
+    assert dg.AssetKey(POTENTIAL) in main.asset_layer.executable_asset_keys
+    assert dg.AssetKey("restoration_scenario") not in main.asset_layer.executable_asset_keys
+    assert scenario_job.partitions_def.get_partition_keys() == scenario_ids()

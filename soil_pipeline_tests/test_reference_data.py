@@ -1,0 +1,69 @@
+"""The shipped reference data: cited factors, scenario definitions and priority regions load and agree."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from soil_pipeline import reference_data
+from soil_pipeline.science.aggregation import FOUR_PER_1000_RATE_PER_YR
+from soil_pipeline.science.regions import NO_REGION, group_membership
+
+
+def test_every_factor_has_a_value_unit_source_and_locator():
+    for name, entry in reference_data.factors().items():
+        assert entry["source"] and entry["locator"], name
+        values = {key: item for key, item in entry.items() if isinstance(item, dict)}
+        assert values, name
+        for key, item in values.items():
+            assert isinstance(item["value"], int | float) and item["unit"], f"{name}.{key}"
+
+
+def test_the_4p1000_rate_agrees_with_the_regional_stock_table():
+    assert reference_data.factor("four_per_1000", "annual_rate") == FOUR_PER_1000_RATE_PER_YR
+
+
+def test_zomer_implied_bulk_density():
+    params = reference_data.potential_parameters()
+    # 0.56 t C/ha/yr over (0.27 % x 30 cm / 20 yr) = 1.3827 g/cm3
+    assert params.bulk_density_zomer_g_per_cm3 == pytest.approx(1.3827, abs=1e-4)
+    assert params.content_increase_pct == {"medium": 0.27, "high": 0.54}
+
+
+def test_shipped_scenarios_load_and_use_the_ipcc_period():
+    ids = reference_data.scenario_ids()
+    assert ids == ["global_priority_15pct", "global_priority_30pct", "upper_bound_100pct", "within_country_15pct"]
+    ipcc = reference_data.factor("ipcc_2006_soc_transition", "default_transition_period_yr")
+    for scenario_id in ids:
+        scenario = reference_data.load_scenario(scenario_id)
+        assert scenario.recovery.curve == "linear" and scenario.recovery.period_yr == ipcc
+    fractions = {i: reference_data.load_scenario(i).fraction for i in ids}
+    assert fractions["global_priority_15pct"] == reference_data.factor(
+        "strassburg_2020", "restored_fraction_of_converted_land"
+    )
+    assert fractions["upper_bound_100pct"] == 1.0
+
+
+def test_priority_regions_on_natural_earth_countries():
+    countries = pd.DataFrame(
+        {
+            "adm0_a3": ["IND", "KEN", "VNM", "PAK", "MDG", "FRA"],
+            "subregion": [
+                "Southern Asia",
+                "Eastern Africa",
+                "South-Eastern Asia",
+                "Southern Asia",
+                "Eastern Africa",
+                "Western Europe",
+            ],
+        }
+    )
+    groups = reference_data.priority_regions()
+    index = group_membership(countries["subregion"], countries["adm0_a3"], groups)
+    names = [groups[i]["id"] if i != NO_REGION else None for i in index]
+    assert names == ["INDIA", "EAST_AFRICA", "SOUTH_EAST_ASIA", None, "EAST_AFRICA", None]
+
+
+def test_a_country_in_two_groups_is_an_error():
+    groups = [{"id": "A", "adm0_a3": ["IND"]}, {"id": "B", "natural_earth_subregions": ["Southern Asia"]}]
+    with pytest.raises(ValueError, match="more than one group"):
+        group_membership(np.array(["Southern Asia"]), np.array(["IND"]), groups)

@@ -1,0 +1,57 @@
+"""Seeded Monte Carlo: reproducible from its seed, and percentiles as numpy computes them."""
+
+import numpy as np
+import pytest
+
+from soil_pipeline.reference_data import monte_carlo_parameters
+from soil_pipeline.science import uncertainty
+
+SPEC = {
+    "a": {"distribution": "normal", "mean": 1.0, "sd": 0.1},
+    "b": {"distribution": "uniform", "low": 2.0, "high": 4.0},
+}
+
+
+def test_same_seed_same_draws_different_seed_different_draws():
+    first = uncertainty.draw(SPEC, 500, seed=11)
+    again = uncertainty.draw(SPEC, 500, seed=11)
+    other = uncertainty.draw(SPEC, 500, seed=12)
+    for name in SPEC:
+        np.testing.assert_array_equal(first[name], again[name])
+        assert not np.array_equal(first[name], other[name])
+
+
+def test_a_parameter_draws_do_not_depend_on_the_others():
+    alone = uncertainty.draw({"a": SPEC["a"]}, 100, seed=5)
+    together = uncertainty.draw(SPEC, 100, seed=5)
+    np.testing.assert_array_equal(alone["a"], together["a"])
+
+
+def test_draws_follow_their_distributions():
+    draws = uncertainty.draw(SPEC, 20000, seed=1)
+    assert draws["a"].mean() == pytest.approx(1.0, abs=0.005)
+    assert draws["a"].std() == pytest.approx(0.1, rel=0.03)
+    assert draws["b"].min() >= 2.0 and draws["b"].max() < 4.0
+    assert uncertainty.central(SPEC) == {"a": 1.0, "b": 3.0}
+
+
+def test_unknown_distribution_and_empty_runs_are_refused():
+    with pytest.raises(ValueError, match="unknown distribution"):
+        uncertainty.draw({"c": {"distribution": "beta"}}, 10, seed=1)
+    with pytest.raises(ValueError, match="n_draws"):
+        uncertainty.draw(SPEC, 0, seed=1)
+
+
+def test_interval_columns_are_the_5th_50th_95th_percentiles_per_region():
+    samples = np.column_stack([np.arange(101.0), 2 * np.arange(101.0)])  # 101 draws x 2 regions
+    columns = uncertainty.interval_columns("x_pg_c", [7.0, 8.0], samples)
+    np.testing.assert_array_equal(columns["x_pg_c"], [7.0, 8.0])
+    np.testing.assert_allclose(columns["x_pg_c_p05"], [5.0, 10.0])
+    np.testing.assert_allclose(columns["x_pg_c_p50"], [50.0, 100.0])
+    np.testing.assert_allclose(columns["x_pg_c_p95"], [95.0, 190.0])
+
+
+def test_shipped_spec_draws():
+    draws = uncertainty.draw(monte_carlo_parameters(), 1000, seed=4001)
+    assert set(draws) == {"soc_stock_factor", "soc_debt_factor", "bulk_density_weight"}
+    assert (draws["bulk_density_weight"] >= 0).all() and (draws["bulk_density_weight"] <= 1).all()
