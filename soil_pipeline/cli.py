@@ -1,31 +1,38 @@
-"""`soil-pipeline` command line: run the main job and every restoration scenario in-process, and summarise what
-they published."""
+"""`soil-pipeline` command line: run the main job and every restoration scenario in-process and summarise what
+they published; list, pull and show published versions.
+
+Dagster is imported only by `run`, so the read-only commands start fast.
+"""
 
 import argparse
+import json
 import os
 import sys
-from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 
-from soil_pipeline.definitions import DEFAULT_OUTPUT_ROOT, build_definitions
-from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.reference_data import scenario_ids
-from soil_pipeline.resources import InputDatasets
 
 TOP_COUNTRIES = 10
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _instance() -> dg.DagsterInstance:
+def _instance():
     """The DAGSTER_HOME instance when one is set (so runs show in the UI), else an in-memory one."""
+    import dagster as dg
+
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def run_pipeline(output_root: str, partition: str, landing_dir: str | None = None) -> list[dg.ExecuteInProcessResult]:
+def run_pipeline(output_root: str, partition: str | None = None, landing_dir: str | None = None) -> list:
     """The main job for one drop, then the scenario job for every scenario; stops at the first failed run."""
+    from soil_pipeline.definitions import build_definitions
+    from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+    from soil_pipeline.reference_data import scenario_ids
+    from soil_pipeline.resources import InputDatasets
+
+    partition = partition or EMBEDDED_DROP_PARTITION
     inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
     definitions = build_definitions(output_root, inputs)
     runs = [("soil_pipeline_job", partition)] + [("restoration_scenarios_job", key) for key in scenario_ids()]
@@ -79,7 +86,7 @@ def summary(output_root: str) -> str:
     latest = pd.DataFrame([row for row in store.catalog() if row["latest"]])
     for row in latest.itertuples():
         partition = f" [{row.partition}]" if isinstance(row.partition, str) else ""
-        lines.append(f"  {row.asset}{partition}: {store.root / row.asset / row.version}")
+        lines.append(f"  {row.asset}{partition}: {store.backend.display(row.asset, row.version)}")
     return "\n".join(lines)
 
 
@@ -122,24 +129,87 @@ def _scenario_lines(store: VersionedParquetStore) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def versions_table(store: VersionedParquetStore, asset: str | None) -> str:
+    rows = store.versions(asset)
+    if not rows:
+        return f"no published versions{f' of {asset}' if asset else ''} under {store.root}"
+    table = pd.DataFrame(rows)[["asset", "partition", "version", "created_at", "row_count", "latest"]]
+    table["latest"] = table["latest"].map({True: "*", False: ""})
+    return table.fillna("").to_string(index=False)
+
+
+def show_text(store: VersionedParquetStore, asset: str, version: str, partition: str | None, rows: int) -> str:
+    version = store.resolve(asset, version, partition)
+    manifest = store.manifest(asset, version)
+    head = store.read(asset, version).head(rows)
+    summary = {key: manifest[key] for key in ("asset", "version", "partition", "created_at", "row_count", "files")}
+    return "\n".join(
+        [
+            json.dumps(summary, indent=2),
+            "",
+            head.to_string(index=False, max_colwidth=40),
+            "",
+            "provenance:",
+            json.dumps({"provenance": manifest["provenance"], "run": manifest["run"]}, indent=2, sort_keys=True),
+        ]
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="soil-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
-    run.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="where versions are published")
-    run.add_argument("--partition", default=EMBEDDED_DROP_PARTITION, help="monthly drop YYYY-MM")
+    run.add_argument("--partition", help="monthly drop YYYY-MM (default: the embedded drop, 2012-10)")
     run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
-    args = parser.parse_args(argv)
+    versions = commands.add_parser("versions", help="list published versions (of one asset)")
+    versions.add_argument("asset", nargs="?")
+    pull = commands.add_parser("pull", help="copy a version's data.parquet and manifest.json to DIR/ASSET/VERSION/")
+    pull.add_argument("asset")
+    pull.add_argument("--to", required=True, metavar="DIR")
+    show = commands.add_parser("show", help="print a version's first rows and its provenance")
+    show.add_argument("asset")
+    show.add_argument("--rows", type=int, default=10)
+    for command in (pull, show):
+        command.add_argument("--version", default="latest", help="version id (default: latest)")
+        command.add_argument("--partition", help="partition, when the asset has a latest version for several")
+    for command in (run, versions, pull, show):
+        command.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="local path or fsspec URL")
+    return parser
 
-    output_root = str(Path(args.output_root).expanduser().resolve())
-    results = run_pipeline(output_root, args.partition, args.landing_dir)
+
+def _run(args) -> int:
+    results = run_pipeline(args.output_root, args.partition, args.landing_dir)
     if not results[-1].success:
         for event in results[-1].all_events:
             if event.is_step_failure:
                 print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
         return 1
-    print(summary(output_root))
+    print(summary(args.output_root))
     return 0
+
+
+def _access(args) -> int:
+    store = VersionedParquetStore(args.output_root)
+    if args.command == "versions":
+        print(versions_table(store, args.asset))
+    elif args.command == "pull":
+        version = store.resolve(args.asset, args.version, args.partition)
+        print(store.pull(args.asset, version, args.to))
+    else:
+        print(show_text(store, args.asset, args.version, args.partition, args.rows))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.output_root = normalise_root(args.output_root)
+    if args.command == "run":
+        return _run(args)
+    try:
+        return _access(args)
+    except (KeyError, ValueError, OSError) as error:
+        print(f"soil-pipeline {args.command}: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,23 +2,26 @@
 
 import dagster as dg
 
-from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios
+from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
 from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports
 
-DEFAULT_OUTPUT_ROOT = "soil_pipeline_output"
 DATA_DOCS_DIR = "_data_docs"
 ARTIFACTS_DIR = "_artifacts"
 
-all_assets = dg.load_assets_from_modules([field_samples, global_grids, regions, regional, potential, scenarios])
+all_assets = dg.load_assets_from_modules(
+    [sources, field_samples, global_grids, regions, regional, potential, scenarios]
+)
 
 # A job runs one partitions definition, so the scenario-partitioned asset has its own job.
 scenario_selection = dg.AssetSelection.assets(scenarios.restoration_scenario)
 
 main_job = dg.define_asset_job(
     "soil_pipeline_job",
-    selection=dg.AssetSelection.all() - scenario_selection,
-    description="Every asset for one monthly field-sample drop, with the global grids, regional tables and potential.",
+    selection=dg.AssetSelection.all(include_sources=True) - scenario_selection,
+    description="Observe the raw inputs, then every asset for one monthly field-sample drop, with the global grids, "
+    "regional tables and potential.",
 )
 
 scenario_job = dg.define_asset_job(
@@ -36,6 +39,7 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
 
 
 def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dict:
+    output_root = normalise_root(output_root)
     return {
         "inputs": inputs or InputDatasets(),
         "quality_reports": QualityReports(base_dir=f"{output_root}/{DATA_DOCS_DIR}"),

@@ -3,15 +3,30 @@
 import dagster as dg
 import pandas as pd
 
-from soil_pipeline.provenance import code_version
-from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.provenance import code_version, definition_files
+from soil_pipeline.publishing.root import normalise_root
+from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
 
 INTERMEDIATE_DIR = "_intermediate"
 PREVIEW_ROWS = 5
+# Asset definition metadata naming the (longitude, latitude) columns of a table to publish as GeoParquet points.
+GEOPARQUET_POINTS = "geoparquet_points"
 
 
 def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in frame.dtypes.items()])
+
+
+def _points(context: dg.OutputContext) -> tuple[str, str] | None:
+    value = (context.definition_metadata or {}).get(GEOPARQUET_POINTS)
+    value = getattr(value, "value", value)
+    return (value[0], value[1]) if value else None
+
+
+def _publication(published) -> str:
+    if published.newly_published:
+        return f"new version {published.version}"
+    return f"unchanged: identical version {published.version} was already published; nothing new written"
 
 
 class PublishedParquetIOManager(dg.ConfigurableIOManager):
@@ -26,36 +41,50 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         asset = context.asset_key.to_user_string()
         partition = context.partition_key if context.has_asset_partitions else None
-        provenance = {**obj.attrs.get("provenance", {"inputs": {}, "parameters": {}}), "code": code_version()}
+        provenance = {
+            **obj.attrs.get("provenance", {"inputs": {}, "parameters": {}}),
+            "code": code_version(),
+            "definitions": definition_files(),
+        }
         run = {"dagster_run_id": context.run_id}
-        published = self.store.publish(asset, obj, provenance, partition=partition, run=run)
+        published = self.store.publish(asset, obj, provenance, partition, run, points=_points(context))
         context.add_output_metadata(
             {
                 "dagster/row_count": len(obj),
                 "dagster/column_schema": table_schema(obj),
                 "version": published.version,
-                "published_path": dg.MetadataValue.path(str(published.path)),
+                "published_path": dg.MetadataValue.path(published.path),
                 "newly_published": published.newly_published,
+                "publication": _publication(published),
+                "data_sha256": published.manifest["files"][DATA_FILE],
                 "preview": dg.MetadataValue.md(obj.head(PREVIEW_ROWS).to_markdown(index=False)),
             }
         )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        """The latest version (of each requested partition), with its lineage as the frame's input provenance."""
         asset = context.asset_key.to_user_string()
-        latest = self.store.latest_by_partition(asset)
+        store = self.store
+        latest = store.latest_by_partition(asset)
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
         versions = {key: latest[key] for key in keys if key in latest}
         if not versions:
-            raise dg.Failure(f"nothing published for {asset} under {self.store.root}")
-        frames = [self.store.read(asset, version) for version in versions.values()]
+            raise dg.Failure(f"nothing published for {asset} under {store.root}")
+        frames, inputs = [], {}
+        for key, version in versions.items():
+            manifest = store.manifest(asset, version)
+            frames.append(store.read(asset, version, columns=list(manifest["columns"])))
+            inputs.update(manifest["provenance"].get("inputs", {}))
+            label = f"{asset}[{key}]" if key else asset
+            inputs[label] = {"version": version, "sha256": manifest["files"][DATA_FILE]}
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        label = {key: f"{asset}[{key}]" if key else asset for key in versions}
-        frame.attrs["provenance"] = {"inputs": {label[key]: {"version": v} for key, v in versions.items()}}
+        frame.attrs["provenance"] = {"inputs": dict(sorted(inputs.items()))}
         return frame
 
 
 def build_io_managers(output_root: str) -> dict:
+    root = normalise_root(output_root)
     return {
-        "io_manager": dg.FilesystemIOManager(base_dir=f"{output_root}/{INTERMEDIATE_DIR}"),
-        "published_io_manager": PublishedParquetIOManager(output_root=output_root),
+        "io_manager": dg.FilesystemIOManager(base_dir=f"{root}/{INTERMEDIATE_DIR}"),
+        "published_io_manager": PublishedParquetIOManager(output_root=root),
     }

@@ -6,7 +6,12 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-KEY_LIBRARIES = ("dagster", "pandas", "numpy", "pyarrow", "rasterio", "shapely")
+# Libraries whose version can change the numbers or the bytes of a published file.
+KEY_LIBRARIES = ("dagster", "pandas", "numpy", "pyarrow", "rasterio", "shapely", "geopandas", "pyproj")
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Files that shape outputs without being Python: data contracts and scenario definitions. Every file under these
+# folders (in the package or the repository root), when present, is hashed into each published version.
+DEFINITION_DIRS = ("data_contracts", "scenarios", "data/scenarios")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -34,18 +39,49 @@ def combine(*parts: dict) -> dict:
     return merged
 
 
-@functools.cache
-def code_version() -> dict:
-    """Package version, git commit when the package runs from a checkout, and the key libraries' versions."""
-    package_dir = Path(__file__).resolve().parent
+def _git_commit() -> str | None:
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(package_dir), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        return subprocess.run(
+            ["git", "-C", str(PACKAGE_DIR), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        return None
+
+
+def source_sha256() -> str:
+    """sha256 over the package's Python sources (path and content): the code itself, with or without git."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_version() -> dict:
+    """Package version, git commit when run from a checkout, sha256 of the sources, key library and GDAL versions."""
+    import rasterio
+
     return {
         "package": metadata.version("soil_pipeline"),
-        "git_commit": commit,
-        "libraries": {name: metadata.version(name) for name in KEY_LIBRARIES},
+        "git_commit": _git_commit(),
+        "source_sha256": source_sha256(),
+        "libraries": {**{name: metadata.version(name) for name in KEY_LIBRARIES}, "gdal": rasterio.__gdal_version__},
     }
+
+
+def _definition_bases() -> list[Path]:
+    """The package folder, and the repository root when the package runs from a checkout."""
+    checkout = PACKAGE_DIR.parent
+    return [PACKAGE_DIR, checkout] if (checkout / "pyproject.toml").is_file() else [PACKAGE_DIR]
+
+
+def definition_files() -> dict[str, str]:
+    """sha256 of every file under the DEFINITION_DIRS that exist, keyed by path relative to its base folder."""
+    found = {}
+    for base in _definition_bases():
+        for folder in DEFINITION_DIRS:
+            for path in sorted((base / folder).rglob("*")) if (base / folder).is_dir() else []:
+                if path.is_file() and "__pycache__" not in path.parts:
+                    found[path.relative_to(base).as_posix()] = file_sha256(path)
+    return dict(sorted(found.items()))

@@ -65,6 +65,7 @@ def _out(description: str) -> dg.AssetOut:
             contract_check_spec(f"{asset}_rejects", blocking=True),
         )
     ],
+    deps=["field_sample_drop"],
 )
 def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_reports: QualityReports):
     """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine."""
@@ -131,6 +132,7 @@ def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.
     group_name="field_samples",
     code_version="2",
     check_specs=contract_specs("topsoil_soc_stocks"),
+    metadata={"geoparquet_points": ["longitude_deg", "latitude_deg"]},
 )
 def topsoil_soc_stocks(
     field_sites: pd.DataFrame,

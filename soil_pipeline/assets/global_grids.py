@@ -69,7 +69,12 @@ def _output(layer: Layer) -> dg.Output:
     )
 
 
-@dg.asset(group_name="global_grids", code_version="2", check_specs=contract_specs("soc_stock_grid"))
+@dg.asset(
+    group_name="global_grids",
+    code_version="2",
+    check_specs=contract_specs("soc_stock_grid"),
+    deps=["soc_stock_2010_raster", "soc_stock_no_land_use_raster"],
+)
 def soc_stock_grid(inputs: InputDatasets):
     """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 0 and 1; defines the common grid."""
     bands, lineage = yield from _checked_rasters(
@@ -94,7 +99,9 @@ def soc_stock_grid(inputs: InputDatasets):
     )
 
 
-@dg.asset(group_name="global_grids", code_version="2", check_specs=contract_specs("cropland_grid"))
+@dg.asset(
+    group_name="global_grids", code_version="2", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
+)
 def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
     """HYDE 3.2 cropland area 2016 (km2 per cell) summed onto the common grid; total area is preserved."""
     bands, lineage = yield from _checked_rasters("cropland_grid", {"cropland_raster": inputs.cropland_raster})
@@ -106,7 +113,12 @@ def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
     yield _output(Layer(aligned, soc_stock_grid.grid, "km2 cropland per cell", alignment, lineage))
 
 
-@dg.asset(group_name="global_grids", code_version="2", check_specs=contract_specs("climate_zone_grid"))
+@dg.asset(
+    group_name="global_grids",
+    code_version="2",
+    check_specs=contract_specs("climate_zone_grid"),
+    deps=["climate_zones_raster"],
+)
 def climate_zone_grid(inputs: InputDatasets, soc_stock_grid: Layer):
     """IPCC 2019 climate zone code per cell (0 = none), nearest-neighbour onto the common grid."""
     bands, lineage = yield from _checked_rasters(

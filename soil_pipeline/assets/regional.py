@@ -9,7 +9,7 @@ import pandas as pd
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.global_grids import ensure_same_grid
-from soil_pipeline.assets.zones import UNASSIGNED, zonings
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, UNASSIGNED, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.science.aggregation import (
     FOUR_PER_1000_RATE_PER_YR,
@@ -38,6 +38,7 @@ def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
     group_name="regional",
     code_version="2",
     check_specs=contract_specs("regional_soc_stocks"),
+    deps=["climate_zone_legend"],
 )
 def regional_soc_stocks(
     soc_stock_grid: Layer,
@@ -64,6 +65,7 @@ def regional_soc_stocks(
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),
         topsoil_soc_stocks.attrs.get("provenance", {}),
+        {"inputs": provenance.file_input("climate_zone_legend", CLIMATE_ZONE_LEGEND)},
         {
             "parameters": {
                 "earth_radius_km": AUTHALIC_EARTH_RADIUS_KM,

@@ -20,6 +20,7 @@ from soil_pipeline.resources import InputDatasets
     group_name="regions",
     code_version="2",
     check_specs=contract_specs("countries"),
+    deps=["countries_vector"],
 )
 def countries(inputs: InputDatasets):
     """One row per country: ADM0_A3 code, name, continent, UN subregion, polygon as WKB (lon/lat WGS84)."""
