@@ -1,0 +1,58 @@
+"""A separate process that publishes into a store, for the crash and concurrency tests.
+
+python -m soil_pipeline_tests.publish_worker large ROOT ROWS
+    publish one large frame as asset `large` (the crash test kills it mid-write)
+python -m soil_pipeline_tests.publish_worker many ROOT WRITER COUNT START_FILE
+    wait for START_FILE, then publish COUNT distinct frames as asset `shared` and, each time, the same
+    frame as asset `common`
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from soil_pipeline.publishing.store import VersionedParquetStore
+
+START_WAIT_STEPS = 3000
+START_WAIT_STEP_S = 0.01
+
+
+def large_frame(rows: int) -> pd.DataFrame:
+    """Random (incompressible) floats, so the Parquet bytes are about 8 bytes per row."""
+    return pd.DataFrame({"value": np.random.default_rng(0).random(rows)})
+
+
+def shared_frame(writer: str, index: int) -> pd.DataFrame:
+    return pd.DataFrame({"writer": [writer] * 100, "index": np.full(100, index), "value": np.arange(100.0)})
+
+
+def common_frame() -> pd.DataFrame:
+    return pd.DataFrame({"value": np.arange(1000.0)})
+
+
+def wait_for(path: Path) -> None:
+    for _ in range(START_WAIT_STEPS):
+        if path.exists():
+            return
+        time.sleep(START_WAIT_STEP_S)
+    raise TimeoutError(f"{path} never appeared")
+
+
+def main(argv: list[str]) -> None:
+    mode, root = argv[0], argv[1]
+    store = VersionedParquetStore(root)
+    if mode == "large":
+        store.publish("large", large_frame(int(argv[2])), {"inputs": {}, "parameters": {"rows": int(argv[2])}})
+        return
+    writer, count, start = argv[2], int(argv[3]), Path(argv[4])
+    wait_for(start)
+    for index in range(count):
+        store.publish("shared", shared_frame(writer, index), {"inputs": {}, "parameters": {"writer": writer}})
+        store.publish("common", common_frame(), {"inputs": {}, "parameters": {}})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
