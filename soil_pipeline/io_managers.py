@@ -73,7 +73,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         frames, inputs = [], {}
         for key, version in versions.items():
             manifest = store.manifest(asset, version)
-            frames.append(store.read(asset, version, columns=list(manifest["columns"])))
+            frames.append(store.read(asset, version, columns=[column["name"] for column in manifest["columns"]]))
             inputs.update(manifest["provenance"].get("inputs", {}))
             label = f"{asset}[{key}]" if key else asset
             inputs[label] = {"version": version, "sha256": manifest["files"][DATA_FILE]}

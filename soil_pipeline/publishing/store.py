@@ -112,7 +112,7 @@ class VersionedParquetStore:
             "partition": partition,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "row_count": len(frame),
-            "columns": {str(name): str(dtype) for name, dtype in frame.dtypes.items()},
+            "columns": [{"name": str(name), "type": str(dtype)} for name, dtype in frame.dtypes.items()],
             "files": {DATA_FILE: sha256_bytes(data)},
             "provenance": provenance,
             "run": run or {},

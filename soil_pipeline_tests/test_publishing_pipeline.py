@@ -1,0 +1,168 @@
+"""What the main job publishes: complete manifests, GeoParquet field samples, byte-identical reruns, staleness."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import geopandas
+import pandas as pd
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
+
+from soil_pipeline.assets import field_samples, regions, sources
+from soil_pipeline.definitions import build_resources
+from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.publishing.parquet import read_provenance
+from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
+from soil_pipeline.resources import DATA_DIR, InputDatasets
+from soil_pipeline_tests.conftest import QUIET_LOGS, run_main_job
+
+PUBLISHED = ["countries", "field_horizons", "field_sites", "regional_soc_stocks", "topsoil_soc_stocks"]
+RUN_SPECIFIC = ("created_at", "run")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def output_files(root: Path) -> dict[str, str]:
+    """sha256 of every file the run wrote, by path under the root (the lock file is empty and not an output)."""
+    return {
+        p.relative_to(root).as_posix(): sha256(p) for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_every_published_asset_has_one_latest_version_in_the_catalog(embedded_run):
+    _, root = embedded_run
+    catalog = VersionedParquetStore(root).catalog()
+    assert sorted(row["asset"] for row in catalog) == PUBLISHED
+    assert all(row["latest"] and row["row_count"] > 0 for row in catalog)
+    assert {row["partition"] for row in catalog if row["asset"].startswith(("field_", "topsoil"))} == {"2012-10"}
+
+
+def test_manifests_record_inputs_code_run_partition_and_file_checksums(embedded_run):
+    result, root = embedded_run
+    store = VersionedParquetStore(root)
+    for row in store.catalog():
+        manifest = store.manifest(row["asset"], row["version"])
+        data = root / row["path"] / DATA_FILE
+        assert manifest["files"] == {DATA_FILE: sha256(data)}
+        assert manifest["run"] == {"dagster_run_id": result.run_id}
+        assert manifest["partition"] == row["partition"]
+        code = manifest["provenance"]["code"]
+        assert code["package"] and len(code["source_sha256"]) == 64
+        assert {"dagster", "pandas", "numpy", "pyarrow", "rasterio", "gdal", "geopandas"} <= set(code["libraries"])
+        for name, entry in manifest["provenance"]["inputs"].items():
+            assert len(entry["sha256"]) == 64, name
+        embedded = read_provenance(data)
+        assert embedded == {"asset": row["asset"], "partition": row["partition"], **manifest["provenance"]}
+
+
+def test_regional_manifest_reaches_back_to_every_raw_input_file(embedded_run):
+    _, root = embedded_run
+    store = VersionedParquetStore(root)
+    inputs = store.manifest("regional_soc_stocks", store.latest("regional_soc_stocks"))["provenance"]["inputs"]
+    raw = {name: entry["sha256"] for name, entry in inputs.items() if "file" in entry}
+    landing = DATA_DIR / "landing" / "field_samples" / EMBEDDED_DROP_PARTITION
+    assert raw["sites[2012-10]"] == sha256(landing / "afsp_sites.csv")
+    assert raw["horizons[2012-10]"] == sha256(landing / "afsp_horizons.csv")
+    assert raw["countries_vector"] == sha256(Path(InputDatasets().countries_vector))
+    assert raw["climate_zone_legend"] == sha256(DATA_DIR / "ipcc_climate_zones_0p5" / "legend.csv")
+    assert {"soc_stock_2010_raster", "soc_stock_no_land_use_raster", "cropland_raster", "climate_zones_raster"} <= set(
+        raw
+    )
+    upstream = {name: entry["version"] for name, entry in inputs.items() if "version" in entry}
+    assert upstream == {
+        "countries": store.latest("countries"),
+        "topsoil_soc_stocks[2012-10]": store.latest("topsoil_soc_stocks", "2012-10"),
+        "field_sites[2012-10]": store.latest("field_sites", "2012-10"),
+        "field_horizons[2012-10]": store.latest("field_horizons", "2012-10"),
+    }
+
+
+def test_field_samples_are_geoparquet_points(embedded_run):
+    _, root = embedded_run
+    store = VersionedParquetStore(root)
+    for asset in ("field_sites", "topsoil_soc_stocks"):
+        sites = geopandas.read_parquet(store.data_path(asset, store.latest(asset, "2012-10")))
+        assert sites.crs.equals("OGC:CRS84")
+        assert set(sites.geom_type.dropna()) == {"Point"}
+        located = sites[sites.geometry.notna()]
+        assert (located.geometry.x == located["longitude_deg"]).all()
+        assert (located.geometry.y == located["latitude_deg"]).all()
+
+
+def test_rerun_in_a_fresh_file_url_root_gives_byte_identical_outputs(embedded_run, tmp_path):
+    first_result, first = embedded_run
+    result = run_main_job(f"file://{tmp_path}/../{tmp_path.name}/published")
+    second = tmp_path / "published"
+    assert result.success
+
+    def outputs(root: Path) -> dict[str, str]:
+        return {name: digest for name, digest in output_files(root).items() if not name.endswith(".json")}
+
+    assert outputs(second) == outputs(first)
+    assert len([name for name in outputs(first) if name.endswith(".parquet")]) == len(PUBLISHED)
+    for row in VersionedParquetStore(first).catalog():
+        manifests = [json.loads((root / row["path"] / "manifest.json").read_text()) for root in (first, second)]
+        reproducible = [{k: v for k, v in m.items() if k not in RUN_SPECIFIC} for m in manifests]
+        assert reproducible[0] == reproducible[1]
+        assert manifests[1]["run"]["dagster_run_id"] == result.run_id != first_result.run_id
+
+
+def test_rerun_in_the_same_root_publishes_nothing_new_and_says_so(tmp_path):
+    resources = build_resources(str(tmp_path))
+
+    def materialize_countries() -> dict:
+        result = dg.materialize([regions.countries], resources=resources, run_config=QUIET_LOGS)
+        return result.asset_materializations_for_node("countries")[0].metadata
+
+    first, second = materialize_countries(), materialize_countries()
+    assert (first["newly_published"].value, second["newly_published"].value) == (True, False)
+    assert first["version"] == second["version"]
+    assert second["publication"].value.startswith("unchanged: identical version")
+    assert [p.name for p in (tmp_path / "countries").iterdir()] == [first["version"].value]
+
+
+def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(DATA_DIR / "landing", landing)
+    assets = [sources.field_sample_drop, field_samples.field_sites]
+    defs = dg.Definitions(
+        assets=assets,
+        jobs=[
+            dg.define_asset_job("ingest", selection=dg.AssetSelection.all(include_sources=True)),
+            dg.define_asset_job("observe", selection=dg.AssetSelection.assets("field_sample_drop")),
+        ],
+        resources=build_resources(str(tmp_path / "out"), InputDatasets(landing_dir=str(landing))),
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    ingest = defs.resolve_job_def("ingest")
+    assert ingest.execute_in_process(instance=instance, partition_key="2012-10", run_config=QUIET_LOGS).success
+
+    def status():
+        resolver = get_stale_status_resolver(instance, assets)
+        key = dg.AssetKey("field_sites")
+        return resolver.get_status(key, "2012-10"), resolver.get_stale_causes(key, "2012-10")
+
+    assert status() == (StaleStatus.FRESH, [])
+    sites = landing / "field_samples" / "2012-10" / "afsp_sites.csv"
+    sites.write_bytes(sites.read_bytes().replace(b"\n", b"\r\n", 1))
+    assert defs.resolve_job_def("observe").execute_in_process(instance=instance, run_config=QUIET_LOGS).success
+    stale, causes = status()
+    assert stale == StaleStatus.STALE
+    assert [(cause.dependency.asset_key, cause.reason) for cause in causes] == [
+        (dg.AssetKey("field_sample_drop"), "has a new dependency data version")
+    ]
+
+
+def test_published_tables_read_back_as_the_asset_returned_them(embedded_run):
+    _, root = embedded_run
+    store = VersionedParquetStore(root)
+    sites = store.read("field_sites")
+    assert "geometry" in sites.columns
+    manifest = store.manifest("field_sites", store.latest("field_sites", "2012-10"))
+    assert [column["name"] for column in manifest["columns"]] == [c for c in sites.columns if c != "geometry"]
+    assert isinstance(store.read("regional_soc_stocks"), pd.DataFrame)
