@@ -73,9 +73,9 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         frames, inputs = [], {}
         for key, version in versions.items():
             manifest = store.manifest(asset, version)
-            frames.append(store.read(asset, version, columns=[column["name"] for column in manifest["columns"]]))
+            frames.append(store.read(asset, version))
             inputs.update(manifest["provenance"].get("inputs", {}))
-            label = f"{asset}[{key}]" if key else asset
+            label = f"published:{asset}[{key}]" if key else f"published:{asset}"
             inputs[label] = {"version": version, "sha256": manifest["files"][DATA_FILE]}
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         frame.attrs["provenance"] = {"inputs": dict(sorted(inputs.items()))}

@@ -1,5 +1,7 @@
 """The versioned store never rewrites a published version and reuses the id of identical content."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -17,16 +19,16 @@ def test_identical_content_maps_to_the_same_version(tmp_path):
     assert first.newly_published and not again.newly_published
     assert again.version == first.version
     assert again.manifest["run"] == {"dagster_run_id": "r1"}
-    assert read_provenance(first.path / DATA_FILE) == PROVENANCE
+    assert read_provenance(Path(first.path) / DATA_FILE) == {"asset": "stocks", "partition": None, **PROVENANCE}
 
 
 def test_new_content_is_a_new_version_and_the_old_one_stays(tmp_path):
     store = VersionedParquetStore(tmp_path)
     old = store.publish("stocks", pd.DataFrame({"x": [1.0]}), PROVENANCE)
-    old_bytes = (old.path / DATA_FILE).read_bytes()
+    old_bytes = (Path(old.path) / DATA_FILE).read_bytes()
     new = store.publish("stocks", pd.DataFrame({"x": [2.0]}), PROVENANCE)
     assert new.version != old.version
-    assert (old.path / DATA_FILE).read_bytes() == old_bytes
+    assert (Path(old.path) / DATA_FILE).read_bytes() == old_bytes
     assert store.latest("stocks") == new.version
     pd.testing.assert_frame_equal(store.read("stocks", version=old.version), pd.DataFrame({"x": [1.0]}))
     republished = store.publish("stocks", pd.DataFrame({"x": [1.0]}), PROVENANCE)

@@ -167,11 +167,11 @@ class VersionedParquetStore:
         self.manifest(asset, version)
         return self.backend.display(asset, version, DATA_FILE)
 
-    def read(
-        self, asset: str, version: str = "latest", partition: str | None = None, columns: list[str] | None = None
-    ) -> pd.DataFrame:
+    def read(self, asset: str, version: str = "latest", partition: str | None = None) -> pd.DataFrame:
+        """The table as its asset produced it: a GeoParquet `geometry` column, derived at publication, is left out
+        (read the file with `geopandas.read_parquet` to get it)."""
         version = self.resolve(asset, version, partition)
-        self.manifest(asset, version)
+        columns = [column["name"] for column in self.manifest(asset, version)["columns"]]
         with self.backend.open(asset, version, DATA_FILE) as handle:
             return pd.read_parquet(handle, columns=columns)
 
