@@ -91,7 +91,8 @@ class RemoteRoot:
     def read_bytes(self, *parts: str) -> bytes:
         return self.fs.cat_file(self.path(*parts))
 
-    def open(self, *parts: str):
+    def parquet_source(self, *parts: str):
+        """What `pandas.read_parquet` reads a file from: an fsspec file object here, a plain path locally."""
         return self.fs.open(self.path(*parts), "rb")
 
     def lock(self):
@@ -119,6 +120,9 @@ class LocalRoot(RemoteRoot):
 
     def display(self, *parts: str) -> str:
         return self.path(*parts)
+
+    def parquet_source(self, *parts: str):
+        return nullcontext(self.path(*parts))
 
     @contextmanager
     def lock(self):

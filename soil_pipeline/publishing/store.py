@@ -172,8 +172,8 @@ class VersionedParquetStore:
         (read the file with `geopandas.read_parquet` to get it)."""
         version = self.resolve(asset, version, partition)
         columns = [column["name"] for column in self.manifest(asset, version)["columns"]]
-        with self.backend.open(asset, version, DATA_FILE) as handle:
-            return pd.read_parquet(handle, columns=columns)
+        with self.backend.parquet_source(asset, version, DATA_FILE) as source:
+            return pd.read_parquet(source, columns=columns)
 
     def pull(self, asset: str, version: str, destination: str | os.PathLike) -> Path:
         """Copy a version's data and manifest to `<destination>/<asset>/<version>/`, checking the data's sha256."""
