@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from soil_pipeline.provenance import code_version, definition_files
+from soil_pipeline.provenance import code_version, contract_input
 from soil_pipeline.publishing.root import normalise_root
 from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
 
@@ -41,10 +41,12 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         asset = context.asset_key.to_user_string()
         partition = context.partition_key if context.has_asset_partitions else None
+        lineage = obj.attrs.get("provenance", {})
         provenance = {
-            **obj.attrs.get("provenance", {"inputs": {}, "parameters": {}}),
+            **lineage,
+            "inputs": dict(sorted({**lineage.get("inputs", {}), **contract_input(asset)}.items())),
+            "parameters": lineage.get("parameters", {}),
             "code": code_version(),
-            "definitions": definition_files(),
         }
         run = {"dagster_run_id": context.run_id}
         published = self.store.publish(asset, obj, provenance, partition, run, points=_points(context))

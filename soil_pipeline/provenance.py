@@ -9,9 +9,6 @@ from pathlib import Path
 # Libraries whose version can change the numbers or the bytes of a published file.
 KEY_LIBRARIES = ("dagster", "pandas", "numpy", "pyarrow", "rasterio", "shapely", "geopandas", "pyproj")
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Files that shape outputs without being Python: data contracts and scenario definitions. Every file under these
-# folders (in the package or the repository root), when present, is hashed into each published version.
-DEFINITION_DIRS = ("data_contracts", "scenarios", "data/scenarios")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -70,18 +67,9 @@ def code_version() -> dict:
     }
 
 
-def _definition_bases() -> list[Path]:
-    """The package folder, and the repository root when the package runs from a checkout."""
-    checkout = PACKAGE_DIR.parent
-    return [PACKAGE_DIR, checkout] if (checkout / "pyproject.toml").is_file() else [PACKAGE_DIR]
+def contract_input(dataset: str) -> dict:
+    """The data contract of `dataset` (`data_contracts/<dataset>.yaml`) as an input entry, when there is one."""
+    from soil_pipeline.contracts.model import CONTRACTS_DIR
 
-
-def definition_files() -> dict[str, str]:
-    """sha256 of every file under the DEFINITION_DIRS that exist, keyed by path relative to its base folder."""
-    found = {}
-    for base in _definition_bases():
-        for folder in DEFINITION_DIRS:
-            for path in sorted((base / folder).rglob("*")) if (base / folder).is_dir() else []:
-                if path.is_file() and "__pycache__" not in path.parts:
-                    found[path.relative_to(base).as_posix()] = file_sha256(path)
-    return dict(sorted(found.items()))
+    path = CONTRACTS_DIR / f"{dataset}.yaml"
+    return file_input(f"contract:{dataset}", path) if path.is_file() else {}

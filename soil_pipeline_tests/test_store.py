@@ -32,6 +32,7 @@ def test_publish_writes_data_and_a_self_describing_manifest(tmp_path):
     assert (manifest["partition"], manifest["row_count"], manifest["run"]) == ("2012-10", 3, {"dagster_run_id": "r1"})
     assert read_provenance(folder / DATA_FILE) == {"asset": "stocks", "partition": "2012-10", **PROVENANCE}
     pd.testing.assert_frame_equal(store.read("stocks", partition="2012-10"), frame())
+    assert store.version_path("stocks", published.version) == folder
 
 
 def test_identical_content_maps_to_the_same_version_and_writes_nothing(tmp_path):
@@ -125,6 +126,8 @@ def test_any_fsspec_filesystem_works_as_a_root():
         f"/{url[len('memory://') :]}/stocks/{first.version}/{name}" for name in (DATA_FILE, MANIFEST_FILE)
     ]
     assert [row["version"] for row in store.versions()] == [first.version]
+    with pytest.raises(ValueError, match="not a local folder"):
+        store.version_path("stocks", first.version)
     pd.testing.assert_frame_equal(store.read("stocks"), frame())
 
 

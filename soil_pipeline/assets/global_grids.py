@@ -152,7 +152,7 @@ def ensure_same_grid(*layers: Layer) -> GridSpec:
     return grid
 
 
-@dg.asset(group_name="global_grids", code_version="1")
+@dg.asset(group_name="global_grids", code_version="1", deps=["pasture_raster"])
 def converted_land_grid(inputs: InputDatasets, cropland_grid: Layer, soc_stock_grid: Layer) -> dg.Output:
     """Converted land (km2 per cell) for the restoration scenarios: HYDE 3.2 cropland, plus the pasture raster
     when `inputs.pasture_raster` is set (summed onto the common grid), capped at the cell area."""

@@ -20,8 +20,10 @@ GROUP = "raw_inputs"
 TABLE_SUFFIXES = (".csv", ".parquet")
 
 
-def file_version(path: str) -> str:
-    """sha256 of a local file; for anything else, its address."""
+def file_version(path: str | None) -> str:
+    """sha256 of a local file; for anything else, its address; "not configured" for an optional input left unset."""
+    if not path:
+        return "not configured"
     local = Path(path)
     return provenance.file_sha256(local) if local.is_file() else f"address:{path}"
 
@@ -64,6 +66,9 @@ soc_stock_no_land_use_raster = _file_source(
 cropland_raster = _file_source("cropland_raster", "HYDE 3.2 cropland area 2016 (GeoTIFF).")
 climate_zones_raster = _file_source("climate_zones_raster", "IPCC 2019 climate zones, 0.5 deg (GeoTIFF).")
 countries_vector = _file_source("countries_vector", "Natural Earth 1:110m Admin 0 countries (GeoJSON).")
+pasture_raster = _file_source(
+    "pasture_raster", "Optional pasture/grazing area raster (km2 per cell); unset by default."
+)
 
 
 @dg.observable_source_asset(group_name=GROUP)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from soil_pipeline.publishing.parquet import GEOMETRY_COLUMN, to_geoparquet_bytes, to_parquet_bytes
-from soil_pipeline.publishing.root import open_root, safe_name
+from soil_pipeline.publishing.root import LocalRoot, open_root, safe_name
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -162,6 +162,13 @@ class VersionedParquetStore:
         if not self.backend.exists(*parts):
             raise KeyError(f"no published version {version!r} of {asset!r} under {self.root}")
         return json.loads(self.backend.read_bytes(*parts))
+
+    def version_path(self, asset: str, version: str) -> Path:
+        """The folder of a published version on a local root."""
+        self.manifest(asset, version)
+        if not isinstance(self.backend, LocalRoot):
+            raise ValueError(f"{self.root} is not a local folder; use data_path() or pull()")
+        return Path(self.backend.path(asset, version))
 
     def data_path(self, asset: str, version: str) -> str:
         self.manifest(asset, version)
