@@ -103,8 +103,19 @@ def test_regional_manifest_reaches_back_to_every_raw_input_file(embedded_run):
         "published:topsoil_soc_stocks[2012-10]": store.latest("topsoil_soc_stocks", "2012-10"),
         "published:field_sites[2012-10]": store.latest("field_sites", "2012-10"),
         "published:field_horizons[2012-10]": store.latest("field_horizons", "2012-10"),
+        "published:field_horizons_rejects[2012-10]": store.latest("field_horizons_rejects", "2012-10"),
     }
     assert raw["contract:regional_soc_stocks"] == sha256(REPO / "data_contracts" / "regional_soc_stocks.yaml")
+
+
+def test_field_sites_are_geoparquet_points(embedded_run):
+    _, root = embedded_run
+    store = VersionedParquetStore(root)
+    sites = geopandas.read_parquet(store.data_path("field_sites", store.latest("field_sites", "2012-10")))
+    assert sites.crs.equals("OGC:CRS84")
+    assert sites.geom_type.value_counts().to_dict() == {"Point": 26270}
+    first = sites.iloc[0]
+    assert (first.geometry.x, first.geometry.y) == (first["longitude_deg"], first["latitude_deg"])
 
 
 def test_field_site_stocks_are_geoparquet_points(embedded_run):

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 from soil_pipeline import reference_data
-from soil_pipeline.science.aggregation import FOUR_PER_1000_RATE_PER_YR
 from soil_pipeline.science.regions import NO_REGION, group_membership
 
 
@@ -16,10 +15,6 @@ def test_every_factor_has_a_value_unit_source_and_locator():
         assert values, name
         for key, item in values.items():
             assert isinstance(item["value"], int | float) and item["unit"], f"{name}.{key}"
-
-
-def test_the_4p1000_rate_agrees_with_the_regional_stock_table():
-    assert reference_data.factor("four_per_1000", "annual_rate") == FOUR_PER_1000_RATE_PER_YR
 
 
 def test_zomer_implied_bulk_density():

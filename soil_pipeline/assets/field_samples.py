@@ -25,6 +25,7 @@ from soil_pipeline.checks import (
 from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.validate import validate
+from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
 from soil_pipeline.readers import find_drop_file, read_table_file
 from soil_pipeline.resources import InputDatasets, QualityReports
@@ -38,18 +39,26 @@ TOPSOIL_BOTTOM_CM = 30.0
 # Sites on the coast can fall just outside the generalised 1:110m polygons; beyond this they stay unassigned.
 COUNTRY_NEAREST_MAX_DEG = 0.5
 SITE_KEY = "field_sites.site_id"
+POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
 
 
-def _out(description: str) -> dg.AssetOut:
+def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
     return dg.AssetOut(
-        io_manager_key="published_io_manager", group_name="field_samples", code_version="2", description=description
+        io_manager_key="published_io_manager",
+        group_name="field_samples",
+        code_version="2",
+        description=description,
+        metadata=metadata,
     )
 
 
 @dg.multi_asset(
     partitions_def=monthly_drops,
     outs={
-        "field_sites": _out("Sites of one drop that meet the contract: id, WGS84 lon/lat (deg), sampling date."),
+        "field_sites": _out(
+            "Sites of one drop that meet the contract: id, WGS84 lon/lat (deg), sampling date. GeoParquet points.",
+            metadata={GEOPARQUET_POINTS: POINT_COLUMNS},
+        ),
         "field_horizons": _out(
             "Horizons of one drop that meet the contract: depths (cm), SOC (g/kg), BD (g/cm3), coarse fragments (%)."
         ),
@@ -132,7 +141,7 @@ def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.
     group_name="field_samples",
     code_version="2",
     check_specs=contract_specs("topsoil_soc_stocks"),
-    metadata={"geoparquet_points": ["longitude_deg", "latitude_deg"]},
+    metadata={GEOPARQUET_POINTS: POINT_COLUMNS},
 )
 def topsoil_soc_stocks(
     field_sites: pd.DataFrame,
@@ -162,6 +171,7 @@ def topsoil_soc_stocks(
     table.attrs["provenance"] = provenance.combine(
         field_sites.attrs.get("provenance", {}),
         field_horizons.attrs.get("provenance", {}),
+        field_horizons_rejects.attrs.get("provenance", {}),
         countries.attrs.get("provenance", {}),
         climate_zone_grid.provenance,
         {

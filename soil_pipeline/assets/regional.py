@@ -11,8 +11,8 @@ from soil_pipeline import provenance
 from soil_pipeline.assets.global_grids import ensure_same_grid
 from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, UNASSIGNED, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.reference_data import citation, factor
 from soil_pipeline.science.aggregation import (
-    FOUR_PER_1000_RATE_PER_YR,
     cell_quantities,
     regional_table,
     site_summary,
@@ -53,8 +53,9 @@ def regional_soc_stocks(
     grid = ensure_same_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
     quantities = cell_quantities(soc_stock_grid.data[0], soc_stock_grid.data[1], cropland_grid.data, cell_area_ha(grid))
     zoning = zonings(countries, country_grid.data, climate_zone_grid.data)
+    rate = factor("four_per_1000", "annual_rate")
     table = pd.concat(
-        [regional_table(quantities, *zoning[kind]) for kind in ("global", "country", "climate_zone")],
+        [regional_table(quantities, *zoning[kind], rate) for kind in ("global", "country", "climate_zone")],
         ignore_index=True,
     )
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
@@ -69,7 +70,8 @@ def regional_soc_stocks(
         {
             "parameters": {
                 "earth_radius_km": AUTHALIC_EARTH_RADIUS_KM,
-                "four_per_1000_rate_per_yr": FOUR_PER_1000_RATE_PER_YR,
+                "four_per_1000_rate_per_yr": rate,
+                "four_per_1000_citation": citation("four_per_1000"),
             }
         },
     )

@@ -5,8 +5,6 @@ import pandas as pd
 
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA, T_PER_PG, T_PER_TG
 
-FOUR_PER_1000_RATE_PER_YR = 0.004
-
 
 def zonal_sum(values: np.ndarray, zones: np.ndarray, n_zones: int) -> np.ndarray:
     """Sum of `values` per zone index 0..n_zones-1; NaN values and negative zone indices are ignored."""
@@ -50,7 +48,9 @@ def zone_sums(quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: 
     return table
 
 
-def regional_table(quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: pd.DataFrame) -> pd.DataFrame:
+def regional_table(
+    quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: pd.DataFrame, four_per_1000_rate: float
+) -> pd.DataFrame:
     """One row per zone of `zone_table` (columns zone_index, region_type, region_id, region_name) with totals."""
     sums = zone_sums(quantities, zones, zone_table)
     table = sums[["region_type", "region_id", "region_name"]].copy()
@@ -59,17 +59,15 @@ def regional_table(quantities: dict[str, np.ndarray], zones: np.ndarray, zone_ta
     table["soc_stock_no_land_use_pg_c"] = sums["soc_stock_no_land_use_t_c"] / T_PER_PG
     table["cropland_area_mha"] = sums["cropland_area_ha"] / HA_PER_MHA
     table["cropland_soc_stock_2010_pg_c"] = sums["cropland_soc_stock_2010_t_c"] / T_PER_PG
-    return add_4p1000_targets(table)
+    return add_4p1000_targets(table, four_per_1000_rate)
 
 
-def add_4p1000_targets(table: pd.DataFrame) -> pd.DataFrame:
+def add_4p1000_targets(table: pd.DataFrame, rate_per_yr: float) -> pd.DataFrame:
     """4 per 1000: 0.4 % of the 0-30 cm stock per year, in Tg C/yr, for all land and for cropland."""
     out = table.copy()
     tg_per_pg = T_PER_PG / T_PER_TG
-    out["target_4p1000_tg_c_per_yr"] = out["soc_stock_2010_pg_c"] * FOUR_PER_1000_RATE_PER_YR * tg_per_pg
-    out["cropland_target_4p1000_tg_c_per_yr"] = (
-        out["cropland_soc_stock_2010_pg_c"] * FOUR_PER_1000_RATE_PER_YR * tg_per_pg
-    )
+    out["target_4p1000_tg_c_per_yr"] = out["soc_stock_2010_pg_c"] * rate_per_yr * tg_per_pg
+    out["cropland_target_4p1000_tg_c_per_yr"] = out["cropland_soc_stock_2010_pg_c"] * rate_per_yr * tg_per_pg
     return out
 
 
