@@ -24,7 +24,7 @@ from soil_pipeline.checks import (
 )
 from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import load_table_contract
-from soil_pipeline.contracts.validate import validate
+from soil_pipeline.contracts.validate import REJECTS_CONTRACT, validate
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
 from soil_pipeline.readers import find_drop_file, read_table_file
@@ -38,7 +38,6 @@ TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
 # Sites on the coast can fall just outside the generalised 1:110m polygons; beyond this they stay unassigned.
 COUNTRY_NEAREST_MAX_DEG = 0.5
-SITE_KEY = "field_sites.site_id"
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
 
 
@@ -83,7 +82,8 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
     paths = {name: find_drop_file(drop_dir, name.removeprefix("field_")) for name in contracts}
     raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
     validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"])}
-    foreign = {SITE_KEY: set(validations["field_sites"].valid["site_id"])}
+    site_key = contracts["field_horizons"].column("site_id").foreign_key
+    foreign = {site_key: set(validations["field_sites"].valid["site_id"])}
     validations["field_horizons"] = validate(raw["field_horizons"], contracts["field_horizons"], foreign)
 
     for name, validation in validations.items():
@@ -96,24 +96,29 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
         raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
 
     for name, validation in validations.items():
-        yield from _checked_rejects(f"{name}_rejects", validation.rejects)
-        lineage = {
+        rejects_contract = yield from _checked_rejects(f"{name}_rejects", validation.rejects)
+        drop = provenance.file_input(f"{name}[{partition}]", paths[name])
+        validation.valid.attrs["provenance"] = {
+            "inputs": {**drop, **provenance.file_input(f"contract:{name}", contracts[name].path)}
+        }
+        validation.rejects.attrs["provenance"] = {
             "inputs": {
-                **provenance.file_input(f"{name}[{partition}]", paths[name]),
+                **drop,
                 **provenance.file_input(f"contract:{name}", contracts[name].path),
+                **provenance.file_input("contract:field_rejects", rejects_contract.path),
             }
         }
         for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
-            table.attrs["provenance"] = lineage
             yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": len(validation.rejects)})
 
 
 def _checked_rejects(asset: str, rejects: pd.DataFrame):
-    """The quarantine table is itself a published output with a contract (field_rejects)."""
-    validation = validate(rejects, load_table_contract("field_rejects"))
+    """The quarantine table is itself a published output with a contract (field_rejects); returns that contract."""
+    validation = validate(rejects, load_table_contract(REJECTS_CONTRACT))
     yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
     if not validation.passed:
         raise dg.Failure(description=failure_message(validation))
+    return validation.contract
 
 
 def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np.ndarray:

@@ -11,7 +11,9 @@ import jsonschema
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "data_contracts"
+# The repository keeps contracts at the top level (data_contracts/); the package reaches them through the symlink
+# soil_pipeline/data/contracts, which a wheel build turns into a copy, so installed packages carry them too.
+CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "data" / "contracts"
 
 
 class ContractError(ValueError):
@@ -156,7 +158,7 @@ def _read(name: str, directory: Path) -> tuple[dict, str]:
         OpenDataContractStandard.model_validate(document)
     except (jsonschema.ValidationError, ValueError) as error:
         raise ContractError(f"{path}: not a valid ODCS v3 contract: {error}") from error
-    return document, hashlib.sha256(text.encode()).hexdigest()
+    return document, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableContract:

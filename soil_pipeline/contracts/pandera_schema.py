@@ -4,15 +4,8 @@ import pandera.pandas as pa
 
 from soil_pipeline.contracts.model import DatasetRule, TableContract
 
-PANDAS_DTYPES = {
-    "str": "str",
-    "float64": "float64",
-    "int64": "int64",
-    "bool": "bool",
-    "datetime64[ms]": "datetime64[ms]",
-    "bytes": None,
-}
-BATCH_RULES = {"row_count", "median_between", "null_percent_max"}
+# Columns of raw bytes (WKB geometry) have no pandera dtype: pandas keeps them as objects.
+UNTYPED_PHYSICAL_TYPES = {"bytes"}
 
 
 def rule_label(rule: str, column: str, detail: str) -> str:
@@ -76,7 +69,7 @@ def to_pandera(contract: TableContract, foreign_values: dict | None = None) -> p
     foreign_values = foreign_values or {}
     columns = {
         column.name: pa.Column(
-            PANDAS_DTYPES[column.physical_type],
+            None if column.physical_type in UNTYPED_PHYSICAL_TYPES else column.physical_type,
             nullable=not column.required,
             unique=column.unique,
             report_duplicates="all",

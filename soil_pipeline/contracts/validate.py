@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from soil_pipeline.contracts.model import TableContract
+from soil_pipeline.contracts.model import TableContract, load_table_contract
 from soil_pipeline.contracts.pandera_schema import parse_label, to_pandera
 
-REJECT_COLUMNS = ["source_file", "source_line", "site_id", "rule", "column", "value", "detail", "contract"]
 BUILTIN_RULES = {
     "not_nullable": ("required", "{column} is required"),
     "field_uniqueness": ("unique", "{column} must be unique"),
 }
 SAMPLE_ROWS = 10
+REJECTS_CONTRACT = "field_rejects"
 
 
 @dataclass
@@ -40,8 +40,8 @@ class Validation:
         by_rule = {f"{rule}:{column}": int(n) for (rule, column), n in counts.items()}
         return {**by_rule, **{f"dataset:{error.split(':', 1)[0]}": 1 for error in self.batch_errors}}
 
-    def sample(self, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
-        return self.rejects.head(rows)
+    def sample(self) -> pd.DataFrame:
+        return self.rejects.head(SAMPLE_ROWS)
 
 
 def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
@@ -85,7 +85,7 @@ def _row_failures(cases: pd.DataFrame, frame: pd.DataFrame) -> list[dict]:
             rule, column, detail = parse_label(check)
         elif check in BUILTIN_RULES:
             rule, template = BUILTIN_RULES[check]
-            column, detail = case.column, BUILTIN_RULES[check][1].format(column=case.column)
+            column, detail = case.column, template.format(column=case.column)
         else:
             rule, column, detail = check, str(case.column), f"{case.column}: {check}"
         value = frame.at[case.index, column] if column in frame.columns else case.failure_case
@@ -111,9 +111,8 @@ def _compound_failures(cases: pd.DataFrame, contract: TableContract, frame: pd.D
 
 def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
     if not failures:
-        return pd.DataFrame(
-            {name: pd.Series(dtype="int64" if name == "source_line" else "str") for name in REJECT_COLUMNS}
-        )
+        columns = load_table_contract(REJECTS_CONTRACT).columns
+        return pd.DataFrame({column.name: pd.Series(dtype=column.physical_type) for column in columns})
     table = pd.DataFrame(failures)
     index = table["index"]
     if "source_file" in frame.columns:
