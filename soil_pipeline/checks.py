@@ -54,7 +54,7 @@ def raster_contract_result(asset: str, contracts: list[RasterContract], error: s
     )
 
 
-def gx_result(asset: str, report: dict) -> dg.AssetCheckResult:
+def gx_result(asset: str, report: dict, docs_index: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=DATA_QUALITY_CHECK,
@@ -64,7 +64,7 @@ def gx_result(asset: str, report: dict) -> dg.AssetCheckResult:
             "evaluated_expectations": report["evaluated_expectations"],
             "successful_expectations": report["successful_expectations"],
             "failed_expectations": dg.MetadataValue.json(report["failed_expectations"]),
-            "data_docs": dg.MetadataValue.path(report["data_docs_index"]),
+            "data_docs": dg.MetadataValue.path(docs_index),
         },
     )
 

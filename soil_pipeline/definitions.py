@@ -42,7 +42,7 @@ def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDataset
     output_root = normalise_root(output_root)
     return {
         "inputs": inputs or InputDatasets(),
-        "quality_reports": QualityReports(base_dir=f"{output_root}/{DATA_DOCS_DIR}"),
+        "quality_reports": QualityReports(base=f"{output_root}/{DATA_DOCS_DIR}"),
         "artifacts": ArtifactStore(root=f"{output_root}/{ARTIFACTS_DIR}"),
         **build_io_managers(output_root),
     }

@@ -1,9 +1,14 @@
 """Configurable input locations; every default points at the data embedded in the package."""
 
-import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+
+from soil_pipeline.publishing.root import LocalRoot, open_root
+from soil_pipeline.publishing.store import sha256_bytes
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -28,12 +33,25 @@ class InputDatasets(dg.ConfigurableResource):
 
 
 class QualityReports(dg.ConfigurableResource):
-    """Where Great Expectations Data Docs are written: one static HTML site per run and dataset."""
+    """Where Great Expectations Data Docs go: one static HTML site per run and dataset, under the output root.
 
-    base_dir: str
+    GX renders to a local folder; on a non-local root the site is then uploaded there.
+    """
 
-    def docs_dir(self, run_id: str, dataset: str, partition: str | None = None) -> Path:
-        return Path(self.base_dir) / run_id / (f"{dataset}_{partition}" if partition else dataset)
+    base: str
+
+    @contextmanager
+    def site(self, run_id: str, dataset: str, partition: str | None = None) -> Iterator[tuple[Path, str]]:
+        """Yields (local folder to render into, where the site's index.html will be)."""
+        parts = (run_id, f"{dataset}_{partition}" if partition else dataset)
+        root = open_root(self.base)
+        if isinstance(root, LocalRoot):
+            local = root.dir.joinpath(*parts)
+            yield local, str(local / "index.html")
+            return
+        with tempfile.TemporaryDirectory() as scratch:
+            yield Path(scratch), root.display(*parts, "index.html")
+            root.upload_dir(Path(scratch), parts)
 
 
 class ArtifactStore(dg.ConfigurableResource):
@@ -41,11 +59,6 @@ class ArtifactStore(dg.ConfigurableResource):
 
     root: str
 
-    def write(self, name: str, data: bytes, suffix: str) -> Path:
-        path = Path(self.root) / name / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staging = path.with_name(f".tmp-{path.name}")
-            staging.write_bytes(data)
-            staging.replace(path)
-        return path
+    def write(self, name: str, data: bytes, suffix: str) -> str:
+        digest = sha256_bytes(data)[:16]
+        return open_root(self.root).write_file((*name.split("/"), f"{digest}{suffix}"), data)

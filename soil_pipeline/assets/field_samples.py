@@ -89,8 +89,9 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
     for name, validation in validations.items():
         severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
         yield contract_result(name, validation, severity)
-        docs = quality_reports.docs_dir(context.run.run_id, name, partition)
-        yield gx_result(name, run_gx(validation.checked, contracts[name], docs, foreign))
+        with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
+            report = run_gx(validation.checked, contracts[name], docs, foreign)
+        yield gx_result(name, report, index)
     broken = [v for v in validations.values() if v.batch_errors]
     if broken:
         raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))

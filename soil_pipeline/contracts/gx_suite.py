@@ -104,5 +104,4 @@ def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, foreign
         "evaluated_expectations": run.statistics["evaluated_expectations"],
         "successful_expectations": run.statistics["successful_expectations"],
         "failed_expectations": failed,
-        "data_docs_index": str(Path(docs_dir) / "index.html"),
     }

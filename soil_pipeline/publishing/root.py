@@ -101,6 +101,16 @@ class RemoteRoot:
     def write_atomic(self, name: str, data: bytes) -> None:
         self.fs.pipe_file(self.path(name), data)
 
+    def write_file(self, parts: tuple[str, ...], data: bytes) -> str:
+        """Write one file below the root (a single PUT on object stores); returns where it went."""
+        self.fs.pipe_file(self.path(*parts), data)
+        return self.display(*parts)
+
+    def upload_dir(self, local: Path, parts: tuple[str, ...]) -> str:
+        """Copy a local folder (e.g. rendered HTML) below the root; returns where it went."""
+        self.fs.put(str(local), self.path(*parts), recursive=True)
+        return self.display(*parts)
+
     def write_version(self, asset: str, version: str, files: dict[str, bytes]) -> bool:
         """Write `files` (the manifest last) unless the version is complete already; True if written."""
         *_, marker = files
@@ -133,6 +143,20 @@ class LocalRoot(RemoteRoot):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def write_file(self, parts: tuple[str, ...], data: bytes) -> str:
+        final = self.dir.joinpath(*parts)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.with_name(f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex}")
+        _write_synced(staging, data)
+        os.replace(staging, final)
+        return str(final)
+
+    def upload_dir(self, local: Path, parts: tuple[str, ...]) -> str:
+        final = self.dir.joinpath(*parts)
+        if local.resolve() != final.resolve():
+            shutil.copytree(local, final, dirs_exist_ok=True)
+        return str(final)
 
     def write_atomic(self, name: str, data: bytes) -> None:
         """Replace `name` at the root in one step; call under `lock()`. Leftover temp files of dead writers go."""
