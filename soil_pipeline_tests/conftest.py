@@ -5,12 +5,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from soil_pipeline.cli import QUIET_LOGS
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.reference_data import scenario_ids
 
 FIXTURES = Path(__file__).parent / "fixtures"
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **definition_kwargs):

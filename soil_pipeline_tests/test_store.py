@@ -174,3 +174,11 @@ def test_the_same_frame_published_in_two_roots_gives_the_same_id_and_bytes(tmp_p
     assert one.version == two.version
     data = [(tmp_path / name / "stocks" / one.version / DATA_FILE).read_bytes() for name in ("one", "two")]
     assert data[0] == data[1]
+
+
+def test_unwritable_frame_leaves_no_version(tmp_path):
+    store = VersionedParquetStore(tmp_path)
+    with pytest.raises(Exception, match="object"):
+        store.publish("bad", pd.DataFrame({"x": [object()]}), PROVENANCE)
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+    assert store.catalog() == []

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from soil_pipeline.publishing.parquet import GEOMETRY_COLUMN, to_geoparquet_bytes, to_parquet_bytes
-from soil_pipeline.publishing.root import LocalRoot, open_root, safe_name
+from soil_pipeline.publishing.root import TMP_PREFIX, LocalRoot, open_root, safe_name
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -186,7 +186,7 @@ class VersionedParquetStore:
         """Copy a version's data and manifest to `<destination>/<asset>/<version>/`, checking the data's sha256."""
         manifest = self.manifest(asset, version)
         target = Path(destination).expanduser().resolve() / asset / version
-        staging = target.with_name(f".tmp-{version}")
+        staging = target.with_name(f"{TMP_PREFIX}{version}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         for name in (DATA_FILE, MANIFEST_FILE):
