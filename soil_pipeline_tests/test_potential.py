@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from soil_pipeline.science import potential
-from soil_pipeline.science.aggregation import zone_sums
+from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, zone_sums
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 
 
@@ -23,7 +23,13 @@ def test_implied_bulk_density_inverts_the_rate():
 
 
 def test_four_per_1000_target():
-    assert potential.four_per_1000_target(867.1, 0.004) == pytest.approx(3.4684)
+    # 867.1 Pg C x 0.004/yr = 3.4684 Pg C/yr, in the stock's own unit
+    assert four_per_1000_target(867.1, 0.004) == pytest.approx(3.4684)
+
+
+def test_land_is_capped_at_the_cell_area_and_missing_land_is_none():
+    # 0.5 km2 = 50 ha under a 80 ha cell; 1 km2 = 100 ha capped at 80 ha; NaN counts as 0 ha
+    np.testing.assert_array_equal(capped_land_ha(np.array([0.5, 1.0, np.nan]), np.array(80.0)), [50.0, 80.0, 0.0])
 
 
 def test_bulk_density_from_stock_inverts_manrique_jones():

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from soil_pipeline.assets.global_grids import ensure_same_grid
+from soil_pipeline.science.aggregation import capped_land_ha
 from soil_pipeline.science.grid import Layer, cell_area_ha
-from soil_pipeline.science.units import HA_PER_KM2
 
 
 @dataclass(frozen=True)
@@ -35,5 +35,5 @@ def land_cells(soc_stock_grid: Layer, land_km2: Layer) -> LandCells:
         area_ha=area,
         soc_2010=soc_2010[index].astype("float64"),
         soc_no_land_use=soc_stock_grid.data[1].ravel()[index].astype("float64"),
-        land_ha=np.minimum(np.nan_to_num(land[index].astype("float64")) * HA_PER_KM2, area),
+        land_ha=capped_land_ha(land[index].astype("float64"), area),
     )

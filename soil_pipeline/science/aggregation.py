@@ -12,19 +12,35 @@ def zonal_sum(values: np.ndarray, zones: np.ndarray, n_zones: int) -> np.ndarray
     return np.bincount(zones[valid], weights=values[valid], minlength=n_zones)[:n_zones]
 
 
+def four_per_1000_target(stock, annual_rate: float) -> np.ndarray:
+    """Annual increase asked by "4 per 1000": `annual_rate` (0.004/yr) times the 0-30 cm stock, in the stock's
+    unit per yr; the caller converts units after the multiplication."""
+    return np.asarray(stock, dtype=float) * annual_rate
+
+
+def stock_t_c(density_t_c_per_ha, area_ha):
+    """Stock (t C) of a cell from its stock density (t C/ha) and an area (ha); NaN density gives NaN."""
+    return density_t_c_per_ha * area_ha
+
+
+def capped_land_ha(land_km2, cell_area_ha):
+    """Land area (ha) from km2 per cell, missing counted as none, capped at the cell's own area (ha)."""
+    return np.minimum(np.nan_to_num(land_km2, nan=0.0) * HA_PER_KM2, cell_area_ha)
+
+
 def cell_quantities(
     soc_2010: np.ndarray, soc_nolu: np.ndarray, cropland_km2: np.ndarray, row_area_ha: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Per-cell areas (ha) and stocks (t C) from stock densities (t C/ha) and cropland area (km2 per cell)."""
     area = np.broadcast_to(row_area_ha[:, None], soc_2010.shape)
     mapped = ~np.isnan(soc_2010)
-    cropland_ha = np.minimum(np.nan_to_num(cropland_km2, nan=0.0) * HA_PER_KM2, area)
+    cropland_ha = capped_land_ha(cropland_km2, area)
     return {
         "soc_mapped_area_ha": np.where(mapped, area, np.nan),
-        "soc_stock_2010_t_c": soc_2010 * area,
-        "soc_stock_no_land_use_t_c": soc_nolu * area,
+        "soc_stock_2010_t_c": stock_t_c(soc_2010, area),
+        "soc_stock_no_land_use_t_c": stock_t_c(soc_nolu, area),
         "cropland_area_ha": cropland_ha,
-        "cropland_soc_stock_2010_t_c": soc_2010 * cropland_ha,
+        "cropland_soc_stock_2010_t_c": stock_t_c(soc_2010, cropland_ha),
     }
 
 
@@ -66,8 +82,9 @@ def add_4p1000_targets(table: pd.DataFrame, rate_per_yr: float) -> pd.DataFrame:
     """4 per 1000: 0.4 % of the 0-30 cm stock per year, in Tg C/yr, for all land and for cropland."""
     out = table.copy()
     tg_per_pg = T_PER_PG / T_PER_TG
-    out["target_4p1000_tg_c_per_yr"] = out["soc_stock_2010_pg_c"] * rate_per_yr * tg_per_pg
-    out["cropland_target_4p1000_tg_c_per_yr"] = out["cropland_soc_stock_2010_pg_c"] * rate_per_yr * tg_per_pg
+    out["target_4p1000_tg_c_per_yr"] = four_per_1000_target(out["soc_stock_2010_pg_c"], rate_per_yr) * tg_per_pg
+    crop_target = four_per_1000_target(out["cropland_soc_stock_2010_pg_c"], rate_per_yr)
+    out["cropland_target_4p1000_tg_c_per_yr"] = crop_target * tg_per_pg
     return out
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from soil_pipeline.science.aggregation import ratio
+from soil_pipeline.science.aggregation import four_per_1000_target, ratio, stock_t_c
 from soil_pipeline.science.pedotransfer import PedotransferFunction
 from soil_pipeline.science.stocks import horizon_stock_t_c_per_ha
 from soil_pipeline.science.uncertainty import interval_columns
@@ -28,11 +28,6 @@ class PotentialParameters:
     depth_cm: float
     duration_yr: float
     bulk_density_zomer_g_per_cm3: float
-
-
-def four_per_1000_target(stock, annual_rate: float):
-    """Annual increase asked by "4 per 1000": `annual_rate` times the stock, in the stock's unit per yr."""
-    return np.asarray(stock, dtype=float) * annual_rate
 
 
 def content_increase_rate_t_c_per_ha_per_yr(delta_content_pct, bulk_density_g_per_cm3, depth_cm, duration_yr):
@@ -78,9 +73,9 @@ def cell_quantities(soc_2010, cropland_ha, area_ha, bulk_density) -> dict[str, n
     """Per-cell sums the regional potential needs: stocks (t C), cropland areas (ha) and BD x area (g/cm3 ha)."""
     with_bd = np.where(np.isnan(bulk_density), 0.0, cropland_ha)
     return {
-        "soc_stock_2010_t_c": soc_2010 * area_ha,
+        "soc_stock_2010_t_c": stock_t_c(soc_2010, area_ha),
         "cropland_area_ha": cropland_ha,
-        "cropland_soc_stock_2010_t_c": soc_2010 * cropland_ha,
+        "cropland_soc_stock_2010_t_c": stock_t_c(soc_2010, cropland_ha),
         "cropland_area_with_bd_ha": with_bd,
         "cropland_bd_x_area": np.nan_to_num(bulk_density) * with_bd,
     }

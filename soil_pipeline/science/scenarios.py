@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from soil_pipeline.science.aggregation import ratio
+from soil_pipeline.science.aggregation import four_per_1000_target, ratio, stock_t_c
 from soil_pipeline.science.uncertainty import interval_columns
 from soil_pipeline.science.units import CO2_PER_C, HA_PER_MHA, T_PER_PG, T_PER_TG
 
@@ -121,7 +121,7 @@ def cell_quantities(scenario: Scenario, soc_2010, soc_no_land_use, converted_ha,
     priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
     restored = restore(converted_ha, priority, scenario.fraction, zones if scenario.scope == "within_region" else None)
     return {
-        "soc_stock_2010_t_c": soc_2010 * area_ha,
+        "soc_stock_2010_t_c": stock_t_c(soc_2010, area_ha),
         "converted_land_ha": converted_ha,
         "restored_ha": restored,
         "restored_soc_debt_t_c": soc_gain_t_c(restored, debt, 1.0),
@@ -149,7 +149,7 @@ def regional_scenario(
     debt_f, stock_f = draws["soc_debt_factor"][:, None], draws["soc_stock_factor"][:, None]
     gain_central, gain_samples = gain * central["soc_debt_factor"], gain * debt_f
     rate_tg = T_PER_PG / T_PER_TG / scenario.horizon_yr
-    target_tg = sums["soc_stock_2010_t_c"].to_numpy() * four_per_1000_rate / T_PER_TG
+    target_tg = four_per_1000_target(sums["soc_stock_2010_t_c"].to_numpy(), four_per_1000_rate) / T_PER_TG
     table["target_4p1000_tg_c_per_yr"] = target_tg * central["soc_stock_factor"]
     share_central = 100.0 * ratio(gain_central * rate_tg, table["target_4p1000_tg_c_per_yr"].to_numpy())
     share_samples = 100.0 * ratio(gain_samples * rate_tg, target_tg * stock_f)
