@@ -12,7 +12,7 @@ from rasterio.warp import Resampling
 
 from soil_pipeline.readers import read_raster
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, GridSpec, align, cell_area_ha
+from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, GridSpec, Layer, align, cell_area_ha, common_grid
 from soil_pipeline_tests.conftest import FIXTURES
 
 GLOBAL_5MIN = GridSpec(4320, 2160, Affine(1 / 12, 0, -180, 0, -1 / 12, 90))
@@ -33,6 +33,19 @@ def test_equatorial_one_degree_cell():
 def test_south_up_grid_is_refused_for_areas():
     with pytest.raises(ValueError, match="north-up"):
         cell_area_ha(GridSpec(720, 360, Affine(0.5, 0, -180, 0, 0.5, -90)))
+
+
+def test_layers_share_a_grid_only_when_size_crs_and_transform_agree():
+    def layer(grid):
+        return Layer(np.zeros(grid.shape), grid, "none")
+
+    same = GridSpec(4320, 2160, Affine(1 / 12, 0, -180, 0, -1 / 12, 90), crs="epsg:4326")
+    assert common_grid(layer(GLOBAL_5MIN), layer(GLOBAL_5MIN)) == GLOBAL_5MIN
+    with pytest.raises(ValueError, match="layer grids differ"):
+        common_grid(layer(GLOBAL_5MIN), layer(GridSpec(4320, 2160, Affine(1 / 12, 0, -179.5, 0, -1 / 12, 90))))
+    with pytest.raises(ValueError, match="layer grids differ"):
+        common_grid(layer(GLOBAL_5MIN), layer(GridSpec(4320, 2159, GLOBAL_5MIN.transform)))
+    assert common_grid(layer(GLOBAL_5MIN), layer(same)) == GLOBAL_5MIN
 
 
 def _aligned_cropland() -> tuple[np.ndarray, np.ndarray]:

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soil_pipeline.assets.global_grids import ensure_same_grid
 from soil_pipeline.science.aggregation import capped_land_ha
-from soil_pipeline.science.grid import Layer, cell_area_ha
+from soil_pipeline.science.grid import Layer, cell_area_ha, common_grid
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class LandCells:
 
 def land_cells(soc_stock_grid: Layer, land_km2: Layer) -> LandCells:
     """Cells with a 2010 SOC stock or land in `land_km2` (km2 per cell, capped at the cell area in ha)."""
-    grid = ensure_same_grid(soc_stock_grid, land_km2)
+    grid = common_grid(soc_stock_grid, land_km2)
     land = land_km2.data.ravel()
     soc_2010 = soc_stock_grid.data[0].ravel()
     index = np.flatnonzero(~np.isnan(soc_2010) | (land > 0))

@@ -18,7 +18,7 @@ from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.readers import InputError, RasterBand, read_raster
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science.grid import GridSpec, Layer, align, cell_area_ha, same_grid
+from soil_pipeline.science.grid import GridSpec, Layer, align, cell_area_ha, common_grid, same_grid
 from soil_pipeline.science.regions import rasterize_regions
 from soil_pipeline.science.units import HA_PER_KM2
 
@@ -50,8 +50,7 @@ def _grid_of(band: RasterBand) -> GridSpec:
 
 
 def _onto(band: RasterBand, target: GridSpec, resampling: Resampling, target_nodata, dtype) -> tuple[np.ndarray, dict]:
-    shape = band.data.shape
-    if same_grid(band.transform, shape[1], shape[0], band.crs, target):
+    if same_grid(_grid_of(band), target):
         return band.data.astype(dtype), {"method": "none (already on the common grid)"}
     aligned = align(band.data, band.transform, band.crs, band.nodata, target, resampling, target_nodata, dtype)
     source = {"west": band.transform.c, "north": band.transform.f, "resolution_deg": abs(band.transform.a)}
@@ -144,19 +143,11 @@ def country_grid(countries: pd.DataFrame, soc_stock_grid: Layer) -> dg.Output:
     )
 
 
-def ensure_same_grid(*layers: Layer) -> GridSpec:
-    grid = layers[0].grid
-    for layer in layers[1:]:
-        if layer.grid != grid:
-            raise InputError(f"layer grids differ: {layer.grid.describe()} vs {grid.describe()}")
-    return grid
-
-
 @dg.asset(group_name="global_grids", code_version="1", deps=["pasture_raster"])
 def converted_land_grid(inputs: InputDatasets, cropland_grid: Layer, soc_stock_grid: Layer) -> dg.Output:
     """Converted land (km2 per cell) for the restoration scenarios: HYDE 3.2 cropland, plus the pasture raster
     when `inputs.pasture_raster` is set (summed onto the common grid), capped at the cell area."""
-    grid = ensure_same_grid(cropland_grid, soc_stock_grid)
+    grid = common_grid(cropland_grid, soc_stock_grid)
     total = cropland_grid.data.astype("float64")
     components = {"cropland": "cropland_grid"}
     sources = [cropland_grid.provenance]

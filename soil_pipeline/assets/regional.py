@@ -8,7 +8,6 @@ import dagster as dg
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.global_grids import ensure_same_grid
 from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, UNASSIGNED, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import citation, factor
@@ -17,7 +16,7 @@ from soil_pipeline.science.aggregation import (
     regional_table,
     site_summary,
 )
-from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, cell_area_ha
+from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, cell_area_ha, common_grid
 
 
 def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +49,7 @@ def regional_soc_stocks(
 ):
     """Area (Mha), SOC stock 0-30 cm (Pg C, 2010 and no land use), cropland area (Mha) and stock (Pg C), and the
     4-per-1000 target (Tg C/yr) per region, with n field sites and their median topsoil stock (t C/ha)."""
-    grid = ensure_same_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
+    grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
     quantities = cell_quantities(soc_stock_grid.data[0], soc_stock_grid.data[1], cropland_grid.data, cell_area_ha(grid))
     zoning = zonings(countries, country_grid.data, climate_zone_grid.data)
     rate = factor("four_per_1000", "annual_rate")

@@ -7,6 +7,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject
 
+from soil_pipeline.science.units import HA_PER_KM2
+
 # Authalic radius of the WGS84 ellipsoid: a sphere of this radius has the ellipsoid's total surface area.
 AUTHALIC_EARTH_RADIUS_KM = 6371.0072
 
@@ -46,15 +48,15 @@ class Layer:
     provenance: dict = field(default_factory=dict)
 
 
-def cell_area_ha(grid: GridSpec, radius_km: float = AUTHALIC_EARTH_RADIUS_KM) -> np.ndarray:
-    """Area (ha) of each row's cells on a sphere: R^2 * dlon * (sin(lat_north) - sin(lat_south))."""
+def cell_area_ha(grid: GridSpec) -> np.ndarray:
+    """Area (ha) of each row's cells on the authalic sphere: R^2 * dlon * (sin(lat_north) - sin(lat_south))."""
     t = grid.transform
     if t.b != 0 or t.d != 0 or t.e >= 0:
         raise ValueError(f"cell areas need a north-up grid without rotation, got transform {tuple(t)[:6]}")
     lat_edges = np.radians(t.f + t.e * np.arange(grid.height + 1))
     dlon = np.radians(abs(t.a))
-    area_km2 = radius_km**2 * dlon * np.abs(np.sin(lat_edges[:-1]) - np.sin(lat_edges[1:]))
-    return area_km2 * 100.0
+    area_km2 = AUTHALIC_EARTH_RADIUS_KM**2 * dlon * np.abs(np.sin(lat_edges[:-1]) - np.sin(lat_edges[1:]))
+    return area_km2 * HA_PER_KM2
 
 
 def align(
@@ -83,9 +85,19 @@ def align(
     return out
 
 
-def same_grid(transform: Affine, width: int, height: int, crs: str, target: GridSpec, tol: float = 1e-9) -> bool:
+def same_grid(grid: GridSpec, target: GridSpec, tol: float = 1e-9) -> bool:
+    """Same size, same CRS (however spelled) and transforms equal to within `tol` (CRS units, degrees here)."""
     return (
-        (width, height) == (target.width, target.height)
-        and CRS.from_user_input(crs) == CRS.from_user_input(target.crs)
-        and transform.almost_equals(target.transform, precision=tol)
+        (grid.width, grid.height) == (target.width, target.height)
+        and CRS.from_user_input(grid.crs) == CRS.from_user_input(target.crs)
+        and grid.transform.almost_equals(target.transform, precision=tol)
     )
+
+
+def common_grid(*layers: Layer) -> GridSpec:
+    """The grid all `layers` share (that of the first); ValueError when one is on another grid."""
+    grid = layers[0].grid
+    for layer in layers[1:]:
+        if not same_grid(layer.grid, grid):
+            raise ValueError(f"layer grids differ: {layer.grid.describe()} vs {grid.describe()}")
+    return grid
