@@ -127,6 +127,15 @@ def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(stor
         manifest = json.loads((store.version_path("restoration_scenario", version) / "manifest.json").read_text())
         assert manifest["provenance"]["parameters"]["scenario"]["id"] == key
         assert f"scenario[{key}]" in manifest["provenance"]["inputs"]
+        assert "climate_zone_legend" in manifest["provenance"]["inputs"]
+
+
+def test_potential_and_scenarios_depend_on_the_climate_zone_legend_they_name_regions_from(store):
+    manifest = store.manifest(POTENTIAL, store.latest(POTENTIAL))
+    assert "climate_zone_legend" in manifest["provenance"]["inputs"]
+    graph = build_definitions().resolve_asset_graph()
+    for asset in (POTENTIAL, "restoration_scenario"):
+        assert dg.AssetKey("climate_zone_legend") in graph.get(dg.AssetKey(asset)).parent_keys, asset
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,10 @@ def _output(layer: Layer) -> dg.Output:
     )
 
 
+# Depth of the WHRC stock layers read into soc_stock_grid (0-30 cm): the depth their t C/ha refer to.
+SOC_STOCK_DEPTH_CM = 30.0
+
+
 @dg.asset(
     group_name="global_grids",
     code_version="2",

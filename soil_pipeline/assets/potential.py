@@ -12,7 +12,8 @@ import pandas as pd
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.cells import land_cells
-from soil_pipeline.assets.zones import REGION_TYPES, zonings
+from soil_pipeline.assets.global_grids import SOC_STOCK_DEPTH_CM
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import (
     PRIORITY_REGIONS_FILE,
@@ -26,6 +27,18 @@ from soil_pipeline.science import potential, uncertainty
 from soil_pipeline.science.aggregation import zone_sums
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
+
+GLOBAL_METADATA_COLUMNS = (
+    "target_4p1000_tg_c_per_yr",
+    "cropland_target_4p1000_tg_c_per_yr",
+    "cropland_bd_ptf_g_per_cm3",
+    "zomer_medium_t_c_per_ha_per_yr",
+    "zomer_high_t_c_per_ha_per_yr",
+    "zomer_medium_tg_c_per_yr",
+    "zomer_high_tg_c_per_yr",
+    "zomer_medium_share_of_4p1000_pct",
+    "zomer_high_share_of_4p1000_pct",
+)
 
 
 class MonteCarloConfig(dg.Config):
@@ -48,6 +61,7 @@ def monte_carlo(config: MonteCarloConfig) -> tuple[dict, dict, dict]:
     group_name="potential",
     code_version="1",
     check_specs=contract_specs("regional_sequestration_potential"),
+    deps=["climate_zone_legend"],
 )
 def regional_sequestration_potential(
     config: MonteCarloConfig,
@@ -63,7 +77,7 @@ def regional_sequestration_potential(
     cells = land_cells(soc_stock_grid, cropland_grid)
     bd = np.full(cells.index.shape, np.nan)
     cropped = cells.land_ha > 0
-    bd[cropped] = potential.bulk_density_from_stock(cells.soc_2010[cropped], params.depth_cm, MANRIQUE_JONES_1991)
+    bd[cropped] = potential.bulk_density_from_stock(cells.soc_2010[cropped], SOC_STOCK_DEPTH_CM, MANRIQUE_JONES_1991)
     quantities = potential.cell_quantities(cells.soc_2010, cells.land_ha, cells.area_ha, bd)
     zoning = zonings(countries, cells.take(country_grid), cells.take(climate_zone_grid))
     draws, central, mc_parameters = monte_carlo(config)
@@ -79,10 +93,11 @@ def regional_sequestration_potential(
         cropland_grid.provenance,
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),
-        file_inputs(("priority_regions", PRIORITY_REGIONS_FILE)),
+        file_inputs(("priority_regions", PRIORITY_REGIONS_FILE), ("climate_zone_legend", CLIMATE_ZONE_LEGEND)),
         {"parameters": {**_parameters(params), **mc_parameters}},
     )
-    yield from publish_if_valid("regional_sequestration_potential", table, metadata=_global_metadata(table))
+    metadata = global_metadata(table, GLOBAL_METADATA_COLUMNS)
+    yield from publish_if_valid("regional_sequestration_potential", table, metadata=metadata)
 
 
 def _parameters(params: potential.PotentialParameters) -> dict:
@@ -90,24 +105,9 @@ def _parameters(params: potential.PotentialParameters) -> dict:
         "four_per_1000_rate_per_yr": params.four_per_1000_rate,
         "zomer_content_increase_pct": params.content_increase_pct,
         "zomer_depth_cm": params.depth_cm,
+        "bulk_density_from_stock_depth_cm": SOC_STOCK_DEPTH_CM,
         "zomer_duration_yr": params.duration_yr,
         "bulk_density_zomer_implied_g_per_cm3": params.bulk_density_zomer_g_per_cm3,
         "bulk_density_pedotransfer": MANRIQUE_JONES_1991.citation,
         "citations": {name: citation(name) for name in ("four_per_1000", "zomer_2017")},
     }
-
-
-def _global_metadata(table: pd.DataFrame) -> dict:
-    world = table[table["region_type"] == "global"].iloc[0]
-    names = [
-        "target_4p1000_tg_c_per_yr",
-        "cropland_target_4p1000_tg_c_per_yr",
-        "cropland_bd_ptf_g_per_cm3",
-        "zomer_medium_t_c_per_ha_per_yr",
-        "zomer_high_t_c_per_ha_per_yr",
-        "zomer_medium_tg_c_per_yr",
-        "zomer_high_tg_c_per_yr",
-        "zomer_medium_share_of_4p1000_pct",
-        "zomer_high_share_of_4p1000_pct",
-    ]
-    return {f"global_{name}": float(world[name]) for name in names}

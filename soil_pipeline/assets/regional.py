@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, UNASSIGNED, zonings
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import citation, factor
 from soil_pipeline.science.aggregation import (
@@ -25,9 +25,10 @@ def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
         country_id=stocks["country_adm0_a3"].fillna(UNASSIGNED),
         zone_id=stocks["climate_zone_code"].astype("str"),
     )
+    keys = {"global": "global_id", "country": "country_id", "climate_zone": "zone_id"}
     parts = []
-    for region_type, key in (("global", "global_id"), ("country", "country_id"), ("climate_zone", "zone_id")):
-        summary = site_summary(keyed, key).rename_axis("region_id").reset_index()
+    for region_type in STOCK_REGION_TYPES:
+        summary = site_summary(keyed, keys[region_type]).rename_axis("region_id").reset_index()
         parts.append(summary.assign(region_type=region_type))
     return pd.concat(parts, ignore_index=True)
 
@@ -54,7 +55,7 @@ def regional_soc_stocks(
     zoning = zonings(countries, country_grid.data, climate_zone_grid.data)
     rate = factor("four_per_1000", "annual_rate")
     table = pd.concat(
-        [regional_table(quantities, *zoning[kind], rate) for kind in ("global", "country", "climate_zone")],
+        [regional_table(quantities, *zoning[kind], rate) for kind in STOCK_REGION_TYPES],
         ignore_index=True,
     )
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
@@ -74,10 +75,5 @@ def regional_soc_stocks(
             }
         },
     )
-    world = table[table["region_type"] == "global"].iloc[0]
-    totals = {
-        "global_soc_stock_2010_pg_c": float(world["soc_stock_2010_pg_c"]),
-        "global_soc_stock_no_land_use_pg_c": float(world["soc_stock_no_land_use_pg_c"]),
-        "global_cropland_area_mha": float(world["cropland_area_mha"]),
-    }
+    totals = global_metadata(table, ["soc_stock_2010_pg_c", "soc_stock_no_land_use_pg_c", "cropland_area_mha"])
     yield from publish_if_valid("regional_soc_stocks", table, metadata=totals)

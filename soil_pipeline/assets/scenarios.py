@@ -14,7 +14,7 @@ import pandas as pd
 from soil_pipeline import provenance
 from soil_pipeline.assets.cells import LandCells, land_cells
 from soil_pipeline.assets.potential import MonteCarloConfig, monte_carlo
-from soil_pipeline.assets.zones import REGION_TYPES, zonings
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.maps import share_map_png
 from soil_pipeline.reference_data import (
@@ -32,6 +32,7 @@ from soil_pipeline.science.aggregation import zone_sums
 from soil_pipeline.science.grid import Layer
 
 scenario_partitions = dg.StaticPartitionsDefinition(scenario_ids())
+GLOBAL_METADATA_COLUMNS = ("restored_area_mha", "soc_gain_pg_c", "soc_gain_gt_co2", "soc_gain_share_of_4p1000_pct")
 
 
 def _scope_zones(scenario: scenarios.Scenario, zoning: dict) -> np.ndarray | None:
@@ -59,6 +60,7 @@ def _map(scenario: scenarios.Scenario, cells: LandCells, restored_ha: np.ndarray
     group_name="scenarios",
     code_version="1",
     check_specs=contract_specs("restoration_scenario"),
+    deps=["climate_zone_legend"],
 )
 def restoration_scenario(
     context: dg.AssetExecutionContext,
@@ -94,6 +96,7 @@ def restoration_scenario(
         countries.attrs.get("provenance", {}),
         file_inputs(
             ("priority_regions", PRIORITY_REGIONS_FILE),
+            ("climate_zone_legend", CLIMATE_ZONE_LEGEND),
             (f"scenario[{scenario.id}]", scenario_path(scenario.id)),
         ),
         {
@@ -107,11 +110,8 @@ def restoration_scenario(
     )
     png = _map(scenario, cells, quantities["restored_ha"], soc_stock_grid.grid)
     map_path = artifacts.write(f"restoration_scenario_map/{scenario.id}", png, ".png")
-    metadata = {"restored_cells_map": dg.MetadataValue.path(str(map_path)), **_global_metadata(table)}
+    metadata = {
+        "restored_cells_map": dg.MetadataValue.path(str(map_path)),
+        **global_metadata(table, GLOBAL_METADATA_COLUMNS),
+    }
     yield from publish_if_valid("restoration_scenario", table, metadata=metadata)
-
-
-def _global_metadata(table: pd.DataFrame) -> dict:
-    world = table[table["region_type"] == "global"].iloc[0]
-    names = ["restored_area_mha", "soc_gain_pg_c", "soc_gain_gt_co2", "soc_gain_share_of_4p1000_pct"]
-    return {f"global_{name}": float(world[name]) for name in names}

@@ -15,10 +15,23 @@ from soil_pipeline.science.regions import NO_REGION, group_membership
 CLIMATE_ZONE_LEGEND = DATA_DIR / "ipcc_climate_zones_0p5" / "legend.csv"
 UNASSIGNED = "UNASSIGNED"
 REGION_TYPES = ("global", "priority_region", "country", "climate_zone")
+# The regional SOC stock table (regional_soc_stocks) is published without the 4p1000 priority regions.
+STOCK_REGION_TYPES = tuple(kind for kind in REGION_TYPES if kind != "priority_region")
 
 
 def climate_zone_names(path: Path = CLIMATE_ZONE_LEGEND) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"code": "int64", "name": "str"})
+
+
+def global_row(table: pd.DataFrame) -> pd.Series:
+    """The row of a regional table whose region_type is "global" (the World)."""
+    return table[table["region_type"] == "global"].iloc[0]
+
+
+def global_metadata(table: pd.DataFrame, columns) -> dict[str, float]:
+    """`global_<column>`: the World's value of each of `columns`, as materialization metadata."""
+    world = global_row(table)
+    return {f"global_{name}": float(world[name]) for name in columns}
 
 
 def zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame, groups: list[dict]) -> dict[str, pd.DataFrame]:
