@@ -66,17 +66,17 @@ def priority_regions() -> list[dict]:
     return _read_yaml(PRIORITY_REGIONS_FILE)["regions"]
 
 
-def scenario_ids(directory: Path = SCENARIOS_DIR) -> list[str]:
+def scenario_ids() -> list[str]:
     """Scenario ids (file stems of `*.yaml`), sorted; these are the scenario partition keys."""
-    return sorted(path.stem for path in Path(directory).glob("*.yaml"))
+    return sorted(path.stem for path in SCENARIOS_DIR.glob("*.yaml"))
 
 
-def scenario_path(scenario_id: str, directory: Path = SCENARIOS_DIR) -> Path:
-    return Path(directory) / f"{scenario_id}.yaml"
+def scenario_path(scenario_id: str) -> Path:
+    return SCENARIOS_DIR / f"{scenario_id}.yaml"
 
 
-def load_scenario(scenario_id: str, directory: Path = SCENARIOS_DIR) -> Scenario:
-    return Scenario.from_dict(scenario_id, _read_yaml(scenario_path(scenario_id, directory)))
+def load_scenario(scenario_id: str) -> Scenario:
+    return Scenario.from_dict(scenario_id, _read_yaml(scenario_path(scenario_id)))
 
 
 def file_inputs(*extra: tuple[str, Path]) -> dict:

@@ -3,8 +3,6 @@
 A zoning is a per-cell zone index and a table with columns zone_index, region_type, region_id, region_name.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -19,8 +17,8 @@ REGION_TYPES = ("global", "priority_region", "country", "climate_zone")
 STOCK_REGION_TYPES = tuple(kind for kind in REGION_TYPES if kind != "priority_region")
 
 
-def climate_zone_names(path: Path = CLIMATE_ZONE_LEGEND) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"code": "int64", "name": "str"})
+def climate_zone_names() -> pd.DataFrame:
+    return pd.read_csv(CLIMATE_ZONE_LEGEND, dtype={"code": "int64", "name": "str"})
 
 
 def global_row(table: pd.DataFrame) -> pd.Series:
