@@ -33,23 +33,40 @@ def test_recovery_curves():
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "message"),
     [
-        {"fraction": 0.0},
-        {"fraction": 1.5},
-        {"scope": "continental"},
-        {"scope": "within_region"},
-        {"scope_region_type": "country"},
-        {"priority": "random"},
-        {"horizon_yr": 0},
-        {"recovery": {"curve": "linear"}},
-        {"recovery": {"curve": "logistic", "period_yr": 20}},
+        ({"fraction": 0.0}, r"fraction must be in \(0, 1\], got 0.0"),
+        ({"fraction": 1.5}, r"fraction must be in \(0, 1\], got 1.5"),
+        ({"fraction": "15 %"}, "fraction must be a number, got '15 %'"),
+        ({"scope": "continental"}, "scope must be one of"),
+        ({"scope": "within_region"}, "scope_region_type is required for, and only for, within_region"),
+        ({"scope_region_type": "country"}, "scope_region_type is required for, and only for, within_region"),
+        ({"priority": "random"}, "unknown priority 'random'"),
+        ({"horizon_yr": 0}, "horizon_yr must be positive"),
+        ({"horizon_yr": None}, "horizon_yr must be a number, got None"),
+        ({"recovery": {"curve": "linear"}}, "linear recovery needs a positive period_yr, got None"),
+        ({"recovery": {"curve": "linear", "period_yr": "20"}}, "linear recovery needs a positive period_yr, got '20'"),
+        ({"recovery": {"curve": "logistic", "period_yr": 20}}, "recovery curve must be linear or exponential"),
+        ({"recovery": {"period_yr": 20}}, "recovery: missing field.s. curve"),
+        ({"recovery": {**LINEAR_20, "rate": 2}}, "recovery: unknown field.s. rate"),
+        ({"recovery": 20}, "recovery must be a mapping of fields, got int"),
+        ({"horizon": 20}, "unknown field.s. horizon"),
+        ({"id": "other"}, "unknown field.s. id"),
     ],
 )
-def test_invalid_scenarios_are_refused(bad):
+def test_invalid_scenarios_are_refused(bad, message):
     data = {"version": 1, "description": "", "fraction": 0.15, "scope": "global"}
     data |= {"priority": "carbon_debt_density", "recovery": LINEAR_20, "horizon_yr": 20} | bad
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(ValueError, match=f"^scenario bad: {message}"):
+        Scenario.from_dict("bad", data)
+
+
+@pytest.mark.parametrize("field", ["version", "description", "fraction", "scope", "priority", "recovery", "horizon_yr"])
+def test_a_scenario_missing_a_required_field_is_refused(field):
+    data = {"version": 1, "description": "", "fraction": 0.15, "scope": "global"}
+    data |= {"priority": "carbon_debt_density", "recovery": LINEAR_20, "horizon_yr": 20}
+    del data[field]
+    with pytest.raises(ValueError, match=f"^scenario bad: missing field.s. {field}$"):
         Scenario.from_dict("bad", data)
 
 

@@ -7,6 +7,8 @@ cell's soil carbon debt density (no-land-use minus current stock, never negative
 by the horizon, so no scenario can gain more than the debt of the area it restores.
 """
 
+import dataclasses
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,24 @@ def carbon_debt_density(soc_2010, soc_no_land_use) -> np.ndarray:
 PRIORITY_CRITERIA = {"carbon_debt_density": carbon_debt_density}
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_fields(where: str, data, cls, given=()) -> None:
+    """ValueError unless `data` is a mapping with every required field of dataclass `cls` and no other field;
+    fields named in `given` are supplied by the caller, not by `data`."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping of fields, got {type(data).__name__}")
+    fields = [f for f in dataclasses.fields(cls) if f.name not in given]
+    known = {f.name for f in fields}
+    required = {f.name for f in fields if f.default is dataclasses.MISSING}
+    if missing := sorted(required - set(data)):
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    if unknown := sorted(set(data) - known):
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+
 @dataclass(frozen=True)
 class Recovery:
     """Share of the debt recovered after t years: linear to 1 at `period_yr`, or 1 - 2^(-t / `half_life_yr`)."""
@@ -39,9 +59,9 @@ class Recovery:
         needed = {"linear": self.period_yr, "exponential": self.half_life_yr}
         if self.curve not in needed:
             raise ValueError(f"recovery curve must be linear or exponential, got {self.curve!r}")
-        if needed[self.curve] is None or needed[self.curve] <= 0:
+        if not _is_number(needed[self.curve]) or needed[self.curve] <= 0:
             field = "period_yr" if self.curve == "linear" else "half_life_yr"
-            raise ValueError(f"{self.curve} recovery needs a positive {field}")
+            raise ValueError(f"{self.curve} recovery needs a positive {field}, got {needed[self.curve]!r}")
 
     def fraction(self, years: float) -> float:
         if self.curve == "linear":
@@ -62,6 +82,9 @@ class Scenario:
     scope_region_type: str | None = None
 
     def __post_init__(self):
+        for name in ("fraction", "horizon_yr"):
+            if not _is_number(getattr(self, name)):
+                raise ValueError(f"scenario {self.id}: {name} must be a number, got {getattr(self, name)!r}")
         if not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"scenario {self.id}: fraction must be in (0, 1], got {self.fraction}")
         if self.scope not in SCOPES:
@@ -76,8 +99,15 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, scenario_id: str, data: dict) -> "Scenario":
+        """A scenario from its YAML mapping; ValueError, naming the scenario, for any missing, unknown or bad field."""
+        where = f"scenario {scenario_id}"
+        _check_fields(where, data, cls, given=("id",))
         fields = dict(data)
-        recovery = Recovery(**fields.pop("recovery"))
+        _check_fields(f"{where}: recovery", fields["recovery"], Recovery)
+        try:
+            recovery = Recovery(**fields.pop("recovery"))
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from error
         return cls(id=scenario_id, recovery=recovery, **fields)
 
     @property
