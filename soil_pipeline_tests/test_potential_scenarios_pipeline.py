@@ -59,23 +59,45 @@ def test_potential_regions_add_up_to_the_world(potential):
             assert part[column].sum() == pytest.approx(world[column], rel=1e-9), (region_type, column)
 
 
-def test_zomer_style_figures_bracket_their_bulk_density_sources(potential):
+def test_zomer_style_global_figures_follow_the_formula(potential):
+    # Rate = content increase (% -> x 10 g/kg) x BD x 30 cm x 0.1 / 20 yr = delta x BD x 1.5 t C/ha/yr, with the
+    # central BD = 0.5 x BD_ptf + 0.5 x BD_zomer (the bulk_density_weight is uniform(0, 1), mean 0.5) and
+    # BD_zomer = 0.56 / (0.27 x 1.5) = 1.382716 g/cm3. For the World, BD_ptf = 1.2710 (area-weighted Manrique &
+    # Jones BD over 1573.95 Mha of cropland with a BD), so BD = 1.326850 and
+    #   medium: 0.27 x 1.326850 x 1.5 = 0.537374 t C/ha/yr, x 1573.95 Mha = 845.80 Tg C/yr, / 3468.23 = 24.39 %
+    #   high:   0.54 x 1.326850 x 1.5 = 1.074749 t C/ha/yr, x 1573.95 Mha = 1691.60 Tg C/yr, / 3468.23 = 48.77 %
     world = _world(potential)
-    bd_zomer = 0.56 / (0.27 * 30 / 20)
-    low, high = sorted([world["cropland_bd_ptf_g_per_cm3"], bd_zomer])
-    rate = world["zomer_medium_t_c_per_ha_per_yr"]
-    assert 0.27 * low * 30 / 20 <= rate <= 0.27 * high * 30 / 20
-    assert world["zomer_high_tg_c_per_yr"] == pytest.approx(2 * world["zomer_medium_tg_c_per_yr"])
+    assert world["cropland_bd_ptf_g_per_cm3"] == pytest.approx(1.2710, abs=5e-5)
+    assert world["cropland_area_with_bd_mha"] == pytest.approx(1573.95, abs=0.005)
+    bd = 0.5 * world["cropland_bd_ptf_g_per_cm3"] + 0.5 * 0.56 / (0.27 * 1.5)
+    for level, delta, rate, total, share in (
+        ("medium", 0.27, 0.537374, 845.80, 24.39),
+        ("high", 0.54, 1.074749, 1691.60, 48.77),
+    ):
+        expected_rate = delta * bd * 1.5
+        expected_total = expected_rate * world["cropland_area_with_bd_mha"]
+        expected_share = 100 * expected_total / world["target_4p1000_tg_c_per_yr"]
+        assert world[f"zomer_{level}_t_c_per_ha_per_yr"] == pytest.approx(expected_rate, rel=1e-9)
+        assert world[f"zomer_{level}_tg_c_per_yr"] == pytest.approx(expected_total, rel=1e-9)
+        assert world[f"zomer_{level}_share_of_4p1000_pct"] == pytest.approx(expected_share, rel=1e-9)
+        assert (expected_rate, expected_total, expected_share) == pytest.approx((rate, total, share), abs=5e-3)
 
 
-def test_every_interval_is_ordered(potential, scenario_tables):
-    tables = [potential, *scenario_tables.values()]
-    for table in tables:
+def test_every_central_figure_lies_in_its_interval_and_uncertain_figures_have_width(potential, scenario_tables):
+    # Central figures use each parameter's mean, intervals its draws. Every figure here carries at least one uncertain
+    # parameter (targets and shares the stock factor, Zomer rates the BD weight, scenario gains the debt factor), so
+    # a nonzero figure has an interval of nonzero width; a zero figure (no stock, no cropland, nothing restored) is
+    # zero in every draw.
+    for name, table in {POTENTIAL: potential, **scenario_tables}.items():
         for column in [c for c in table.columns if c.endswith("_p05")]:
             base = column.removesuffix("_p05")
             valid = table[base].notna()
-            p05, p50, p95 = (table.loc[valid, f"{base}_{s}"] for s in ("p05", "p50", "p95"))
-            assert (p05 <= p50).all() and (p50 <= p95).all(), base
+            central, p05, p95 = (table.loc[valid, c] for c in (base, f"{base}_p05", f"{base}_p95"))
+            assert ((p05 <= central) & (central <= p95)).all(), (name, base)
+            nonzero = central != 0
+            assert nonzero.sum() > 100, (name, base)
+            assert (p95[nonzero] > p05[nonzero]).all(), (name, base)
+            assert (p05[~nonzero] == 0).all() and (p95[~nonzero] == 0).all(), (name, base)
 
 
 def test_full_restoration_never_gains_more_than_the_soil_carbon_debt(store, scenario_tables):
