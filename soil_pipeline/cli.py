@@ -13,6 +13,7 @@ import pandas as pd
 
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
 from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.science.aggregation import global_row
 
 TOP_COUNTRIES = 10
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -67,7 +68,7 @@ def _quarantine_line(store: VersionedParquetStore) -> str:
 def summary(output_root: str) -> str:
     store = VersionedParquetStore(output_root)
     table = store.read("regional_soc_stocks")
-    world = table[table["region_type"] == "global"].iloc[0]
+    world = global_row(table)
     countries = table[(table["region_type"] == "country") & (table["region_id"] != "UNASSIGNED")]
     top = countries.nlargest(TOP_COUNTRIES, "soc_stock_2010_pg_c")[
         ["region_id", "region_name", "soc_stock_2010_pg_c", "cropland_area_mha", "target_4p1000_tg_c_per_yr"]
@@ -107,7 +108,7 @@ def _interval(row: pd.Series, name: str, fmt: str) -> str:
 
 
 def _potential_lines(table: pd.DataFrame) -> list[str]:
-    world = table[table["region_type"] == "global"].iloc[0]
+    world = global_row(table)
     lines = ["", "Sequestration potential, global (5th-95th percentile):"]
     for level in ("medium", "high"):
         lines.append(
@@ -121,7 +122,7 @@ def _potential_lines(table: pd.DataFrame) -> list[str]:
 def _scenario_lines(store: VersionedParquetStore) -> list[str]:
     lines = ["", "Restoration scenarios, global soil (0-30 cm) carbon gain at the horizon (5th-95th percentile):"]
     for key, version in sorted(store.latest_by_partition("restoration_scenario").items()):
-        world = store.read("restoration_scenario", version).query("region_type == 'global'").iloc[0]
+        world = global_row(store.read("restoration_scenario", version))
         lines.append(
             f"  {key:22s} {world['restored_area_mha']:7.1f} Mha restored, "
             f"{_interval(world, 'soc_gain_pg_c', '.2f')} Pg C = {_interval(world, 'soc_gain_gt_co2', '.1f')} Gt CO2"

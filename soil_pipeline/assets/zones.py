@@ -8,6 +8,7 @@ import pandas as pd
 
 from soil_pipeline.reference_data import priority_regions
 from soil_pipeline.resources import DATA_DIR
+from soil_pipeline.science.aggregation import global_row
 from soil_pipeline.science.regions import NO_REGION, group_membership
 
 CLIMATE_ZONE_LEGEND = DATA_DIR / "ipcc_climate_zones_0p5" / "legend.csv"
@@ -19,11 +20,6 @@ STOCK_REGION_TYPES = tuple(kind for kind in REGION_TYPES if kind != "priority_re
 
 def climate_zone_names() -> pd.DataFrame:
     return pd.read_csv(CLIMATE_ZONE_LEGEND, dtype={"code": "int64", "name": "str"})
-
-
-def global_row(table: pd.DataFrame) -> pd.Series:
-    """The row of a regional table whose region_type is "global" (the World)."""
-    return table[table["region_type"] == "global"].iloc[0]
 
 
 def global_metadata(table: pd.DataFrame, columns) -> dict[str, float]:

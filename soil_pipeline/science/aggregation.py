@@ -95,3 +95,8 @@ def site_summary(stocks: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.DataFrame(
         {"n_field_sites": grouped.size().astype("int64"), "median_field_topsoil_soc_t_c_per_ha": grouped.median()}
     )
+
+
+def global_row(table: pd.DataFrame) -> pd.Series:
+    """The row of a regional table whose region_type is "global" (the World)."""
+    return table[table["region_type"] == "global"].iloc[0]
