@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import pandas as pd
 
@@ -28,6 +29,8 @@ def _instance():
 
 def run_pipeline(output_root: str, partition: str | None = None, landing_dir: str | None = None) -> list:
     """The main job for one drop, then the scenario job for every scenario; stops at the first failed run."""
+    # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
+    warnings.filterwarnings("ignore", message=r".* is currently in beta")
     from soil_pipeline.definitions import build_definitions
     from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
     from soil_pipeline.reference_data import scenario_ids
