@@ -98,16 +98,13 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
 
     for name, validation in validations.items():
         rejects_contract = yield from _checked_rejects(f"{name}_rejects", validation.rejects)
-        drop = provenance.file_input(f"{name}[{partition}]", paths[name])
-        validation.valid.attrs["provenance"] = {
-            "inputs": {**drop, **provenance.file_input(f"contract:{name}", contracts[name].path)}
+        checked = {
+            **provenance.file_input(f"{name}[{partition}]", paths[name]),
+            **provenance.file_input(f"contract:{name}", contracts[name].path),
         }
+        validation.valid.attrs["provenance"] = {"inputs": checked}
         validation.rejects.attrs["provenance"] = {
-            "inputs": {
-                **drop,
-                **provenance.file_input(f"contract:{name}", contracts[name].path),
-                **provenance.file_input("contract:field_rejects", rejects_contract.path),
-            }
+            "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)}
         }
         for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
             yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": len(validation.rejects)})

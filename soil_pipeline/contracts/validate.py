@@ -121,14 +121,12 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
     else:
         source_file = np.full(len(table), contract.id)
         source_line = frame.index.get_indexer(index) + 1
-    site = frame.loc[index, "site_id"].to_numpy() if "site_id" in frame.columns else None
+    site = frame.loc[index, "site_id"].to_numpy() if "site_id" in frame.columns else [None] * len(table)
     rejects = pd.DataFrame(
         {
             "source_file": pd.Series(source_file, dtype="str"),
             "source_line": pd.Series(source_line, dtype="int64"),
-            "site_id": pd.Series(site, dtype="str")
-            if site is not None
-            else pd.Series(None, index=table.index, dtype="str"),
+            "site_id": pd.Series(site, dtype="str"),
             "rule": table["rule"].astype("str"),
             "column": table["column"].astype("str"),
             "value": pd.Series([None if pd.isna(v) else str(v) for v in table["value"]], dtype="str"),
@@ -160,5 +158,5 @@ def validate(frame: pd.DataFrame, contract: TableContract, foreign_values: dict 
             if not detail.startswith(("dtype(", "coerce_dtype(")) or not failures:
                 batch_errors.append(f"{contract.label}: {detail}")
     rejected = {failure["index"] for failure in failures}
-    valid = coerced.drop(index=list(rejected)).reset_index(drop=True) if rejected else coerced.reset_index(drop=True)
+    valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
     return Validation(contract, len(frame), coerced, valid, _rejects_table(failures, coerced, contract), batch_errors)
