@@ -2,8 +2,9 @@
 
 Each raster is checked against its contract (CRS, resolution, extent, dtype, nodata, scaling, value range) before
 anything is computed, then aligned onto the common grid explicitly with GDAL: nearest neighbour for categories
-(climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved. The method is
-recorded in metadata.
+(climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved. A raster of the
+target resolution whose origin is off the lattice (HYDE: 0.44 row) is shifted by whole rows/columns instead, so
+no cell is split between neighbours. The method, and for a shift the offset, is recorded in metadata.
 """
 
 import dagster as dg
@@ -18,7 +19,16 @@ from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.readers import InputError, RasterBand, read_raster
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science.grid import GridSpec, Layer, align, cell_area_ha, common_grid, same_grid
+from soil_pipeline.science.grid import (
+    GridSpec,
+    Layer,
+    align,
+    cell_area_ha,
+    common_grid,
+    lattice_offset,
+    same_grid,
+    shift_onto,
+)
 from soil_pipeline.science.regions import rasterize_regions
 from soil_pipeline.science.units import HA_PER_KM2
 
@@ -50,8 +60,11 @@ def _grid_of(band: RasterBand) -> GridSpec:
 
 
 def _onto(band: RasterBand, target: GridSpec, resampling: Resampling, target_nodata, dtype) -> tuple[np.ndarray, dict]:
+    """Onto `target`: as is when on its grid, by whole-cell shift when only the origin differs, else resampled."""
     if same_grid(_grid_of(band), target):
         return band.data.astype(dtype), {"method": "none (already on the common grid)"}
+    if (offset := lattice_offset(_grid_of(band), target)) is not None:
+        return shift_onto(band.data, band.nodata, offset, target, target_nodata, dtype)
     aligned = align(band.data, band.transform, band.crs, band.nodata, target, resampling, target_nodata, dtype)
     source = {"west": band.transform.c, "north": band.transform.f, "resolution_deg": abs(band.transform.a)}
     return aligned, {"method": f"rasterio.warp.reproject, Resampling.{resampling.name}", "source_grid": source}
@@ -106,7 +119,8 @@ def soc_stock_grid(inputs: InputDatasets):
     group_name="global_grids", code_version="2", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
 )
 def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
-    """HYDE 3.2 cropland area 2016 (km2 per cell) summed onto the common grid; total area is preserved."""
+    """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
+    area is preserved."""
     bands, lineage = yield from _checked_rasters("cropland_grid", {"cropland_raster": inputs.cropland_raster})
     band = bands["cropland_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.sum, np.nan, "float32")
