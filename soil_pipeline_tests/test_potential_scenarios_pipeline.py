@@ -44,7 +44,7 @@ def _world(table: pd.DataFrame) -> pd.Series:
 def test_potential_has_every_region_type_and_global_figures(potential):
     counts = potential["region_type"].value_counts()
     assert counts["global"] == 1 and counts["priority_region"] == 3 and counts["climate_zone"] == 13
-    assert counts["country"] == 178  # 177 Natural Earth countries + UNASSIGNED
+    assert counts["country"] == 251  # 250 Natural Earth 1:10m countries + UNASSIGNED
     world = _world(potential)
     assert world["soc_stock_2010_pg_c"] == pytest.approx(867.1, abs=0.05)
     assert world["cropland_area_mha"] == pytest.approx(1591.3, abs=0.05)
