@@ -62,7 +62,7 @@ def monte_carlo(config: MonteCarloConfig) -> tuple[dict, dict, dict]:
 @dg.asset(
     io_manager_key="published_io_manager",
     group_name="potential",
-    code_version="1",
+    code_version="2",
     check_specs=contract_specs("regional_sequestration_potential"),
     deps=["climate_zone_legend"],
 )

@@ -89,7 +89,7 @@ def _map(scenario: scenarios.Scenario, cells: LandCells, restored_ha: np.ndarray
     partitions_def=scenario_partitions,
     io_manager_key="published_io_manager",
     group_name="scenarios",
-    code_version="1",
+    code_version="2",
     check_specs=contract_specs("restoration_scenario"),
     deps=["climate_zone_legend"],
 )

@@ -219,9 +219,9 @@ def _literature_density(debt_t_c, cell_density, land: LandUse, nolu) -> np.ndarr
 def cell_quantities(scenario: Scenario, soc_2010, soc_no_land_use, land: LandUse, zones=None) -> dict:
     """Per-cell areas (ha) and carbon (t C) of one scenario; `zones` are the scope regions for within_region.
 
-    Restored hectares are the same for every attribution (cells ranked by the scenario's priority); the central
-    quantities use the "literature" attribution and the scenario's recovery curve, `soc_gain_<attribution>_t_c`
-    the other attributions, `soc_gain_recovery<i>_t_c` the scenario's alternative recovery curves."""
+    Restored hectares are the same for every attribution (cells ranked by the scenario's priority). The central
+    gain `soc_gain_t_c` uses the "literature" attribution and the scenario's recovery curve; the bounds
+    `soc_gain_<attribution>_t_c` the two other attributions; `soc_gain_recovery<i>_t_c` the alternative curves."""
     priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
     scoped = zones if scenario.scope == "within_region" else None
     restored = restore(land.converted_ha, priority, scenario.fraction, scoped)
@@ -231,11 +231,10 @@ def cell_quantities(scenario: Scenario, soc_2010, soc_no_land_use, land: LandUse
         "soc_stock_2010_t_c": stock_t_c(soc_2010, land.area_ha),
         "converted_land_ha": land.converted_ha,
         "restored_ha": restored,
-        "restored_soc_debt_t_c": restored * densities["literature"],
         "soc_gain_t_c": restored * scenario.recovery.gain_density(densities["literature"], horizon),
     }
-    for name, density in densities.items():
-        quantities[f"soc_gain_{name}_t_c"] = restored * scenario.recovery.gain_density(density, horizon)
+    for name in ("cell_average", "all_on_converted"):
+        quantities[f"soc_gain_{name}_t_c"] = restored * scenario.recovery.gain_density(densities[name], horizon)
     for i, curve in enumerate(scenario.alternative_recovery):
         quantities[f"soc_gain_recovery{i}_t_c"] = restored * curve.gain_density(densities["literature"], horizon)
     return quantities
