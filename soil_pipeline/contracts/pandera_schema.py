@@ -61,6 +61,10 @@ def _dataset_check(rule: DatasetRule) -> pa.Check | None:
             lambda df: df[p["column"]].isna().mean() * 100 <= p["maximum"],
             error=rule_label(rule.id, p["column"], detail),
         )
+    if rule.kind == "min_non_null":
+        detail = f"at least {p['minimum']} non-missing {p['column']} required ({rule.description.strip()})"
+        label = rule_label(rule.id, "*", detail)
+        return pa.Check(lambda df: df[p["column"]].notna().sum() >= p["minimum"], error=label)
     return None
 
 
