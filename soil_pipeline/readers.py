@@ -7,6 +7,7 @@ by pyarrow in blocks (quoted cells may span lines); each record keeps the physic
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import rasterio
 from affine import Affine
 
 TABLE_SUFFIXES = {".csv", ".parquet"}
+DROP_FOLDER_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+DROP_FOLDER_FORM = "YYYY-MM, e.g. 2012-10"
 CSV_BLOCK_BYTES = 16 << 20
 LINE_SCAN_BYTES = 64 << 20
 
@@ -53,6 +56,14 @@ def find_drop_file(drop_dir: Path, table: str, landing_dir: Path | None = None) 
             f"{drop_dir}: expected exactly one *{table}.csv or *{table}.parquet file, found {len(matches)}"
         )
     return _inside(matches[0], landing_dir)
+
+
+def drop_folders(landing_dir: Path) -> tuple[list[str], list[str]]:
+    """(folders named like a monthly partition, other folders) under `<landing>/field_samples/`, sorted."""
+    folder = Path(landing_dir) / "field_samples"
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    valid = [name for name in names if DROP_FOLDER_PATTERN.fullmatch(name)]
+    return valid, [name for name in names if name not in valid]
 
 
 def _first_bad_byte(path: Path) -> str:
@@ -105,19 +116,20 @@ def record_lines(path: Path) -> np.ndarray:
     starts, in_quote, line, at_record_start = [], False, 1, True
     with open(path, "rb") as handle:
         while block := handle.read(LINE_SCAN_BYTES):
+            block += handle.readline()  # blocks end at a line end, so a "\r\n" is never split
             data = np.frombuffer(block, dtype=np.uint8)
-            quotes = data == ord('"')
-            parity = (np.cumsum(quotes, dtype=np.int64) + in_quote) % 2  # 1 inside quotes (after this byte)
-            newline = data == ord("\n")
-            ends = np.flatnonzero(newline & (parity == 0))
-            lines_before = np.cumsum(newline, dtype=np.int64) - newline + line  # line number of each byte
-            cand = np.concatenate(([0] if at_record_start else [], ends + 1)).astype(np.int64)
-            cand = cand[cand < len(data)]
-            nonblank = (data[cand] != ord("\n")) & ~((data[cand] == ord("\r")) & _next_is_newline(data, cand))
-            starts.append(lines_before[cand[nonblank]])
-            at_record_start = bool(len(data) and newline[-1] and parity[-1] == 0)
-            in_quote = bool(parity[-1]) if len(data) else in_quote
-            line += int(newline.sum())
+            newlines = np.flatnonzero(data == ord("\n"))
+            quotes = np.flatnonzero(data == ord('"'))
+            outside = (np.searchsorted(quotes, newlines) + in_quote) % 2 == 0
+            position = np.concatenate(([0] if at_record_start else [], newlines[outside] + 1)).astype(np.int64)
+            first_line = np.concatenate(([line] if at_record_start else [], line + 1 + np.flatnonzero(outside)))
+            keep = position < len(data)
+            position, first_line = position[keep], first_line[keep].astype(np.int64)
+            blank = (data[position] == ord("\n")) | ((data[position] == ord("\r")) & _next_is_newline(data, position))
+            starts.append(first_line[~blank])
+            in_quote = bool((len(quotes) + in_quote) % 2)
+            at_record_start = bool(data[-1] == ord("\n")) and not in_quote
+            line += len(newlines)
     if in_quote:
         raise InputError(f"{path}: malformed CSV (a quoted cell is never closed: unbalanced '\"')")
     return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)

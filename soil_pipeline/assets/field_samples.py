@@ -29,7 +29,7 @@ from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions, validate
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
-from soil_pipeline.readers import find_drop_file, read_table_file
+from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file, read_table_file
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
@@ -93,6 +93,8 @@ def field_drop(
     drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
     landing = Path(inputs.landing_dir)
+    for name in drop_folders(landing)[1]:
+        context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
     paths = {name: find_drop_file(drop_dir, name.removeprefix("field_"), landing) for name in contracts}
     raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))

@@ -170,6 +170,13 @@ def _read(name: str, directory: Path) -> tuple[dict, str]:
 
 
 def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableContract:
+    path = Path(directory) / f"{name}.yaml"
+    return _load_table_contract(name, Path(directory), path.stat().st_mtime_ns if path.exists() else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_table_contract(name: str, directory: Path, mtime_ns: int | None) -> TableContract:
+    """Cached per file modification time: validating against the ODCS JSON Schema costs about a second."""
     document, digest = _read(name, directory)
     table = document["schema"][0]
     return TableContract(

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
 from affine import Affine
 from rasterio.transform import rowcol
 
@@ -85,11 +87,10 @@ def _strict_number(values: pd.Series) -> pd.Series:
     """Decimal or scientific notation only: `inf`, `NaN`, `1,5` or `n.d.` are type errors, not numbers."""
     if not _is_text(values):
         return pd.to_numeric(values, errors="coerce").astype("float64")
-    text = values.astype("str")
-    parsable = text.str.fullmatch(NUMBER_PATTERN).fillna(False).astype(bool)
-    numbers = pd.Series(np.nan, index=values.index, dtype="float64")
-    numbers[parsable] = text[parsable].str.strip().astype("float64")
-    return numbers
+    text = pa.array(values, type=pa.string(), from_pandas=True)
+    parsable = pc.match_substring_regex(text, NUMBER_PATTERN)
+    numbers = pc.cast(pc.utf8_trim_whitespace(pc.if_else(parsable, text, None)), pa.float64())
+    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=values.index, dtype="float64")
 
 
 def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
@@ -287,7 +288,7 @@ def validate(
     batch_errors: list[str] = []
     try:
         to_pandera(contract, foreign_values).validate(coerced, lazy=True)
-    except pa.errors.SchemaErrors as error:
+    except pandera.errors.SchemaErrors as error:
         cases = error.failure_cases
         row_cases = cases[cases["index"].notna()]
         compound = row_cases["check"].astype("str") == "multiple_fields_uniqueness"

@@ -109,6 +109,8 @@ def topsoil_stocks(
     inside = layers[layers["overlap_cm"] > 0].copy()
     inside["clip_upper"] = np.maximum(inside["upper_depth_cm"], top_cm)
     inside["clip_lower"] = np.minimum(inside["lower_depth_cm"], bottom_cm)
+    inside["soc_missing"] = inside["soc_g_per_kg"].isna()
+    inside["bd_missing"] = inside["bd_filled_g_per_cm3"].isna()
 
     by_site = inside.groupby("site_id", sort=False)
     per_site = pd.DataFrame(
@@ -116,8 +118,8 @@ def topsoil_stocks(
             "stock": by_site["stock_t_c_per_ha"].sum(min_count=1),
             "n_horizons": by_site.size(),
             "summed_overlap": by_site["overlap_cm"].sum(),
-            "missing_soc": by_site["soc_g_per_kg"].apply(lambda s: s.isna().any()),
-            "missing_bd": by_site["bd_filled_g_per_cm3"].apply(lambda s: s.isna().any()),
+            "missing_soc": by_site["soc_missing"].any(),
+            "missing_bd": by_site["bd_missing"].any(),
             "any_ptf": by_site["bd_from_ptf"].any(),
             "all_ptf": by_site["bd_from_ptf"].all(),
             "cf_assumed": by_site["coarse_fragments_assumed_zero"].any(),
