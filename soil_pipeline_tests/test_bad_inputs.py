@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from soil_pipeline.cli import ingest_failure_text, landing_warnings, main
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.publishing.store import CATALOG_FILE, VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
@@ -241,6 +242,36 @@ def test_dataset_level_problems_fail_the_run_naming_file_and_rule(case, publishe
     assert FAILING_DROPS[case] in _failure_text(result)
     assert str(CORPUS / "field" / case) in _failure_text(result)
     assert (root / CATALOG_FILE).read_bytes() == catalog_before
+    # what `soil-pipeline run` prints last: asset, file, rule, remedy, and no Dagster wrapper text
+    ending = [ingest_failure_text(event) for event in result.all_events if event.is_step_failure][-1].splitlines()
+    assert ending[0].startswith("FAILED field_drop (publishes field_sites, field_horizons and their rejects)")
+    assert ending[1].startswith(f"  file:   {CORPUS / 'field' / case}")
+    assert ending[2].startswith("  rule:   ") and len(ending[2]) > len("  rule:   ")
+    assert ending[-1].startswith("  remedy: ") and "correct the input" not in ending[-1]
+    assert "dagster" not in "\n".join(ending).lower()
+
+
+def test_a_bad_partition_is_one_line_naming_the_form(tmp_path, capsys):
+    for partition in ("2013-1", "../x"):
+        assert main(["run", "--partition", partition, "--output-root", str(tmp_path)]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"soil-pipeline run: --partition '{partition}' is not a monthly drop: use YYYY-MM, e.g. 2012-10, "
+            "from 2012-10 to the current month"
+        ]
+
+
+def test_drops_lists_landing_folders_and_warns_about_invalid_ones(tmp_path, capsys):
+    for folder in ("2024-01", "2013-1"):
+        (tmp_path / "field_samples" / folder).mkdir(parents=True)
+    (tmp_path / "field_samples" / "2024-01" / "sites.csv").write_text("SOURCEID\n")
+    assert main(["drops", "--landing-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  2024-01  sites.csv",
+        "  2013-1  warning: not a partition folder, use YYYY-MM, e.g. 2012-10; ignored",
+    ]
+    assert landing_warnings(str(tmp_path)) == [
+        f"warning: {tmp_path}/field_samples/2013-1/ is not a partition folder (YYYY-MM, e.g. 2012-10); it is ignored"
+    ]
 
 
 @pytest.mark.parametrize("raster", sorted(FAILING_RASTERS))

@@ -103,6 +103,7 @@ def field_drop(
     site_key = contracts["field_horizons"].column("site_id").foreign_key
     foreign = {site_key: set(validations["field_sites"].valid["site_id"])}
     validations["field_horizons"] = validate(raw["field_horizons"], contracts["field_horizons"], foreign)
+    del raw  # the source text is only needed for the reject values; the validations keep the typed tables
 
     for name, validation in validations.items():
         severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN

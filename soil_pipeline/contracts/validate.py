@@ -191,15 +191,22 @@ def _point_failures(frame: pd.DataFrame, contract: TableContract, land: LandMask
     return failures
 
 
-def _value_text(frame: pd.DataFrame, index, column: str):
-    """The offending value as it was in the source (several columns joined by ', '); None when missing."""
-    names = column.split(",")
-    if not all(name in frame.columns for name in names):
-        return None
-    values = [frame.at[index, name] for name in names]
-    if len(values) == 1 and (pd.isna(values[0]) or str(values[0]).strip() == ""):
-        return None
-    return ", ".join("" if pd.isna(v) else str(v) for v in values)
+def _value_texts(frame: pd.DataFrame, index: pd.Series, columns: pd.Series) -> pd.Series:
+    """The offending values as they were in the source (several columns joined by ', '); missing when blank."""
+    values = pd.Series(None, index=range(len(index)), dtype="str")
+    for column, positions in columns.groupby(columns.to_numpy()).groups.items():
+        names = str(column).split(",")
+        if not all(name in frame.columns for name in names):
+            continue
+        rows = index.iloc[positions]
+        parts = [frame.loc[rows, name].astype("str").fillna("").to_numpy() for name in names]
+        joined = pd.Series(parts[0], dtype="str")
+        for part in parts[1:]:
+            joined = joined + ", " + pd.Series(part, dtype="str")
+        if len(names) == 1:
+            joined = joined.where(joined.str.strip() != "")
+        values.iloc[positions] = joined.to_numpy()
+    return values
 
 
 def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
@@ -215,7 +222,7 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
         source_file = np.full(len(table), contract.id)
         source_line = frame.index.get_indexer(index) + 1
     site = frame.loc[index, "site_id"].to_numpy() if "site_id" in frame.columns else [None] * len(table)
-    values = pd.Series([_value_text(frame, i, c) for i, c in zip(index, table["column"], strict=True)], dtype="str")
+    values = _value_texts(frame, index.reset_index(drop=True), table["column"].astype("str"))
     depths = {
         name: (frame.loc[index, name] if name in frame.columns else pd.Series(np.nan, index=index))
         for name in DEPTH_COLUMNS
@@ -240,16 +247,25 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
 
 
 def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
-    """Rows identical in every contract column become one (the first), counting its copies in the count column."""
+    """Rows identical in every contract column become one (the first), counting its copies in the count column.
+
+    Rows are compared by a 64-bit hash first; only rows whose hash repeats are compared in full.
+    """
     rule = next((rule for rule in contract.rules if rule.kind == "collapse_identical"), None)
     if rule is None:
         return frame
-    columns = [c.name for c in contract.columns if c.name in frame.columns and c.name != rule.params["countColumn"]]
-    keys = frame[columns].astype("str").fillna("\0")
-    first = ~keys.duplicated(keep="first")
-    copies = keys.groupby(columns, sort=False, dropna=False).transform("size") if len(frame) else keys.iloc[:, 0]
+    count_column = rule.params["countColumn"]
+    columns = [c.name for c in contract.columns if c.name in frame.columns and c.name != count_column]
+    hashes = pd.util.hash_pandas_object(frame[columns], index=False)
+    candidates = hashes.duplicated(keep=False)
+    copies = pd.Series(1, index=frame.index, dtype="int64")
+    first = pd.Series(True, index=frame.index)
+    if candidates.any():
+        keys = frame.loc[candidates, columns].astype("str").fillna("\0")
+        first[candidates] = ~keys.duplicated(keep="first")
+        copies[candidates] = keys.groupby(columns, sort=False, dropna=False)[columns[0]].transform("size")
     out = frame[first].copy()
-    out[rule.params["countColumn"]] = np.asarray(copies[first] if len(frame) else [], dtype="int64")
+    out[count_column] = copies[first].to_numpy()
     return out
 
 

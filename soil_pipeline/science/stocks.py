@@ -131,7 +131,7 @@ def topsoil_stocks(
 
     result = pd.DataFrame({"site_id": pd.Series(site_ids).drop_duplicates().reset_index(drop=True)})
     result = result.join(per_site, on="site_id")
-    has_horizons = result["site_id"].isin(set(horizons["site_id"]))
+    has_horizons = result["site_id"].isin(horizons["site_id"].unique())
     required = bottom_cm - top_cm
     reasons = {
         "no_horizons": ~has_horizons,
