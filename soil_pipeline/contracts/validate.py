@@ -209,7 +209,8 @@ def _value_texts(frame: pd.DataFrame, index: pd.Series, columns: pd.Series) -> p
     return values
 
 
-def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
+def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFrame, contract: TableContract):
+    """One row per failure: values as source text from `frame`, site id and depths as typed in `typed`."""
     if not failures:
         columns = load_table_contract(REJECTS_CONTRACT).columns
         return pd.DataFrame({column.name: pd.Series(dtype=column.physical_type) for column in columns})
@@ -221,10 +222,10 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
     else:
         source_file = np.full(len(table), contract.id)
         source_line = frame.index.get_indexer(index) + 1
-    site = frame.loc[index, "site_id"].to_numpy() if "site_id" in frame.columns else [None] * len(table)
+    site = typed.loc[index, "site_id"].to_numpy() if "site_id" in typed.columns else [None] * len(table)
     values = _value_texts(frame, index.reset_index(drop=True), table["column"].astype("str"))
     depths = {
-        name: (frame.loc[index, name] if name in frame.columns else pd.Series(np.nan, index=index))
+        name: (typed.loc[index, name] if name in typed.columns else pd.Series(np.nan, index=index))
         for name in DEPTH_COLUMNS
     }
     rejects = pd.DataFrame(
@@ -320,5 +321,5 @@ def validate(
     batch_errors += [f"{contract.label}: {error}" for error in _share_gate(contract, failures, len(frame))]
     rejected = {failure["index"] for failure in failures}
     valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
-    rejects = _rejects_table(failures, frame, contract)
+    rejects = _rejects_table(failures, frame, coerced, contract)
     return Validation(contract, n_rows, coerced, valid, rejects, batch_errors)
