@@ -225,8 +225,9 @@ REMEDIES = (
 )
 
 
-def _root_cause(error):
-    while error.cause is not None:
+def _user_error(error):
+    """The exception the asset raised, below Dagster's wrappers (not what that exception was raised from)."""
+    while error.cls_name.startswith("Dagster") and error.cause is not None:
         error = error.cause
     return error
 
@@ -239,7 +240,7 @@ def ingest_failure_text(event) -> str | None:
     if data.user_failure_data is not None and data.user_failure_data.description:
         text = data.user_failure_data.description
     else:
-        cause = _root_cause(data.error)
+        cause = _user_error(data.error)
         text = cause.message.strip().removeprefix(f"{cause.cls_name}: ")
         text = re.sub(r"^[\w.]+Error: ", "", text)
     first, _, rest = text.partition("\n")
@@ -247,6 +248,8 @@ def ingest_failure_text(event) -> str | None:
     if not sep or "/" not in file:
         file, rule = "(see rule)", first
     details = [line.strip() for line in rest.splitlines() if line.strip()][:5]
+    if rule.endswith(" broken:") and details:  # a contract's dataset rules: name the first broken one
+        rule, details = f"{rule} {details[0]}", details[1:]
     remedy = next((fix for words, fix in REMEDIES if words in text), "correct the input and rerun")
     return "\n".join(
         [
