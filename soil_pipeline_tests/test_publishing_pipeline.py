@@ -163,7 +163,15 @@ def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(DATA_DIR / "landing", landing)
     # field_drop checks sites against the countries and the WHRC land mask: they are built once by "ingest" too
-    assets = [sources.field_sample_drop, field_samples.field_drop, regions.countries, global_grids.soc_stock_grid]
+    assets = [
+        sources.field_sample_drop,
+        field_samples.field_drop,
+        regions.countries,
+        global_grids.soc_stock_grid,
+        sources.countries_vector,
+        sources.soc_stock_2010_raster,
+        sources.soc_stock_no_land_use_raster,
+    ]
     defs = dg.Definitions(
         assets=assets,
         jobs=[
