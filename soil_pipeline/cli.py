@@ -7,8 +7,10 @@ Dagster is imported only by `run`, so the read-only commands start fast.
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
@@ -170,6 +172,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
     run.add_argument("--partition", help="monthly drop YYYY-MM (default: the embedded drop, 2012-10)")
     run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
+    drops = commands.add_parser("drops", help="list the landing folders: monthly drops and folders that are not")
+    drops.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
     versions = commands.add_parser("versions", help="list published versions (of one asset)")
     versions.add_argument("asset", nargs="?")
     pull = commands.add_parser("pull", help="copy a version's data.parquet and manifest.json to DIR/ASSET/VERSION/")
@@ -187,14 +191,120 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
+    if (problem := partition_problem(args.partition)) is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    for warning in landing_warnings(args.landing_dir):
+        print(warning, file=sys.stderr)
     results = run_pipeline(args.output_root, args.partition, args.landing_dir)
     if not results[-1].success:
         for event in results[-1].all_events:
-            if event.is_step_failure:
+            if event.is_step_failure and (ingest := ingest_failure_text(event)) is not None:
+                print(ingest, file=sys.stderr)
+            elif event.is_step_failure:
                 print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
         return 1
     print(summary(args.output_root))
     return 0
+
+
+INGEST_STEPS = {
+    "field_drop": "field_sites, field_horizons and their rejects",
+    "topsoil_soc_stocks": "topsoil_soc_stocks",
+}
+# (words in the message, what to do): the first match names the remedy of an ingest error.
+REMEDIES = (
+    ("not UTF-8", "save the file as UTF-8 text"),
+    ("delimiter", "write the file with commas as the delimiter"),
+    ("symlink", "copy the file into the drop folder instead of linking to it"),
+    ("column name", "rename or remove one of the two columns in the header"),
+    ("missing required column", "add the column; the expected headers are the physicalName entries of the contract"),
+    ("median", "convert the column to the unit the contract states"),
+    ("max_quarantined_share", "the drop is wrong as a whole (truncated, shifted columns?): compare it with its source"),
+    ("min_sites_with_stock", "no site has a 0-30 cm stock: check depths and SOC/BD columns against the source"),
+    ("expected exactly one", "put exactly one *sites and one *horizons table (.csv or .parquet) in the drop folder"),
+    ("no field-sample drop folder", "create <landing>/field_samples/YYYY-MM/ or pick a partition that has one"),
+    ("malformed CSV", "re-export the complete file (every record with every column, quotes closed)"),
+    ("empty file", "re-export the file with its header and rows"),
+    ("unreadable", "re-export the file; it cannot be parsed"),
+)
+
+
+def _user_error(error):
+    """The exception the asset raised, below Dagster's wrappers (not what that exception was raised from)."""
+    while error.cls_name.startswith("Dagster") and error.cause is not None:
+        error = error.cause
+    return error
+
+
+def ingest_failure_text(event) -> str | None:
+    """The last lines for a failed ingest step: asset, file, rule and remedy, without Dagster's wrapper text."""
+    if event.step_key not in INGEST_STEPS:
+        return None
+    data = event.step_failure_data
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        text = data.user_failure_data.description
+    else:
+        cause = _user_error(data.error)
+        text = cause.message.strip().removeprefix(f"{cause.cls_name}: ")
+        text = re.sub(r"^[\w.]+Error: ", "", text)
+    first, _, rest = text.partition("\n")
+    file, sep, rule = first.partition(": ")
+    if not sep or "/" not in file:
+        file, rule = "(see rule)", first
+    details = [line.strip() for line in rest.splitlines() if line.strip()][:5]
+    if rule.endswith(" broken:") and details:  # a contract's dataset rules: name the first broken one
+        rule, details = f"{rule} {details[0]}", details[1:]
+    remedy = next((fix for words, fix in REMEDIES if words in text), "correct the input and rerun")
+    return "\n".join(
+        [
+            f"FAILED {event.step_key} (publishes {INGEST_STEPS[event.step_key]}); nothing of this step was published",
+            f"  file:   {file}",
+            f"  rule:   {rule}",
+            *(f"          {line}" for line in details),
+            f"  remedy: {remedy}",
+        ]
+    )
+
+
+def partition_problem(partition: str | None) -> str | None:
+    """One line when `--partition` is not a monthly drop of this pipeline, else None."""
+    from soil_pipeline.partitions import FIELD_DROP_START, monthly_drops
+    from soil_pipeline.readers import DROP_FOLDER_FORM
+
+    if partition is None or partition in monthly_drops.get_partition_keys():
+        return None
+    return (
+        f"soil-pipeline run: --partition {partition!r} is not a monthly drop: use {DROP_FOLDER_FORM}, "
+        f"from {FIELD_DROP_START} to the current month"
+    )
+
+
+def landing_warnings(landing_dir: str | None) -> list[str]:
+    from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders
+    from soil_pipeline.resources import InputDatasets
+
+    landing = landing_dir or InputDatasets().landing_dir
+    _, invalid = drop_folders(landing)
+    return [
+        f"warning: {landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); it is ignored"
+        for name in invalid
+    ]
+
+
+def drops_text(landing_dir: str | None) -> str:
+    """Every folder of the landing area: a valid monthly drop with its table files, or why it is not one."""
+    from soil_pipeline.readers import DROP_FOLDER_FORM, TABLE_SUFFIXES, drop_folders
+    from soil_pipeline.resources import InputDatasets
+
+    landing = Path(landing_dir or InputDatasets().landing_dir)
+    valid, invalid = drop_folders(landing)
+    lines = [f"Field-sample drops under {landing / 'field_samples'}:"]
+    for name in valid:
+        files = sorted(p.name for p in (landing / "field_samples" / name).iterdir() if p.suffix in TABLE_SUFFIXES)
+        lines.append(f"  {name}  {', '.join(files) or '(no table files)'}")
+    lines += [f"  {name}  warning: not a partition folder, use {DROP_FOLDER_FORM}; ignored" for name in invalid]
+    return "\n".join(lines if valid or invalid else [*lines, "  (none)"])
 
 
 def _access(args) -> int:
@@ -211,6 +321,9 @@ def _access(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "drops":
+        print(drops_text(args.landing_dir))
+        return 0
     args.output_root = normalise_root(args.output_root)
     if args.command == "run":
         return _run(args)

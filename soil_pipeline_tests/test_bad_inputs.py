@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from soil_pipeline.cli import ingest_failure_text, landing_warnings, main
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.publishing.store import CATALOG_FILE, VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
@@ -61,6 +62,49 @@ QUARANTINED = {
     ],
     "clay_negative": [(H, 7, "range", "clay_pct", "-5.0")],
     "good_parquet": [],
+    "zero_padded_ids": [],
+    "blank_site_id": [(S, 4, "required", "site_id", None)],
+    "infinity_bd": [(H, 7, "type", "bulk_density_g_per_cm3", "Infinity")],
+    "huge_cell": [(H, 10, "type", "soc_g_per_kg", "x" * 100)],
+    "missing_lon_and_lat": [
+        (H, 7, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (H, 8, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (S, 4, "required", "latitude_deg", None),
+        (S, 4, "required", "longitude_deg", None),
+    ],
+    "quoted_multiline_cell": [
+        (H, 9, "foreign_key", "site_id", "BW SOTER_DU0902"),
+        (H, 10, "foreign_key", "site_id", "BW SOTER_DU0902"),
+        (S, 7, "range", "latitude_deg", "-95.5"),
+    ],
+    "site_in_atlantic": [
+        (H, 7, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (H, 8, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (S, 4, "on_land", "longitude_deg,latitude_deg", "-30.0, 0.0"),
+    ],
+    "site_in_antarctica": [
+        (H, 7, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (H, 8, "foreign_key", "site_id", "BW SOTER_DI0901"),
+        (S, 4, "in_configured_regions", "longitude_deg,latitude_deg", "166.67, -77.85"),
+        (S, 4, "on_land", "longitude_deg,latitude_deg", "166.67, -77.85"),
+    ],
+    "deep_broken_horizon": [
+        (H, 11, "range", "lower_depth_cm", "1600.0"),
+        (H, 11, "range", "upper_depth_cm", "1100.0"),
+    ],
+    "identical_duplicate_rows": [],
+    "bd_2p3_flagged": [],
+    "symlink_inside_landing": [],
+}
+
+# What else each row-level case must show in the published tables (asset, column, site_id, expected value).
+PUBLISHED = {
+    "zero_padded_ids": [("field_sites", "site_id", None, ["000001", "000002", "000003", "000004"])],
+    "blank_site_id": [("field_horizons", "site_id", None, ["1", "1", "1", "2", "2", "4", "4"])],
+    "huge_cell": [("field_horizons_rejects", "value_length", None, [100_000])],
+    "identical_duplicate_rows": [("field_horizons", "identical_copies", None, [3, 1, 1, 1, 1, 1, 1, 1, 1])],
+    "deep_broken_horizon": [("topsoil_soc_stocks", "exclusion_reason", "BW SOTER_DI0901", [None])],
+    "bd_2p3_flagged": [("topsoil_soc_stocks", "bd_above_plausible_max", "BW SOTER_DI0901", [True])],
 }
 
 FAILING_DROPS = {
@@ -78,6 +122,17 @@ FAILING_DROPS = {
     "no_sites_file": "expected exactly one *sites.csv or *sites.parquet file, found 0",
     "two_sites_files": "expected exactly one *sites.csv or *sites.parquet file, found 2",
     "truncated_parquet": "sites.parquet: unreadable table",
+    "truncated_csv": "horizons.csv: malformed CSV (CSV parse error: Expected 10 columns, got 3",
+    "duplicate_header": "horizons.csv: duplicate column name: 'ORCDRC' and 'ORCDRC' (rename or remove one)",
+    "case_whitespace_header": "sites.csv: column names differ only by case or whitespace: 'SOURCEDB' and ' sourcedb'",
+    "mostly_quarantined": "horizons.csv: field_horizons v1.0.0 broken:\n"
+    "  field_horizons v1.0.0: max_quarantined_share: 66.7 % of rows quarantined (6 of 9), more than the 50 % "
+    "allowed; top rules: range:ph_h2o (6 rows)",
+    "no_site_with_a_stock": "horizons.csv: min_sites_with_stock: 0 site(s) with a 0-30 cm stock, at least 1 required",
+    "latlon_swapped": "sites.csv: field_sites v1.0.0 broken:\n  field_sites v1.0.0: max_quarantined_share: ",
+    "symlink_outside_landing": "horizons.csv: symlink to /etc/passwd, outside the landing folder",
+    "symlink_to_csv_elsewhere": "horizons.csv: symlink to "
+    f"{CORPUS.resolve() / 'field' / 'bd_2p3_flagged' / 'field_samples' / PARTITION / H}, outside the landing folder",
 }
 
 FAILING_RASTERS = {
@@ -104,12 +159,13 @@ def _published_files(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def published_root(embedded_run, tmp_path):
-    """A copy of the embedded run's published versions (plus the climate grid that topsoil stocks read)."""
+    """A copy of the embedded run's published versions (plus the grids that field_drop and topsoil stocks read)."""
     _, source = embedded_run
     root = tmp_path / "published"
     shutil.copytree(source, root, ignore=shutil.ignore_patterns("_intermediate", "_data_docs", ".lock"))
     (root / "_intermediate").mkdir()
-    shutil.copy(source / "_intermediate" / "climate_zone_grid", root / "_intermediate" / "climate_zone_grid")
+    for grid in ("climate_zone_grid", "soc_stock_grid"):
+        shutil.copy(source / "_intermediate" / grid, root / "_intermediate" / grid)
     before = (_published_files(root), (root / CATALOG_FILE).read_bytes())
     yield root, before
     assert {name: digest for name, digest in _published_files(root).items() if name in before[0]} == before[0]
@@ -145,7 +201,8 @@ def _rejects(root: Path, asset: str) -> list[tuple]:
 @pytest.mark.parametrize("case", sorted(QUARANTINED))
 def test_row_level_problems_are_quarantined_and_good_rows_kept(case, published_root):
     root, _ = published_root
-    result = _materialize(FIELD_DROP, root, InputDatasets(landing_dir=str(CORPUS / "field" / case)))
+    selection = FIELD_DROP + (["topsoil_soc_stocks"] if case in PUBLISHED else [])
+    result = _materialize(selection, root, InputDatasets(landing_dir=str(CORPUS / "field" / case)))
     assert result.success, _failure_text(result)
     rejects = sorted(_rejects(root, "field_horizons_rejects") + _rejects(root, "field_sites_rejects"))
     assert rejects == QUARANTINED[case]
@@ -154,11 +211,27 @@ def test_row_level_problems_are_quarantined_and_good_rows_kept(case, published_r
     sites = store.read("field_sites", partition=PARTITION)
     rejected_lines = {(file, line) for file, line, *_ in QUARANTINED[case]}
     n_horizons = len((CORPUS / "field" / case / "field_samples" / PARTITION / H).read_text().splitlines()) - 1
-    assert len(horizons) == n_horizons - len({line for file, line in rejected_lines if file == H})
+    collapsed = int((horizons["identical_copies"] - 1).sum())
+    assert len(horizons) + collapsed == n_horizons - len({line for file, line in rejected_lines if file == H})
     assert set(horizons["site_id"]) <= set(sites["site_id"])
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     assert checks[("field_horizons", "contract")].passed == (not any(f == H for f, *_ in QUARANTINED[case]))
     assert checks[("field_sites", "contract")].passed == (not any(f == S for f, *_ in QUARANTINED[case]))
+    for asset, column, site, expected in PUBLISHED.get(case, []):
+        table = store.read(asset, partition=PARTITION)
+        values = table.loc[table["site_id"] == site, column] if site else table[column]
+        assert [None if pd.isna(v) else v for v in values] == expected
+
+
+def test_a_symlink_inside_the_landing_folder_is_read_and_recorded_resolved(published_root):
+    root, _ = published_root
+    landing = CORPUS / "field" / "symlink_inside_landing"
+    assert _materialize(FIELD_DROP, root, InputDatasets(landing_dir=str(landing))).success
+    manifest = VersionedParquetStore(root).manifest(
+        "field_horizons", VersionedParquetStore(root).resolve("field_horizons", "latest", PARTITION)
+    )
+    recorded = manifest["provenance"]["inputs"][f"field_horizons[{PARTITION}]"]
+    assert (recorded["file"], recorded["resolved_path"]) == ("horizons.csv", "shared/horizons.csv")
 
 
 @pytest.mark.parametrize("case", sorted(FAILING_DROPS))
@@ -169,17 +242,36 @@ def test_dataset_level_problems_fail_the_run_naming_file_and_rule(case, publishe
     assert FAILING_DROPS[case] in _failure_text(result)
     assert str(CORPUS / "field" / case) in _failure_text(result)
     assert (root / CATALOG_FILE).read_bytes() == catalog_before
+    # what `soil-pipeline run` prints last: asset, file, rule, remedy, and no Dagster wrapper text
+    ending = [ingest_failure_text(event) for event in result.all_events if event.is_step_failure][-1].splitlines()
+    assert ending[0].startswith("FAILED field_drop (publishes field_sites, field_horizons and their rejects)")
+    assert ending[1].startswith(f"  file:   {CORPUS / 'field' / case}")
+    assert ending[2].startswith("  rule:   ") and len(ending[2]) > len("  rule:   ")
+    assert ending[-1].startswith("  remedy: ") and "correct the input" not in ending[-1]
+    assert "dagster" not in "\n".join(ending).lower()
 
 
-def test_swapped_coordinates_block_topsoil_stocks(published_root):
-    root, _ = published_root
-    inputs = InputDatasets(landing_dir=str(CORPUS / "field" / "latlon_swapped"))
-    result = _materialize([*FIELD_DROP, "topsoil_soc_stocks"], root, inputs)
-    assert not result.success
-    assert "at most 10 % of country_adm0_a3 may be missing" in _failure_text(result)
-    checks = {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["topsoil_soc_stocks"] is False
-    assert VersionedParquetStore(root).latest("topsoil_soc_stocks", PARTITION) is None
+def test_a_bad_partition_is_one_line_naming_the_form(tmp_path, capsys):
+    for partition in ("2013-1", "../x"):
+        assert main(["run", "--partition", partition, "--output-root", str(tmp_path)]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"soil-pipeline run: --partition '{partition}' is not a monthly drop: use YYYY-MM, e.g. 2012-10, "
+            "from 2012-10 to the current month"
+        ]
+
+
+def test_drops_lists_landing_folders_and_warns_about_invalid_ones(tmp_path, capsys):
+    for folder in ("2024-01", "2013-1"):
+        (tmp_path / "field_samples" / folder).mkdir(parents=True)
+    (tmp_path / "field_samples" / "2024-01" / "sites.csv").write_text("SOURCEID\n")
+    assert main(["drops", "--landing-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  2024-01  sites.csv",
+        "  2013-1  warning: not a partition folder, use YYYY-MM, e.g. 2012-10; ignored",
+    ]
+    assert landing_warnings(str(tmp_path)) == [
+        f"warning: {tmp_path}/field_samples/2013-1/ is not a partition folder (YYYY-MM, e.g. 2012-10); it is ignored"
+    ]
 
 
 @pytest.mark.parametrize("raster", sorted(FAILING_RASTERS))

@@ -47,8 +47,8 @@ def test_changing_a_range_in_the_contract_changes_pandera_and_gx(tmp_path):
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
     path = contracts / "field_horizons.yaml"
-    path.write_text(path.read_text().replace("{minimum: 0.1, maximum: 2.0}", "{minimum: 0.1, maximum: 3.0}"))
-    for directory, expected_bd_rejects in ((CONTRACTS_DIR, 65), (contracts, 0)):
+    path.write_text(path.read_text().replace("{minimum: 0.1, maximum: 2.65}", "{minimum: 0.1, maximum: 2.0}"))
+    for directory, expected_bd_rejects in ((CONTRACTS_DIR, 1), (contracts, 65)):
         contract = load_table_contract("field_horizons", directory)
         validation = validate(_horizons(contract), contract)
         report = run_gx(validation.checked, contract, tmp_path / f"docs-{expected_bd_rejects}")
@@ -87,13 +87,30 @@ def test_afsp_inverted_intervals_are_quarantined_and_their_sites_excluded(afsp):
         assert "quarantined_horizon" in afsp["stocks"].loc[site, "exclusion_reason"]
 
 
-def test_afsp_bulk_density_above_2_is_quarantined(afsp):
+def test_afsp_bulk_density_above_2p65_is_quarantined_and_above_2_flagged(afsp):
     rejects = afsp["field_horizons_rejects"]
     bd = rejects[(rejects["rule"] == "range") & (rejects["column"] == "bulk_density_g_per_cm3")]
-    assert len(bd) == 65
-    row = bd[bd["value"] == "2.7"].iloc[0]
+    assert list(bd["value"]) == ["2.7"]
+    row = bd.iloc[0]
     assert (row["site_id"], row["source_file"], row["source_line"]) == ("ZW wasp_18", "afsp_horizons.csv", 86663)
-    assert afsp["field_horizons"]["bulk_density_g_per_cm3"].max() <= 2.0
+    kept = afsp["field_horizons"]["bulk_density_g_per_cm3"]
+    assert kept.max() <= 2.65
+    assert ((kept > 2.0) & (kept <= 2.65)).sum() == 64
+    stocks = afsp["stocks"]
+    flagged = stocks[stocks["bd_above_plausible_max"]]
+    assert len(flagged) > 0 and flagged["topsoil_soc_stock_t_c_per_ha"].notna().any()
+
+
+def test_afsp_quarantine_blocks_a_stock_only_in_0_30_cm(afsp):
+    """The two sites whose only rejects are depths of 11-20 m keep their stock; identical copies collapse."""
+    rejects, stocks = afsp["field_horizons_rejects"], afsp["stocks"]
+    deep = rejects[rejects["column"].isin(["upper_depth_cm", "lower_depth_cm"]) & (rejects["rule"] == "range")]
+    assert len(deep) > 0 and (deep["upper_depth_cm"] >= 30).all()
+    assert stocks.loc[deep["site_id"].unique(), "topsoil_soc_stock_t_c_per_ha"].notna().all()
+    horizons = afsp["field_horizons"]
+    assert (horizons["identical_copies"] > 1).sum() == 51
+    assert int((horizons["identical_copies"] - 1).sum()) == 75
+    assert stocks["topsoil_soc_stock_t_c_per_ha"].notna().sum() == 19104
 
 
 def test_afsp_peat_soc_570_is_kept_but_gets_no_invented_bulk_density(afsp):

@@ -11,7 +11,7 @@ import pandas as pd
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from soil_pipeline.assets import field_samples, regions, sources
+from soil_pipeline.assets import field_samples, global_grids, regions, sources
 from soil_pipeline.definitions import DATA_DOCS_DIR, build_resources
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.parquet import read_provenance
@@ -162,7 +162,16 @@ def test_rerun_in_the_same_root_publishes_nothing_new_and_says_so(tmp_path):
 def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(DATA_DIR / "landing", landing)
-    assets = [sources.field_sample_drop, field_samples.field_drop]
+    # field_drop checks sites against the countries and the WHRC land mask: they are built once by "ingest" too
+    assets = [
+        sources.field_sample_drop,
+        field_samples.field_drop,
+        regions.countries,
+        global_grids.soc_stock_grid,
+        sources.countries_vector,
+        sources.soc_stock_2010_raster,
+        sources.soc_stock_no_land_use_raster,
+    ]
     defs = dg.Definitions(
         assets=assets,
         jobs=[

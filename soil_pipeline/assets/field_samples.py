@@ -6,6 +6,8 @@ The embedded default is the Africa Soil Profiles database (Leenaars 2014) as the
 contract go to `field_sites_rejects` / `field_horizons_rejects` with the rule, column, value, file and line.
 """
 
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -24,15 +26,15 @@ from soil_pipeline.checks import (
 )
 from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import load_table_contract
-from soil_pipeline.contracts.validate import REJECTS_CONTRACT, validate
+from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions, validate
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
-from soil_pipeline.readers import find_drop_file, read_table_file
+from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file, read_table_file
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 from soil_pipeline.science.regions import NO_REGION, assign_points
-from soil_pipeline.science.stocks import topsoil_stocks
+from soil_pipeline.science.stocks import blocking_sites, topsoil_stocks
 
 TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
@@ -45,7 +47,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
     return dg.AssetOut(
         io_manager_key="published_io_manager",
         group_name="field_samples",
-        code_version="2",
+        code_version="3",
         description=description,
         metadata=metadata,
     )
@@ -75,16 +77,33 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
     ],
     deps=["field_sample_drop"],
 )
-def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_reports: QualityReports):
-    """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine."""
+def field_drop(
+    context: dg.AssetExecutionContext,
+    inputs: InputDatasets,
+    quality_reports: QualityReports,
+    countries: pd.DataFrame,
+    soc_stock_grid: Layer,
+):
+    """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine.
+
+    Sites are also checked for plausibility: on land (the WHRC stock grid as land mask), and not in an excluded
+    region (by `countries` polygon). The drop-level
+    gates of the contracts (share of rows quarantined, sites with a stock) fail the run before anything is published.
+    """
     drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
-    paths = {name: find_drop_file(drop_dir, name.removeprefix("field_")) for name in contracts}
+    landing = Path(inputs.landing_dir)
+    for name in drop_folders(landing)[1]:
+        context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
+    paths = {name: find_drop_file(drop_dir, name.removeprefix("field_"), landing) for name in contracts}
     raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
-    validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"])}
+    regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
+    land = LandMask(np.isfinite(soc_stock_grid.data[0]), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
+    validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"], land=land, regions=regions)}
     site_key = contracts["field_horizons"].column("site_id").foreign_key
     foreign = {site_key: set(validations["field_sites"].valid["site_id"])}
     validations["field_horizons"] = validate(raw["field_horizons"], contracts["field_horizons"], foreign)
+    del raw  # the source text is only needed for the reject values; the validations keep the typed tables
 
     for name, validation in validations.items():
         severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
@@ -95,11 +114,15 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
     broken = [v for v in validations.values() if v.batch_errors]
     if broken:
         raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
+    _gate_sites_with_stock(validations, paths)
 
     for name, validation in validations.items():
         rejects_contract = yield from _checked_rejects(f"{name}_rejects", validation.rejects)
+        drop_file = provenance.file_input(f"{name}[{partition}]", paths[name])
+        # the resolved file (a symlink inside the landing folder is recorded as what it points to)
+        drop_file[f"{name}[{partition}]"]["resolved_path"] = paths[name].relative_to(landing.resolve()).as_posix()
         checked = {
-            **provenance.file_input(f"{name}[{partition}]", paths[name]),
+            **drop_file,
             **provenance.file_input(f"contract:{name}", contracts[name].path),
         }
         validation.valid.attrs["provenance"] = {"inputs": checked}
@@ -108,6 +131,30 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
         }
         for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
             yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": len(validation.rejects)})
+
+
+def _site_stocks(sites: pd.DataFrame, horizons: pd.DataFrame, horizon_rejects: pd.DataFrame) -> pd.DataFrame:
+    """Topsoil stock per valid site; a site with a quarantined horizon in 0-30 cm (or of unknown depth) gets none."""
+    bd_max = load_table_contract("field_horizons").column("bulk_density_g_per_cm3").plausible_maximum
+    stocks = topsoil_stocks(
+        sites["site_id"], horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM, bd_plausible_max_g_per_cm3=bd_max
+    )
+    return _flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
+
+
+def _gate_sites_with_stock(validations: dict, paths: dict) -> None:
+    """The topsoil_soc_stocks contract's minimum of sites with a stock, checked before anything is published."""
+    rule = next(r for r in load_table_contract("topsoil_soc_stocks").rules if r.kind == "min_non_null")
+    horizons = validations["field_horizons"]
+    stocks = _site_stocks(validations["field_sites"].valid, horizons.valid, horizons.rejects)
+    found = int(stocks[rule.params["column"]].notna().sum())
+    if found < rule.params["minimum"]:
+        top = horizons.rejects.groupby(["rule", "column"]).size().sort_values(ascending=False).head(3)
+        rules = ", ".join(f"{r}:{c} ({n} rows)" for (r, c), n in top.items()) or "none"
+        raise dg.Failure(
+            description=f"{paths['field_horizons']}: {rule.id}: {found} site(s) with a 0-30 cm stock, at least "
+            f"{rule.params['minimum']} required; {len(horizons.rejects)} horizon reject row(s), top rules: {rules}"
+        )
 
 
 def _checked_rejects(asset: str, rejects: pd.DataFrame):
@@ -129,7 +176,7 @@ def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np
 
 
 def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.DataFrame:
-    """A site with a quarantined horizon gets no stock: what is left of its profile cannot be trusted."""
+    """A site with a quarantined horizon in 0-30 cm gets no stock: what is left there cannot be trusted."""
     hit = stocks["site_id"].isin(rejected_sites)
     reason = stocks["exclusion_reason"].fillna("")
     stocks = stocks.copy()
@@ -142,7 +189,7 @@ def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.
     partitions_def=monthly_drops,
     io_manager_key="published_io_manager",
     group_name="field_samples",
-    code_version="2",
+    code_version="3",
     check_specs=contract_specs("topsoil_soc_stocks"),
     metadata={GEOPARQUET_POINTS: POINT_COLUMNS},
 )
@@ -159,8 +206,7 @@ def topsoil_soc_stocks(
     quarantined keep a null stock and an `exclusion_reason`. Each site is placed in its country (Natural Earth
     ADM0_A3) and IPCC 2019 climate zone.
     """
-    stocks = topsoil_stocks(field_sites["site_id"], field_horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM)
-    stocks = _flag_quarantined_horizons(stocks, set(field_horizons_rejects["site_id"].dropna()))
+    stocks = _site_stocks(field_sites, field_horizons, field_horizons_rejects)
     sites = field_sites.drop_duplicates("site_id")[["site_id", "longitude_deg", "latitude_deg"]]
     table = sites.merge(stocks, on="site_id", how="right", validate="one_to_one")
     lon = table["longitude_deg"].to_numpy(dtype=float, na_value=np.nan)

@@ -34,6 +34,10 @@ class ColumnSpec:
     foreign_key: str | None = None
     unit: str | None = None
     description: str = ""
+    # Computed while validating (e.g. a count of collapsed copies), not read from the landing file.
+    derived: bool = False
+    # Above this (and within the range) a value is kept but flagged as implausible.
+    plausible_maximum: float | None = None
 
     def range_text(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
@@ -46,7 +50,8 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class DatasetRule:
-    """A rule on the whole table: row_count, compound_unique, column_less_than, median_between, null_percent_max."""
+    """A rule on the whole table: row_count, compound_unique, column_less_than, median_between, null_percent_max,
+    min_non_null, max_rejected_share, collapse_identical, point_on_land, point_region_excluded."""
 
     id: str
     kind: str
@@ -71,7 +76,7 @@ class TableContract:
         return next(column for column in self.columns if column.name == name)
 
     def source_columns(self) -> dict[str, str]:
-        return {column.source_name: column.name for column in self.columns}
+        return {column.source_name: column.name for column in self.columns if not column.derived}
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ def _custom(entries) -> dict:
 
 def _column(prop: dict) -> ColumnSpec:
     options = prop.get("logicalTypeOptions", {})
+    custom = _custom(prop.get("customProperties"))
     valid = next(
         (q["arguments"]["validValues"] for q in prop.get("quality", []) if q.get("metric") == "invalidValues"), None
     )
@@ -126,8 +132,10 @@ def _column(prop: dict) -> ColumnSpec:
         maximum=options.get("maximum"),
         valid_values=tuple(valid) if valid else None,
         foreign_key=foreign,
-        unit=_custom(prop.get("customProperties")).get("unit"),
+        unit=custom.get("unit"),
         description=prop.get("description", ""),
+        derived=bool(custom.get("derived", False)),
+        plausible_maximum=custom.get("plausibleMaximum"),
     )
 
 
@@ -162,6 +170,13 @@ def _read(name: str, directory: Path) -> tuple[dict, str]:
 
 
 def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableContract:
+    path = Path(directory) / f"{name}.yaml"
+    return _load_table_contract(name, Path(directory), path.stat().st_mtime_ns if path.exists() else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_table_contract(name: str, directory: Path, mtime_ns: int | None) -> TableContract:
+    """Cached per file modification time: validating against the ODCS JSON Schema costs about a second."""
     document, digest = _read(name, directory)
     table = document["schema"][0]
     return TableContract(

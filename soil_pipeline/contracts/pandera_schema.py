@@ -1,6 +1,9 @@
 """Derive a pandera DataFrameSchema from a table contract. Each check's `error` text names its contract rule."""
 
+import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
 from soil_pipeline.contracts.model import DatasetRule, TableContract
 
@@ -33,10 +36,19 @@ def _column_checks(column, foreign_values: dict) -> list[pa.Check]:
         checks.append(pa.Check.isin(column.valid_values, error=rule_label("allowed_values", column.name, detail)))
     if column.foreign_key and column.foreign_key in foreign_values:
         detail = f"{column.name} must exist in {column.foreign_key}"
-        checks.append(
-            pa.Check.isin(foreign_values[column.foreign_key], error=rule_label("foreign_key", column.name, detail))
-        )
+        checks.append(_in_set(foreign_values[column.foreign_key], rule_label("foreign_key", column.name, detail)))
     return checks
+
+
+def _in_set(values, label: str) -> pa.Check:
+    """Membership by pyarrow hash lookup: pandas' isin on arrow strings converts every allowed value one by one."""
+    allowed = pyarrow.array(sorted(str(v) for v in values), type=pyarrow.string())
+
+    def check(series: pd.Series) -> pd.Series:
+        found = pc.is_in(pyarrow.array(series.astype("str"), from_pandas=True), value_set=allowed)
+        return pd.Series(found.to_numpy(zero_copy_only=False), index=series.index).fillna(False).astype(bool)
+
+    return pa.Check(check, error=label)
 
 
 def _dataset_check(rule: DatasetRule) -> pa.Check | None:
@@ -61,6 +73,10 @@ def _dataset_check(rule: DatasetRule) -> pa.Check | None:
             lambda df: df[p["column"]].isna().mean() * 100 <= p["maximum"],
             error=rule_label(rule.id, p["column"], detail),
         )
+    if rule.kind == "min_non_null":
+        detail = f"at least {p['minimum']} non-missing {p['column']} required ({rule.description.strip()})"
+        label = rule_label(rule.id, "*", detail)
+        return pa.Check(lambda df: df[p["column"]].notna().sum() >= p["minimum"], error=label)
     return None
 
 

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
+from affine import Affine
+from rasterio.transform import rowcol
 
 from soil_pipeline.contracts.model import TableContract, load_table_contract
 from soil_pipeline.contracts.pandera_schema import parse_label, to_pandera
+from soil_pipeline.science.regions import NO_REGION, assign_points
 
 BUILTIN_RULES = {
     "not_nullable": ("required", "{column} is required"),
@@ -20,6 +25,26 @@ BUILTIN_RULES = {
 }
 SAMPLE_ROWS = 10
 REJECTS_CONTRACT = "field_rejects"
+POINT_RULES = ("point_on_land", "point_region_excluded")
+# A rejected horizon's depths travel with its reject rows: only a horizon overlapping 0-30 cm blocks a site's stock.
+DEPTH_COLUMNS = ("upper_depth_cm", "lower_depth_cm")
+
+
+@dataclass(frozen=True)
+class LandMask:
+    """Cells that are land (e.g. where the WHRC SOC stock has a value) on a north-up grid."""
+
+    mask: np.ndarray
+    transform: Affine
+    name: str
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Polygons (shapely) and their codes, e.g. the `countries` asset's geometries and ADM0_A3 codes."""
+
+    geometries: np.ndarray
+    codes: np.ndarray
 
 
 @dataclass
@@ -44,14 +69,37 @@ class Validation:
         return self.rejects.head(SAMPLE_ROWS)
 
 
+NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+# A reject's `value` is the source text cut to this many characters; `value_length` keeps the full length.
+MAX_VALUE_CHARS = 100
+
+
+def _is_text(values: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(values.dtype) or values.dtype == object
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    """Missing: no value, or only whitespace (the landing files' only missing-value marker is an empty cell)."""
+    return values.isna() | (values.astype("str").str.strip() == "")
+
+
+def _strict_number(values: pd.Series) -> pd.Series:
+    """Decimal or scientific notation only: `inf`, `NaN`, `1,5` or `n.d.` are type errors, not numbers."""
+    if not _is_text(values):
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    text = pa.array(values, type=pa.string(), from_pandas=True)
+    parsable = pc.match_substring_regex(text, NUMBER_PATTERN)
+    numbers = pc.cast(pc.utf8_trim_whitespace(pc.if_else(parsable, text, None)), pa.float64())
+    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=values.index, dtype="float64")
+
+
 def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
     if logical_type in {"number", "integer"}:
-        numbers = pd.to_numeric(values, errors="coerce")
-        return numbers.astype("float64") if logical_type == "number" else numbers
+        return _strict_number(values)
     if logical_type == "date":
         return pd.to_datetime(values, errors="coerce", format="ISO8601").astype("datetime64[ms]")
     if logical_type == "string":
-        return values.astype("str").where(values.notna())
+        return values.astype("str").where(~_blank(values)) if _is_text(values) else values.astype("str")
     return values
 
 
@@ -67,19 +115,20 @@ def coerce(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, 
             non_integral = cast.notna() & (cast != np.floor(cast))
             cast = cast.where(~non_integral)
             cast = cast.astype("int64") if cast.notna().all() else cast
-        broken = original.notna() & cast.isna()
-        for index in original.index[broken]:
-            detail = f"{column.name} must be a {column.logical_type}"
-            failures.append(
-                {"index": index, "rule": "type", "column": column.name, "value": original[index], "detail": detail}
-            )
+        broken = ~_blank(original) & cast.isna() if _is_text(original) else original.notna() & cast.isna()
+        detail = f"{column.name} must be a {column.logical_type}"
+        failures += [
+            {"index": index, "rule": "type", "column": column.name, "detail": detail}
+            for index in original.index[broken]
+        ]
         out[column.name] = cast
     return out, failures
 
 
-def _row_failures(cases: pd.DataFrame, frame: pd.DataFrame) -> list[dict]:
-    failures = []
-    for case in cases.drop_duplicates(subset=["index", "check"]).itertuples(index=False):
+def _row_failures(cases: pd.DataFrame) -> list[dict]:
+    """One failure per row, rule and column: a row missing two required values yields two."""
+    failures, seen = [], set()
+    for case in cases.drop_duplicates(subset=["index", "check", "column"]).itertuples(index=False):
         check = str(case.check)
         if "|" in check:
             rule, column, detail = parse_label(check)
@@ -88,28 +137,80 @@ def _row_failures(cases: pd.DataFrame, frame: pd.DataFrame) -> list[dict]:
             column, detail = case.column, template.format(column=case.column)
         else:
             rule, column, detail = check, str(case.column), f"{case.column}: {check}"
-        value = frame.at[case.index, column] if column in frame.columns else case.failure_case
-        failures.append({"index": case.index, "rule": rule, "column": column, "value": value, "detail": detail})
+        if (case.index, rule, column) not in seen:
+            seen.add((case.index, rule, column))
+            failures.append({"index": case.index, "rule": rule, "column": column, "detail": detail})
     return failures
 
 
-def _compound_failures(cases: pd.DataFrame, contract: TableContract, frame: pd.DataFrame) -> list[dict]:
+def _compound_failures(cases: pd.DataFrame, contract: TableContract) -> list[dict]:
     rule = next(rule for rule in contract.rules if rule.kind == "compound_unique")
-    columns = rule.params["columns"]
-    detail = f"({', '.join(columns)}) must be unique"
+    columns = ",".join(rule.params["columns"])
+    detail = f"({', '.join(rule.params['columns'])}) must be unique"
     return [
-        {
-            "index": index,
-            "rule": rule.id,
-            "column": ",".join(columns),
-            "value": ", ".join(str(frame.at[index, c]) for c in columns),
-            "detail": detail,
-        }
+        {"index": index, "rule": rule.id, "column": columns, "detail": detail}
         for index in cases["index"].dropna().unique()
     ]
 
 
-def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
+def near_land(land: LandMask, lon: np.ndarray, lat: np.ndarray, radius_cells: int) -> np.ndarray:
+    """True where a land cell lies within `radius_cells` cells (rows and columns) of the point's cell."""
+    rows, cols = rowcol(land.transform, lon, lat)
+    rows, cols = np.asarray(rows, dtype="int64"), np.asarray(cols, dtype="int64")
+    height, width = land.mask.shape
+    found = np.zeros(len(rows), dtype=bool)
+    for dr in range(-radius_cells, radius_cells + 1):
+        for dc in range(-radius_cells, radius_cells + 1):
+            r, c = rows + dr, (cols + dc) % width  # longitude wraps around
+            inside = (r >= 0) & (r < height)
+            found[inside] |= land.mask[r[inside], c[inside]]
+    return found
+
+
+def _point_failures(frame: pd.DataFrame, contract: TableContract, land: LandMask | None, regions: Regions | None):
+    """Plausibility of coordinates that passed their ranges: on land (the land mask within a tolerance), and not
+    in an excluded region (e.g. Antarctica, by country polygon within a tolerance)."""
+    failures = []
+    for rule in (rule for rule in contract.rules if rule.kind in POINT_RULES):
+        p = rule.params
+        lon, lat = frame[p["longitude"]].astype("float64"), frame[p["latitude"]].astype("float64")
+        checkable = lon.between(-180, 180) & lat.between(-90, 90)
+        lon, lat = lon[checkable], lat[checkable]
+        if rule.kind == "point_on_land" and land is not None:
+            broken = ~near_land(land, lon.to_numpy(), lat.to_numpy(), p["toleranceCells"])
+            detail = f"site must lie on land: within {p['toleranceCells']} cell(s) of a {land.name} land cell"
+        elif rule.kind == "point_region_excluded" and regions is not None:
+            index, _ = assign_points(lon, lat, regions.geometries, p["toleranceDeg"])
+            codes = np.where(index == NO_REGION, None, regions.codes[index])
+            broken = np.isin(codes, p["excludedAdm0A3"])
+            detail = f"site lies in an excluded region ({', '.join(p['excludedAdm0A3'])}): {rule.description.strip()}"
+        else:
+            continue
+        column = f"{p['longitude']},{p['latitude']}"
+        failures += [{"index": i, "rule": rule.id, "column": column, "detail": detail} for i in lon.index[broken]]
+    return failures
+
+
+def _value_texts(frame: pd.DataFrame, index: pd.Series, columns: pd.Series) -> pd.Series:
+    """The offending values as they were in the source (several columns joined by ', '); missing when blank."""
+    values = pd.Series(None, index=range(len(index)), dtype="str")
+    for column, positions in columns.groupby(columns.to_numpy()).groups.items():
+        names = str(column).split(",")
+        if not all(name in frame.columns for name in names):
+            continue
+        rows = index.iloc[positions]
+        parts = [frame.loc[rows, name].astype("str").fillna("").to_numpy() for name in names]
+        joined = pd.Series(parts[0], dtype="str")
+        for part in parts[1:]:
+            joined = joined + ", " + pd.Series(part, dtype="str")
+        if len(names) == 1:
+            joined = joined.where(joined.str.strip() != "")
+        values.iloc[positions] = joined.to_numpy()
+    return values
+
+
+def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFrame, contract: TableContract):
+    """One row per failure: values as source text from `frame`, site id and depths as typed in `typed`."""
     if not failures:
         columns = load_table_contract(REJECTS_CONTRACT).columns
         return pd.DataFrame({column.name: pd.Series(dtype=column.physical_type) for column in columns})
@@ -121,7 +222,12 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
     else:
         source_file = np.full(len(table), contract.id)
         source_line = frame.index.get_indexer(index) + 1
-    site = frame.loc[index, "site_id"].to_numpy() if "site_id" in frame.columns else [None] * len(table)
+    site = typed.loc[index, "site_id"].to_numpy() if "site_id" in typed.columns else [None] * len(table)
+    values = _value_texts(frame, index.reset_index(drop=True), table["column"].astype("str"))
+    depths = {
+        name: (typed.loc[index, name] if name in typed.columns else pd.Series(np.nan, index=index))
+        for name in DEPTH_COLUMNS
+    }
     rejects = pd.DataFrame(
         {
             "source_file": pd.Series(source_file, dtype="str"),
@@ -129,9 +235,11 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
             "site_id": pd.Series(site, dtype="str"),
             "rule": table["rule"].astype("str"),
             "column": table["column"].astype("str"),
-            "value": pd.Series([None if pd.isna(v) else str(v) for v in table["value"]], dtype="str"),
+            "value": values.str.slice(0, MAX_VALUE_CHARS),
+            "value_length": values.str.len().fillna(0).astype("int64"),
             "detail": table["detail"].astype("str"),
             "contract": contract.label,
+            **{name: pd.to_numeric(d, errors="coerce").astype("float64").to_numpy() for name, d in depths.items()},
         }
     )
     return rejects.sort_values(["source_file", "source_line", "rule", "column"], kind="mergesort").reset_index(
@@ -139,24 +247,79 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, contract: TableCon
     )
 
 
-def validate(frame: pd.DataFrame, contract: TableContract, foreign_values: dict | None = None) -> Validation:
-    """Coerce, then validate lazily with the contract's pandera schema; nothing is dropped without a reject row."""
+def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
+    """Rows identical in every contract column become one (the first), counting its copies in the count column.
+
+    Rows are compared by a 64-bit hash first; only rows whose hash repeats are compared in full.
+    """
+    rule = next((rule for rule in contract.rules if rule.kind == "collapse_identical"), None)
+    if rule is None:
+        return frame
+    count_column = rule.params["countColumn"]
+    columns = [c.name for c in contract.columns if c.name in frame.columns and c.name != count_column]
+    hashes = pd.util.hash_pandas_object(frame[columns], index=False)
+    candidates = hashes.duplicated(keep=False)
+    copies = pd.Series(1, index=frame.index, dtype="int64")
+    first = pd.Series(True, index=frame.index)
+    if candidates.any():
+        keys = frame.loc[candidates, columns].astype("str").fillna("\0")
+        first[candidates] = ~keys.duplicated(keep="first")
+        copies[candidates] = keys.groupby(columns, sort=False, dropna=False)[columns[0]].transform("size")
+    out = frame[first].copy()
+    out[count_column] = copies[first].to_numpy()
+    return out
+
+
+def _share_gate(contract: TableContract, failures: list[dict], n_rows: int) -> list[str]:
+    """Drop-level gate: past the contract's maximum share of quarantined rows the whole drop is refused."""
+    rule = next((rule for rule in contract.rules if rule.kind == "max_rejected_share"), None)
+    if rule is None or not n_rows or not failures:
+        return []
+    table = pd.DataFrame(failures)
+    share = 100.0 * table["index"].nunique() / n_rows
+    if share <= rule.params["maximumPct"]:
+        return []
+    top = table.groupby(["rule", "column"]).size().sort_values(ascending=False).head(3)
+    rules = ", ".join(f"{rule_}:{column} ({n} rows)" for (rule_, column), n in top.items())
+    return [
+        f"{rule.id}: {share:.1f} % of rows quarantined ({table['index'].nunique()} of {n_rows}), more than the "
+        f"{rule.params['maximumPct']} % allowed; top rules: {rules}"
+    ]
+
+
+def validate(
+    frame: pd.DataFrame,
+    contract: TableContract,
+    foreign_values: dict | None = None,
+    land: LandMask | None = None,
+    regions: Regions | None = None,
+) -> Validation:
+    """Coerce, then validate lazily with the contract's pandera schema; nothing is dropped without a reject row.
+
+    `land` and `regions` (polygons and their codes) are what the contract's point plausibility rules test
+    coordinates against; without them those rules are not checked.
+    """
+    n_rows = len(frame)
+    frame = collapse_identical(frame, contract)
     coerced, failures = coerce(frame, contract)
     batch_errors: list[str] = []
     try:
         to_pandera(contract, foreign_values).validate(coerced, lazy=True)
-    except pa.errors.SchemaErrors as error:
+    except pandera.errors.SchemaErrors as error:
         cases = error.failure_cases
         row_cases = cases[cases["index"].notna()]
         compound = row_cases["check"].astype("str") == "multiple_fields_uniqueness"
-        failures += _row_failures(row_cases[~compound], coerced)
+        failures += _row_failures(row_cases[~compound])
         if compound.any():
-            failures += _compound_failures(row_cases[compound], contract, coerced)
+            failures += _compound_failures(row_cases[compound], contract)
         for case in cases[cases["index"].isna()].drop_duplicates(subset=["check"]).itertuples(index=False):
             check = str(case.check)
             detail = parse_label(check)[2] if "|" in check else f"{check}: {case.failure_case}"
             if not detail.startswith(("dtype(", "coerce_dtype(")) or not failures:
                 batch_errors.append(f"{contract.label}: {detail}")
+    failures += _point_failures(coerced, contract, land, regions)
+    batch_errors += [f"{contract.label}: {error}" for error in _share_gate(contract, failures, len(frame))]
     rejected = {failure["index"] for failure in failures}
     valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
-    return Validation(contract, len(frame), coerced, valid, _rejects_table(failures, coerced, contract), batch_errors)
+    rejects = _rejects_table(failures, frame, coerced, contract)
+    return Validation(contract, n_rows, coerced, valid, rejects, batch_errors)

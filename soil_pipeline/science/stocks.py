@@ -42,6 +42,20 @@ def overlap_cm(upper_cm, lower_cm, top_cm: float, bottom_cm: float) -> np.ndarra
     return np.clip(lower - upper, 0.0, None)
 
 
+def blocking_sites(rejects: pd.DataFrame, top_cm: float = 0.0, bottom_cm: float = 30.0) -> set:
+    """Sites whose stock a quarantined horizon makes untrustworthy: those with a rejected row overlapping
+    [top_cm, bottom_cm), or whose depths are unknown (inverted depths count by the interval they span)."""
+    upper = np.fmin(rejects["upper_depth_cm"], rejects["lower_depth_cm"])
+    lower = np.fmax(rejects["upper_depth_cm"], rejects["lower_depth_cm"])
+    unknown = rejects["upper_depth_cm"].isna() | rejects["lower_depth_cm"].isna()
+    touches = (
+        unknown
+        | ((upper < bottom_cm) & (lower > top_cm))
+        | ((upper == lower) & (upper >= top_cm) & (upper < bottom_cm))
+    )
+    return set(rejects.loc[touches, "site_id"].dropna())
+
+
 def _union_coverage_cm(layers: pd.DataFrame) -> pd.Series:
     """Per site, the length of the union of the clipped intervals (overlapping horizons are not double-counted)."""
     ordered = layers.sort_values(["site_id", "clip_upper", "clip_lower"], kind="mergesort")
@@ -82,16 +96,21 @@ def topsoil_stocks(
     top_cm: float = 0.0,
     bottom_cm: float = 30.0,
     ptf: PedotransferFunction = MANRIQUE_JONES_1991,
+    bd_plausible_max_g_per_cm3: float = np.inf,
 ) -> pd.DataFrame:
     """One row per site: stock over [top_cm, bottom_cm) in t C/ha, how it was derived, or why it is missing.
 
     ``horizons`` columns: site_id, upper_depth_cm, lower_depth_cm, soc_g_per_kg, bulk_density_g_per_cm3,
-    coarse_fragments_vol_pct (depths in cm from the mineral surface).
+    coarse_fragments_vol_pct (depths in cm from the mineral surface). A measured BD above
+    ``bd_plausible_max_g_per_cm3`` in the interval is used and flagged (``bd_above_plausible_max``).
     """
     layers = prepare_horizons(horizons, top_cm, bottom_cm, ptf)
+    layers["bd_implausible"] = layers["bulk_density_g_per_cm3"] > bd_plausible_max_g_per_cm3
     inside = layers[layers["overlap_cm"] > 0].copy()
     inside["clip_upper"] = np.maximum(inside["upper_depth_cm"], top_cm)
     inside["clip_lower"] = np.minimum(inside["lower_depth_cm"], bottom_cm)
+    inside["soc_missing"] = inside["soc_g_per_kg"].isna()
+    inside["bd_missing"] = inside["bd_filled_g_per_cm3"].isna()
 
     by_site = inside.groupby("site_id", sort=False)
     per_site = pd.DataFrame(
@@ -99,11 +118,12 @@ def topsoil_stocks(
             "stock": by_site["stock_t_c_per_ha"].sum(min_count=1),
             "n_horizons": by_site.size(),
             "summed_overlap": by_site["overlap_cm"].sum(),
-            "missing_soc": by_site["soc_g_per_kg"].apply(lambda s: s.isna().any()),
-            "missing_bd": by_site["bd_filled_g_per_cm3"].apply(lambda s: s.isna().any()),
+            "missing_soc": by_site["soc_missing"].any(),
+            "missing_bd": by_site["bd_missing"].any(),
             "any_ptf": by_site["bd_from_ptf"].any(),
             "all_ptf": by_site["bd_from_ptf"].all(),
             "cf_assumed": by_site["coarse_fragments_assumed_zero"].any(),
+            "bd_flag": by_site["bd_implausible"].any(),
         }
     )
     per_site["coverage"] = _union_coverage_cm(inside)
@@ -111,7 +131,7 @@ def topsoil_stocks(
 
     result = pd.DataFrame({"site_id": pd.Series(site_ids).drop_duplicates().reset_index(drop=True)})
     result = result.join(per_site, on="site_id")
-    has_horizons = result["site_id"].isin(set(horizons["site_id"]))
+    has_horizons = result["site_id"].isin(horizons["site_id"].unique())
     required = bottom_cm - top_cm
     reasons = {
         "no_horizons": ~has_horizons,
@@ -147,6 +167,7 @@ def topsoil_stocks(
                 result["any_ptf"].fillna(False).astype(bool) & ~excluded
             ),
             "coarse_fragments_assumed_zero": result["cf_assumed"].fillna(False).astype(bool),
+            "bd_above_plausible_max": result["bd_flag"].fillna(False).astype(bool),
             "exclusion_reason": reason_text.where(excluded),
         }
     )
