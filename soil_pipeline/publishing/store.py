@@ -114,9 +114,10 @@ class VersionedParquetStore:
         """Stage `frame` and commit it at once, as a one-table run: the version is written unless an identical one
         exists, and either way it becomes the latest for its partition. `run` (e.g. the Dagster run id) goes into
         the manifest only; `points` = (lon column, lat column) writes GeoParquet with a point geometry column."""
-        run_id = (run or {}).get("dagster_run_id") or f"publish-{uuid.uuid4().hex}"
+        run_id = f"publish-{uuid.uuid4().hex}"
         published = self.stage(run_id, asset, frame, provenance, partition, points, run)
         self.commit_run(run_id)
+        self.backend.fs.rm(self.backend.path(RUNS_DIR, run_id), recursive=True)
         return published
 
     def stage(
