@@ -5,13 +5,14 @@ query string, which carries signatures and tokens) and identified by content: ET
 server reports them, so a rotating signature on unchanged data changes nothing, and changed data changes the id.
 """
 
+import base64
 import functools
 import hashlib
 import subprocess
 import urllib.request
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # Libraries whose version can change the numbers or the bytes of a published file.
 KEY_LIBRARIES = ("dagster", "pandas", "numpy", "pyarrow", "rasterio", "shapely", "geopandas", "pyproj")
@@ -58,8 +59,9 @@ def remote_identity(address: str) -> dict:
     prefix = next((p for p in _VSI_PREFIXES if address.startswith(p)), "")
     url = address[len(prefix) :]
     try:
-        if urlsplit(url).scheme in ("http", "https"):
-            request = urllib.request.Request(url, method="HEAD")
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https"):
+            request = _head_request(parts)
             with urllib.request.urlopen(request, timeout=REMOTE_TIMEOUT_S) as response:
                 info = dict(response.headers.items())
         else:
@@ -70,6 +72,16 @@ def remote_identity(address: str) -> dict:
     except Exception as error:  # noqa: BLE001 - any failure to ask means "no content identity", recorded as such
         return {"error": type(error).__name__}
     return {key.lower(): str(info[key]) for key in _IDENTITY_KEYS if info.get(key) is not None}
+
+
+def _head_request(parts) -> urllib.request.Request:
+    """A HEAD request for an http(s) URL; user info in the URL becomes a Basic authorization header, as curl does."""
+    host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+    request = urllib.request.Request(urlunsplit((parts.scheme, host, parts.path, parts.query, "")), method="HEAD")
+    if parts.username:
+        user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(user.encode()).decode())
+    return request
 
 
 def file_input(role: str, path: str | Path) -> dict:
