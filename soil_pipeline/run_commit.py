@@ -19,10 +19,13 @@ from soil_pipeline.publishing.root import LocalRoot
 from soil_pipeline.publishing.store import VersionedParquetStore
 
 
-def commit_run(output_root: str, run_id: str, keep_runs: int | None = DEFAULT_KEEP_RUNS) -> list[dict]:
-    """Commit `run_id`'s staged outputs; then, on a local root and unless `keep_runs` is None, run `gc`."""
+def commit_run(
+    output_root: str, run_id: str, keep_runs: int | None = DEFAULT_KEEP_RUNS, ancestors: tuple[str, ...] = ()
+) -> list[dict]:
+    """Commit `run_id`'s staged outputs (with its `ancestors`' for a re-execution); then, on a local root and unless
+    `keep_runs` is None, run `gc`."""
     store = VersionedParquetStore(output_root)
-    outcome = store.commit_run(run_id)
+    outcome = store.commit_run(run_id, ancestors)
     if keep_runs is not None and isinstance(store.backend, LocalRoot):
         gc(store, keep_runs=keep_runs, grace_hours=DEFAULT_GRACE_HOURS)
     return outcome
@@ -34,11 +37,20 @@ class Publication(dg.ConfigurableResource):
     output_root: str
     keep_runs: int | None = DEFAULT_KEEP_RUNS
 
-    def commit(self, run_id: str) -> list[dict]:
-        return commit_run(self.output_root, run_id, self.keep_runs)
+    def commit(self, run_id: str, ancestors: tuple[str, ...] = ()) -> list[dict]:
+        return commit_run(self.output_root, run_id, self.keep_runs, ancestors)
 
     def mark_failed(self, run_id: str) -> None:
         VersionedParquetStore(self.output_root).mark_failed(run_id)
+
+
+def _ancestors(context: dg.RunStatusSensorContext) -> tuple[str, ...]:
+    """The runs a re-execution ("from failure" in the UI) continues, oldest first: their staged outputs count."""
+    ancestors, run = [], context.dagster_run
+    while run is not None and run.parent_run_id:
+        ancestors.insert(0, run.parent_run_id)
+        run = context.instance.get_run_by_id(run.parent_run_id)
+    return tuple(ancestors)
 
 
 @dg.run_status_sensor(
@@ -47,7 +59,7 @@ class Publication(dg.ConfigurableResource):
     description="Lists what a successful run staged as the latest versions, in one catalog commit.",
 )
 def commit_successful_runs(context: dg.RunStatusSensorContext, publication: Publication):
-    outcome = publication.commit(context.dagster_run.run_id)
+    outcome = publication.commit(context.dagster_run.run_id, _ancestors(context))
     context.log.info(f"committed run {context.dagster_run.run_id}: {len(outcome)} outputs")
 
 

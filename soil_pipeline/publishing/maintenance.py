@@ -3,8 +3,9 @@
 What `gc` may remove, and nothing else: version folders the catalog does not list (a failed run's, or one killed
 before its commit), once no live run has staged them; staging leftovers of dead writers; the run folders
 (`_runs/<run id>/`: staged entries and intermediates) and Data Docs (`_data_docs/<run id>/`) of committed runs older
-than the latest `keep_runs`, except intermediates the catalog still points at; those of failed runs; and those of
-runs that never committed within `grace_hours` (killed runs). A listed version is never removed. Local roots only.
+than the latest `keep_runs`, except intermediates the catalog still points at; those of failed runs after an hour
+(time for a re-execution from failure); and those of runs that never committed within `grace_hours` (killed runs).
+A listed version is never removed. Local roots only.
 """
 
 import json
@@ -30,6 +31,7 @@ ARTIFACTS_DIR = "_artifacts"
 LEGACY_INTERMEDIATE_DIR = "_intermediate"
 DEFAULT_KEEP_RUNS = 10
 DEFAULT_GRACE_HOURS = 24.0
+FAILED_GRACE_S = 3600.0
 
 
 def _local(store: VersionedParquetStore) -> Path:
@@ -100,10 +102,11 @@ def _committed_runs(document: dict) -> list[str]:
 
 
 def _abandoned(run_dir: Path, grace_s: float, now: float) -> bool:
-    """A run folder never committed: failed, or silent for longer than the grace period (its writer was killed)."""
-    if (run_dir / FAILED_MARKER).exists():
-        return True
+    """A run folder never committed, silent for longer than the grace period (its writer was killed), or failed and
+    silent for an hour (time for a re-execution from failure, which reads and commits what it staged)."""
     newest = max((p.stat().st_mtime for p in run_dir.rglob("*")), default=run_dir.stat().st_mtime)
+    if (run_dir / FAILED_MARKER).exists():
+        return now - newest > min(grace_s, FAILED_GRACE_S)
     return now - newest > grace_s
 
 

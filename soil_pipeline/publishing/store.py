@@ -166,14 +166,20 @@ class VersionedParquetStore:
                 found[name.removesuffix(suffix)] = f"{RUNS_DIR}/{run_id}/{INTERMEDIATE_DIR}/{name}"
         return found
 
-    def commit_run(self, run_id: str) -> list[dict]:
+    def commit_run(self, run_id: str, ancestors: tuple[str, ...] = ()) -> list[dict]:
         """List everything `run_id` staged as the latest, and point at its intermediates, in one catalog write.
 
-        Returns one row per staged output with `status` "new" (it became the latest) or "unchanged" (it already
-        was). Committing a run twice does nothing the second time (returns []).
+        `ancestors` (oldest first) are the runs a re-execution continues: what they staged and the re-execution did
+        not redo is committed with it. Returns one row per staged output with `status` "new" (it became the latest)
+        or "unchanged" (it already was). Committing a run twice does nothing the second time (returns []).
         """
-        safe_name(run_id, "run id")
-        staged, grids = self._staged_entries(run_id), self._run_intermediates(run_id)
+        staged, grids = {}, {}
+        for run in (*ancestors, safe_name(run_id, "run id")):
+            staged.update(
+                {output_key(e["asset"], e["partition"]): e for e in self._staged_entries(safe_name(run, "run id"))}
+            )
+            grids.update(self._run_intermediates(run))
+        staged = list(staged.values())
         with self.backend.lock():
             document = self.document()
             if any(row["run_id"] == run_id for row in document["runs"]):
