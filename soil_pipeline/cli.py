@@ -242,29 +242,41 @@ def _root_cause(error) -> str:
     return lines[-1] if lines else error.cls_name
 
 
-def _failure_lines(result) -> list[str]:
-    lines = []
+def _step_failures(result) -> list[tuple[str, str]]:
+    """(step, cause) per failed step: the user-facing failure description, else the innermost error."""
+    failures = []
     for event in result.all_events:
         if not event.is_step_failure:
             continue
         data = event.step_failure_data
         if data.user_failure_data and data.user_failure_data.description:
-            cause = data.user_failure_data.description.strip()
+            failures.append((event.step_key, data.user_failure_data.description.strip()))
         else:
-            cause = _root_cause(data.error)
-        lines.append(f"FAILED {event.step_key}: {cause}")
-    return lines or [f"FAILED run {result.run_id}: {result.dagster_run.status.value}"]
+            failures.append((event.step_key, _root_cause(data.error)))
+    return failures
+
+
+def _one_line(cause: str) -> str:
+    """A cause on one line: a heading ending in ":" is joined with the line that follows it."""
+    lines = [line.strip() for line in cause.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else "failed"
 
 
 def _run(args) -> int:
     check_output_root(args.output_root)
     results, committed = run_pipeline(args.output_root, args.partition, args.landing_dir, args.keep_runs)
-    if not results[-1].success:
-        print("\n".join(_failure_lines(results[-1])), file=sys.stderr)
-        print("nothing from the failed run was listed as the latest; earlier versions are unchanged", file=sys.stderr)
-        return 1
-    print(summary(args.output_root, committed))
-    return 0
+    if results[-1].success:
+        print(summary(args.output_root, committed))
+        return 0
+    failures = _step_failures(results[-1]) or [("run", results[-1].dagster_run.status.value)]
+    for step, cause in failures:
+        print(f"FAILED {step}: {cause}", file=sys.stderr)
+    print("Nothing from the failed run was listed; every asset keeps its previous latest version.", file=sys.stderr)
+    step, cause = failures[0]
+    print(f"soil-pipeline run: {step} failed: {_one_line(cause)}", file=sys.stderr)
+    return 1
 
 
 def _access(args) -> int:
