@@ -171,7 +171,7 @@ class VersionedParquetStore:
 
         `ancestors` (oldest first) are the runs a re-execution continues: what they staged and the re-execution did
         not redo is committed with it. Returns one row per staged output with `status` "new" (it became the latest)
-        or "unchanged" (it already was). Committing a run twice does nothing the second time (returns []).
+        or "unchanged" (it already was). Committing a run twice, or one that staged nothing here, does nothing.
         """
         staged, grids = {}, {}
         for run in (*ancestors, safe_name(run_id, "run id")):
@@ -180,6 +180,8 @@ class VersionedParquetStore:
             )
             grids.update(self._run_intermediates(run))
         staged = list(staged.values())
+        if not staged and not grids:
+            return []  # the run wrote nothing under this root (e.g. a run of another root seen by the sensor)
         with self.backend.lock():
             document = self.document()
             if any(row["run_id"] == run_id for row in document["runs"]):
@@ -199,8 +201,9 @@ class VersionedParquetStore:
         return outcome
 
     def mark_failed(self, run_id: str) -> None:
-        """Record that `run_id` failed: `gc` may then remove what it wrote without waiting for the grace period."""
-        self.backend.write_file((RUNS_DIR, safe_name(run_id, "run id"), FAILED_MARKER), b"")
+        """Record that `run_id` failed, if it wrote under this root: `gc` then removes what it wrote sooner."""
+        if self.backend.exists(RUNS_DIR, safe_name(run_id, "run id")):
+            self.backend.write_file((RUNS_DIR, run_id, FAILED_MARKER), b"")
 
     def write_intermediate(self, run_id: str, asset: str, partition: str | None, suffix: str, data: bytes) -> str:
         """Write one run-scoped intermediate (GeoTIFF grid or Parquet table); `commit_run` makes it the latest."""
