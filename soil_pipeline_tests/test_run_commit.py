@@ -1,6 +1,7 @@
 """Runs launched from the UI or the daemon are committed by a run status sensor, whatever assets they selected."""
 
 import dagster as dg
+import pandas as pd
 
 from soil_pipeline.assets import regions
 from soil_pipeline.definitions import build_definitions, build_resources
@@ -38,3 +39,17 @@ def test_the_commit_sensors_are_registered_and_running_by_default():
     for name in ("commit_successful_runs", "mark_failed_runs"):
         sensor = definitions.resolve_sensor_def(name)
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_re_execution_commits_what_its_failed_parent_staged_and_it_did_not_redo(tmp_path):
+    store = VersionedParquetStore(tmp_path)
+    frame = pd.DataFrame({"site_id": ["a"], "value": [1.0]})
+    sites = store.stage("parent", "sites", frame, {"inputs": {}, "parameters": {}})
+    store.stage("parent", "stocks", frame, {"inputs": {}, "parameters": {"try": 1}})
+    store.mark_failed("parent")
+    stocks = store.stage("child", "stocks", frame, {"inputs": {}, "parameters": {"try": 2}})
+    store.commit_run("child", ancestors=("parent",))
+    assert {row["asset"]: row["version"] for row in store.catalog()} == {
+        "sites": sites.version,
+        "stocks": stocks.version,
+    }
