@@ -11,7 +11,7 @@ import hashlib
 import subprocess
 import urllib.request
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 # Libraries whose version can change the numbers or the bytes of a published file.
@@ -85,14 +85,16 @@ def _head_request(parts) -> urllib.request.Request:
 
 
 def file_input(role: str, path: str | Path) -> dict:
-    """An input file entry: a local file by name and sha256; a remote one by redacted address and content identity."""
+    """An input file entry: a local file by name and sha256; a remote one by name and content identity (ETag, size,
+    last-modified), with its address, redacted (the store leaves the address out of version ids)."""
     local = Path(path)
     if local.is_file():
         return {role: {"file": local.name, "sha256": file_sha256(local)}}
     address, removed = redact_url(str(path))
-    entry = {"file": address, "sha256": None}
-    if address != str(path) or "://" in address:
-        entry["remote"] = remote_identity(str(path))
+    if "://" not in address:
+        return {role: {"file": str(path), "sha256": None}}
+    entry = {"file": PurePosixPath(urlsplit(address.split("://", 1)[-1]).path).name, "address": address}
+    entry.update({"sha256": None, "remote": remote_identity(str(path))})
     if removed:
         entry["redacted"] = removed
     return {role: entry}

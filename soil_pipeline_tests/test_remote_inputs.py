@@ -8,7 +8,7 @@ import rasterio
 
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.provenance import file_input
-from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.publishing.store import VersionedParquetStore, without_addresses
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.run_commit import commit_run
 from soil_pipeline_tests.conftest import QUIET_LOGS
@@ -27,8 +27,10 @@ def signed(base: str, signature: str) -> str:
 def test_a_signed_url_is_recorded_redacted_with_its_content_identity():
     with serve(CROPLAND.parent) as base:
         first, second = (file_input("cropland_raster", signed(base, s))["cropland_raster"] for s in ("a", "b"))
+        elsewhere = file_input("cropland_raster", signed(base.replace("127.0.0.1", "localhost"), "c"))
     assert first == second
-    assert first["file"] == f"/vsicurl/{base}/{CROPLAND.name}"
+    assert without_addresses({"inputs": elsewhere}) == without_addresses({"inputs": {"cropland_raster": first}})
+    assert (first["file"], first["address"]) == (CROPLAND.name, f"/vsicurl/{base}/{CROPLAND.name}")
     assert first["redacted"] == ["userinfo", "query"]
     assert first["remote"]["content-length"] == str(CROPLAND.stat().st_size) and first["remote"]["etag"]
 

@@ -23,7 +23,7 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def file_version(path: str | None) -> str:
-    """sha256 of a local file; for a remote one, a hash of its content identity and redacted address; "not
+    """sha256 of a local file; for a remote one, a hash of its name and content identity (not its address); "not
     configured" for an optional input left unset."""
     if not path:
         return "not configured"
@@ -31,7 +31,8 @@ def file_version(path: str | None) -> str:
     if local.is_file():
         return provenance.file_sha256(local)
     [entry] = provenance.file_input("remote", path).values()
-    return "remote:" + hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
+    identity = {key: value for key, value in entry.items() if key != "address"}
+    return "remote:" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 def drop_version(drop_dir: Path) -> str:

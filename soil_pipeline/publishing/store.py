@@ -2,7 +2,8 @@
 
 A version folder holds `data.parquet` and `manifest.json` (what was published, from what, by which code and run,
 and the sha256 of each file). The version id is the first 16 hex digits of the sha256 of the asset name, the
-partition, the reproducible provenance (input sha256s, parameters, code and library versions, definition files) and
+partition, the reproducible provenance (input sha256s or remote content identities, parameters, code and library
+versions, definition files; not the address of a remote input) and
 the sha256 of the data bytes, which embed that same provenance. The data bytes are deterministic, so unchanged inputs,
 code and parameters give the same id: a rerun finds the version already there, writes nothing, and only marks it
 the latest again. Anything tied to one run (Dagster run id, wall-clock time) stays in the manifest, outside the id.
@@ -78,6 +79,17 @@ def _catalog_entry(manifest: dict) -> dict:
     return {**entry, "data_sha256": manifest["files"][DATA_FILE], "path": f"{manifest['asset']}/{manifest['version']}"}
 
 
+def without_addresses(provenance: dict) -> dict:
+    """`provenance` without the `address` of remote inputs: a remote file is identified by its content (name, ETag,
+    size, last-modified), so the same data read from another host or through a new signed URL is the same version.
+    The address stays in the manifest."""
+    inputs = {
+        role: {key: value for key, value in entry.items() if key != "address"} if isinstance(entry, dict) else entry
+        for role, entry in provenance.get("inputs", {}).items()
+    }
+    return {**provenance, "inputs": inputs} if "inputs" in provenance else provenance
+
+
 def output_key(asset: str, partition: str | None) -> str:
     """One path segment naming an output: `asset` or `asset=partition`."""
     safe_name(asset, "asset name")
@@ -135,9 +147,10 @@ class VersionedParquetStore:
         The staged entry is written before the version folder, so `gc` never removes a version a live run staged.
         """
         key = output_key(asset, partition)
-        embedded = {"asset": asset, "partition": partition, **provenance}
+        identity = without_addresses(provenance)
+        embedded = {"asset": asset, "partition": partition, **identity}
         data = to_geoparquet_bytes(frame, *points, embedded) if points else to_parquet_bytes(frame, embedded)
-        version = version_id(asset, partition, provenance, sha256_bytes(data))
+        version = version_id(asset, partition, identity, sha256_bytes(data))
         run = run or {"dagster_run_id": run_id}
         manifest = self._manifest(asset, version, partition, frame, data, provenance, run, points)
         files = {DATA_FILE: data, MANIFEST_FILE: json.dumps(manifest, indent=2, sort_keys=True).encode()}
