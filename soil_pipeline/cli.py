@@ -1,7 +1,8 @@
 """`soil-pipeline` command line: run the main job and every restoration scenario in-process and summarise what
-they published; list, pull and show published versions.
+they published; list, pull and show published versions; check (`doctor`) and clean (`gc`) an output root.
 
-Dagster is imported only by `run`, so the read-only commands start fast.
+Dagster is imported only by `run`, so the read-only commands start fast. The read-only commands (versions, show,
+pull, doctor) never write under the output root. Every error ends with one line naming its cause.
 """
 
 import argparse
@@ -14,12 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
+from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, doctor, gc
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, check_output_root, normalise_root
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.science.aggregation import global_row
 
 TOP_COUNTRIES = 10
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# `soil-pipeline run` reports failures itself, one line per failed step naming the cause: no Dagster tracebacks.
+RUN_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _instance():
@@ -29,30 +33,39 @@ def _instance():
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def run_pipeline(output_root: str, partition: str | None = None, landing_dir: str | None = None) -> list:
-    """The main job for one drop, then the scenario job for every scenario; stops at the first failed run."""
+def run_pipeline(
+    output_root: str, partition: str | None = None, landing_dir: str | None = None, keep_runs: int | None = None
+) -> tuple[list, list[dict]]:
+    """The main job for one drop, then the scenario job for every scenario; stops at the first failed run.
+
+    Each successful run is committed (its outputs listed as the latest together); a failed one is marked failed and
+    lists nothing. Returns the run results and the committed outputs with their status ("new" or "unchanged").
+    """
     # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
     warnings.filterwarnings("ignore", message=r".* is currently in beta")
     from soil_pipeline.definitions import build_definitions
     from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
     from soil_pipeline.reference_data import scenario_ids
     from soil_pipeline.resources import InputDatasets
+    from soil_pipeline.run_commit import commit_run
 
     partition = partition or EMBEDDED_DROP_PARTITION
     inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
     definitions = build_definitions(output_root, inputs)
     runs = [("soil_pipeline_job", partition)] + [("restoration_scenarios_job", key) for key in scenario_ids()]
-    results = []
+    results, committed = [], []
     with _instance() as instance:
         for job_name, key in runs:
             job = definitions.resolve_job_def(job_name)
             result = job.execute_in_process(
-                run_config=QUIET_LOGS, partition_key=key, instance=instance, raise_on_error=False
+                run_config=RUN_LOGS, partition_key=key, instance=instance, raise_on_error=False
             )
             results.append(result)
             if not result.success:
+                VersionedParquetStore(output_root).mark_failed(result.run_id)
                 break
-    return results
+            committed += commit_run(output_root, result.run_id, keep_runs)
+    return results, committed
 
 
 def _quarantine_line(store: VersionedParquetStore) -> str:
@@ -70,7 +83,7 @@ def _quarantine_line(store: VersionedParquetStore) -> str:
     )
 
 
-def summary(output_root: str) -> str:
+def summary(output_root: str, committed: list[dict] | None = None) -> str:
     store = VersionedParquetStore(output_root)
     table = store.read("regional_soc_stocks")
     world = global_row(table)
@@ -89,10 +102,13 @@ def summary(output_root: str) -> str:
         "",
         f"Published Parquet under {store.root}:",
     ]
+    status = {(row["asset"], row["partition"]): row["status"] for row in committed or []}
     latest = pd.DataFrame([row for row in store.catalog() if row["latest"]])
     for row in latest.itertuples():
-        partition = f" [{row.partition}]" if isinstance(row.partition, str) else ""
-        lines.append(f"  {row.asset}{partition}: {store.backend.display(row.asset, row.version)}")
+        partition = row.partition if isinstance(row.partition, str) else None
+        label = f" [{partition}]" if partition else ""
+        note = {"new": " (new)", "unchanged": " (unchanged)"}.get(status.get((row.asset, partition)), "")
+        lines.append(f"  {row.asset}{label}: {store.backend.display(row.asset, row.version)}{note}")
     return "\n".join(lines)
 
 
@@ -141,9 +157,13 @@ def _scenario_lines(store: VersionedParquetStore) -> list[str]:
 
 
 def versions_table(store: VersionedParquetStore, asset: str | None) -> str:
+    """The catalog as a table; KeyError naming the known assets when `asset` has no version."""
     rows = store.versions(asset)
+    if asset and not rows:
+        known = sorted({row["asset"] for row in store.catalog()})
+        raise KeyError(f"no versions of {asset!r} under {store.root}; assets: {', '.join(known) or 'none yet'}")
     if not rows:
-        return f"no published versions{f' of {asset}' if asset else ''} under {store.root}"
+        return f"no published versions under {store.root}"
     table = pd.DataFrame(rows)[["asset", "partition", "version", "created_at", "row_count", "latest"]]
     table["latest"] = table["latest"].map({True: "*", False: ""})
     return table.fillna("").to_string(index=False)
@@ -166,12 +186,34 @@ def show_text(store: VersionedParquetStore, asset: str, version: str, partition:
     )
 
 
+def doctor_text(report, list_unlisted: bool) -> str:
+    lines = [f"checked {report.checked} listed versions (sha256 of data.parquet against the catalog)"]
+    lines += [f"PROBLEM {problem}" for problem in report.problems]
+    hint = "" if list_unlisted or not report.unlisted else " (list them with --list-unlisted; gc removes them)"
+    lines.append(f"complete versions not in the catalog: {len(report.unlisted)}{hint}")
+    lines += [f"  {path}" for path in report.unlisted] if list_unlisted else []
+    lines.append(f"staging leftovers: {len(report.leftovers)}")
+    lines += [f"  {path}" for path in report.leftovers]
+    lines.append("size by kind:")
+    lines += [f"  {kind:45s} {size / 1e6:10.1f} MB" for kind, size in report.sizes.items()]
+    clean = not (report.problems or report.unlisted or report.leftovers)
+    lines.append("clean" if clean else f"not clean: {len(report.problems)} problems")
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="soil-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
     run.add_argument("--partition", help="monthly drop YYYY-MM (default: the embedded drop, 2012-10)")
     run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
+    run.add_argument(
+        "--keep-runs",
+        type=int,
+        default=DEFAULT_KEEP_RUNS,
+        help="after each run, keep this many runs' Data Docs and "
+        f"intermediates and collect failed runs' leftovers (default {DEFAULT_KEEP_RUNS})",
+    )
     drops = commands.add_parser("drops", help="list the landing folders: monthly drops and folders that are not")
     drops.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
     versions = commands.add_parser("versions", help="list published versions (of one asset)")
@@ -185,27 +227,76 @@ def _parser() -> argparse.ArgumentParser:
     for command in (pull, show):
         command.add_argument("--version", default="latest", help="version id (default: latest)")
         command.add_argument("--partition", help="partition, when the asset has a latest version for several")
-    for command in (run, versions, pull, show):
+    check = commands.add_parser("doctor", help="check listed versions' sha256, unlisted versions, leftovers, sizes")
+    check.add_argument("--list-unlisted", action="store_true", help="list complete versions the catalog omits")
+    clean = commands.add_parser("gc", help="remove unlisted versions, leftovers and old runs' Data Docs/intermediates")
+    clean.add_argument("--keep-runs", type=int, default=DEFAULT_KEEP_RUNS, help="committed runs to keep")
+    clean.add_argument(
+        "--grace-hours",
+        type=float,
+        default=DEFAULT_GRACE_HOURS,
+        help="age after which a run that never "
+        f"committed nor failed counts as killed (default {DEFAULT_GRACE_HOURS:g})",
+    )
+    for command in (run, versions, pull, show, check, clean):
         command.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="local path or fsspec URL")
     return parser
+
+
+def _root_cause(error) -> str:
+    """The innermost cause of a Dagster error (e.g. the OSError under DagsterExecutionHandleOutputError)."""
+    while error.cause is not None:
+        error = error.cause
+    lines = error.message.strip().splitlines()
+    return lines[-1] if lines else error.cls_name
+
+
+def _step_failures(result) -> list[tuple[str, str]]:
+    """(step, cause) per failed step: the user-facing failure description, else the innermost error."""
+    failures = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            failures.append((event.step_key, data.user_failure_data.description.strip()))
+        else:
+            failures.append((event.step_key, _root_cause(data.error)))
+    return failures
+
+
+def _one_line(cause: str) -> str:
+    """A cause on one line: a heading ending in ":" is joined with the line that follows it."""
+    lines = [line.strip() for line in cause.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else "failed"
 
 
 def _run(args) -> int:
     if (problem := partition_problem(args.partition)) is not None:
         print(problem, file=sys.stderr)
         return 2
+    check_output_root(args.output_root)
     for warning in landing_warnings(args.landing_dir):
         print(warning, file=sys.stderr)
-    results = run_pipeline(args.output_root, args.partition, args.landing_dir)
-    if not results[-1].success:
-        for event in results[-1].all_events:
-            if event.is_step_failure and (ingest := ingest_failure_text(event)) is not None:
-                print(ingest, file=sys.stderr)
-            elif event.is_step_failure:
-                print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
-        return 1
-    print(summary(args.output_root))
-    return 0
+    results, committed = run_pipeline(args.output_root, args.partition, args.landing_dir, args.keep_runs)
+    if results[-1].success:
+        print(summary(args.output_root, committed))
+        return 0
+    failed_steps = [event for event in results[-1].all_events if event.is_step_failure]
+    ingest = [text for event in failed_steps if (text := ingest_failure_text(event)) is not None]
+    failures = _step_failures(results[-1]) or [("run", results[-1].dagster_run.status.value)]
+    for step, cause in failures:
+        if step not in INGEST_STEPS:
+            print(f"FAILED {step}: {cause}", file=sys.stderr)
+    print("Nothing from the failed run was listed; every asset keeps its previous latest version.", file=sys.stderr)
+    if ingest:
+        print(ingest[-1], file=sys.stderr)
+    else:
+        step, cause = failures[0]
+        print(f"soil-pipeline run: {step} failed: {_one_line(cause)}", file=sys.stderr)
+    return 1
 
 
 INGEST_STEPS = {
@@ -314,23 +405,41 @@ def _access(args) -> int:
     elif args.command == "pull":
         version = store.resolve(args.asset, args.version, args.partition)
         print(store.pull(args.asset, version, args.to))
+    elif args.command == "doctor":
+        report = doctor(store)
+        print(doctor_text(report, args.list_unlisted))
+        return 1 if report.problems else 0
+    elif args.command == "gc":
+        removed, freed = gc(store, keep_runs=args.keep_runs, grace_hours=args.grace_hours)
+        print("\n".join([*(f"removed {path}" for path in removed), f"{len(removed)} removed, {freed / 1e6:.1f} MB"]))
     else:
         print(show_text(store, args.asset, args.version, args.partition, args.rows))
     return 0
 
 
+def error_line(error: BaseException) -> str:
+    """One line naming the cause: the OS error by name with its file, or the message of a rule/lookup error."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{type(error).__name__}: {error.strerror}{where}"
+    message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)
+    return message if isinstance(error, KeyError | ValueError) else f"{type(error).__name__}: {message}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "drops":
-        print(drops_text(args.landing_dir))
-        return 0
-    args.output_root = normalise_root(args.output_root)
-    if args.command == "run":
-        return _run(args)
     try:
-        return _access(args)
-    except (KeyError, ValueError, OSError) as error:
-        print(f"soil-pipeline {args.command}: {error.args[0] if error.args else error}", file=sys.stderr)
+        if args.command == "drops":
+            print(drops_text(args.landing_dir))
+            return 0
+        args.output_root = normalise_root(args.output_root)
+        return _run(args) if args.command == "run" else _access(args)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) stopped reading: not an error. Keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:
+        print(f"soil-pipeline {args.command}: {error_line(error)}", file=sys.stderr)
         return 1
 
 

@@ -1,14 +1,13 @@
-"""The one place the Dagster Definitions are assembled: assets, jobs, schedules and resources."""
+"""The one place the Dagster Definitions are assembled: assets, jobs, schedules, sensors and resources."""
 
 import dagster as dg
 
 from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
+from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
 from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports
-
-DATA_DOCS_DIR = "_data_docs"
-ARTIFACTS_DIR = "_artifacts"
+from soil_pipeline.run_commit import Publication, commit_successful_runs, mark_failed_runs
 
 all_assets = dg.load_assets_from_modules(
     [sources, field_samples, global_grids, regions, regional, potential, scenarios]
@@ -44,6 +43,7 @@ def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDataset
         "inputs": inputs or InputDatasets(),
         "quality_reports": QualityReports(base=f"{output_root}/{DATA_DOCS_DIR}"),
         "artifacts": ArtifactStore(root=f"{output_root}/{ARTIFACTS_DIR}"),
+        "publication": Publication(output_root=output_root),
         **build_io_managers(output_root),
     }
 
@@ -53,6 +53,7 @@ def build_definitions(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatas
         assets=all_assets,
         jobs=[main_job, scenario_job],
         schedules=[monthly_refresh_schedule],
+        sensors=[commit_successful_runs, mark_failed_runs],
         resources=build_resources(output_root, inputs),
     )
 

@@ -1,13 +1,21 @@
-"""IO managers: published tables go to the versioned Parquet store, grids to pickles under the same root."""
+"""IO managers: published tables go to the versioned Parquet store; intermediates (grids as GeoTIFF, tables as
+Parquet) to the run's own folder under the same root. Both only *stage*: `commit_run` (see `run_commit.py`) lists a
+run's outputs as the latest once the whole run has succeeded. Within a run, a step reads what its own run staged
+first, then the latest committed version, so a run never mixes its outputs with another's.
+"""
+
+import io
 
 import dagster as dg
 import pandas as pd
 
 from soil_pipeline.provenance import code_version, contract_input
+from soil_pipeline.publishing.grids import layer_from_geotiff, layer_to_geotiff
+from soil_pipeline.publishing.parquet import read_provenance, to_parquet_bytes
 from soil_pipeline.publishing.root import normalise_root
 from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
+from soil_pipeline.science.grid import Layer
 
-INTERMEDIATE_DIR = "_intermediate"
 PREVIEW_ROWS = 5
 # Asset definition metadata naming the (longitude, latitude) columns of a table to publish as GeoParquet points.
 GEOPARQUET_POINTS = "geoparquet_points"
@@ -25,12 +33,21 @@ def _points(context: dg.OutputContext) -> tuple[str, str] | None:
 
 def _publication(published) -> str:
     if published.newly_published:
-        return f"new version {published.version}"
-    return f"unchanged: identical version {published.version} was already published; nothing new written"
+        return f"new version {published.version}, staged: listed as the latest when the run succeeds"
+    return f"unchanged: identical version {published.version} was already written; nothing new written"
+
+
+def _partition(context: dg.InputContext | dg.OutputContext) -> str | None:
+    return context.asset_partition_key if context.has_asset_partitions else None
+
+
+def _producing_run(context: dg.InputContext) -> str:
+    """The run whose staged output to read first: this run, or its parent when a re-execution skipped the step."""
+    return context.upstream_output.run_id
 
 
 class PublishedParquetIOManager(dg.ConfigurableIOManager):
-    """Publishes each DataFrame output as a new immutable version (or re-marks an identical one as latest)."""
+    """Stages each DataFrame output as an immutable version (or an identical existing one) for the run's commit."""
 
     output_root: str
 
@@ -40,7 +57,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         asset = context.asset_key.to_user_string()
-        partition = context.partition_key if context.has_asset_partitions else None
+        partition = _partition(context)
         lineage = obj.attrs.get("provenance", {})
         provenance = {
             **lineage,
@@ -48,8 +65,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
             "parameters": lineage.get("parameters", {}),
             "code": code_version(),
         }
-        run = {"dagster_run_id": context.run_id}
-        published = self.store.publish(asset, obj, provenance, partition, run, points=_points(context))
+        published = self.store.stage(context.run_id, asset, obj, provenance, partition, points=_points(context))
         context.add_output_metadata(
             {
                 "dagster/row_count": len(obj),
@@ -64,12 +80,14 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        """The latest version (of each requested partition), with its lineage as the frame's input provenance."""
+        """The version this run staged, else the latest (of each requested partition), with its lineage as the
+        frame's input provenance."""
         asset = context.asset_key.to_user_string()
         store = self.store
         latest = store.latest_by_partition(asset)
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
-        versions = {key: latest[key] for key in keys if key in latest}
+        versions = {key: store.staged(_producing_run(context), asset, key) or latest.get(key) for key in keys}
+        versions = {key: version for key, version in versions.items() if version}
         if not versions:
             raise dg.Failure(f"nothing published for {asset} under {store.root}")
         frames, inputs = [], {}
@@ -84,9 +102,43 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         return frame
 
 
+class IntermediateIOManager(dg.ConfigurableIOManager):
+    """Values passed between steps, in open formats under `<root>/_runs/<run id>/intermediate/`: a `Layer` as a
+    GeoTIFF, a DataFrame as Parquet. Nothing is ever written in place, so concurrent runs never read each other's
+    half-written files, and nothing is unpickled."""
+
+    output_root: str
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if isinstance(obj, Layer):
+            suffix, data = ".tif", layer_to_geotiff(obj)
+        elif isinstance(obj, pd.DataFrame):
+            suffix, data = ".parquet", to_parquet_bytes(obj, obj.attrs.get("provenance"))
+        else:
+            raise TypeError(f"{context.asset_key.to_user_string()}: intermediates must be a Layer or a DataFrame")
+        store = VersionedParquetStore(self.output_root)
+        path = store.write_intermediate(
+            context.run_id, context.asset_key.to_user_string(), _partition(context), suffix, data
+        )
+        context.add_output_metadata({"intermediate": dg.MetadataValue.path(path)})
+
+    def load_input(self, context: dg.InputContext):
+        store = VersionedParquetStore(self.output_root)
+        asset = context.asset_key.to_user_string()
+        try:
+            suffix, data = store.read_intermediate(_producing_run(context), asset, _partition(context))
+        except KeyError as error:
+            raise dg.Failure(str(error.args[0])) from None
+        if suffix == ".tif":
+            return layer_from_geotiff(data)
+        frame = pd.read_parquet(io.BytesIO(data))
+        frame.attrs["provenance"] = read_provenance(io.BytesIO(data))
+        return frame
+
+
 def build_io_managers(output_root: str) -> dict:
     root = normalise_root(output_root)
     return {
-        "io_manager": dg.FilesystemIOManager(base_dir=f"{root}/{INTERMEDIATE_DIR}"),
+        "io_manager": IntermediateIOManager(output_root=root),
         "published_io_manager": PublishedParquetIOManager(output_root=root),
     }

@@ -9,22 +9,28 @@ from soil_pipeline.cli import QUIET_LOGS
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.reference_data import scenario_ids
+from soil_pipeline.run_commit import commit_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **definition_kwargs):
-    job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def("soil_pipeline_job")
-    return job.execute_in_process(
+def run_job(job_name: str, output_root: Path, partition: str, **definition_kwargs):
+    """Run a job in-process and, when it succeeds, commit its outputs as `soil-pipeline run` does."""
+    job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def(job_name)
+    result = job.execute_in_process(
         run_config=QUIET_LOGS, partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
     )
+    if result.success:
+        commit_run(str(output_root), result.run_id)
+    return result
+
+
+def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **definition_kwargs):
+    return run_job("soil_pipeline_job", output_root, partition, **definition_kwargs)
 
 
 def run_scenario_job(output_root: Path, scenario_id: str, **definition_kwargs):
-    job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def("restoration_scenarios_job")
-    return job.execute_in_process(
-        run_config=QUIET_LOGS, partition_key=scenario_id, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-    )
+    return run_job("restoration_scenarios_job", output_root, scenario_id, **definition_kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from soil_pipeline.cli import ingest_failure_text, landing_warnings, main
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.publishing.store import CATALOG_FILE, VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
+from soil_pipeline.run_commit import commit_run
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 PARTITION = "2024-01"
@@ -159,20 +160,18 @@ def _published_files(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def published_root(embedded_run, tmp_path):
-    """A copy of the embedded run's published versions (plus the grids that field_drop and topsoil stocks read)."""
+    """A copy of the embedded run's published versions and committed grids (topsoil stocks reads the climate grid)."""
     _, source = embedded_run
     root = tmp_path / "published"
-    shutil.copytree(source, root, ignore=shutil.ignore_patterns("_intermediate", "_data_docs", ".lock"))
-    (root / "_intermediate").mkdir()
-    for grid in ("climate_zone_grid", "soc_stock_grid"):
-        shutil.copy(source / "_intermediate" / grid, root / "_intermediate" / grid)
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("_data_docs", ".lock"))
     before = (_published_files(root), (root / CATALOG_FILE).read_bytes())
     yield root, before
     assert {name: digest for name, digest in _published_files(root).items() if name in before[0]} == before[0]
 
 
 def _materialize(selection, root: Path, inputs: InputDatasets, partition: str | None = PARTITION):
-    return dg.materialize(
+    """Materialize `selection` in-process and commit it when it succeeds, as `soil-pipeline run` does."""
+    result = dg.materialize(
         all_assets,
         selection=selection,
         partition_key=partition,
@@ -180,6 +179,9 @@ def _materialize(selection, root: Path, inputs: InputDatasets, partition: str | 
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
+    if result.success:
+        commit_run(str(root), result.run_id)
+    return result
 
 
 def _failure_text(result) -> str:
@@ -272,6 +274,22 @@ def test_drops_lists_landing_folders_and_warns_about_invalid_ones(tmp_path, caps
     assert landing_warnings(str(tmp_path)) == [
         f"warning: {tmp_path}/field_samples/2013-1/ is not a partition folder (YYYY-MM, e.g. 2012-10); it is ignored"
     ]
+
+
+def test_swapped_coordinates_block_topsoil_stocks_and_the_run_lists_nothing(published_root):
+    """field_sites of the swapped drop pass their own contract and are written, but the run fails downstream: it
+    lists nothing, so every asset keeps its previous latest version (no new sites beside old stocks)."""
+    root, (_, catalog_before) = published_root
+    listed_sites = VersionedParquetStore(root).latest("field_sites", PARTITION)
+    inputs = InputDatasets(landing_dir=str(CORPUS / "field" / "latlon_swapped"))
+    result = _materialize([*FIELD_DROP, "topsoil_soc_stocks"], root, inputs)
+    assert not result.success
+    assert "at most 10 % of country_adm0_a3 may be missing" in _failure_text(result)
+    checks = {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["topsoil_soc_stocks"] is False
+    [sites] = [m for m in result.asset_materializations_for_node("field_drop") if m.asset_key.path == ["field_sites"]]
+    assert sites.metadata["version"].value != listed_sites
+    assert (root / CATALOG_FILE).read_bytes() == catalog_before
 
 
 @pytest.mark.parametrize("raster", sorted(FAILING_RASTERS))

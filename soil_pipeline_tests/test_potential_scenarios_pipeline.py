@@ -1,7 +1,6 @@
 """End to end through Dagster on the embedded global data: the published potential and scenario tables."""
 
 import json
-import pickle
 import shutil
 
 import dagster as dg
@@ -11,10 +10,10 @@ import pytest
 import rasterio
 
 from soil_pipeline.definitions import all_assets, build_definitions, build_resources
-from soil_pipeline.io_managers import INTERMEDIATE_DIR
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.reference_data import factor, scenario_ids
 from soil_pipeline.resources import InputDatasets
+from soil_pipeline.run_commit import commit_run
 from soil_pipeline.science.grid import cell_area_ha
 from soil_pipeline_tests.conftest import FIXTURES, QUIET_LOGS
 
@@ -211,6 +210,7 @@ def _materialize(root, asset_name, run_config=None, inputs=None, partition_key=N
         partition_key=partition_key,
     )
     assert result.success
+    commit_run(str(root), result.run_id)
     return result
 
 
@@ -238,8 +238,9 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     pasture_path = FIXTURES / "hyde32_cropland_km2_2016_5arcmin_aligned.tif"
     result = _materialize(copied_root, "converted_land_grid", inputs=InputDatasets(pasture_raster=str(pasture_path)))
     layer = result.output_for_node("converted_land_grid")
-    with open(copied_root / INTERMEDIATE_DIR / "cropland_grid", "rb") as handle:
-        cropland = pickle.load(handle).data.astype("float64")
+    cropland_tif = copied_root / VersionedParquetStore(copied_root).document()["intermediates"]["cropland_grid"]
+    with rasterio.open(cropland_tif) as source:
+        cropland = source.read(1).astype("float64")
     with rasterio.open(pasture_path) as source:
         pasture = source.read(1).astype("float64")
         pasture[pasture == source.nodata] = 0.0

@@ -15,8 +15,9 @@ from soil_pipeline.assets import field_samples, global_grids, regions, sources
 from soil_pipeline.definitions import DATA_DOCS_DIR, build_resources
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.parquet import read_provenance
-from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
+from soil_pipeline.publishing.store import DATA_FILE, RUNS_DIR, VersionedParquetStore
 from soil_pipeline.resources import DATA_DIR, InputDatasets
+from soil_pipeline.run_commit import commit_run
 from soil_pipeline_tests.conftest import QUIET_LOGS, run_main_job
 
 PUBLISHED = [
@@ -40,16 +41,15 @@ def sha256(path: Path) -> str:
 
 
 def output_files(root: Path) -> dict[str, str]:
-    """sha256 of every output file of the main job (published Parquet, intermediate grids) by path under the root;
-    manifests and the catalog hold clock times and run ids, the Data Docs are per-run reports, the lock is empty."""
-    return {
-        p.relative_to(root).as_posix(): sha256(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-        and p.suffix != ".json"
-        and p.name != ".lock"
-        and not {DATA_DOCS_DIR, *OTHER_JOBS} & set(p.relative_to(root).parts)
-    }
+    """sha256 of every output file of the main job (published Parquet, intermediate grids) by path under the root,
+    without the run id; manifests and the catalog hold clock times and run ids, the Data Docs are per-run reports,
+    the lock is empty."""
+    files = {}
+    for p in sorted(root.rglob("*")):
+        parts = p.relative_to(root).parts
+        if p.is_file() and p.suffix != ".json" and p.name != ".lock" and not {DATA_DOCS_DIR, *OTHER_JOBS} & set(parts):
+            files["/".join(parts[2:] if parts[0] == RUNS_DIR else parts)] = sha256(p)
+    return files
 
 
 def main_job_rows(root: Path) -> list[dict]:
@@ -148,15 +148,19 @@ def test_rerun_in_a_fresh_file_url_root_gives_byte_identical_outputs(embedded_ru
 def test_rerun_in_the_same_root_publishes_nothing_new_and_says_so(tmp_path):
     resources = build_resources(str(tmp_path))
 
-    def materialize_countries() -> dict:
+    def materialize_countries() -> tuple[dict, list[dict]]:
         result = dg.materialize([regions.countries], resources=resources, run_config=QUIET_LOGS)
-        return result.asset_materializations_for_node("countries")[0].metadata
+        return result.asset_materializations_for_node("countries")[0].metadata, commit_run(str(tmp_path), result.run_id)
 
-    first, second = materialize_countries(), materialize_countries()
+    (first, first_commit), (second, second_commit) = materialize_countries(), materialize_countries()
     assert (first["newly_published"].value, second["newly_published"].value) == (True, False)
     assert first["version"] == second["version"]
     assert second["publication"].value.startswith("unchanged: identical version")
     assert [p.name for p in (tmp_path / "countries").iterdir()] == [first["version"].value]
+    assert [(row["asset"], row["status"]) for row in first_commit + second_commit] == [
+        ("countries", "new"),
+        ("countries", "unchanged"),
+    ]
 
 
 def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):

@@ -76,3 +76,43 @@ def test_a_country_in_two_groups_is_an_error():
     groups = [{"id": "A", "adm0_a3": ["IND"]}, {"id": "B", "natural_earth_subregions": ["Southern Asia"]}]
     with pytest.raises(ValueError, match="more than one group"):
         group_membership(np.array(["Southern Asia"]), np.array(["IND"]), groups)
+
+
+SHIPPED = (reference_data.SCENARIOS_DIR / "global_priority_15pct.yaml").read_text()
+BILLION_LAUGHS = "\n".join(
+    ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (SHIPPED.replace("description: >-", f"description: {BILLION_LAUGHS.splitlines()[0][3:]}\nx: >-"), "anchors"),
+        (BILLION_LAUGHS, "anchors and aliases are not allowed"),
+        (SHIPPED.replace("horizon_yr: 20", "horizon_yr: .inf"), "horizon_yr = inf is not a finite number"),
+        (SHIPPED.replace("horizon_yr: 20", "horizon_yr: 1.0e+308"), "horizon_yr = 1e+308 is not a finite number"),
+        (SHIPPED.replace("horizon_yr: 20", "horizon_yr: 1e308"), "horizon_yr must be a plain float, got '1e308'"),
+        (SHIPPED.replace("horizon_yr: 20", "horizon_yr: " + "9" * 47), "horizon_yr = 9999"),
+        (SHIPPED.replace("horizon_yr: 20", "horizon_yr: 5000"), "horizon_yr = 5000 is outside [1e-06, 1000]"),
+        (SHIPPED.replace("fraction: 0.15", "fraction: 0"), "fraction = 0 is outside"),
+        (SHIPPED.replace("fraction: 0.15", "fraction: '0.15'"), "fraction must be a plain float"),
+        (SHIPPED.replace("period_yr: 20", "period_yr: [20]"), "recovery.period_yr must be a plain float"),
+        (SHIPPED.replace("scope: global", "scope: {a: 1}"), "scope must be a text"),
+        (SHIPPED + "\n" + "#" * (reference_data.MAX_DECLARATION_BYTES + 1), "bytes, more than the"),
+        (SHIPPED.replace("scope: global", "scope: nowhere"), "scope must be one of"),
+    ],
+)
+def test_a_bad_scenario_file_is_refused_at_load_time_naming_the_file(text, expected, tmp_path, monkeypatch):
+    monkeypatch.setattr(reference_data, "SCENARIOS_DIR", tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(reference_data.DeclarationError) as error:
+        reference_data.load_scenario("bad")
+    assert str(error.value).startswith(f"{tmp_path / 'bad.yaml'}: ")
+    assert expected in str(error.value)
+
+
+def test_the_shipped_declaration_files_pass_the_bounded_loader():
+    for scenario_id in reference_data.scenario_ids():
+        assert reference_data.load_scenario(scenario_id).horizon_yr == 20
+    assert reference_data.priority_regions() and reference_data.monte_carlo_parameters()

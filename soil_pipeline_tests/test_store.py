@@ -70,7 +70,7 @@ def test_catalog_lists_every_version_with_id_time_partition_rows_and_latest(tmp_
         store.publish("sites", frame(), {**PROVENANCE, "parameters": {"month": month}}, partition=month)
     store.publish("regional", frame(), PROVENANCE)
 
-    catalog = json.loads((tmp_path / "catalog.json").read_text())
+    catalog = json.loads((tmp_path / "catalog.json").read_text())["versions"]
     assert [(row["asset"], row["partition"], row["latest"]) for row in catalog] == [
         ("regional", None, True),
         ("sites", "2012-10", True),

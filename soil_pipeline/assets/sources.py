@@ -3,10 +3,12 @@
 The ingesting assets depend on these (`deps=`), and every asset has a `code_version`, so after an input drop, a
 changed raster or a code change the Dagster UI marks the affected assets stale and says why. Each run of the main
 job observes them first; "Observe sources" in the UI does it on demand. A URL input (e.g. `/vsicurl/...`) is not
-downloaded to be hashed: its data version is its address, so only a change of address shows as new data.
+downloaded to be hashed: its data version is its content identity as the server reports it (ETag, size,
+last-modified), never its address, which may carry a rotating signature.
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -21,11 +23,16 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def file_version(path: str | None) -> str:
-    """sha256 of a local file; for anything else, its address; "not configured" for an optional input left unset."""
+    """sha256 of a local file; for a remote one, a hash of its name and content identity (not its address); "not
+    configured" for an optional input left unset."""
     if not path:
         return "not configured"
     local = Path(path)
-    return provenance.file_sha256(local) if local.is_file() else f"address:{path}"
+    if local.is_file():
+        return provenance.file_sha256(local)
+    [entry] = provenance.file_input("remote", path).values()
+    identity = {key: value for key, value in entry.items() if key != "address"}
+    return "remote:" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 def drop_version(drop_dir: Path) -> str:

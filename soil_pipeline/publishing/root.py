@@ -14,6 +14,7 @@ backends share the reading side (fsspec):
   can lose one entry (never corrupt it); publish to remote roots from one run at a time.
 """
 
+import errno
 import fcntl
 import os
 import posixpath
@@ -30,6 +31,8 @@ DEFAULT_OUTPUT_ROOT = "soil_pipeline_output"
 TMP_PREFIX = ".tmp-"
 LOCK_SUFFIX = ".lock"
 STORE_LOCK = ".lock"
+# Free space a run needs on a local root (intermediate grids, Data Docs and new versions of every asset).
+MIN_FREE_BYTES = 1 << 30
 # Asset names, partition keys and version ids: one path segment, no separators, never "." or "..", never hidden.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=|-]{0,199}")
 
@@ -50,6 +53,31 @@ def normalise_root(root: str | os.PathLike) -> str:
     if isinstance(fs, LocalFileSystem):
         return str(Path(path).resolve())
     return fs.unstrip_protocol(posixpath.normpath(path))
+
+
+def check_output_root(root: str, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+    """Before a run: a local root must be (or become) a folder we can write to, with `min_free_bytes` free.
+
+    Raises the OSError subclass that names the problem, with the path as its filename. Remote roots are checked by
+    their first write.
+    """
+    if "://" in root:
+        return
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the output root is a file, not a folder", str(path))
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f"{TMP_PREFIX}probe-{uuid.uuid4().hex}"
+    try:
+        probe.write_bytes(b"")
+    except PermissionError:
+        raise PermissionError(errno.EACCES, "the output root is not writable", str(path)) from None
+    finally:
+        probe.unlink(missing_ok=True)
+    free = shutil.disk_usage(path).free
+    if free < min_free_bytes:
+        message = f"{free / 1e6:.0f} MB free in the output root, a run needs {min_free_bytes / 1e6:.0f} MB"
+        raise OSError(errno.ENOSPC, message, str(path))
 
 
 def open_root(root: str | os.PathLike) -> "RemoteRoot":

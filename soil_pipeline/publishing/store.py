@@ -2,22 +2,31 @@
 
 A version folder holds `data.parquet` and `manifest.json` (what was published, from what, by which code and run,
 and the sha256 of each file). The version id is the first 16 hex digits of the sha256 of the asset name, the
-partition, the reproducible provenance (input sha256s, parameters, code and library versions, definition files) and
+partition, the reproducible provenance (input sha256s or remote content identities, parameters, code and library
+versions, definition files; not the address of a remote input) and
 the sha256 of the data bytes, which embed that same provenance. The data bytes are deterministic, so unchanged inputs,
 code and parameters give the same id: a rerun finds the version already there, writes nothing, and only marks it
 the latest again. Anything tied to one run (Dagster run id, wall-clock time) stays in the manifest, outside the id.
 
-A version becomes visible only when complete (see `root.py` for how each backend guarantees it), and `catalog.json`
-at the root is updated last, atomically, under the store lock. The catalog, not the folder listing, is what
-readers use: one row per (asset, version) with its partition, created time, row count, data sha256 and whether it is
-the latest of its (asset, partition). It is JSON rather than Parquet because it is small, is rewritten whole on
-every publish, and must stay readable without pyarrow (e.g. `soil-pipeline versions`, `jq`, a text editor).
+A version folder is written whole (see `root.py` for how each backend guarantees it), but it is listed only by
+`catalog.json`, which is what readers use. A pipeline run publishes in two steps: each output is *staged* (its
+version folder written, plus a small entry under `_runs/<run id>/staged/`), then `commit_run` lists everything the
+run staged, and points at the grids it wrote, in one atomic replacement of the catalog under the store lock. A run
+that fails is never committed: its versions stay unlisted (and are removed by `gc`), and readers never see a mix
+of a failed run's outputs with older ones. `publish` stages and commits one table at once.
+
+The catalog is JSON rather than Parquet because it is small, is rewritten whole on every commit, and must stay
+readable without pyarrow (e.g. `soil-pipeline versions`, `jq`, a text editor): `{"versions": [one row per (asset,
+version) with partition, created time, row count, data sha256 and whether it is the latest of its (asset,
+partition)], "intermediates": {asset: path of the latest committed grid}, "runs": [committed runs, oldest first]}`.
 """
 
 import hashlib
 import json
 import os
+import posixpath
 import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +40,13 @@ DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 CATALOG_FILE = "catalog.json"
 VERSION_ID_LENGTH = 16
+# Per-run area: `_runs/<run id>/staged/<key>.json` (what the run will list), `_runs/<run id>/intermediate/<key>.<ext>`
+# (its grids and tables between steps) and a `failed` marker once the run is known to have failed.
+RUNS_DIR = "_runs"
+STAGED_DIR = "staged"
+INTERMEDIATE_DIR = "intermediate"
+FAILED_MARKER = "failed"
+INTERMEDIATE_SUFFIXES = (".tif", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,27 @@ def _catalog_entry(manifest: dict) -> dict:
     return {**entry, "data_sha256": manifest["files"][DATA_FILE], "path": f"{manifest['asset']}/{manifest['version']}"}
 
 
+def without_addresses(provenance: dict) -> dict:
+    """`provenance` without the `address` of remote inputs: a remote file is identified by its content (name, ETag,
+    size, last-modified), so the same data read from another host or through a new signed URL is the same version.
+    The address stays in the manifest."""
+    inputs = {
+        role: {key: value for key, value in entry.items() if key != "address"} if isinstance(entry, dict) else entry
+        for role, entry in provenance.get("inputs", {}).items()
+    }
+    return {**provenance, "inputs": inputs} if "inputs" in provenance else provenance
+
+
+def output_key(asset: str, partition: str | None) -> str:
+    """One path segment naming an output: `asset` or `asset=partition`."""
+    safe_name(asset, "asset name")
+    return f"{asset}={safe_name(partition, 'partition')}" if partition is not None else asset
+
+
+def empty_catalog() -> dict:
+    return {"versions": [], "intermediates": {}, "runs": []}
+
+
 def with_entry(catalog: list[dict], entry: dict) -> list[dict]:
     """`catalog` with `entry` added (or replaced) as the latest of its (asset, partition)."""
     key = (entry["asset"], entry["partition"])
@@ -86,23 +123,125 @@ class VersionedParquetStore:
         run: dict | None = None,
         points: tuple[str, str] | None = None,
     ) -> PublishedVersion:
-        """Publish `frame` unless an identical version exists; either way mark it the latest for its partition.
+        """Stage `frame` and commit it at once, as a one-table run: the version is written unless an identical one
+        exists, and either way it becomes the latest for its partition. `run` (e.g. the Dagster run id) goes into
+        the manifest only; `points` = (lon column, lat column) writes GeoParquet with a point geometry column."""
+        run_id = f"publish-{uuid.uuid4().hex}"
+        published = self.stage(run_id, asset, frame, provenance, partition, points, run)
+        self.commit_run(run_id)
+        self.backend.fs.rm(self.backend.path(RUNS_DIR, run_id), recursive=True)
+        return published
 
-        `points` = (lon column, lat column) writes GeoParquet with a point geometry column. `run` (e.g. the Dagster
-        run id) goes into the manifest only.
+    def stage(
+        self,
+        run_id: str,
+        asset: str,
+        frame: pd.DataFrame,
+        provenance: dict,
+        partition: str | None = None,
+        points: tuple[str, str] | None = None,
+        run: dict | None = None,
+    ) -> PublishedVersion:
+        """Write `frame` as a version (unless an identical one exists) and stage it for `commit_run(run_id)`.
+
+        The staged entry is written before the version folder, so `gc` never removes a version a live run staged.
         """
-        safe_name(asset, "asset name")
-        if partition is not None:
-            safe_name(partition, "partition")
-        embedded = {"asset": asset, "partition": partition, **provenance}
+        key = output_key(asset, partition)
+        identity = without_addresses(provenance)
+        embedded = {"asset": asset, "partition": partition, **identity}
         data = to_geoparquet_bytes(frame, *points, embedded) if points else to_parquet_bytes(frame, embedded)
-        version = version_id(asset, partition, provenance, sha256_bytes(data))
+        version = version_id(asset, partition, identity, sha256_bytes(data))
+        run = run or {"dagster_run_id": run_id}
         manifest = self._manifest(asset, version, partition, frame, data, provenance, run, points)
         files = {DATA_FILE: data, MANIFEST_FILE: json.dumps(manifest, indent=2, sort_keys=True).encode()}
+        staged = {"asset": asset, "version": version, "partition": partition}
+        self.backend.write_file(
+            (RUNS_DIR, safe_name(run_id, "run id"), STAGED_DIR, f"{key}.json"), json.dumps(staged).encode()
+        )
         newly = self.backend.write_version(asset, version, files)
         manifest = self.manifest(asset, version)
-        self._record(manifest)
         return PublishedVersion(asset, version, partition, self.backend.display(asset, version), newly, manifest)
+
+    def staged(self, run_id: str, asset: str, partition: str | None = None) -> str | None:
+        """The version `run_id` staged for (asset, partition), if it staged one."""
+        parts = (RUNS_DIR, safe_name(run_id, "run id"), STAGED_DIR, f"{output_key(asset, partition)}.json")
+        return json.loads(self.backend.read_bytes(*parts))["version"] if self.backend.exists(*parts) else None
+
+    def _staged_entries(self, run_id: str) -> list[dict]:
+        pattern = self.backend.path(RUNS_DIR, run_id, STAGED_DIR, "*.json")
+        return [json.loads(self.backend.fs.cat_file(path)) for path in sorted(self.backend.fs.glob(pattern))]
+
+    def _run_intermediates(self, run_id: str) -> dict[str, str]:
+        found = {}
+        for suffix in INTERMEDIATE_SUFFIXES:
+            for path in self.backend.fs.glob(self.backend.path(RUNS_DIR, run_id, INTERMEDIATE_DIR, f"*{suffix}")):
+                name = posixpath.basename(path)
+                found[name.removesuffix(suffix)] = f"{RUNS_DIR}/{run_id}/{INTERMEDIATE_DIR}/{name}"
+        return found
+
+    def commit_run(self, run_id: str, ancestors: tuple[str, ...] = ()) -> list[dict]:
+        """List everything `run_id` staged as the latest, and point at its intermediates, in one catalog write.
+
+        `ancestors` (oldest first) are the runs a re-execution continues: what they staged and the re-execution did
+        not redo is committed with it. Returns one row per staged output with `status` "new" (it became the latest)
+        or "unchanged" (it already was). Committing a run twice, or one that staged nothing here, does nothing.
+        """
+        staged, grids = {}, {}
+        for run in (*ancestors, safe_name(run_id, "run id")):
+            staged.update(
+                {output_key(e["asset"], e["partition"]): e for e in self._staged_entries(safe_name(run, "run id"))}
+            )
+            grids.update(self._run_intermediates(run))
+        staged = list(staged.values())
+        if not staged and not grids:
+            return []  # the run wrote nothing under this root (e.g. a run of another root seen by the sensor)
+        with self.backend.lock():
+            document = self.document()
+            if any(row["run_id"] == run_id for row in document["runs"]):
+                return []
+            before = {(r["asset"], r["partition"]): r["version"] for r in document["versions"] if r["latest"]}
+            versions, outcome = document["versions"], []
+            for entry in staged:
+                versions = with_entry(versions, _catalog_entry(self.manifest(entry["asset"], entry["version"])))
+                unchanged = before.get((entry["asset"], entry["partition"])) == entry["version"]
+                outcome.append({**entry, "status": "unchanged" if unchanged else "new"})
+            document["versions"] = versions
+            document["intermediates"].update(grids)
+            committed_at = datetime.now(UTC).isoformat(timespec="seconds")
+            outputs = sorted([output_key(e["asset"], e["partition"]) for e in staged] + list(grids))
+            document["runs"].append({"run_id": run_id, "committed_at": committed_at, "outputs": outputs})
+            self.backend.write_atomic(CATALOG_FILE, json.dumps(document, indent=2).encode())
+        return outcome
+
+    def mark_failed(self, run_id: str) -> None:
+        """Record that `run_id` failed, if it wrote under this root: `gc` then removes what it wrote sooner."""
+        if self.backend.exists(RUNS_DIR, safe_name(run_id, "run id")):
+            self.backend.write_file((RUNS_DIR, run_id, FAILED_MARKER), b"")
+
+    def write_intermediate(self, run_id: str, asset: str, partition: str | None, suffix: str, data: bytes) -> str:
+        """Write one run-scoped intermediate (GeoTIFF grid or Parquet table); `commit_run` makes it the latest."""
+        if suffix not in INTERMEDIATE_SUFFIXES:
+            raise ValueError(f"intermediate suffix {suffix!r} is not one of {INTERMEDIATE_SUFFIXES}")
+        name = f"{output_key(asset, partition)}{suffix}"
+        return self.backend.write_file((RUNS_DIR, safe_name(run_id, "run id"), INTERMEDIATE_DIR, name), data)
+
+    def read_intermediate(self, run_id: str, asset: str, partition: str | None) -> tuple[str, bytes]:
+        """(suffix, bytes) of the intermediate `run_id` wrote, else of the latest committed one."""
+        key = output_key(asset, partition)
+        for suffix in INTERMEDIATE_SUFFIXES:
+            parts = (RUNS_DIR, safe_name(run_id, "run id"), INTERMEDIATE_DIR, f"{key}{suffix}")
+            if self.backend.exists(*parts):
+                return suffix, self.backend.read_bytes(*parts)
+        # A newer run's commit (and its gc) may move the pointer between reading it and opening the file: retry once.
+        for _ in range(2):
+            path = self.document()["intermediates"].get(key)
+            if path is None:
+                raise KeyError(f"no intermediate {key!r} under {self.root}: materialize {asset} first")
+            try:
+                return posixpath.splitext(path)[1], self.backend.read_bytes(*path.split("/"))
+            except FileNotFoundError:
+                continue
+        raise FileNotFoundError(f"intermediate {key!r} under {self.root} vanished twice while being read")
 
     @staticmethod
     def _manifest(asset, version, partition, frame, data, provenance, run, points) -> dict:
@@ -121,15 +260,23 @@ class VersionedParquetStore:
             manifest["geometry"] = {"column": GEOMETRY_COLUMN, "type": "Point", "from_columns": list(points)}
         return manifest
 
-    def _record(self, manifest: dict) -> None:
-        with self.backend.lock():
-            catalog = with_entry(self.catalog(), _catalog_entry(manifest))
-            self.backend.write_atomic(CATALOG_FILE, json.dumps(catalog, indent=2).encode())
+    def document(self) -> dict:
+        """The whole catalog (versions, intermediates, runs); a catalog written as a bare list holds versions only."""
+        if not self.backend.exists(CATALOG_FILE):
+            return empty_catalog()
+        try:
+            data = json.loads(self.backend.read_bytes(CATALOG_FILE))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{self.backend.display(CATALOG_FILE)}: not a valid catalog (JSON: {error})") from None
+        if isinstance(data, list):
+            data = {"versions": data}
+        if not isinstance(data, dict) or not isinstance(data.get("versions", []), list):
+            raise ValueError(f"{self.backend.display(CATALOG_FILE)}: not a valid catalog (no list of versions)")
+        return {**empty_catalog(), **data}
 
     def catalog(self) -> list[dict]:
-        if not self.backend.exists(CATALOG_FILE):
-            return []
-        return json.loads(self.backend.read_bytes(CATALOG_FILE))
+        """Every listed version, one row per (asset, version)."""
+        return self.document()["versions"]
 
     def versions(self, asset: str | None = None) -> list[dict]:
         return [row for row in self.catalog() if asset is None or row["asset"] == asset]
@@ -183,17 +330,31 @@ class VersionedParquetStore:
             return pd.read_parquet(source, columns=columns)
 
     def pull(self, asset: str, version: str, destination: str | os.PathLike) -> Path:
-        """Copy a version's data and manifest to `<destination>/<asset>/<version>/`, checking the data's sha256."""
+        """Copy a version's data and manifest to `<destination>/<asset>/<version>/`, checking the data's sha256.
+
+        The destination must lie outside a local output root: the store is never written by a copy.
+        """
         manifest = self.manifest(asset, version)
-        target = Path(destination).expanduser().resolve() / asset / version
-        staging = target.with_name(f"{TMP_PREFIX}{version}")
-        shutil.rmtree(staging, ignore_errors=True)
+        base = Path(destination).expanduser().resolve()
+        if isinstance(self.backend, LocalRoot) and base.is_relative_to(self.backend.dir):
+            raise ValueError(f"{base} is inside the output root {self.root}: pull copies versions out of the store")
+        target = base / asset / version
+        if target.is_dir() and _same_data(target, manifest):
+            return target
+        staging = target.with_name(f"{TMP_PREFIX}{version}-{uuid.uuid4().hex}")
         staging.mkdir(parents=True)
-        for name in (DATA_FILE, MANIFEST_FILE):
-            (staging / name).write_bytes(self.backend.read_bytes(asset, version, name))
-        if sha256_bytes((staging / DATA_FILE).read_bytes()) != manifest["files"][DATA_FILE]:
-            shutil.rmtree(staging)
-            raise OSError(f"{asset}/{version}: copied data does not match the manifest's sha256")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        try:
+            for name in (DATA_FILE, MANIFEST_FILE):
+                (staging / name).write_bytes(self.backend.read_bytes(asset, version, name))
+            if not _same_data(staging, manifest):
+                raise ValueError(f"{asset}/{version}: copied data does not match the manifest's sha256")
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+def _same_data(folder: Path, manifest: dict) -> bool:
+    data = folder / DATA_FILE
+    return data.is_file() and sha256_bytes(data.read_bytes()) == manifest["files"][DATA_FILE]
