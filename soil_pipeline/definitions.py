@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios, sources
+from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, rothc, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
 from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports
@@ -11,7 +11,7 @@ DATA_DOCS_DIR = "_data_docs"
 ARTIFACTS_DIR = "_artifacts"
 
 all_assets = dg.load_assets_from_modules(
-    [sources, field_samples, global_grids, regions, regional, potential, scenarios]
+    [sources, field_samples, global_grids, regions, regional, potential, rothc, scenarios]
 )
 
 # A job runs one partitions definition, so the scenario-partitioned asset has its own job.

@@ -168,21 +168,18 @@ def falloon_iom(soc_t_c_per_ha):
 
 
 def forward(pools, rates, clay, dpm_rpm_ratio, annual_input, years: int) -> np.ndarray:
-    """Run `years` of the climatological year from `pools` (..., 4, n) with constant annual plant input spread
-    evenly over the months (`annual_input` broadcastable to (..., n)); returns the pools at the end of each year,
-    shape (years, ..., 4, n)."""
+    """Pools (..., 4, n) after `years` of the climatological year (`rates` (12, n)) from `pools`, with a constant
+    annual plant input spread evenly over the months (`annual_input` broadcastable to (..., n))."""
     to_bio, to_hum = humification_shares(clay)
     monthly_input = np.asarray(annual_input)[..., None, :] / MONTHS_PER_YEAR
     split = plant_split(dpm_rpm_ratio, rates.shape[1]) * monthly_input  # (..., 4, n)
     decay = np.exp(-rates[:, None, :] * RATE_CONSTANTS_PER_YR[:, None] / MONTHS_PER_YEAR)  # (12, 4, n)
     pools = np.array(pools, dtype="float64")
-    out = np.empty((years,) + pools.shape)
-    for year in range(years):
+    for _ in range(years):
         for m in range(MONTHS_PER_YEAR):
             remaining = pools * decay[m]
             decomposed = pools.sum(axis=-2) - remaining.sum(axis=-2)
             pools = remaining + split
             pools[..., 2, :] += decomposed * to_bio
             pools[..., 3, :] += decomposed * to_hum
-        out[year] = pools
-    return out
+    return pools
