@@ -132,9 +132,10 @@ def _run_chunk(cells: CellInputs, idx: np.ndarray, scenarios: RothCScenarios):
     iom = rothc.falloon_iom(soc)
     carbon_input = (soc - iom) / unit.sum(axis=0)
     forward_rates = rothc.climatology_rates(tmp + scenarios.forward_warming_degc, pre, pet, *args)
+    forward_year = rothc.annual_map(forward_rates, clay, scenarios.dpm_rpm_ratio)
     inputs = scenarios.input_factors[:, None] * carbon_input  # (scenarios, n)
     start = np.broadcast_to(unit * carbon_input, (len(inputs),) + unit.shape)
-    pools = rothc.forward(start, forward_rates, clay, scenarios.dpm_rpm_ratio, inputs, scenarios.horizon_yr)
+    pools = rothc.run_years(start, forward_year, inputs, scenarios.horizon_yr)
     return carbon_input, pools.sum(axis=-2) + iom
 
 

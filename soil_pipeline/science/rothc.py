@@ -88,18 +88,29 @@ def plant_split(dpm_rpm_ratio, n: int | None = None) -> np.ndarray:
     return np.stack([r / (r + 1.0), 1.0 / (r + 1.0), np.zeros_like(r), np.zeros_like(r)])
 
 
+def _decompose(pools, remaining, to_bio, to_hum) -> np.ndarray:
+    """Decomposition of one month without inputs: pools (4, ..., n) keep `remaining` (4, n) of themselves and the
+    decomposed carbon goes to BIO and HUM in the shares `to_bio`, `to_hum` (n), the rest to CO2."""
+    remaining = remaining.reshape((N_POOLS,) + (1,) * (pools.ndim - 2) + remaining.shape[-1:])
+    kept = pools * remaining
+    decomposed = pools.sum(axis=0) - kept.sum(axis=0)
+    kept[2] += decomposed * to_bio
+    kept[3] += decomposed * to_hum
+    return kept
+
+
+def remaining_fraction(rate) -> np.ndarray:
+    """Share (4, n) of each pool left after a month at rate modifier `rate` (n): exp(-rate k / 12)."""
+    return np.exp(-RATE_CONSTANTS_PER_YR[:, None] * np.atleast_1d(rate) / MONTHS_PER_YEAR)
+
+
 def step(pools, rate, to_bio, to_hum, plant_c, dpm_rpm_ratio, fym_c=0.0) -> np.ndarray:
-    """One month: pools (4, ...) t C/ha -> new pools. `rate` = a x b x c; inputs in t C/ha for the month."""
-    k = RATE_CONSTANTS_PER_YR.reshape((N_POOLS,) + (1,) * (np.ndim(pools) - 1))
-    remaining = pools * np.exp(-rate * k / MONTHS_PER_YEAR)
-    decomposed = (pools - remaining).sum(axis=0)
-    split = plant_split(dpm_rpm_ratio).reshape((N_POOLS,) + (1,) * (np.ndim(pools) - 1 - np.ndim(dpm_rpm_ratio)))
-    new = remaining + split * plant_c
-    new[2] += decomposed * to_bio
-    new[3] += decomposed * to_hum
-    if np.any(fym_c):
-        new += FYM_SPLIT.reshape(k.shape) * fym_c
-    return new
+    """One month: pools (4, n) or (4,) t C/ha -> new pools. `rate` = a x b x c; inputs in t C/ha for the month."""
+    shape = np.shape(pools)
+    pools = np.asarray(pools, dtype="float64").reshape(N_POOLS, -1)
+    new = _decompose(pools, remaining_fraction(rate), to_bio, to_hum)
+    new += plant_split(dpm_rpm_ratio, pools.shape[1]) * plant_c + FYM_SPLIT[:, None] * fym_c
+    return new.reshape(shape)
 
 
 def monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions: Conventions, deficit=None):
@@ -133,53 +144,47 @@ def climatology_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventio
     raise RuntimeError(f"moisture deficit not periodic after {max_years} years")
 
 
-def _month_matrices(rate, to_bio, to_hum) -> np.ndarray:
-    """(n, 4, 4) linear map of one month's decomposition: new = M @ pools (before inputs)."""
-    remaining = np.exp(-rate[:, None] * RATE_CONSTANTS_PER_YR / MONTHS_PER_YEAR)  # (n, 4)
-    lost = 1.0 - remaining
-    matrix = np.zeros(rate.shape + (N_POOLS, N_POOLS))
-    idx = np.arange(N_POOLS)
-    matrix[:, idx, idx] = remaining
-    matrix[:, 2, :] += to_bio[:, None] * lost
-    matrix[:, 3, :] += to_hum[:, None] * lost
-    return matrix
+def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarray, np.ndarray]:
+    """The year as an affine map of the pools, per cell: end[i] = sum_j A[i, j] start[j] + u[i] x annual input,
+    with A (4, 4, n) and u (4, n) the year-end pools from 1 t C/ha of plant input on empty pools. `rates` (12, n)
+    are the months' rate modifiers; `input_shares` (12,) the share of the input added each month, evenly spread
+    by default. It composes the twelve monthly steps (`step`), so a run of whole years is one product per year."""
+    to_bio, to_hum = humification_shares(clay)
+    n = rates.shape[1]
+    shares = np.full(MONTHS_PER_YEAR, 1.0 / MONTHS_PER_YEAR) if input_shares is None else input_shares
+    split = plant_split(dpm_rpm_ratio, n)
+    year = np.repeat(np.eye(N_POOLS)[:, :, None], n, axis=2)
+    from_inputs = np.zeros((N_POOLS, n))
+    for m in range(MONTHS_PER_YEAR):
+        remaining = remaining_fraction(rates[m])
+        year = _decompose(year, remaining, to_bio, to_hum)
+        from_inputs = _decompose(from_inputs, remaining, to_bio, to_hum) + split * shares[m]
+    return year, from_inputs
 
 
 def unit_equilibrium(rates, clay, dpm_rpm_ratio, input_shares=None) -> np.ndarray:
     """Pools (4, n) at the end of the 12th month in the periodic steady state for 1 t C/ha/yr of plant input
-    (rates (12, n) from `climatology_rates`). `input_shares` (12,) is the share of the year's input added in each
-    month, evenly spread by default. Scale the result by the annual input: the model is linear in it."""
-    to_bio, to_hum = humification_shares(clay)
-    n = rates.shape[1]
-    shares = np.full(MONTHS_PER_YEAR, 1.0 / MONTHS_PER_YEAR) if input_shares is None else input_shares
-    split = plant_split(dpm_rpm_ratio, n).T  # (n, 4)
-    year = np.broadcast_to(np.eye(N_POOLS), (n, N_POOLS, N_POOLS))
-    from_inputs = np.zeros((n, N_POOLS))
-    for m in range(MONTHS_PER_YEAR):
-        month = _month_matrices(rates[m], to_bio, to_hum)
-        year = month @ year
-        from_inputs = np.einsum("nij,nj->ni", month, from_inputs) + split * shares[m]
-    return np.linalg.solve(np.eye(N_POOLS) - year, from_inputs[..., None])[..., 0].T
+    (arguments as `annual_map`). Scale the result by the annual input: the model is linear in it."""
+    year, from_inputs = annual_map(rates, clay, dpm_rpm_ratio, input_shares)
+    system = np.eye(N_POOLS) - year.transpose(2, 0, 1)
+    return np.linalg.solve(system, from_inputs.T[..., None])[..., 0].T
+
+
+def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, years: int) -> np.ndarray:
+    """Pools (..., 4, n) after `years` repetitions of the year `year_map` (from `annual_map`) from `pools`, with
+    `annual_input` t C/ha/yr (broadcastable to (..., n))."""
+    year, from_inputs = year_map
+    added = from_inputs * np.asarray(annual_input)[..., None, :]
+    pools = np.asarray(pools, dtype="float64")
+    for _ in range(years):
+        new = added.copy()
+        for i in range(N_POOLS):
+            for j in range(N_POOLS):
+                new[..., i, :] += year[i, j] * pools[..., j, :]
+        pools = new
+    return pools
 
 
 def falloon_iom(soc_t_c_per_ha):
     """Inert organic matter (t C/ha) from total SOC: IOM = 0.049 SOC^1.139 (Falloon et al. 1998)."""
     return 0.049 * np.power(soc_t_c_per_ha, 1.139)
-
-
-def forward(pools, rates, clay, dpm_rpm_ratio, annual_input, years: int) -> np.ndarray:
-    """Pools (..., 4, n) after `years` of the climatological year (`rates` (12, n)) from `pools`, with a constant
-    annual plant input spread evenly over the months (`annual_input` broadcastable to (..., n))."""
-    to_bio, to_hum = humification_shares(clay)
-    monthly_input = np.asarray(annual_input)[..., None, :] / MONTHS_PER_YEAR
-    split = plant_split(dpm_rpm_ratio, rates.shape[1]) * monthly_input  # (..., 4, n)
-    decay = np.exp(-rates[:, None, :] * RATE_CONSTANTS_PER_YR[:, None] / MONTHS_PER_YEAR)  # (12, 4, n)
-    pools = np.array(pools, dtype="float64")
-    for _ in range(years):
-        for m in range(MONTHS_PER_YEAR):
-            remaining = pools * decay[m]
-            decomposed = pools.sum(axis=-2) - remaining.sum(axis=-2)
-            pools = remaining + split
-            pools[..., 2, :] += decomposed * to_bio
-            pools[..., 3, :] += decomposed * to_hum
-    return pools
