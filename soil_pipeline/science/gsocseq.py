@@ -143,8 +143,8 @@ def nearest_source_index(target: GridSpec, flat_index: np.ndarray, source: Affin
     """Flat index into a source raster of the cell containing each target cell's centre (-1 outside it): nearest
     neighbour through the source's own transform, so south-up and north-up sources both land right."""
     rows, cols = np.divmod(flat_index, target.width)
-    x, y = target.transform * (cols + 0.5, rows + 0.5)
-    src_col, src_row = ~source * (x, y)
+    x, y = target.transform @ (cols + 0.5, rows + 0.5)
+    src_col, src_row = ~source @ (x, y)
     src_row, src_col = np.floor(src_row).astype("int64"), np.floor(src_col).astype("int64")
     height, width = source_shape
     inside = (src_row >= 0) & (src_row < height) & (src_col >= 0) & (src_col < width)
