@@ -120,3 +120,16 @@ def test_published_global_rates_are_ordered_by_input(published):
     np.testing.assert_allclose(gains, np.array([1, 2, 4]) * gains[0], rtol=1e-6)
     share = 100 * gains[2] * 1000 / world["target_4p1000_tg_c_per_yr"]
     assert world["ssm3_minus_bau_share_of_4p1000_pct"] == pytest.approx(share)
+
+
+def test_rate_maps_are_a_cog_with_one_band_per_scenario(embedded_run, published):
+    result, _ = embedded_run
+    [materialization] = result.asset_materializations_for_node("rothc_sequestration_potential")
+    metadata = materialization.metadata
+    with rasterio.open(metadata["rate_maps_cog"].value) as cog:
+        assert cog.count == 4 and cog.is_tiled and cog.overviews(1)
+        assert cog.transform.almost_equals(FIVE_MINUTES.transform)
+        ssm3, bau = cog.read(4), cog.read(1)
+    assert np.isfinite(ssm3).sum() == metadata["modelled_cells"].value
+    world = published[published["region_type"] == "global"].iloc[0]
+    assert np.nanmean(ssm3 - bau) == pytest.approx(world["ssm3_minus_bau_rate_t_c_per_ha_per_yr"], rel=0.5)

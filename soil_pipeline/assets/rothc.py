@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 import rasterio
 import yaml
+from rasterio.io import MemoryFile
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.cells import land_cells
 from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zonings
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import PRIORITY_REGIONS_FILE, citation, factor, file_inputs
-from soil_pipeline.resources import DATA_DIR
+from soil_pipeline.resources import DATA_DIR, ArtifactStore
 from soil_pipeline.science import gsocseq
 from soil_pipeline.science.aggregation import four_per_1000_target, zone_sums
 from soil_pipeline.science.grid import GridSpec, Layer
@@ -116,6 +117,7 @@ def cell_inputs(config: RothCInputs, grid: GridSpec, flat_index: np.ndarray, soc
 )
 def rothc_sequestration_potential(
     config: RothCInputs,
+    artifacts: ArtifactStore,
     soc_stock_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
@@ -151,11 +153,37 @@ def rothc_sequestration_potential(
         {"parameters": _parameters(scenarios)},
     )
     metadata = global_metadata(table, _global_columns(scenarios))
+    cog = rate_maps_cog(results, inputs.soc_t_c_per_ha, cells.index[cropped], soc_stock_grid.grid, scenarios)
+    metadata["rate_maps_cog"] = dg.MetadataValue.path(str(artifacts.write("rothc_rate_maps", cog, ".tif")))
     metadata["modelled_cells"] = int((results.status == gsocseq.MODELLED).sum())
     metadata["excluded_cells"] = dg.MetadataValue.json(
         {reason: int((results.status == reason).sum()) for reason in gsocseq.EXCLUSIONS}
     )
     yield from publish_if_valid("rothc_sequestration_potential", table, metadata=metadata)
+
+
+def rate_maps_cog(results, soc, flat_index, grid: GridSpec, scenarios: gsocseq.RothCScenarios) -> bytes:
+    """Cloud-Optimized GeoTIFF of the common grid, one float32 band per scenario: SOC change rate over the horizon
+    (t C/ha/yr) on the modelled cropland cells, NaN elsewhere."""
+    rates = (results.soc_final_t_c_per_ha - soc) / scenarios.horizon_yr
+    bands = np.full((len(scenarios.names), grid.height * grid.width), np.nan, dtype="float32")
+    bands[:, flat_index] = rates
+    profile = {"count": len(bands), "dtype": "float32", "crs": grid.crs, "transform": grid.transform}
+    with MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=grid.width, height=grid.height, nodata=np.nan, **profile) as tif:
+            tif.write(bands.reshape(len(bands), grid.height, grid.width))
+            for i, name in enumerate(scenarios.names, start=1):
+                tif.set_band_description(i, f"{name} SOC change rate, t C/ha/yr, {scenarios.horizon_yr} yr")
+        with memory.open() as tif, MemoryFile() as cog:
+            with cog.open(driver="COG", compress="DEFLATE", predictor=3, **_cog_profile(tif)) as out:
+                out.write(tif.read())
+                out.descriptions = tif.descriptions
+            return cog.read()
+
+
+def _cog_profile(tif) -> dict:
+    keys = ("width", "height", "count", "dtype", "crs", "transform", "nodata")
+    return {key: tif.profile[key] for key in keys}
 
 
 def _on_land_cells(quantities: dict[str, np.ndarray], cropped: np.ndarray) -> dict[str, np.ndarray]:
