@@ -43,6 +43,7 @@ def test_nearest_sampling_equals_gdal_nearest_for_north_up_and_south_up_sources(
 
 def test_equilibrium_input_holds_the_whrc_stock_and_ssm_gains_scale_with_inputs(real_cells):
     scenarios = dataclasses.replace(load_scenarios(), forward_warming_degc=0.0)
+    assert scenarios.bau_input_follows_npp  # and unchanged climate leaves NPP, hence inputs, unchanged
     results = gsocseq.run_cells(real_cells, scenarios)
     ok = results.status == gsocseq.MODELLED
     assert ok.sum() > 15_000
@@ -65,6 +66,12 @@ def test_warmer_forward_climate_loses_carbon_under_bau(real_cells):
     ok = results.status == gsocseq.MODELLED
     change = results.soc_final_t_c_per_ha[0, ok] - real_cells.soc_t_c_per_ha[ok]
     assert np.mean(change < 0) > 0.9
+
+
+def test_miami_npp():
+    # Lieth (1975): 10 degC, 1000 mm -> temperature-limited, 3000 / (1 + e^0.125) = 1406 g DM/m2/yr
+    assert gsocseq.miami_npp(10.0, 1000.0) == pytest.approx(1406.4, abs=0.1)
+    assert gsocseq.miami_npp(25.0, 300.0) == pytest.approx(3000 * (1 - np.exp(-0.000664 * 300)))
 
 
 def test_every_cell_gets_a_result_or_the_first_reason_it_is_excluded():

@@ -222,6 +222,7 @@ def _parameters(scenarios: gsocseq.RothCScenarios) -> dict:
         "reset_deficit_yearly": scenarios.conventions.reset_deficit_yearly,
         "covered_all_year": scenarios.covered_all_year,
         "forward_warming_degc": scenarios.forward_warming_degc,
+        "bau_input_follows_npp": scenarios.bau_input_follows_npp,
         "max_sand_pct": scenarios.max_sand_pct,
         "max_soc_t_c_per_ha": scenarios.max_soc_t_c_per_ha,
         "ssm_input_increase": scenarios.ssm_input_increase,

@@ -3,8 +3,9 @@
 Per cell: IOM from the current stock (Falloon et al. 1998); the annual plant input that puts RothC in equilibrium
 with that stock under the spin-up climate, solved from the periodic steady state for a unit input (the model is
 linear in inputs, so input = (SOC - IOM) / active carbon per unit input) instead of GSOCseq's 10,000-year runs;
-then forward runs from that state for business as usual (same input) and the SSM scenarios (input increased by
-5 / 10 / 20 %). Cells the procedure cannot or must not model get an exclusion reason instead of a result.
+then forward runs from that state for business as usual (the same input, or scaled by the change in MIAMI NPP
+with the forward climate, as GSOCseq does) and the SSM scenarios (BAU input increased by 5 / 10 / 20 %). Cells
+the procedure cannot or must not model get an exclusion reason instead of a result.
 """
 
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class RothCScenarios:
     conventions: rothc.Conventions
     covered_all_year: bool
     forward_warming_degc: float
+    bau_input_follows_npp: bool
     max_sand_pct: float
     max_soc_t_c_per_ha: float
     ssm_input_increase: dict[str, float]
@@ -56,6 +58,7 @@ class RothCScenarios:
             conventions=rothc.Conventions(float(raw["evaporation_factor"]), bool(raw["reset_deficit_yearly"])),
             covered_all_year=bool(raw["covered_all_year"]),
             forward_warming_degc=float(raw["forward_warming_degc"]),
+            bau_input_follows_npp=bool(raw["bau_input_follows_npp"]),
             max_sand_pct=float(raw["max_sand_pct"]),
             max_soc_t_c_per_ha=float(raw["max_soc_t_c_per_ha"]),
             ssm_input_increase={k: float(v) for k, v in raw["ssm_input_increase"].items()},
@@ -88,6 +91,14 @@ class CellResults:
     status: np.ndarray  # str per cell: MODELLED or an exclusion reason
     carbon_input_t_c_per_ha_per_yr: np.ndarray  # NaN where excluded
     soc_final_t_c_per_ha: np.ndarray  # (n_scenarios, n), NaN where excluded
+
+
+def miami_npp(mean_temperature_degc, annual_precipitation_mm):
+    """Climatic NPP of the MIAMI model (Lieth 1975), g DM/m2/yr: the lesser of 3000 / (1 + exp(1.315 - 0.119 T))
+    and 3000 (1 - exp(-0.000664 P)). GSOCseq scales BAU inputs by its change between periods."""
+    by_temperature = 3000.0 / (1.0 + np.exp(1.315 - 0.119 * np.asarray(mean_temperature_degc, dtype="float64")))
+    by_precipitation = 3000.0 * (1.0 - np.exp(-0.000664 * np.asarray(annual_precipitation_mm, dtype="float64")))
+    return np.minimum(by_temperature, by_precipitation)
 
 
 def exclusion_status(cells: CellInputs, scenarios: RothCScenarios) -> np.ndarray:
@@ -133,7 +144,13 @@ def _run_chunk(cells: CellInputs, idx: np.ndarray, scenarios: RothCScenarios):
     carbon_input = (soc - iom) / unit.sum(axis=0)
     forward_rates = rothc.climatology_rates(tmp + scenarios.forward_warming_degc, pre, pet, *args)
     forward_year = rothc.annual_map(forward_rates, clay, scenarios.dpm_rpm_ratio)
-    inputs = scenarios.input_factors[:, None] * carbon_input  # (scenarios, n)
+    bau_input = carbon_input
+    if scenarios.bau_input_follows_npp:
+        base = miami_npp(tmp.mean(axis=0), pre.sum(axis=0))
+        warmed = miami_npp(tmp.mean(axis=0) + scenarios.forward_warming_degc, pre.sum(axis=0))
+        # no rain, no climatic NPP in either period: the input stays as it was
+        bau_input = carbon_input * np.divide(warmed, base, out=np.ones_like(base), where=base > 0)
+    inputs = scenarios.input_factors[:, None] * bau_input  # (scenarios, n)
     start = np.broadcast_to(unit * carbon_input, (len(inputs),) + unit.shape)
     pools = rothc.run_years(start, forward_year, inputs, scenarios.horizon_yr)
     return carbon_input, pools.sum(axis=-2) + iom
