@@ -2,13 +2,14 @@
 
 import dataclasses
 
+import dagster as dg
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 from rasterio.warp import Resampling
 
-from soil_pipeline.assets.rothc import RothCInputs, cell_inputs, load_scenarios
+from soil_pipeline.assets.rothc import RothCInputs, cell_inputs, load_scenarios, read_sampled
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science import gsocseq
@@ -140,3 +141,17 @@ def test_rate_maps_are_a_cog_with_one_band_per_scenario(embedded_run, published)
     assert np.isfinite(ssm3).sum() == metadata["modelled_cells"].value
     world = published[published["region_type"] == "global"].iloc[0]
     assert np.nanmean(ssm3 - bau) == pytest.approx(world["ssm3_minus_bau_rate_t_c_per_ha_per_yr"], rel=0.5)
+
+
+def test_a_texture_raster_out_of_range_or_with_wrong_bands_fails_naming_file_and_rule(tmp_path):
+    with rasterio.open(RothCInputs().clay_coarse_raster) as src:
+        clay, profile = src.read(), src.profile
+    clay[0, 101, 301] = 140.0
+    bad = tmp_path / "clay_pct_times_10.tif"
+    with rasterio.open(bad, "w", **profile) as dst:
+        dst.write(clay)
+    flat = np.arange(0, FIVE_MINUTES.width * FIVE_MINUTES.height, 1001)
+    with pytest.raises(dg.Failure, match=r"clay_pct_times_10\.tif: clay_coarse_pct values outside \[0\.0, 100\.0\]"):
+        read_sampled(str(bad), "clay_coarse_pct", FIVE_MINUTES, flat)
+    with pytest.raises(dg.Failure, match=r"tmp_degc raster must be EPSG:4326 with 12 band\(s\)"):
+        read_sampled(RothCInputs().clay_coarse_raster, "tmp_degc", FIVE_MINUTES, flat)
