@@ -134,9 +134,9 @@ def monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions: 
 def climatology_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions: Conventions, max_years=50):
     """Rate modifiers (12, n) of a climatological year repeated: with carried-over deficit, the periodic one."""
     rates, deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions)
+    if conventions.reset_deficit_yearly:
+        return rates
     for _ in range(max_years):
-        if conventions.reset_deficit_yearly:
-            return rates
         again, next_deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions, deficit)
         if np.array_equal(next_deficit, deficit):
             return again
