@@ -114,21 +114,26 @@ def _potential_lines(table: pd.DataFrame) -> list[str]:
     world = global_row(table)
     lines = ["", "Sequestration potential, global (5th-95th percentile):"]
     for level in ("medium", "high"):
-        lines.append(
-            f"  Zomer-style cropland, {level:6s}: {_interval(world, f'zomer_{level}_tg_c_per_yr', '.0f')} Tg C/yr, "
-            f"{_interval(world, f'zomer_{level}_t_c_per_ha_per_yr', '.2f')} t C/ha/yr, "
-            f"{_interval(world, f'zomer_{level}_share_of_4p1000_pct', '.0f')} % of 4p1000"
-        )
+        for variant in ("reproduction", "independent"):
+            name, area = f"zomer_{level}_{variant}", f"zomer_{variant}_cropland_area_mha"
+            bd = f"zomer_{variant}_bd_g_per_cm3"
+            lines.append(
+                f"  Zomer-style cropland, {level:6s} {variant:12s}: {world[name + '_tg_c_per_yr']:.0f} Tg C/yr, "
+                f"{world[name + '_t_c_per_ha_per_yr']:.2f} t C/ha/yr on {world[area]:.0f} Mha (BD {world[bd]:.4f}), "
+                f"{_interval(world, name + '_share_of_4p1000_all_land_pct', '.0f')} % of 4p1000 (all land)"
+            )
     return lines
 
 
 def _scenario_lines(store: VersionedParquetStore) -> list[str]:
     lines = ["", "Restoration scenarios, global soil (0-30 cm) carbon gain at the horizon (5th-95th percentile):"]
     for key, version in sorted(store.latest_by_partition("restoration_scenario").items()):
-        world = global_row(store.read("restoration_scenario", version))
+        table = store.read("restoration_scenario", version)
+        world = global_row(table[table["estimate"] == "central"])
         lines.append(
             f"  {key:22s} {world['restored_area_mha']:7.1f} Mha restored, "
-            f"{_interval(world, 'soc_gain_pg_c', '.2f')} Pg C = {_interval(world, 'soc_gain_gt_co2', '.1f')} Gt CO2"
+            f"{_interval(world, 'soc_gain_pg_c', '.2f')} Pg C = {_interval(world, 'soc_gain_gt_co2', '.1f')} Gt CO2; "
+            f"bounds {world['soc_gain_lower_bound_pg_c']:.2f}-{world['soc_gain_upper_bound_pg_c']:.2f} Pg C"
         )
     return lines
 

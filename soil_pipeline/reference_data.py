@@ -4,6 +4,8 @@ restoration scenario definitions (YAML under `data/`). Readers here; the science
 import functools
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from soil_pipeline import provenance
@@ -13,6 +15,7 @@ from soil_pipeline.science.scenarios import Scenario
 
 FACTORS_FILE = DATA_DIR / "literature" / "factors.yaml"
 UNCERTAINTY_FILE = DATA_DIR / "literature" / "uncertainty.yaml"
+LAND_USE_LOSS_FILE = DATA_DIR / "literature" / "land_use_loss.yaml"
 PRIORITY_REGIONS_FILE = DATA_DIR / "priority_regions" / "priority_regions_4p1000.yaml"
 SCENARIOS_DIR = DATA_DIR / "scenarios"
 ZOMER_LEVELS = ("medium", "high")
@@ -51,6 +54,21 @@ def potential_parameters() -> PotentialParameters:
             zomer["reported_rate_medium"], increase["medium"], zomer["depth_cm"], zomer["duration_yr"]
         ),
     )
+
+
+def land_use_losses(zone_names: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Relative SOC loss per ha (1 - F) of "cropland" and "grazing" land, indexed by climate zone code (columns
+    code, name of the zone legend). A zone without factors (code 0, no zone) gets 1 for both: equal losses."""
+    table = _read_yaml(LAND_USE_LOSS_FILE)
+    losses = {}
+    for use in ("cropland", "grazing"):
+        lookup = np.ones(int(zone_names["code"].max()) + 1)
+        factors_by_zone = table[use]["f_by_zone"]
+        for code, name in zip(zone_names["code"], zone_names["name"], strict=True):
+            if name in factors_by_zone:
+                lookup[code] = 1.0 - float(factors_by_zone[name])
+        losses[use] = lookup
+    return losses
 
 
 @functools.cache

@@ -23,7 +23,7 @@ class InputDatasets(dg.ConfigurableResource):
         DATA_DIR / "hyde32_cropland_2016_10km" / "lcv_landuse.cropland_hyde_p_10km_s0..0cm_2016_v3.2.tif"
     )
     climate_zones_raster: str = str(DATA_DIR / "ipcc_climate_zones_0p5" / "ipcc_climate_zones.tif")
-    countries_vector: str = str(DATA_DIR / "naturalearth_110m_admin0" / "ne_110m_admin_0_countries.geojson")
+    countries_vector: str = str(DATA_DIR / "naturalearth_10m_admin0" / "ne_10m_admin_0_countries_deu.geojson.zip")
     # Optional pasture/grazing area (km2 per cell, like the HYDE cropland raster); when set, converted land for the
     # restoration scenarios is cropland plus pasture. None by default: no pasture layer is embedded.
     pasture_raster: str | None = None

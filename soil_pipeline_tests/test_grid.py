@@ -12,7 +12,16 @@ from rasterio.warp import Resampling
 
 from soil_pipeline.readers import read_raster
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, GridSpec, Layer, align, cell_area_ha, common_grid
+from soil_pipeline.science.grid import (
+    AUTHALIC_EARTH_RADIUS_KM,
+    GridSpec,
+    Layer,
+    align,
+    cell_area_ha,
+    common_grid,
+    lattice_offset,
+    shift_onto,
+)
 from soil_pipeline_tests.conftest import FIXTURES
 
 GLOBAL_5MIN = GridSpec(4320, 2160, Affine(1 / 12, 0, -180, 0, -1 / 12, 90))
@@ -48,29 +57,51 @@ def test_layers_share_a_grid_only_when_size_crs_and_transform_agree():
     assert common_grid(layer(GLOBAL_5MIN), layer(same)) == GLOBAL_5MIN
 
 
-def _aligned_cropland() -> tuple[np.ndarray, np.ndarray]:
+def test_hyde_cropland_with_sum_resampling_preserves_total_area():
     band = read_raster(InputDatasets().cropland_raster)
     aligned = align(band.data, band.transform, band.crs, band.nodata, GLOBAL_5MIN, Resampling.sum, np.nan, "float32")
-    return aligned.astype("float64"), band.data[band.data != band.nodata].astype("float64")
+    source_total = band.data[band.data != band.nodata].astype("float64").sum()
+    assert np.nansum(aligned.astype("float64")) == pytest.approx(source_total, rel=1e-4)
 
 
-def test_hyde_cropland_alignment_preserves_total_area():
-    aligned, source_values = _aligned_cropland()
-    assert np.nansum(aligned) == pytest.approx(source_values.sum(), rel=1e-4)
-    assert np.nansum(aligned) / 1e4 == pytest.approx(1591.3, rel=1e-3)  # km2 -> Mha
-
-
-def test_hyde_alignment_is_the_oracle_shifted_by_less_than_one_row():
-    aligned, _ = _aligned_cropland()
+def test_hyde_cropland_is_detected_off_the_lattice_and_shifted_onto_the_oracle():
+    band = read_raster(InputDatasets().cropland_raster)
+    offset = lattice_offset(GridSpec(4320, 1792, band.transform, band.crs), GLOBAL_5MIN)
+    assert offset == pytest.approx((0.0, 31.56), abs=1e-6)  # origin 87.37 N: 2.63 deg = 31.56 rows below 90 N
+    aligned, record = shift_onto(band.data, band.nodata, offset, GLOBAL_5MIN, np.nan, "float32")
+    assert record["shift_cells"] == {"columns": 0, "rows": 32}
+    assert record["source_cells_outside_target"] == 0
     with rasterio.open(FIXTURES / "hyde32_cropland_km2_2016_5arcmin_aligned.tif") as src:
-        oracle = src.read(1).astype("float64")
-        oracle[oracle == src.nodata] = np.nan
-    ours_rows, oracle_rows = np.nansum(aligned, axis=1), np.nansum(oracle, axis=1)
-    # The source grid sits 0.44 row off the 5' lattice and the oracle snaps it to whole rows, so cumulative totals
-    # from the north may differ by at most one row's cropland.
-    drift = np.abs(np.cumsum(ours_rows) - np.cumsum(oracle_rows))
-    assert drift.max() <= oracle_rows.max()
-    assert drift.max() > 0
+        oracle = src.read(1).astype("float32")
+        oracle[src.read(1) == src.nodata] = np.nan
+    np.testing.assert_array_equal(aligned, oracle)  # SOURCE.md: source row i is lattice row i + 32
+    assert np.nansum(aligned.astype("float64")) / 1e4 == pytest.approx(1591.3, rel=1e-4)  # km2 -> Mha
+
+
+def test_shift_rounds_the_offset_to_the_nearest_cell_and_keeps_values_whole():
+    target = GridSpec(3, 4, Affine(1, 0, 0, 0, -1, 4))
+    source_grid = GridSpec(2, 2, Affine(1, 0, 0.7, 0, -1, 2.6))  # 0.7 column right, 1.4 rows down
+    offset = lattice_offset(source_grid, target)
+    assert offset == pytest.approx((0.7, 1.4))
+    source = np.array([[1, 2], [9, 4]], dtype="uint8")
+    out, record = shift_onto(source, 9, offset, target, 0, "uint8")
+    np.testing.assert_array_equal(out, [[0, 0, 0], [0, 1, 2], [0, 0, 4], [0, 0, 0]])
+    assert record["shift_cells"] == {"columns": 1, "rows": 1}
+
+
+def test_shift_drops_what_falls_outside_the_target_and_counts_it():
+    target = GridSpec(2, 2, Affine(1, 0, 0, 0, -1, 2))
+    out, record = shift_onto(np.ones((2, 2)), None, (1.2, -0.9), target, np.nan, "float64")
+    # shift: 1 column right, 1 row up; only source cell (1, 0) lands inside, on target cell (0, 1)
+    np.testing.assert_array_equal(out, [[np.nan, 1.0], [np.nan, np.nan]])
+    assert record["source_cells_outside_target"] == 3
+
+
+def test_other_resolutions_or_crs_are_not_shifted():
+    assert lattice_offset(GridSpec(720, 360, Affine(0.5, 0, -180, 0, -0.5, 90)), GLOBAL_5MIN) is None
+    assert lattice_offset(GridSpec(720, 360, Affine(0.5, 0, -180, 0, 0.5, -90)), GLOBAL_5MIN) is None  # south-up
+    other_crs = GridSpec(4320, 2160, GLOBAL_5MIN.transform, crs="EPSG:3857")
+    assert lattice_offset(other_crs, GLOBAL_5MIN) is None
 
 
 def test_south_up_climate_zones_align_onto_the_north_up_oracle():

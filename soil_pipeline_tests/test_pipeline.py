@@ -45,6 +45,21 @@ def test_regions_partition_the_globe(embedded_run):
     assert russia["soc_stock_2010_pg_c"] > 150
 
 
+def test_land_outside_every_country_polygon_goes_to_the_nearest_and_the_rest_is_a_published_row(embedded_run):
+    result, output_root = embedded_run
+    table = VersionedParquetStore(output_root).read("regional_soc_stocks")
+    [unassigned] = table[table["region_id"] == "UNASSIGNED"].itertuples()
+    # 1:10m polygons, cell centres, then the nearest country within 0.5 deg: 0.14 Mha of SOC-mapped land (no stock
+    # to speak of, no cropland) is left; 1:110m without the fallback left 135.4 Mha and 12.92 Pg C (SOURCE.md)
+    assert unassigned.soc_mapped_area_mha == pytest.approx(0.14, abs=0.005)
+    assert unassigned.soc_stock_2010_pg_c < 0.01 and unassigned.cropland_area_mha == 0
+    [materialization] = result.asset_materializations_for_node("country_grid")
+    alignment = materialization.metadata["alignment"].value
+    assert alignment["nearest_max_distance_deg"] == 0.5
+    assert alignment["land_area_by_nearest_mha"] > 50  # coastal cells taken by their nearest country
+    assert alignment["land_area_unassigned_mha"] == pytest.approx(unassigned.soc_mapped_area_mha)  # no cropland there
+
+
 def test_published_parquet_reads_back_equal_to_the_asset_value(embedded_run):
     result, output_root = embedded_run
     store = VersionedParquetStore(output_root)

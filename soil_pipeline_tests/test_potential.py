@@ -62,43 +62,36 @@ def test_regional_potential_by_hand():
         soc_stock_2010_t_c=[1e9, 0.0],
         cropland_area_ha=[1e6, 2e6],
         cropland_soc_stock_2010_t_c=[5e7, 0.0],
-        cropland_area_with_bd_ha=[1e6, 2e6],
-        cropland_bd_x_area=[1.2e6, 2.4e6],
+        cropland_area_with_bd_ha=[0.5e6, 2e6],
+        cropland_bd_x_area=[0.6e6, 2.4e6],
     )
-    # weight 0.5 of the Zomer BD 1.4 against the per-cell mean 1.2: BD 1.3 in every draw
-    draws = {"soc_stock_factor": np.array([0.9, 1.0, 1.1]), "bulk_density_weight": np.full(3, 0.5)}
-    central = {"soc_stock_factor": 1.0, "bulk_density_weight": 0.5}
-    table = potential.regional_potential(sums, PARAMS, draws, central)
+    draws = {"soc_stock_factor": np.array([0.9, 1.0, 1.1])}
+    table = potential.regional_potential(sums, PARAMS, draws, {"soc_stock_factor": 1.0})
     first = table.iloc[0]
     assert first["soc_stock_2010_pg_c"] == pytest.approx(1.0)
     assert first["target_4p1000_tg_c_per_yr"] == pytest.approx(4.0)
     assert first["target_4p1000_tg_c_per_yr_p05"] == pytest.approx(4.0 * 0.91)  # linear between 0.9 and 1.0
     assert first["cropland_target_4p1000_tg_c_per_yr"] == pytest.approx(0.2)
-    assert first["cropland_bd_ptf_g_per_cm3"] == pytest.approx(1.2)
-    # 0.27 x 1.3 x 30 / 20 = 0.5265 t C/ha/yr on 1 Mha = 0.5265 Tg C/yr = 13.1625 % of 4 Tg C/yr
-    assert first["zomer_medium_t_c_per_ha_per_yr"] == pytest.approx(0.5265)
-    assert first["zomer_medium_tg_c_per_yr"] == pytest.approx(0.5265)
-    assert first["zomer_medium_share_of_4p1000_pct"] == pytest.approx(13.1625)
-    assert first["zomer_high_tg_c_per_yr"] == pytest.approx(1.053)
+    # reproduction: the Zomer-implied BD 1.4 on all 1 Mha of cropland; 0.27 x 1.4 x 30 / 20 = 0.567 t C/ha/yr
+    assert first["zomer_reproduction_bd_g_per_cm3"] == pytest.approx(1.4)
+    assert first["zomer_reproduction_cropland_area_mha"] == pytest.approx(1.0)
+    assert first["zomer_medium_reproduction_t_c_per_ha_per_yr"] == pytest.approx(0.567)
+    assert first["zomer_medium_reproduction_tg_c_per_yr"] == pytest.approx(0.567)
+    assert first["zomer_medium_reproduction_share_of_4p1000_all_land_pct"] == pytest.approx(14.175)  # of 4 Tg C/yr
+    assert first["zomer_medium_reproduction_share_of_4p1000_cropland_pct"] == pytest.approx(283.5)  # of 0.2
+    assert first["zomer_high_reproduction_tg_c_per_yr"] == pytest.approx(1.134)
+    # independent: the pedotransfer BD 1.2 on the 0.5 Mha that has one; 0.27 x 1.2 x 30 / 20 = 0.486 t C/ha/yr
+    assert first["zomer_independent_bd_g_per_cm3"] == pytest.approx(1.2)
+    assert first["zomer_independent_cropland_area_mha"] == pytest.approx(0.5)
+    assert first["zomer_medium_independent_t_c_per_ha_per_yr"] == pytest.approx(0.486)
+    assert first["zomer_medium_independent_tg_c_per_yr"] == pytest.approx(0.243)
+    # the rates carry no sampled parameter; their shares carry the stock factor's interval
+    assert "zomer_medium_reproduction_tg_c_per_yr_p05" not in table
+    # shares 24.3 / (4 x {0.9, 1.0, 1.1}) = {6.75, 6.075, 5.52} %: p95 is 90 % of the way from 6.075 to 6.75
+    assert first["zomer_medium_independent_share_of_4p1000_all_land_pct_p95"] == pytest.approx(6.6825)
     second = table.iloc[1]
-    assert second["zomer_medium_tg_c_per_yr"] == pytest.approx(1.053)
-    assert np.isnan(second["zomer_medium_share_of_4p1000_pct"])  # no stock, no target: no share
-
-
-def test_bulk_density_weight_spans_the_two_estimates():
-    sums = _sums(
-        soc_stock_2010_t_c=[1e9],
-        cropland_area_ha=[1e6],
-        cropland_soc_stock_2010_t_c=[5e7],
-        cropland_area_with_bd_ha=[1e6],
-        cropland_bd_x_area=[1.2e6],
-    )
-    draws = {"soc_stock_factor": np.ones(2), "bulk_density_weight": np.array([0.0, 1.0])}
-    table = potential.regional_potential(sums, PARAMS, draws, {"soc_stock_factor": 1.0, "bulk_density_weight": 0.5})
-    row = table.iloc[0]
-    # p05 / p95 of {BD 1.2, BD 1.4} interpolate 5 % / 95 % of the way: 1.21 and 1.39
-    assert row["zomer_medium_t_c_per_ha_per_yr_p05"] == pytest.approx(0.27 * 1.21 * 30 / 20)
-    assert row["zomer_medium_t_c_per_ha_per_yr_p95"] == pytest.approx(0.27 * 1.39 * 30 / 20)
+    assert second["zomer_medium_reproduction_tg_c_per_yr"] == pytest.approx(0.27 * 1.4 * 1.5 * 2)
+    assert np.isnan(second["zomer_medium_reproduction_share_of_4p1000_all_land_pct"])  # no stock: no share
 
 
 def test_cell_quantities_and_zone_sums_on_a_3x4_grid():

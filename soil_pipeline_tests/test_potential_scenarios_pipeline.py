@@ -38,16 +38,20 @@ def scenario_tables(store):
 
 
 def _world(table: pd.DataFrame) -> pd.Series:
-    return table[table["region_type"] == "global"].iloc[0]
+    """The World's row; in scenario tables its central row (the others are labelled sensitivity rows)."""
+    central = table["estimate"] == "central" if "estimate" in table else True
+    [row] = table[(table["region_type"] == "global") & central].itertuples(index=False)
+    return pd.Series(row._asdict())
 
 
 def test_potential_has_every_region_type_and_global_figures(potential):
     counts = potential["region_type"].value_counts()
     assert counts["global"] == 1 and counts["priority_region"] == 3 and counts["climate_zone"] == 13
-    assert counts["country"] == 178  # 177 Natural Earth countries + UNASSIGNED
+    assert counts["country"] == 251  # 250 Natural Earth 1:10m countries + UNASSIGNED
     world = _world(potential)
     assert world["soc_stock_2010_pg_c"] == pytest.approx(867.1, abs=0.05)
-    assert world["cropland_area_mha"] == pytest.approx(1591.3, abs=0.05)
+    # HYDE's 1,591.3 Mha less 0.06 Mha in the 706 cells whose rounded km2 exceed the cell area (capped)
+    assert world["cropland_area_mha"] == pytest.approx(1591.24, abs=0.005)
     assert world["target_4p1000_tg_c_per_yr"] == pytest.approx(3468.2, abs=0.1)
 
 
@@ -55,37 +59,44 @@ def test_potential_regions_add_up_to_the_world(potential):
     world = _world(potential)
     for region_type in ("country", "climate_zone"):
         part = potential[potential["region_type"] == region_type]
-        for column in ("cropland_area_mha", "zomer_medium_tg_c_per_yr", "target_4p1000_tg_c_per_yr"):
+        columns = ("cropland_area_mha", "zomer_medium_reproduction_tg_c_per_yr", "zomer_high_independent_tg_c_per_yr")
+        for column in (*columns, "target_4p1000_tg_c_per_yr"):
             assert part[column].sum() == pytest.approx(world[column], rel=1e-9), (region_type, column)
 
 
 def test_zomer_style_global_figures_follow_the_formula(potential):
-    # Rate = content increase (% -> x 10 g/kg) x BD x 30 cm x 0.1 / 20 yr = delta x BD x 1.5 t C/ha/yr, with the
-    # central BD = 0.5 x BD_ptf + 0.5 x BD_zomer (the bulk_density_weight is uniform(0, 1), mean 0.5) and
-    # BD_zomer = 0.56 / (0.27 x 1.5) = 1.382716 g/cm3. For the World, BD_ptf = 1.2710 (area-weighted Manrique &
-    # Jones BD over 1573.95 Mha of cropland with a BD), so BD = 1.326850 and
-    #   medium: 0.27 x 1.326850 x 1.5 = 0.537374 t C/ha/yr, x 1573.95 Mha = 845.80 Tg C/yr, / 3468.23 = 24.39 %
-    #   high:   0.54 x 1.326850 x 1.5 = 1.074749 t C/ha/yr, x 1573.95 Mha = 1691.60 Tg C/yr, / 3468.23 = 48.77 %
+    # Rate = content increase (% -> x 10 g/kg) x BD x 30 cm x 0.1 / 20 yr = delta x BD x 1.5 t C/ha/yr.
+    # reproduction: BD_zomer = 0.56 / (0.27 x 1.5) = 1.382716 g/cm3 on all 1591.24 Mha of cropland:
+    #   medium 0.27 x 1.382716 x 1.5 = 0.56 t C/ha/yr, x 1591.24 Mha = 891.10 Tg C/yr (Zomer et al.: 900)
+    #   high   1.12 t C/ha/yr, 1782.19 Tg C/yr (Zomer et al.: 1,850)
+    # independent: area-weighted Manrique & Jones BD 1.2712 on the 1580.16 Mha of cropland that has one:
+    #   medium 0.27 x 1.2712 x 1.5 = 0.5148 t C/ha/yr, x 1580.16 Mha = 813.5 Tg C/yr; high 1627.1 Tg C/yr
     world = _world(potential)
-    assert world["cropland_bd_ptf_g_per_cm3"] == pytest.approx(1.2710, abs=5e-5)
-    assert world["cropland_area_with_bd_mha"] == pytest.approx(1573.95, abs=0.005)
-    bd = 0.5 * world["cropland_bd_ptf_g_per_cm3"] + 0.5 * 0.56 / (0.27 * 1.5)
-    for level, delta, rate, total, share in (
-        ("medium", 0.27, 0.537374, 845.80, 24.39),
-        ("high", 0.54, 1.074749, 1691.60, 48.77),
-    ):
-        expected_rate = delta * bd * 1.5
-        expected_total = expected_rate * world["cropland_area_with_bd_mha"]
+    assert world["zomer_reproduction_bd_g_per_cm3"] == pytest.approx(0.56 / (0.27 * 1.5), rel=1e-9)
+    assert world["zomer_reproduction_cropland_area_mha"] == world["cropland_area_mha"]
+    assert world["zomer_independent_bd_g_per_cm3"] == pytest.approx(1.2712, abs=5e-5)
+    assert world["zomer_independent_cropland_area_mha"] == pytest.approx(1580.16, abs=0.005)
+    expected = {
+        ("medium", "reproduction"): (0.56, 891.10),
+        ("high", "reproduction"): (1.12, 1782.19),
+        ("medium", "independent"): (0.5148, 813.54),
+        ("high", "independent"): (1.0297, 1627.09),
+    }
+    for (level, variant), (rate, total) in expected.items():
+        delta = {"medium": 0.27, "high": 0.54}[level]
+        expected_rate = delta * world[f"zomer_{variant}_bd_g_per_cm3"] * 1.5
+        expected_total = expected_rate * world[f"zomer_{variant}_cropland_area_mha"]
         expected_share = 100 * expected_total / world["target_4p1000_tg_c_per_yr"]
-        assert world[f"zomer_{level}_t_c_per_ha_per_yr"] == pytest.approx(expected_rate, rel=1e-9)
-        assert world[f"zomer_{level}_tg_c_per_yr"] == pytest.approx(expected_total, rel=1e-9)
-        assert world[f"zomer_{level}_share_of_4p1000_pct"] == pytest.approx(expected_share, rel=1e-9)
-        assert (expected_rate, expected_total, expected_share) == pytest.approx((rate, total, share), abs=5e-3)
+        name = f"zomer_{level}_{variant}"
+        assert world[f"{name}_t_c_per_ha_per_yr"] == pytest.approx(expected_rate, rel=1e-9)
+        assert world[f"{name}_tg_c_per_yr"] == pytest.approx(expected_total, rel=1e-9)
+        assert world[f"{name}_share_of_4p1000_all_land_pct"] == pytest.approx(expected_share, rel=1e-9)
+        assert (expected_rate, expected_total) == pytest.approx((rate, total), abs=5e-3)
 
 
 def test_every_central_figure_lies_in_its_interval_and_uncertain_figures_have_width(potential, scenario_tables):
-    # Central figures use each parameter's mean, intervals its draws. Every figure here carries at least one uncertain
-    # parameter (targets and shares the stock factor, Zomer rates the BD weight, scenario gains the debt factor), so
+    # Central figures use each parameter's mean, intervals its draws. Every figure with an interval carries at least
+    # one uncertain parameter (targets and shares the stock factor, scenario gains the debt factor), so
     # a nonzero figure has an interval of nonzero width; a zero figure (no stock, no cropland, nothing restored) is
     # zero in every draw.
     for name, table in {POTENTIAL: potential, **scenario_tables}.items():
@@ -104,17 +115,39 @@ def test_full_restoration_never_gains_more_than_the_soil_carbon_debt(store, scen
     stocks = _world(store.read("regional_soc_stocks"))
     net_debt = stocks["soc_stock_no_land_use_pg_c"] - stocks["soc_stock_2010_pg_c"]
     assert net_debt == pytest.approx(factor("sanderman_2017", "soc_debt_0_30cm"), abs=0.05)
-    full = _world(scenario_tables["upper_bound_100pct"])
+    full = _world(scenario_tables["all_converted_100pct"])
     assert full["restored_area_mha"] == pytest.approx(full["converted_land_area_mha"])
-    assert 0 < full["soc_gain_pg_c"] <= full["restored_soc_debt_pg_c"] + 1e-9
-    assert full["soc_gain_pg_c"] <= net_debt
+    assert 0 < full["soc_gain_lower_bound_pg_c"] < full["soc_gain_pg_c"] < full["soc_gain_upper_bound_pg_c"] < net_debt
+
+
+def test_bounds_enclose_the_central_gain_in_every_region(scenario_tables):
+    for key, table in scenario_tables.items():
+        central = table[table["estimate"] == "central"]
+        lower, gain, upper = (
+            central[c] for c in ("soc_gain_lower_bound_pg_c", "soc_gain_pg_c", "soc_gain_upper_bound_pg_c")
+        )
+        assert ((lower <= gain + 1e-12) & (gain <= upper + 1e-12)).all(), key
+
+
+def test_sensitivity_rows_are_global_and_labelled(scenario_tables):
+    for key, table in scenario_tables.items():
+        rows = table[table["estimate"] == "sensitivity"]
+        assert (rows["region_type"] == "global").all() and len(rows) == 3, key
+        world = _world(table)
+        by_attribution = rows.set_index("attribution")["soc_gain_pg_c"]
+        assert by_attribution.filter(like="lower bound").item() == pytest.approx(world["soc_gain_lower_bound_pg_c"])
+        assert by_attribution.filter(like="upper bound").item() == pytest.approx(world["soc_gain_upper_bound_pg_c"])
+        # Post & Kwon: at most 0.33 t C/ha/yr x 20 yr = 6.6 t C per restored ha (1 Mha x 1 t C/ha = 1e-3 Pg C)
+        post_kwon = rows[rows["recovery_curve"].str.contains("Post & Kwon")]
+        assert 0 < post_kwon["soc_gain_pg_c"].item() <= 6.6e-3 * world["restored_area_mha"] + 1e-9
 
 
 def test_gains_are_monotone_in_the_restored_fraction(scenario_tables):
     worlds = [_world(scenario_tables[key]) for key in ("global_priority_15pct", "global_priority_30pct")]
-    worlds.append(_world(scenario_tables["upper_bound_100pct"]))
-    gains = [world["soc_gain_pg_c"] for world in worlds]
-    assert gains[0] < gains[1] < gains[2]
+    worlds.append(_world(scenario_tables["all_converted_100pct"]))
+    for column in ("soc_gain_lower_bound_pg_c", "soc_gain_pg_c", "soc_gain_upper_bound_pg_c"):
+        gains = [world[column] for world in worlds]
+        assert gains[0] < gains[1] < gains[2], column
     converted = worlds[0]["converted_land_area_mha"]
     assert worlds[0]["restored_area_mha"] == pytest.approx(0.15 * converted)
     assert worlds[1]["restored_area_mha"] == pytest.approx(0.30 * converted)
@@ -134,14 +167,14 @@ def test_scenario_gain_units(scenario_tables):
     assert world["soc_gain_gt_co2"] == pytest.approx(world["soc_gain_pg_c"] * 44 / 12)
     assert world["soc_gain_rate_tg_c_per_yr"] == pytest.approx(world["soc_gain_pg_c"] * 1000 / 20)
     share = 100 * world["soc_gain_rate_tg_c_per_yr"] / world["target_4p1000_tg_c_per_yr"]
-    assert world["soc_gain_share_of_4p1000_pct"] == pytest.approx(share)
+    assert world["soc_gain_share_of_4p1000_all_land_pct"] == pytest.approx(share)
 
 
 def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(store, scenario_runs):
     for key, result in scenario_runs.items():
         [materialization] = result.asset_materializations_for_node("restoration_scenario")
         [contract_check] = result.get_asset_check_evaluations()
-        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v1.0.0"
+        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v2.0.0"
         path = materialization.metadata["restored_cells_map"].value
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n", key
@@ -168,13 +201,14 @@ def copied_root(embedded_run, tmp_path_factory):
     return target
 
 
-def _materialize(root, asset_name, run_config=None, inputs=None):
+def _materialize(root, asset_name, run_config=None, inputs=None, partition_key=None):
     result = dg.materialize(
         all_assets,
         selection=[asset_name],
         resources=build_resources(str(root), inputs),
         run_config={**QUIET_LOGS, **(run_config or {})},
         instance=dg.DagsterInstance.ephemeral(),
+        partition_key=partition_key,
     )
     assert result.success
     return result
@@ -192,14 +226,15 @@ def test_potential_is_reproducible_from_its_seed(copied_root):
     again = _potential_with_seed(copied_root, 1)
     other = _potential_with_seed(copied_root, 2)
     pd.testing.assert_frame_equal(first, again)
-    assert not first["zomer_medium_tg_c_per_yr_p05"].equals(other["zomer_medium_tg_c_per_yr_p05"])
-    pd.testing.assert_series_equal(first["zomer_medium_tg_c_per_yr"], other["zomer_medium_tg_c_per_yr"])
+    share = "zomer_medium_reproduction_share_of_4p1000_all_land_pct"
+    assert not first[f"{share}_p05"].equals(other[f"{share}_p05"])
+    pd.testing.assert_series_equal(first[share], other[share])
 
 
 def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     # Stand-in pasture layer: HYDE cropland on the exact 1/12-degree lattice (km2 per cell, nodata 255), so converted
     # land is cropland plus a second copy of it, capped at the cell area, with nodata counting as no pasture. The WHRC
-    # grid's transform is rounded (0.0833333 deg), so the layer is resampled (sum) and agrees in total, not per cell.
+    # grid's transform is rounded (0.0833333 deg) but of the same resolution: the layer is placed cell for cell.
     pasture_path = FIXTURES / "hyde32_cropland_km2_2016_5arcmin_aligned.tif"
     result = _materialize(copied_root, "converted_land_grid", inputs=InputDatasets(pasture_raster=str(pasture_path)))
     layer = result.output_for_node("converted_land_grid")
@@ -211,10 +246,21 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     cell_km2 = cell_area_ha(layer.grid)[:, None] / 100.0
     converted = layer.data.astype("float64")
     assert (converted <= cell_km2 * (1 + 1e-6)).all()
-    assert converted.sum() == pytest.approx(np.minimum(cropland + pasture, cell_km2).sum(), rel=1e-3)
+    np.testing.assert_allclose(converted, np.minimum(cropland + pasture, cell_km2), rtol=1e-6)
     assert converted.sum() > 1.5 * cropland.sum()
-    assert "pasture" in layer.alignment["components"]
+    assert layer.alignment["components"]["pasture"]["shift_cells"] == {"columns": 0, "rows": 0}
     assert "pasture_raster" in layer.provenance["inputs"]
+    # The scenario then restores cropland + pasture, and a sensitivity row restores cropland only.
+    inputs = InputDatasets(pasture_raster=str(pasture_path))
+    result = _materialize(copied_root, "restoration_scenario", inputs=inputs, partition_key="global_priority_15pct")
+    [materialization] = result.asset_materializations_for_node("restoration_scenario")
+    table = VersionedParquetStore(copied_root).read("restoration_scenario", materialization.metadata["version"].value)
+    world = _world(table)
+    assert world["converted_land"] == "cropland (HYDE 3.2) + pasture"
+    assert world["converted_land_area_mha"] == pytest.approx(converted.sum() / 1e4, rel=1e-4)
+    cropland_only = table[table["converted_land"] == "cropland only (HYDE 3.2)"]
+    assert cropland_only["restored_area_mha"].item() == pytest.approx(0.15 * 1591.24, abs=0.01)
+    assert 0 < cropland_only["soc_gain_pg_c"].item() < world["soc_gain_pg_c"]
 
 
 def test_definitions_keep_the_monthly_job_and_schedule_and_add_the_scenario_job():

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from soil_pipeline import reference_data
+from soil_pipeline.assets.zones import climate_zone_names
 from soil_pipeline.science.regions import NO_REGION, group_membership
 
 
@@ -24,18 +25,31 @@ def test_zomer_implied_bulk_density():
     assert params.content_increase_pct == {"medium": 0.27, "high": 0.54}
 
 
-def test_shipped_scenarios_load_and_use_the_ipcc_period():
+def test_shipped_scenarios_use_cited_recovery_curves():
     ids = reference_data.scenario_ids()
-    assert ids == ["global_priority_15pct", "global_priority_30pct", "upper_bound_100pct", "within_country_15pct"]
+    assert ids == ["all_converted_100pct", "global_priority_15pct", "global_priority_30pct", "within_country_15pct"]
     ipcc = reference_data.factor("ipcc_2006_soc_transition", "default_transition_period_yr")
+    post_kwon = reference_data.factor("post_kwon_2000", "soc_accumulation_rate")
     for scenario_id in ids:
         scenario = reference_data.load_scenario(scenario_id)
         assert scenario.recovery.curve == "linear" and scenario.recovery.period_yr == ipcc
+        assert scenario.recovery.source == "ipcc_2006_soc_transition" and "convention" in scenario.recovery.label
+        (rate,) = scenario.alternative_recovery
+        assert rate.source == "post_kwon_2000" and rate.rate_t_c_per_ha_per_yr == post_kwon
     fractions = {i: reference_data.load_scenario(i).fraction for i in ids}
     assert fractions["global_priority_15pct"] == reference_data.factor(
         "strassburg_2020", "restored_fraction_of_converted_land"
     )
-    assert fractions["upper_bound_100pct"] == 1.0
+    assert fractions["all_converted_100pct"] == 1.0
+
+
+def test_land_use_losses_per_climate_zone():
+    losses = reference_data.land_use_losses(climate_zone_names())
+    # IPCC 2006 Table 5.5 long-term cultivated F_LU tropical moist 0.48 (code 3), temperate dry 0.80 (code 8);
+    # Table 6.2 moderately degraded grassland F_MG tropical 0.97, temperate 0.95; no zone (code 0): equal losses
+    assert losses["cropland"][[0, 3, 8]] == pytest.approx([1.0, 0.52, 0.20])
+    assert losses["grazing"][[0, 3, 8]] == pytest.approx([1.0, 0.03, 0.05])
+    assert (losses["cropland"][1:] > losses["grazing"][1:]).all()
 
 
 def test_priority_regions_on_natural_earth_countries():

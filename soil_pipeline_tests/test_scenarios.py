@@ -7,7 +7,8 @@ import pytest
 from soil_pipeline.science import scenarios
 from soil_pipeline.science.scenarios import Recovery, Scenario
 
-LINEAR_20 = {"curve": "linear", "period_yr": 20}
+LINEAR_20 = {"curve": "linear", "period_yr": 20, "label": "IPCC 20 yr", "source": "ipcc_2006_soc_transition"}
+RATE_033 = {"curve": "rate", "rate_t_c_per_ha_per_yr": 0.33, "label": "Post & Kwon", "source": "post_kwon_2000"}
 
 
 def make(fraction=0.5, scope="global", recovery=None, horizon_yr=20, **extra) -> Scenario:
@@ -25,11 +26,15 @@ def make(fraction=0.5, scope="global", recovery=None, horizon_yr=20, **extra) ->
 
 
 def test_recovery_curves():
-    assert Recovery("linear", period_yr=20).fraction(10) == pytest.approx(0.5)
-    assert Recovery("linear", period_yr=20).fraction(30) == 1.0
-    assert Recovery("exponential", half_life_yr=10).fraction(10) == pytest.approx(0.5)
-    assert Recovery("exponential", half_life_yr=10).fraction(20) == pytest.approx(0.75)
-    assert make(recovery={"curve": "exponential", "half_life_yr": 40}).recovered_fraction == pytest.approx(1 - 2**-0.5)
+    debt = np.array([10.0, 4.0, 0.0])
+    np.testing.assert_allclose(Recovery("linear", "", "", period_yr=20).gain_density(debt, 10), [5.0, 2.0, 0.0])
+    np.testing.assert_allclose(Recovery("linear", "", "", period_yr=20).gain_density(debt, 30), debt)
+    halving = Recovery("exponential", "", "", half_life_yr=10)
+    np.testing.assert_allclose(halving.gain_density(debt, 20), 0.75 * debt)
+    # 0.33 t C/ha/yr for 20 yr = 6.6 t C/ha, never more than the debt
+    np.testing.assert_allclose(Recovery(**RATE_033).gain_density(debt, 20), [6.6, 4.0, 0.0])
+    scenario = make(recovery=LINEAR_20, alternative_recovery=[RATE_033])
+    assert scenario.alternative_recovery == (Recovery(**RATE_033),)
 
 
 @pytest.mark.parametrize(
@@ -44,11 +49,23 @@ def test_recovery_curves():
         ({"priority": "random"}, "unknown priority 'random'"),
         ({"horizon_yr": 0}, "horizon_yr must be positive"),
         ({"horizon_yr": None}, "horizon_yr must be a number, got None"),
-        ({"recovery": {"curve": "linear"}}, "linear recovery needs a positive period_yr, got None"),
-        ({"recovery": {"curve": "linear", "period_yr": "20"}}, "linear recovery needs a positive period_yr, got '20'"),
-        ({"recovery": {"curve": "logistic", "period_yr": 20}}, "recovery curve must be linear or exponential"),
-        ({"recovery": {"period_yr": 20}}, "recovery: missing field.s. curve"),
+        (
+            {"recovery": {**LINEAR_20, "period_yr": None}},
+            "recovery: linear recovery needs a positive period_yr, got None",
+        ),
+        (
+            {"recovery": {**LINEAR_20, "period_yr": "20"}},
+            "recovery: linear recovery needs a positive period_yr, got '20'",
+        ),
+        ({"recovery": {**LINEAR_20, "curve": "logistic"}}, "recovery: recovery curve must be one of linear, exp"),
+        ({"recovery": {**LINEAR_20, "half_life_yr": 5}}, "recovery: linear recovery takes no half_life_yr"),
+        ({"recovery": {"period_yr": 20}}, "recovery: missing field.s. curve, label, source"),
         ({"recovery": {**LINEAR_20, "rate": 2}}, "recovery: unknown field.s. rate"),
+        (
+            {"alternative_recovery": [{**RATE_033, "rate_t_c_per_ha_per_yr": -1}]},
+            r"alternative_recovery\[0\]: rate rec",
+        ),
+        ({"alternative_recovery": RATE_033}, "alternative_recovery must be a list of recovery curves"),
         ({"recovery": 20}, "recovery must be a mapping of fields, got int"),
         ({"horizon": 20}, "unknown field.s. horizon"),
         ({"id": "other"}, "unknown field.s. id"),
@@ -113,9 +130,48 @@ def test_ranking_is_deterministic_under_ties():
     np.testing.assert_array_equal(np.flatnonzero(first), np.arange(0, 5_000, 2))
 
 
-def test_gain_clips_missing_and_negative_debt_and_scales_with_recovery():
-    gain = scenarios.soc_gain_t_c(np.array([2.0, 2.0, 2.0]), np.array([5.0, -3.0, np.nan]), 0.5)
-    np.testing.assert_allclose(gain, [5.0, 0.0, 0.0])
+def _land(area, cropland, pasture=None, crop_loss=0.3, pasture_loss=0.05, other_loss=0.05):
+    area = np.asarray(area, dtype=float)
+    full = np.ones_like(area)
+    return scenarios.LandUse(
+        area_ha=area,
+        cropland_ha=np.asarray(cropland, dtype=float),
+        pasture_ha=np.zeros_like(area) if pasture is None else np.asarray(pasture, dtype=float),
+        cropland_loss=crop_loss * full,
+        pasture_loss=pasture_loss * full,
+        other_loss=other_loss * full,
+    )
+
+
+def test_attribution_by_hand():
+    # cell 0: 100 ha, debt 10 t C/ha (1,000 t C), 20 ha cropland: average 10; literature weights 20 x 0.3 = 6 on
+    #   cropland and 80 x 0.05 = 4 elsewhere: 1,000 x 0.6 / 20 = 30; all on cropland 1,000 / 20 = 50
+    # cell 1: debt 40 t C/ha on 100 ha, 5 ha cropland: literature 4,000 x 1.5 / 6.25 / 5 = 192, capped at the
+    #   no-land-use stock 60; all on cropland 800, capped at 60
+    # cell 2: negative debt; cell 3: missing 2010 stock; cell 4: no cropland
+    soc_2010 = np.array([50.0, 20.0, 50.0, np.nan, 10.0])
+    soc_nolu = np.array([60.0, 60.0, 40.0, 60.0, 30.0])
+    land = _land([100.0] * 5, [20.0, 5.0, 50.0, 50.0, 0.0])
+    density = scenarios.attributed_debt_density(soc_2010, soc_nolu, land)
+    np.testing.assert_allclose(density["cell_average"], [10.0, 40.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(density["literature"], [30.0, 60.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(density["all_on_converted"], [50.0, 60.0, 0.0, 0.0, 0.0])
+
+
+def test_attribution_with_pasture_by_hand():
+    # 100 ha, debt 10 t C/ha; 20 ha cropland (loss 0.3), 40 ha pasture (loss 0.1), 40 ha never converted (loss 0):
+    # weights 6 and 4: cropland carries 600 t C (30 t C/ha), pasture 400 (10 t C/ha); per converted ha 1,000 / 60
+    land = _land([100.0], [20.0], pasture=[40.0], pasture_loss=0.1, other_loss=0.0)
+    density = scenarios.attributed_debt_density(np.array([50.0]), np.array([60.0]), land)
+    np.testing.assert_allclose(density["literature"], [1000.0 / 60.0])
+    np.testing.assert_allclose(density["all_on_converted"], [1000.0 / 60.0])
+    np.testing.assert_allclose(density["cell_average"], [10.0])
+
+
+def test_zone_without_factors_spreads_the_debt_as_the_cell_average():
+    land = _land([100.0], [20.0], crop_loss=1.0, other_loss=1.0)
+    density = scenarios.attributed_debt_density(np.array([50.0]), np.array([60.0]), land)
+    np.testing.assert_allclose(density["literature"], density["cell_average"])
 
 
 def _random_grid(seed=3, n=5000):
@@ -124,53 +180,112 @@ def _random_grid(seed=3, n=5000):
     soc_nolu = soc_2010 + rng.normal(2, 5, n)
     soc_2010[rng.random(n) < 0.05] = np.nan
     converted = rng.uniform(0, 80, n) * (rng.random(n) < 0.6)
-    return soc_2010, soc_nolu, converted, np.full(n, 80.0)
+    land = _land(np.full(n, 80.0), converted, crop_loss=rng.uniform(0.2, 0.52, n), other_loss=rng.uniform(0, 0.2, n))
+    return soc_2010, soc_nolu, land
 
 
-def test_gains_are_monotone_in_the_fraction_and_bounded_by_the_debt():
-    soc_2010, soc_nolu, converted, area = _random_grid()
+def test_bounds_order_lower_central_upper_in_every_cell():
+    soc_2010, soc_nolu, land = _random_grid()
+    density = scenarios.attributed_debt_density(soc_2010, soc_nolu, land)
+    assert (density["cell_average"] <= density["literature"] + 1e-9).all()
+    assert (density["literature"] <= density["all_on_converted"] + 1e-9).all()
+    assert (density["all_on_converted"] <= np.clip(np.nan_to_num(soc_nolu), 0, None) + 1e-9).all()  # capped per ha
+    assert (density["cell_average"] < density["all_on_converted"]).any()
+
+
+def test_gains_are_monotone_in_the_fraction_and_bounded_by_the_attributed_debt():
+    soc_2010, soc_nolu, land = _random_grid()
     gains = []
     for fraction in (0.05, 0.15, 0.3, 0.5, 1.0):
-        q = scenarios.cell_quantities(make(fraction), soc_2010, soc_nolu, converted, area)
-        assert q["soc_gain_t_c"].sum() <= q["restored_soc_debt_t_c"].sum() + 1e-9
+        q = scenarios.cell_quantities(make(fraction), soc_2010, soc_nolu, land)
+        debt = q["restored_ha"] * scenarios.attributed_debt_density(soc_2010, soc_nolu, land)["literature"]
+        assert q["soc_gain_t_c"].sum() <= debt.sum() + 1e-9
+        assert (
+            q["soc_gain_cell_average_t_c"].sum() <= q["soc_gain_t_c"].sum() <= q["soc_gain_all_on_converted_t_c"].sum()
+        )
         gains.append(q["soc_gain_t_c"].sum())
     assert all(later >= earlier for earlier, later in zip(gains, gains[1:], strict=False))
-    positive_debt = np.nansum(np.clip(soc_nolu - soc_2010, 0, None) * converted)
-    assert gains[-1] == pytest.approx(positive_debt)
+    # 100 % restored, cell average: the positive debt density of every cell on its converted land
+    positive_debt = np.nansum(np.clip(soc_nolu - soc_2010, 0, None) * land.cropland_ha)
+    assert q["soc_gain_cell_average_t_c"].sum() == pytest.approx(positive_debt)
+
+
+def test_alternative_recovery_gains_at_the_horizon():
+    # one cell, all restored: 10 ha x 30 t C/ha attributed; IPCC linear 20 yr recovers it all, 0.33 t C/ha/yr 6.6
+    land = _land([100.0], [10.0], other_loss=0.0)
+    scenario = make(1.0, alternative_recovery=[RATE_033])
+    q = scenarios.cell_quantities(scenario, np.array([50.0]), np.array([53.0]), land)
+    np.testing.assert_allclose(q["soc_gain_t_c"], [300.0])
+    np.testing.assert_allclose(q["soc_gain_recovery0_t_c"], [66.0])
+    np.testing.assert_allclose(q["soc_gain_cell_average_t_c"], [30.0])
 
 
 def test_priority_restoration_gains_more_than_the_same_area_at_random():
-    soc_2010, soc_nolu, converted, area = _random_grid()
-    priority = scenarios.cell_quantities(make(0.15), soc_2010, soc_nolu, converted, area)["soc_gain_t_c"].sum()
-    debt = np.clip(np.nan_to_num(soc_nolu - soc_2010), 0, None)
-    random_order = scenarios.restore(converted, np.random.default_rng(0).random(converted.size), 0.15)
-    assert priority > (random_order * debt).sum()
+    soc_2010, soc_nolu, land = _random_grid()
+    q = scenarios.cell_quantities(make(0.15), soc_2010, soc_nolu, land)
+    density = scenarios.attributed_debt_density(soc_2010, soc_nolu, land)["literature"]
+    random_order = scenarios.restore(land.converted_ha, np.random.default_rng(0).random(density.size), 0.15)
+    assert q["soc_gain_t_c"].sum() > (random_order * density).sum()
 
 
-def test_regional_scenario_by_hand():
-    sums = pd.DataFrame(
+def _sums():
+    return pd.DataFrame(
         {
-            "region_type": ["country", "country"],
-            "region_id": ["A", "B"],
-            "region_name": ["a", "b"],
+            "region_type": ["global", "country"],
+            "region_id": ["GLOBAL", "B"],
+            "region_name": ["World", "b"],
             "soc_stock_2010_t_c": [1e12, 0.0],
             "converted_land_ha": [4e6, 1e6],
             "restored_ha": [1e6, 0.0],
-            "restored_soc_debt_t_c": [2e9, 0.0],
             "soc_gain_t_c": [1e9, 0.0],
+            "soc_gain_cell_average_t_c": [0.5e9, 0.0],
+            "soc_gain_all_on_converted_t_c": [2e9, 0.0],
+            "soc_gain_recovery0_t_c": [0.2e9, 0.0],
         }
     )
+
+
+def test_regional_scenario_by_hand():
     draws = {"soc_debt_factor": np.array([0.5, 1.0, 1.5]), "soc_stock_factor": np.ones(3)}
-    scenario = make(0.25, horizon_yr=20)
-    table = scenarios.regional_scenario(sums, scenario, 0.004, draws, {"soc_debt_factor": 1.0, "soc_stock_factor": 1.0})
+    scenario = make(0.25, horizon_yr=20, alternative_recovery=[RATE_033])
+    central = {"soc_debt_factor": 1.0, "soc_stock_factor": 1.0}
+    table = scenarios.regional_scenario(_sums(), scenario, 0.004, draws, central, "cropland")
     a = table.iloc[0]
+    assert (a["estimate"], a["recovery_curve"], a["converted_land"]) == ("central", "IPCC 20 yr", "cropland")
     assert a["restored_area_mha"] == pytest.approx(1.0)
     assert a["converted_land_area_mha"] == pytest.approx(4.0)
     assert a["soc_gain_pg_c"] == pytest.approx(1.0)
     assert a["soc_gain_gt_co2"] == pytest.approx(44 / 12)
+    assert (a["soc_gain_lower_bound_pg_c"], a["soc_gain_upper_bound_pg_c"]) == pytest.approx((0.5, 2.0))
+    assert a["soc_gain_upper_bound_gt_co2"] == pytest.approx(2.0 * 44 / 12)
     assert a["soc_gain_rate_tg_c_per_yr"] == pytest.approx(50.0)  # 1000 Tg C over 20 yr
     assert a["target_4p1000_tg_c_per_yr"] == pytest.approx(4000.0)  # 0.4 % of 1000 Pg C
-    assert a["soc_gain_share_of_4p1000_pct"] == pytest.approx(1.25)
+    assert a["soc_gain_share_of_4p1000_all_land_pct"] == pytest.approx(1.25)
     assert a["soc_gain_pg_c_p05"] == pytest.approx(0.55)  # 5 % of the way from 0.5 to 1.0
     assert a["soc_gain_pg_c_p95"] == pytest.approx(1.45)
-    assert np.isnan(table.iloc[1]["soc_gain_share_of_4p1000_pct"])
+    assert "restored_soc_debt_pg_c" not in table  # equal to the gain under the IPCC curve: not published twice
+    assert np.isnan(table.iloc[1]["soc_gain_share_of_4p1000_all_land_pct"])
+
+
+def test_sensitivity_rows_label_each_structural_alternative():
+    draws = {"soc_debt_factor": np.array([0.5, 1.0, 1.5]), "soc_stock_factor": np.ones(3)}
+    scenario = make(0.25, alternative_recovery=[RATE_033])
+    central = {"soc_debt_factor": 1.0, "soc_stock_factor": 1.0}
+    crop_only = _sums().iloc[:1].assign(restored_ha=0.5e6, soc_gain_t_c=0.7e9)
+    rows = scenarios.sensitivity_rows(
+        _sums().iloc[:1], scenario, 0.004, draws, central, "cropland + pasture", {"cropland only": crop_only}
+    )
+    assert (rows["estimate"] == "sensitivity").all()
+    labels = rows["attribution"] + " | " + rows["recovery_curve"] + " | " + rows["converted_land"]
+    got = dict(zip(labels, rows["soc_gain_pg_c"], strict=True))
+    lit = scenarios.ATTRIBUTIONS["literature"]
+    assert got == pytest.approx(
+        {
+            f"{scenarios.ATTRIBUTIONS['cell_average']} | IPCC 20 yr | cropland + pasture": 0.5,
+            f"{scenarios.ATTRIBUTIONS['all_on_converted']} | IPCC 20 yr | cropland + pasture": 2.0,
+            f"{lit} | Post & Kwon | cropland + pasture": 0.2,
+            f"{lit} | IPCC 20 yr | cropland only": 0.7,
+        }
+    )
+    assert rows.loc[rows["converted_land"] == "cropland only", "restored_area_mha"].item() == pytest.approx(0.5)
+    assert rows["soc_gain_pg_c_p95"].to_numpy() == pytest.approx(1.45 * rows["soc_gain_pg_c"].to_numpy())

@@ -51,21 +51,33 @@ def test_interval_columns_are_the_5th_50th_95th_percentiles_per_region():
     np.testing.assert_allclose(columns["x_pg_c_p95"], [95.0, 190.0])
 
 
+def test_a_product_parameter_is_drawn_jointly_with_its_factors():
+    spec = {**SPEC, "ab": {"distribution": "product", "of": ["a", "b"]}}
+    draws = uncertainty.draw(spec, 50, seed=3)
+    np.testing.assert_array_equal(draws["ab"], draws["a"] * draws["b"])
+    assert uncertainty.central(spec) == {"a": 1.0, "b": 3.0, "ab": 3.0}
+    with pytest.raises(ValueError, match="ab: product of unknown or non-sampled parameter.s. \\['c'\\]"):
+        uncertainty.draw({**SPEC, "ab": {"distribution": "product", "of": ["a", "c"]}}, 5, seed=3)
+
+
 def test_shipped_spec_draws_match_their_configured_distributions():
     spec = monte_carlo_parameters()
     n = 1000
     draws = uncertainty.draw(spec, n, seed=4001)
-    assert set(draws) == {"soc_stock_factor", "soc_debt_factor", "bulk_density_weight"}
+    assert set(draws) == {"soc_stock_factor", "soc_debt_residual_factor", "soc_debt_factor"}
     for name, parameter in spec.items():
-        if parameter["distribution"] == "normal":
-            mean, sd, kurtosis = parameter["mean"], parameter["sd"], 3.0
-        else:
-            low, high = parameter["low"], parameter["high"]
-            mean, sd, kurtosis = (low + high) / 2, (high - low) / 12**0.5, 1.8
-            # 1000 uniform draws all above low + 1 % of the width (or below high - 1 %): probability 0.99^1000 = 4e-5
-            width = high - low
-            assert low <= draws[name].min() < low + 0.01 * width and high - 0.01 * width < draws[name].max() <= high
+        if parameter["distribution"] != "normal":
+            continue
+        mean, sd, kurtosis = parameter["mean"], parameter["sd"], 3.0
         # Standard errors over n draws: sd / sqrt(n) for the mean, sd * sqrt((kurtosis - 1) / 4n) for the sd
-        # (normal: 0.0158 sd, uniform: 0.0141 sd at n = 1000); 4 standard errors of slack.
+        # (0.0158 sd at n = 1000); 4 standard errors of slack.
         assert draws[name].mean() == pytest.approx(mean, abs=4 * sd / n**0.5), name
         assert draws[name].std() == pytest.approx(sd, abs=4 * sd * ((kurtosis - 1) / (4 * n)) ** 0.5), name
+
+
+def test_shipped_debt_error_is_correlated_with_the_stock_error():
+    draws = uncertainty.draw(monte_carlo_parameters(), 20000, seed=4001)
+    stock, debt = draws["soc_stock_factor"], draws["soc_debt_factor"]
+    # debt = stock x residual, sds 0.10 and 0.229: sd(debt) = sqrt(1.01 x 1.0524 - 1) = 0.251, corr = 0.01 / 0.0251
+    assert debt.std() == pytest.approx(0.251, abs=0.005)
+    assert np.corrcoef(stock, debt)[0, 1] == pytest.approx(0.398, abs=0.02)

@@ -2,8 +2,9 @@
 
 Each raster is checked against its contract (CRS, resolution, extent, dtype, nodata, scaling, value range) before
 anything is computed, then aligned onto the common grid explicitly with GDAL: nearest neighbour for categories
-(climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved. The method is
-recorded in metadata.
+(climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved. A raster of the
+target resolution whose origin is off the lattice (HYDE: 0.44 row) is shifted by whole rows/columns instead, so
+no cell is split between neighbours. The method, and for a shift the offset, is recorded in metadata.
 """
 
 import dagster as dg
@@ -18,9 +19,18 @@ from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.readers import InputError, RasterBand, read_raster
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science.grid import GridSpec, Layer, align, cell_area_ha, common_grid, same_grid
-from soil_pipeline.science.regions import rasterize_regions
-from soil_pipeline.science.units import HA_PER_KM2
+from soil_pipeline.science.grid import (
+    GridSpec,
+    Layer,
+    align,
+    cell_area_ha,
+    common_grid,
+    lattice_offset,
+    same_grid,
+    shift_onto,
+)
+from soil_pipeline.science.regions import fill_nearest, rasterize_regions
+from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
 
 
 def _checked_rasters(asset: str, paths: dict[str, str]):
@@ -50,8 +60,11 @@ def _grid_of(band: RasterBand) -> GridSpec:
 
 
 def _onto(band: RasterBand, target: GridSpec, resampling: Resampling, target_nodata, dtype) -> tuple[np.ndarray, dict]:
+    """Onto `target`: as is when on its grid, by whole-cell shift when only the origin differs, else resampled."""
     if same_grid(_grid_of(band), target):
         return band.data.astype(dtype), {"method": "none (already on the common grid)"}
+    if (offset := lattice_offset(_grid_of(band), target)) is not None:
+        return shift_onto(band.data, band.nodata, offset, target, target_nodata, dtype)
     aligned = align(band.data, band.transform, band.crs, band.nodata, target, resampling, target_nodata, dtype)
     source = {"west": band.transform.c, "north": band.transform.f, "resolution_deg": abs(band.transform.a)}
     return aligned, {"method": f"rasterio.warp.reproject, Resampling.{resampling.name}", "source_grid": source}
@@ -103,10 +116,11 @@ def soc_stock_grid(inputs: InputDatasets):
 
 
 @dg.asset(
-    group_name="global_grids", code_version="2", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
+    group_name="global_grids", code_version="3", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
 )
 def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
-    """HYDE 3.2 cropland area 2016 (km2 per cell) summed onto the common grid; total area is preserved."""
+    """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
+    area is preserved."""
     bands, lineage = yield from _checked_rasters("cropland_grid", {"cropland_raster": inputs.cropland_raster})
     band = bands["cropland_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.sum, np.nan, "float32")
@@ -132,19 +146,32 @@ def climate_zone_grid(inputs: InputDatasets, soc_stock_grid: Layer):
     yield _output(Layer(aligned, soc_stock_grid.grid, "IPCC 2019 climate zone code", alignment, lineage))
 
 
-@dg.asset(group_name="global_grids", code_version="1")
-def country_grid(countries: pd.DataFrame, soc_stock_grid: Layer) -> dg.Output:
-    """Row index into `countries` of the polygon containing each cell centre (-1 = none)."""
+# Land cells whose centre lies outside every polygon (coasts, small islands) take the nearest country within this
+# distance, the same as field sites; farther cells stay unassigned (a published UNASSIGNED row).
+COUNTRY_NEAREST_MAX_DEG = 0.5
+
+
+@dg.asset(group_name="global_grids", code_version="2")
+def country_grid(countries: pd.DataFrame, soc_stock_grid: Layer, cropland_grid: Layer) -> dg.Output:
+    """Row index into `countries` of the polygon containing each cell centre; land cells (SOC stock or cropland)
+    outside every polygon take the nearest within COUNTRY_NEAREST_MAX_DEG; -1 = none."""
+    grid = common_grid(soc_stock_grid, cropland_grid)
     geometries = shapely.from_wkb(countries["geometry_wkb"])
-    return _output(
-        Layer(
-            data=rasterize_regions(geometries, soc_stock_grid.grid),
-            grid=soc_stock_grid.grid,
-            units="row index into countries",
-            alignment={"method": "rasterio.features.rasterize, cell centre inside polygon"},
-            provenance=countries.attrs.get("provenance", {}),
-        )
-    )
+    land = ~np.isnan(soc_stock_grid.data[0]) | (cropland_grid.data > 0)
+    inside = rasterize_regions(geometries, grid)
+    regions, nearest = fill_nearest(inside, land, geometries, grid, COUNTRY_NEAREST_MAX_DEG)
+    area_ha = np.broadcast_to(cell_area_ha(grid)[:, None], grid.shape)
+    unassigned = land & (regions < 0)
+    alignment = {
+        "method": "rasterio.features.rasterize, cell centre inside polygon; else nearest polygon (land cells)",
+        "nearest_max_distance_deg": COUNTRY_NEAREST_MAX_DEG,
+        "land_cells_by_nearest": int(nearest.sum()),
+        "land_area_by_nearest_mha": float(area_ha[nearest].sum() / HA_PER_MHA),
+        "land_cells_unassigned": int(unassigned.sum()),
+        "land_area_unassigned_mha": float(area_ha[unassigned].sum() / HA_PER_MHA),
+    }
+    lineage = countries.attrs.get("provenance", {})
+    return _output(Layer(regions, grid, "row index into countries", alignment, lineage))
 
 
 @dg.asset(group_name="global_grids", code_version="1", deps=["pasture_raster"])

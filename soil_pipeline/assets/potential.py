@@ -1,9 +1,11 @@
 """Regional sequestration potential: 4-per-1000 targets for all land and cropland, and Zomer et al. (2017)-style
 cropland rates, per country, IPCC climate zone, 4p1000 priority region and globally, with Monte Carlo intervals.
 
-Bulk density for the Zomer rates: per cell, the Manrique & Jones (1991) BD that makes SOC content x BD x 30 cm
-equal the WHRC 2010 stock; Zomer et al. used SoilGrids BD per pixel, which is not embedded. The central figures
-blend it half-and-half with the BD implied by Zomer et al.'s own medium figures, and the interval spans the two.
+Bulk density for the Zomer rates (Zomer et al. used SoilGrids BD per pixel, which is not embedded), two published
+variants, never blended: "reproduction", the BD implied by Zomer et al.'s own medium figures (0.56 t C/ha/yr from
++0.27 % over 30 cm and 20 yr: 1.3827 g/cm3) on all cropland; "independent", per cell the Manrique & Jones (1991) BD
+that makes SOC content x BD x 30 cm equal the WHRC 2010 stock, on the cropland where that BD exists (not on organic
+or unmapped soils). Each variant publishes its BD and the cropland area its per-hectare rate is per.
 """
 
 import dagster as dg
@@ -28,16 +30,17 @@ from soil_pipeline.science.aggregation import zone_sums
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 
+ZOMER_BD_COLUMNS = ("bd_g_per_cm3", "cropland_area_mha")
 GLOBAL_METADATA_COLUMNS = (
     "target_4p1000_tg_c_per_yr",
     "cropland_target_4p1000_tg_c_per_yr",
-    "cropland_bd_ptf_g_per_cm3",
-    "zomer_medium_t_c_per_ha_per_yr",
-    "zomer_high_t_c_per_ha_per_yr",
-    "zomer_medium_tg_c_per_yr",
-    "zomer_high_tg_c_per_yr",
-    "zomer_medium_share_of_4p1000_pct",
-    "zomer_high_share_of_4p1000_pct",
+    *(f"zomer_{variant}_{name}" for variant in potential.ZOMER_VARIANTS for name in ZOMER_BD_COLUMNS),
+    *(
+        f"zomer_{level}_{variant}_{name}"
+        for level in ("medium", "high")
+        for variant in potential.ZOMER_VARIANTS
+        for name in ("tg_c_per_yr", "t_c_per_ha_per_yr", "share_of_4p1000_all_land_pct")
+    ),
 )
 
 
@@ -59,7 +62,7 @@ def monte_carlo(config: MonteCarloConfig) -> tuple[dict, dict, dict]:
 @dg.asset(
     io_manager_key="published_io_manager",
     group_name="potential",
-    code_version="1",
+    code_version="2",
     check_specs=contract_specs("regional_sequestration_potential"),
     deps=["climate_zone_legend"],
 )
@@ -71,8 +74,9 @@ def regional_sequestration_potential(
     country_grid: Layer,
     countries: pd.DataFrame,
 ):
-    """Per region: SOC stock (Pg C), cropland area (Mha), 4p1000 targets (Tg C/yr), Zomer medium/high cropland
-    rates (Tg C/yr, t C/ha/yr, % of the 4p1000 target) and cropland BD (g/cm3); `_p05/_p50/_p95` intervals."""
+    """Per region: SOC stock (Pg C), cropland area (Mha), 4p1000 targets (Tg C/yr), and per Zomer variant its BD
+    (g/cm3), cropland area (Mha) and medium/high rates (Tg C/yr, t C/ha/yr, % of the all-land and cropland 4p1000
+    targets); `_p05/_p50/_p95` intervals where a sampled parameter enters."""
     params = potential_parameters()
     cells = land_cells(soc_stock_grid, cropland_grid)
     bd = np.full(cells.index.shape, np.nan)
@@ -107,7 +111,7 @@ def _parameters(params: potential.PotentialParameters) -> dict:
         "zomer_depth_cm": params.depth_cm,
         "bulk_density_from_stock_depth_cm": SOC_STOCK_DEPTH_CM,
         "zomer_duration_yr": params.duration_yr,
-        "bulk_density_zomer_implied_g_per_cm3": params.bulk_density_zomer_g_per_cm3,
-        "bulk_density_pedotransfer": MANRIQUE_JONES_1991.citation,
+        "zomer_reproduction_bulk_density_g_per_cm3": params.bulk_density_zomer_g_per_cm3,
+        "zomer_independent_bulk_density": f"per cell from the WHRC 2010 stock: {MANRIQUE_JONES_1991.citation}",
         "citations": {name: citation(name) for name in ("four_per_1000", "zomer_2017")},
     }

@@ -1,4 +1,4 @@
-"""Regions: country boundaries from Natural Earth 1:110m Admin 0 (public domain), keyed on ADM0_A3.
+"""Regions: country boundaries from Natural Earth 1:10m Admin 0 (public domain, simplified copy), keyed on ADM0_A3.
 
 ADM0_A3 rather than ISO_A3, which is "-99" for France, Norway and others in this release.
 """

@@ -65,7 +65,7 @@ soc_stock_no_land_use_raster = _file_source(
 )
 cropland_raster = _file_source("cropland_raster", "HYDE 3.2 cropland area 2016 (GeoTIFF).")
 climate_zones_raster = _file_source("climate_zones_raster", "IPCC 2019 climate zones, 0.5 deg (GeoTIFF).")
-countries_vector = _file_source("countries_vector", "Natural Earth 1:110m Admin 0 countries (GeoJSON).")
+countries_vector = _file_source("countries_vector", "Natural Earth 1:10m Admin 0 countries (zipped GeoJSON).")
 pasture_raster = _file_source(
     "pasture_raster", "Optional pasture/grazing area raster (km2 per cell); unset by default."
 )

@@ -35,7 +35,7 @@ def zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame, groups: list[
             "zone_index": np.arange(n + 1),
             "region_type": "country",
             "region_id": [*countries["adm0_a3"], UNASSIGNED],
-            "region_name": [*countries["name"], "Outside the 1:110m country polygons"],
+            "region_name": [*countries["name"], "Land beyond the nearest-country distance from every polygon"],
         }
     )
     zone_rows = pd.DataFrame(

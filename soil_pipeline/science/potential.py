@@ -81,13 +81,19 @@ def cell_quantities(soc_2010, cropland_ha, area_ha, bulk_density) -> dict[str, n
     }
 
 
+ZOMER_VARIANTS = ("reproduction", "independent")
+
+
 def regional_potential(
     sums: pd.DataFrame, params: PotentialParameters, draws: dict[str, np.ndarray], central: dict[str, float]
 ) -> pd.DataFrame:
-    """Per region: 4p1000 targets and Zomer-style rates (Tg C/yr, t C/ha/yr, % of the target), with intervals.
+    """Per region: 4p1000 targets and Zomer-style rates (Tg C/yr, t C/ha/yr, % of the targets), with intervals.
 
-    `sums` holds per-region totals of `cell_quantities`. `draws` and `central` give the multiplicative stock
-    factor `soc_stock_factor` and the weight `bulk_density_weight` of the Zomer-implied BD against the per-cell one.
+    `sums` holds per-region totals of `cell_quantities`; `draws` and `central` give the multiplicative stock factor
+    `soc_stock_factor`. Two Zomer variants, never blended: "reproduction" puts the BD implied by Zomer et al.'s own
+    medium figures on all cropland; "independent" uses the per-cell pedotransfer BD, on the cropland that has one.
+    The rates carry no sampled parameter (their BD is a published variant, not a draw); their shares of the
+    targets carry the stock factor's interval.
     """
     table = sums[["region_type", "region_id", "region_name"]].copy()
     stock = sums["soc_stock_2010_t_c"].to_numpy()
@@ -95,44 +101,40 @@ def regional_potential(
     table["cropland_area_mha"] = sums["cropland_area_ha"].to_numpy() / HA_PER_MHA
     target = four_per_1000_target(stock, params.four_per_1000_rate) / T_PER_TG
     crop_target = four_per_1000_target(sums["cropland_soc_stock_2010_t_c"].to_numpy(), params.four_per_1000_rate)
+    targets = {"all_land": target, "cropland": crop_target / T_PER_TG}
     stock_factor = draws["soc_stock_factor"][:, None]
     table = table.assign(
         **interval_columns("target_4p1000_tg_c_per_yr", target * central["soc_stock_factor"], target * stock_factor),
         **interval_columns(
             "cropland_target_4p1000_tg_c_per_yr",
-            crop_target / T_PER_TG * central["soc_stock_factor"],
-            crop_target / T_PER_TG * stock_factor,
+            targets["cropland"] * central["soc_stock_factor"],
+            targets["cropland"] * stock_factor,
         ),
     )
-    area_bd = sums["cropland_area_with_bd_ha"].to_numpy()
-    table["cropland_area_with_bd_mha"] = area_bd / HA_PER_MHA
-    table["cropland_bd_ptf_g_per_cm3"] = ratio(sums["cropland_bd_x_area"].to_numpy(), area_bd)
-    for level, delta in params.content_increase_pct.items():
-        table = table.assign(**_zomer_columns(level, delta, sums, params, draws, central, target))
+    for variant, (area_ha, bd_x_area) in _zomer_bulk_density(sums, params).items():
+        table[f"zomer_{variant}_cropland_area_mha"] = area_ha / HA_PER_MHA
+        table[f"zomer_{variant}_bd_g_per_cm3"] = ratio(bd_x_area, area_ha)
+        for level, delta in params.content_increase_pct.items():
+            unit_rate = content_increase_rate_t_c_per_ha_per_yr(delta, 1.0, params.depth_cm, params.duration_yr)
+            total_tg = unit_rate * bd_x_area / T_PER_TG
+            name = f"zomer_{level}_{variant}"
+            table[f"{name}_tg_c_per_yr"] = total_tg
+            table[f"{name}_t_c_per_ha_per_yr"] = ratio(total_tg * T_PER_TG, area_ha)
+            for denominator, target_tg in targets.items():
+                table = table.assign(
+                    **interval_columns(
+                        f"{name}_share_of_4p1000_{denominator}_pct",
+                        100.0 * ratio(total_tg, target_tg * central["soc_stock_factor"]),
+                        100.0 * ratio(total_tg, target_tg * stock_factor),
+                    )
+                )
     return table
 
 
-def _blended_bd_x_area(sums: pd.DataFrame, params: PotentialParameters, weight) -> np.ndarray:
-    """Sum of BD x area with BD = (1 - w) x per-cell BD + w x the Zomer-implied BD; `weight` scalar or (n, 1)."""
-    ptf = sums["cropland_bd_x_area"].to_numpy()
-    zomer = params.bulk_density_zomer_g_per_cm3 * sums["cropland_area_with_bd_ha"].to_numpy()
-    return (1.0 - weight) * ptf + weight * zomer
-
-
-def _zomer_columns(level, delta, sums, params, draws, central, target_tg) -> dict[str, np.ndarray]:
-    unit_rate = content_increase_rate_t_c_per_ha_per_yr(delta, 1.0, params.depth_cm, params.duration_yr)
-    total = unit_rate * _blended_bd_x_area(sums, params, central["bulk_density_weight"]) / T_PER_TG
-    samples = unit_rate * _blended_bd_x_area(sums, params, draws["bulk_density_weight"][:, None]) / T_PER_TG
-    target_samples = target_tg * draws["soc_stock_factor"][:, None]
-    area_ha = sums["cropland_area_with_bd_ha"].to_numpy()
+def _zomer_bulk_density(sums: pd.DataFrame, params: PotentialParameters) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(cropland area (ha), sum of BD x area (g/cm3 ha)) per Zomer variant."""
+    all_cropland = sums["cropland_area_ha"].to_numpy()
     return {
-        **interval_columns(f"zomer_{level}_tg_c_per_yr", total, samples),
-        **interval_columns(
-            f"zomer_{level}_t_c_per_ha_per_yr", ratio(total * T_PER_TG, area_ha), ratio(samples * T_PER_TG, area_ha)
-        ),
-        **interval_columns(
-            f"zomer_{level}_share_of_4p1000_pct",
-            100.0 * ratio(total, target_tg * central["soc_stock_factor"]),
-            100.0 * ratio(samples, target_samples),
-        ),
+        "reproduction": (all_cropland, params.bulk_density_zomer_g_per_cm3 * all_cropland),
+        "independent": (sums["cropland_area_with_bd_ha"].to_numpy(), sums["cropland_bd_x_area"].to_numpy()),
     }

@@ -43,6 +43,22 @@ def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.nda
     return index, method
 
 
+def fill_nearest(regions: np.ndarray, cells: np.ndarray, geometries, grid: GridSpec, max_distance_deg: float):
+    """`regions` (from `rasterize_regions`) with each of `cells` (boolean mask) whose centre lies outside every
+    polygon given the index of the nearest polygon within `max_distance_deg` (planar lon/lat distance, as for
+    points); cells farther from every polygon stay NO_REGION. Returns (filled copy, mask of the cells filled)."""
+    rows, cols = np.nonzero(cells & (regions == NO_REGION))
+    lon, lat = grid.transform @ (cols + 0.5, rows + 0.5)
+    filled = regions.copy()
+    nearest = np.zeros(regions.shape, dtype=bool)
+    if len(rows):
+        index, _ = assign_points(lon, lat, geometries, max_distance_deg)
+        found = index != NO_REGION
+        filled[rows[found], cols[found]] = index[found]
+        nearest[rows[found], cols[found]] = True
+    return filled, nearest
+
+
 def group_membership(subregions, adm0_codes, groups: list[dict]) -> np.ndarray:
     """Index of the group each country belongs to (NO_REGION if none), a group listing Natural Earth
     `natural_earth_subregions` and/or `adm0_a3` codes. A country matched by two groups is an error."""

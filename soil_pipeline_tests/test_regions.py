@@ -1,0 +1,33 @@
+"""Countries on the grid: cell centres inside polygons, the nearest-country fallback for land cells, the remainder."""
+
+import numpy as np
+import shapely
+from affine import Affine
+
+from soil_pipeline.science.grid import GridSpec
+from soil_pipeline.science.regions import NO_REGION, fill_nearest, rasterize_regions
+
+# 1-degree cells, columns 0..5 (lon 0..6), rows 0..1 (lat 2..0); centres at lon x.5, lat 1.5 and 0.5.
+GRID = GridSpec(6, 2, Affine(1, 0, 0, 0, -1, 2))
+# Country 0 covers lon 0-2.2, country 1 lon 3.4-4: the centres at lon 2.5, 3.5 (inside 1) and 4.5, 5.5 differ.
+POLYGONS = [shapely.box(0, 0, 2.2, 2), shapely.box(3.4, 0, 4, 2)]
+
+
+def test_cell_centres_outside_every_polygon_take_the_nearest_within_the_distance():
+    inside = rasterize_regions(POLYGONS, GRID)
+    np.testing.assert_array_equal(inside, [[0, 0, -1, 1, -1, -1], [0, 0, -1, 1, -1, -1]])
+    land = np.ones(GRID.shape, dtype=bool)
+    land[1, 2] = False  # sea: stays without a country even though a polygon is near
+    filled, nearest = fill_nearest(inside, land, POLYGONS, GRID, max_distance_deg=0.6)
+    # lon 2.5: 0.3 from country 0, 0.9 from country 1 -> 0; lon 4.5: 0.5 from country 1 -> 1; lon 5.5: 1.5 away -> none
+    np.testing.assert_array_equal(filled, [[0, 0, 0, 1, 1, -1], [0, 0, -1, 1, 1, -1]])
+    np.testing.assert_array_equal(nearest, [[0, 0, 1, 0, 1, 0], [0, 0, 0, 0, 1, 0]])
+    assert (inside == [[0, 0, -1, 1, -1, -1]] * 2).all()  # the input is not modified
+
+
+def test_only_land_cells_are_filled():
+    inside = rasterize_regions(POLYGONS, GRID)
+    filled, nearest = fill_nearest(inside, np.zeros(GRID.shape, dtype=bool), POLYGONS, GRID, max_distance_deg=5.0)
+    np.testing.assert_array_equal(filled, inside)
+    assert not nearest.any()
+    assert (filled == NO_REGION).sum() == 6
