@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios, sources
+from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, rothc, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
@@ -10,7 +10,7 @@ from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports
 from soil_pipeline.run_commit import Publication, commit_successful_runs, mark_failed_runs
 
 all_assets = dg.load_assets_from_modules(
-    [sources, field_samples, global_grids, regions, regional, potential, scenarios]
+    [sources, field_samples, global_grids, regions, regional, potential, rothc, scenarios]
 )
 
 # A job runs one partitions definition, so the scenario-partitioned asset has its own job.

@@ -10,7 +10,13 @@ from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline_tests.conftest import run_main_job
 
 PARTITIONED = ["field_sites", "field_horizons", "field_sites_rejects", "field_horizons_rejects", "topsoil_soc_stocks"]
-PUBLISHED = [*PARTITIONED, "countries", "regional_soc_stocks", "regional_sequestration_potential"]
+PUBLISHED = [
+    *PARTITIONED,
+    "countries",
+    "regional_soc_stocks",
+    "regional_sequestration_potential",
+    "rothc_sequestration_potential",
+]
 
 
 def _world(output_root) -> pd.Series:

@@ -28,6 +28,7 @@ PUBLISHED = [
     "field_sites_rejects",
     "regional_sequestration_potential",
     "regional_soc_stocks",
+    "rothc_sequestration_potential",
     "topsoil_soc_stocks",
 ]
 # The session's scenario runs may add these to the shared output root; they come from other runs.

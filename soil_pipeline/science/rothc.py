@@ -1,0 +1,190 @@
+"""RothC-26.3 (Coleman & Jenkinson 1996, model description 2014), vectorised over cells with numpy.
+
+Monthly step of the four active pools (DPM, RPM, BIO, HUM, t C/ha) of many cells at once; IOM is inert. The step is
+the one of the official Python translation (RothC_Py, Rothamsted Research, Apache-2.0): each pool decays by
+exp(-a b c k / 12), the decomposed carbon goes to CO2 and to BIO (46 %) and HUM (54 %) in the clay-dependent ratio
+x = 1.67 (1.85 + 1.60 exp(-0.0786 clay)), then the month's plant input is split DPM:RPM and farmyard manure
+49 % DPM, 49 % RPM, 2 % HUM. Radiocarbon is not modelled.
+
+Two conventions differ between RothC_Py and FAO GSOCseq (whose R scripts call SoilR's `fW.RothC`):
+
+- evaporation: RothC_Py takes open-pan evaporation and uses 0.75 x Evap; GSOCseq feeds potential
+  evapotranspiration with pE = 1 (`Conventions.evaporation_factor`);
+- topsoil moisture deficit: RothC_Py carries it from month to month across years; SoilR computes it over each
+  year's 12 months starting from no deficit, so it is reset every January (`Conventions.reset_deficit_yearly`).
+
+The bare-soil deficit cap is RothC-26.3's (0.556 of the maximum deficit, the rate modifier still scaled on the
+covered maximum) under both conventions; SoilR instead divides the whole maximum by 1.8 for bare soil.
+
+The model is linear in the carbon inputs for given climate, clay and cover, so the steady state for a periodic
+(climatological) year is solved directly from the year's 4 x 4 transfer matrix per cell (`unit_equilibrium`).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Decomposition rate constants (per year) of DPM, RPM, BIO, HUM.
+RATE_CONSTANTS_PER_YR = np.array([10.0, 0.3, 0.66, 0.02])
+BIO_FRACTION = 0.46  # of the carbon going to BIO + HUM
+FYM_SPLIT = np.array([0.49, 0.49, 0.0, 0.02])  # farmyard manure into DPM, RPM, BIO, HUM
+MONTHS_PER_YEAR = 12
+N_POOLS = 4
+MIN_RATE_MOISTURE = 0.2
+COVERED_RATE = 0.6  # plant-cover rate modifier when the soil is covered
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """The two switches between RothC_Py and GSOCseq (see the module docstring)."""
+
+    evaporation_factor: float
+    reset_deficit_yearly: bool
+
+
+ROTHC_PY = Conventions(evaporation_factor=0.75, reset_deficit_yearly=False)
+GSOCSEQ = Conventions(evaporation_factor=1.0, reset_deficit_yearly=True)
+
+
+def temperature_modifier(temperature_degc):
+    """a = 47.91 / (1 + exp(106.06 / (T + 18.27))), 0 below -5 degC."""
+    t = np.asarray(temperature_degc, dtype="float64")
+    with np.errstate(divide="ignore", over="ignore"):
+        a = 47.91 / (np.exp(106.06 / (t + 18.27)) + 1.0)
+    return np.where(t < -5.0, 0.0, a)
+
+
+def max_deficit_mm(clay_pct, depth_cm):
+    """Maximum topsoil moisture deficit (negative mm) of a covered soil of this clay content and depth."""
+    clay = np.asarray(clay_pct, dtype="float64")
+    return -(20.0 + 1.3 * clay - 0.01 * clay * clay) * depth_cm / 23.0
+
+
+def moisture_step(rain_mm, evaporation_mm, covered, deficit_mm, max_deficit, evaporation_factor: float):
+    """One month of the accumulated topsoil moisture deficit: (rate modifier b, new deficit mm, <= 0)."""
+    balance = rain_mm - evaporation_factor * evaporation_mm
+    wetted = np.minimum(0.0, deficit_mm + balance)
+    floor = np.where(covered, max_deficit, np.minimum(0.556 * max_deficit, deficit_mm))
+    deficit = np.maximum(floor, wetted)
+    one_bar = 0.444 * max_deficit
+    b = MIN_RATE_MOISTURE + (1.0 - MIN_RATE_MOISTURE) * (max_deficit - deficit) / (max_deficit - one_bar)
+    return np.where(deficit > one_bar, 1.0, b), deficit
+
+
+def cover_modifier(covered):
+    return np.where(covered, COVERED_RATE, 1.0)
+
+
+def humification_shares(clay_pct) -> tuple[np.ndarray, np.ndarray]:
+    """Fractions of decomposed carbon going to BIO and HUM (the rest is CO2), from x = CO2 / (BIO + HUM)."""
+    x = 1.67 * (1.85 + 1.60 * np.exp(-0.0786 * np.asarray(clay_pct, dtype="float64")))
+    return BIO_FRACTION / (x + 1.0), (1.0 - BIO_FRACTION) / (x + 1.0)
+
+
+def plant_split(dpm_rpm_ratio, n: int | None = None) -> np.ndarray:
+    """Shares of plant input into DPM, RPM, BIO, HUM (pools on axis 0), for `n` cells if given."""
+    r = np.asarray(dpm_rpm_ratio, dtype="float64")
+    r = r if n is None else np.broadcast_to(r, (n,))
+    return np.stack([r / (r + 1.0), 1.0 / (r + 1.0), np.zeros_like(r), np.zeros_like(r)])
+
+
+def _decompose(pools, remaining, to_bio, to_hum) -> np.ndarray:
+    """Decomposition of one month without inputs: pools (4, ..., n) keep `remaining` (4, n) of themselves and the
+    decomposed carbon goes to BIO and HUM in the shares `to_bio`, `to_hum` (n), the rest to CO2."""
+    remaining = remaining.reshape((N_POOLS,) + (1,) * (pools.ndim - 2) + remaining.shape[-1:])
+    kept = pools * remaining
+    decomposed = pools.sum(axis=0) - kept.sum(axis=0)
+    kept[2] += decomposed * to_bio
+    kept[3] += decomposed * to_hum
+    return kept
+
+
+def remaining_fraction(rate) -> np.ndarray:
+    """Share (4, n) of each pool left after a month at rate modifier `rate` (n): exp(-rate k / 12)."""
+    return np.exp(-RATE_CONSTANTS_PER_YR[:, None] * np.atleast_1d(rate) / MONTHS_PER_YEAR)
+
+
+def step(pools, rate, to_bio, to_hum, plant_c, dpm_rpm_ratio, fym_c=0.0) -> np.ndarray:
+    """One month: pools (4, n) or (4,) t C/ha -> new pools. `rate` = a x b x c; inputs in t C/ha for the month."""
+    shape = np.shape(pools)
+    pools = np.asarray(pools, dtype="float64").reshape(N_POOLS, -1)
+    new = _decompose(pools, remaining_fraction(rate), to_bio, to_hum)
+    new += plant_split(dpm_rpm_ratio, pools.shape[1]) * plant_c + FYM_SPLIT[:, None] * fym_c
+    return new.reshape(shape)
+
+
+def monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions: Conventions, deficit=None):
+    """Combined rate modifier a x b x c for each month (axis 0) and the deficit after the last month.
+
+    Months are consecutive; with `reset_deficit_yearly` the deficit starts from 0 at every 12th month (January when
+    month 0 is January). `deficit` is the deficit before the first month (default 0)."""
+    max_def = max_deficit_mm(clay, depth_cm)
+    factor = conventions.evaporation_factor
+    deficit = np.zeros(np.shape(tmp)[1:]) if deficit is None else deficit
+    covered = np.broadcast_to(covered, np.shape(tmp))
+    rates = np.empty(np.shape(tmp))
+    for m in range(np.shape(tmp)[0]):
+        if conventions.reset_deficit_yearly and m % MONTHS_PER_YEAR == 0:
+            deficit = np.zeros_like(deficit)
+        b, deficit = moisture_step(rain[m], evaporation[m], covered[m], deficit, max_def, factor)
+        rates[m] = temperature_modifier(tmp[m]) * b * cover_modifier(covered[m])
+    return rates, deficit
+
+
+def climatology_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions: Conventions, max_years=50):
+    """Rate modifiers (12, n) of a climatological year repeated: with carried-over deficit, the periodic one."""
+    rates, deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions)
+    if conventions.reset_deficit_yearly:
+        return rates
+    for _ in range(max_years):
+        again, next_deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions, deficit)
+        if np.array_equal(next_deficit, deficit):
+            return again
+        rates, deficit = again, next_deficit
+    raise RuntimeError(f"moisture deficit not periodic after {max_years} years")
+
+
+def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarray, np.ndarray]:
+    """The year as an affine map of the pools, per cell: end[i] = sum_j A[i, j] start[j] + u[i] x annual input,
+    with A (4, 4, n) and u (4, n) the year-end pools from 1 t C/ha of plant input on empty pools. `rates` (12, n)
+    are the months' rate modifiers; `input_shares` (12,) the share of the input added each month, evenly spread
+    by default. It composes the twelve monthly steps (`step`), so a run of whole years is one product per year."""
+    to_bio, to_hum = humification_shares(clay)
+    n = rates.shape[1]
+    shares = np.full(MONTHS_PER_YEAR, 1.0 / MONTHS_PER_YEAR) if input_shares is None else input_shares
+    split = plant_split(dpm_rpm_ratio, n)
+    year = np.repeat(np.eye(N_POOLS)[:, :, None], n, axis=2)
+    from_inputs = np.zeros((N_POOLS, n))
+    for m in range(MONTHS_PER_YEAR):
+        remaining = remaining_fraction(rates[m])
+        year = _decompose(year, remaining, to_bio, to_hum)
+        from_inputs = _decompose(from_inputs, remaining, to_bio, to_hum) + split * shares[m]
+    return year, from_inputs
+
+
+def unit_equilibrium(rates, clay, dpm_rpm_ratio, input_shares=None) -> np.ndarray:
+    """Pools (4, n) at the end of the 12th month in the periodic steady state for 1 t C/ha/yr of plant input
+    (arguments as `annual_map`). Scale the result by the annual input: the model is linear in it."""
+    year, from_inputs = annual_map(rates, clay, dpm_rpm_ratio, input_shares)
+    system = np.eye(N_POOLS) - year.transpose(2, 0, 1)
+    return np.linalg.solve(system, from_inputs.T[..., None])[..., 0].T
+
+
+def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, years: int) -> np.ndarray:
+    """Pools (..., 4, n) after `years` repetitions of the year `year_map` (from `annual_map`) from `pools`, with
+    `annual_input` t C/ha/yr (broadcastable to (..., n))."""
+    year, from_inputs = year_map
+    added = from_inputs * np.asarray(annual_input)[..., None, :]
+    pools = np.asarray(pools, dtype="float64")
+    for _ in range(years):
+        new = added.copy()
+        for i in range(N_POOLS):
+            for j in range(N_POOLS):
+                new[..., i, :] += year[i, j] * pools[..., j, :]
+        pools = new
+    return pools
+
+
+def falloon_iom(soc_t_c_per_ha):
+    """Inert organic matter (t C/ha) from total SOC: IOM = 0.049 SOC^1.139 (Falloon et al. 1998)."""
+    return 0.049 * np.power(soc_t_c_per_ha, 1.139)
