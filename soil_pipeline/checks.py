@@ -6,7 +6,9 @@ import dagster as dg
 import pandas as pd
 
 from soil_pipeline.contracts.model import RasterContract, load_table_contract
+from soil_pipeline.contracts.stream import GX_SAMPLE_ROWS, StreamValidation
 from soil_pipeline.contracts.validate import Validation, validate
+from soil_pipeline.publishing.parquet import TableFile
 
 CONTRACT_CHECK = "contract"
 DATA_QUALITY_CHECK = "data_quality_gx"
@@ -19,11 +21,18 @@ def contract_check_spec(asset: str, blocking: bool) -> dg.AssetCheckSpec:
 
 def data_quality_check_spec(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        DATA_QUALITY_CHECK, asset=asset, description="Great Expectations suite derived from the contract, as Data Docs."
+        DATA_QUALITY_CHECK,
+        asset=asset,
+        description=(
+            "Great Expectations suite derived from the contract, as Data Docs. It runs on the whole drop up to "
+            f"{GX_SAMPLE_ROWS:,} rows, beyond that on a sample (metadata rows_validated says which)."
+        ),
     )
 
 
-def contract_result(asset: str, validation: Validation, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+def contract_result(
+    asset: str, validation: Validation | StreamValidation, severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
     sample = validation.sample()
     return dg.AssetCheckResult(
         asset_key=asset,
@@ -34,7 +43,7 @@ def contract_result(asset: str, validation: Validation, severity: dg.AssetCheckS
             "contract": validation.contract.label,
             "contract_sha256": validation.contract.sha256,
             "rows_checked": validation.n_checked,
-            "rows_rejected": int(validation.rejects.drop_duplicates(["source_file", "source_line"]).shape[0]),
+            "rows_rejected": validation.rows_rejected(),
             "failures_by_rule": dg.MetadataValue.json(validation.failures_by_rule()),
             "dataset_errors": dg.MetadataValue.json(validation.batch_errors),
             "failing_rows_sample": dg.MetadataValue.md(sample.to_markdown(index=False) if len(sample) else "none"),
@@ -54,7 +63,7 @@ def raster_contract_result(asset: str, contracts: list[RasterContract], error: s
     )
 
 
-def gx_result(asset: str, report: dict, docs_index: str) -> dg.AssetCheckResult:
+def gx_result(asset: str, report: dict, docs_index: str, rows_validated: str = "") -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=DATA_QUALITY_CHECK,
@@ -65,11 +74,12 @@ def gx_result(asset: str, report: dict, docs_index: str) -> dg.AssetCheckResult:
             "successful_expectations": report["successful_expectations"],
             "failed_expectations": dg.MetadataValue.json(report["failed_expectations"]),
             "data_docs": dg.MetadataValue.path(docs_index),
+            **({"rows_validated": rows_validated} if rows_validated else {}),
         },
     )
 
 
-def failure_message(validation: Validation) -> str:
+def failure_message(validation: Validation | StreamValidation) -> str:
     lines = [f"{validation.contract.label} broken:"] + [f"  {error}" for error in validation.batch_errors]
     for row in validation.sample().itertuples(index=False):
         lines.append(f"  {row.source_file} line {row.source_line}: {row.detail} (found {row.value!r})")
@@ -84,6 +94,14 @@ def publish_if_valid(asset: str, table: pd.DataFrame, metadata: dict | None = No
     if not validation.passed:
         raise dg.Failure(description=failure_message(validation))
     yield dg.Output(table, metadata={"contract": contract.label, **(metadata or {})})
+
+
+def publish_checked(asset: str, table: TableFile, validation: StreamValidation) -> Iterator:
+    """`publish_if_valid` for a table too large for memory, checked bucket by bucket as it was made."""
+    yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
+    if not validation.passed:
+        raise dg.Failure(description=failure_message(validation))
+    yield dg.Output(table, metadata={"contract": validation.contract.label})
 
 
 def contract_specs(asset: str) -> list[dg.AssetCheckSpec]:

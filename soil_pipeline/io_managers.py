@@ -11,7 +11,7 @@ import pandas as pd
 
 from soil_pipeline.provenance import code_version, contract_input
 from soil_pipeline.publishing.grids import layer_from_geotiff, layer_to_geotiff
-from soil_pipeline.publishing.parquet import read_provenance, to_parquet_bytes
+from soil_pipeline.publishing.parquet import TableFile, read_provenance, to_parquet_bytes
 from soil_pipeline.publishing.root import normalise_root
 from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
 from soil_pipeline.science.grid import Layer
@@ -21,8 +21,9 @@ PREVIEW_ROWS = 5
 GEOPARQUET_POINTS = "geoparquet_points"
 
 
-def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in frame.dtypes.items()])
+def table_schema(frame: pd.DataFrame | TableFile) -> dg.TableSchema:
+    dtypes = frame.dtypes() if isinstance(frame, TableFile) else frame.dtypes
+    return dg.TableSchema(columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in dtypes.items()])
 
 
 def _points(context: dg.OutputContext) -> tuple[str, str] | None:
@@ -47,7 +48,10 @@ def _producing_run(context: dg.InputContext) -> str:
 
 
 class PublishedParquetIOManager(dg.ConfigurableIOManager):
-    """Stages each DataFrame output as an immutable version (or an identical existing one) for the run's commit."""
+    """Stages each DataFrame output as an immutable version (or an identical existing one) for the run's commit.
+
+    Tables too large for memory travel as `TableFile`s: an output is staged batch by batch, and an input annotated
+    `TableFile` is handed over as the published file, read batch by batch, instead of a DataFrame."""
 
     output_root: str
 
@@ -55,7 +59,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
     def store(self) -> VersionedParquetStore:
         return VersionedParquetStore(self.output_root)
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | TableFile) -> None:
         asset = context.asset_key.to_user_string()
         partition = _partition(context)
         lineage = obj.attrs.get("provenance", {})
@@ -68,7 +72,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         published = self.store.stage(context.run_id, asset, obj, provenance, partition, points=_points(context))
         context.add_output_metadata(
             {
-                "dagster/row_count": len(obj),
+                "dagster/row_count": published.manifest["row_count"],
                 "dagster/column_schema": table_schema(obj),
                 "version": published.version,
                 "published_path": dg.MetadataValue.path(published.path),
@@ -79,9 +83,9 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | TableFile:
         """The version this run staged, else the latest (of each requested partition), with its lineage as the
-        frame's input provenance."""
+        frame's input provenance; a `TableFile` when the input is annotated so (one partition)."""
         asset = context.asset_key.to_user_string()
         store = self.store
         latest = store.latest_by_partition(asset)
@@ -90,10 +94,13 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         versions = {key: version for key, version in versions.items() if version}
         if not versions:
             raise dg.Failure(f"nothing published for {asset} under {store.root}")
+        as_file = context.dagster_type.typing_type is TableFile
+        if as_file and len(versions) > 1:
+            raise dg.Failure(f"{asset}: a TableFile input reads one partition, {len(versions)} requested")
         frames, inputs = [], {}
         for key, version in versions.items():
             manifest = store.manifest(asset, version)
-            frames.append(store.read(asset, version))
+            frames.append(store.table_file(asset, version) if as_file else store.read(asset, version))
             inputs.update(manifest["provenance"].get("inputs", {}))
             label = f"published:{asset}[{key}]" if key else f"published:{asset}"
             inputs[label] = {"version": version, "sha256": manifest["files"][DATA_FILE]}

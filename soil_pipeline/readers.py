@@ -8,6 +8,7 @@ by pyarrow in blocks (quoted cells may span lines); each record keeps the physic
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,13 +108,13 @@ def check_header(path: Path, header: list[str], columns: dict[str, str]) -> None
         raise InputError(f"{path}: missing required column(s) {', '.join(missing)}{hint}")
 
 
-def record_lines(path: Path) -> np.ndarray:
-    """Physical line (1-based) of the first line of every non-empty record, header included.
+def _record_line_blocks(path: Path) -> Iterator[np.ndarray]:
+    """Physical line (1-based) of the first line of every non-empty record, header included, block by block.
 
     Newlines inside double quotes do not end a record (RFC 4180: an escaped quote `""` toggles twice). The file is
-    scanned in blocks, so memory stays bounded by the block size plus 8 bytes per record.
+    scanned in blocks, so memory stays bounded by the block size.
     """
-    starts, in_quote, line, at_record_start = [], False, 1, True
+    in_quote, line, at_record_start = False, 1, True
     with open(path, "rb") as handle:
         while block := handle.read(LINE_SCAN_BYTES):
             block += handle.readline()  # blocks end at a line end, so a "\r\n" is never split
@@ -126,13 +127,40 @@ def record_lines(path: Path) -> np.ndarray:
             keep = position < len(data)
             position, first_line = position[keep], first_line[keep].astype(np.int64)
             blank = (data[position] == ord("\n")) | ((data[position] == ord("\r")) & _next_is_newline(data, position))
-            starts.append(first_line[~blank])
+            yield first_line[~blank]
             in_quote = bool((len(quotes) + in_quote) % 2)
             at_record_start = bool(data[-1] == ord("\n")) and not in_quote
             line += len(newlines)
     if in_quote:
         raise InputError(f"{path}: malformed CSV (a quoted cell is never closed: unbalanced '\"')")
-    return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+
+def record_lines(path: Path) -> np.ndarray:
+    """Physical line (1-based) of the first line of every non-empty record, header included."""
+    blocks = list(_record_line_blocks(path))
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+
+
+class _LineFeed:
+    """Hands out the record lines of a CSV file in the order its records are parsed."""
+
+    def __init__(self, path: Path):
+        self.blocks, self.pending, self.taken = _record_line_blocks(path), np.zeros(0, dtype=np.int64), 0
+
+    def take(self, n: int) -> np.ndarray | None:
+        """The next `n` lines, or None when the scan found fewer records than that."""
+        while len(self.pending) < n:
+            block = next(self.blocks, None)
+            if block is None:
+                return None
+            self.pending = np.concatenate((self.pending, block))
+        lines, self.pending = self.pending[:n], self.pending[n:]
+        self.taken += n
+        return lines
+
+    def count(self) -> int:
+        """Records scanned in the whole file (drains the scan)."""
+        return self.taken + len(self.pending) + sum(len(block) for block in self.blocks)
 
 
 def _next_is_newline(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -140,60 +168,104 @@ def _next_is_newline(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return (positions + 1 < len(data)) & (data[following] == ord("\n"))
 
 
-def _read_csv_text(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+def _text_frame(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _csv_text_chunks(path: Path, columns: dict[str, str], chunk_bytes: int) -> Iterator[pd.DataFrame]:
     header = _csv_header(path)
     check_header(path, header, columns)
-    lines = record_lines(path)
+    lines = _LineFeed(path)
+    lines.take(1)  # the header
     types = {name: pa.string() for name in columns}
     reader = pa_csv.open_csv(
         path,
-        read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        read_options=pa_csv.ReadOptions(block_size=chunk_bytes),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(
             column_types=types, include_columns=list(columns), strings_can_be_null=False
         ),
     )
-    frame = reader.read_all().to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow", na_value=np.nan))
-    if len(lines) != len(frame) + 1:
-        raise InputError(f"{path}: malformed CSV ({len(lines) - 1} records by line scan, {len(frame)} parsed)")
-    frame["source_line"] = lines[1:]
-    return frame
+    parsed = 0
+    for batch in reader:
+        parsed += batch.num_rows
+        first = lines.take(batch.num_rows)
+        if first is None:
+            break
+        frame = _text_frame(pa.Table.from_batches([batch]))
+        frame["source_line"] = first
+        yield frame
+    scanned = lines.count() - 1
+    parsed += sum(batch.num_rows for batch in reader)
+    if scanned != parsed:
+        raise InputError(f"{path}: malformed CSV ({scanned} records by line scan, {parsed} parsed)")
 
 
-def _read_parquet_text(path: Path, columns: dict[str, str]) -> pd.DataFrame:
-    schema = pq.read_schema(path)
-    check_header(path, schema.names, columns)
-    table = pq.read_table(path, columns=list(columns))
-    text = {name: table[name].cast(pa.string()) for name in columns}
-    frame = pa.table(text).to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow", na_value=np.nan))
-    frame["source_line"] = np.arange(1, len(frame) + 1, dtype="int64")
-    return frame
+def _parquet_text_chunks(path: Path, columns: dict[str, str], chunk_bytes: int) -> Iterator[pd.DataFrame]:
+    source = pq.ParquetFile(path)
+    check_header(path, source.schema_arrow.names, columns)
+    first_line = 1
+    rows = max(1, chunk_bytes // 64)
+    for batch in source.iter_batches(batch_size=rows, columns=list(columns)):
+        frame = _text_frame(pa.table({name: batch.column(name).cast(pa.string()) for name in columns}))
+        frame["source_line"] = np.arange(first_line, first_line + len(frame), dtype="int64")
+        first_line += len(frame)
+        yield frame
+
+
+def _input_errors(path: Path, error: Exception) -> InputError:
+    """The dataset-level error (file and rule) a reader's exception stands for."""
+    if isinstance(error, InputError):
+        return error
+    if isinstance(error, UnicodeDecodeError):
+        return InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})")
+    if isinstance(error, pa.ArrowInvalid):
+        message = str(error)
+        if path.suffix == ".parquet":
+            return InputError(f"{path}: unreadable table ({message})")
+        if "invalid UTF8" in message:
+            return InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})")
+        if "Empty CSV" in message:
+            return InputError(f"{path}: empty file, no header line")
+        return InputError(f"{path}: malformed CSV ({message})")
+    return InputError(f"{path}: unreadable table ({error})")
+
+
+def to_contract_layout(chunk: pd.DataFrame, columns: dict[str, str], path: Path) -> pd.DataFrame:
+    """One chunk of source text (source column names, `source_line`) in the contract's layout: canonical column
+    names in contract order, then `source_file` and `source_line`. Every source chunk passes here once before
+    validation: the place for per-drop declarations (column mapping, units, missing markers)."""
+    frame = chunk.rename(columns=columns)
+    frame["source_file"] = path.name
+    return frame[[*columns.values(), "source_file", "source_line"]]
+
+
+def iter_table_chunks(
+    path: Path, columns: dict[str, str], chunk_bytes: int = CSV_BLOCK_BYTES
+) -> Iterator[pd.DataFrame]:
+    """A CSV (UTF-8, comma-separated) or Parquet table as text, chunk by chunk, in the contract's layout (see
+    `to_contract_layout`) with source file and line (CSV: physical line of the record's first line, header = 1;
+    Parquet: row number, first row = 1). Memory is bounded by the chunk size; a broken file raises `InputError`
+    naming it, possibly after earlier chunks were yielded."""
+    reader = _parquet_text_chunks if path.suffix == ".parquet" else _csv_text_chunks
+    try:
+        for chunk in reader(path, columns, chunk_bytes):
+            yield to_contract_layout(chunk, columns, path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise _input_errors(path, error) from error
+
+
+def empty_text_frame(columns: dict[str, str], path: Path) -> pd.DataFrame:
+    """The layout of `iter_table_chunks` with no rows (what a header-only file holds)."""
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    empty = pd.DataFrame({name: pd.Series(dtype=text) for name in columns}).assign(source_line=np.zeros(0, "int64"))
+    return to_contract_layout(empty, columns, path)
 
 
 def read_table_file(path: Path, columns: dict[str, str]) -> pd.DataFrame:
-    """A CSV (UTF-8, comma-separated) or Parquet table as text, renamed to canonical names, with source file and
-    line (CSV: physical line of the record's first line, header = 1; Parquet: row number, first row = 1)."""
-    try:
-        reader = _read_parquet_text if path.suffix == ".parquet" else _read_csv_text
-        frame = reader(path, columns)
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})") from error
-    except pa.ArrowInvalid as error:
-        message = str(error)
-        if path.suffix == ".parquet":
-            raise InputError(f"{path}: unreadable table ({message})") from error
-        if "invalid UTF8" in message:
-            raise InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})") from error
-        if "Empty CSV" in message:
-            raise InputError(f"{path}: empty file, no header line") from error
-        raise InputError(f"{path}: malformed CSV ({message})") from error
-    except (OSError, ValueError, pa.ArrowException) as error:
-        if isinstance(error, InputError):
-            raise
-        raise InputError(f"{path}: unreadable table ({error})") from error
-    frame = frame.rename(columns=columns)
-    frame["source_file"] = path.name
-    return frame[[*columns.values(), "source_file", "source_line"]]
+    """The whole table of `iter_table_chunks` as one frame (for small tables)."""
+    chunks = list(iter_table_chunks(path, columns))
+    return pd.concat(chunks, ignore_index=True) if chunks else empty_text_frame(columns, path)
 
 
 @dataclass

@@ -6,13 +6,13 @@ The embedded default is the Africa Soil Profiles database (Leenaars 2014) as the
 contract go to `field_sites_rejects` / `field_horizons_rejects` with the rule, column, value, file and line.
 """
 
+import tempfile
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.transform import rowcol
 
 from soil_pipeline import provenance
 from soil_pipeline.checks import (
@@ -22,24 +22,28 @@ from soil_pipeline.checks import (
     data_quality_check_spec,
     failure_message,
     gx_result,
-    publish_if_valid,
+    publish_checked,
 )
 from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import load_table_contract
-from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions, validate
+from soil_pipeline.contracts.stream import StreamValidation, validate_buckets
+from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions
+from soil_pipeline.ingest import (
+    COUNTRY_NEAREST_MAX_DEG,
+    TOPSOIL_BOTTOM_CM,
+    TOPSOIL_TOP_CM,
+    DropValidation,
+    topsoil_table,
+    validate_drop,
+)
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
-from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file, read_table_file
+from soil_pipeline.publishing.parquet import TableFile
+from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
-from soil_pipeline.science.regions import NO_REGION, assign_points
-from soil_pipeline.science.stocks import blocking_sites, topsoil_stocks
 
-TOPSOIL_TOP_CM = 0.0
-TOPSOIL_BOTTOM_CM = 30.0
-# Sites on the coast can fall just outside the generalised 1:110m polygons; beyond this they stay unassigned.
-COUNTRY_NEAREST_MAX_DEG = 0.5
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
 
 
@@ -47,7 +51,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
     return dg.AssetOut(
         io_manager_key="published_io_manager",
         group_name="field_samples",
-        code_version="3",
+        code_version="4",
         description=description,
         metadata=metadata,
     )
@@ -87,8 +91,9 @@ def field_drop(
     """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine.
 
     Sites are also checked for plausibility: on land (the WHRC stock grid as land mask), and not in an excluded
-    region (by `countries` polygon). The drop-level
-    gates of the contracts (share of rows quarantined, sites with a stock) fail the run before anything is published.
+    region (by `countries` polygon). The drop-level gates of the contracts (share of rows quarantined, sites with
+    a stock) fail the run before anything is published. Files are read in chunks and validated in buckets of
+    sites (see `soil_pipeline.ingest`), so memory stays bounded whatever the size of the drop.
     """
     drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
@@ -96,107 +101,88 @@ def field_drop(
     for name in drop_folders(landing)[1]:
         context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
     paths = {name: find_drop_file(drop_dir, name.removeprefix("field_"), landing) for name in contracts}
-    raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
     land = LandMask(np.isfinite(soc_stock_grid.data[0]), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
-    validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"], land=land, regions=regions)}
-    site_key = contracts["field_horizons"].column("site_id").foreign_key
-    foreign = {site_key: set(validations["field_sites"].valid["site_id"])}
-    validations["field_horizons"] = validate(raw["field_horizons"], contracts["field_horizons"], foreign)
-    del raw  # the source text is only needed for the reject values; the validations keep the typed tables
+    with tempfile.TemporaryDirectory(prefix="soil_pipeline_ingest_") as work:
+        drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions)
+        validations = {"field_sites": drop.sites, "field_horizons": drop.horizons}
+        for name, validation in validations.items():
+            severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
+            yield contract_result(name, validation, severity)
+            with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
+                report = run_gx(validation.gx_sample, contracts[name], docs, _gx_foreign(name, validation, drop))
+            yield gx_result(name, report, index, validation.gx_sample_note)
+        broken = [v for v in validations.values() if v.batch_errors]
+        if broken:
+            raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
+        _gate_sites_with_stock(drop, paths)
 
-    for name, validation in validations.items():
-        severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
-        yield contract_result(name, validation, severity)
-        with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
-            report = run_gx(validation.checked, contracts[name], docs, foreign)
-        yield gx_result(name, report, index)
-    broken = [v for v in validations.values() if v.batch_errors]
-    if broken:
-        raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
-    _gate_sites_with_stock(validations, paths)
-
-    for name, validation in validations.items():
-        rejects_contract = yield from _checked_rejects(f"{name}_rejects", validation.rejects)
-        drop_file = provenance.file_input(f"{name}[{partition}]", paths[name])
-        # the resolved file (a symlink inside the landing folder is recorded as what it points to)
-        drop_file[f"{name}[{partition}]"]["resolved_path"] = paths[name].relative_to(landing.resolve()).as_posix()
-        checked = {
-            **drop_file,
-            **provenance.file_input(f"contract:{name}", contracts[name].path),
-        }
-        validation.valid.attrs["provenance"] = {"inputs": checked}
-        validation.rejects.attrs["provenance"] = {
-            "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)}
-        }
-        for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
-            yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": len(validation.rejects)})
+        for name, validation in validations.items():
+            rejects_contract = yield from _checked_rejects(f"{name}_rejects", validation.rejects, Path(work) / name)
+            drop_file = provenance.file_input(f"{name}[{partition}]", paths[name])
+            # the resolved file (a symlink inside the landing folder is recorded as what it points to)
+            drop_file[f"{name}[{partition}]"]["resolved_path"] = paths[name].relative_to(landing.resolve()).as_posix()
+            checked = {
+                **drop_file,
+                **provenance.file_input(f"contract:{name}", contracts[name].path),
+            }
+            validation.valid.attrs["provenance"] = {"inputs": checked}
+            validation.rejects.attrs["provenance"] = {
+                "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)}
+            }
+            n_rejects = validation.rejects.num_rows
+            for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
+                yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": n_rejects})
 
 
-def _site_stocks(sites: pd.DataFrame, horizons: pd.DataFrame, horizon_rejects: pd.DataFrame) -> pd.DataFrame:
-    """Topsoil stock per valid site; a site with a quarantined horizon in 0-30 cm (or of unknown depth) gets none."""
-    bd_max = load_table_contract("field_horizons").column("bulk_density_g_per_cm3").plausible_maximum
-    stocks = topsoil_stocks(
-        sites["site_id"], horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM, bd_plausible_max_g_per_cm3=bd_max
-    )
-    return _flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
+def _gx_foreign(name: str, validation: StreamValidation, drop: DropValidation) -> dict | None:
+    """Foreign keys for the GX sample: the valid site ids among the sample's (the same verdict as all of them)."""
+    if name != "field_horizons" or drop.sites.valid is None:
+        return None
+    key = validation.contract.column("site_id").foreign_key
+    wanted = set(validation.gx_sample["site_id"].dropna())
+    found = set()
+    for batch in drop.sites.valid.batches(["site_id"]):
+        found |= wanted & set(batch.column("site_id").to_pylist())
+    return {key: found}
 
 
-def _gate_sites_with_stock(validations: dict, paths: dict) -> None:
+def _gate_sites_with_stock(drop: DropValidation, paths: dict) -> None:
     """The topsoil_soc_stocks contract's minimum of sites with a stock, checked before anything is published."""
     rule = next(r for r in load_table_contract("topsoil_soc_stocks").rules if r.kind == "min_non_null")
-    horizons = validations["field_horizons"]
-    stocks = _site_stocks(validations["field_sites"].valid, horizons.valid, horizons.rejects)
-    found = int(stocks[rule.params["column"]].notna().sum())
+    found = drop.sites_with_stock
     if found < rule.params["minimum"]:
-        top = horizons.rejects.groupby(["rule", "column"]).size().sort_values(ascending=False).head(3)
+        horizons = drop.horizons
+        top = pd.Series(horizons.by_rule, dtype="int64").sort_index().sort_values(ascending=False).head(3)
         rules = ", ".join(f"{r}:{c} ({n} rows)" for (r, c), n in top.items()) or "none"
         raise dg.Failure(
             description=f"{paths['field_horizons']}: {rule.id}: {found} site(s) with a 0-30 cm stock, at least "
-            f"{rule.params['minimum']} required; {len(horizons.rejects)} horizon reject row(s), top rules: {rules}"
+            f"{rule.params['minimum']} required; {horizons.rejects.num_rows} horizon reject row(s), top rules: {rules}"
         )
 
 
-def _checked_rejects(asset: str, rejects: pd.DataFrame):
+def _checked_rejects(asset: str, rejects: TableFile, folder: Path):
     """The quarantine table is itself a published output with a contract (field_rejects); returns that contract."""
-    validation = validate(rejects, load_table_contract(REJECTS_CONTRACT))
+    contract = load_table_contract(REJECTS_CONTRACT)
+    validation = validate_buckets(enumerate(rejects.frames()), contract, folder / "rejects_check", keep_valid=False)
     yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
     if not validation.passed:
         raise dg.Failure(description=failure_message(validation))
     return validation.contract
 
 
-def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np.ndarray:
-    rows, cols = rowcol(layer.grid.transform, lon, lat)
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    inside = (rows >= 0) & (rows < layer.grid.height) & (cols >= 0) & (cols < layer.grid.width)
-    values = np.full(len(lon), outside, dtype=layer.data.dtype)
-    values[inside] = layer.data[rows[inside], cols[inside]]
-    return values
-
-
-def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.DataFrame:
-    """A site with a quarantined horizon in 0-30 cm gets no stock: what is left there cannot be trusted."""
-    hit = stocks["site_id"].isin(rejected_sites)
-    reason = stocks["exclusion_reason"].fillna("")
-    stocks = stocks.copy()
-    stocks.loc[hit, "exclusion_reason"] = (reason[hit] + ";").str.lstrip(";") + "quarantined_horizon"
-    stocks.loc[hit, ["topsoil_soc_stock_t_c_per_ha", "bd_source", "bd_pedotransfer_function"]] = None
-    return stocks
-
-
 @dg.asset(
     partitions_def=monthly_drops,
     io_manager_key="published_io_manager",
     group_name="field_samples",
-    code_version="3",
+    code_version="4",
     check_specs=contract_specs("topsoil_soc_stocks"),
     metadata={GEOPARQUET_POINTS: POINT_COLUMNS},
 )
 def topsoil_soc_stocks(
-    field_sites: pd.DataFrame,
-    field_horizons: pd.DataFrame,
-    field_horizons_rejects: pd.DataFrame,
+    field_sites: TableFile,
+    field_horizons: TableFile,
+    field_horizons_rejects: TableFile,
     countries: pd.DataFrame,
     climate_zone_grid: Layer,
 ):
@@ -204,32 +190,25 @@ def topsoil_soc_stocks(
 
     Sites that do not cover 0-30 cm, lack SOC, lack BD outside the pedotransfer domain, or had a horizon
     quarantined keep a null stock and an `exclusion_reason`. Each site is placed in its country (Natural Earth
-    ADM0_A3) and IPCC 2019 climate zone.
+    ADM0_A3) and IPCC 2019 climate zone. Computed one bucket of sites at a time, with all their horizons.
     """
-    stocks = _site_stocks(field_sites, field_horizons, field_horizons_rejects)
-    sites = field_sites.drop_duplicates("site_id")[["site_id", "longitude_deg", "latitude_deg"]]
-    table = sites.merge(stocks, on="site_id", how="right", validate="one_to_one")
-    lon = table["longitude_deg"].to_numpy(dtype=float, na_value=np.nan)
-    lat = table["latitude_deg"].to_numpy(dtype=float, na_value=np.nan)
-    index, method = assign_points(lon, lat, shapely.from_wkb(countries["geometry_wkb"]), COUNTRY_NEAREST_MAX_DEG)
-    codes = countries["adm0_a3"].to_numpy(dtype=object)
-    table["country_adm0_a3"] = pd.Series(np.where(index == NO_REGION, None, codes[index]), dtype="str")
-    table["country_assignment"] = pd.Series(method, dtype="str")
-    table["climate_zone_code"] = _sample_layer(climate_zone_grid, lon, lat, 0).astype("int64")
-    table = table.sort_values("site_id", kind="mergesort").reset_index(drop=True)
-    table.attrs["provenance"] = provenance.combine(
-        field_sites.attrs.get("provenance", {}),
-        field_horizons.attrs.get("provenance", {}),
-        field_horizons_rejects.attrs.get("provenance", {}),
-        countries.attrs.get("provenance", {}),
-        climate_zone_grid.provenance,
-        {
-            "parameters": {
-                "topsoil_depth_cm": [TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM],
-                "bd_pedotransfer_function": MANRIQUE_JONES_1991.name,
-                "bd_pedotransfer_citation": MANRIQUE_JONES_1991.citation,
-                "country_nearest_max_deg": COUNTRY_NEAREST_MAX_DEG,
-            }
-        },
-    )
-    yield from publish_if_valid("topsoil_soc_stocks", table)
+    with tempfile.TemporaryDirectory(prefix="soil_pipeline_stocks_") as work:
+        table, validation = topsoil_table(
+            field_sites, field_horizons, field_horizons_rejects, countries, climate_zone_grid, Path(work)
+        )
+        table.attrs["provenance"] = provenance.combine(
+            field_sites.attrs.get("provenance", {}),
+            field_horizons.attrs.get("provenance", {}),
+            field_horizons_rejects.attrs.get("provenance", {}),
+            countries.attrs.get("provenance", {}),
+            climate_zone_grid.provenance,
+            {
+                "parameters": {
+                    "topsoil_depth_cm": [TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM],
+                    "bd_pedotransfer_function": MANRIQUE_JONES_1991.name,
+                    "bd_pedotransfer_citation": MANRIQUE_JONES_1991.citation,
+                    "country_nearest_max_deg": COUNTRY_NEAREST_MAX_DEG,
+                }
+            },
+        )
+        yield from publish_checked("topsoil_soc_stocks", table, validation)

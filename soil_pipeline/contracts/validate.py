@@ -68,6 +68,10 @@ class Validation:
     def sample(self) -> pd.DataFrame:
         return self.rejects.head(SAMPLE_ROWS)
 
+    def rows_rejected(self) -> int:
+        """Source rows with at least one reject row."""
+        return int(self.rejects.drop_duplicates(["source_file", "source_line"]).shape[0])
+
 
 NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 # A reject's `value` is the source text cut to this many characters; `value_length` keeps the full length.
@@ -270,19 +274,20 @@ def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> pd.DataF
     return out
 
 
-def _share_gate(contract: TableContract, failures: list[dict], n_rows: int) -> list[str]:
-    """Drop-level gate: past the contract's maximum share of quarantined rows the whole drop is refused."""
+def share_gate(contract: TableContract, rejected_rows: int, n_rows: int, by_rule: pd.Series) -> list[str]:
+    """Drop-level gate: past the contract's maximum share of quarantined rows the whole drop is refused.
+
+    `by_rule` counts the failures per (rule, column)."""
     rule = next((rule for rule in contract.rules if rule.kind == "max_rejected_share"), None)
-    if rule is None or not n_rows or not failures:
+    if rule is None or not n_rows or not rejected_rows:
         return []
-    table = pd.DataFrame(failures)
-    share = 100.0 * table["index"].nunique() / n_rows
+    share = 100.0 * rejected_rows / n_rows
     if share <= rule.params["maximumPct"]:
         return []
-    top = table.groupby(["rule", "column"]).size().sort_values(ascending=False).head(3)
+    top = by_rule.sort_index().sort_values(ascending=False).head(3)
     rules = ", ".join(f"{rule_}:{column} ({n} rows)" for (rule_, column), n in top.items())
     return [
-        f"{rule.id}: {share:.1f} % of rows quarantined ({table['index'].nunique()} of {n_rows}), more than the "
+        f"{rule.id}: {share:.1f} % of rows quarantined ({rejected_rows} of {n_rows}), more than the "
         f"{rule.params['maximumPct']} % allowed; top rules: {rules}"
     ]
 
@@ -293,18 +298,20 @@ def validate(
     foreign_values: dict | None = None,
     land: LandMask | None = None,
     regions: Regions | None = None,
+    whole_table_rules: bool = True,
 ) -> Validation:
     """Coerce, then validate lazily with the contract's pandera schema; nothing is dropped without a reject row.
 
     `land` and `regions` (polygons and their codes) are what the contract's point plausibility rules test
-    coordinates against; without them those rules are not checked.
+    coordinates against; without them those rules are not checked. Without `whole_table_rules`, `frame` is one
+    part of a larger table: row count, medians, missing shares and the share gate are left to the caller.
     """
     n_rows = len(frame)
     frame = collapse_identical(frame, contract)
     coerced, failures = coerce(frame, contract)
     batch_errors: list[str] = []
     try:
-        to_pandera(contract, foreign_values).validate(coerced, lazy=True)
+        to_pandera(contract, foreign_values, whole_table_rules).validate(coerced, lazy=True)
     except pandera.errors.SchemaErrors as error:
         cases = error.failure_cases
         row_cases = cases[cases["index"].notna()]
@@ -318,7 +325,11 @@ def validate(
             if not detail.startswith(("dtype(", "coerce_dtype(")) or not failures:
                 batch_errors.append(f"{contract.label}: {detail}")
     failures += _point_failures(coerced, contract, land, regions)
-    batch_errors += [f"{contract.label}: {error}" for error in _share_gate(contract, failures, len(frame))]
+    if whole_table_rules and failures:
+        table = pd.DataFrame(failures)
+        by_rule = table.groupby(["rule", "column"]).size()
+        gate = share_gate(contract, table["index"].nunique(), len(frame), by_rule)
+        batch_errors += [f"{contract.label}: {error}" for error in gate]
     rejected = {failure["index"] for failure in failures}
     valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
     rejects = _rejects_table(failures, frame, coerced, contract)

@@ -5,18 +5,60 @@ key-value metadata (`soil_pipeline.provenance`, JSON with sorted keys), so a cop
 Tables with point coordinates can be written as GeoParquet (spec 1.1.0, WKB points, OGC:CRS84) via geopandas.
 """
 
+import hashlib
 import io
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 PROVENANCE_KEY = b"soil_pipeline.provenance"
 WRITER_SETTINGS = {"compression": "zstd", "compression_level": 3, "version": "2.6", "use_dictionary": True}
 GEOMETRY_COLUMN = "geometry"
 POINT_CRS = "OGC:CRS84"
+BATCH_ROWS = 1 << 18
+
+
+@dataclass
+class TableFile:
+    """A table too large to hold in memory: a Parquet file, read batch by batch.
+
+    `path` is local, or a path on `filesystem` (fsspec); `attrs["provenance"]` plays the part of a DataFrame's."""
+
+    path: str
+    filesystem: object = None
+    attrs: dict = field(default_factory=dict)
+
+    def _open(self) -> pq.ParquetFile:
+        return pq.ParquetFile(self.filesystem.open(self.path, "rb") if self.filesystem else self.path)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._open().schema_arrow
+
+    @property
+    def num_rows(self) -> int:
+        return self._open().metadata.num_rows
+
+    def dtypes(self) -> pd.Series:
+        """The pandas dtypes the table reads back with."""
+        return self.schema.empty_table().to_pandas().dtypes
+
+    def batches(self, columns: list[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        yield from self._open().iter_batches(batch_size=rows, columns=columns)
+
+    def frames(self, columns: list[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+        for batch in self.batches(columns, rows):
+            yield pa.Table.from_batches([batch]).to_pandas()
+
+    def head(self, n: int) -> pd.DataFrame:
+        batch = next(self.batches(rows=n), None)
+        return self.schema.empty_table().to_pandas() if batch is None else pa.Table.from_batches([batch]).to_pandas()
 
 
 def to_parquet_bytes(frame: pd.DataFrame, provenance: dict | None = None) -> bytes:
@@ -61,3 +103,68 @@ def read_provenance(source) -> dict:
     """The provenance embedded in a Parquet file (path or file object); {} when there is none."""
     metadata = pq.read_schema(source).metadata or {}
     return json.loads(metadata[PROVENANCE_KEY]) if PROVENANCE_KEY in metadata else {}
+
+
+def _with_provenance(schema: pa.Schema, provenance: dict | None, extra: dict | None = None) -> pa.Schema:
+    metadata = dict(schema.metadata or {})
+    metadata.update(extra or {})
+    if provenance is not None:
+        metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
+    return schema.with_metadata(metadata)
+
+
+def _point_bbox(table: TableFile, x: str, y: str) -> list[float] | None:
+    low, high = [np.inf, np.inf], [-np.inf, -np.inf]
+    for batch in table.batches([x, y]):
+        lon, lat = batch.column(x), batch.column(y)
+        both = pc.and_(pc.is_valid(lon), pc.is_valid(lat))
+        for i, values in enumerate((pc.filter(lon, both), pc.filter(lat, both))):
+            if len(values):
+                low[i], high[i] = min(low[i], pc.min(values).as_py()), max(high[i], pc.max(values).as_py())
+    return [low[0], low[1], high[0], high[1]] if np.isfinite(low[0]) else None
+
+
+def _geo_layout(table: TableFile, x: str, y: str) -> tuple[pa.Schema, bytes]:
+    """The GeoParquet schema and `geo` metadata geopandas writes for this table, with the bbox of all its rows."""
+    sample = table.head(1)
+    layout = pq.read_schema(io.BytesIO(to_geoparquet_bytes(sample, x, y)))
+    geo = json.loads(layout.metadata[b"geo"])
+    bbox = _point_bbox(table, x, y)
+    if bbox is None:
+        geo["columns"][GEOMETRY_COLUMN].pop("bbox", None)
+        geo["columns"][GEOMETRY_COLUMN]["geometry_types"] = []
+    else:
+        geo["columns"][GEOMETRY_COLUMN]["bbox"] = bbox
+    schema = table.schema.append(layout.field(GEOMETRY_COLUMN))
+    return schema, json.dumps(geo).encode()
+
+
+def _points_wkb(batch: pa.RecordBatch, x: str, y: str) -> pa.Array:
+    import shapely
+
+    lon = batch.column(x).to_numpy(zero_copy_only=False).astype("float64")
+    lat = batch.column(y).to_numpy(zero_copy_only=False).astype("float64")
+    missing = np.isnan(lon) | np.isnan(lat)
+    wkb = shapely.to_wkb(shapely.points(np.where(missing, 0.0, lon), np.where(missing, 0.0, lat)))
+    return pa.array(wkb, type=pa.binary(), mask=missing)
+
+
+def write_table_file(
+    table: TableFile, target, provenance: dict | None = None, points: tuple[str, str] | None = None
+) -> str:
+    """Re-encode `table` batch by batch into `target` (a local path) with the fixed writer settings and the
+    provenance (and, with `points`, as GeoParquet like `to_geoparquet_bytes`); returns the file's sha256."""
+    if points:
+        schema, geo = _geo_layout(table, *points)
+        schema = _with_provenance(schema, provenance, {b"geo": geo})
+    else:
+        schema = _with_provenance(table.schema, provenance)
+    with pq.ParquetWriter(target, schema, **WRITER_SETTINGS) as writer:
+        for batch in table.batches():
+            columns = batch.columns + ([_points_wkb(batch, *points)] if points else [])
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+    digest = hashlib.sha256()
+    with open(target, "rb") as handle:
+        while block := handle.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()

@@ -85,9 +85,14 @@ def open_root(root: str | os.PathLike) -> "RemoteRoot":
     return RemoteRoot(normalised) if "://" in normalised else LocalRoot(normalised)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: bytes | Path) -> None:
+    """Write bytes, or copy a local file, and sync to disk."""
     with open(path, "wb") as handle:
-        handle.write(data)
+        if isinstance(data, Path):
+            with open(data, "rb") as source:
+                shutil.copyfileobj(source, handle, 1 << 24)
+        else:
+            handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -139,13 +144,17 @@ class RemoteRoot:
         self.fs.put(str(local), self.path(*parts), recursive=True)
         return self.display(*parts)
 
-    def write_version(self, asset: str, version: str, files: dict[str, bytes]) -> bool:
-        """Write `files` (the manifest last) unless the version is complete already; True if written."""
+    def write_version(self, asset: str, version: str, files: dict[str, bytes | Path]) -> bool:
+        """Write `files` (bytes, or a local file to copy; the manifest last) unless the version is complete
+        already; True if written."""
         *_, marker = files
         if self.exists(asset, version, marker):
             return False
         for name, data in files.items():
-            self.fs.pipe_file(self.path(asset, version, name), data)
+            if isinstance(data, Path):
+                self.fs.put_file(str(data), self.path(asset, version, name))
+            else:
+                self.fs.pipe_file(self.path(asset, version, name), data)
         return True
 
 
@@ -195,8 +204,9 @@ class LocalRoot(RemoteRoot):
         os.replace(staging, self.dir / name)
         _fsync_dir(self.dir)
 
-    def write_version(self, asset: str, version: str, files: dict[str, bytes]) -> bool:
-        """Write `files` into a claimed staging folder and rename it to `<asset>/<version>`; True if this call did."""
+    def write_version(self, asset: str, version: str, files: dict[str, bytes | Path]) -> bool:
+        """Write `files` (bytes, or a local file to copy) into a claimed staging folder and rename it to
+        `<asset>/<version>`; True if this call did."""
         parent, final = self.dir / asset, self.dir / asset / version
         if final.exists():
             return False

@@ -26,6 +26,7 @@ import json
 import os
 import posixpath
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from soil_pipeline.publishing.parquet import GEOMETRY_COLUMN, to_geoparquet_bytes, to_parquet_bytes
+from soil_pipeline.publishing.parquet import (
+    GEOMETRY_COLUMN,
+    TableFile,
+    to_geoparquet_bytes,
+    to_parquet_bytes,
+    write_table_file,
+)
 from soil_pipeline.publishing.root import TMP_PREFIX, LocalRoot, open_root, safe_name
 
 DATA_FILE = "data.parquet"
@@ -136,7 +143,7 @@ class VersionedParquetStore:
         self,
         run_id: str,
         asset: str,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | TableFile,
         provenance: dict,
         partition: str | None = None,
         points: tuple[str, str] | None = None,
@@ -144,15 +151,29 @@ class VersionedParquetStore:
     ) -> PublishedVersion:
         """Write `frame` as a version (unless an identical one exists) and stage it for `commit_run(run_id)`.
 
-        The staged entry is written before the version folder, so `gc` never removes a version a live run staged.
+        A `TableFile` is re-encoded batch by batch through a local temporary file, so its size is not bounded by
+        memory. The staged entry is written before the version folder, so `gc` never removes a version a live run
+        staged.
         """
-        key = output_key(asset, partition)
         identity = without_addresses(provenance)
         embedded = {"asset": asset, "partition": partition, **identity}
-        data = to_geoparquet_bytes(frame, *points, embedded) if points else to_parquet_bytes(frame, embedded)
-        version = version_id(asset, partition, identity, sha256_bytes(data))
         run = run or {"dagster_run_id": run_id}
-        manifest = self._manifest(asset, version, partition, frame, data, provenance, run, points)
+        if isinstance(frame, TableFile):
+            with tempfile.TemporaryDirectory(prefix="soil_pipeline_stage_") as folder:
+                data = Path(folder) / DATA_FILE
+                digest = write_table_file(frame, data, embedded, points)
+                columns = (frame.num_rows, frame.dtypes())
+                return self._stage(run_id, asset, partition, identity, data, digest, columns, provenance, run, points)
+        data = to_geoparquet_bytes(frame, *points, embedded) if points else to_parquet_bytes(frame, embedded)
+        columns = (len(frame), frame.dtypes)
+        return self._stage(
+            run_id, asset, partition, identity, data, sha256_bytes(data), columns, provenance, run, points
+        )
+
+    def _stage(self, run_id, asset, partition, identity, data, digest, columns, provenance, run, points):
+        key = output_key(asset, partition)
+        version = version_id(asset, partition, identity, digest)
+        manifest = self._manifest(asset, version, partition, columns, digest, provenance, run, points)
         files = {DATA_FILE: data, MANIFEST_FILE: json.dumps(manifest, indent=2, sort_keys=True).encode()}
         staged = {"asset": asset, "version": version, "partition": partition}
         self.backend.write_file(
@@ -244,15 +265,16 @@ class VersionedParquetStore:
         raise FileNotFoundError(f"intermediate {key!r} under {self.root} vanished twice while being read")
 
     @staticmethod
-    def _manifest(asset, version, partition, frame, data, provenance, run, points) -> dict:
+    def _manifest(asset, version, partition, columns, digest, provenance, run, points) -> dict:
+        rows, dtypes = columns
         manifest = {
             "asset": asset,
             "version": version,
             "partition": partition,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "row_count": len(frame),
-            "columns": [{"name": str(name), "type": str(dtype)} for name, dtype in frame.dtypes.items()],
-            "files": {DATA_FILE: sha256_bytes(data)},
+            "row_count": rows,
+            "columns": [{"name": str(name), "type": str(dtype)} for name, dtype in dtypes.items()],
+            "files": {DATA_FILE: digest},
             "provenance": provenance,
             "run": run or {},
         }
@@ -320,6 +342,13 @@ class VersionedParquetStore:
     def data_path(self, asset: str, version: str) -> str:
         self.manifest(asset, version)
         return self.backend.display(asset, version, DATA_FILE)
+
+    def table_file(self, asset: str, version: str) -> TableFile:
+        """A published version's data as a `TableFile`, read batch by batch where it lies."""
+        self.manifest(asset, version)
+        if isinstance(self.backend, LocalRoot):
+            return TableFile(self.backend.path(asset, version, DATA_FILE))
+        return TableFile(self.backend.path(asset, version, DATA_FILE), filesystem=self.backend.fs)
 
     def read(self, asset: str, version: str = "latest", partition: str | None = None) -> pd.DataFrame:
         """The table as its asset produced it: a GeoParquet `geometry` column, derived at publication, is left out

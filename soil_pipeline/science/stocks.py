@@ -8,6 +8,8 @@ and an ``exclusion_reason`` naming every rule it failed.
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991, PedotransferFunction
 from soil_pipeline.science.units import to_g_per_cm3, to_g_per_kg
@@ -40,6 +42,15 @@ def overlap_cm(upper_cm, lower_cm, top_cm: float, bottom_cm: float) -> np.ndarra
     upper = np.maximum(np.asarray(upper_cm, dtype=float), top_cm)
     lower = np.minimum(np.asarray(lower_cm, dtype=float), bottom_cm)
     return np.clip(lower - upper, 0.0, None)
+
+
+def is_member(values: pd.Series, allowed) -> pd.Series:
+    """`values.isin(allowed)` for ids compared as text, by pyarrow hash lookup (pandas' isin on arrow strings
+    boxes every allowed value in Python)."""
+    allowed = pd.Series(list(allowed) if isinstance(allowed, set) else allowed, dtype="str")
+    value_set = pa.array(allowed.dropna(), type=pa.string(), from_pandas=True)
+    found = pc.is_in(pa.array(values.astype("str"), type=pa.string(), from_pandas=True), value_set=value_set)
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
 
 def blocking_sites(rejects: pd.DataFrame, top_cm: float = 0.0, bottom_cm: float = 30.0) -> set:
@@ -131,11 +142,11 @@ def topsoil_stocks(
 
     result = pd.DataFrame({"site_id": pd.Series(site_ids).drop_duplicates().reset_index(drop=True)})
     result = result.join(per_site, on="site_id")
-    has_horizons = result["site_id"].isin(horizons["site_id"].unique())
+    has_horizons = is_member(result["site_id"], horizons["site_id"].unique())
     required = bottom_cm - top_cm
     reasons = {
         "no_horizons": ~has_horizons,
-        "inverted_depth_interval": result["site_id"].isin(inverted_sites),
+        "inverted_depth_interval": is_member(result["site_id"], inverted_sites),
         "incomplete_depth_coverage": has_horizons
         & ~(result["coverage"].fillna(0.0) >= required - COVERAGE_TOLERANCE_CM),
         "overlapping_horizons": result["summed_overlap"] > result["coverage"] + COVERAGE_TOLERANCE_CM,

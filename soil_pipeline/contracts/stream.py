@@ -1,0 +1,284 @@
+"""Validate tables larger than memory against their contracts, one bucket of rows at a time.
+
+Rows are partitioned by the hash of a key column (the site id) into buckets spilled to disk as Arrow IPC files.
+Every cross-row rule of the field contracts compares rows of one key only (identical copies, unique site ids,
+unique site and upper depth), so each bucket is validated whole with `validate` and the outcome is the same as
+validating the table at once. The whole-table rules (row count, unit-guard medians, missing shares) and the
+drop-level share gate are evaluated over all buckets. Valid rows and rejects are written to Parquet in source
+order by DuckDB, whose sort spills to disk past its memory limit. Peak memory is about one bucket being validated
+(`BUCKET_BYTES` of source text; roughly 0.6 kB per row) plus the values a median needs (8 bytes per row).
+"""
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from soil_pipeline.contracts.model import TableContract
+from soil_pipeline.contracts.pandera_schema import WHOLE_TABLE_RULES, dataset_rule_detail, whole_table_rule_holds
+from soil_pipeline.contracts.validate import SAMPLE_ROWS, LandMask, Regions, Validation, share_gate, validate
+from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
+
+BUCKET_BYTES = 24 << 20
+DUCKDB_MEMORY_LIMIT = "512MB"
+# The Great Expectations suite runs on at most this many rows: the first bucket (sites chosen by hash), cut here.
+GX_SAMPLE_ROWS = 100_000
+
+
+def bucket_count(source_bytes: int, bucket_bytes: int = BUCKET_BYTES) -> int:
+    return max(1, math.ceil(source_bytes / bucket_bytes))
+
+
+def bucket_of(keys: pd.Series | pa.Array, n_buckets: int) -> np.ndarray:
+    """Bucket of each key: a stable hash of its text; missing and blank keys share one bucket."""
+    if n_buckets == 1:
+        return np.zeros(len(keys), dtype=np.int64)
+    text = pd.Series(keys.to_pandas() if isinstance(keys, pa.Array | pa.ChunkedArray) else keys, dtype="str")
+    text = text.fillna("").str.strip()
+    return (pd.util.hash_array(text.to_numpy(dtype=object)) % np.uint64(n_buckets)).astype(np.int64)
+
+
+def text_types(arrow_type: pa.DataType):
+    """`types_mapper` giving text the dtype the readers give it (pandas arrow strings, NaN for missing)."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow", na_value=np.nan)
+    return None
+
+
+class Buckets:
+    """Rows spilled by key into `n` Arrow IPC files under `folder`, read back one bucket at a time."""
+
+    def __init__(self, folder: Path, n: int, key: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.paths = [folder / f"bucket-{i:04d}.arrow" for i in range(n)]
+        self.key, self.schema, self.writers, self.closed = key, None, [None] * n, False
+
+    def add(self, frame: pd.DataFrame | pa.Table) -> None:
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        if self.schema is None:
+            self.schema = table.schema
+        table = table.cast(self.schema)
+        buckets = bucket_of(table.column(self.key), len(self.paths))
+        order = np.argsort(buckets, kind="stable")
+        table, buckets = table.take(pa.array(order)), buckets[order]
+        bounds = np.searchsorted(buckets, np.arange(len(self.paths) + 1))
+        for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if stop > start:
+                if self.writers[i] is None:
+                    self.writers[i] = pa.ipc.new_file(self.paths[i], self.schema)
+                self.writers[i].write_table(table.slice(start, stop - start))
+
+    @property
+    def empty(self) -> bool:
+        return self.schema is None
+
+    def holds(self, i: int) -> bool:
+        """Whether bucket `i` has rows."""
+        return self.writers[i] is not None
+
+    def close(self) -> None:
+        if not self.closed:
+            for writer in self.writers:
+                if writer is not None:
+                    writer.close()
+        self.closed = True
+
+    def read(self, i: int) -> pd.DataFrame | None:
+        """The rows of bucket `i` (None when it has none) as pandas, text as arrow strings; the file is removed."""
+        self.close()
+        if self.writers[i] is None:
+            return None
+        with pa.memory_map(str(self.paths[i])) as source:
+            table = pa.ipc.open_file(source).read_all()
+        frame = table.to_pandas(types_mapper=text_types)
+        del table
+        self.paths[i].unlink()
+        return frame
+
+    def frames(self) -> Iterator[tuple[int, pd.DataFrame]]:
+        """(bucket, rows) of every non-empty bucket, in bucket order."""
+        for i in range(len(self.paths)):
+            frame = self.read(i)
+            if frame is not None:
+                yield i, frame
+
+
+class _SpillWriter:
+    """Parquet parts appended bucket by bucket (one schema: the first part's), for one sort at the end."""
+
+    def __init__(self, path: Path):
+        self.path, self.writer, self.schema, self.rows = path, None, None, 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression="lz4")
+        self.writer.write_table(table.cast(self.schema))
+        self.rows += len(frame)
+
+    def sorted_file(self, target: Path, order_by: Iterable[str]) -> TableFile | None:
+        if self.writer is None:
+            return None
+        self.writer.close()
+        sort_parquet(self.path, target, list(order_by), self.schema)
+        self.path.unlink()
+        return TableFile(str(target))
+
+
+def sort_parquet(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
+    """`source` sorted by `order_by` into `target` with `schema`, out of core (DuckDB spills past its limit)."""
+    import duckdb
+
+    spill = source.parent / "duckdb_spill"
+    config = {"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": 2, "temp_directory": str(spill)}
+    with duckdb.connect(config=config) as connection:
+        order = ", ".join(f'"{name}"' for name in order_by)
+        result = connection.read_parquet(str(source)).order(order)
+        with pq.ParquetWriter(target, schema, compression="lz4") as writer:
+            for batch in result.to_arrow_reader(BATCH_ROWS):
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+
+
+@dataclass
+class StreamValidation:
+    """What `validate` says about a whole table, gathered bucket by bucket; valid rows and rejects on disk."""
+
+    contract: TableContract
+    n_checked: int = 0
+    n_rows: int = 0
+    rejected_rows: int = 0
+    batch_errors: list[str] = field(default_factory=list)
+    by_rule: Counter = field(default_factory=Counter)
+    valid: TableFile | None = None
+    rejects: TableFile | None = None
+    gx_sample: pd.DataFrame | None = None
+    gx_sample_note: str = ""
+    _heads: list[pd.DataFrame] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.batch_errors and self.rejected_rows == 0
+
+    def failures_by_rule(self) -> dict[str, int]:
+        by_rule = {f"{rule}:{column}": int(n) for (rule, column), n in sorted(self.by_rule.items())}
+        return {**by_rule, **{f"dataset:{error.split(':', 1)[0]}": 1 for error in self.batch_errors}}
+
+    def sample(self) -> pd.DataFrame:
+        if self.rejects is not None:
+            return self.rejects.head(SAMPLE_ROWS)
+        if not self._heads:
+            return pd.DataFrame()
+        heads = pd.concat(self._heads, ignore_index=True)
+        return heads.sort_values(["source_file", "source_line", "rule", "column"]).head(SAMPLE_ROWS)
+
+    def rows_rejected(self) -> int:
+        return self.rejected_rows
+
+    def _add(self, validation: Validation) -> None:
+        self.n_checked += validation.n_checked
+        self.n_rows += len(validation.checked)
+        self.rejected_rows += validation.rows_rejected()
+        self.by_rule.update(validation.rejects.groupby(["rule", "column"]).size().to_dict())
+        self.batch_errors += [error for error in validation.batch_errors if error not in self.batch_errors]
+        if len(validation.rejects):
+            self._heads = [*self._heads, validation.sample()]
+
+
+class _WholeTableRules:
+    """The contract's whole-table rules, fed bucket by bucket (a median keeps the column's non-missing values)."""
+
+    def __init__(self, contract: TableContract):
+        self.rules = [rule for rule in contract.rules if rule.kind in WHOLE_TABLE_RULES]
+        self.non_null, self.values = Counter(), {}
+
+    def add(self, checked: pd.DataFrame) -> None:
+        for rule in self.rules:
+            column = rule.params.get("column")
+            if column is None:
+                continue
+            values = checked[column]
+            self.non_null[column] += int(values.notna().sum())
+            if rule.kind == "median_between":
+                present = values.dropna().to_numpy(dtype="float64")
+                self.values.setdefault(column, []).append(present)
+
+    def errors(self, label: str, n_rows: int) -> list[str]:
+        errors = []
+        for rule in self.rules:
+            column = rule.params.get("column")
+            values = np.concatenate(self.values.get(column) or [np.zeros(0)])
+            median = float(np.median(values, overwrite_input=True)) if len(values) else float("nan")
+            del values
+            if not whole_table_rule_holds(rule, n_rows, self.non_null[column], median):
+                errors.append(f"{label}: {dataset_rule_detail(rule)[1]}")
+        return errors
+
+
+def validate_buckets(
+    buckets: Iterable[tuple[int, pd.DataFrame]],
+    contract: TableContract,
+    folder: Path,
+    *,
+    foreign_values: Callable[[int], dict] | None = None,
+    land: LandMask | None = None,
+    regions: Regions | None = None,
+    on_bucket: Callable[[int, Validation], None] | None = None,
+    valid_order: Iterable[str] = ("source_file", "source_line"),
+    empty: pd.DataFrame | None = None,
+    keep_valid: bool = True,
+) -> StreamValidation:
+    """Validate each bucket (all rows of its keys) with `validate`, then the whole-table rules over all of them.
+
+    `foreign_values(bucket)` gives the allowed values of foreign keys for that bucket; `on_bucket` sees each
+    bucket's validation (e.g. to compute per-site figures); `empty` is validated when there are no rows at all.
+    Valid rows are sorted by `valid_order` (unless not `keep_valid`), rejects by file, line, rule and column, into
+    Parquet under `folder`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    result, whole = StreamValidation(contract), _WholeTableRules(contract)
+    valid = _SpillWriter(folder / "valid.part.parquet") if keep_valid else None
+    rejects = _SpillWriter(folder / "rejects.part.parquet")
+    seen_any, n_buckets = False, 0
+    for i, frame in buckets:
+        seen_any, n_buckets = True, n_buckets + 1
+        _validate_bucket(i, frame, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket)
+    if not seen_any and empty is not None:
+        _validate_bucket(0, empty, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket)
+    result.batch_errors += whole.errors(contract.label, result.n_rows)
+    by_rule = pd.Series(result.by_rule, dtype="int64")
+    if len(by_rule):
+        by_rule.index = pd.MultiIndex.from_tuples(by_rule.index)
+    gate = share_gate(contract, result.rejected_rows, result.n_rows, by_rule)
+    result.batch_errors += [f"{contract.label}: {error}" for error in gate]
+    if keep_valid:
+        result.valid = valid.sorted_file(folder / "valid.parquet", valid_order)
+    result.rejects = rejects.sorted_file(folder / "rejects.parquet", ["source_file", "source_line", "rule", "column"])
+    if result.gx_sample is not None and len(result.gx_sample) < result.n_rows:
+        result.gx_sample_note = (
+            f"sample: the first {len(result.gx_sample)} of {result.n_rows} rows, from the first of {n_buckets} "
+            "buckets (rows grouped by a hash of the key)"
+        )
+    return result
+
+
+def _validate_bucket(i, frame, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket):  # noqa: PLR0913
+    foreign = foreign_values(i) if foreign_values else None
+    validation = validate(frame, contract, foreign, land=land, regions=regions, whole_table_rules=False)
+    del frame
+    result._add(validation)
+    whole.add(validation.checked)
+    if result.gx_sample is None:
+        result.gx_sample = validation.checked.head(GX_SAMPLE_ROWS)
+        result.gx_sample_note = f"whole table ({len(result.gx_sample)} rows)"
+    if valid is not None:
+        valid.write(validation.valid)
+    rejects.write(validation.rejects)
+    if on_bucket:
+        on_bucket(i, validation)

@@ -1,0 +1,79 @@
+"""Bounded-memory ingest: a drop validated in buckets of sites, and its stocks computed bucket by bucket, give
+exactly what the whole-table validation and stock computation give (embedded AfSP drop, real data)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from soil_pipeline.contracts.model import load_table_contract
+from soil_pipeline.contracts.validate import validate
+from soil_pipeline.ingest import site_stocks, topsoil_table, validate_drop
+from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.publishing.grids import layer_from_geotiff
+from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.readers import iter_table_chunks, read_table_file
+from soil_pipeline.resources import InputDatasets
+
+DROP = Path(InputDatasets().drop_dir(EMBEDDED_DROP_PARTITION))
+PATHS = {"field_sites": DROP / "afsp_sites.csv", "field_horizons": DROP / "afsp_horizons.csv"}
+CONTRACTS = {name: load_table_contract(name) for name in PATHS}
+
+
+@pytest.fixture(scope="module")
+def whole():
+    """Sites and horizons validated as whole tables (what a drop small enough for one bucket gets)."""
+    sites = validate(
+        read_table_file(PATHS["field_sites"], CONTRACTS["field_sites"].source_columns()), CONTRACTS["field_sites"]
+    )
+    foreign = {"field_sites.site_id": set(sites.valid["site_id"])}
+    columns = CONTRACTS["field_horizons"].source_columns()
+    horizons = validate(read_table_file(PATHS["field_horizons"], columns), CONTRACTS["field_horizons"], foreign)
+    return sites, horizons
+
+
+@pytest.fixture(scope="module")
+def bucketed(tmp_path_factory):
+    """The same drop in buckets of 1 MB of source text (1 site bucket, 5 horizon buckets)."""
+    folder = tmp_path_factory.mktemp("bucketed")
+    return validate_drop(PATHS, CONTRACTS, folder, bucket_bytes=1 << 20), folder
+
+
+def test_bucketed_validation_equals_whole_table_validation(whole, bucketed):
+    drop, _ = bucketed
+    for old, new in zip(whole, (drop.sites, drop.horizons), strict=True):
+        pd.testing.assert_frame_equal(pd.read_parquet(new.valid.path), old.valid)
+        pd.testing.assert_frame_equal(pd.read_parquet(new.rejects.path), old.rejects)
+        assert new.failures_by_rule() == old.failures_by_rule()
+        assert (new.n_checked, new.rows_rejected(), new.batch_errors) == (old.n_checked, old.rows_rejected(), [])
+    assert "first of 5 buckets" in drop.horizons.gx_sample_note
+    stocks = site_stocks(whole[0].valid["site_id"], whole[1].valid, whole[1].rejects)
+    assert drop.sites_with_stock == stocks["topsoil_soc_stock_t_c_per_ha"].notna().sum() == 19104
+
+
+def test_bucketed_stocks_equal_the_published_stocks(bucketed, embedded_run):
+    """Stocks from the bucketed tables, in 4 buckets, equal what the pipeline published for the embedded drop."""
+    drop, folder = bucketed
+    _, root = embedded_run
+    store = VersionedParquetStore(str(root))
+    countries = store.read("countries")
+    zones = layer_from_geotiff(store.read_intermediate("none", "climate_zone_grid", None)[1])
+    table, check = topsoil_table(
+        drop.sites.valid, drop.horizons.valid, drop.horizons.rejects, countries, zones, folder / "stocks", 25_000
+    )
+    assert check.passed
+    published = store.read("topsoil_soc_stocks", partition=EMBEDDED_DROP_PARTITION)
+    pd.testing.assert_frame_equal(pd.read_parquet(table.path), published)
+
+
+def test_chunks_keep_physical_source_lines(tmp_path):
+    """Chunks of a few hundred bytes split a file whose quoted cells span lines: lines stay physical."""
+    path = tmp_path / "sites.csv"
+    rows = [f'S{i},"db\n{i}",{i % 90}.5,1.0,2012-10-02' for i in range(50)]
+    path.write_text("SOURCEID,SOURCEDB,LONWGS84,LATWGS84,TIMESTRR\n" + "\n".join(rows) + "\n")
+    columns = CONTRACTS["field_sites"].source_columns()
+    chunks = list(iter_table_chunks(path, columns, chunk_bytes=256))
+    assert len(chunks) > 3
+    frame = pd.concat(chunks, ignore_index=True)
+    assert frame["source_line"].tolist() == [2 + 2 * i for i in range(50)]
+    assert frame["site_id"].tolist() == [f"S{i}" for i in range(50)]
