@@ -176,7 +176,7 @@ def _measure(kind: str, sites_path: Path, horizons_path: Path) -> dict:
         ]
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
 
 
 def main(argv=None) -> None:

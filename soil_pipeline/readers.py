@@ -24,7 +24,7 @@ TABLE_SUFFIXES = {".csv", ".parquet"}
 DROP_FOLDER_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 DROP_FOLDER_FORM = "YYYY-MM, e.g. 2012-10"
 CSV_BLOCK_BYTES = 16 << 20
-LINE_SCAN_BYTES = 64 << 20
+LINE_SCAN_BYTES = 16 << 20
 
 
 class InputError(ValueError):

@@ -26,7 +26,7 @@ from soil_pipeline.contracts.validate import SAMPLE_ROWS, LandMask, Regions, Val
 from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
 
 BUCKET_BYTES = 24 << 20
-DUCKDB_MEMORY_LIMIT = "512MB"
+DUCKDB_MEMORY_LIMIT = "256MB"
 # The Great Expectations suite runs on at most this many rows: the first bucket (sites chosen by hash), cut here.
 GX_SAMPLE_ROWS = 100_000
 
@@ -137,8 +137,13 @@ def sort_parquet(source: Path, target: Path, order_by: list[str], schema: pa.Sch
     import duckdb
 
     spill = source.parent / "duckdb_spill"
-    config = {"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": 2, "temp_directory": str(spill)}
+    config = {
+        "memory_limit": DUCKDB_MEMORY_LIMIT,
+        "threads": 2,
+        "temp_directory": str(spill),
+    }
     with duckdb.connect(config=config) as connection:
+        connection.execute("SET enable_progress_bar = false")
         order = ", ".join(f'"{name}"' for name in order_by)
         result = connection.read_parquet(str(source)).order(order)
         with pq.ParquetWriter(target, schema, compression="lz4") as writer:
