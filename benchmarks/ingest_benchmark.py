@@ -188,7 +188,7 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="ingest_benchmark_"))
-    print("| horizons | horizons.csv MB | sites.csv MB | ingest | seconds | rows/s | peak RSS MB |")
+    print("| horizons | horizons.csv MiB | sites.csv MiB | ingest | seconds | rows/s | peak RSS MB |")
     print("| ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for rows in args.rows:
         sites_path, horizons_path = write_drop(work / f"h{rows}", rows)
