@@ -5,6 +5,7 @@ guessing, so `000001` stays `000001` and one blank id cannot turn an id column i
 by pyarrow in blocks (quoted cells may span lines); each record keeps the physical line its first line is on.
 """
 
+import codecs
 import csv
 import io
 import re
@@ -68,12 +69,17 @@ def drop_folders(landing_dir: Path) -> tuple[list[str], list[str]]:
 
 
 def _first_bad_byte(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        return f"byte 0x{data[error.start]:02x} at line {line}: {error.reason}"
+    """Where a file stops being UTF-8: the byte, its line and why (read in blocks, whatever the file's size)."""
+    decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
+    with open(path, "rb") as handle:
+        while block := handle.read(LINE_SCAN_BYTES):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                # error.object is the decoder's pending bytes (part of one character, never a newline) + block
+                line += error.object[: error.start].count(b"\n")
+                return f"byte 0x{error.object[error.start]:02x} at line {line}: {error.reason}"
+            line += block.count(b"\n")
     return "undecodable text"
 
 
