@@ -28,21 +28,19 @@ def _instance():
 
 
 def run_pipeline(output_root: str, partition: str | None = None, landing_dir: str | None = None) -> list:
-    """The main job for one drop, then the scenario job for every scenario; stops at the first failed run."""
+    """The main job for one drop, then the scenario job (every scenario); stops at the first failed run."""
     # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
     warnings.filterwarnings("ignore", message=r".* is currently in beta")
     from soil_pipeline.definitions import build_definitions
     from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
-    from soil_pipeline.reference_data import scenario_ids
     from soil_pipeline.resources import InputDatasets
 
     partition = partition or EMBEDDED_DROP_PARTITION
     inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
     definitions = build_definitions(output_root, inputs)
-    runs = [("soil_pipeline_job", partition)] + [("restoration_scenarios_job", key) for key in scenario_ids()]
     results = []
     with _instance() as instance:
-        for job_name, key in runs:
+        for job_name, key in (("soil_pipeline_job", partition), ("restoration_scenarios_job", None)):
             job = definitions.resolve_job_def(job_name)
             result = job.execute_in_process(
                 run_config=QUIET_LOGS, partition_key=key, instance=instance, raise_on_error=False

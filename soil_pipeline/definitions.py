@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from soil_pipeline import refresh
 from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
@@ -14,27 +15,19 @@ all_assets = dg.load_assets_from_modules(
     [sources, field_samples, global_grids, regions, regional, potential, scenarios]
 )
 
-# A job runs one partitions definition, so the scenario-partitioned asset has its own job.
-scenario_selection = dg.AssetSelection.assets(scenarios.restoration_scenario)
+scenario_selection = dg.AssetSelection.groups("scenarios")
 
 main_job = dg.define_asset_job(
     "soil_pipeline_job",
-    selection=dg.AssetSelection.all(include_sources=True) - scenario_selection,
-    description="Observe the raw inputs, then every asset for one monthly field-sample drop, with the global grids, "
-    "regional tables and potential.",
+    selection=dg.AssetSelection.all() - scenario_selection,
+    description="Every asset for one monthly field-sample drop, with the global grids, regional tables and "
+    "potential; each ingesting step observes the raw inputs it reads.",
 )
 
 scenario_job = dg.define_asset_job(
     "restoration_scenarios_job",
     selection=scenario_selection,
-    description="One restoration scenario (partition = scenario id) from the grids the main job materialized.",
-)
-
-monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
-    main_job,
-    name="monthly_refresh",
-    description="At the start of each month, ingest the previous month's drop and refresh everything downstream.",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every restoration scenario (one asset each) from the grids the main job materialized.",
 )
 
 
@@ -52,7 +45,10 @@ def build_definitions(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatas
     return dg.Definitions(
         assets=all_assets,
         jobs=[main_job, scenario_job],
-        schedules=[monthly_refresh_schedule],
+        schedules=[refresh.monthly_refresh],
+        sensors=[refresh.new_field_drops],
+        # One process per run: the multiprocess default spends ~10 s importing per step on 2 cores.
+        executor=dg.in_process_executor,
         resources=build_resources(output_root, inputs),
     )
 

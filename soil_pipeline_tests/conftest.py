@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from soil_pipeline.assets.scenarios import scenario_key
 from soil_pipeline.cli import QUIET_LOGS
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
@@ -23,7 +24,10 @@ def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **
 def run_scenario_job(output_root: Path, scenario_id: str, **definition_kwargs):
     job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def("restoration_scenarios_job")
     return job.execute_in_process(
-        run_config=QUIET_LOGS, partition_key=scenario_id, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        run_config=QUIET_LOGS,
+        asset_selection=[scenario_key(scenario_id)],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
     )
 
 

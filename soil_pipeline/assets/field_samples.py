@@ -13,6 +13,7 @@ import shapely
 from rasterio.transform import rowcol
 
 from soil_pipeline import provenance
+from soil_pipeline.assets.sources import ABSENT, observe_drop
 from soil_pipeline.checks import (
     contract_check_spec,
     contract_result,
@@ -48,6 +49,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
         code_version="2",
         description=description,
         metadata=metadata,
+        is_required=False,
     )
 
 
@@ -74,10 +76,28 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
         )
     ],
     deps=["field_sample_drop"],
+    # Subsettable, so every output and check is optional: a month without a drop materializes nothing.
+    can_subset=True,
 )
 def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_reports: QualityReports):
     """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine."""
+    for event in _ingest(context, inputs, quality_reports):
+        if _selected(context, event):
+            yield event
+
+
+def _selected(context: dg.AssetExecutionContext, event: dg.Output | dg.AssetCheckResult) -> bool:
+    if isinstance(event, dg.Output):
+        return event.output_name in context.selected_output_names
+    key = dg.AssetCheckKey(dg.AssetKey.from_coercible(event.asset_key), event.check_name)
+    return key in context.selected_asset_check_keys
+
+
+def _ingest(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_reports: QualityReports):
     drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
+    if observe_drop(context, inputs, partition) == ABSENT:
+        context.log.info(f"no field-sample drop folder {drop_dir} for {partition}: nothing to ingest")
+        return
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
     paths = {name: find_drop_file(drop_dir, name.removeprefix("field_")) for name in contracts}
     raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
