@@ -1,5 +1,11 @@
-"""Shared fixtures: one in-process run of the main job on the embedded data, reused by the end-to-end tests."""
+"""Shared fixtures: one in-process run of the main job on the embedded data, reused by the end-to-end tests.
 
+That run is recorded in PostgreSQL through `deploy/dagster.yaml` when the `DAGSTER_PG_*` variables name a reachable
+server (always in CI, where `.ci/run` starts one), else in an ephemeral instance.
+"""
+
+import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -12,13 +18,59 @@ from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.reference_data import scenario_ids
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_ENV = ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_PORT")
 
 
-def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **definition_kwargs):
+def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, instance=None, **definition_kwargs):
     job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def("soil_pipeline_job")
     return job.execute_in_process(
-        run_config=QUIET_LOGS, partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        run_config=QUIET_LOGS,
+        partition_key=partition,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
     )
+
+
+def postgres_connection():
+    """A psycopg2 connection from the DAGSTER_PG_* variables, or None when they are unset or nothing answers."""
+    import psycopg2
+
+    if not all(os.environ.get(name) for name in POSTGRES_ENV):
+        return None
+    try:
+        return psycopg2.connect(
+            user=os.environ["DAGSTER_PG_USERNAME"],
+            password=os.environ["DAGSTER_PG_PASSWORD"],
+            host=os.environ["DAGSTER_PG_HOST"],
+            port=int(os.environ["DAGSTER_PG_PORT"]),
+            dbname=os.environ["DAGSTER_PG_DB"],
+            connect_timeout=3,
+        )
+    except psycopg2.OperationalError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def postgres_home(tmp_path_factory):
+    """A DAGSTER_HOME holding deploy/dagster.yaml when PostgreSQL is reachable, else None (an error in CI)."""
+    connection = postgres_connection()
+    if connection is None:
+        assert os.environ.get("CI") != "true", "CI must reach PostgreSQL through the DAGSTER_PG_* variables"
+        return None
+    connection.close()
+    home = tmp_path_factory.mktemp("dagster_home_postgres")
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+@pytest.fixture(scope="session")
+def pipeline_instance(postgres_home):
+    if postgres_home is None:
+        yield dg.DagsterInstance.ephemeral()
+        return
+    with dg.DagsterInstance.from_config(str(postgres_home)) as instance:
+        yield instance
 
 
 def run_scenario_job(output_root: Path, scenario_id: str, **definition_kwargs):
@@ -32,10 +84,10 @@ def run_scenario_job(output_root: Path, scenario_id: str, **definition_kwargs):
 
 
 @pytest.fixture(scope="session")
-def embedded_run(tmp_path_factory):
+def embedded_run(tmp_path_factory, pipeline_instance):
     """(result, output_root) of the main job on the embedded default data."""
     output_root = tmp_path_factory.mktemp("published")
-    result = run_main_job(output_root)
+    result = run_main_job(output_root, instance=pipeline_instance)
     assert result.success
     return result, output_root
 
