@@ -68,7 +68,7 @@ def raster_contract_result(asset: str, contracts: list[RasterContract], error: s
     )
 
 
-def gx_result(asset: str, report: dict, docs_index: str) -> dg.AssetCheckResult:
+def gx_result(asset: str, report: dict, docs_index: str, docs_url: str | None) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=DATA_QUALITY_CHECK,
@@ -77,8 +77,9 @@ def gx_result(asset: str, report: dict, docs_index: str) -> dg.AssetCheckResult:
         metadata={
             "evaluated_expectations": report["evaluated_expectations"],
             "successful_expectations": report["successful_expectations"],
-            "failed_expectations": dg.MetadataValue.json(report["failed_expectations"]),
+            "failed_expectations": dg.MetadataValue.md(failures_table(report["failed_expectations"])),
             "data_docs": dg.MetadataValue.path(docs_index),
+            **({"data_docs_url": dg.MetadataValue.url(docs_url)} if docs_url else {}),
         },
     )
 

@@ -179,9 +179,34 @@ def _parser() -> argparse.ArgumentParser:
     for command in (pull, show):
         command.add_argument("--version", default="latest", help="version id (default: latest)")
         command.add_argument("--partition", help="partition, when the asset has a latest version for several")
-    for command in (run, versions, pull, show):
+    docs = commands.add_parser("docs", help="serve the output root (Data Docs, scenario maps) on 127.0.0.1 for the UI")
+    docs.add_argument("--port", type=int, default=8765, help="the port the UI's links and maps point at (8765)")
+    for command in (run, versions, pull, show, docs):
         command.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="local path or fsspec URL")
     return parser
+
+
+def serve_docs(output_root: str, port: int) -> int:
+    """Serve a local output root read-only over HTTP until interrupted: the Data Docs links and scenario map images
+    in the Dagster UI point here."""
+    import contextlib
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    root = Path(output_root)
+    if not root.is_dir():
+        print(f"soil-pipeline docs: {output_root} is not a local folder", file=sys.stderr)
+        return 1
+    pages = sorted(root.glob("_data_docs/*/*/index.html"), key=lambda page: page.stat().st_mtime)[-2:]
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        print(f"Serving {root.resolve()} at http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
+        for page in pages:
+            print(f"  latest Data Docs: http://127.0.0.1:{port}/{page.relative_to(root).as_posix()}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    return 0
 
 
 def _run(args) -> int:
@@ -212,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output_root = normalise_root(args.output_root)
     if args.command == "run":
         return _run(args)
+    if args.command == "docs":
+        return serve_docs(args.output_root, args.port)
     try:
         return _access(args)
     except (KeyError, ValueError, OSError) as error:

@@ -6,7 +6,7 @@ from soil_pipeline import refresh
 from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
-from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports
+from soil_pipeline.resources import DEFAULT_SITE_URL, ArtifactStore, InputDatasets, QualityReports
 
 DATA_DOCS_DIR = "_data_docs"
 ARTIFACTS_DIR = "_artifacts"
@@ -31,12 +31,19 @@ scenario_job = dg.define_asset_job(
 )
 
 
-def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dict:
+def build_resources(
+    output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None, site_url: str | None = DEFAULT_SITE_URL
+) -> dict:
+    """Resources on one output root; `site_url` is where `soil-pipeline docs` serves it (links and maps in the UI)."""
     output_root = normalise_root(output_root)
     return {
         "inputs": inputs or InputDatasets(),
-        "quality_reports": QualityReports(base=f"{output_root}/{DATA_DOCS_DIR}"),
-        "artifacts": ArtifactStore(root=f"{output_root}/{ARTIFACTS_DIR}"),
+        "quality_reports": QualityReports(
+            base=f"{output_root}/{DATA_DOCS_DIR}", url=site_url and f"{site_url}/{DATA_DOCS_DIR}"
+        ),
+        "artifacts": ArtifactStore(
+            root=f"{output_root}/{ARTIFACTS_DIR}", url=site_url and f"{site_url}/{ARTIFACTS_DIR}"
+        ),
         **build_io_managers(output_root),
     }
 

@@ -177,7 +177,8 @@ def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(stor
         materialization = materialization.materialization
         [contract_check] = result.get_asset_check_evaluations()
         assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v2.0.0"
-        path = materialization.metadata["restored_cells_map"].value
+        path = materialization.metadata["restored_cells_map_file"].value
+        assert "![restored cells" in materialization.metadata["restored_cells_map"].value
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n", key
         version = store.latest_by_partition("restoration_scenario")[key]

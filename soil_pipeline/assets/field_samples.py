@@ -111,7 +111,7 @@ def _ingest(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_re
         yield contract_result(name, validation, severity)
         with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
             report = run_gx(validation.checked, contracts[name], docs, foreign)
-        yield gx_result(name, report, index)
+        yield gx_result(name, report, index, quality_reports.link(context.run.run_id, name, partition))
     broken = [v for v in validations.values() if v.batch_errors]
     if broken:
         raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
