@@ -18,6 +18,7 @@ from soil_pipeline.science.aggregation import global_row
 
 TOP_COUNTRIES = 10
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+PROGRESS_LOGS = {"loggers": {**QUIET_LOGS["loggers"], "progress": {}}}
 
 
 def _instance():
@@ -37,18 +38,43 @@ def run_pipeline(output_root: str, partition: str | None = None, landing_dir: st
 
     partition = partition or EMBEDDED_DROP_PARTITION
     inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
-    definitions = build_definitions(output_root, inputs)
+    definitions = with_progress(build_definitions(output_root, inputs))
     results = []
     with _instance() as instance:
         for job_name, key in (("soil_pipeline_job", partition), ("restoration_scenarios_job", None)):
             job = definitions.resolve_job_def(job_name)
             result = job.execute_in_process(
-                run_config=QUIET_LOGS, partition_key=key, instance=instance, raise_on_error=False
+                run_config=PROGRESS_LOGS, partition_key=key, instance=instance, raise_on_error=False
             )
             results.append(result)
             if not result.success:
                 break
     return results
+
+
+def with_progress(definitions):
+    """The definitions with a `progress` logger beside the console one: one line on stderr per finished step."""
+    import logging
+
+    import dagster as dg
+
+    class StepLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+            if event is not None and (event.is_step_success or event.is_step_failure or event.is_step_skipped):
+                outcome = "done" if event.is_step_success else "FAILED" if event.is_step_failure else "skipped"
+                print(f"[{record.dagster_meta['job_name']}] {outcome:7s} {event.step_key}", file=sys.stderr, flush=True)
+
+    @dg.logger(description="One line per finished step, for `soil-pipeline run`.")
+    def progress(_):
+        logger = logging.getLogger("soil_pipeline.progress")
+        logger.setLevel(logging.DEBUG)
+        if not logger.handlers:
+            logger.addHandler(StepLines())
+        return logger
+
+    loggers = {"console": dg.colored_console_logger, "progress": progress}
+    return dg.Definitions.merge(definitions, dg.Definitions(loggers=loggers))
 
 
 def _quarantine_line(store: VersionedParquetStore) -> str:
