@@ -13,7 +13,7 @@ import shapely
 from rasterio.transform import rowcol
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.sources import ABSENT, observe_drop
+from soil_pipeline.assets.sources import ABSENT, observe_drop, retried_on_transient_io
 from soil_pipeline.checks import (
     contract_check_spec,
     contract_result,
@@ -100,7 +100,8 @@ def _ingest(context: dg.AssetExecutionContext, inputs: InputDatasets, quality_re
         return
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
     paths = {name: find_drop_file(drop_dir, name.removeprefix("field_")) for name in contracts}
-    raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
+    with retried_on_transient_io():
+        raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
     validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"])}
     site_key = contracts["field_horizons"].column("site_id").foreign_key
     foreign = {site_key: set(validations["field_sites"].valid["site_id"])}

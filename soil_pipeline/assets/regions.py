@@ -9,7 +9,7 @@ import pandas as pd
 import shapely
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.sources import observe_files
+from soil_pipeline.assets.sources import observe_files, retried_on_transient_io
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.readers import InputError
@@ -29,7 +29,8 @@ def countries(context: dg.AssetExecutionContext, inputs: InputDatasets):
     path = inputs.countries_vector
     columns = load_table_contract("countries").source_columns()
     columns.pop("geometry_wkb")
-    frame = gpd.read_file(path)
+    with retried_on_transient_io():
+        frame = gpd.read_file(path)
     missing = [name for name in columns if name not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")

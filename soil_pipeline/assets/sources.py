@@ -8,6 +8,7 @@ downloaded to be hashed: its data version is its address, so only a change of ad
 """
 
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -101,3 +102,22 @@ def observe_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, parti
     version = drop_version(inputs.drop_dir(partition))
     _observe(context, "field_sample_drop", version, partition)
     return version
+
+
+# A flaky mount or network file system: re-run the reading step, up to this many times, this many seconds apart.
+TRANSIENT_IO_RETRIES = 3
+TRANSIENT_IO_WAIT_SECONDS = 2
+# OS errors that say the input is not there or not readable: retrying cannot help.
+_PERMANENT_IO_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+@contextmanager
+def retried_on_transient_io():
+    """Ask Dagster to retry the step when reading an input fails with a transient OS error (EIO, a timeout, a stale
+    network handle); a missing or unreadable file, or an input that breaks its contract, fails at once."""
+    try:
+        yield
+    except _PERMANENT_IO_ERRORS:
+        raise
+    except OSError as error:
+        raise dg.RetryRequested(max_retries=TRANSIENT_IO_RETRIES, seconds_to_wait=TRANSIENT_IO_WAIT_SECONDS) from error
