@@ -19,9 +19,9 @@ scenario_selection = dg.AssetSelection.groups("scenarios")
 
 main_job = dg.define_asset_job(
     "soil_pipeline_job",
-    selection=dg.AssetSelection.all() - scenario_selection,
-    description="Every asset for one monthly field-sample drop, with the global grids, regional tables and "
-    "potential; each ingesting step observes the raw inputs it reads.",
+    selection=dg.AssetSelection.all(include_sources=True) - scenario_selection,
+    description="Observe the raw inputs, then every asset for one monthly field-sample drop, with the global grids, "
+    "regional tables and potential.",
 )
 
 scenario_job = dg.define_asset_job(

@@ -88,7 +88,7 @@ def field_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, quality
 
 def _selected(context: dg.AssetExecutionContext, event: dg.Output | dg.AssetCheckResult) -> bool:
     if isinstance(event, dg.Output):
-        return event.output_name in context.selected_output_names
+        return dg.AssetKey(event.output_name) in context.selected_asset_keys  # output names are the asset names
     key = dg.AssetCheckKey(dg.AssetKey.from_coercible(event.asset_key), event.check_name)
     return key in context.selected_asset_check_keys
 
