@@ -26,11 +26,13 @@ def data_quality_check_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-def failures_table(failures: dict[str, int]) -> str:
-    """Markdown table of failure counts by rule and column ("none" when nothing failed)."""
+def failures_table(failures: dict[str, int | None]) -> str:
+    """Markdown table of failure counts by rule and column ("none" when nothing failed; "-" for a whole-table rule
+    that has no count)."""
     if not failures:
         return "none"
-    rows = [key.split(":", 1) + [str(n)] for key, n in sorted(failures.items(), key=lambda item: -item[1])]
+    ordered = sorted(failures.items(), key=lambda item: -(item[1] or 0))
+    rows = [key.split(":", 1) + ["-" if n is None else str(n)] for key, n in ordered]
     lines = ["| rule | column | failures |", "| --- | --- | ---: |"] + [f"| {r} | {c} | {n} |" for r, c, n in rows]
     return "\n".join(lines)
 
