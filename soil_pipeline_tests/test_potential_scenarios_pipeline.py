@@ -204,14 +204,13 @@ def copied_root(embedded_run, tmp_path_factory):
     return target
 
 
-def _materialize(root, asset_name, run_config=None, inputs=None, partition_key=None):
+def _materialize(root, asset_name, run_config=None, inputs=None):
     result = dg.materialize(
         all_assets,
         selection=[asset_name],
         resources=build_resources(str(root), inputs),
         run_config={**QUIET_LOGS, **(run_config or {})},
         instance=dg.DagsterInstance.ephemeral(),
-        partition_key=partition_key,
     )
     assert result.success
     return result
@@ -255,8 +254,9 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     assert "pasture_raster" in layer.provenance["inputs"]
     # The scenario then restores cropland + pasture, and a sensitivity row restores cropland only.
     inputs = InputDatasets(pasture_raster=str(pasture_path))
-    result = _materialize(copied_root, "restoration_scenario", inputs=inputs, partition_key="global_priority_15pct")
-    [materialization] = result.asset_materializations_for_node("restoration_scenario")
+    result = _materialize(copied_root, scenario_key("global_priority_15pct"), inputs=inputs)
+    [event] = result.get_asset_materialization_events()
+    materialization = event.materialization
     table = VersionedParquetStore(copied_root).read("restoration_scenario", materialization.metadata["version"].value)
     world = _world(table)
     assert world["converted_land"] == "cropland (HYDE 3.2) + pasture"
