@@ -1,5 +1,6 @@
-"""A run killed with SIGKILL mid-way is re-executed from failure and completes; what it had published is neither
-lost nor duplicated: the catalog ends exactly as after the uninterrupted shared run."""
+"""A run killed with SIGKILL mid-way is re-executed from failure and completes; what it had staged is neither lost
+nor duplicated: once the commit sensor has seen the re-execution succeed (its parent's staged outputs count), the
+catalog ends exactly as after the uninterrupted shared run, and nothing was listed before."""
 
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.run_commit import Publication, commit_successful_runs
 from soil_pipeline_tests.conftest import QUIET_LOGS
 
 OUTPUT_ROOT_ENV = "SOIL_PIPELINE_TEST_OUTPUT_ROOT"
@@ -79,5 +81,14 @@ def test_a_killed_run_reexecuted_from_failure_completes_without_loss_or_duplicat
     with dg.execute_job(job, instance, run_config=QUIET_LOGS, tags=tags, reexecution_options=options) as result:
         assert result.success
         rerun = set(_succeeded_steps(instance, result.run_id))
+        assert _latest(root) == set(), "a killed or uncommitted run listed something"
+        context = dg.build_run_status_sensor_context(
+            sensor_name="commit_successful_runs",
+            dagster_event=result.get_run_success_event(),
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"publication": Publication(output_root=str(root))},
+        )
+        commit_successful_runs(context)
     assert done_before and not done_before & rerun, "steps that had succeeded were run again"
     assert _latest(root) == _latest(embedded_run[1])

@@ -34,13 +34,11 @@ from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
-from soil_pipeline.science.regions import NO_REGION, assign_points
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, assign_points
 from soil_pipeline.science.stocks import blocking_sites, topsoil_stocks
 
 TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
-# Sites on the coast can fall just outside the generalised 1:110m polygons; beyond this they stay unassigned.
-COUNTRY_NEAREST_MAX_DEG = 0.5
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
 
 

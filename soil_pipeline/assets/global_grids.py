@@ -30,7 +30,7 @@ from soil_pipeline.science.grid import (
     same_grid,
     shift_onto,
 )
-from soil_pipeline.science.regions import fill_nearest, rasterize_regions
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, fill_nearest, rasterize_regions
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
 
 
@@ -149,11 +149,6 @@ def climate_zone_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, 
     band = bands["climate_zones_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.nearest, band.nodata, "int16")
     yield _output(Layer(aligned, soc_stock_grid.grid, "IPCC 2019 climate zone code", alignment, lineage))
-
-
-# Land cells whose centre lies outside every polygon (coasts, small islands) take the nearest country within this
-# distance, the same as field sites; farther cells stay unassigned (a published UNASSIGNED row).
-COUNTRY_NEAREST_MAX_DEG = 0.5
 
 
 @dg.asset(group_name="global_grids", code_version="2")
