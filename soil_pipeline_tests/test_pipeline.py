@@ -121,4 +121,4 @@ def test_column_schemas_carry_each_contract_columns_description_unit_and_range(e
     schema = event.materialization.metadata["dagster/column_schema"].value
     column = next(c for c in schema.columns if c.name == "bulk_density_g_per_cm3")
     assert column.description.startswith("Bulk density of the fine earth") and column.description.endswith("[g/cm3]")
-    assert column.constraints.other == ["bulk_density_g_per_cm3 must be within [0.1, 2.0] g/cm3"]
+    assert column.constraints.other == ["bulk_density_g_per_cm3 must be within [0.1, 2.65] g/cm3"]
