@@ -34,14 +34,12 @@ from soil_pipeline.contracts.validate import LandMask, Regions, Validation
 from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import empty_text_frame, iter_table_chunks
 from soil_pipeline.science.grid import Layer
-from soil_pipeline.science.regions import NO_REGION, assign_points
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, assign_points
 from soil_pipeline.science.stocks import blocking_sites, is_member, topsoil_stocks
 
 KEY = "site_id"
 TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
-# Sites on the coast can fall just outside the country polygons; beyond this they stay unassigned.
-COUNTRY_NEAREST_MAX_DEG = 0.5
 # Horizons per bucket when computing stocks from published tables (about 0.3 kB each in memory).
 STOCK_BUCKET_ROWS = 400_000
 STOCK_REJECT_COLUMNS = [KEY, "upper_depth_cm", "lower_depth_cm"]

@@ -15,6 +15,7 @@ import pandas as pd
 import shapely
 
 from soil_pipeline import provenance
+from soil_pipeline.assets.sources import ABSENT, observe_drop, retried_on_transient_io
 from soil_pipeline.checks import (
     contract_check_spec,
     contract_result,
@@ -29,7 +30,6 @@ from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.stream import StreamValidation, validate_buckets
 from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions
 from soil_pipeline.ingest import (
-    COUNTRY_NEAREST_MAX_DEG,
     TOPSOIL_BOTTOM_CM,
     TOPSOIL_TOP_CM,
     DropValidation,
@@ -43,6 +43,7 @@ from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG
 
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
 
@@ -54,6 +55,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
         code_version="4",
         description=description,
         metadata=metadata,
+        is_required=False,
     )
 
 
@@ -80,6 +82,8 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
         )
     ],
     deps=["field_sample_drop"],
+    # Subsettable, so every output and check is optional: a month without a drop materializes nothing.
+    can_subset=True,
 )
 def field_drop(
     context: dg.AssetExecutionContext,
@@ -95,7 +99,29 @@ def field_drop(
     a stock) fail the run before anything is published. Files are read in chunks and validated in buckets of
     sites (see `soil_pipeline.ingest`), so memory stays bounded whatever the size of the drop.
     """
+    for event in _ingest(context, inputs, quality_reports, countries, soc_stock_grid):
+        if _selected(context, event):
+            yield event
+
+
+def _selected(context: dg.AssetExecutionContext, event: dg.Output | dg.AssetCheckResult) -> bool:
+    if isinstance(event, dg.Output):
+        return dg.AssetKey(event.output_name) in context.selected_asset_keys  # output names are the asset names
+    key = dg.AssetCheckKey(dg.AssetKey.from_coercible(event.asset_key), event.check_name)
+    return key in context.selected_asset_check_keys
+
+
+def _ingest(
+    context: dg.AssetExecutionContext,
+    inputs: InputDatasets,
+    quality_reports: QualityReports,
+    countries: pd.DataFrame,
+    soc_stock_grid: Layer,
+):
     drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
+    if observe_drop(context, inputs, partition) == ABSENT:
+        context.log.info(f"no field-sample drop folder {drop_dir} for {partition}: nothing to ingest")
+        return
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
     landing = Path(inputs.landing_dir)
     for name in drop_folders(landing)[1]:
@@ -104,14 +130,16 @@ def field_drop(
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
     land = LandMask(np.isfinite(soc_stock_grid.data[0]), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
     with tempfile.TemporaryDirectory(prefix="soil_pipeline_ingest_") as work:
-        drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions)
+        with retried_on_transient_io():
+            drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions)
         validations = {"field_sites": drop.sites, "field_horizons": drop.horizons}
         for name, validation in validations.items():
             severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
             yield contract_result(name, validation, severity)
             with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
                 report = run_gx(validation.gx_sample, contracts[name], docs, _gx_foreign(name, validation, drop))
-            yield gx_result(name, report, index, validation.gx_sample_note)
+            link = quality_reports.link(context.run.run_id, name, partition)
+            yield gx_result(name, report, index, link, validation.gx_sample_note)
         broken = [v for v in validations.values() if v.batch_errors]
         if broken:
             raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
