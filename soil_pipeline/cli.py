@@ -309,7 +309,11 @@ REMEDIES = (
     ("delimiter", "write the file with commas as the delimiter"),
     ("symlink", "copy the file into the drop folder instead of linking to it"),
     ("column name", "rename or remove one of the two columns in the header"),
-    ("missing required column", "add the column; the expected headers are the physicalName entries of the contract"),
+    (
+        "missing required column",
+        "add the column, or declare its header in the drop's declaration.yaml (README: Bring your own data)",
+    ),
+    ("declaration", "correct the declaration file (README: Bring your own data)"),
     ("median", "convert the column to the unit the contract states"),
     ("max_quarantined_share", "the drop is wrong as a whole (truncated, shifted columns?): compare it with its source"),
     ("min_sites_with_stock", "no site has a 0-30 cm stock: check depths and SOC/BD columns against the source"),

@@ -27,6 +27,9 @@ class InputDatasets(dg.ConfigurableResource):
     # Optional pasture/grazing area (km2 per cell, like the HYDE cropland raster); when set, converted land for the
     # restoration scenarios is cropland plus pasture. None by default: no pasture layer is embedded.
     pasture_raster: str | None = None
+    # Declaration (YAML) of how the field-sample drops' tables map onto the contracts; None: each drop's own
+    # declaration.yaml, else the embedded Africa Soil Profiles layout (soil_pipeline/data/declarations/).
+    field_declaration: str | None = None
 
     def drop_dir(self, partition_key: str) -> Path:
         return Path(self.landing_dir) / "field_samples" / partition_key

@@ -24,12 +24,19 @@ from soil_pipeline.checks import (
     gx_result,
     publish_if_valid,
 )
+from soil_pipeline.contracts.declaration import (
+    apply_declaration,
+    find_table_file,
+    plan_table,
+    resolve_declaration,
+    table_header,
+)
 from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions, validate
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
-from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file, read_table_file
+from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, read_table_file
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
@@ -95,8 +102,21 @@ def field_drop(
     landing = Path(inputs.landing_dir)
     for name in drop_folders(landing)[1]:
         context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
-    paths = {name: find_drop_file(drop_dir, name.removeprefix("field_"), landing) for name in contracts}
-    raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
+    declaration = resolve_declaration(drop_dir, inputs.field_declaration)
+    paths = {name: find_table_file(drop_dir, declaration, name, landing) for name in contracts}
+    plans = {
+        name: plan_table(declaration, name, contracts[name], paths[name], table_header(paths[name]))
+        for name in contracts
+    }
+    for plan in plans.values():
+        if plan.absent:
+            context.log.warning(
+                f"{paths[plan.table]}: no column for {', '.join(plan.absent)}: null ({declaration.path})"
+            )
+    raw = {
+        name: apply_declaration(read_table_file(paths[name], plans[name].source_columns), plans[name])
+        for name in contracts
+    }
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
     land = LandMask(np.isfinite(soc_stock_grid.data[0]), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
     validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"], land=land, regions=regions)}
@@ -124,13 +144,20 @@ def field_drop(
         checked = {
             **drop_file,
             **provenance.file_input(f"contract:{name}", contracts[name].path),
+            **provenance.file_input(f"declaration:{name}[{partition}]", declaration.path),
         }
-        validation.valid.attrs["provenance"] = {"inputs": checked}
+        declared = {f"declaration:{name}": plans[name].describe()}
+        validation.valid.attrs["provenance"] = {"inputs": checked, "parameters": declared}
         validation.rejects.attrs["provenance"] = {
-            "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)}
+            "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)},
+            "parameters": declared,
+        }
+        metadata = {
+            "rows_rejected_from_drop": len(validation.rejects),
+            "declaration": dg.MetadataValue.json(plans[name].describe()),
         }
         for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
-            yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": len(validation.rejects)})
+            yield dg.Output(table, output_name=output, metadata=metadata)
 
 
 def _site_stocks(sites: pd.DataFrame, horizons: pd.DataFrame, horizon_rejects: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from soil_pipeline.resources import InputDatasets
 
 GROUP = "raw_inputs"
 TABLE_SUFFIXES = (".csv", ".parquet")
+DECLARATION = "declaration.yaml"  # a drop's own input declaration (contracts.declaration) is part of its data
 
 
 def file_version(path: str | None) -> str:
@@ -36,11 +37,14 @@ def file_version(path: str | None) -> str:
 
 
 def drop_version(drop_dir: Path) -> str:
-    """sha256 over the names and sha256 of a drop folder's table files; "absent" when there is no such folder."""
+    """sha256 over the names and sha256 of a drop folder's table files and declaration; "absent" when there is no
+    such folder."""
     if not drop_dir.is_dir():
         return "absent"
     digest = hashlib.sha256()
-    for path in sorted(p for p in drop_dir.iterdir() if p.is_file() and p.suffix in TABLE_SUFFIXES):
+    for path in sorted(
+        p for p in drop_dir.iterdir() if p.is_file() and (p.suffix in TABLE_SUFFIXES or p.name == DECLARATION)
+    ):
         digest.update(f"{path.name}\0{provenance.file_sha256(path)}\n".encode())
     return digest.hexdigest()
 
