@@ -34,7 +34,11 @@ def _instance():
 
 
 def run_pipeline(
-    output_root: str, partition: str | None = None, landing_dir: str | None = None, keep_runs: int | None = None
+    output_root: str,
+    partition: str | None = None,
+    landing_dir: str | None = None,
+    keep_runs: int | None = None,
+    inputs: dict | None = None,
 ) -> tuple[list, list[dict]]:
     """The main job for one drop, then the scenario job for every scenario; stops at the first failed run.
 
@@ -50,8 +54,8 @@ def run_pipeline(
     from soil_pipeline.run_commit import commit_run
 
     partition = partition or EMBEDDED_DROP_PARTITION
-    inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
-    definitions = build_definitions(output_root, inputs)
+    settings = {**(inputs or {}), **({"landing_dir": landing_dir} if landing_dir else {})}
+    definitions = build_definitions(output_root, InputDatasets(**settings))
     runs = [("soil_pipeline_job", partition)] + [("restoration_scenarios_job", key) for key in scenario_ids()]
     results, committed = [], []
     with _instance() as instance:
@@ -207,6 +211,15 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
     run.add_argument("--partition", help="monthly drop YYYY-MM (default: the embedded drop, 2012-10)")
     run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
+    run.add_argument("--config", help="YAML setting the inputs, declarations, partition and output root (README)")
+    run.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="set one input (e.g. soc_stock_2010_raster=my.tif, field_declaration=decl.yaml); repeatable, "
+        "overrides --config",
+    )
     run.add_argument(
         "--keep-runs",
         type=int,
@@ -214,6 +227,11 @@ def _parser() -> argparse.ArgumentParser:
         help="after each run, keep this many runs' Data Docs and "
         f"intermediates and collect failed runs' leftovers (default {DEFAULT_KEEP_RUNS})",
     )
+    check_drop = commands.add_parser(
+        "check-drop", help="validate a field-sample drop folder and print what would be quarantined or refused"
+    )
+    check_drop.add_argument("drop_dir", metavar="DIR", help="the drop folder, e.g. landing/field_samples/2024-01")
+    check_drop.add_argument("--declaration", help="declaration YAML (default: DIR/declaration.yaml, else AfSP)")
     drops = commands.add_parser("drops", help="list the landing folders: monthly drops and folders that are not")
     drops.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
     versions = commands.add_parser("versions", help="list published versions (of one asset)")
@@ -239,7 +257,8 @@ def _parser() -> argparse.ArgumentParser:
         f"committed nor failed counts as killed (default {DEFAULT_GRACE_HOURS:g})",
     )
     for command in (run, versions, pull, show, check, clean):
-        command.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="local path or fsspec URL")
+        default = None if command is run else DEFAULT_OUTPUT_ROOT  # run: --config may set it
+        command.add_argument("--output-root", default=default, help="local path or fsspec URL")
     return parser
 
 
@@ -273,14 +292,32 @@ def _one_line(cause: str) -> str:
     return lines[0] if lines else "failed"
 
 
+def _input_names() -> set[str]:
+    from soil_pipeline.resources import InputDatasets
+
+    return set(InputDatasets.model_fields)
+
+
+def _apply_config(args) -> None:
+    """Fold --config and --input into the run's arguments: command-line options win over the config file."""
+    from soil_pipeline.run_config import load_run_config, parse_inputs
+
+    names = _input_names()
+    config = load_run_config(args.config, names) if args.config else {"inputs": {}}
+    args.inputs = {**config["inputs"], **parse_inputs(args.input, names)}
+    args.partition = args.partition or config.get("partition")
+    args.output_root = args.output_root or config.get("output_root") or DEFAULT_OUTPUT_ROOT
+
+
 def _run(args) -> int:
     if (problem := partition_problem(args.partition)) is not None:
         print(problem, file=sys.stderr)
         return 2
     check_output_root(args.output_root)
-    for warning in landing_warnings(args.landing_dir):
+    landing_dir = args.landing_dir or args.inputs.get("landing_dir")
+    for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
-    results, committed = run_pipeline(args.output_root, args.partition, args.landing_dir, args.keep_runs)
+    results, committed = run_pipeline(args.output_root, args.partition, landing_dir, args.keep_runs, args.inputs)
     if results[-1].success:
         print(summary(args.output_root, committed))
         return 0
@@ -430,12 +467,38 @@ def error_line(error: BaseException) -> str:
     return message if isinstance(error, KeyError | ValueError) else f"{type(error).__name__}: {message}"
 
 
+def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
+    """The check-drop report and whether the drop would be published; land and regions from the default inputs."""
+    import geopandas as gpd
+
+    from soil_pipeline.contracts.model import load_raster_contract
+    from soil_pipeline.contracts.raster import check_raster
+    from soil_pipeline.contracts.validate import LandMask, Regions
+    from soil_pipeline.drop_check import check_drop, report
+    from soil_pipeline.readers import read_raster
+    from soil_pipeline.resources import InputDatasets
+
+    inputs = InputDatasets()
+    band = check_raster(read_raster(inputs.soc_stock_2010_raster), load_raster_contract("soc_stock_2010_raster"))
+    land = LandMask(band.data != band.nodata, band.transform, "WHRC SOC stock 2010")
+    countries = gpd.read_file(inputs.countries_vector)
+    regions = Regions(countries.geometry.to_numpy(), countries["ADM0_A3"].to_numpy(dtype=object))
+    check = check_drop(Path(drop_dir), declaration, land=land, regions=regions)
+    return report(check), check.publishable
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "drops":
             print(drops_text(args.landing_dir))
             return 0
+        if args.command == "check-drop":
+            text, publishable = check_drop_text(args.drop_dir, args.declaration)
+            print(text)
+            return 0 if publishable else 1
+        if args.command == "run":
+            _apply_config(args)
         args.output_root = normalise_root(args.output_root)
         return _run(args) if args.command == "run" else _access(args)
     except BrokenPipeError:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from soil_pipeline.cli import main
 from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.declaration import (
     DECLARATIONS_DIR,
@@ -23,6 +24,7 @@ from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.readers import InputError, read_table_file
 from soil_pipeline.resources import InputDatasets
+from soil_pipeline.run_config import load_run_config
 from soil_pipeline_tests.test_bad_inputs import FIELD_DROP, _failure_text, _materialize, published_root  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -244,3 +246,42 @@ def test_an_edgeroi_like_survey_is_ingested_by_declaration_alone(published_root,
     manifest = store.manifest("field_sites", store.resolve("field_sites", "latest", PARTITION))
     declared = manifest["provenance"]["parameters"]["declaration:field_sites"]
     assert declared["conversions"]["latitude_deg"].startswith("declared EPSG:4283, transformed to WGS84")
+
+
+def test_check_drop_prints_what_would_be_quarantined_without_publishing(tmp_path, capsys):
+    drop = edgeroi_drop(tmp_path / "landing")
+    assert main(["check-drop", str(drop)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "  edgeroi_layers.csv:25 type soc_g_per_kg 'trace': soc_g_per_kg must be a number" in out
+    assert "  edgeroi_profiles.csv:12 required latitude_deg (missing): latitude_deg is required" in out
+    assert out[-2] == (
+        "Reconciliation: sites 12 in = 11 published + 1 rejected; horizons 34 in = 30 published + 4 rejected; "
+        "stocks 11 sites = 7 with a 0-30 cm stock + 4 null with a reason (incomplete_depth_coverage 1, "
+        "incomplete_depth_coverage;quarantined_horizon 1, missing_bd_outside_ptf_domain 1, missing_soc 1)"
+    )
+    assert out[-1] == "Would be published (nothing was written)." and not (tmp_path / "soil_pipeline_output").exists()
+    percent = drop / "declaration.yaml"
+    percent.write_text(percent.read_text().replace('soc_g_per_kg: "%"', "soc_g_per_kg: g/kg"))
+    assert main(["check-drop", str(drop)]) == 1
+    out = capsys.readouterr().out
+    assert "Would be REFUSED (nothing published):" in out and "median soc_g_per_kg must be within [1.0, 200.0]" in out
+
+
+def test_run_config_sets_inputs_partition_and_output_root(tmp_path, capsys):
+    config = tmp_path / "my_inputs.yaml"
+    config.write_text(
+        "output_root: out\npartition: 2013-1\ninputs:\n  landing_dir: landing\n  soc_stock_2010_raster: /vsicurl/https://x/y.tif\n"
+    )
+    loaded = load_run_config(config, set(InputDatasets.model_fields))
+    assert loaded == {
+        "output_root": str(tmp_path / "out"),
+        "partition": "2013-1",
+        "inputs": {"landing_dir": str(tmp_path / "landing"), "soc_stock_2010_raster": "/vsicurl/https://x/y.tif"},
+    }
+    assert main(["run", "--config", str(config)]) == 2  # the config's partition is checked before anything runs
+    assert "--partition '2013-1' is not a monthly drop" in capsys.readouterr().err
+    config.write_text("inputs:\n  soc_raster: a.tif\n")
+    assert main(["run", "--config", str(config)]) == 1
+    assert f"{config}: inputs: unknown input(s) soc_raster; known: climate_zones_raster" in capsys.readouterr().err
+    assert main(["run", "--input", "soc_stock_2010_raster"]) == 1
+    assert "--input 'soc_stock_2010_raster': use NAME=PATH with NAME one of" in capsys.readouterr().err

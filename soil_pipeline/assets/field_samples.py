@@ -41,7 +41,7 @@ from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 from soil_pipeline.science.regions import NO_REGION, assign_points
-from soil_pipeline.science.stocks import blocking_sites, topsoil_stocks
+from soil_pipeline.science.stocks import blocking_sites, flag_quarantined_horizons, topsoil_stocks
 
 TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
@@ -166,7 +166,7 @@ def _site_stocks(sites: pd.DataFrame, horizons: pd.DataFrame, horizon_rejects: p
     stocks = topsoil_stocks(
         sites["site_id"], horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM, bd_plausible_max_g_per_cm3=bd_max
     )
-    return _flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
+    return flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
 
 
 def _gate_sites_with_stock(validations: dict, paths: dict) -> None:
@@ -200,16 +200,6 @@ def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np
     values = np.full(len(lon), outside, dtype=layer.data.dtype)
     values[inside] = layer.data[rows[inside], cols[inside]]
     return values
-
-
-def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.DataFrame:
-    """A site with a quarantined horizon in 0-30 cm gets no stock: what is left there cannot be trusted."""
-    hit = stocks["site_id"].isin(rejected_sites)
-    reason = stocks["exclusion_reason"].fillna("")
-    stocks = stocks.copy()
-    stocks.loc[hit, "exclusion_reason"] = (reason[hit] + ";").str.lstrip(";") + "quarantined_horizon"
-    stocks.loc[hit, ["topsoil_soc_stock_t_c_per_ha", "bd_source", "bd_pedotransfer_function"]] = None
-    return stocks
 
 
 @dg.asset(
