@@ -117,9 +117,12 @@ def summary(output_root: str, committed: list[dict] | None = None) -> str:
 
 
 def _stock_lines(world: pd.Series) -> list[str]:
+    regional = [] if world["region_name"] == "World" else [f"REGIONAL stock layers: {world['region_name']}"]
+    scope = "Global" if not regional else "Region"
     return [
-        "Global SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(world["soc_stock_2010_pg_c"]),
-        "Global SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(world["soc_stock_no_land_use_pg_c"]),
+        *regional,
+        "{} SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(scope, world["soc_stock_2010_pg_c"]),
+        "{} SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(scope, world["soc_stock_no_land_use_pg_c"]),
         "Global cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(world["cropland_area_mha"]),
         "Global 4 per 1000 target:               {:8.1f} Tg C/yr".format(world["target_4p1000_tg_c_per_yr"]),
         "Field sites with a 0-30 cm stock:       {:8d} (median {:.1f} t C/ha)".format(

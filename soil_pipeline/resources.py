@@ -30,6 +30,9 @@ class InputDatasets(dg.ConfigurableResource):
     # Declaration (YAML) of how the field-sample drops' tables map onto the contracts; None: each drop's own
     # declaration.yaml, else the embedded Africa Soil Profiles layout (soil_pipeline/data/declarations/).
     field_declaration: str | None = None
+    # Declaration (YAML) of the rasters' units, scale/offset, nodata, depth and extent when the files do not say
+    # (contracts.raster_declaration); None: each raster must match its contract as stored.
+    raster_declaration: str | None = None
 
     def drop_dir(self, partition_key: str) -> Path:
         return Path(self.landing_dir) / "field_samples" / partition_key

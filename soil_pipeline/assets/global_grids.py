@@ -15,10 +15,13 @@ from rasterio.warp import Resampling
 
 from soil_pipeline import provenance
 from soil_pipeline.checks import contract_specs, raster_contract_result
+from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.model import load_raster_contract
-from soil_pipeline.contracts.raster import check_raster
+from soil_pipeline.contracts.raster import REGIONAL_SHARE, check_raster
+from soil_pipeline.contracts.raster_declaration import load_raster_declarations
 from soil_pipeline.readers import InputError, RasterBand, read_raster
 from soil_pipeline.resources import InputDatasets
+from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline.science.grid import (
     GridSpec,
     Layer,
@@ -33,12 +36,22 @@ from soil_pipeline.science.regions import fill_nearest, rasterize_regions
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
 
 
-def _checked_rasters(asset: str, paths: dict[str, str]):
-    """Read and check each raster against the contract of the same name; yields the check result, returns bands."""
+def _checked_rasters(asset: str, paths: dict[str, str], declaration_file: str | None = None):
+    """Read and check each raster against the contract of the same name (on its declared, converted values when
+    the raster declaration file has an entry for it); yields the check result, returns bands and provenance."""
     contracts = {name: load_raster_contract(name) for name in paths}
     try:
-        bands = {name: check_raster(read_raster(path), contracts[name]) for name, path in paths.items()}
-    except InputError as error:
+        declared = {n: d for n, d in load_raster_declarations(declaration_file).items() if n in paths}
+        errors = []
+        bands = {}
+        for name, path in paths.items():
+            try:
+                bands[name] = check_raster(read_raster(path), contracts[name], declared.get(name))
+            except InputError as error:
+                errors.append(str(error))
+        if errors:
+            raise InputError("\n".join(errors))
+    except (InputError, DeclarationError) as error:
         yield raster_contract_result(asset, list(contracts.values()), str(error))
         raise dg.Failure(description=str(error)) from error
     yield raster_contract_result(asset, list(contracts.values()), None)
@@ -46,7 +59,10 @@ def _checked_rasters(asset: str, paths: dict[str, str]):
     for name, path in paths.items():
         lineage.update(provenance.file_input(name, path))
         lineage.update(provenance.file_input(f"contract:{name}", contracts[name].path))
-    return bands, {"inputs": lineage}
+    if declared:
+        lineage.update(provenance.file_input("raster_declaration", declaration_file))
+    parameters = {f"raster_declaration:{name}": d.describe() for name, d in declared.items()}
+    return bands, {"inputs": lineage, "parameters": parameters, "declared": declared}
 
 
 def _as_float(band: RasterBand) -> np.ndarray:
@@ -99,20 +115,50 @@ def soc_stock_grid(inputs: InputDatasets):
             "soc_stock_2010_raster": inputs.soc_stock_2010_raster,
             "soc_stock_no_land_use_raster": inputs.soc_stock_no_land_use_raster,
         },
+        inputs.raster_declaration,
     )
+    declared = lineage.pop("declared")
     current, natural = bands["soc_stock_2010_raster"], bands["soc_stock_no_land_use_raster"]
     grid = _grid_of(current)
     natural_data, alignment = _onto(natural, grid, Resampling.average, natural.nodata, natural.data.dtype)
     natural = RasterBand(natural_data, grid.transform, grid.crs, natural.nodata, natural.path)
+    data = np.stack([_as_float(current), _as_float(natural)])
+    regional = list(dict.fromkeys(d.label or d.name for d in declared.values() if d.regional))
+    coverage = _stock_coverage(data, grid, inputs, regional)
+    units = "t C/ha (0-30 cm); band 0 = 2010, band 1 = no land use"
+    if regional:
+        units += f"; REGIONAL extent ({', '.join(regional)}), not global"
+        lineage["parameters"]["soc_stock_extent"] = {"extent": "regional", "label": ", ".join(regional)}
     yield _output(
         Layer(
-            data=np.stack([_as_float(current), _as_float(natural)]),
+            data=data,
             grid=grid,
-            units="t C/ha (0-30 cm); band 0 = 2010, band 1 = no land use",
-            alignment={"no_land_use": alignment},
+            units=units,
+            alignment={"no_land_use": alignment, "coverage": coverage},
             provenance=lineage,
         )
     )
+
+
+def _stock_coverage(data: np.ndarray, grid: GridSpec, inputs: InputDatasets, regional: list[str]) -> dict:
+    """Report the two layers' coverage and where 2010 exceeds no land use; restrict both to the cells both cover
+    (in place). Refuse a layer covering much less than the other unless it is declared regional."""
+    report = stock_layers_report(data[0], data[1], cell_area_ha(grid))
+    share = coverage_share(report)
+    if share < REGIONAL_SHARE and not regional:
+        smaller = "soc_stock_2010_raster" if report["only_no_land_use"]["cells"] else "soc_stock_no_land_use_raster"
+        path = getattr(inputs, smaller)
+        raise dg.Failure(
+            description=f"{path}: rule coverage: the 2010 and no-land-use stock layers share {share:.1%} of the "
+            f"cells either covers ({report['both']['cells']} of "
+            f"{report['both']['cells'] + report['only_2010']['cells'] + report['only_no_land_use']['cells']}): a "
+            f"regional raster passed as global. Declare it (extent: regional, rasters.{smaller} in the "
+            "raster_declaration file) to have it labelled regional and never summed as global"
+        )
+    outside = ~(np.isfinite(data[0]) & np.isfinite(data[1]))
+    data[:, outside] = np.nan
+    report["restricted_to_common_coverage"] = bool(outside.any() and share < 1.0)
+    return report
 
 
 @dg.asset(
@@ -121,7 +167,10 @@ def soc_stock_grid(inputs: InputDatasets):
 def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
     """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
     area is preserved."""
-    bands, lineage = yield from _checked_rasters("cropland_grid", {"cropland_raster": inputs.cropland_raster})
+    bands, lineage = yield from _checked_rasters(
+        "cropland_grid", {"cropland_raster": inputs.cropland_raster}, inputs.raster_declaration
+    )
+    lineage.pop("declared")
     band = bands["cropland_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.sum, np.nan, "float32")
     aligned = np.where(np.isnan(aligned), 0.0, aligned).astype("float32")
@@ -139,8 +188,9 @@ def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
 def climate_zone_grid(inputs: InputDatasets, soc_stock_grid: Layer):
     """IPCC 2019 climate zone code per cell (0 = none), nearest-neighbour onto the common grid."""
     bands, lineage = yield from _checked_rasters(
-        "climate_zone_grid", {"climate_zones_raster": inputs.climate_zones_raster}
+        "climate_zone_grid", {"climate_zones_raster": inputs.climate_zones_raster}, inputs.raster_declaration
     )
+    lineage.pop("declared")
     band = bands["climate_zones_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.nearest, band.nodata, "int16")
     yield _output(Layer(aligned, soc_stock_grid.grid, "IPCC 2019 climate zone code", alignment, lineage))

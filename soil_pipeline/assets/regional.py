@@ -60,6 +60,9 @@ def regional_soc_stocks(
     )
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
     table["n_field_sites"] = table["n_field_sites"].fillna(0).astype("int64")
+    extent = soc_stock_grid.provenance.get("parameters", {}).get("soc_stock_extent")
+    if extent:  # stocks declared regional: the all-region row is that region's total, never the World's
+        table.loc[table["region_type"] == "global", "region_name"] = f"{extent['label']} (regional extent, not global)"
     table.attrs["provenance"] = provenance.combine(
         soc_stock_grid.provenance,
         cropland_grid.provenance,
