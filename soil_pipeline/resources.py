@@ -33,6 +33,9 @@ class InputDatasets(dg.ConfigurableResource):
     # Declaration (YAML) of the rasters' units, scale/offset, nodata, depth and extent when the files do not say
     # (contracts.raster_declaration); None: each raster must match its contract as stored.
     raster_declaration: str | None = None
+    # Optional second SOC stock 0-30 cm source beside WHRC (e.g. SoilGrids-derived over a region); it must have an
+    # entry with a label in the raster declaration. Summed per region beside WHRC in regional_soc_stocks.
+    second_soc_stock_raster: str | None = None
 
     def drop_dir(self, partition_key: str) -> Path:
         return Path(self.landing_dir) / "field_samples" / partition_key

@@ -13,9 +13,11 @@ from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations, to_contract_units
 from soil_pipeline.definitions import all_assets, build_resources
+from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.readers import InputError, RasterBand, read_raster
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science.coverage import coverage_share, stock_layers_report
+from soil_pipeline_tests.test_bad_inputs import _failure_text, _materialize, published_root  # noqa: F401
 
 STOCKS = ("soc_stock_2010_raster", "soc_stock_no_land_use_raster")
 GHANA = (-3.25, 4.75, 1.25, 11.25)  # west, south, east, north: 540 x 780 cells at 1/120 deg
@@ -179,3 +181,29 @@ def test_the_stock_layers_report_counts_coverage_and_2010_above_no_land_use():
     above = report["2010_above_no_land_use"]
     assert above["cells"] == 1 and np.isclose(above["excess_pg_c"], 5.0 * 100 / 1e9)
     assert coverage_share(report) == 3 / 5
+
+
+def test_a_second_labelled_stock_source_is_summed_beside_whrc(published_root, tmp_path):  # noqa: F811
+    root, _ = published_root
+    ghana = soilgrids_like(3)
+    (tmp_path / "rasters.yaml").write_text(
+        "declaration: 1\nrasters:\n  second_soc_stock_raster:\n    label: SoilGrids-like 0-30 cm (Ghana)\n"
+        "    unit: kg C/m2\n    scale: 0.01\n    nodata: -32768\n    depth_cm: [0, 30]\n    extent: regional\n"
+    )
+    inputs = InputDatasets(
+        second_soc_stock_raster=write_geotiff(tmp_path / "ghana_ocs.tif", ghana, ghana_transform()),
+        raster_declaration=str(tmp_path / "rasters.yaml"),
+    )
+    result = _materialize(["second_soc_stock_grid", "regional_soc_stocks"], root, inputs, partition=None)
+    assert result.success, _failure_text(result)
+    table = VersionedParquetStore(root).read("regional_soc_stocks")
+    assert set(table["soc_stock_source"]) == {"WHRC Soil Carbon Debt, Sanderman et al. 2017"}
+    assert set(table["second_soc_stock_source"]) == {"SoilGrids-like 0-30 cm (Ghana)"}
+    world = table[table["region_type"] == "global"].iloc[0]
+    gha = table[(table["region_type"] == "country") & (table["region_id"] == "GHA")].iloc[0]
+    # 1/120 deg cells averaged onto the 5' grid: the area is that of the 5' cells the raster touches
+    assert 15 < gha["second_soc_mapped_area_mha"] < world["second_soc_mapped_area_mha"] < 40
+    mean = world["second_soc_stock_pg_c"] * 1e9 / (world["second_soc_mapped_area_mha"] * 1e6)
+    assert abs(mean - ghana[ghana != -32768].mean() / 10) < 0.5  # t C/ha
+    assert 0 < world["soc_stock_2010_on_second_cells_pg_c"] < world["soc_stock_2010_pg_c"] / 100
+    assert table.loc[table["region_id"] == "FRA", "second_soc_stock_pg_c"].iloc[0] == 0.0

@@ -162,6 +162,38 @@ def _stock_coverage(data: np.ndarray, grid: GridSpec, inputs: InputDatasets, reg
 
 
 @dg.asset(
+    group_name="global_grids",
+    code_version="1",
+    check_specs=contract_specs("second_soc_stock_grid"),
+    deps=["second_soc_stock_raster"],
+)
+def second_soc_stock_grid(inputs: InputDatasets, soc_stock_grid: Layer):
+    """A second SOC stock 0-30 cm source (t C/ha) beside WHRC, named by the label of its declaration, averaged
+    onto the common grid; all missing when `second_soc_stock_raster` is not set."""
+    grid, path = soc_stock_grid.grid, inputs.second_soc_stock_raster
+    if not path:
+        contract = load_raster_contract("second_soc_stock_raster")
+        yield raster_contract_result("second_soc_stock_grid", [contract], None)
+        yield _output(Layer(np.full(grid.shape, np.nan, dtype="float32"), grid, "not configured"))
+        return
+    declaration = load_raster_declarations(inputs.raster_declaration).get("second_soc_stock_raster")
+    if declaration is None or not declaration.label:
+        raise dg.Failure(
+            description=f"{path}: a second stock source needs a declaration naming it: add "
+            f"rasters.second_soc_stock_raster with a label to the raster_declaration file ({inputs.raster_declaration})"
+        )
+    bands, lineage = yield from _checked_rasters(
+        "second_soc_stock_grid", {"second_soc_stock_raster": path}, inputs.raster_declaration
+    )
+    lineage.pop("declared")
+    lineage["parameters"]["second_soc_stock_source"] = declaration.label
+    band = bands["second_soc_stock_raster"]
+    aligned, alignment = _onto(band, grid, Resampling.average, np.nan, "float32")
+    units = f"t C/ha (0-30 cm), source: {declaration.label}"
+    yield _output(Layer(aligned.astype("float32"), grid, units, alignment, lineage))
+
+
+@dg.asset(
     group_name="global_grids", code_version="3", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
 )
 def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):

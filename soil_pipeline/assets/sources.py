@@ -80,6 +80,9 @@ countries_vector = _file_source("countries_vector", "Natural Earth 1:10m Admin 0
 pasture_raster = _file_source(
     "pasture_raster", "Optional pasture/grazing area raster (km2 per cell); unset by default."
 )
+second_soc_stock_raster = _file_source(
+    "second_soc_stock_raster", "Optional second SOC stock 0-30 cm source beside WHRC (declared); unset by default."
+)
 
 
 @dg.observable_source_asset(group_name=GROUP)

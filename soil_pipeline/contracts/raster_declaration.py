@@ -6,7 +6,8 @@ unit. `to_contract_units` works on any array or window, so a windowed reader can
     rasters:
       soc_stock_2010_raster:
         label: SoilGrids 2.0 SOC stock 0-30 cm, Ghana
-        role: stock_2010            # stock_2010 | stock_no_land_use | cropland_area | climate_zones
+        role: stock_2010            # stock_2010 | stock_no_land_use | cropland_area | climate_zones |
+                                    # stock_second_source (second_soc_stock_raster)
         unit: kg C/m2               # t C/ha | Mg C/ha | kg C/m2 | g C/m2 | kg C/ha (stocks); km2 | ha | m2 (areas)
         scale: 0.01                 # raw x scale + offset, then the unit conversion
         offset: 0
@@ -32,6 +33,7 @@ ROLES = {
     "soc_stock_no_land_use_raster": "stock_no_land_use",
     "cropland_raster": "cropland_area",
     "climate_zones_raster": "climate_zones",
+    "second_soc_stock_raster": "stock_second_source",
 }
 EXTENTS = ("global", "regional")
 FIELDS = {"label", "role", "unit", "scale", "offset", "nodata", "depth_cm", "extent"}
