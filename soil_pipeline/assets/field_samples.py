@@ -54,7 +54,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
     return dg.AssetOut(
         io_manager_key="published_io_manager",
         group_name="field_samples",
-        code_version="3",
+        code_version="4",
         description=description,
         metadata=metadata,
     )

@@ -103,7 +103,7 @@ SOC_STOCK_DEPTH_CM = 30.0
 
 @dg.asset(
     group_name="global_grids",
-    code_version="2",
+    code_version="3",
     check_specs=contract_specs("soc_stock_grid"),
     deps=["soc_stock_2010_raster", "soc_stock_no_land_use_raster"],
 )

@@ -63,7 +63,7 @@ def _with_second_source(table, soc_stock_grid: Layer, second: Layer, zoning: dic
 @dg.asset(
     io_manager_key="published_io_manager",
     group_name="regional",
-    code_version="2",
+    code_version="3",
     check_specs=contract_specs("regional_soc_stocks"),
     deps=["climate_zone_legend"],
 )
