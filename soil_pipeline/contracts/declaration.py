@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from pyproj.transformer import TransformerGroup
 
 from soil_pipeline.contracts.bounded_yaml import DeclarationError, read_bounded_yaml
@@ -133,7 +134,7 @@ def load_declaration(path: str | Path) -> FieldDeclaration:
         if "coordinates_crs" in spec:
             try:
                 CRS.from_user_input(spec["coordinates_crs"])
-            except Exception as error:  # pyproj raises CRSError, a plain Exception subclass
+            except CRSError as error:
                 _fail(path, f"{key}.coordinates_crs {spec['coordinates_crs']!r} is not a CRS pyproj knows ({error})")
         tables[table] = spec
     name = str(data.get("name") or path.stem)
