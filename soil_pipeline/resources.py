@@ -11,6 +11,8 @@ from soil_pipeline.publishing.root import LocalRoot, open_root
 from soil_pipeline.publishing.store import sha256_bytes
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+# Where `soil-pipeline docs` serves the output root (Data Docs and maps) for links and images in the Dagster UI.
+DEFAULT_SITE_URL = "http://127.0.0.1:8765"
 
 
 class InputDatasets(dg.ConfigurableResource):
@@ -48,6 +50,12 @@ class QualityReports(dg.ConfigurableResource):
     """
 
     base: str
+    # Where `base` is served over HTTP (`soil-pipeline docs`), for a link the Dagster UI can open; None: no link.
+    url: str | None = None
+
+    def link(self, run_id: str, dataset: str, partition: str | None = None) -> str | None:
+        folder = f"{dataset}_{partition}" if partition else dataset
+        return f"{self.url}/{run_id}/{folder}/index.html" if self.url else None
 
     @contextmanager
     def site(self, run_id: str, dataset: str, partition: str | None = None) -> Iterator[tuple[Path, str]]:
@@ -67,7 +75,11 @@ class ArtifactStore(dg.ConfigurableResource):
     """Where non-tabular outputs (PNG maps) go: `<root>/<name>/<sha256 prefix><suffix>`, named by content."""
 
     root: str
+    # Where `root` is served over HTTP (`soil-pipeline docs`), for images the Dagster UI can show; None: no URL.
+    url: str | None = None
 
-    def write(self, name: str, data: bytes, suffix: str) -> str:
-        digest = sha256_bytes(data)[:16]
-        return open_root(self.root).write_file((*name.split("/"), f"{digest}{suffix}"), data)
+    def write(self, name: str, data: bytes, suffix: str) -> tuple[str, str | None]:
+        """(where the artifact was written, its URL when the root is served)."""
+        parts = (*name.split("/"), f"{sha256_bytes(data)[:16]}{suffix}")
+        path = open_root(self.root).write_file(parts, data)
+        return path, f"{self.url}/{'/'.join(parts)}" if self.url else None

@@ -66,6 +66,8 @@ def _with_second_source(table, soc_stock_grid: Layer, second: Layer, zoning: dic
     code_version="3",
     check_specs=contract_specs("regional_soc_stocks"),
     deps=["climate_zone_legend"],
+    # The field-site summary covers every monthly drop published so far.
+    ins={"topsoil_soc_stocks": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
 )
 def regional_soc_stocks(
     soc_stock_grid: Layer,

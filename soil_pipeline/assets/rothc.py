@@ -154,7 +154,8 @@ def rothc_sequestration_potential(
     )
     metadata = global_metadata(table, _global_columns(scenarios))
     cog = rate_maps_cog(results, inputs.soc_t_c_per_ha, cells.index[cropped], soc_stock_grid.grid, scenarios)
-    metadata["rate_maps_cog"] = dg.MetadataValue.path(str(artifacts.write("rothc_rate_maps", cog, ".tif")))
+    cog_path, _ = artifacts.write("rothc_rate_maps", cog, ".tif")
+    metadata["rate_maps_cog"] = dg.MetadataValue.path(str(cog_path))
     metadata["modelled_cells"] = int((results.status == gsocseq.MODELLED).sum())
     metadata["excluded_cells"] = dg.MetadataValue.json(
         {reason: int((results.status == reason).sum()) for reason in gsocseq.EXCLUSIONS}
