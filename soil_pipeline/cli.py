@@ -35,7 +35,11 @@ def _instance():
 
 
 def run_pipeline(
-    output_root: str, partition: str | None = None, landing_dir: str | None = None, keep_runs: int | None = None
+    output_root: str,
+    partition: str | None = None,
+    landing_dir: str | None = None,
+    keep_runs: int | None = None,
+    inputs: dict | None = None,
 ) -> tuple[list, list[dict]]:
     """The main job for one drop, then the scenario job (every scenario); stops at the first failed run.
 
@@ -50,8 +54,8 @@ def run_pipeline(
     from soil_pipeline.run_commit import commit_run
 
     partition = partition or EMBEDDED_DROP_PARTITION
-    inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
-    definitions = with_progress(build_definitions(output_root, inputs))
+    settings = {**(inputs or {}), **({"landing_dir": landing_dir} if landing_dir else {})}
+    definitions = with_progress(build_definitions(output_root, InputDatasets(**settings)))
     results, committed = [], []
     with _instance() as instance:
         for job_name, key in (("soil_pipeline_job", partition), ("restoration_scenarios_job", None)):
@@ -137,9 +141,12 @@ def summary(output_root: str, committed: list[dict] | None = None) -> str:
 
 
 def _stock_lines(world: pd.Series) -> list[str]:
+    regional = [] if world["region_name"] == "World" else [f"REGIONAL stock layers: {world['region_name']}"]
+    scope = "Global" if not regional else "Region"
     return [
-        "Global SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(world["soc_stock_2010_pg_c"]),
-        "Global SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(world["soc_stock_no_land_use_pg_c"]),
+        *regional,
+        "{} SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(scope, world["soc_stock_2010_pg_c"]),
+        "{} SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(scope, world["soc_stock_no_land_use_pg_c"]),
         "Global cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(world["cropland_area_mha"]),
         "Global 4 per 1000 target:               {:8.1f} Tg C/yr".format(world["target_4p1000_tg_c_per_yr"]),
         "Field sites with a 0-30 cm stock:       {:8d} (median {:.1f} t C/ha)".format(
@@ -231,6 +238,15 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
     run.add_argument("--partition", help="monthly drop YYYY-MM (default: the embedded drop, 2012-10)")
     run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
+    run.add_argument("--config", help="YAML setting the inputs, declarations, partition and output root (README)")
+    run.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="set one input (e.g. soc_stock_2010_raster=my.tif, field_declaration=decl.yaml); repeatable, "
+        "overrides --config",
+    )
     run.add_argument(
         "--keep-runs",
         type=int,
@@ -238,6 +254,11 @@ def _parser() -> argparse.ArgumentParser:
         help="after each run, keep this many runs' Data Docs and "
         f"intermediates and collect failed runs' leftovers (default {DEFAULT_KEEP_RUNS})",
     )
+    check_drop = commands.add_parser(
+        "check-drop", help="validate a field-sample drop folder and print what would be quarantined or refused"
+    )
+    check_drop.add_argument("drop_dir", metavar="DIR", help="the drop folder, e.g. landing/field_samples/2024-01")
+    check_drop.add_argument("--declaration", help="declaration YAML (default: DIR/declaration.yaml, else AfSP)")
     drops = commands.add_parser("drops", help="list the landing folders: monthly drops and folders that are not")
     drops.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
     versions = commands.add_parser("versions", help="list published versions (of one asset)")
@@ -265,7 +286,8 @@ def _parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("docs", help="serve the output root (Data Docs, scenario maps) on 127.0.0.1 for the UI")
     docs.add_argument("--port", type=int, default=8765, help="the port the UI's links and maps point at (8765)")
     for command in (run, versions, pull, show, check, clean, docs):
-        command.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="local path or fsspec URL")
+        default = None if command is run else DEFAULT_OUTPUT_ROOT  # run: --config may set it
+        command.add_argument("--output-root", default=default, help="local path or fsspec URL")
     return parser
 
 
@@ -299,6 +321,23 @@ def _one_line(cause: str) -> str:
     return lines[0] if lines else "failed"
 
 
+def _input_names() -> set[str]:
+    from soil_pipeline.resources import InputDatasets
+
+    return set(InputDatasets.model_fields)
+
+
+def _apply_config(args) -> None:
+    """Fold --config and --input into the run's arguments: command-line options win over the config file."""
+    from soil_pipeline.run_config import load_run_config, parse_inputs
+
+    names = _input_names()
+    config = load_run_config(args.config, names) if args.config else {"inputs": {}}
+    args.inputs = {**config["inputs"], **parse_inputs(args.input, names)}
+    args.partition = args.partition or config.get("partition")
+    args.output_root = args.output_root or config.get("output_root") or DEFAULT_OUTPUT_ROOT
+
+
 def serve_docs(output_root: str, port: int) -> int:
     """Serve a local output root read-only over HTTP until interrupted: the Data Docs links and scenario map images
     in the Dagster UI point here."""
@@ -327,9 +366,10 @@ def _run(args) -> int:
         print(problem, file=sys.stderr)
         return 2
     check_output_root(args.output_root)
-    for warning in landing_warnings(args.landing_dir):
+    landing_dir = args.landing_dir or args.inputs.get("landing_dir")
+    for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
-    results, committed = run_pipeline(args.output_root, args.partition, args.landing_dir, args.keep_runs)
+    results, committed = run_pipeline(args.output_root, args.partition, landing_dir, args.keep_runs, args.inputs)
     if results[-1].success:
         print(summary(args.output_root, committed))
         return 0
@@ -358,7 +398,11 @@ REMEDIES = (
     ("delimiter", "write the file with commas as the delimiter"),
     ("symlink", "copy the file into the drop folder instead of linking to it"),
     ("column name", "rename or remove one of the two columns in the header"),
-    ("missing required column", "add the column; the expected headers are the physicalName entries of the contract"),
+    (
+        "missing required column",
+        "add the column, or declare its header in the drop's declaration.yaml (README: Bring your own data)",
+    ),
+    ("declaration", "correct the declaration file (README: Bring your own data)"),
     ("median", "convert the column to the unit the contract states"),
     ("max_quarantined_share", "the drop is wrong as a whole (truncated, shifted columns?): compare it with its source"),
     ("min_sites_with_stock", "no site has a 0-30 cm stock: check depths and SOC/BD columns against the source"),
@@ -475,12 +519,38 @@ def error_line(error: BaseException) -> str:
     return message if isinstance(error, KeyError | ValueError) else f"{type(error).__name__}: {message}"
 
 
+def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
+    """The check-drop report and whether the drop would be published; land and regions from the default inputs."""
+    import geopandas as gpd
+
+    from soil_pipeline.contracts.model import load_raster_contract
+    from soil_pipeline.contracts.raster import check_raster
+    from soil_pipeline.contracts.validate import LandMask, Regions
+    from soil_pipeline.drop_check import check_drop, report
+    from soil_pipeline.readers import read_raster
+    from soil_pipeline.resources import InputDatasets
+
+    inputs = InputDatasets()
+    band = check_raster(read_raster(inputs.soc_stock_2010_raster), load_raster_contract("soc_stock_2010_raster"))
+    land = LandMask(band.data != band.nodata, band.transform, "WHRC SOC stock 2010")
+    countries = gpd.read_file(inputs.countries_vector)
+    regions = Regions(countries.geometry.to_numpy(), countries["ADM0_A3"].to_numpy(dtype=object))
+    check = check_drop(Path(drop_dir), declaration, land=land, regions=regions)
+    return report(check), check.publishable
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "drops":
             print(drops_text(args.landing_dir))
             return 0
+        if args.command == "check-drop":
+            text, publishable = check_drop_text(args.drop_dir, args.declaration)
+            print(text)
+            return 0 if publishable else 1
+        if args.command == "run":
+            _apply_config(args)
         args.output_root = normalise_root(args.output_root)
         if args.command == "docs":
             return serve_docs(args.output_root, args.port)

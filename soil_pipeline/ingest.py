@@ -8,8 +8,10 @@ stock is computed per bucket of sites with all their horizons. Peak memory is ab
 size of the drop; outputs are Parquet files written batch by batch and sorted out of core.
 """
 
+import functools
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import pyarrow.parquet as pq
 import shapely
 from rasterio.transform import rowcol
 
+from soil_pipeline.contracts.declaration import TablePlan, apply_declaration
 from soil_pipeline.contracts.model import TableContract, load_table_contract
 from soil_pipeline.contracts.stream import (
     BUCKET_BYTES,
@@ -30,12 +33,12 @@ from soil_pipeline.contracts.stream import (
     text_types,
     validate_buckets,
 )
-from soil_pipeline.contracts.validate import LandMask, Regions, Validation
+from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, LandMask, Regions, Validation
 from soil_pipeline.publishing.parquet import TableFile
-from soil_pipeline.readers import empty_text_frame, iter_table_chunks
+from soil_pipeline.readers import Declare, empty_text_frame, iter_table_chunks
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, assign_points
-from soil_pipeline.science.stocks import blocking_sites, is_member, topsoil_stocks
+from soil_pipeline.science.stocks import blocking_sites, flag_quarantined_horizons, topsoil_stocks
 
 KEY = "site_id"
 TOPSOIL_TOP_CM = 0.0
@@ -45,10 +48,30 @@ STOCK_BUCKET_ROWS = 400_000
 STOCK_REJECT_COLUMNS = [KEY, "upper_depth_cm", "lower_depth_cm"]
 
 
-def read_in_buckets(path: Path, contract: TableContract, folder: Path, n_buckets: int) -> Buckets:
-    """The landing file's rows as text in the contract layout, spilled into `n_buckets` buckets by site id."""
+@dataclass(frozen=True)
+class TableSource:
+    """How a drop table is read: its source columns (header -> contract column) and the declaration each chunk
+    passes through (None: the contract's physical names, values as they are)."""
+
+    columns: dict[str, str]
+    declare: Declare | None = None
+    conversions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, contract: TableContract, plan: TablePlan | None = None) -> "TableSource":
+        if plan is None:
+            return cls(contract.source_columns())
+        return cls(plan.source_columns, functools.partial(apply_declaration, plan=plan), plan.conversions())
+
+    def empty(self, path: Path) -> pd.DataFrame:
+        return empty_text_frame(self.columns, path, self.declare)
+
+
+def read_in_buckets(path: Path, source: TableSource, folder: Path, n_buckets: int) -> Buckets:
+    """The landing file's rows as text in the contract layout, declared chunk by chunk, spilled into `n_buckets`
+    buckets by site id."""
     buckets = Buckets(folder, n_buckets, KEY)
-    for chunk in iter_table_chunks(path, contract.source_columns()):
+    for chunk in iter_table_chunks(path, source.columns, declare=source.declare):
         buckets.add(chunk)
     return buckets
 
@@ -67,17 +90,7 @@ def site_stocks(site_ids: pd.Series, horizons: pd.DataFrame, horizon_rejects: pd
     """Topsoil stock per valid site; a site with a quarantined horizon in 0-30 cm (or of unknown depth) gets none."""
     bd_max = load_table_contract("field_horizons").column("bulk_density_g_per_cm3").plausible_maximum
     stocks = topsoil_stocks(site_ids, horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM, bd_plausible_max_g_per_cm3=bd_max)
-    return _flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
-
-
-def _flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.DataFrame:
-    """A site with a quarantined horizon in 0-30 cm gets no stock: what is left there cannot be trusted."""
-    hit = is_member(stocks["site_id"], rejected_sites)
-    reason = stocks["exclusion_reason"].fillna("")
-    stocks = stocks.copy()
-    stocks.loc[hit, "exclusion_reason"] = (reason[hit] + ";").str.lstrip(";") + "quarantined_horizon"
-    stocks.loc[hit, ["topsoil_soc_stock_t_c_per_ha", "bd_source", "bd_pedotransfer_function"]] = None
-    return stocks
+    return flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
 
 
 @dataclass
@@ -85,6 +98,8 @@ class DropValidation:
     sites: StreamValidation
     horizons: StreamValidation
     sites_with_stock: int
+    # valid sites without a 0-30 cm stock, by exclusion reason
+    stock_exclusions: Counter = field(default_factory=Counter)
 
 
 def validate_drop(
@@ -94,29 +109,42 @@ def validate_drop(
     land: LandMask | None = None,
     regions: Regions | None = None,
     bucket_bytes: int = BUCKET_BYTES,
+    plans: dict[str, TablePlan] | None = None,
 ) -> DropValidation:
     """Validate a drop's sites, then its horizons (a horizon must belong to a valid site), bucket by bucket (about
-    `bucket_bytes` of source text each), and count the sites that get a 0-30 cm stock (for the drop-level gate)."""
+    `bucket_bytes` of source text each), and count the sites that get a 0-30 cm stock (for the drop-level gate).
+
+    `plans` are the drop declaration's plans per table (`contracts.declaration.plan_table`), applied to every chunk
+    as it is read; without them the files are read by the contracts' physical names."""
+    sources = {name: TableSource.of(contract, (plans or {}).get(name)) for name, contract in contracts.items()}
     sites_contract, horizons_contract = contracts["field_sites"], contracts["field_horizons"]
     n_sites = bucket_count(paths["field_sites"].stat().st_size, bucket_bytes)
-    buckets = read_in_buckets(paths["field_sites"], sites_contract, folder / "sites_in", n_sites)
-    empty = empty_text_frame(sites_contract.source_columns(), paths["field_sites"])
+    buckets = read_in_buckets(paths["field_sites"], sources["field_sites"], folder / "sites_in", n_sites)
     sites = validate_buckets(
-        buckets.frames(), sites_contract, folder / "sites", land=land, regions=regions, empty=empty
+        buckets.frames(),
+        sites_contract,
+        folder / "sites",
+        land=land,
+        regions=regions,
+        empty=sources["field_sites"].empty(paths["field_sites"]),
+        attrs={DECLARED_CONVERSIONS: sources["field_sites"].conversions},
     )
 
     n_horizons = bucket_count(paths["field_horizons"].stat().st_size, bucket_bytes)
-    buckets = read_in_buckets(paths["field_horizons"], horizons_contract, folder / "horizons_in", n_horizons)
+    buckets = read_in_buckets(paths["field_horizons"], sources["field_horizons"], folder / "horizons_in", n_horizons)
     ids = _valid_ids_by_bucket(sites.valid, n_horizons)
     site_key = horizons_contract.column(KEY).foreign_key
-    with_stock = [0]
+    with_stock, exclusions, counted = [0], Counter(), set()
 
     def count_stocks(i: int, validation: Validation) -> None:
         if not len(ids[i]):
             return  # no valid site in this bucket, so no stock (and pandas cannot join two empty arrow columns)
         site_ids = ids[i].cast(pa.large_string()).to_pandas(types_mapper=text_types)
         stocks = site_stocks(site_ids, validation.valid, validation.rejects)
-        with_stock[0] += int(stocks["topsoil_soc_stock_t_c_per_ha"].notna().sum())
+        has_stock = stocks["topsoil_soc_stock_t_c_per_ha"].notna()
+        with_stock[0] += int(has_stock.sum())
+        exclusions.update(stocks.loc[~has_stock, "exclusion_reason"].value_counts().to_dict())
+        counted.add(i)
 
     horizons = validate_buckets(
         buckets.frames(),
@@ -124,9 +152,12 @@ def validate_drop(
         folder / "horizons",
         foreign_values=lambda i: {site_key: ids[i]},
         on_bucket=count_stocks,
-        empty=empty_text_frame(horizons_contract.source_columns(), paths["field_horizons"]),
+        empty=sources["field_horizons"].empty(paths["field_horizons"]),
+        attrs={DECLARED_CONVERSIONS: sources["field_horizons"].conversions},
     )
-    return DropValidation(sites, horizons, with_stock[0])
+    # valid sites in a bucket without any horizon row
+    exclusions["no_horizons"] += sum(len(ids[i]) for i in range(n_horizons) if i not in counted)
+    return DropValidation(sites, horizons, with_stock[0], +exclusions)
 
 
 def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np.ndarray:

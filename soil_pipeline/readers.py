@@ -9,7 +9,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,8 @@ DROP_FOLDER_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 DROP_FOLDER_FORM = "YYYY-MM, e.g. 2012-10"
 CSV_BLOCK_BYTES = 16 << 20
 LINE_SCAN_BYTES = 16 << 20
+# A per-drop declaration applied to each chunk in the contract layout (see `to_contract_layout`).
+Declare = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 class InputError(ValueError):
@@ -237,41 +239,49 @@ def _input_errors(path: Path, error: Exception) -> InputError:
     return InputError(f"{path}: unreadable table ({error})")
 
 
-def to_contract_layout(chunk: pd.DataFrame, columns: dict[str, str], path: Path) -> pd.DataFrame:
+def to_contract_layout(
+    chunk: pd.DataFrame, columns: dict[str, str], path: Path, declare: Declare | None = None
+) -> pd.DataFrame:
     """One chunk of source text (source column names, `source_line`) in the contract's layout: canonical column
     names in contract order, then `source_file` and `source_line`. Every source chunk passes here once before
-    validation: the place for per-drop declarations (column mapping, units, missing markers)."""
+    validation; `declare` is the drop's declaration for this table (`contracts.declaration.apply_declaration` with
+    the table's plan: units, CRS, missing markers, fixed values and absent columns), applied chunk by chunk."""
     frame = chunk.rename(columns=columns)
     frame["source_file"] = path.name
-    return frame[[*columns.values(), "source_file", "source_line"]]
+    frame = frame[[*columns.values(), "source_file", "source_line"]]
+    return declare(frame) if declare else frame
+
+
+def _source_chunks(path: Path, columns: dict[str, str], chunk_bytes: int) -> Iterator[pd.DataFrame]:
+    reader = _parquet_text_chunks if path.suffix == ".parquet" else _csv_text_chunks
+    try:
+        yield from reader(path, columns, chunk_bytes)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise _input_errors(path, error) from error
 
 
 def iter_table_chunks(
-    path: Path, columns: dict[str, str], chunk_bytes: int = CSV_BLOCK_BYTES
+    path: Path, columns: dict[str, str], chunk_bytes: int = CSV_BLOCK_BYTES, declare: Declare | None = None
 ) -> Iterator[pd.DataFrame]:
     """A CSV (UTF-8, comma-separated) or Parquet table as text, chunk by chunk, in the contract's layout (see
     `to_contract_layout`) with source file and line (CSV: physical line of the record's first line, header = 1;
     Parquet: row number, first row = 1). Memory is bounded by the chunk size; a broken file raises `InputError`
     naming it, possibly after earlier chunks were yielded."""
-    reader = _parquet_text_chunks if path.suffix == ".parquet" else _csv_text_chunks
-    try:
-        for chunk in reader(path, columns, chunk_bytes):
-            yield to_contract_layout(chunk, columns, path)
-    except (OSError, ValueError, pa.ArrowException) as error:
-        raise _input_errors(path, error) from error
+    for chunk in _source_chunks(path, columns, chunk_bytes):
+        yield to_contract_layout(chunk, columns, path, declare)
 
 
-def empty_text_frame(columns: dict[str, str], path: Path) -> pd.DataFrame:
+def empty_text_frame(columns: dict[str, str], path: Path, declare: Declare | None = None) -> pd.DataFrame:
     """The layout of `iter_table_chunks` with no rows (what a header-only file holds)."""
     text = pd.StringDtype("pyarrow", na_value=np.nan)
     empty = pd.DataFrame({name: pd.Series(dtype=text) for name in columns}).assign(source_line=np.zeros(0, "int64"))
-    return to_contract_layout(empty, columns, path)
+    return to_contract_layout(empty, columns, path, declare)
 
 
-def read_table_file(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+def read_table_file(path: Path, columns: dict[str, str], declare: Declare | None = None) -> pd.DataFrame:
     """The whole table of `iter_table_chunks` as one frame (for small tables)."""
-    chunks = list(iter_table_chunks(path, columns))
-    return pd.concat(chunks, ignore_index=True) if chunks else empty_text_frame(columns, path)
+    chunks = list(iter_table_chunks(path, columns, declare=declare))
+    return pd.concat(chunks, ignore_index=True) if chunks else empty_text_frame(columns, path, declare)
 
 
 @dataclass

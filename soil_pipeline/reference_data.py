@@ -2,14 +2,14 @@
 restoration scenario definitions (YAML under `data/`). Readers here; the science core receives plain values."""
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from soil_pipeline import provenance
+from soil_pipeline.contracts.bounded_yaml import DeclarationError, is_number
+from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml as _read_yaml
 from soil_pipeline.resources import DATA_DIR
 from soil_pipeline.science.potential import PotentialParameters, implied_bulk_density
 from soil_pipeline.science.scenarios import Scenario
@@ -22,10 +22,6 @@ SCENARIOS_DIR = DATA_DIR / "scenarios"
 ZOMER_LEVELS = ("medium", "high")
 
 
-# Declaration files are small, hand-written YAML: anything bigger, or using anchors/aliases (which let a few lines
-# expand to gigabytes, the "billion laughs"), or holding a number beyond these bounds, is refused before use.
-MAX_DECLARATION_BYTES = 256 * 1024
-MAX_ABS_NUMBER = 1e12
 # Scenario fields that are scalars: (type, low, high) for numbers (inclusive; `fraction` excludes 0), (str, max len).
 SCENARIO_SCALARS = {
     "version": (int, 1, 1_000_000),
@@ -39,49 +35,6 @@ SCENARIO_SCALARS = {
 RECOVERY_SCALARS = {"curve": (str, 40), "period_yr": (float, 1e-6, 1000.0), "half_life_yr": (float, 1e-6, 1000.0)}
 
 
-class DeclarationError(ValueError):
-    """A declaration file that cannot be used; the message starts with the file name."""
-
-
-def _read_yaml(path: Path) -> dict:
-    """A YAML mapping from `path`, bounded: size limit, no anchors or aliases, safe tags only, finite numbers."""
-    size = path.stat().st_size
-    if size > MAX_DECLARATION_BYTES:
-        raise DeclarationError(f"{path}: {size} bytes, more than the {MAX_DECLARATION_BYTES} a declaration may have")
-    try:
-        text = path.read_bytes().decode("utf-8")
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise DeclarationError(
-                    f"{path}: YAML anchors and aliases are not allowed (line {event.start_mark.line + 1})"
-                )
-        data = yaml.safe_load(text)
-    except UnicodeDecodeError as error:
-        raise DeclarationError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except yaml.YAMLError as error:
-        raise DeclarationError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise DeclarationError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
-    _check_numbers(path, data, ())
-    return data
-
-
-def _check_numbers(path: Path, value, where: tuple) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_numbers(path, item, (*where, str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_numbers(path, item, (*where, str(index)))
-    elif _is_number(value) and (not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER):
-        field = ".".join(where) or "value"
-        raise DeclarationError(f"{path}: {field} = {value!r} is not a finite number within +-{MAX_ABS_NUMBER:g}")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _check_scalars(path: Path, data: dict, declared: dict, prefix: str = "") -> None:
     """Each declared field present in `data` is a plain scalar of its type, within its range or length."""
     for name, rule in declared.items():
@@ -93,7 +46,7 @@ def _check_scalars(path: Path, data: dict, declared: dict, prefix: str = "") -> 
             if not isinstance(value, str) or len(value) > rule[1]:
                 raise DeclarationError(f"{path}: {field} must be a text of at most {rule[1]} characters")
             continue
-        if not _is_number(value) or (kind is int and not isinstance(value, int)):
+        if not is_number(value) or (kind is int and not isinstance(value, int)):
             raise DeclarationError(f"{path}: {field} must be a plain {kind.__name__}, got {value!r}")
         low, high = rule[1], rule[2]
         if not low <= value <= high or (name == "fraction" and value == 0):

@@ -29,6 +29,15 @@ class InputDatasets(dg.ConfigurableResource):
     # Optional pasture/grazing area (km2 per cell, like the HYDE cropland raster); when set, converted land for the
     # restoration scenarios is cropland plus pasture. None by default: no pasture layer is embedded.
     pasture_raster: str | None = None
+    # Declaration (YAML) of how the field-sample drops' tables map onto the contracts; None: each drop's own
+    # declaration.yaml, else the embedded Africa Soil Profiles layout (soil_pipeline/data/declarations/).
+    field_declaration: str | None = None
+    # Declaration (YAML) of the rasters' units, scale/offset, nodata, depth and extent when the files do not say
+    # (contracts.raster_declaration); None: each raster must match its contract as stored.
+    raster_declaration: str | None = None
+    # Optional second SOC stock 0-30 cm source beside WHRC (e.g. SoilGrids-derived over a region); it must have an
+    # entry with a label in the raster declaration. Summed per region beside WHRC in regional_soc_stocks.
+    second_soc_stock_raster: str | None = None
 
     def drop_dir(self, partition_key: str) -> Path:
         return Path(self.landing_dir) / "field_samples" / partition_key

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from soil_pipeline.cli import ingest_failure_text, landing_warnings, main
+from soil_pipeline.contracts.declaration import DEFAULT_DECLARATION
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.publishing.store import CATALOG_FILE, VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
@@ -112,8 +113,13 @@ FAILING_DROPS = {
     "header_only_sites": "sites.csv: field_sites v1.0.0 broken:\n"
     "  field_sites v1.0.0: row count must be within [1, 5000000]",
     "empty_horizons_file": "horizons.csv: empty file, no header line",
-    "missing_soc_column": "horizons.csv: missing required column(s) ORCDRC",
-    "semicolon_delimiter": "sites.csv: missing required column(s) SOURCEID, SOURCEDB, LONWGS84, LATWGS84, TIMESTRR "
+    "missing_soc_column": "horizons.csv: missing required column(s) by declaration "
+    f"{DEFAULT_DECLARATION}: soc_g_per_kg (SOC content, for the 0-30 cm stock) from header 'ORCDRC' "
+    "(horizons.columns.soc_g_per_kg)",
+    "semicolon_delimiter": "sites.csv: missing required column(s) by declaration "
+    f"{DEFAULT_DECLARATION}: site_id (required by the contract) from header 'SOURCEID' (sites.columns.site_id); "
+    "longitude_deg (required by the contract) from header 'LONWGS84' (sites.columns.longitude_deg); "
+    "latitude_deg (required by the contract) from header 'LATWGS84' (sites.columns.latitude_deg) "
     "(the header has one column with ';' in it: is the delimiter not a comma?)",
     "unclosed_quote": "horizons.csv: malformed CSV",
     "soc_in_percent": "median soc_g_per_kg must be within [1.0, 200.0]",

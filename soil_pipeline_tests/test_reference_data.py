@@ -6,6 +6,7 @@ import pytest
 
 from soil_pipeline import reference_data
 from soil_pipeline.assets.zones import climate_zone_names
+from soil_pipeline.contracts import bounded_yaml
 from soil_pipeline.science.regions import NO_REGION, group_membership
 
 
@@ -99,7 +100,7 @@ BILLION_LAUGHS = "\n".join(
         (SHIPPED.replace("fraction: 0.15", "fraction: '0.15'"), "fraction must be a plain float"),
         (SHIPPED.replace("period_yr: 20", "period_yr: [20]"), "recovery.period_yr must be a plain float"),
         (SHIPPED.replace("scope: global", "scope: {a: 1}"), "scope must be a text"),
-        (SHIPPED + "\n" + "#" * (reference_data.MAX_DECLARATION_BYTES + 1), "bytes, more than the"),
+        (SHIPPED + "\n" + "#" * (bounded_yaml.MAX_DECLARATION_BYTES + 1), "bytes, more than the"),
         (SHIPPED.replace("scope: global", "scope: nowhere"), "scope must be one of"),
     ],
 )

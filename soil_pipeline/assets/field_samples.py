@@ -25,6 +25,7 @@ from soil_pipeline.checks import (
     gx_result,
     publish_checked,
 )
+from soil_pipeline.contracts.declaration import find_table_file, plan_table, resolve_declaration, table_header
 from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.stream import StreamValidation, validate_buckets
@@ -39,7 +40,7 @@ from soil_pipeline.ingest import (
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
 from soil_pipeline.publishing.parquet import TableFile
-from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file
+from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
@@ -52,7 +53,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
     return dg.AssetOut(
         io_manager_key="published_io_manager",
         group_name="field_samples",
-        code_version="4",
+        code_version="5",
         description=description,
         metadata=metadata,
         is_required=False,
@@ -126,12 +127,23 @@ def _ingest(
     landing = Path(inputs.landing_dir)
     for name in drop_folders(landing)[1]:
         context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
-    paths = {name: find_drop_file(drop_dir, name.removeprefix("field_"), landing) for name in contracts}
+    declaration = resolve_declaration(drop_dir, inputs.field_declaration)
+    paths = {name: find_table_file(drop_dir, declaration, name, landing) for name in contracts}
+    with retried_on_transient_io():
+        plans = {
+            name: plan_table(declaration, name, contracts[name], paths[name], table_header(paths[name]))
+            for name in contracts
+        }
+    for plan in plans.values():
+        if plan.absent:
+            context.log.warning(
+                f"{paths[plan.table]}: no column for {', '.join(plan.absent)}: null ({declaration.path})"
+            )
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
     land = LandMask(np.isfinite(soc_stock_grid.data[0]), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
     with tempfile.TemporaryDirectory(prefix="soil_pipeline_ingest_") as work:
         with retried_on_transient_io():
-            drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions)
+            drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions, plans=plans)
         validations = {"field_sites": drop.sites, "field_horizons": drop.horizons}
         for name, validation in validations.items():
             severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
@@ -153,14 +165,20 @@ def _ingest(
             checked = {
                 **drop_file,
                 **provenance.file_input(f"contract:{name}", contracts[name].path),
+                **provenance.file_input(f"declaration:{name}[{partition}]", declaration.path),
             }
-            validation.valid.attrs["provenance"] = {"inputs": checked}
+            declared = {f"declaration:{name}": plans[name].describe()}
+            validation.valid.attrs["provenance"] = {"inputs": checked, "parameters": declared}
             validation.rejects.attrs["provenance"] = {
-                "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)}
+                "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)},
+                "parameters": declared,
             }
-            n_rejects = validation.rejects.num_rows
+            metadata = {
+                "rows_rejected_from_drop": validation.rejects.num_rows,
+                "declaration": dg.MetadataValue.json(plans[name].describe()),
+            }
             for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
-                yield dg.Output(table, output_name=output, metadata={"rows_rejected_from_drop": n_rejects})
+                yield dg.Output(table, output_name=output, metadata=metadata)
 
 
 def _gx_foreign(name: str, validation: StreamValidation, drop: DropValidation) -> dict | None:

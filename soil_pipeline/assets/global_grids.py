@@ -16,10 +16,13 @@ from rasterio.warp import Resampling
 from soil_pipeline import provenance
 from soil_pipeline.assets.sources import observe_files, observe_legend
 from soil_pipeline.checks import contract_specs, raster_contract_result
+from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.model import load_raster_contract
-from soil_pipeline.contracts.raster import check_raster
+from soil_pipeline.contracts.raster import REGIONAL_SHARE, check_raster
+from soil_pipeline.contracts.raster_declaration import load_raster_declarations
 from soil_pipeline.readers import InputError, RasterBand, read_raster
 from soil_pipeline.resources import InputDatasets
+from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline.science.grid import (
     GridSpec,
     Layer,
@@ -34,12 +37,22 @@ from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, fill_nearest,
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
 
 
-def _checked_rasters(asset: str, paths: dict[str, str]):
-    """Read and check each raster against the contract of the same name; yields the check result, returns bands."""
+def _checked_rasters(asset: str, paths: dict[str, str], declaration_file: str | None = None):
+    """Read and check each raster against the contract of the same name (on its declared, converted values when
+    the raster declaration file has an entry for it); yields the check result, returns bands and provenance."""
     contracts = {name: load_raster_contract(name) for name in paths}
     try:
-        bands = {name: check_raster(read_raster(path), contracts[name]) for name, path in paths.items()}
-    except InputError as error:
+        declared = {n: d for n, d in load_raster_declarations(declaration_file).items() if n in paths}
+        errors = []
+        bands = {}
+        for name, path in paths.items():
+            try:
+                bands[name] = check_raster(read_raster(path), contracts[name], declared.get(name))
+            except InputError as error:
+                errors.append(str(error))
+        if errors:
+            raise InputError("\n".join(errors))
+    except (InputError, DeclarationError) as error:
         yield raster_contract_result(asset, list(contracts.values()), str(error))
         raise dg.Failure(description=str(error)) from error
     yield raster_contract_result(asset, list(contracts.values()), None)
@@ -47,7 +60,10 @@ def _checked_rasters(asset: str, paths: dict[str, str]):
     for name, path in paths.items():
         lineage.update(provenance.file_input(name, path))
         lineage.update(provenance.file_input(f"contract:{name}", contracts[name].path))
-    return bands, {"inputs": lineage}
+    if declared:
+        lineage.update(provenance.file_input("raster_declaration", declaration_file))
+    parameters = {f"raster_declaration:{name}": d.describe() for name, d in declared.items()}
+    return bands, {"inputs": lineage, "parameters": parameters, "declared": declared}
 
 
 def _as_float(band: RasterBand) -> np.ndarray:
@@ -88,7 +104,7 @@ SOC_STOCK_DEPTH_CM = 30.0
 
 @dg.asset(
     group_name="global_grids",
-    code_version="2",
+    code_version="3",
     check_specs=contract_specs("soc_stock_grid"),
     deps=["soc_stock_2010_raster", "soc_stock_no_land_use_raster"],
 )
@@ -101,20 +117,83 @@ def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets):
             "soc_stock_2010_raster": inputs.soc_stock_2010_raster,
             "soc_stock_no_land_use_raster": inputs.soc_stock_no_land_use_raster,
         },
+        inputs.raster_declaration,
     )
+    declared = lineage.pop("declared")
     current, natural = bands["soc_stock_2010_raster"], bands["soc_stock_no_land_use_raster"]
     grid = _grid_of(current)
     natural_data, alignment = _onto(natural, grid, Resampling.average, natural.nodata, natural.data.dtype)
     natural = RasterBand(natural_data, grid.transform, grid.crs, natural.nodata, natural.path)
+    data = np.stack([_as_float(current), _as_float(natural)])
+    regional = list(dict.fromkeys(d.label or d.name for d in declared.values() if d.regional))
+    coverage = _stock_coverage(data, grid, inputs, regional)
+    units = "t C/ha (0-30 cm); band 0 = 2010, band 1 = no land use"
+    if regional:
+        units += f"; REGIONAL extent ({', '.join(regional)}), not global"
+        lineage["parameters"]["soc_stock_extent"] = {"extent": "regional", "label": ", ".join(regional)}
     yield _output(
         Layer(
-            data=np.stack([_as_float(current), _as_float(natural)]),
+            data=data,
             grid=grid,
-            units="t C/ha (0-30 cm); band 0 = 2010, band 1 = no land use",
-            alignment={"no_land_use": alignment},
+            units=units,
+            alignment={"no_land_use": alignment, "coverage": coverage},
             provenance=lineage,
         )
     )
+
+
+def _stock_coverage(data: np.ndarray, grid: GridSpec, inputs: InputDatasets, regional: list[str]) -> dict:
+    """Report the two layers' coverage and where 2010 exceeds no land use; restrict both to the cells both cover
+    (in place). Refuse a layer covering much less than the other unless it is declared regional."""
+    report = stock_layers_report(data[0], data[1], cell_area_ha(grid))
+    share = coverage_share(report)
+    if share < REGIONAL_SHARE and not regional:
+        smaller = "soc_stock_2010_raster" if report["only_no_land_use"]["cells"] else "soc_stock_no_land_use_raster"
+        path = getattr(inputs, smaller)
+        raise dg.Failure(
+            description=f"{path}: rule coverage: the 2010 and no-land-use stock layers share {share:.1%} of the "
+            f"cells either covers ({report['both']['cells']} of "
+            f"{report['both']['cells'] + report['only_2010']['cells'] + report['only_no_land_use']['cells']}): a "
+            f"regional raster passed as global. Declare it (extent: regional, rasters.{smaller} in the "
+            "raster_declaration file) to have it labelled regional and never summed as global"
+        )
+    outside = ~(np.isfinite(data[0]) & np.isfinite(data[1]))
+    data[:, outside] = np.nan
+    report["restricted_to_common_coverage"] = bool(outside.any() and share < 1.0)
+    return report
+
+
+@dg.asset(
+    group_name="global_grids",
+    code_version="1",
+    check_specs=contract_specs("second_soc_stock_grid"),
+    deps=["second_soc_stock_raster"],
+)
+def second_soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer):
+    """A second SOC stock 0-30 cm source (t C/ha) beside WHRC, named by the label of its declaration, averaged
+    onto the common grid; all missing when `second_soc_stock_raster` is not set."""
+    observe_files(context, inputs, "second_soc_stock_raster")
+    grid, path = soc_stock_grid.grid, inputs.second_soc_stock_raster
+    if not path:
+        contract = load_raster_contract("second_soc_stock_raster")
+        yield raster_contract_result("second_soc_stock_grid", [contract], None)
+        yield _output(Layer(np.full(grid.shape, np.nan, dtype="float32"), grid, "not configured"))
+        return
+    declaration = load_raster_declarations(inputs.raster_declaration).get("second_soc_stock_raster")
+    if declaration is None or not declaration.label:
+        raise dg.Failure(
+            description=f"{path}: a second stock source needs a declaration naming it: add "
+            f"rasters.second_soc_stock_raster with a label to the raster_declaration file ({inputs.raster_declaration})"
+        )
+    bands, lineage = yield from _checked_rasters(
+        "second_soc_stock_grid", {"second_soc_stock_raster": path}, inputs.raster_declaration
+    )
+    lineage.pop("declared")
+    lineage["parameters"]["second_soc_stock_source"] = declaration.label
+    band = bands["second_soc_stock_raster"]
+    aligned, alignment = _onto(band, grid, Resampling.average, np.nan, "float32")
+    units = f"t C/ha (0-30 cm), source: {declaration.label}"
+    yield _output(Layer(aligned.astype("float32"), grid, units, alignment, lineage))
 
 
 @dg.asset(
@@ -124,7 +203,10 @@ def cropland_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, soc_
     """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
     area is preserved."""
     observe_files(context, inputs, "cropland_raster")
-    bands, lineage = yield from _checked_rasters("cropland_grid", {"cropland_raster": inputs.cropland_raster})
+    bands, lineage = yield from _checked_rasters(
+        "cropland_grid", {"cropland_raster": inputs.cropland_raster}, inputs.raster_declaration
+    )
+    lineage.pop("declared")
     band = bands["cropland_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.sum, np.nan, "float32")
     aligned = np.where(np.isnan(aligned), 0.0, aligned).astype("float32")
@@ -144,8 +226,9 @@ def climate_zone_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, 
     observe_files(context, inputs, "climate_zones_raster")
     observe_legend(context)
     bands, lineage = yield from _checked_rasters(
-        "climate_zone_grid", {"climate_zones_raster": inputs.climate_zones_raster}
+        "climate_zone_grid", {"climate_zones_raster": inputs.climate_zones_raster}, inputs.raster_declaration
     )
+    lineage.pop("declared")
     band = bands["climate_zones_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.nearest, band.nodata, "int16")
     yield _output(Layer(aligned, soc_stock_grid.grid, "IPCC 2019 climate zone code", alignment, lineage))

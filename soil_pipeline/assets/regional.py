@@ -5,6 +5,7 @@ the field-sample summary (n sites with a 0-30 cm stock, their median) for the sa
 """
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from soil_pipeline import provenance
@@ -14,9 +15,12 @@ from soil_pipeline.reference_data import citation, factor
 from soil_pipeline.science.aggregation import (
     cell_quantities,
     regional_table,
+    second_source_quantities,
     site_summary,
+    zone_sums,
 )
 from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, cell_area_ha, common_grid
+from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG
 
 
 def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
@@ -33,10 +37,33 @@ def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+# The embedded stock layers' source, named in every row beside the second source's (when one is configured).
+WHRC_SOURCE = "WHRC Soil Carbon Debt, Sanderman et al. 2017"
+
+
+def _with_second_source(table, soc_stock_grid: Layer, second: Layer, zoning: dict, row_area_ha) -> pd.DataFrame:
+    """Each row's stock source, and the second source's mapped area and stock beside the first's on the same cells."""
+    parameters = soc_stock_grid.provenance.get("parameters", {})
+    declared = parameters.get("raster_declaration:soc_stock_2010_raster", {})
+    table["soc_stock_source"] = declared.get("label") or (WHRC_SOURCE if not declared else "declared raster")
+    label = second.provenance.get("parameters", {}).get("second_soc_stock_source")
+    quantities = second_source_quantities(second.data, soc_stock_grid.data[0], row_area_ha)
+    sums = pd.concat([zone_sums(quantities, *zoning[kind]) for kind in STOCK_REGION_TYPES], ignore_index=True)
+    configured = label is not None
+    table["second_soc_stock_source"] = pd.Series(label if configured else None, index=table.index, dtype="str")
+    for column, name, scale in (
+        ("second_soc_mapped_area_mha", "second_soc_mapped_area_ha", HA_PER_MHA),
+        ("second_soc_stock_pg_c", "second_soc_stock_t_c", T_PER_PG),
+        ("soc_stock_2010_on_second_cells_pg_c", "soc_stock_2010_on_second_cells_t_c", T_PER_PG),
+    ):
+        table[column] = (sums[name] / scale).to_numpy(dtype="float64") if configured else np.nan
+    return table
+
+
 @dg.asset(
     io_manager_key="published_io_manager",
     group_name="regional",
-    code_version="2",
+    code_version="3",
     check_specs=contract_specs("regional_soc_stocks"),
     deps=["climate_zone_legend"],
     # The field-site summary covers every monthly drop published so far.
@@ -49,6 +76,7 @@ def regional_soc_stocks(
     country_grid: Layer,
     countries: pd.DataFrame,
     topsoil_soc_stocks: pd.DataFrame,
+    second_soc_stock_grid: Layer,
 ):
     """Area (Mha), SOC stock 0-30 cm (Pg C, 2010 and no land use), cropland area (Mha) and stock (Pg C), and the
     4-per-1000 target (Tg C/yr) per region, with n field sites and their median topsoil stock (t C/ha)."""
@@ -60,10 +88,15 @@ def regional_soc_stocks(
         [regional_table(quantities, *zoning[kind], rate) for kind in STOCK_REGION_TYPES],
         ignore_index=True,
     )
+    table = _with_second_source(table, soc_stock_grid, second_soc_stock_grid, zoning, cell_area_ha(grid))
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
     table["n_field_sites"] = table["n_field_sites"].fillna(0).astype("int64")
+    extent = soc_stock_grid.provenance.get("parameters", {}).get("soc_stock_extent")
+    if extent:  # stocks declared regional: the all-region row is that region's total, never the World's
+        table.loc[table["region_type"] == "global", "region_name"] = f"{extent['label']} (regional extent, not global)"
     table.attrs["provenance"] = provenance.combine(
         soc_stock_grid.provenance,
+        second_soc_stock_grid.provenance,
         cropland_grid.provenance,
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),

@@ -24,6 +24,7 @@ GROUP = "raw_inputs"
 # The tag an observation carries its data version in (what observable sources record).
 DATA_VERSION_TAG = "dagster/data_version"
 TABLE_SUFFIXES = (".csv", ".parquet")
+DECLARATION = "declaration.yaml"  # a drop's own input declaration (contracts.declaration) is part of its data
 ABSENT = "absent"
 
 
@@ -41,11 +42,14 @@ def file_version(path: str | None) -> str:
 
 
 def drop_version(drop_dir: Path) -> str:
-    """sha256 over the names and sha256 of a drop folder's table files; "absent" when there is no such folder."""
+    """sha256 over the names and sha256 of a drop folder's table files and declaration; "absent" when there is no
+    such folder."""
     if not drop_dir.is_dir():
         return ABSENT
     digest = hashlib.sha256()
-    for path in sorted(p for p in drop_dir.iterdir() if p.is_file() and p.suffix in TABLE_SUFFIXES):
+    for path in sorted(
+        p for p in drop_dir.iterdir() if p.is_file() and (p.suffix in TABLE_SUFFIXES or p.name == DECLARATION)
+    ):
         digest.update(f"{path.name}\0{provenance.file_sha256(path)}\n".encode())
     return digest.hexdigest()
 
@@ -80,6 +84,9 @@ climate_zones_raster = _file_source("climate_zones_raster", "IPCC 2019 climate z
 countries_vector = _file_source("countries_vector", "Natural Earth 1:10m Admin 0 countries (zipped GeoJSON).")
 pasture_raster = _file_source(
     "pasture_raster", "Optional pasture/grazing area raster (km2 per cell); unset by default."
+)
+second_soc_stock_raster = _file_source(
+    "second_soc_stock_raster", "Optional second SOC stock 0-30 cm source beside WHRC (declared); unset by default."
 )
 
 

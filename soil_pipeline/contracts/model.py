@@ -97,6 +97,9 @@ class RasterContract:
     unit: str
     sha256: str
     path: str
+    # Stock layers: the depth interval their values refer to, and the plausible range of their median (a unit guard).
+    depth_cm: tuple[float, float] | None = None
+    median_range: tuple[float, float] | None = None
 
     @property
     def label(self) -> str:
@@ -194,6 +197,7 @@ def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterCo
     raster = document["schema"][0]
     grid = _custom(raster["customProperties"])
     band = raster["properties"][0]
+    band_custom = _custom(band.get("customProperties"))
     return RasterContract(
         id=document["id"],
         version=document["version"],
@@ -211,4 +215,6 @@ def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterCo
         unit=_custom(band.get("customProperties")).get("unit", ""),
         sha256=digest,
         path=str(directory / f"{name}.yaml"),
+        depth_cm=tuple(float(v) for v in grid["depthCm"]) if "depthCm" in grid else None,
+        median_range=tuple(float(v) for v in band_custom["medianBetween"]) if "medianBetween" in band_custom else None,
     )

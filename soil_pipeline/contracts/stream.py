@@ -238,11 +238,13 @@ def validate_buckets(
     valid_order: Iterable[str] = ("source_file", "source_line"),
     empty: pd.DataFrame | None = None,
     keep_valid: bool = True,
+    attrs: dict | None = None,
 ) -> StreamValidation:
     """Validate each bucket (all rows of its keys) with `validate`, then the whole-table rules over all of them.
 
     `foreign_values(bucket)` gives the allowed values of foreign keys for that bucket; `on_bucket` sees each
-    bucket's validation (e.g. to compute per-site figures); `empty` is validated when there are no rows at all.
+    bucket's validation (e.g. to compute per-site figures); `empty` is validated when there are no rows at all;
+    `attrs` are set on every bucket's frame (spilled rows lose them), e.g. the conversions a declaration made.
     Valid rows are sorted by `valid_order` (unless not `keep_valid`), rejects by file, line, rule and column, into
     Parquet under `folder`.
     """
@@ -253,6 +255,7 @@ def validate_buckets(
     seen_any, n_buckets = False, 0
     for i, frame in buckets:
         seen_any, n_buckets = True, n_buckets + 1
+        frame.attrs.update(attrs or {})
         _validate_bucket(i, frame, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket)
     if not seen_any and empty is not None:
         _validate_bucket(0, empty, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket)

@@ -28,6 +28,10 @@ REJECTS_CONTRACT = "field_rejects"
 POINT_RULES = ("point_on_land", "point_region_excluded")
 # A rejected horizon's depths travel with its reject rows: only a horizon overlapping 0-30 cm blocks a site's stock.
 DEPTH_COLUMNS = ("upper_depth_cm", "lower_depth_cm")
+# A column converted by an input declaration keeps its source text here, so a reject shows what the file said.
+SOURCE_TEXT_PREFIX = "source_text:"
+# The frame attribute holding the declared conversions by column, which the rejects' `conversion` column names.
+DECLARED_CONVERSIONS = "declared_conversions"
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,7 @@ def _value_texts(frame: pd.DataFrame, index: pd.Series, columns: pd.Series) -> p
         if not all(name in frame.columns for name in names):
             continue
         rows = index.iloc[positions]
+        names = [SOURCE_TEXT_PREFIX + name if SOURCE_TEXT_PREFIX + name in frame.columns else name for name in names]
         parts = [frame.loc[rows, name].astype("str").fillna("").to_numpy() for name in names]
         joined = pd.Series(parts[0], dtype="str")
         for part in parts[1:]:
@@ -228,6 +233,11 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFram
         source_line = frame.index.get_indexer(index) + 1
     site = typed.loc[index, "site_id"].to_numpy() if "site_id" in typed.columns else [None] * len(table)
     values = _value_texts(frame, index.reset_index(drop=True), table["column"].astype("str"))
+    declared = frame.attrs.get(DECLARED_CONVERSIONS, {})
+    texts = {
+        columns: "; ".join(dict.fromkeys(declared[c] for c in columns.split(",") if c in declared)) or None
+        for columns in table["column"].astype("str").unique()
+    }
     depths = {
         name: (typed.loc[index, name] if name in typed.columns else pd.Series(np.nan, index=index))
         for name in DEPTH_COLUMNS
@@ -243,6 +253,7 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFram
             "value_length": values.str.len().fillna(0).astype("int64"),
             "detail": table["detail"].astype("str"),
             "contract": contract.label,
+            "conversion": pd.Series(table["column"].astype("str").map(texts).to_numpy(), dtype="str"),
             **{name: pd.to_numeric(d, errors="coerce").astype("float64").to_numpy() for name, d in depths.items()},
         }
     )
@@ -331,6 +342,13 @@ def validate(
         gate = share_gate(contract, table["index"].nunique(), len(frame), by_rule)
         batch_errors += [f"{contract.label}: {error}" for error in gate]
     rejected = {failure["index"] for failure in failures}
-    valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
     rejects = _rejects_table(failures, frame, coerced, contract)
+    coerced = without_source_texts(coerced)
+    valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
     return Validation(contract, n_rows, coerced, valid, rejects, batch_errors)
+
+
+def without_source_texts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame without the source texts an input declaration kept beside converted columns."""
+    kept = [c for c in frame.columns if str(c).startswith(SOURCE_TEXT_PREFIX)]
+    return frame.drop(columns=kept) if kept else frame

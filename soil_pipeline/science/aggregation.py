@@ -44,6 +44,20 @@ def cell_quantities(
     }
 
 
+def second_source_quantities(
+    second: np.ndarray, soc_2010: np.ndarray, row_area_ha: np.ndarray
+) -> dict[str, np.ndarray]:
+    """A second stock source (t C/ha) per cell: its mapped area (ha) and stock (t C), and the first source's 2010
+    stock (t C) on the same cells, so the two compare on the same area."""
+    area = np.broadcast_to(row_area_ha[:, None], second.shape)
+    mapped = np.isfinite(second)
+    return {
+        "second_soc_mapped_area_ha": np.where(mapped, area, np.nan),
+        "second_soc_stock_t_c": stock_t_c(second, area),
+        "soc_stock_2010_on_second_cells_t_c": np.where(mapped, stock_t_c(soc_2010, area), np.nan),
+    }
+
+
 def ratio(numerator, denominator) -> np.ndarray:
     """numerator / denominator, NaN where the denominator is zero or missing (e.g. a zone with no SOC stock)."""
     num, den = np.broadcast_arrays(np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float))

@@ -182,3 +182,13 @@ def topsoil_stocks(
             "exclusion_reason": reason_text.where(excluded),
         }
     )
+
+
+def flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.DataFrame:
+    """A site with a quarantined horizon in 0-30 cm gets no stock: what is left there cannot be trusted."""
+    hit = is_member(stocks["site_id"], rejected_sites)
+    reason = stocks["exclusion_reason"].fillna("")
+    stocks = stocks.copy()
+    stocks.loc[hit, "exclusion_reason"] = (reason[hit] + ";").str.lstrip(";") + "quarantined_horizon"
+    stocks.loc[hit, ["topsoil_soc_stock_t_c_per_ha", "bd_source", "bd_pedotransfer_function"]] = None
+    return stocks

@@ -1,0 +1,162 @@
+"""Raster declarations: what a stock or area raster's numbers mean when the file does not say (unit, scale/offset,
+nodata, depth interval, role, regional or global extent), and the pure conversion of its values into the contract's
+unit. `to_contract_units` works on any array or window, so a windowed reader can call it block by block.
+
+    declaration: 1
+    rasters:
+      soc_stock_2010_raster:
+        label: SoilGrids 2.0 SOC stock 0-30 cm, Ghana
+        role: stock_2010            # stock_2010 | stock_no_land_use | cropland_area | climate_zones |
+                                    # stock_second_source (second_soc_stock_raster)
+        unit: kg C/m2               # t C/ha | Mg C/ha | kg C/m2 | g C/m2 | kg C/ha (stocks); km2 | ha | m2 (areas)
+        scale: 0.01                 # raw x scale + offset, then the unit conversion
+        offset: 0
+        nodata: -32768              # when the file has no nodata tag
+        depth_cm: [0, 30]           # stocks: must be the contract's 0-30 cm
+        extent: regional            # global (default) | regional: labelled regional, never summed as global
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from soil_pipeline.contracts.bounded_yaml import DeclarationError, is_number, read_bounded_yaml
+
+# Contract unit -> {declared unit: factor to the contract unit}.
+RASTER_UNITS = {
+    "t C/ha": {"t C/ha": 1.0, "Mg C/ha": 1.0, "kg C/m2": 10.0, "g C/m2": 0.01, "kg C/ha": 0.001},
+    "km2 per cell": {"km2": 1.0, "ha": 0.01, "m2": 1e-6},
+}
+ROLES = {
+    "soc_stock_2010_raster": "stock_2010",
+    "soc_stock_no_land_use_raster": "stock_no_land_use",
+    "cropland_raster": "cropland_area",
+    "climate_zones_raster": "climate_zones",
+    "second_soc_stock_raster": "stock_second_source",
+}
+EXTENTS = ("global", "regional")
+FIELDS = {"label", "role", "unit", "scale", "offset", "nodata", "depth_cm", "extent"}
+
+
+@dataclass(frozen=True)
+class RasterDeclaration:
+    name: str  # the input it declares, e.g. soc_stock_2010_raster
+    path: Path  # the declaration file
+    role: str
+    label: str = ""
+    unit: str | None = None
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | None = None
+    depth_cm: tuple[float, float] | None = None
+    extent: str = "global"
+
+    @property
+    def regional(self) -> bool:
+        return self.extent == "regional"
+
+    def describe(self) -> dict:
+        """For provenance and metadata."""
+        return {
+            "declaration": self.path.name,
+            "label": self.label,
+            "role": self.role,
+            "unit": self.unit,
+            "scale": self.scale,
+            "offset": self.offset,
+            "nodata": self.nodata,
+            "depth_cm": list(self.depth_cm) if self.depth_cm else None,
+            "extent": self.extent,
+        }
+
+
+def _entry(path: Path, name: str, spec) -> RasterDeclaration:
+    where = f"{path}: rasters.{name}"
+    if name not in ROLES:
+        raise DeclarationError(f"{where}: not a declarable raster input; use one of {', '.join(ROLES)}")
+    if not isinstance(spec, dict):
+        raise DeclarationError(f"{where}: expected a mapping of {', '.join(sorted(FIELDS))}")
+    if unknown := sorted(set(spec) - FIELDS):
+        raise DeclarationError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FIELDS))}")
+    role = spec.get("role", ROLES[name])
+    if role != ROLES[name]:
+        raise DeclarationError(f"{where}.role: {role!r}, but this input is the {ROLES[name]} layer")
+    for key in ("scale", "offset", "nodata"):
+        if spec.get(key) is not None and not is_number(spec[key]):
+            raise DeclarationError(f"{where}.{key}: must be a number, got {spec[key]!r}")
+    if spec.get("scale") == 0:
+        raise DeclarationError(f"{where}.scale: must not be 0")
+    extent = spec.get("extent", "global")
+    if extent not in EXTENTS:
+        raise DeclarationError(f"{where}.extent: {extent!r}; use global or regional")
+    depth = spec.get("depth_cm")
+    if depth is not None and not (isinstance(depth, list) and len(depth) == 2 and all(is_number(d) for d in depth)):
+        raise DeclarationError(f"{where}.depth_cm: expected [top, bottom] in cm, e.g. [0, 30]")
+    unit = spec.get("unit")
+    if unit is not None and not any(unit in units for units in RASTER_UNITS.values()):
+        known = ", ".join(u for units in RASTER_UNITS.values() for u in units)
+        raise DeclarationError(f"{where}.unit: {unit!r} is not a unit this pipeline converts; use one of {known}")
+    return RasterDeclaration(
+        name=name,
+        path=path,
+        role=role,
+        label=str(spec.get("label", "")),
+        unit=unit,
+        scale=spec.get("scale"),
+        offset=spec.get("offset"),
+        nodata=spec.get("nodata"),
+        depth_cm=tuple(float(d) for d in depth) if depth else None,
+        extent=extent,
+    )
+
+
+def load_raster_declarations(path: str | Path | None) -> dict[str, RasterDeclaration]:
+    """{input name: declaration} from a raster declaration file; {} without one."""
+    if not path:
+        return {}
+    path = Path(path)
+    data = read_bounded_yaml(path)
+    if data.get("declaration") != 1 or not isinstance(data.get("rasters"), dict):
+        raise DeclarationError(f"{path}: expected 'declaration: 1' and a 'rasters:' mapping of input name -> fields")
+    if unknown := sorted(set(data) - {"declaration", "rasters", "description"}):
+        raise DeclarationError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: declaration, rasters")
+    return {name: _entry(path, name, spec) for name, spec in data["rasters"].items()}
+
+
+def unit_factor(declaration: RasterDeclaration, contract_unit: str) -> float:
+    """Factor from the declared unit to the contract's; 1 when no unit is declared."""
+    if declaration.unit is None:
+        return 1.0
+    units = RASTER_UNITS.get(contract_unit, {contract_unit: 1.0})
+    if declaration.unit not in units:
+        raise DeclarationError(
+            f"{declaration.path}: rasters.{declaration.name}.unit: {declaration.unit!r} cannot be converted to "
+            f"{contract_unit}, the unit of this layer; use one of {', '.join(units)}"
+        )
+    return units[declaration.unit]
+
+
+def to_contract_units(
+    values: np.ndarray,
+    declaration: RasterDeclaration,
+    contract_unit: str,
+    file_nodata: float | None = None,
+    file_scale: float = 1.0,
+    file_offset: float = 0.0,
+) -> np.ndarray:
+    """Raw raster values (any array or window) -> float32 in the contract's unit, NaN where no data; pure.
+
+    Nodata: the declared value, else the file's tag. Scale/offset: the declared ones, else the file's. Then the
+    declared unit's factor, e.g. x 10 from kg C/m2 to t C/ha.
+    """
+    nodata = declaration.nodata if declaration.nodata is not None else file_nodata
+    scale = declaration.scale if declaration.scale is not None else file_scale
+    offset = declaration.offset if declaration.offset is not None else file_offset
+    out = values.astype("float64") * scale + offset
+    out *= unit_factor(declaration, contract_unit)
+    missing = ~np.isfinite(values) if values.dtype.kind == "f" else np.zeros(values.shape, dtype=bool)
+    if nodata is not None:
+        missing |= values == nodata
+    out[missing] = np.nan
+    return out.astype("float32")
