@@ -1,9 +1,9 @@
 """Ingest benchmark: rows/s and peak RSS of ingesting a field drop of 10k, 1M, 5M and 24.5M horizons (the last is a
 1 GiB horizons.csv), against a named peer on the same file: plain `pandas.read_csv` + the same pandera schema.
 
-"Ingest" is what field_drop and topsoil_soc_stocks do, without Dagster: read both files in chunks, validate them
-against their contracts (types, ranges, identical copies, unique keys, foreign keys, on land, regions, drop-level
-gates), compute the 0-30 cm stock per site with country and climate zone, and publish the five tables (GeoParquet
+"Ingest" is what field_drop and topsoil_soc_stocks do, without Dagster: read both files in chunks (each chunk through
+the drop's declaration, here the embedded AfSP layout), validate them against their contracts (types, ranges,
+identical copies, unique keys, foreign keys, on land, regions, drop-level gates), compute the 0-30 cm stock per site with country and climate zone, and publish the five tables (GeoParquet
 for sites and stocks) to a versioned store. The peer reads the whole horizons file with type guessing and validates
 it; it computes nothing else. Each measurement runs in a fresh Python process, so its peak RSS (ru_maxrss) is its
 own; imports and the upstream inputs (land mask, countries, climate zones) are excluded from the time, not from
@@ -117,6 +117,7 @@ def _context():
 def _ours(sites_path: str, horizons_path: str, context) -> int:
     """field_drop and topsoil_soc_stocks without Dagster: read, validate (contracts, plausibility, gates), compute
     the 0-30 cm stocks and publish all five tables to a versioned store."""
+    from soil_pipeline.contracts.declaration import DEFAULT_DECLARATION, load_declaration, plan_table, table_header
     from soil_pipeline.contracts.model import load_table_contract
     from soil_pipeline.ingest import topsoil_table, validate_drop
     from soil_pipeline.publishing.store import VersionedParquetStore
@@ -124,9 +125,13 @@ def _ours(sites_path: str, horizons_path: str, context) -> int:
     land, regions, countries, zones = context
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
     paths = {"field_sites": Path(sites_path), "field_horizons": Path(horizons_path)}
+    declaration = load_declaration(DEFAULT_DECLARATION)  # the AfSP layout, applied chunk by chunk as in field_drop
+    plans = {
+        name: plan_table(declaration, name, contracts[name], paths[name], table_header(paths[name])) for name in paths
+    }
     with tempfile.TemporaryDirectory(prefix="ingest_benchmark_run_") as work:
         work = Path(work)
-        drop = validate_drop(paths, contracts, work / "drop", land=land, regions=regions)
+        drop = validate_drop(paths, contracts, work / "drop", land=land, regions=regions, plans=plans)
         assert not drop.sites.batch_errors and not drop.horizons.batch_errors, drop.horizons.batch_errors
         stocks, check = topsoil_table(
             drop.sites.valid, drop.horizons.valid, drop.horizons.rejects, countries, zones, work / "stocks"
