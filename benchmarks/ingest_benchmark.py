@@ -1,14 +1,15 @@
 """Ingest benchmark: rows/s and peak RSS of ingesting a field drop of 10k, 1M, 5M and 24.5M horizons (the last is a
 1 GiB horizons.csv), against a named peer on the same file: plain `pandas.read_csv` + the same pandera schema.
 
-"Ingest" is what field_drop and topsoil_soc_stocks do, without Dagster: read both files in chunks (each chunk through
-the drop's declaration, here the embedded AfSP layout), validate them against their contracts (types, ranges,
-identical copies, unique keys, foreign keys, on land, regions, drop-level gates), compute the 0-30 cm stock per site with country and climate zone, and publish the five tables (GeoParquet
-for sites and stocks) to a versioned store. The peer reads the whole horizons file with type guessing and validates
-it; it computes nothing else. Each measurement runs in a fresh Python process, so its peak RSS (ru_maxrss) is its
-own; imports and the upstream inputs (land mask, countries, climate zones) are excluded from the time, not from
-the RSS. The synthetic drop has AfSP-like columns and gaps (about 90 % of BD
-missing); it is written once per size under --work (default: a temporary folder) and reused.
+"Ingest" is what field_drop and topsoil_soc_stocks do, without Dagster: read both files in chunks (each chunk
+through the drop's declaration, here the embedded AfSP layout), validate them against their contracts (types,
+ranges, identical copies, unique keys, foreign keys, on land, regions, drop-level gates), compute the 0-30 cm stock
+per site with country and climate zone, and publish the five tables (GeoParquet for sites and stocks) to a versioned
+store. The peer reads the whole horizons file with type guessing and validates it; it computes nothing else. Each
+measurement runs in a fresh Python process, so its peak RSS (ru_maxrss) is its own; imports and the upstream inputs
+(land mask, countries, climate zones) are excluded from the time, not from the RSS. The synthetic drop has AfSP-like
+columns and gaps (about 90 % of BD missing); it is written once per size under --work (default: a temporary folder)
+and reused.
 
     python benchmarks/ingest_benchmark.py                 # 10k, 1M, 5M, 24.5M (peer up to 5M)
     python benchmarks/ingest_benchmark.py --rows 10000 1000000

@@ -49,6 +49,8 @@ def test_bucketed_validation_equals_whole_table_validation(whole, bucketed):
     assert "first of 5 buckets" in drop.horizons.gx_sample_note
     stocks = site_stocks(whole[0].valid["site_id"], whole[1].valid, whole[1].rejects)
     assert drop.sites_with_stock == stocks["topsoil_soc_stock_t_c_per_ha"].notna().sum() == 19104
+    excluded = stocks["topsoil_soc_stock_t_c_per_ha"].isna()
+    assert drop.stock_exclusions == stocks.loc[excluded, "exclusion_reason"].value_counts().to_dict()
 
 
 def test_bucketed_stocks_equal_the_published_stocks(bucketed, embedded_run):
