@@ -16,7 +16,7 @@ from soil_pipeline.cli import QUIET_LOGS
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.reference_data import scenario_ids
-from soil_pipeline.run_commit import commit_run
+from soil_pipeline.run_commit import Publication, commit_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +36,17 @@ def run_job(job_name: str, output_root, partition: str | None = None, instance=N
     if result.success:
         commit_run(str(output_root), result.run_id)
     return result
+
+
+def commit_sensor_context(instance, result, output_root) -> dg.RunStatusSensorContext:
+    """What the daemon hands `commit_successful_runs` when the run of `result` has succeeded."""
+    return dg.build_run_status_sensor_context(
+        sensor_name="commit_successful_runs",
+        dagster_event=result.get_run_success_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"publication": Publication(output_root=str(output_root))},
+    )
 
 
 def run_main_job(output_root, partition: str = EMBEDDED_DROP_PARTITION, instance=None, inputs=None):

@@ -15,8 +15,8 @@ import pytest
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.run_commit import Publication, commit_successful_runs
-from soil_pipeline_tests.conftest import QUIET_LOGS
+from soil_pipeline.run_commit import commit_successful_runs
+from soil_pipeline_tests.conftest import QUIET_LOGS, commit_sensor_context
 
 OUTPUT_ROOT_ENV = "SOIL_PIPELINE_TEST_OUTPUT_ROOT"
 STEPS_BEFORE_KILL = 3
@@ -82,13 +82,6 @@ def test_a_killed_run_reexecuted_from_failure_completes_without_loss_or_duplicat
         assert result.success
         rerun = set(_succeeded_steps(instance, result.run_id))
         assert _latest(root) == set(), "a killed or uncommitted run listed something"
-        context = dg.build_run_status_sensor_context(
-            sensor_name="commit_successful_runs",
-            dagster_event=result.get_run_success_event(),
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            resources={"publication": Publication(output_root=str(root))},
-        )
-        commit_successful_runs(context)
+        commit_successful_runs(commit_sensor_context(instance, result, root))
     assert done_before and not done_before & rerun, "steps that had succeeded were run again"
     assert _latest(root) == _latest(embedded_run[1])

@@ -6,8 +6,8 @@ import pandas as pd
 from soil_pipeline.assets import regions
 from soil_pipeline.definitions import build_definitions, build_resources
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.run_commit import Publication, commit_successful_runs
-from soil_pipeline_tests.conftest import QUIET_LOGS
+from soil_pipeline.run_commit import commit_successful_runs
+from soil_pipeline_tests.conftest import QUIET_LOGS, commit_sensor_context
 
 
 def test_the_sensor_commits_a_successful_subset_run_and_nothing_is_listed_before(tmp_path):
@@ -19,13 +19,7 @@ def test_the_sensor_commits_a_successful_subset_run_and_nothing_is_listed_before
     store = VersionedParquetStore(tmp_path)
     assert store.catalog() == []
 
-    context = dg.build_run_status_sensor_context(
-        sensor_name="commit_successful_runs",
-        dagster_event=result.get_run_success_event(),
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        resources={"publication": Publication(output_root=str(tmp_path))},
-    )
+    context = commit_sensor_context(instance, result, tmp_path)
     commit_successful_runs(context)
     [row] = store.catalog()
     assert (row["asset"], row["latest"]) == ("countries", True)
