@@ -6,7 +6,7 @@ from soil_pipeline.assets import field_samples, global_grids, potential, regiona
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
-from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports
+from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports, RasterEngine
 from soil_pipeline.run_commit import Publication, commit_successful_runs, mark_failed_runs
 
 all_assets = dg.load_assets_from_modules(
@@ -37,10 +37,15 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 
-def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dict:
+def build_resources(
+    output_root: str = DEFAULT_OUTPUT_ROOT,
+    inputs: InputDatasets | None = None,
+    raster_engine: RasterEngine | None = None,
+) -> dict:
     output_root = normalise_root(output_root)
     return {
         "inputs": inputs or InputDatasets(),
+        "raster_engine": raster_engine or RasterEngine(),
         "quality_reports": QualityReports(base=f"{output_root}/{DATA_DOCS_DIR}"),
         "artifacts": ArtifactStore(root=f"{output_root}/{ARTIFACTS_DIR}"),
         "publication": Publication(output_root=output_root),
@@ -48,13 +53,17 @@ def build_resources(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDataset
     }
 
 
-def build_definitions(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dg.Definitions:
+def build_definitions(
+    output_root: str = DEFAULT_OUTPUT_ROOT,
+    inputs: InputDatasets | None = None,
+    raster_engine: RasterEngine | None = None,
+) -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         jobs=[main_job, scenario_job],
         schedules=[monthly_refresh_schedule],
         sensors=[commit_successful_runs, mark_failed_runs],
-        resources=build_resources(output_root, inputs),
+        resources=build_resources(output_root, inputs, raster_engine),
     )
 
 

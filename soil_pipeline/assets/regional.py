@@ -8,15 +8,31 @@ import dagster as dg
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zonings
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import citation, factor
-from soil_pipeline.science.aggregation import (
-    cell_quantities,
-    regional_table,
-    site_summary,
+from soil_pipeline.resources import RasterEngine
+from soil_pipeline.science.aggregation import regional_cell_quantities, regional_table_from_sums, site_summary
+from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, common_grid
+from soil_pipeline.science.zonal import sums_table, zonal_statistics
+
+CELL_QUANTITIES = (
+    "soc_mapped_area_ha",
+    "soc_stock_2010_t_c",
+    "soc_stock_no_land_use_t_c",
+    "cropland_area_ha",
+    "cropland_soc_stock_2010_t_c",
 )
-from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, cell_area_ha, common_grid
+
+
+def grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid) -> dict:
+    """The common-grid layers as engine inputs, read window by window from their stored GeoTIFFs."""
+    return {
+        "soc_stock": soc_stock_grid.source("soc_stock", bands=(1, 2)),
+        "cropland": cropland_grid.source("cropland"),
+        "climate_zone": climate_zone_grid.source("climate_zone", fill=0),
+        "country": country_grid.source("country", fill=-1),
+    }
 
 
 def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
@@ -41,6 +57,7 @@ def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
     deps=["climate_zone_legend"],
 )
 def regional_soc_stocks(
+    raster_engine: RasterEngine,
     soc_stock_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
@@ -51,11 +68,24 @@ def regional_soc_stocks(
     """Area (Mha), SOC stock 0-30 cm (Pg C, 2010 and no land use), cropland area (Mha) and stock (Pg C), and the
     4-per-1000 target (Tg C/yr) per region, with n field sites and their median topsoil stock (t C/ha)."""
     grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
-    quantities = cell_quantities(soc_stock_grid.data[0], soc_stock_grid.data[1], cropland_grid.data, cell_area_ha(grid))
-    zoning = zonings(countries, country_grid.data, climate_zone_grid.data)
+    zone_of, tables, sizes = zoner(countries)
+    with raster_engine.executor() as executor:
+        sums, report, _ = zonal_statistics(
+            grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid),
+            grid,
+            regional_cell_quantities,
+            zone_of,
+            sizes,
+            executor,
+            raster_engine.threads,
+            raster_engine.window_cells,
+        )
     rate = factor("four_per_1000", "annual_rate")
     table = pd.concat(
-        [regional_table(quantities, *zoning[kind], rate) for kind in STOCK_REGION_TYPES],
+        [
+            regional_table_from_sums(sums_table(sums, kind, tables[kind], CELL_QUANTITIES), rate)
+            for kind in STOCK_REGION_TYPES
+        ],
         ignore_index=True,
     )
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
@@ -76,4 +106,5 @@ def regional_soc_stocks(
         },
     )
     totals = global_metadata(table, ["soc_stock_2010_pg_c", "soc_stock_no_land_use_pg_c", "cropland_area_mha"])
+    totals["streaming_pass"] = dg.MetadataValue.json({**report.metadata(), **raster_engine.describe()})
     yield from publish_if_valid("regional_soc_stocks", table, metadata=totals)
