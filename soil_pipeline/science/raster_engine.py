@@ -34,8 +34,8 @@ from soil_pipeline.science.grid import GridSpec, band_areas_ha, lattice_offset, 
 log = logging.getLogger(__name__)
 
 GDAL_CACHE_MB = 256
-# Target cells per window: ~4 M cells keeps a window of a few float64 layers in tens of MB.
-WINDOW_CELLS = 4_000_000
+# Target cells per window: 1 M cells (2 x 2 blocks of 512) keeps a window of a few float64 layers near 10 MB.
+WINDOW_CELLS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -242,11 +242,13 @@ def run_pass(
     executor=None,
     threads: int = 2,
     label: str = "pass",
+    consume: Callable[[Window, dict], dict] | None = None,
 ) -> tuple[dict[str, np.ndarray], PassReport]:
     """Sum of `task(window)` (a dict of arrays) over all windows, added in window order whatever the executor.
 
     `executor` is anything with `submit(fn, *args)` returning futures with `.result()` (a `distributed.Client`, a
-    `concurrent.futures` executor); None = a local thread pool of `threads`."""
+    `concurrent.futures` executor); None = a local thread pool of `threads`. `consume(window, part)`, called in
+    window order, may take per-window outputs out of a part (e.g. a map window to write) before it is summed."""
     start = time.perf_counter()
     total: dict[str, np.ndarray] = {}
     cells = 0
@@ -255,7 +257,8 @@ def run_pass(
     try:
         futures = [pool.submit(task, window) for window in window_list]
         for done, (window, future) in enumerate(zip(window_list, futures, strict=True), start=1):
-            _add(total, future.result())
+            part = future.result()
+            _add(total, consume(window, part) if consume else part)
             cells += int(window.width * window.height)
             if done == len(window_list) or done % max(1, len(window_list) // 10) == 0:
                 seconds = time.perf_counter() - start
