@@ -13,9 +13,11 @@ A pass maps a picklable task over the windows (threads here, or a Dask cluster t
 bit-identical results.
 """
 
+import itertools
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 GDAL_CACHE_MB = 256
 # Target cells per window: 1 M cells (2 x 2 blocks of 512) keeps a window of a few float64 layers near 10 MB.
 WINDOW_CELLS = 1 << 20
+# Windows submitted ahead of the one being added, per thread (or Dask worker thread).
+IN_FLIGHT_PER_THREAD = 4
 
 
 @dataclass(frozen=True)
@@ -254,18 +258,28 @@ def run_pass(
     cells = 0
     own = executor is None
     pool = ThreadPoolExecutor(max_workers=threads) if own else executor
+    # A bounded number of windows in flight: results are consumed (and freed) in order as they arrive.
+    in_flight = max(2, IN_FLIGHT_PER_THREAD * threads)
+    pending: deque = deque()
     try:
-        futures = [pool.submit(task, window) for window in window_list]
-        for done, (window, future) in enumerate(zip(window_list, futures, strict=True), start=1):
+        queue = iter(window_list)
+        for window in itertools.islice(queue, in_flight):
+            pending.append((window, pool.submit(task, window)))
+        done = 0
+        while pending:
+            window, future = pending.popleft()
             part = future.result()
+            if (following := next(queue, None)) is not None:
+                pending.append((following, pool.submit(task, following)))
             _add(total, consume(window, part) if consume else part)
+            done += 1
             cells += int(window.width * window.height)
             if done == len(window_list) or done % max(1, len(window_list) // 10) == 0:
                 seconds = time.perf_counter() - start
                 log.info("%s: %d/%d windows, %.0f cells/s", label, done, len(window_list), cells / max(seconds, 1e-9))
     finally:
         if own:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     return total, PassReport(len(window_list), cells, time.perf_counter() - start)
 
 

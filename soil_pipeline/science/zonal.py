@@ -12,21 +12,31 @@ import pandas as pd
 from rasterio.windows import Window
 
 from soil_pipeline.science import raster_engine as engine
-from soil_pipeline.science.aggregation import zonal_sum
 from soil_pipeline.science.grid import GridSpec
 
 SEP = "/"
 
 
-def window_sums(values: dict[str, np.ndarray], zones: dict[str, np.ndarray], sizes: dict[str, int]) -> dict:
-    """`{zoning}/{quantity}`: per-zone sums of each quantity (NaN and zone -1 ignored) in one window."""
+def window_sums(
+    values: dict[str, np.ndarray], zones: dict[str, np.ndarray], sizes: dict[str, int], names: dict | None = None
+) -> dict:
+    """`{zoning}/{quantity}`: per-zone sums of each quantity (NaN and zone -1 ignored) in one window; `names`
+    may restrict a zoning to some quantities (e.g. a cross-tabulation of areas only). NaN counts as 0.0 and zone
+    -1 goes to a spare bin, which leaves every sum bit-identical to `aggregation.zonal_sum`."""
+    shape = next(iter(zones.values())).shape if zones else ()
+    clean = {name: np.nan_to_num(np.ravel(np.broadcast_to(v, shape)), nan=0.0) for name, v in values.items()}
     out = {}
     for zoning, cells in zones.items():
+        n = sizes[zoning]
         flat = np.ravel(cells)
-        for name, values_ in values.items():
-            out[f"{zoning}{SEP}{name}"] = zonal_sum(
-                np.ravel(np.broadcast_to(values_, cells.shape)), flat, sizes[zoning]
-            )
+        outside = flat < 0
+        if outside.all():  # e.g. an ocean window: nothing to add
+            selected = names.get(zoning, clean) if names else clean
+            out.update({f"{zoning}{SEP}{name}": np.zeros(n) for name in selected})
+            continue
+        flat = np.where(outside, n, flat)
+        for name in names.get(zoning, clean) if names else clean:
+            out[f"{zoning}{SEP}{name}"] = np.bincount(flat, weights=clean[name], minlength=n + 1)[:n]
     return out
 
 
