@@ -10,7 +10,8 @@ polygons are the embedded Natural Earth 1:10m countries. Every measurement runs 
 that process; imports excluded from the seconds):
 
 - floor: read and decode every block of both layers once (the same 2 threads as the engine), nothing computed;
-- engine: the countries rasterized window by window (pixel-centre rule) and, in the same pass, per country the
+- engine: the countries rasterized window by window (pixel-centre rule; a window without any country, open
+  ocean, is then not read at all) and, in the same pass, per country the
   SOC-covered area (ha), SOC stock (t C = t C/ha x cell area), sum and count of SOC values, and the country x
   climate-zone cross-tabulation of the area;
 - exactextract: `exact_extract(soc, countries, ["sum", "count"])` (coverage-fraction weighted, one pass per
@@ -137,16 +138,10 @@ def _engine_task_parts(n_countries: int, n_classes: int = 256):
 
 
 class _Zones:
-    """Per window: the countries rasterized onto it, and their cross-tabulation with the class layer."""
+    """The countries, rasterized window by window onto the grid, and the number of classes to cross them with."""
 
     def __init__(self, rasterizer, grid, n_classes):
         self.rasterizer, self.grid, self.n_classes = rasterizer, grid, n_classes
-
-    def __call__(self, layers):
-        from soil_pipeline.science import zonal
-
-        country = self.rasterizer(layers["_window_grid"])
-        return {"country": country, "country_x_class": zonal.cross(country, layers["classes"], self.n_classes)}
 
 
 def measure_engine(paths: dict, grid_kind: str) -> dict:
@@ -198,13 +193,21 @@ class _WindowGridTask:
 
     def __call__(self, window):
         from soil_pipeline.science import raster_engine as engine
+        from soil_pipeline.science import zonal
         from soil_pipeline.science.zonal import window_sums
 
         inner = self.inner
+        window_grid = engine.window_grid(inner.grid, window)
+        country = inner.zonings.rasterizer(window_grid)
+        if (country < 0).all():  # no country in this window (open ocean): nothing to read
+            return {}
         layers = inner.layers(window)
-        layers["_window_grid"] = engine.window_grid(inner.grid, window)
+        zones = {
+            "country": country,
+            "country_x_class": zonal.cross(country, layers["classes"], inner.zonings.n_classes),
+        }
         values = inner.quantities(layers, engine.row_areas_ha(inner.grid, window)[:, 0])
-        return window_sums(values, inner.zonings(layers), inner.sizes, {"country_x_class": ["area_ha"]})
+        return window_sums(values, zones, inner.sizes, {"country_x_class": ["area_ha"]})
 
 
 def measure_exactextract(paths: dict) -> dict:

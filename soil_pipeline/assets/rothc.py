@@ -18,6 +18,7 @@ import pandas as pd
 import rasterio
 import rasterio.shutil
 import yaml
+from rasterio.windows import Window
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.regional import grid_sources
@@ -72,7 +73,8 @@ def load_scenarios(path: Path = SCENARIO_FILE) -> gsocseq.RothCScenarios:
 
 
 def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -> np.ndarray:
-    """The raster's bands at the cells' centres ((bands, n), NaN = nodata), after checking CRS, bands, values."""
+    """The raster's bands at the cells' centres ((bands, n), NaN = nodata), after checking CRS, bands and the
+    values of the source window under the cells (only that window is read)."""
     bands, (low, high) = RASTER_RULES[role]
     with rasterio.open(path) as src:
         if src.crs is None or src.crs.to_epsg() != 4326 or src.count != bands or src.nodata is None:
@@ -80,18 +82,24 @@ def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -
                 f"{path}: {role} raster must be EPSG:4326 with {bands} band(s) and a nodata value, "
                 f"found {src.crs}, {src.count} band(s), nodata {src.nodata}"
             )
-        data, transform, nodata = src.read(), src.transform, src.nodata
+        index = gsocseq.nearest_source_index(grid, flat_index, src.transform, (src.height, src.width))
+        rows, cols = np.divmod(index[index >= 0], src.width)
+        if not len(rows):
+            return np.full((bands, len(flat_index)), np.nan)
+        r0, c0 = int(rows.min()), int(cols.min())
+        window = Window(c0, r0, int(cols.max()) - c0 + 1, int(rows.max()) - r0 + 1)
+        data, nodata = src.read(window=window), src.nodata
     valid = data != nodata
     bad = valid & ((data < low) | (data > high))
     if bad.any():
         band, rows, cols = np.nonzero(bad)
         raise dg.Failure(
-            f"{path}: {role} values outside [{low}, {high}] in band {band[0] + 1}, "
-            f"rows {rows.min()}-{rows.max()}, cols {cols.min()}-{cols.max()} (e.g. {data[band[0], rows[0], cols[0]]})"
+            f"{path}: {role} values outside [{low}, {high}] in band {band[0] + 1}, rows {rows.min() + r0}-"
+            f"{rows.max() + r0}, cols {cols.min() + c0}-{cols.max() + c0} (e.g. {data[band[0], rows[0], cols[0]]})"
         )
     data = np.where(valid, data, np.nan).astype("float32")
-    index = gsocseq.nearest_source_index(grid, flat_index, transform, data.shape[1:])
-    return gsocseq.sample(data, index)
+    local = np.where(index >= 0, (index // src.width - r0) * window.width + index % src.width - c0, -1)
+    return gsocseq.sample(data, local)
 
 
 def cell_inputs(config: RothCInputs, grid: GridSpec, flat_index: np.ndarray, soc: np.ndarray):
@@ -171,6 +179,8 @@ def rothc_sequestration_potential(
 
 
 COUNT = "cells/"
+# Cells per RothC chunk: ~1.5 kB of working arrays per cell, so ~40 MB per thread.
+RUN_CHUNK = 25_000
 MAP = "rate_map"
 
 
@@ -198,13 +208,14 @@ class RothCWindow:
         rows, cols = np.divmod(cropped, soc.shape[1])
         flat = (rows + int(window.row_off)) * grid.width + cols + int(window.col_off)
         inputs, clay_filled = cell_inputs(self.config, grid, flat, soc.ravel()[cropped])
-        results = gsocseq.run_cells(inputs, self.scenarios)
+        results = gsocseq.run_cells(inputs, self.scenarios, chunk=RUN_CHUNK)
         per_cell = gsocseq.cell_quantities(
             results, self.scenarios, inputs.soc_t_c_per_ha, cropland_ha.ravel()[cropped], clay_filled
         )
-        values = {name: _in_window(v, cropped, soc.shape) for name, v in per_cell.items()}
-        values["soc_stock_2010_t_c"] = np.nan_to_num(soc * area)
-        part = zonal.window_sums(values, self.layers.zonings(layers), self.layers.sizes)
+        zones = self.layers.zonings(layers)
+        # Sums over the cropland cells only (the RothC quantities are zero elsewhere), then the all-land stock.
+        part = zonal.window_sums(per_cell, {k: z.ravel()[cropped] for k, z in zones.items()}, self.layers.sizes)
+        part.update(zonal.window_sums({"soc_stock_2010_t_c": soc * area}, zones, self.layers.sizes))
         for status in (gsocseq.MODELLED, *gsocseq.EXCLUSIONS):
             part[f"{COUNT}{status}"] = np.array([int((results.status == status).sum())])
         rates = (results.soc_final_t_c_per_ha - inputs.soc_t_c_per_ha) / self.scenarios.horizon_yr
