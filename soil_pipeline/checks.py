@@ -12,9 +12,12 @@ CONTRACT_CHECK = "contract"
 DATA_QUALITY_CHECK = "data_quality_gx"
 
 
-def contract_check_spec(asset: str, blocking: bool) -> dg.AssetCheckSpec:
+def contract_check_spec(asset: str, blocking: bool, key: dg.AssetKey | None = None) -> dg.AssetCheckSpec:
+    """The contract check of `asset`'s contract, on asset `key` (default: the asset of that name)."""
     what = "blocks publication when broken" if blocking else "quarantines rows that break it"
-    return dg.AssetCheckSpec(CONTRACT_CHECK, asset=asset, blocking=blocking, description=f"Data contract; {what}.")
+    return dg.AssetCheckSpec(
+        CONTRACT_CHECK, asset=key or asset, blocking=blocking, description=f"Data contract; {what}."
+    )
 
 
 def data_quality_check_spec(asset: str) -> dg.AssetCheckSpec:
@@ -23,10 +26,23 @@ def data_quality_check_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-def contract_result(asset: str, validation: Validation, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+def failures_table(failures: dict[str, int | None]) -> str:
+    """Markdown table of failure counts by rule and column ("none" when nothing failed; "-" for a whole-table rule
+    that has no count)."""
+    if not failures:
+        return "none"
+    ordered = sorted(failures.items(), key=lambda item: -(item[1] or 0))
+    rows = [key.split(":", 1) + ["-" if n is None else str(n)] for key, n in ordered]
+    lines = ["| rule | column | failures |", "| --- | --- | ---: |"] + [f"| {r} | {c} | {n} |" for r, c, n in rows]
+    return "\n".join(lines)
+
+
+def contract_result(
+    asset: str, validation: Validation, severity: dg.AssetCheckSeverity, key: dg.AssetKey | None = None
+) -> dg.AssetCheckResult:
     sample = validation.sample()
     return dg.AssetCheckResult(
-        asset_key=asset,
+        asset_key=key or asset,
         check_name=CONTRACT_CHECK,
         passed=validation.passed,
         severity=severity,
@@ -35,7 +51,7 @@ def contract_result(asset: str, validation: Validation, severity: dg.AssetCheckS
             "contract_sha256": validation.contract.sha256,
             "rows_checked": validation.n_checked,
             "rows_rejected": int(validation.rejects.drop_duplicates(["source_file", "source_line"]).shape[0]),
-            "failures_by_rule": dg.MetadataValue.json(validation.failures_by_rule()),
+            "failures_by_rule": dg.MetadataValue.md(failures_table(validation.failures_by_rule())),
             "dataset_errors": dg.MetadataValue.json(validation.batch_errors),
             "failing_rows_sample": dg.MetadataValue.md(sample.to_markdown(index=False) if len(sample) else "none"),
         },
@@ -54,7 +70,7 @@ def raster_contract_result(asset: str, contracts: list[RasterContract], error: s
     )
 
 
-def gx_result(asset: str, report: dict, docs_index: str) -> dg.AssetCheckResult:
+def gx_result(asset: str, report: dict, docs_index: str, docs_url: str | None) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=DATA_QUALITY_CHECK,
@@ -63,8 +79,9 @@ def gx_result(asset: str, report: dict, docs_index: str) -> dg.AssetCheckResult:
         metadata={
             "evaluated_expectations": report["evaluated_expectations"],
             "successful_expectations": report["successful_expectations"],
-            "failed_expectations": dg.MetadataValue.json(report["failed_expectations"]),
+            "failed_expectations": dg.MetadataValue.md(failures_table(report["failed_expectations"])),
             "data_docs": dg.MetadataValue.path(docs_index),
+            **({"data_docs_url": dg.MetadataValue.url(docs_url)} if docs_url else {}),
         },
     )
 
@@ -76,15 +93,17 @@ def failure_message(validation: Validation) -> str:
     return "\n".join(lines)
 
 
-def publish_if_valid(asset: str, table: pd.DataFrame, metadata: dict | None = None) -> Iterator:
-    """Yield the blocking contract check, then the output only if the table meets its contract, else fail."""
+def publish_if_valid(
+    asset: str, table: pd.DataFrame, metadata: dict | None = None, key: dg.AssetKey | None = None
+) -> Iterator:
+    """Yield the blocking contract check, then the output only if the table meets `asset`'s contract, else fail."""
     contract = load_table_contract(asset)
     validation = validate(table, contract)
-    yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
+    yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR, key)
     if not validation.passed:
         raise dg.Failure(description=failure_message(validation))
     yield dg.Output(table, metadata={"contract": contract.label, **(metadata or {})})
 
 
-def contract_specs(asset: str) -> list[dg.AssetCheckSpec]:
-    return [contract_check_spec(asset, blocking=True)]
+def contract_specs(asset: str, key: dg.AssetKey | None = None) -> list[dg.AssetCheckSpec]:
+    return [contract_check_spec(asset, blocking=True, key=key)]

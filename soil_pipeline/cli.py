@@ -22,8 +22,9 @@ from soil_pipeline.science.aggregation import global_row
 
 TOP_COUNTRIES = 10
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# `soil-pipeline run` reports failures itself, one line per failed step naming the cause: no Dagster tracebacks.
-RUN_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# `soil-pipeline run` reports failures itself, one line per failed step naming the cause: no Dagster tracebacks;
+# the `progress` logger prints one line per finished step.
+PROGRESS_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "progress": {}}}
 
 
 def _instance():
@@ -36,7 +37,7 @@ def _instance():
 def run_pipeline(
     output_root: str, partition: str | None = None, landing_dir: str | None = None, keep_runs: int | None = None
 ) -> tuple[list, list[dict]]:
-    """The main job for one drop, then the scenario job for every scenario; stops at the first failed run.
+    """The main job for one drop, then the scenario job (every scenario); stops at the first failed run.
 
     Each successful run is committed (its outputs listed as the latest together); a failed one is marked failed and
     lists nothing. Returns the run results and the committed outputs with their status ("new" or "unchanged").
@@ -45,20 +46,18 @@ def run_pipeline(
     warnings.filterwarnings("ignore", message=r".* is currently in beta")
     from soil_pipeline.definitions import build_definitions
     from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
-    from soil_pipeline.reference_data import scenario_ids
     from soil_pipeline.resources import InputDatasets
     from soil_pipeline.run_commit import commit_run
 
     partition = partition or EMBEDDED_DROP_PARTITION
     inputs = InputDatasets(landing_dir=landing_dir) if landing_dir else InputDatasets()
-    definitions = build_definitions(output_root, inputs)
-    runs = [("soil_pipeline_job", partition)] + [("restoration_scenarios_job", key) for key in scenario_ids()]
+    definitions = with_progress(build_definitions(output_root, inputs))
     results, committed = [], []
     with _instance() as instance:
-        for job_name, key in runs:
+        for job_name, key in (("soil_pipeline_job", partition), ("restoration_scenarios_job", None)):
             job = definitions.resolve_job_def(job_name)
             result = job.execute_in_process(
-                run_config=RUN_LOGS, partition_key=key, instance=instance, raise_on_error=False
+                run_config=PROGRESS_LOGS, partition_key=key, instance=instance, raise_on_error=False
             )
             results.append(result)
             if not result.success:
@@ -66,6 +65,31 @@ def run_pipeline(
                 break
             committed += commit_run(output_root, result.run_id, keep_runs)
     return results, committed
+
+
+def with_progress(definitions):
+    """The definitions with a `progress` logger beside the console one: one line on stderr per finished step."""
+    import logging
+
+    import dagster as dg
+
+    class StepLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+            if event is not None and (event.is_step_success or event.is_step_failure or event.is_step_skipped):
+                outcome = "done" if event.is_step_success else "FAILED" if event.is_step_failure else "skipped"
+                print(f"[{record.dagster_meta['job_name']}] {outcome:7s} {event.step_key}", file=sys.stderr, flush=True)
+
+    @dg.logger(description="One line per finished step, for `soil-pipeline run`.")
+    def progress(_):
+        logger = logging.getLogger("soil_pipeline.progress")
+        logger.setLevel(logging.DEBUG)
+        if not logger.handlers:
+            logger.addHandler(StepLines())
+        return logger
+
+    loggers = {"console": dg.colored_console_logger, "progress": progress}
+    return dg.Definitions.merge(definitions, dg.Definitions(loggers=loggers))
 
 
 def _quarantine_line(store: VersionedParquetStore) -> str:
@@ -238,7 +262,9 @@ def _parser() -> argparse.ArgumentParser:
         help="age after which a run that never "
         f"committed nor failed counts as killed (default {DEFAULT_GRACE_HOURS:g})",
     )
-    for command in (run, versions, pull, show, check, clean):
+    docs = commands.add_parser("docs", help="serve the output root (Data Docs, scenario maps) on 127.0.0.1 for the UI")
+    docs.add_argument("--port", type=int, default=8765, help="the port the UI's links and maps point at (8765)")
+    for command in (run, versions, pull, show, check, clean, docs):
         command.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT, help="local path or fsspec URL")
     return parser
 
@@ -271,6 +297,29 @@ def _one_line(cause: str) -> str:
     if len(lines) > 1 and lines[0].endswith(":"):
         return f"{lines[0]} {lines[1]}"
     return lines[0] if lines else "failed"
+
+
+def serve_docs(output_root: str, port: int) -> int:
+    """Serve a local output root read-only over HTTP until interrupted: the Data Docs links and scenario map images
+    in the Dagster UI point here."""
+    import contextlib
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    root = Path(output_root)
+    if not root.is_dir():
+        print(f"soil-pipeline docs: {output_root} is not a local folder", file=sys.stderr)
+        return 1
+    pages = sorted(root.glob("_data_docs/*/*/index.html"), key=lambda page: page.stat().st_mtime)[-2:]
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        print(f"Serving {root.resolve()} at http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
+        for page in pages:
+            print(f"  latest Data Docs: http://127.0.0.1:{port}/{page.relative_to(root).as_posix()}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    return 0
 
 
 def _run(args) -> int:
@@ -433,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
             print(drops_text(args.landing_dir))
             return 0
         args.output_root = normalise_root(args.output_root)
+        if args.command == "docs":
+            return serve_docs(args.output_root, args.port)
         return _run(args) if args.command == "run" else _access(args)
     except BrokenPipeError:
         # The reader (e.g. `| head`) stopped reading: not an error. Keep Python from complaining at exit.

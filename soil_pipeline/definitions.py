@@ -2,19 +2,19 @@
 
 import dagster as dg
 
+from soil_pipeline import refresh
 from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, rothc, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
-from soil_pipeline.resources import ArtifactStore, InputDatasets, QualityReports, RasterEngine
+from soil_pipeline.resources import DEFAULT_SITE_URL, ArtifactStore, InputDatasets, QualityReports, RasterEngine
 from soil_pipeline.run_commit import Publication, commit_successful_runs, mark_failed_runs
 
 all_assets = dg.load_assets_from_modules(
     [sources, field_samples, global_grids, regions, regional, potential, rothc, scenarios]
 )
 
-# A job runs one partitions definition, so the scenario-partitioned asset has its own job.
-scenario_selection = dg.AssetSelection.assets(scenarios.restoration_scenario)
+scenario_selection = dg.AssetSelection.groups("scenarios")
 
 main_job = dg.define_asset_job(
     "soil_pipeline_job",
@@ -26,28 +26,27 @@ main_job = dg.define_asset_job(
 scenario_job = dg.define_asset_job(
     "restoration_scenarios_job",
     selection=scenario_selection,
-    description="One restoration scenario (partition = scenario id) from the grids the main job materialized.",
-)
-
-monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
-    main_job,
-    name="monthly_refresh",
-    description="At the start of each month, ingest the previous month's drop and refresh everything downstream.",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every restoration scenario (one asset each) from the grids the main job materialized.",
 )
 
 
 def build_resources(
     output_root: str = DEFAULT_OUTPUT_ROOT,
     inputs: InputDatasets | None = None,
+    site_url: str | None = DEFAULT_SITE_URL,
     raster_engine: RasterEngine | None = None,
 ) -> dict:
+    """Resources on one output root; `site_url` is where `soil-pipeline docs` serves it (links and maps in the UI)."""
     output_root = normalise_root(output_root)
     return {
         "inputs": inputs or InputDatasets(),
         "raster_engine": raster_engine or RasterEngine(),
-        "quality_reports": QualityReports(base=f"{output_root}/{DATA_DOCS_DIR}"),
-        "artifacts": ArtifactStore(root=f"{output_root}/{ARTIFACTS_DIR}"),
+        "quality_reports": QualityReports(
+            base=f"{output_root}/{DATA_DOCS_DIR}", url=site_url and f"{site_url}/{DATA_DOCS_DIR}"
+        ),
+        "artifacts": ArtifactStore(
+            root=f"{output_root}/{ARTIFACTS_DIR}", url=site_url and f"{site_url}/{ARTIFACTS_DIR}"
+        ),
         "publication": Publication(output_root=output_root),
         **build_io_managers(output_root),
     }
@@ -61,9 +60,11 @@ def build_definitions(
     return dg.Definitions(
         assets=all_assets,
         jobs=[main_job, scenario_job],
-        schedules=[monthly_refresh_schedule],
-        sensors=[commit_successful_runs, mark_failed_runs],
-        resources=build_resources(output_root, inputs, raster_engine),
+        schedules=[refresh.monthly_refresh],
+        sensors=[refresh.new_field_drops, commit_successful_runs, mark_failed_runs],
+        # One process per run: the multiprocess default spends ~10 s importing per step on 2 cores.
+        executor=dg.in_process_executor,
+        resources=build_resources(output_root, inputs, raster_engine=raster_engine),
     )
 
 

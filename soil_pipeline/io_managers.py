@@ -9,6 +9,8 @@ import io
 import dagster as dg
 import pandas as pd
 
+from soil_pipeline.contracts.model import CONTRACTS_DIR, load_table_contract
+from soil_pipeline.contracts.validate import REJECTS_CONTRACT
 from soil_pipeline.provenance import code_version, contract_input
 from soil_pipeline.publishing.grids import layer_from_geotiff, layer_to_geotiff
 from soil_pipeline.publishing.parquet import read_provenance, to_parquet_bytes
@@ -21,14 +23,45 @@ PREVIEW_ROWS = 5
 GEOPARQUET_POINTS = "geoparquet_points"
 
 
-def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in frame.dtypes.items()])
+def _contract_columns(asset: str) -> dict:
+    """Column specs of the contract an asset is published under (none when it has no contract)."""
+    name = REJECTS_CONTRACT if asset.endswith("_rejects") else asset
+    if not (CONTRACTS_DIR / f"{name}.yaml").is_file():
+        return {}
+    return {column.name: column for column in load_table_contract(name).columns}
+
+
+def _column(name: str, dtype, spec) -> dg.TableColumn:
+    if spec is None:
+        return dg.TableColumn(name=name, type=str(dtype))
+    unit = f" [{spec.unit}]" if spec.unit else ""
+    ranged = [spec.range_text()] if spec.minimum is not None or spec.maximum is not None else []
+    return dg.TableColumn(
+        name=name,
+        type=str(dtype),
+        description=f"{spec.description}{unit}".strip(),
+        constraints=dg.TableColumnConstraints(nullable=not spec.required, unique=spec.unique, other=ranged),
+    )
+
+
+def table_schema(frame: pd.DataFrame, asset: str | None = None) -> dg.TableSchema:
+    """Column names and dtypes, with each column's description, unit and constraints from the asset's contract."""
+    specs = _contract_columns(asset) if asset else {}
+    return dg.TableSchema(columns=[_column(str(n), t, specs.get(str(n))) for n, t in frame.dtypes.items()])
 
 
 def _points(context: dg.OutputContext) -> tuple[str, str] | None:
     value = (context.definition_metadata or {}).get(GEOPARQUET_POINTS)
     value = getattr(value, "value", value)
     return (value[0], value[1]) if value else None
+
+
+def store_key(context: dg.OutputContext | dg.InputContext) -> tuple[str, str | None]:
+    """(store table, partition): asset `<table>/<part>` (one asset per scenario) is partition `<part>` of `<table>`."""
+    path = context.asset_key.path
+    if len(path) == 2:
+        return path[0], path[1]
+    return path[0], context.partition_key if context.has_asset_partitions else None
 
 
 def _publication(published) -> str:
@@ -56,8 +89,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         return VersionedParquetStore(self.output_root)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        asset = context.asset_key.to_user_string()
-        partition = _partition(context)
+        asset, partition = store_key(context)
         lineage = obj.attrs.get("provenance", {})
         provenance = {
             **lineage,
@@ -69,7 +101,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(
             {
                 "dagster/row_count": len(obj),
-                "dagster/column_schema": table_schema(obj),
+                "dagster/column_schema": table_schema(obj, asset),
                 "version": published.version,
                 "published_path": dg.MetadataValue.path(published.path),
                 "newly_published": published.newly_published,

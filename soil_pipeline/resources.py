@@ -13,6 +13,8 @@ from soil_pipeline.science.grid import GridSpec
 from soil_pipeline.science.raster_engine import WINDOW_CELLS, GridConfig
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+# Where `soil-pipeline docs` serves the output root (Data Docs and maps) for links and images in the Dagster UI.
+DEFAULT_SITE_URL = "http://127.0.0.1:8765"
 
 
 class InputDatasets(dg.ConfigurableResource):
@@ -41,6 +43,12 @@ class QualityReports(dg.ConfigurableResource):
     """
 
     base: str
+    # Where `base` is served over HTTP (`soil-pipeline docs`), for a link the Dagster UI can open; None: no link.
+    url: str | None = None
+
+    def link(self, run_id: str, dataset: str, partition: str | None = None) -> str | None:
+        folder = f"{dataset}_{partition}" if partition else dataset
+        return f"{self.url}/{run_id}/{folder}/index.html" if self.url else None
 
     @contextmanager
     def site(self, run_id: str, dataset: str, partition: str | None = None) -> Iterator[tuple[Path, str]]:
@@ -60,10 +68,14 @@ class ArtifactStore(dg.ConfigurableResource):
     """Where non-tabular outputs (PNG maps) go: `<root>/<name>/<sha256 prefix><suffix>`, named by content."""
 
     root: str
+    # Where `root` is served over HTTP (`soil-pipeline docs`), for images the Dagster UI can show; None: no URL.
+    url: str | None = None
 
-    def write(self, name: str, data: bytes, suffix: str) -> str:
-        digest = sha256_bytes(data)[:16]
-        return open_root(self.root).write_file((*name.split("/"), f"{digest}{suffix}"), data)
+    def write(self, name: str, data: bytes, suffix: str) -> tuple[str, str | None]:
+        """(where the artifact was written, its URL when the root is served)."""
+        parts = (*name.split("/"), f"{sha256_bytes(data)[:16]}{suffix}")
+        path = open_root(self.root).write_file(parts, data)
+        return path, f"{self.url}/{'/'.join(parts)}" if self.url else None
 
 
 class RasterEngine(dg.ConfigurableResource):

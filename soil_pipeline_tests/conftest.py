@@ -1,10 +1,17 @@
-"""Shared fixtures: one in-process run of the main job on the embedded data, reused by the end-to-end tests."""
+"""Shared fixtures: one in-process run of the main job on the embedded data, reused by the end-to-end tests.
 
+That run is recorded in PostgreSQL through `deploy/dagster.yaml` when the `DAGSTER_PG_*` variables name a reachable
+server (always in CI, where `.ci/run` starts one), else in an ephemeral instance.
+"""
+
+import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from soil_pipeline.assets.scenarios import scenario_key
 from soil_pipeline.cli import QUIET_LOGS
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
@@ -12,32 +19,79 @@ from soil_pipeline.reference_data import scenario_ids
 from soil_pipeline.run_commit import commit_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_ENV = ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_PORT")
 
 
-def run_job(job_name: str, output_root: Path, partition: str, **definition_kwargs):
+def run_job(job_name: str, output_root, partition: str | None = None, instance=None, inputs=None, **execute_kwargs):
     """Run a job in-process and, when it succeeds, commit its outputs as `soil-pipeline run` does."""
-    job = build_definitions(str(output_root), **definition_kwargs).resolve_job_def(job_name)
+    job = build_definitions(str(output_root), inputs).resolve_job_def(job_name)
     result = job.execute_in_process(
-        run_config=QUIET_LOGS, partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        run_config=QUIET_LOGS,
+        partition_key=partition,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        **execute_kwargs,
     )
     if result.success:
         commit_run(str(output_root), result.run_id)
     return result
 
 
-def run_main_job(output_root: Path, partition: str = EMBEDDED_DROP_PARTITION, **definition_kwargs):
-    return run_job("soil_pipeline_job", output_root, partition, **definition_kwargs)
+def run_main_job(output_root, partition: str = EMBEDDED_DROP_PARTITION, instance=None, inputs=None):
+    return run_job("soil_pipeline_job", output_root, partition, instance, inputs)
 
 
-def run_scenario_job(output_root: Path, scenario_id: str, **definition_kwargs):
-    return run_job("restoration_scenarios_job", output_root, scenario_id, **definition_kwargs)
+def postgres_connection():
+    """A psycopg2 connection from the DAGSTER_PG_* variables, or None when they are unset or nothing answers."""
+    import psycopg2
+
+    if not all(os.environ.get(name) for name in POSTGRES_ENV):
+        return None
+    try:
+        return psycopg2.connect(
+            user=os.environ["DAGSTER_PG_USERNAME"],
+            password=os.environ["DAGSTER_PG_PASSWORD"],
+            host=os.environ["DAGSTER_PG_HOST"],
+            port=int(os.environ["DAGSTER_PG_PORT"]),
+            dbname=os.environ["DAGSTER_PG_DB"],
+            connect_timeout=3,
+        )
+    except psycopg2.OperationalError:
+        return None
 
 
 @pytest.fixture(scope="session")
-def embedded_run(tmp_path_factory):
+def postgres_home(tmp_path_factory):
+    """A DAGSTER_HOME holding deploy/dagster.yaml when PostgreSQL is reachable, else None (an error in CI)."""
+    connection = postgres_connection()
+    if connection is None:
+        assert os.environ.get("CI") != "true", "CI must reach PostgreSQL through the DAGSTER_PG_* variables"
+        return None
+    connection.close()
+    home = tmp_path_factory.mktemp("dagster_home_postgres")
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+@pytest.fixture(scope="session")
+def pipeline_instance(postgres_home):
+    if postgres_home is None:
+        yield dg.DagsterInstance.ephemeral()
+        return
+    with dg.DagsterInstance.from_config(str(postgres_home)) as instance:
+        yield instance
+
+
+def run_scenario_job(output_root, scenario_id: str, inputs=None):
+    return run_job("restoration_scenarios_job", output_root, inputs=inputs, asset_selection=[scenario_key(scenario_id)])
+
+
+@pytest.fixture(scope="session")
+def embedded_run(tmp_path_factory, pipeline_instance):
     """(result, output_root) of the main job on the embedded default data."""
     output_root = tmp_path_factory.mktemp("published")
-    result = run_main_job(output_root)
+    result = run_main_job(output_root, instance=pipeline_instance)
     assert result.success
     return result, output_root
 

@@ -276,19 +276,19 @@ def test_drops_lists_landing_folders_and_warns_about_invalid_ones(tmp_path, caps
     ]
 
 
-def test_swapped_coordinates_block_topsoil_stocks_and_the_run_lists_nothing(published_root):
-    """field_sites of the swapped drop pass their own contract and are written, but the run fails downstream: it
-    lists nothing, so every asset keeps its previous latest version (no new sites beside old stocks)."""
+def test_a_run_that_fails_after_staging_field_tables_lists_nothing(published_root):
+    """A good drop's field tables are staged, but the climate zone raster is unreadable, so topsoil stocks cannot be
+    built: the run lists nothing, and every asset keeps its previous latest version (no new sites beside old stocks)."""
     root, (_, catalog_before) = published_root
-    listed_sites = VersionedParquetStore(root).latest("field_sites", PARTITION)
-    inputs = InputDatasets(landing_dir=str(CORPUS / "field" / "latlon_swapped"))
-    result = _materialize([*FIELD_DROP, "topsoil_soc_stocks"], root, inputs)
+    inputs = InputDatasets(
+        landing_dir=str(CORPUS / "field" / "bd_2p7"), climate_zones_raster=str(CORPUS / "rasters" / "truncated.tif")
+    )
+    result = _materialize([*FIELD_DROP, "climate_zone_grid", "topsoil_soc_stocks"], root, inputs)
     assert not result.success
-    assert "at most 10 % of country_adm0_a3 may be missing" in _failure_text(result)
-    checks = {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["topsoil_soc_stocks"] is False
+    assert "truncated.tif: unreadable raster" in _failure_text(result)
     [sites] = [m for m in result.asset_materializations_for_node("field_drop") if m.asset_key.path == ["field_sites"]]
-    assert sites.metadata["version"].value != listed_sites
+    assert VersionedParquetStore(root).manifest("field_sites", sites.metadata["version"].value)  # staged, written
+    assert "topsoil_soc_stocks" not in {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert (root / CATALOG_FILE).read_bytes() == catalog_before
 
 

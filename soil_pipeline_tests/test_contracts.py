@@ -119,3 +119,16 @@ def test_afsp_peat_soc_570_is_kept_but_gets_no_invented_bulk_density(afsp):
     site = afsp["stocks"].loc["ZM W3_0008"]
     assert pd.isna(site["topsoil_soc_stock_t_c_per_ha"])
     assert site["exclusion_reason"] == "missing_bd_outside_ptf_domain"
+
+
+def test_failures_by_rule_render_as_a_markdown_table_whole_table_rules_without_a_count():
+    from soil_pipeline.checks import failures_table
+
+    table = failures_table({"range:bulk_density_g_per_cm3": 65, "expect_table_row_count_to_be_between:*": None})
+    assert table.splitlines() == [
+        "| rule | column | failures |",
+        "| --- | --- | ---: |",
+        "| range | bulk_density_g_per_cm3 | 65 |",
+        "| expect_table_row_count_to_be_between | * | - |",
+    ]
+    assert failures_table({}) == "none"

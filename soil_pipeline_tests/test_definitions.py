@@ -1,8 +1,4 @@
-"""The code location loads, and the monthly schedule asks for the previous month's drop."""
-
-from datetime import UTC, datetime
-
-import dagster as dg
+"""The code location loads with the expected assets and jobs."""
 
 from soil_pipeline.definitions import defs
 
@@ -12,11 +8,3 @@ def test_definitions_load_with_the_expected_assets():
     assert {"field_sites", "field_horizons", "topsoil_soc_stocks", "countries", "regional_soc_stocks"} <= keys
     assert {"soc_stock_grid", "cropland_grid", "climate_zone_grid", "country_grid"} <= keys
     assert defs.resolve_job_def("soil_pipeline_job").partitions_def is not None
-
-
-def test_monthly_schedule_requests_the_previous_month():
-    schedule = defs.resolve_schedule_def("monthly_refresh")
-    tick = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
-        requests = schedule.evaluate_tick(context).run_requests
-    assert [request.partition_key for request in requests] == ["2026-10"]

@@ -3,6 +3,7 @@
 import hashlib
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -112,3 +113,12 @@ def test_data_quality_checks_link_rendered_data_docs(embedded_run):
     assert index.name == "index.html" and "field_horizons" in index.read_text()
     pages = list(index.parent.glob("validations/field_horizons/**/*.html"))
     assert len(pages) == 1 and "bulk_density_g_per_cm3" in pages[0].read_text()
+
+
+def test_column_schemas_carry_each_contract_columns_description_unit_and_range(embedded_run):
+    result, _ = embedded_run
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("field_horizons")]
+    schema = event.materialization.metadata["dagster/column_schema"].value
+    column = next(c for c in schema.columns if c.name == "bulk_density_g_per_cm3")
+    assert column.description.startswith("Bulk density of the fine earth") and column.description.endswith("[g/cm3]")
+    assert column.constraints.other == ["bulk_density_g_per_cm3 must be within [0.1, 2.65] g/cm3"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import rasterio
 
+from soil_pipeline.assets.scenarios import scenario_key
 from soil_pipeline.definitions import all_assets, build_definitions, build_resources
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.reference_data import factor, scenario_ids
@@ -171,10 +172,12 @@ def test_scenario_gain_units(scenario_tables):
 
 def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(store, scenario_runs):
     for key, result in scenario_runs.items():
-        [materialization] = result.asset_materializations_for_node("restoration_scenario")
+        [materialization] = result.get_asset_materialization_events()
+        materialization = materialization.materialization
         [contract_check] = result.get_asset_check_evaluations()
         assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v2.0.0"
-        path = materialization.metadata["restored_cells_map"].value
+        path = materialization.metadata["restored_cells_map_file"].value
+        assert "![restored cells" in materialization.metadata["restored_cells_map"].value
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n", key
         version = store.latest_by_partition("restoration_scenario")[key]
@@ -188,8 +191,8 @@ def test_potential_and_scenarios_depend_on_the_climate_zone_legend_they_name_reg
     manifest = store.manifest(POTENTIAL, store.latest(POTENTIAL))
     assert "climate_zone_legend" in manifest["provenance"]["inputs"]
     graph = build_definitions().resolve_asset_graph()
-    for asset in (POTENTIAL, "restoration_scenario"):
-        assert dg.AssetKey("climate_zone_legend") in graph.get(dg.AssetKey(asset)).parent_keys, asset
+    for asset in (dg.AssetKey(POTENTIAL), *(scenario_key(key) for key in scenario_ids())):
+        assert dg.AssetKey("climate_zone_legend") in graph.get(asset).parent_keys, asset
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +203,13 @@ def copied_root(embedded_run, tmp_path_factory):
     return target
 
 
-def _materialize(root, asset_name, run_config=None, inputs=None, partition_key=None):
+def _materialize(root, asset_name, run_config=None, inputs=None):
     result = dg.materialize(
         all_assets,
         selection=[asset_name],
         resources=build_resources(str(root), inputs),
         run_config={**QUIET_LOGS, **(run_config or {})},
         instance=dg.DagsterInstance.ephemeral(),
-        partition_key=partition_key,
     )
     assert result.success
     commit_run(str(root), result.run_id)
@@ -253,8 +255,9 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     assert "pasture_raster" in layer.provenance["inputs"]
     # The scenario then restores cropland + pasture, and a sensitivity row restores cropland only.
     inputs = InputDatasets(pasture_raster=str(pasture_path))
-    result = _materialize(copied_root, "restoration_scenario", inputs=inputs, partition_key="global_priority_15pct")
-    [materialization] = result.asset_materializations_for_node("restoration_scenario")
+    result = _materialize(copied_root, scenario_key("global_priority_15pct"), inputs=inputs)
+    [event] = result.get_asset_materialization_events()
+    materialization = event.materialization
     table = VersionedParquetStore(copied_root).read("restoration_scenario", materialization.metadata["version"].value)
     world = _world(table)
     assert world["converted_land"] == "cropland (HYDE 3.2) + pasture"
@@ -270,5 +273,6 @@ def test_definitions_keep_the_monthly_job_and_schedule_and_add_the_scenario_job(
     scenario_job = definitions.resolve_job_def("restoration_scenarios_job")
     assert definitions.resolve_schedule_def("monthly_refresh").job_name == "soil_pipeline_job"
     assert dg.AssetKey(POTENTIAL) in main.asset_layer.executable_asset_keys
-    assert dg.AssetKey("restoration_scenario") not in main.asset_layer.executable_asset_keys
-    assert scenario_job.partitions_def.get_partition_keys() == scenario_ids()
+    scenario_keys = {scenario_key(key) for key in scenario_ids()}
+    assert not scenario_keys & main.asset_layer.executable_asset_keys
+    assert scenario_job.asset_layer.executable_asset_keys == scenario_keys

@@ -12,7 +12,7 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from soil_pipeline.assets import field_samples, global_grids, regions, sources
-from soil_pipeline.definitions import DATA_DOCS_DIR, build_resources
+from soil_pipeline.definitions import DATA_DOCS_DIR, all_assets, build_resources
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.parquet import read_provenance
 from soil_pipeline.publishing.store import DATA_FILE, RUNS_DIR, VersionedParquetStore
@@ -213,3 +213,23 @@ def test_reading_a_geoparquet_table_with_pandas_keeps_the_geometry_and_the_store
     by_store = store.read("topsoil_soc_stocks", version)
     assert list(by_pandas.columns) == [*by_store.columns, "geometry"]
     pd.testing.assert_frame_equal(by_pandas.drop(columns="geometry"), by_store)
+
+
+def test_an_ingest_launched_without_the_sources_still_records_the_drop_it_read(embedded_run, tmp_path):
+    """As "Materialize all" in the UI does: the field_drop step alone observes the drop it reads (its other inputs,
+    countries and the land mask, are the committed ones of the shared run)."""
+    root = tmp_path / "out"
+    shutil.copytree(embedded_run[1], root, ignore=shutil.ignore_patterns("_data_docs", ".lock"))
+    defs = dg.Definitions(
+        assets=all_assets,
+        jobs=[dg.define_asset_job("ingest", selection=dg.AssetSelection.assets(field_samples.field_drop))],
+        resources=build_resources(str(root)),
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("ingest").execute_in_process(
+        instance=instance, partition_key="2012-10", run_config=QUIET_LOGS
+    )
+    [observation] = result.asset_observations_for_node("field_drop")
+    expected = sources.drop_version(DATA_DIR / "landing" / "field_samples" / "2012-10")
+    assert observation.asset_key == dg.AssetKey("field_sample_drop") and observation.partition == "2012-10"
+    assert observation.tags[sources.DATA_VERSION_TAG] == expected

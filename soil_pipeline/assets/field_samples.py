@@ -15,6 +15,7 @@ import shapely
 from rasterio.transform import rowcol
 
 from soil_pipeline import provenance
+from soil_pipeline.assets.sources import ABSENT, observe_drop, retried_on_transient_io
 from soil_pipeline.checks import (
     contract_check_spec,
     contract_result,
@@ -33,13 +34,11 @@ from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, find_drop_file
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
-from soil_pipeline.science.regions import NO_REGION, assign_points
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, assign_points
 from soil_pipeline.science.stocks import blocking_sites, topsoil_stocks
 
 TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
-# Sites on the coast can fall just outside the generalised 1:110m polygons; beyond this they stay unassigned.
-COUNTRY_NEAREST_MAX_DEG = 0.5
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
 
 
@@ -50,6 +49,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
         code_version="3",
         description=description,
         metadata=metadata,
+        is_required=False,
     )
 
 
@@ -76,6 +76,8 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
         )
     ],
     deps=["field_sample_drop"],
+    # Subsettable, so every output and check is optional: a month without a drop materializes nothing.
+    can_subset=True,
 )
 def field_drop(
     context: dg.AssetExecutionContext,
@@ -87,16 +89,39 @@ def field_drop(
     """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine.
 
     Sites are also checked for plausibility: on land (the WHRC stock grid as land mask), and not in an excluded
-    region (by `countries` polygon). The drop-level
-    gates of the contracts (share of rows quarantined, sites with a stock) fail the run before anything is published.
+    region (by `countries` polygon). The drop-level gates of the contracts (share of rows quarantined, sites with a
+    stock) fail the run before anything is published.
     """
+    for event in _ingest(context, inputs, quality_reports, countries, soc_stock_grid):
+        if _selected(context, event):
+            yield event
+
+
+def _selected(context: dg.AssetExecutionContext, event: dg.Output | dg.AssetCheckResult) -> bool:
+    if isinstance(event, dg.Output):
+        return dg.AssetKey(event.output_name) in context.selected_asset_keys  # output names are the asset names
+    key = dg.AssetCheckKey(dg.AssetKey.from_coercible(event.asset_key), event.check_name)
+    return key in context.selected_asset_check_keys
+
+
+def _ingest(
+    context: dg.AssetExecutionContext,
+    inputs: InputDatasets,
+    quality_reports: QualityReports,
+    countries: pd.DataFrame,
+    soc_stock_grid: Layer,
+):
     drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
+    if observe_drop(context, inputs, partition) == ABSENT:
+        context.log.info(f"no field-sample drop folder {drop_dir} for {partition}: nothing to ingest")
+        return
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
     landing = Path(inputs.landing_dir)
     for name in drop_folders(landing)[1]:
         context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
     paths = {name: find_drop_file(drop_dir, name.removeprefix("field_"), landing) for name in contracts}
-    raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
+    with retried_on_transient_io():
+        raw = {name: read_table_file(paths[name], contracts[name].source_columns()) for name in contracts}
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
     land = LandMask(np.isfinite(soc_stock_grid.data[0]), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
     validations = {"field_sites": validate(raw["field_sites"], contracts["field_sites"], land=land, regions=regions)}
@@ -110,7 +135,7 @@ def field_drop(
         yield contract_result(name, validation, severity)
         with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
             report = run_gx(validation.checked, contracts[name], docs, foreign)
-        yield gx_result(name, report, index)
+        yield gx_result(name, report, index, quality_reports.link(context.run.run_id, name, partition))
     broken = [v for v in validations.values() if v.batch_errors]
     if broken:
         raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))

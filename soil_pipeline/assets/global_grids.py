@@ -14,6 +14,7 @@ import shapely
 from rasterio.warp import Resampling
 
 from soil_pipeline import provenance
+from soil_pipeline.assets.sources import observe_files, observe_legend
 from soil_pipeline.checks import contract_specs, raster_contract_result
 from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
@@ -29,7 +30,7 @@ from soil_pipeline.science.grid import (
     same_grid,
     shift_onto,
 )
-from soil_pipeline.science.regions import fill_nearest, rasterize_regions
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, fill_nearest, rasterize_regions
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
 
 
@@ -91,9 +92,10 @@ SOC_STOCK_DEPTH_CM = 30.0
     check_specs=contract_specs("soc_stock_grid"),
     deps=["soc_stock_2010_raster", "soc_stock_no_land_use_raster"],
 )
-def soc_stock_grid(inputs: InputDatasets, raster_engine: RasterEngine):
+def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, raster_engine: RasterEngine):
     """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 0 and 1, on the common grid configured on
     `raster_engine` (default: the WHRC 5' grid itself, so nothing is resampled)."""
+    observe_files(context, inputs, "soc_stock_2010_raster", "soc_stock_no_land_use_raster")
     bands, lineage = yield from _checked_rasters(
         "soc_stock_grid",
         {
@@ -121,9 +123,10 @@ def soc_stock_grid(inputs: InputDatasets, raster_engine: RasterEngine):
 @dg.asset(
     group_name="global_grids", code_version="3", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
 )
-def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
+def cropland_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer):
     """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
     area is preserved."""
+    observe_files(context, inputs, "cropland_raster")
     bands, lineage = yield from _checked_rasters("cropland_grid", {"cropland_raster": inputs.cropland_raster})
     band = bands["cropland_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.sum, np.nan, "float32")
@@ -139,19 +142,16 @@ def cropland_grid(inputs: InputDatasets, soc_stock_grid: Layer):
     check_specs=contract_specs("climate_zone_grid"),
     deps=["climate_zones_raster"],
 )
-def climate_zone_grid(inputs: InputDatasets, soc_stock_grid: Layer):
+def climate_zone_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer):
     """IPCC 2019 climate zone code per cell (0 = none), nearest-neighbour onto the common grid."""
+    observe_files(context, inputs, "climate_zones_raster")
+    observe_legend(context)
     bands, lineage = yield from _checked_rasters(
         "climate_zone_grid", {"climate_zones_raster": inputs.climate_zones_raster}
     )
     band = bands["climate_zones_raster"]
     aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.nearest, band.nodata, "int16")
     yield _output(Layer(aligned, soc_stock_grid.grid, "IPCC 2019 climate zone code", alignment, lineage))
-
-
-# Land cells whose centre lies outside every polygon (coasts, small islands) take the nearest country within this
-# distance, the same as field sites; farther cells stay unassigned (a published UNASSIGNED row).
-COUNTRY_NEAREST_MAX_DEG = 0.5
 
 
 @dg.asset(group_name="global_grids", code_version="2")
@@ -178,9 +178,12 @@ def country_grid(countries: pd.DataFrame, soc_stock_grid: Layer, cropland_grid: 
 
 
 @dg.asset(group_name="global_grids", code_version="1", deps=["pasture_raster"])
-def converted_land_grid(inputs: InputDatasets, cropland_grid: Layer, soc_stock_grid: Layer) -> dg.Output:
+def converted_land_grid(
+    context: dg.AssetExecutionContext, inputs: InputDatasets, cropland_grid: Layer, soc_stock_grid: Layer
+) -> dg.Output:
     """Converted land (km2 per cell) for the restoration scenarios: HYDE 3.2 cropland, plus the pasture raster
     when `inputs.pasture_raster` is set (summed onto the common grid), capped at the cell area."""
+    observe_files(context, inputs, "pasture_raster")
     grid = common_grid(cropland_grid, soc_stock_grid)
     total = cropland_grid.data.astype("float64")
     components = {"cropland": "cropland_grid"}

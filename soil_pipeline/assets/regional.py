@@ -55,6 +55,8 @@ def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
     code_version="2",
     check_specs=contract_specs("regional_soc_stocks"),
     deps=["climate_zone_legend"],
+    # The field-site summary covers every monthly drop published so far.
+    ins={"topsoil_soc_stocks": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
 )
 def regional_soc_stocks(
     raster_engine: RasterEngine,

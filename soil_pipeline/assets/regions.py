@@ -9,6 +9,7 @@ import pandas as pd
 import shapely
 
 from soil_pipeline import provenance
+from soil_pipeline.assets.sources import observe_files, retried_on_transient_io
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.readers import InputError
@@ -22,12 +23,14 @@ from soil_pipeline.resources import InputDatasets
     check_specs=contract_specs("countries"),
     deps=["countries_vector"],
 )
-def countries(inputs: InputDatasets):
+def countries(context: dg.AssetExecutionContext, inputs: InputDatasets):
     """One row per country: ADM0_A3 code, name, continent, UN subregion, polygon as WKB (lon/lat WGS84)."""
+    observe_files(context, inputs, "countries_vector")
     path = inputs.countries_vector
     columns = load_table_contract("countries").source_columns()
     columns.pop("geometry_wkb")
-    frame = gpd.read_file(path)
+    with retried_on_transient_io():
+        frame = gpd.read_file(path)
     missing = [name for name in columns if name not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")

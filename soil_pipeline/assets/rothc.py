@@ -169,7 +169,8 @@ def rothc_sequestration_potential(
         {"parameters": _parameters(scenarios)},
     )
     metadata = global_metadata(table, _global_columns(scenarios))
-    metadata["rate_maps_cog"] = dg.MetadataValue.path(str(artifacts.write("rothc_rate_maps", cog, ".tif")))
+    cog_path, _ = artifacts.write("rothc_rate_maps", cog, ".tif")
+    metadata["rate_maps_cog"] = dg.MetadataValue.path(str(cog_path))
     metadata["modelled_cells"] = int(sums[f"{COUNT}{gsocseq.MODELLED}"][0])
     metadata["excluded_cells"] = dg.MetadataValue.json(
         {reason: int(sums[f"{COUNT}{reason}"][0]) for reason in gsocseq.EXCLUSIONS}

@@ -1,6 +1,10 @@
-"""Restoration scenarios, one Dagster partition per scenario definition (`data/scenarios/<id>.yaml`).
+"""Restoration scenarios, one asset per scenario definition (`data/scenarios/<id>.yaml`), keyed
+`restoration_scenario/<id>` and published as partition `<id>` of the store's `restoration_scenario` table.
+Scenarios are unpartitioned assets rather than partitions of one asset so that "Materialize all" in the UI works:
+an asset backfill with a month picked needs every partitioned root of the selection (here the monthly field drop)
+to share one partitions definition.
 
-Each partition ranks the converted land by the scenario's priority criterion, restores the scenario's share of it
+Each scenario ranks the converted land by the scenario's priority criterion, restores the scenario's share of it
 (globally or within each region), and reports per region the area restored, the 0-30 cm soil carbon gain at the
 horizon and its annual rate against the all-land 4p1000 target, with Monte Carlo intervals and the lower and upper
 bounds of the debt attribution, plus global sensitivity rows for the structural alternatives (attribution,
@@ -40,7 +44,7 @@ from soil_pipeline.science import scenarios, zonal
 from soil_pipeline.science.grid import Layer, common_grid
 from soil_pipeline.science.zonal import sums_table
 
-scenario_partitions = dg.StaticPartitionsDefinition(scenario_ids())
+STORE_ASSET = "restoration_scenario"
 GLOBAL_METADATA_COLUMNS = (
     "restored_area_mha",
     "soc_gain_pg_c",
@@ -75,16 +79,41 @@ def _stream(
         return scenario_stream.run(window_task, window_list, executor, raster_engine.threads, REGION_TYPES)
 
 
-@dg.asset(
-    partitions_def=scenario_partitions,
-    io_manager_key="published_io_manager",
-    group_name="scenarios",
-    code_version="2",
-    check_specs=contract_specs("restoration_scenario"),
-    deps=["climate_zone_legend"],
-)
+def scenario_key(scenario_id: str) -> dg.AssetKey:
+    return dg.AssetKey([STORE_ASSET, scenario_id])
+
+
+def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=scenario_key(scenario_id),
+        io_manager_key="published_io_manager",
+        group_name="scenarios",
+        code_version="2",
+        check_specs=contract_specs(STORE_ASSET, key=scenario_key(scenario_id)),
+        deps=["climate_zone_legend"],
+        description=f"Restoration scenario `{scenario_id}`: per region, converted and restored area (Mha), SOC gain "
+        "at the horizon (Pg C, Gt CO2) with its lower and upper bounds, mean annual rate (Tg C/yr) and % of the "
+        "all-land 4p1000 target, with intervals; global sensitivity rows; a map of the restored cells.",
+    )
+    def _scenario(
+        config: MonteCarloConfig,
+        raster_engine: RasterEngine,
+        artifacts: ArtifactStore,
+        soc_stock_grid: Layer,
+        converted_land_grid: Layer,
+        cropland_grid: Layer,
+        climate_zone_grid: Layer,
+        country_grid: Layer,
+        countries: pd.DataFrame,
+    ):
+        grids = (soc_stock_grid, converted_land_grid, cropland_grid, climate_zone_grid, country_grid)
+        yield from restoration_scenario(scenario_id, config, raster_engine, artifacts, *grids, countries)
+
+    return _scenario
+
+
 def restoration_scenario(
-    context: dg.AssetExecutionContext,
+    scenario_id: str,
     config: MonteCarloConfig,
     raster_engine: RasterEngine,
     artifacts: ArtifactStore,
@@ -95,10 +124,9 @@ def restoration_scenario(
     country_grid: Layer,
     countries: pd.DataFrame,
 ):
-    """Per region, for one scenario: converted and restored area (Mha), SOC gain at the horizon (Pg C, Gt CO2) with
-    its lower and upper bounds, mean annual rate (Tg C/yr) and % of the all-land 4p1000 target, with intervals;
-    global sensitivity rows for the structural alternatives."""
-    scenario = load_scenario(context.partition_key)
+    """One scenario's regional table and sensitivity rows, checked against the restoration_scenario contract, then
+    published."""
+    scenario = load_scenario(scenario_id)
     with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
     sums, (share_blocks, land_blocks), reports = _stream(
         raster_engine,
@@ -164,10 +192,15 @@ def restoration_scenario(
     )
     title = f"{scenario.id} (v{scenario.version}): restored share of each cell"
     png = block_map_png(share_blocks, land_blocks, soc_stock_grid.grid, title, "restored converted land / cell area")
-    map_path = artifacts.write(f"restoration_scenario_map/{scenario.id}", png, ".png")
+    map_path, map_url = artifacts.write(f"restoration_scenario_map/{scenario.id}", png, ".png")
+    shown = f"![restored cells of {scenario.id}]({map_url})\n\n" if map_url else ""
     metadata = {
-        "restored_cells_map": dg.MetadataValue.path(str(map_path)),
+        "restored_cells_map": dg.MetadataValue.md(f"{shown}PNG: `{map_path}` (served by `soil-pipeline docs`)"),
+        "restored_cells_map_file": dg.MetadataValue.path(str(map_path)),
         **global_metadata(table, GLOBAL_METADATA_COLUMNS),
         "streaming_passes": dg.MetadataValue.json([r.metadata() for r in reports] + [raster_engine.describe()]),
     }
-    yield from publish_if_valid("restoration_scenario", table, metadata=metadata)
+    yield from publish_if_valid(STORE_ASSET, table, metadata=metadata, key=scenario_key(scenario_id))
+
+
+scenario_assets = [_scenario_asset(scenario_id) for scenario_id in scenario_ids()]

@@ -1,14 +1,16 @@
 """Raw inputs as observable source assets whose data version is the sha256 of their files.
 
-The ingesting assets depend on these (`deps=`), and every asset has a `code_version`, so after an input drop, a
-changed raster or a code change the Dagster UI marks the affected assets stale and says why. Each run of the main
-job observes them first; "Observe sources" in the UI does it on demand. A URL input (e.g. `/vsicurl/...`) is not
-downloaded to be hashed: its data version is its content identity as the server reports it (ETag, size,
-last-modified), never its address, which may carry a rotating signature.
+The ingesting assets depend on these (`deps=`) and record an observation of each input they read before reading it,
+so every run, from the CLI or the UI, records what it was built from; with the `code_version` on every asset, after
+an input drop, a changed raster or a code change the Dagster UI marks the affected assets stale and says why.
+"Observe sources" in the UI observes them on demand. A URL input (e.g. `/vsicurl/...`) is not downloaded to be
+hashed: its data version is its content identity as the server reports it (ETag, size, last-modified), never its
+address, which may carry a rotating signature.
 """
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +21,10 @@ from soil_pipeline.partitions import monthly_drops
 from soil_pipeline.resources import InputDatasets
 
 GROUP = "raw_inputs"
+# The tag an observation carries its data version in (what observable sources record).
+DATA_VERSION_TAG = "dagster/data_version"
 TABLE_SUFFIXES = (".csv", ".parquet")
+ABSENT = "absent"
 
 
 def file_version(path: str | None) -> str:
@@ -38,14 +43,14 @@ def file_version(path: str | None) -> str:
 def drop_version(drop_dir: Path) -> str:
     """sha256 over the names and sha256 of a drop folder's table files; "absent" when there is no such folder."""
     if not drop_dir.is_dir():
-        return "absent"
+        return ABSENT
     digest = hashlib.sha256()
     for path in sorted(p for p in drop_dir.iterdir() if p.is_file() and p.suffix in TABLE_SUFFIXES):
         digest.update(f"{path.name}\0{provenance.file_sha256(path)}\n".encode())
     return digest.hexdigest()
 
 
-def _drop_keys(inputs: InputDatasets) -> list[str]:
+def drop_keys(inputs: InputDatasets) -> list[str]:
     folder = Path(inputs.landing_dir) / "field_samples"
     names = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
     return [key for key in monthly_drops.get_partition_keys() if key in names]
@@ -54,7 +59,7 @@ def _drop_keys(inputs: InputDatasets) -> list[str]:
 @dg.observable_source_asset(partitions_def=monthly_drops, group_name=GROUP)
 def field_sample_drop(context: dg.OpExecutionContext, inputs: InputDatasets) -> dg.DataVersionsByPartition:
     """One monthly drop folder `<landing>/field_samples/YYYY-MM/` (sites and horizons tables)."""
-    keys = [context.partition_key] if context.has_partition_key else _drop_keys(inputs)
+    keys = [context.partition_key] if context.has_partition_key else drop_keys(inputs)
     return dg.DataVersionsByPartition({key: dg.DataVersion(drop_version(inputs.drop_dir(key))) for key in keys})
 
 
@@ -82,3 +87,44 @@ pasture_raster = _file_source(
 def climate_zone_legend() -> dg.DataVersion:
     """IPCC 2019 climate zone names by code (CSV shipped in the package)."""
     return dg.DataVersion(file_version(str(CLIMATE_ZONE_LEGEND)))
+
+
+def _observe(context: dg.AssetExecutionContext, key: str, version: str, partition: str | None = None) -> None:
+    context.log_event(dg.AssetObservation(asset_key=key, partition=partition, tags={DATA_VERSION_TAG: version}))
+
+
+def observe_files(context: dg.AssetExecutionContext, inputs: InputDatasets, *fields: str) -> None:
+    """Record the data version of each raw input file a step reads (fields of `InputDatasets`), before reading it:
+    its materialization then records the versions it was built from, however the run was launched."""
+    for field in fields:
+        _observe(context, field, file_version(getattr(inputs, field)))
+
+
+def observe_legend(context: dg.AssetExecutionContext) -> None:
+    _observe(context, "climate_zone_legend", file_version(str(CLIMATE_ZONE_LEGEND)))
+
+
+def observe_drop(context: dg.AssetExecutionContext, inputs: InputDatasets, partition: str) -> str:
+    """Record the data version of one monthly drop folder and return it ("absent" when there is none)."""
+    version = drop_version(inputs.drop_dir(partition))
+    _observe(context, "field_sample_drop", version, partition)
+    return version
+
+
+# A flaky mount or network file system: re-run the reading step, up to this many times, this many seconds apart.
+TRANSIENT_IO_RETRIES = 3
+TRANSIENT_IO_WAIT_SECONDS = 2
+# OS errors that say the input is not there or not readable: retrying cannot help.
+_PERMANENT_IO_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+@contextmanager
+def retried_on_transient_io():
+    """Ask Dagster to retry the step when reading an input fails with a transient OS error (EIO, a timeout, a stale
+    network handle); a missing or unreadable file, or an input that breaks its contract, fails at once."""
+    try:
+        yield
+    except _PERMANENT_IO_ERRORS:
+        raise
+    except OSError as error:
+        raise dg.RetryRequested(max_retries=TRANSIENT_IO_RETRIES, seconds_to_wait=TRANSIENT_IO_WAIT_SECONDS) from error

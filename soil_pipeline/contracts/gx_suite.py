@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from soil_pipeline.contracts.model import ColumnSpec, DatasetRule, TableContract
+from soil_pipeline.contracts.offline_docs import make_offline
 
 SITE_NAME = "soil_pipeline_data_docs"
 # Rules on the drop as a whole or needing reference polygons: checked by contracts.validate, not expressed in GX.
@@ -70,7 +71,7 @@ def to_gx_suite(contract: TableContract, foreign_values: dict | None = None):
 
 
 def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, foreign_values: dict | None = None) -> dict:
-    """Validate `frame` with the contract's suite in an ephemeral context; write Data Docs under `docs_dir`."""
+    """Validate `frame` with the contract's suite in an ephemeral context; write offline Data Docs in `docs_dir`."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -102,6 +103,7 @@ def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, foreign
         )
     )
     result = checkpoint.run(batch_parameters={"dataframe": frame})
+    make_offline(docs_dir)
     run = next(iter(result.run_results.values()))
     failed = {
         f"{r.expectation_config.type}:{r.expectation_config.kwargs.get('column', '*')}": r.result.get(

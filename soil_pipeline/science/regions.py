@@ -7,6 +7,9 @@ from rasterio.features import rasterize
 from soil_pipeline.science.grid import GridSpec
 
 NO_REGION = -1
+# Points and land cells just outside every polygon (coasts, small islands, generalised borders) take the nearest
+# region within this distance (deg); farther ones stay unassigned (the published UNASSIGNED row).
+COUNTRY_NEAREST_MAX_DEG = 0.5
 
 
 def rasterize_regions(geometries, grid: GridSpec) -> np.ndarray:

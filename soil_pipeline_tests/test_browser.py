@@ -1,0 +1,234 @@
+"""A data engineer's first visit, in a real browser (Debian's chromium driven by Playwright): `dagster dev` on
+127.0.0.1 with a fresh DAGSTER_HOME, "Materialize all" on the asset graph for the embedded 2012-10 drop, then an
+asset's checks, a scenario map and every check's outcome through the webserver's GraphQL. Screenshots go to
+`test-artifacts/browser/` (gitignored)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO_ROOT / "test-artifacts" / "browser"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS_PORT = 8765  # where the UI's Data Docs links and scenario map images point (resources.DEFAULT_SITE_URL)
+STARTUP_SECONDS = 180
+RUNS_SECONDS = 900
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+ASSETS_QUERY = "{ assetNodes { assetKey { path } isMaterializable isPartitioned } }"
+BACKFILLS_QUERY = "{ partitionBackfillsOrError(limit: 5) { ... on PartitionBackfills { results { id status } } } }"
+RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
+CHECKS_QUERY = (
+    "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name blocking "
+    "executionForLatestMaterialization { status evaluation { severity metadataEntries { label } } } } } } } }"
+)
+LATEST_QUERY = (
+    "query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path } "
+    "assetMaterializations(limit: 1) { partition } } }"
+)
+WORKSPACE = "load_from:\n  - python_module:\n      module_name: soil_pipeline.definitions\n"
+ERROR_TEXTS = ("GraphQL error", "Unexpected error", "was not launched", "Unable to")
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (.ci/run installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.load(response)
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
+
+
+def _start(command: list[str], cwd: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """(port, output root) of `dagster dev` started in a fresh folder (outputs land in ./soil_pipeline_output)."""
+    work = tmp_path_factory.mktemp("ui")
+    (work / "home").mkdir()
+    (work / "workspace.yaml").write_text(
+        "load_from:\n  - python_module:\n      module_name: soil_pipeline.definitions\n"
+    )
+    output_root = work / "soil_pipeline_output"
+    output_root.mkdir()
+    port, bin_dir = _free_port(), Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(work / "home")}
+    docs = _start([str(bin_dir / "soil-pipeline"), "docs", "--output-root", str(output_root)], work, env)
+    dev = _start(
+        [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], work, env
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and dev.poll() is None:
+            try:
+                if _graphql(port, ASSETS_QUERY)["assetNodes"]:
+                    break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail("dagster dev did not serve the asset graph")
+        yield port, output_root
+    finally:
+        _stop(dev)
+        _stop(docs)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots():
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True)
+    return SCREENSHOTS
+
+
+def _no_error_toast(page) -> None:
+    for text in ERROR_TEXTS:
+        assert not page.get_by_text(text).count(), f"the UI shows {text!r}"
+
+
+def _wait_for_runs(port: int) -> tuple[list, list]:
+    """(runs, backfills) once every run and backfill launched has finished."""
+    deadline = time.monotonic() + RUNS_SECONDS
+    while time.monotonic() < deadline:
+        backfills = _graphql(port, BACKFILLS_QUERY)["partitionBackfillsOrError"]["results"]
+        runs = _graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+        running = [run for run in runs if run["status"] not in FINISHED]
+        if runs and not running and all(backfill["status"] not in ("REQUESTED", "CANCELING") for backfill in backfills):
+            return runs, backfills
+        time.sleep(5)
+    pytest.fail("the runs did not finish")
+
+
+@pytest.fixture(scope="module")
+def page(ui, browser, screenshots):
+    """A browser tab on the UI after "Materialize all" for the embedded drop, with every run finished."""
+    port, _ = ui
+    tab = browser.new_page(viewport={"width": 1600, "height": 1000})
+    tab.goto(f"http://127.0.0.1:{port}/asset-groups", wait_until="networkidle")
+    skip = tab.get_by_role("button", name="Skip")
+    skip.first.wait_for(timeout=30_000)
+    tab.screenshot(path=screenshots / "01_community_modal.png")
+    skip.first.click()
+
+    tab.get_by_role("button", name="Materialize all").first.click()
+    dialog = tab.get_by_role("dialog")
+    partitions = dialog.get_by_placeholder(f"ex: {EMBEDDED_DROP_PARTITION}", exact=False)
+    partitions.fill(EMBEDDED_DROP_PARTITION)
+    partitions.press("Enter")
+    dialog.get_by_text("1 partition", exact=True).wait_for(timeout=10_000)
+    tab.screenshot(path=screenshots / "02_materialize_all_2012-10.png")
+    # One run when every partitioned asset shares the monthly partitions, else an asset backfill.
+    dialog.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$")).click()
+    tab.wait_for_timeout(3_000)
+    _no_error_toast(tab)
+    tab.screenshot(path=screenshots / "03_launched.png")
+    _wait_for_runs(port)
+    return tab
+
+
+def test_materialize_all_from_the_asset_graph_succeeds_for_every_asset(ui, page, screenshots):
+    port, output_root = ui
+    runs, backfills = _wait_for_runs(port)
+    assert {run["status"] for run in runs} == {"SUCCESS"}, runs
+    assert all(backfill["status"] == "COMPLETED_SUCCESS" for backfill in backfills), backfills
+    nodes = [node for node in _graphql(port, ASSETS_QUERY)["assetNodes"] if node["isMaterializable"]]
+    keys = [{"path": node["assetKey"]["path"]} for node in nodes]
+    latest = _graphql(port, LATEST_QUERY, {"keys": keys})["assetNodes"]
+    missing = ["/".join(node["assetKey"]["path"]) for node in latest if not node["assetMaterializations"]]
+    assert not missing, f"not materialized: {missing}"
+    assert (output_root / "restoration_scenario").is_dir() and (output_root / "regional_soc_stocks").is_dir()
+    page.goto(f"http://127.0.0.1:{port}/runs", wait_until="networkidle")
+    page.get_by_text("Success").first.wait_for(timeout=30_000)
+    page.screenshot(path=screenshots / "04_runs.png")
+    _no_error_toast(page)
+
+
+def test_checks_show_failures_by_rule_and_the_scenario_map_is_shown(ui, page, screenshots):
+    port, _ = ui
+    page.goto(f"http://127.0.0.1:{port}/assets/field_horizons?view=checks", wait_until="networkidle")
+    page.get_by_text("contract").first.wait_for(timeout=30_000)
+    page.get_by_text("contract").first.click()
+    page.screenshot(path=screenshots / "05_field_horizons_checks.png")
+    row = page.get_by_role("row").filter(has_text="failures_by_rule")
+    row.get_by_text("Show Markdown").click()
+    page.get_by_role("cell", name="depth_order").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1_000)  # let the dialog finish fading in
+    page.screenshot(path=screenshots / "06_contract_failures_by_rule.png")
+    page.keyboard.press("Escape")
+
+    page.goto(f"http://127.0.0.1:{port}/assets/restoration_scenario/global_priority_15pct", wait_until="networkidle")
+    image = page.locator("img[src*='restoration_scenario_map']").first
+    image.wait_for(timeout=30_000)
+    image.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30_000)
+    page.screenshot(path=screenshots / "07_scenario_map.png")
+    _no_error_toast(page)
+
+
+def test_graphql_shows_every_contract_check_with_its_outcome_and_metadata(ui, page):
+    port, _ = ui
+    outcomes = {}
+    for node in _graphql(port, CHECKS_QUERY)["assetNodes"]:
+        for check in node["assetChecksOrError"].get("checks", []):
+            execution = check["executionForLatestMaterialization"]
+            labels = {entry["label"] for entry in execution["evaluation"]["metadataEntries"]}
+            key = ("/".join(node["assetKey"]["path"]), check["name"])
+            outcomes[key] = (execution["status"], execution["evaluation"]["severity"], check["blocking"], labels)
+    assert outcomes[("field_horizons", "contract")][:3] == ("FAILED", "WARN", False)
+    assert {"rows_checked", "failures_by_rule", "failing_rows_sample"} <= outcomes[("field_horizons", "contract")][3]
+    assert outcomes[("field_sites", "data_quality_gx")][0] == "SUCCEEDED"
+    assert {"data_docs", "data_docs_url"} <= outcomes[("field_horizons", "data_quality_gx")][3]
+    for asset in ("topsoil_soc_stocks", "regional_soc_stocks", "countries", "soc_stock_grid", "field_horizons_rejects"):
+        assert outcomes[(asset, "contract")][:3] == ("SUCCEEDED", "ERROR", True)
