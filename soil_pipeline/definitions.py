@@ -7,7 +7,7 @@ from soil_pipeline.assets import field_samples, global_grids, potential, regiona
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
-from soil_pipeline.resources import DEFAULT_SITE_URL, ArtifactStore, InputDatasets, QualityReports
+from soil_pipeline.resources import DEFAULT_SITE_URL, ArtifactStore, InputDatasets, QualityReports, RasterEngine
 from soil_pipeline.run_commit import Publication, commit_successful_runs, mark_failed_runs
 
 all_assets = dg.load_assets_from_modules(
@@ -31,12 +31,16 @@ scenario_job = dg.define_asset_job(
 
 
 def build_resources(
-    output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None, site_url: str | None = DEFAULT_SITE_URL
+    output_root: str = DEFAULT_OUTPUT_ROOT,
+    inputs: InputDatasets | None = None,
+    site_url: str | None = DEFAULT_SITE_URL,
+    raster_engine: RasterEngine | None = None,
 ) -> dict:
     """Resources on one output root; `site_url` is where `soil-pipeline docs` serves it (links and maps in the UI)."""
     output_root = normalise_root(output_root)
     return {
         "inputs": inputs or InputDatasets(),
+        "raster_engine": raster_engine or RasterEngine(),
         "quality_reports": QualityReports(
             base=f"{output_root}/{DATA_DOCS_DIR}", url=site_url and f"{site_url}/{DATA_DOCS_DIR}"
         ),
@@ -48,7 +52,11 @@ def build_resources(
     }
 
 
-def build_definitions(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatasets | None = None) -> dg.Definitions:
+def build_definitions(
+    output_root: str = DEFAULT_OUTPUT_ROOT,
+    inputs: InputDatasets | None = None,
+    raster_engine: RasterEngine | None = None,
+) -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         jobs=[main_job, scenario_job],
@@ -56,7 +64,7 @@ def build_definitions(output_root: str = DEFAULT_OUTPUT_ROOT, inputs: InputDatas
         sensors=[refresh.new_field_drops, commit_successful_runs, mark_failed_runs],
         # One process per run: the multiprocess default spends ~10 s importing per step on 2 cores.
         executor=dg.in_process_executor,
-        resources=build_resources(output_root, inputs),
+        resources=build_resources(output_root, inputs, raster_engine=raster_engine),
     )
 
 

@@ -19,9 +19,15 @@ def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
 
 def share_map_png(share: np.ndarray, land: np.ndarray, grid: GridSpec, title: str, label: str) -> bytes:
     """A global map of `share` (0-1 per cell) over grey `land` cells, averaged over 4 x 4 cell blocks."""
-    shown = _block_mean(share, DOWNSAMPLE)
-    shown = np.where(shown > 0, shown, np.nan)
-    land_blocks = _block_mean(land.astype("float32"), DOWNSAMPLE) > 0
+    return block_map_png(
+        _block_mean(share, DOWNSAMPLE), _block_mean(land.astype("float32"), DOWNSAMPLE), grid, title, label
+    )
+
+
+def block_map_png(share_blocks, land_blocks, grid: GridSpec, title: str, label: str) -> bytes:
+    """`share_map_png` from block means already taken (e.g. window by window by the streaming engine)."""
+    shown = np.where(share_blocks > 0, share_blocks, np.nan)
+    land_blocks = land_blocks > 0
     west, north = grid.transform.c, grid.transform.f
     extent = (west, west + grid.transform.a * grid.width, north + grid.transform.e * grid.height, north)
     figure = Figure(figsize=(10, 5), dpi=110)

@@ -9,6 +9,8 @@ import dagster as dg
 
 from soil_pipeline.publishing.root import LocalRoot, open_root
 from soil_pipeline.publishing.store import sha256_bytes
+from soil_pipeline.science.grid import GridSpec
+from soil_pipeline.science.raster_engine import WINDOW_CELLS, GridConfig
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 # Where `soil-pipeline docs` serves the output root (Data Docs and maps) for links and images in the Dagster UI.
@@ -83,3 +85,36 @@ class ArtifactStore(dg.ConfigurableResource):
         parts = (*name.split("/"), f"{sha256_bytes(data)[:16]}{suffix}")
         path = open_root(self.root).write_file(parts, data)
         return path, f"{self.url}/{'/'.join(parts)}" if self.url else None
+
+
+class RasterEngine(dg.ConfigurableResource):
+    """The streaming raster engine's settings: the common grid (CRS, cell size, extent; default the WHRC 5' grid)
+    and where windows run: local threads, or the Dask cluster at `scheduler_address` (e.g. tcp://host:8786)."""
+
+    crs: str = GridConfig.crs
+    resolution_deg: float = GridConfig.resolution_deg
+    west: float = GridConfig.west
+    north: float = GridConfig.north
+    width: int = GridConfig.width
+    height: int = GridConfig.height
+    scheduler_address: str | None = None
+    threads: int = 2
+    window_cells: int = WINDOW_CELLS
+
+    def grid(self) -> GridSpec:
+        return GridConfig(self.crs, self.resolution_deg, self.west, self.north, self.width, self.height).spec()
+
+    @contextmanager
+    def executor(self):
+        """None for local threads, else a `distributed.Client` connected to the scheduler."""
+        if not self.scheduler_address:
+            yield None
+            return
+        from distributed import Client
+
+        with Client(self.scheduler_address) as client:
+            yield client
+
+    def describe(self) -> dict:
+        where = f"dask scheduler {self.scheduler_address}" if self.scheduler_address else f"{self.threads} threads"
+        return {"grid": self.grid().describe(), "executor": where, "window_cells": self.window_cells}

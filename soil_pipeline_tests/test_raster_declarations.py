@@ -15,7 +15,7 @@ from soil_pipeline.contracts.raster_declaration import load_raster_declarations,
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.readers import InputError, RasterBand, read_raster
-from soil_pipeline.resources import InputDatasets
+from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline_tests.test_bad_inputs import _failure_text, _materialize, published_root  # noqa: F401
 
@@ -124,11 +124,11 @@ def test_a_depth_other_than_0_30_cm_is_refused(tmp_path):
         check_raster(band, load_raster_contract("soc_stock_2010_raster"), declaration)
 
 
-def _materialize_stock_grid(tmp_path, **inputs):
+def _materialize_stock_grid(tmp_path, raster_engine=None, **inputs):
     return dg.materialize(
         all_assets,
         selection=["soc_stock_grid"],
-        resources=build_resources(str(tmp_path / "out"), InputDatasets(**inputs)),
+        resources=build_resources(str(tmp_path / "out"), InputDatasets(**inputs), raster_engine=raster_engine),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -141,7 +141,12 @@ def test_a_soilgrids_like_regional_raster_is_read_by_declaration_and_labelled_re
         "soc_stock_no_land_use_raster": write_geotiff(tmp_path / "ocs_nolu.tif", natural, ghana_transform()),
     }
     (tmp_path / "rasters.yaml").write_text(SOILGRIDS_DECLARATION)
-    result = _materialize_stock_grid(tmp_path, raster_declaration=str(tmp_path / "rasters.yaml"), **paths)
+    west, south, east, north = GHANA
+    # The common grid configured on the region at the raster's own 1 km, as a user of a regional raster would.
+    on_ghana = RasterEngine(resolution_deg=1 / 120, west=west, north=north, width=540, height=780)
+    result = _materialize_stock_grid(
+        tmp_path, raster_engine=on_ghana, raster_declaration=str(tmp_path / "rasters.yaml"), **paths
+    )
     assert result.success
     layer = result.output_for_node("soc_stock_grid")
     assert layer.units.endswith("; REGIONAL extent (SoilGrids-like SOC stock 0-30 cm, Ghana), not global")
@@ -154,6 +159,28 @@ def test_a_soilgrids_like_regional_raster_is_read_by_declaration_and_labelled_re
     assert coverage["2010_above_no_land_use"]["cells"] == int(higher.sum()) > 0
     declared = layer.provenance["parameters"]["raster_declaration:soc_stock_2010_raster"]
     assert (declared["unit"], declared["scale"], declared["extent"]) == ("kg C/m2", 0.01, "regional")
+
+
+def test_a_regional_raster_is_averaged_onto_the_configured_global_grid_not_made_the_grid(tmp_path):
+    current = soilgrids_like(1)
+    paths = {
+        "soc_stock_2010_raster": write_geotiff(tmp_path / "ocs_2010.tif", current, ghana_transform()),
+        "soc_stock_no_land_use_raster": write_geotiff(tmp_path / "ocs_nolu.tif", current, ghana_transform()),
+    }
+    (tmp_path / "rasters.yaml").write_text(SOILGRIDS_DECLARATION)
+    result = _materialize_stock_grid(tmp_path, raster_declaration=str(tmp_path / "rasters.yaml"), **paths)
+    assert result.success
+    layer = result.output_for_node("soc_stock_grid")
+    assert layer.grid == RasterEngine().grid()  # the default 5' global grid, not the raster's 1 km Ghana grid
+    ghana = rasterio.windows.from_bounds(*GHANA, transform=layer.grid.transform).round_offsets().round_lengths()
+    inside = layer.data[0][ghana.toslices()]
+    assert inside.shape == (78, 54)
+    # Each 5' cell is the average of its 10 x 10 one-km cells (0.01 kg C/m2 -> t C/ha), to the partial edge
+    # cells GDAL weights in (the grid's 0.0833333 deg is not exactly 1/12); the coastal fill is NaN.
+    blocks = np.where(current == -32768, np.nan, current / 10).reshape(78, 10, 54, 10)
+    np.testing.assert_allclose(inside[:74], np.nanmean(blocks, axis=(1, 3))[:74], rtol=1e-3)
+    assert np.isnan(inside[75:]).all()
+    assert np.isfinite(layer.data[0]).sum() == np.isfinite(inside).sum() >= 74 * 54  # nothing outside Ghana
 
 
 def test_a_global_grid_holding_one_region_is_refused_as_regional_passed_as_global(tmp_path):

@@ -21,7 +21,7 @@ from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import REGIONAL_SHARE, check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations
 from soil_pipeline.readers import InputError, RasterBand, read_raster
-from soil_pipeline.resources import InputDatasets
+from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline.science.grid import (
     GridSpec,
@@ -104,12 +104,13 @@ SOC_STOCK_DEPTH_CM = 30.0
 
 @dg.asset(
     group_name="global_grids",
-    code_version="3",
+    code_version="4",
     check_specs=contract_specs("soc_stock_grid"),
     deps=["soc_stock_2010_raster", "soc_stock_no_land_use_raster"],
 )
-def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets):
-    """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 0 and 1; defines the common grid."""
+def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, raster_engine: RasterEngine):
+    """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 0 and 1, on the common grid configured on
+    `raster_engine` (default: the WHRC 5' grid itself, so nothing is resampled)."""
     observe_files(context, inputs, "soc_stock_2010_raster", "soc_stock_no_land_use_raster")
     bands, lineage = yield from _checked_rasters(
         "soc_stock_grid",
@@ -121,10 +122,12 @@ def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets):
     )
     declared = lineage.pop("declared")
     current, natural = bands["soc_stock_2010_raster"], bands["soc_stock_no_land_use_raster"]
-    grid = _grid_of(current)
-    natural_data, alignment = _onto(natural, grid, Resampling.average, natural.nodata, natural.data.dtype)
-    natural = RasterBand(natural_data, grid.transform, grid.crs, natural.nodata, natural.path)
-    data = np.stack([_as_float(current), _as_float(natural)])
+    grid = raster_engine.grid()
+    aligned, alignment = {}, {}
+    for name, band in (("2010", current), ("no_land_use", natural)):
+        data, alignment[name] = _onto(band, grid, Resampling.average, band.nodata, band.data.dtype)
+        aligned[name] = _as_float(RasterBand(data, grid.transform, grid.crs, band.nodata, band.path))
+    data = np.stack([aligned["2010"], aligned["no_land_use"]])
     regional = list(dict.fromkeys(d.label or d.name for d in declared.values() if d.regional))
     coverage = _stock_coverage(data, grid, inputs, regional)
     units = "t C/ha (0-30 cm); band 0 = 2010, band 1 = no land use"
@@ -136,7 +139,7 @@ def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets):
             data=data,
             grid=grid,
             units=units,
-            alignment={"no_land_use": alignment, "coverage": coverage},
+            alignment={**alignment, "coverage": coverage},
             provenance=lineage,
         )
     )

@@ -8,14 +8,15 @@ that makes SOC content x BD x 30 cm equal the WHRC 2010 stock, on the cropland w
 or unmapped soils). Each variant publishes its BD and the cropland area its per-hectare rate is per.
 """
 
+import functools
+
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.cells import land_cells
 from soil_pipeline.assets.global_grids import SOC_STOCK_DEPTH_CM
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zonings
+from soil_pipeline.assets.regional import grid_sources
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import (
     PRIORITY_REGIONS_FILE,
@@ -25,11 +26,19 @@ from soil_pipeline.reference_data import (
     potential_parameters,
     uncertainty_spec,
 )
+from soil_pipeline.resources import RasterEngine
 from soil_pipeline.science import potential, uncertainty
-from soil_pipeline.science.aggregation import zone_sums
-from soil_pipeline.science.grid import Layer
+from soil_pipeline.science.grid import Layer, common_grid
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
+from soil_pipeline.science.zonal import sums_table, zonal_statistics
 
+CELL_QUANTITIES = (
+    "soc_stock_2010_t_c",
+    "cropland_area_ha",
+    "cropland_soc_stock_2010_t_c",
+    "cropland_area_with_bd_ha",
+    "cropland_bd_x_area",
+)
 ZOMER_BD_COLUMNS = ("bd_g_per_cm3", "cropland_area_mha")
 GLOBAL_METADATA_COLUMNS = (
     "target_4p1000_tg_c_per_yr",
@@ -68,6 +77,7 @@ def monte_carlo(config: MonteCarloConfig) -> tuple[dict, dict, dict]:
 )
 def regional_sequestration_potential(
     config: MonteCarloConfig,
+    raster_engine: RasterEngine,
     soc_stock_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
@@ -78,16 +88,24 @@ def regional_sequestration_potential(
     (g/cm3), cropland area (Mha) and medium/high rates (Tg C/yr, t C/ha/yr, % of the all-land and cropland 4p1000
     targets); `_p05/_p50/_p95` intervals where a sampled parameter enters."""
     params = potential_parameters()
-    cells = land_cells(soc_stock_grid, cropland_grid)
-    bd = np.full(cells.index.shape, np.nan)
-    cropped = cells.land_ha > 0
-    bd[cropped] = potential.bulk_density_from_stock(cells.soc_2010[cropped], SOC_STOCK_DEPTH_CM, MANRIQUE_JONES_1991)
-    quantities = potential.cell_quantities(cells.soc_2010, cells.land_ha, cells.area_ha, bd)
-    zoning = zonings(countries, cells.take(country_grid), cells.take(climate_zone_grid))
+    zone_of, tables, sizes = zoner(countries)
+    quantities = functools.partial(potential.window_quantities, depth_cm=SOC_STOCK_DEPTH_CM, ptf=MANRIQUE_JONES_1991)
+    grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
+    with raster_engine.executor() as executor:
+        sums, report, _ = zonal_statistics(
+            grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid),
+            grid,
+            quantities,
+            zone_of,
+            sizes,
+            executor,
+            raster_engine.threads,
+            raster_engine.window_cells,
+        )
     draws, central, mc_parameters = monte_carlo(config)
     table = pd.concat(
         [
-            potential.regional_potential(zone_sums(quantities, *zoning[kind]), params, draws, central)
+            potential.regional_potential(sums_table(sums, kind, tables[kind], CELL_QUANTITIES), params, draws, central)
             for kind in REGION_TYPES
         ],
         ignore_index=True,
@@ -101,6 +119,7 @@ def regional_sequestration_potential(
         {"parameters": {**_parameters(params), **mc_parameters}},
     )
     metadata = global_metadata(table, GLOBAL_METADATA_COLUMNS)
+    metadata["streaming_pass"] = dg.MetadataValue.json({**report.metadata(), **raster_engine.describe()})
     yield from publish_if_valid("regional_sequestration_potential", table, metadata=metadata)
 
 

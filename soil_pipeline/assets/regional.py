@@ -9,18 +9,41 @@ import numpy as np
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zonings
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import citation, factor
-from soil_pipeline.science.aggregation import (
-    cell_quantities,
-    regional_table,
-    second_source_quantities,
-    site_summary,
-    zone_sums,
-)
-from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, cell_area_ha, common_grid
+from soil_pipeline.resources import RasterEngine
+from soil_pipeline.science.aggregation import regional_cell_quantities, regional_table_from_sums, site_summary
+from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, common_grid
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG
+from soil_pipeline.science.zonal import sums_table, zonal_statistics
+
+CELL_QUANTITIES = (
+    "soc_mapped_area_ha",
+    "soc_stock_2010_t_c",
+    "soc_stock_no_land_use_t_c",
+    "cropland_area_ha",
+    "cropland_soc_stock_2010_t_c",
+)
+SECOND_SOURCE_QUANTITIES = (
+    ("second_soc_mapped_area_mha", "second_soc_mapped_area_ha", HA_PER_MHA),
+    ("second_soc_stock_pg_c", "second_soc_stock_t_c", T_PER_PG),
+    ("soc_stock_2010_on_second_cells_pg_c", "soc_stock_2010_on_second_cells_t_c", T_PER_PG),
+)
+
+
+def grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid, second_soc_stock_grid=None) -> dict:
+    """The common-grid layers as engine inputs, read window by window from their stored GeoTIFFs; the second stock
+    source only when one is configured."""
+    sources = {
+        "soc_stock": soc_stock_grid.source("soc_stock", bands=(1, 2)),
+        "cropland": cropland_grid.source("cropland"),
+        "climate_zone": climate_zone_grid.source("climate_zone", fill=0),
+        "country": country_grid.source("country", fill=-1),
+    }
+    if second_soc_stock_grid is not None and _second_label(second_soc_stock_grid) is not None:
+        sources["second_soc"] = second_soc_stock_grid.source("second_soc")
+    return sources
 
 
 def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
@@ -41,22 +64,25 @@ def _field_summary(stocks: pd.DataFrame) -> pd.DataFrame:
 WHRC_SOURCE = "WHRC Soil Carbon Debt, Sanderman et al. 2017"
 
 
-def _with_second_source(table, soc_stock_grid: Layer, second: Layer, zoning: dict, row_area_ha) -> pd.DataFrame:
+def _second_label(second: Layer) -> str | None:
+    return second.provenance.get("parameters", {}).get("second_soc_stock_source")
+
+
+def _with_second_source(table, soc_stock_grid: Layer, second: Layer, sums: dict, tables: dict) -> pd.DataFrame:
     """Each row's stock source, and the second source's mapped area and stock beside the first's on the same cells."""
     parameters = soc_stock_grid.provenance.get("parameters", {})
     declared = parameters.get("raster_declaration:soc_stock_2010_raster", {})
     table["soc_stock_source"] = declared.get("label") or (WHRC_SOURCE if not declared else "declared raster")
-    label = second.provenance.get("parameters", {}).get("second_soc_stock_source")
-    quantities = second_source_quantities(second.data, soc_stock_grid.data[0], row_area_ha)
-    sums = pd.concat([zone_sums(quantities, *zoning[kind]) for kind in STOCK_REGION_TYPES], ignore_index=True)
-    configured = label is not None
-    table["second_soc_stock_source"] = pd.Series(label if configured else None, index=table.index, dtype="str")
-    for column, name, scale in (
-        ("second_soc_mapped_area_mha", "second_soc_mapped_area_ha", HA_PER_MHA),
-        ("second_soc_stock_pg_c", "second_soc_stock_t_c", T_PER_PG),
-        ("soc_stock_2010_on_second_cells_pg_c", "soc_stock_2010_on_second_cells_t_c", T_PER_PG),
-    ):
-        table[column] = (sums[name] / scale).to_numpy(dtype="float64") if configured else np.nan
+    label = _second_label(second)
+    table["second_soc_stock_source"] = pd.Series(label, index=table.index, dtype="str")
+    names = [name for _, name, _ in SECOND_SOURCE_QUANTITIES]
+    per_region = (
+        pd.concat([sums_table(sums, kind, tables[kind], names) for kind in STOCK_REGION_TYPES], ignore_index=True)
+        if label is not None
+        else None
+    )
+    for column, name, scale in SECOND_SOURCE_QUANTITIES:
+        table[column] = (per_region[name] / scale).to_numpy(dtype="float64") if label is not None else np.nan
     return table
 
 
@@ -70,6 +96,7 @@ def _with_second_source(table, soc_stock_grid: Layer, second: Layer, zoning: dic
     ins={"topsoil_soc_stocks": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
 )
 def regional_soc_stocks(
+    raster_engine: RasterEngine,
     soc_stock_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
@@ -81,14 +108,27 @@ def regional_soc_stocks(
     """Area (Mha), SOC stock 0-30 cm (Pg C, 2010 and no land use), cropland area (Mha) and stock (Pg C), and the
     4-per-1000 target (Tg C/yr) per region, with n field sites and their median topsoil stock (t C/ha)."""
     grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
-    quantities = cell_quantities(soc_stock_grid.data[0], soc_stock_grid.data[1], cropland_grid.data, cell_area_ha(grid))
-    zoning = zonings(countries, country_grid.data, climate_zone_grid.data)
+    zone_of, tables, sizes = zoner(countries)
+    with raster_engine.executor() as executor:
+        sums, report, _ = zonal_statistics(
+            grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid, second_soc_stock_grid),
+            grid,
+            regional_cell_quantities,
+            zone_of,
+            sizes,
+            executor,
+            raster_engine.threads,
+            raster_engine.window_cells,
+        )
     rate = factor("four_per_1000", "annual_rate")
     table = pd.concat(
-        [regional_table(quantities, *zoning[kind], rate) for kind in STOCK_REGION_TYPES],
+        [
+            regional_table_from_sums(sums_table(sums, kind, tables[kind], CELL_QUANTITIES), rate)
+            for kind in STOCK_REGION_TYPES
+        ],
         ignore_index=True,
     )
-    table = _with_second_source(table, soc_stock_grid, second_soc_stock_grid, zoning, cell_area_ha(grid))
+    table = _with_second_source(table, soc_stock_grid, second_soc_stock_grid, sums, tables)
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
     table["n_field_sites"] = table["n_field_sites"].fillna(0).astype("int64")
     extent = soc_stock_grid.provenance.get("parameters", {}).get("soc_stock_extent")
@@ -111,4 +151,5 @@ def regional_soc_stocks(
         },
     )
     totals = global_metadata(table, ["soc_stock_2010_pg_c", "soc_stock_no_land_use_pg_c", "cropland_area_mha"])
+    totals["streaming_pass"] = dg.MetadataValue.json({**report.metadata(), **raster_engine.describe()})
     yield from publish_if_valid("regional_soc_stocks", table, metadata=totals)

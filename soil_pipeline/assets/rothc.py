@@ -8,24 +8,28 @@ parameters and model conventions live in `data/rothc/gsocseq_scenarios.yaml`. Ce
 stock, no climate, no clay, sand > 90 %, organic soils, frozen all year) are counted per region by reason.
 """
 
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import rasterio
+import rasterio.shutil
 import yaml
-from rasterio.io import MemoryFile
+from rasterio.windows import Window
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.cells import land_cells
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zonings
+from soil_pipeline.assets.regional import grid_sources
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.reference_data import PRIORITY_REGIONS_FILE, citation, factor, file_inputs
-from soil_pipeline.resources import DATA_DIR, ArtifactStore
-from soil_pipeline.science import gsocseq
-from soil_pipeline.science.aggregation import four_per_1000_target, zone_sums
-from soil_pipeline.science.grid import GridSpec, Layer
+from soil_pipeline.resources import DATA_DIR, ArtifactStore, RasterEngine
+from soil_pipeline.science import gsocseq, zonal
+from soil_pipeline.science import raster_engine as engine
+from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target
+from soil_pipeline.science.grid import GridSpec, Layer, common_grid
 from soil_pipeline.science.units import T_PER_TG
 
 SCENARIO_FILE = DATA_DIR / "rothc" / "gsocseq_scenarios.yaml"
@@ -69,7 +73,8 @@ def load_scenarios(path: Path = SCENARIO_FILE) -> gsocseq.RothCScenarios:
 
 
 def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -> np.ndarray:
-    """The raster's bands at the cells' centres ((bands, n), NaN = nodata), after checking CRS, bands, values."""
+    """The raster's bands at the cells' centres ((bands, n), NaN = nodata), after checking CRS, bands and the
+    values of the source window under the cells (only that window is read)."""
     bands, (low, high) = RASTER_RULES[role]
     with rasterio.open(path) as src:
         if src.crs is None or src.crs.to_epsg() != 4326 or src.count != bands or src.nodata is None:
@@ -77,18 +82,24 @@ def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -
                 f"{path}: {role} raster must be EPSG:4326 with {bands} band(s) and a nodata value, "
                 f"found {src.crs}, {src.count} band(s), nodata {src.nodata}"
             )
-        data, transform, nodata = src.read(), src.transform, src.nodata
+        index = gsocseq.nearest_source_index(grid, flat_index, src.transform, (src.height, src.width))
+        rows, cols = np.divmod(index[index >= 0], src.width)
+        if not len(rows):
+            return np.full((bands, len(flat_index)), np.nan)
+        r0, c0 = int(rows.min()), int(cols.min())
+        window = Window(c0, r0, int(cols.max()) - c0 + 1, int(rows.max()) - r0 + 1)
+        data, nodata = src.read(window=window), src.nodata
     valid = data != nodata
     bad = valid & ((data < low) | (data > high))
     if bad.any():
         band, rows, cols = np.nonzero(bad)
         raise dg.Failure(
-            f"{path}: {role} values outside [{low}, {high}] in band {band[0] + 1}, "
-            f"rows {rows.min()}-{rows.max()}, cols {cols.min()}-{cols.max()} (e.g. {data[band[0], rows[0], cols[0]]})"
+            f"{path}: {role} values outside [{low}, {high}] in band {band[0] + 1}, rows {rows.min() + r0}-"
+            f"{rows.max() + r0}, cols {cols.min() + c0}-{cols.max() + c0} (e.g. {data[band[0], rows[0], cols[0]]})"
         )
     data = np.where(valid, data, np.nan).astype("float32")
-    index = gsocseq.nearest_source_index(grid, flat_index, transform, data.shape[1:])
-    return gsocseq.sample(data, index)
+    local = np.where(index >= 0, (index // src.width - r0) * window.width + index % src.width - c0, -1)
+    return gsocseq.sample(data, local)
 
 
 def cell_inputs(config: RothCInputs, grid: GridSpec, flat_index: np.ndarray, soc: np.ndarray):
@@ -118,6 +129,7 @@ def cell_inputs(config: RothCInputs, grid: GridSpec, flat_index: np.ndarray, soc
 def rothc_sequestration_potential(
     config: RothCInputs,
     artifacts: ArtifactStore,
+    raster_engine: RasterEngine,
     soc_stock_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
@@ -127,23 +139,27 @@ def rothc_sequestration_potential(
     """Per region: cropland area (Mha, modelled and excluded by reason), RothC equilibrium input, stock change and
     rate for BAU and SSM1-3 (t C/ha, t C/ha/yr, Pg C/yr), SSM minus BAU and its share of the 4p1000 target."""
     scenarios = load_scenarios()
-    cells = land_cells(soc_stock_grid, cropland_grid)
-    cropped = cells.land_ha > 0
-    inputs, clay_filled = cell_inputs(config, soc_stock_grid.grid, cells.index[cropped], cells.soc_2010[cropped])
-    results = gsocseq.run_cells(inputs, scenarios)
-    quantities = _on_land_cells(
-        gsocseq.cell_quantities(results, scenarios, inputs.soc_t_c_per_ha, cells.land_ha[cropped], clay_filled),
-        cropped,
-    )
-    quantities["soc_stock_2010_t_c"] = np.nan_to_num(cells.soc_2010 * cells.area_ha)
-    zoning = zonings(countries, cells.take(country_grid), cells.take(climate_zone_grid))
+    zone_of, tables, sizes = zoner(countries)
+    grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
+    sources = grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
+    plans, block = zonal.plan(sources, grid)
+    layers = zonal.ZonalTask(grid, sources, plans, None, zone_of, sizes)
+    task = RothCWindow(layers, config, scenarios)
+    window_list = engine.windows(grid, zonal._window_block(block, grid), raster_engine.window_cells)
+    with tempfile.TemporaryDirectory() as scratch, raster_engine.executor() as executor:
+        rate_maps = RateMaps(Path(scratch) / "rates.tif", grid, scenarios)
+        with rate_maps:
+            sums, report = engine.run_pass(
+                task, window_list, executor, raster_engine.threads, "RothC", consume=rate_maps.consume
+            )
+        cog = rate_maps.cog()
     rate_4p1000 = factor("four_per_1000", "annual_rate")
-    tables = []
+    table_parts = []
     for kind in REGION_TYPES:
-        sums = zone_sums(quantities, *zoning[kind])
-        target = four_per_1000_target(sums["soc_stock_2010_t_c"], rate_4p1000) / T_PER_TG
-        tables.append(gsocseq.regional_table(sums, scenarios, target))
-    table = pd.concat(tables, ignore_index=True)
+        region_sums = zonal.sums_table(sums, kind, tables[kind], task.quantity_names())
+        target = four_per_1000_target(region_sums["soc_stock_2010_t_c"], rate_4p1000) / T_PER_TG
+        table_parts.append(gsocseq.regional_table(region_sums, scenarios, target))
+    table = pd.concat(table_parts, ignore_index=True)
     table.attrs["provenance"] = provenance.combine(
         soc_stock_grid.provenance,
         cropland_grid.provenance,
@@ -153,47 +169,103 @@ def rothc_sequestration_potential(
         {"parameters": _parameters(scenarios)},
     )
     metadata = global_metadata(table, _global_columns(scenarios))
-    cog = rate_maps_cog(results, inputs.soc_t_c_per_ha, cells.index[cropped], soc_stock_grid.grid, scenarios)
     cog_path, _ = artifacts.write("rothc_rate_maps", cog, ".tif")
     metadata["rate_maps_cog"] = dg.MetadataValue.path(str(cog_path))
-    metadata["modelled_cells"] = int((results.status == gsocseq.MODELLED).sum())
+    metadata["modelled_cells"] = int(sums[f"{COUNT}{gsocseq.MODELLED}"][0])
     metadata["excluded_cells"] = dg.MetadataValue.json(
-        {reason: int((results.status == reason).sum()) for reason in gsocseq.EXCLUSIONS}
+        {reason: int(sums[f"{COUNT}{reason}"][0]) for reason in gsocseq.EXCLUSIONS}
     )
+    metadata["streaming_pass"] = dg.MetadataValue.json({**report.metadata(), **raster_engine.describe()})
     yield from publish_if_valid("rothc_sequestration_potential", table, metadata=metadata)
 
 
-def rate_maps_cog(results, soc, flat_index, grid: GridSpec, scenarios: gsocseq.RothCScenarios) -> bytes:
-    """Cloud-Optimized GeoTIFF of the common grid, one float32 band per scenario: SOC change rate over the horizon
-    (t C/ha/yr) on the modelled cropland cells, NaN elsewhere."""
-    rates = (results.soc_final_t_c_per_ha - soc) / scenarios.horizon_yr
-    bands = np.full((len(scenarios.names), grid.height * grid.width), np.nan, dtype="float32")
-    bands[:, flat_index] = rates
-    profile = {"count": len(bands), "dtype": "float32", "crs": grid.crs, "transform": grid.transform}
-    with MemoryFile() as memory:
-        with memory.open(driver="GTiff", width=grid.width, height=grid.height, nodata=np.nan, **profile) as tif:
-            tif.write(bands.reshape(len(bands), grid.height, grid.width))
-            for i, name in enumerate(scenarios.names, start=1):
-                tif.set_band_description(i, f"{name} SOC change rate, t C/ha/yr, {scenarios.horizon_yr} yr")
-        with memory.open() as tif, MemoryFile() as cog:
-            with cog.open(driver="COG", compress="DEFLATE", predictor=3, **_cog_profile(tif)) as out:
-                out.write(tif.read())
-                out.descriptions = tif.descriptions
-            return cog.read()
+COUNT = "cells/"
+# Cells per RothC chunk: ~1.5 kB of working arrays per cell, so ~40 MB per thread.
+RUN_CHUNK = 25_000
+MAP = "rate_map"
 
 
-def _cog_profile(tif) -> dict:
-    keys = ("width", "height", "count", "dtype", "crs", "transform", "nodata")
-    return {key: tif.profile[key] for key in keys}
+@dataclass(frozen=True)
+class RothCWindow:
+    """RothC on the cropland cells of one window: zone sums of `gsocseq.cell_quantities` (plus the all-land 2010
+    stock), cells per status, and the window of the rate maps. Picklable, for Dask workers."""
+
+    layers: zonal.ZonalTask
+    config: RothCInputs
+    scenarios: gsocseq.RothCScenarios
+
+    def quantity_names(self) -> list[str]:
+        names = ["cropland_area_ha", "modelled_cropland_area_ha", "clay_filled_cropland_area_ha"]
+        names += [f"excluded_{reason}_ha" for reason in gsocseq.EXCLUSIONS]
+        names += ["modelled_cropland_soc_stock_t_c", "carbon_input_t_c_per_yr"]
+        return names + [f"{name}_stock_change_t_c" for name in self.scenarios.names] + ["soc_stock_2010_t_c"]
+
+    def __call__(self, window) -> dict[str, np.ndarray]:
+        grid, layers = self.layers.grid, self.layers.layers(window)
+        soc = layers["soc_stock"][0].astype("float64")
+        area = np.broadcast_to(engine.row_areas_ha(grid, window), soc.shape)
+        cropland_ha = capped_land_ha(layers["cropland"].astype("float64"), area)
+        cropped = np.flatnonzero(cropland_ha > 0)
+        rows, cols = np.divmod(cropped, soc.shape[1])
+        flat = (rows + int(window.row_off)) * grid.width + cols + int(window.col_off)
+        inputs, clay_filled = cell_inputs(self.config, grid, flat, soc.ravel()[cropped])
+        results = gsocseq.run_cells(inputs, self.scenarios, chunk=RUN_CHUNK)
+        per_cell = gsocseq.cell_quantities(
+            results, self.scenarios, inputs.soc_t_c_per_ha, cropland_ha.ravel()[cropped], clay_filled
+        )
+        zones = self.layers.zonings(layers)
+        # Sums over the cropland cells only (the RothC quantities are zero elsewhere), then the all-land stock.
+        part = zonal.window_sums(per_cell, {k: z.ravel()[cropped] for k, z in zones.items()}, self.layers.sizes)
+        part.update(zonal.window_sums({"soc_stock_2010_t_c": soc * area}, zones, self.layers.sizes))
+        for status in (gsocseq.MODELLED, *gsocseq.EXCLUSIONS):
+            part[f"{COUNT}{status}"] = np.array([int((results.status == status).sum())])
+        rates = (results.soc_final_t_c_per_ha - inputs.soc_t_c_per_ha) / self.scenarios.horizon_yr
+        part[MAP] = np.stack([_in_window(r, cropped, soc.shape, np.nan).astype("float32") for r in rates])
+        return part
 
 
-def _on_land_cells(quantities: dict[str, np.ndarray], cropped: np.ndarray) -> dict[str, np.ndarray]:
-    out = {}
-    for name, values in quantities.items():
-        full = np.zeros(cropped.shape)
-        full[cropped] = values
-        out[name] = full
+def _in_window(values: np.ndarray, cells: np.ndarray, shape, fill: float = 0.0) -> np.ndarray:
+    out = np.full(shape, fill)
+    out.ravel()[cells] = values
     return out
+
+
+class RateMaps:
+    """The per-scenario SOC change rate (t C/ha/yr over the horizon) on the modelled cropland cells, NaN elsewhere,
+    written window by window to a tiled GeoTIFF, then copied to a Cloud-Optimized GeoTIFF."""
+
+    def __init__(self, path: Path, grid: GridSpec, scenarios: gsocseq.RothCScenarios):
+        self.path, self.grid, self.scenarios = path, grid, scenarios
+
+    def __enter__(self):
+        profile = {"count": len(self.scenarios.names), "dtype": "float32", "crs": self.grid.crs, "nodata": np.nan}
+        self.tif = rasterio.open(
+            self.path,
+            "w",
+            driver="GTiff",
+            width=self.grid.width,
+            height=self.grid.height,
+            transform=self.grid.transform,
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            **profile,
+        )
+        for i, name in enumerate(self.scenarios.names, start=1):
+            self.tif.set_band_description(i, f"{name} SOC change rate, t C/ha/yr, {self.scenarios.horizon_yr} yr")
+        return self
+
+    def __exit__(self, *exc):
+        self.tif.close()
+
+    def consume(self, window, part: dict) -> dict:
+        self.tif.write(part.pop(MAP), window=window)
+        return part
+
+    def cog(self) -> bytes:
+        cog_path = self.path.with_name("rates_cog.tif")
+        rasterio.shutil.copy(self.path, cog_path, driver="COG", compress="DEFLATE", predictor=3)
+        return cog_path.read_bytes()
 
 
 def _input_files(config: RothCInputs) -> dict:

@@ -18,15 +18,15 @@ raster, the cell's other land as possibly grazed; with one, land that is neither
 import dataclasses
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.cells import LandCells, land_cells
+from soil_pipeline.assets import scenario_stream
 from soil_pipeline.assets.potential import MonteCarloConfig, monte_carlo
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, climate_zone_names, global_metadata, zonings
+from soil_pipeline.assets.regional import grid_sources
+from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, climate_zone_names, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
-from soil_pipeline.maps import share_map_png
+from soil_pipeline.maps import block_map_png
 from soil_pipeline.reference_data import (
     LAND_USE_LOSS_FILE,
     PRIORITY_REGIONS_FILE,
@@ -38,10 +38,11 @@ from soil_pipeline.reference_data import (
     scenario_ids,
     scenario_path,
 )
-from soil_pipeline.resources import ArtifactStore
-from soil_pipeline.science import scenarios
-from soil_pipeline.science.aggregation import capped_land_ha, ratio, zone_sums
-from soil_pipeline.science.grid import Layer
+from soil_pipeline.resources import ArtifactStore, RasterEngine
+from soil_pipeline.science import raster_engine as engine
+from soil_pipeline.science import scenarios, zonal
+from soil_pipeline.science.grid import Layer, common_grid
+from soil_pipeline.science.zonal import sums_table
 
 STORE_ASSET = "restoration_scenario"
 GLOBAL_METADATA_COLUMNS = (
@@ -54,39 +55,28 @@ GLOBAL_METADATA_COLUMNS = (
 )
 
 
-def _scope_zones(scenario: scenarios.Scenario, zoning: dict) -> np.ndarray | None:
-    """Zone per cell for within_region scenarios; cells outside every region of the type form one more zone."""
-    if scenario.scope != "within_region":
-        return None
-    if scenario.scope_region_type not in zoning:
-        raise dg.Failure(f"scenario {scenario.id}: scope_region_type must be one of {list(zoning)}")
-    zones = zoning[scenario.scope_region_type][0]
-    return np.where(zones < 0, zones.max() + 1, zones)
-
-
-def _land_use(cells: LandCells, cropland_grid: Layer, climate_zone_grid: Layer, with_pasture: bool):
-    """(land use of the converted land, land use with only the cropland restorable) of each cell."""
-    cropland = np.minimum(capped_land_ha(cells.take(cropland_grid).astype("float64"), cells.area_ha), cells.land_ha)
-    pasture = cells.land_ha - cropland
+def _stream(
+    raster_engine: RasterEngine, scenario, with_pasture: bool, soc, converted, cropland, climate, country, countries
+):
+    """The scenario's streaming passes over the common grid (see `scenario_stream`)."""
+    zone_of, _, sizes = zoner(countries)
+    if scenario.scope == "within_region" and scenario.scope_region_type not in sizes:
+        raise dg.Failure(f"scenario {scenario.id}: scope_region_type must be one of {list(sizes)}")
+    grid = common_grid(soc, converted, cropland, climate, country)
+    sources = {**grid_sources(soc, cropland, climate, country), "converted_land": converted.source("converted_land")}
+    plans, block = zonal.plan(sources, grid)
     losses = land_use_losses(climate_zone_names())
-    zones = cells.take(climate_zone_grid).astype("int64")
-    crop_loss, grazing_loss = losses["cropland"][zones], losses["grazing"][zones]
-    other_loss = np.zeros(zones.shape) if with_pasture else grazing_loss
-    converted = scenarios.LandUse(cells.area_ha, cropland, pasture, crop_loss, grazing_loss, other_loss)
-    # Cropland only: pasture joins the land not restored, keeping its own loss in the attribution.
-    rest = cells.area_ha - cropland
-    rest_loss = ratio(pasture * grazing_loss + (rest - pasture) * other_loss, rest)
-    crop_only = dataclasses.replace(converted, pasture_ha=np.zeros_like(pasture), other_loss=np.nan_to_num(rest_loss))
-    return converted, crop_only
-
-
-def _map(scenario: scenarios.Scenario, cells: LandCells, restored_ha: np.ndarray, grid) -> bytes:
-    share = np.zeros(grid.shape, dtype="float64")
-    share.ravel()[cells.index] = restored_ha / cells.area_ha
-    land = np.zeros(grid.shape, dtype=bool)
-    land.ravel()[cells.index] = True
-    title = f"{scenario.id} (v{scenario.version}): restored share of each cell"
-    return share_map_png(share, land, grid, title, "restored converted land / cell area")
+    window_task = scenario_stream.ScenarioWindow(
+        zonal.ZonalTask(grid, sources, plans, None, zone_of, sizes),
+        scenario,
+        losses["cropland"],
+        losses["grazing"],
+        with_pasture,
+        sizes.get(scenario.scope_region_type) if scenario.scope == "within_region" else None,
+    )
+    window_list = engine.windows(grid, zonal._window_block(block, grid), raster_engine.window_cells)
+    with raster_engine.executor() as executor:
+        return scenario_stream.run(window_task, window_list, executor, raster_engine.threads, REGION_TYPES)
 
 
 def scenario_key(scenario_id: str) -> dg.AssetKey:
@@ -107,6 +97,7 @@ def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
     )
     def _scenario(
         config: MonteCarloConfig,
+        raster_engine: RasterEngine,
         artifacts: ArtifactStore,
         soc_stock_grid: Layer,
         converted_land_grid: Layer,
@@ -116,7 +107,7 @@ def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
         countries: pd.DataFrame,
     ):
         grids = (soc_stock_grid, converted_land_grid, cropland_grid, climate_zone_grid, country_grid)
-        yield from restoration_scenario(scenario_id, config, artifacts, *grids, countries)
+        yield from restoration_scenario(scenario_id, config, raster_engine, artifacts, *grids, countries)
 
     return _scenario
 
@@ -124,6 +115,7 @@ def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
 def restoration_scenario(
     scenario_id: str,
     config: MonteCarloConfig,
+    raster_engine: RasterEngine,
     artifacts: ArtifactStore,
     soc_stock_grid: Layer,
     converted_land_grid: Layer,
@@ -135,28 +127,40 @@ def restoration_scenario(
     """One scenario's regional table and sensitivity rows, checked against the restoration_scenario contract, then
     published."""
     scenario = load_scenario(scenario_id)
-    cells = land_cells(soc_stock_grid, converted_land_grid)
-    zoning = zonings(countries, cells.take(country_grid), cells.take(climate_zone_grid))
     with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
-    land, cropland_only = _land_use(cells, cropland_grid, climate_zone_grid, with_pasture)
-    scope = _scope_zones(scenario, zoning)
-    quantities = scenarios.cell_quantities(scenario, cells.soc_2010, cells.soc_no_land_use, land, scope)
+    sums, (share_blocks, land_blocks), reports = _stream(
+        raster_engine,
+        scenario,
+        with_pasture,
+        soc_stock_grid,
+        converted_land_grid,
+        cropland_grid,
+        climate_zone_grid,
+        country_grid,
+        countries,
+    )
     draws, central, mc_parameters = monte_carlo(config)
     rate = factor("four_per_1000", "annual_rate")
     label = "cropland (HYDE 3.2) + pasture" if with_pasture else "cropland (HYDE 3.2; no pasture raster)"
+    tables = zoner(countries)[1]
+    names = sorted({key.split("/")[-1] for key in sums})
+
+    def region_sums(variant, kind):
+        return sums_table(
+            {k.split("/", 1)[1]: v for k, v in sums.items() if k.startswith(f"{variant}/")}, kind, tables[kind], names
+        )
+
     others = {}
     if with_pasture:
-        crop_q = scenarios.cell_quantities(scenario, cells.soc_2010, cells.soc_no_land_use, cropland_only, scope)
-        others["cropland only (HYDE 3.2)"] = zone_sums(crop_q, *zoning["global"])
+        others["cropland only (HYDE 3.2)"] = region_sums(scenario_stream.CROPLAND_ONLY, "global")
+    converted = scenario_stream.CONVERTED
     table = pd.concat(
         [
             *(
-                scenarios.regional_scenario(zone_sums(quantities, *zoning[kind]), scenario, rate, draws, central, label)
+                scenarios.regional_scenario(region_sums(converted, kind), scenario, rate, draws, central, label)
                 for kind in REGION_TYPES
             ),
-            scenarios.sensitivity_rows(
-                zone_sums(quantities, *zoning["global"]), scenario, rate, draws, central, label, others
-            ),
+            scenarios.sensitivity_rows(region_sums(converted, "global"), scenario, rate, draws, central, label, others),
         ],
         ignore_index=True,
     )
@@ -186,13 +190,15 @@ def restoration_scenario(
             }
         },
     )
-    png = _map(scenario, cells, quantities["restored_ha"], soc_stock_grid.grid)
+    title = f"{scenario.id} (v{scenario.version}): restored share of each cell"
+    png = block_map_png(share_blocks, land_blocks, soc_stock_grid.grid, title, "restored converted land / cell area")
     map_path, map_url = artifacts.write(f"restoration_scenario_map/{scenario.id}", png, ".png")
     shown = f"![restored cells of {scenario.id}]({map_url})\n\n" if map_url else ""
     metadata = {
         "restored_cells_map": dg.MetadataValue.md(f"{shown}PNG: `{map_path}` (served by `soil-pipeline docs`)"),
         "restored_cells_map_file": dg.MetadataValue.path(str(map_path)),
         **global_metadata(table, GLOBAL_METADATA_COLUMNS),
+        "streaming_passes": dg.MetadataValue.json([r.metadata() for r in reports] + [raster_engine.describe()]),
     }
     yield from publish_if_valid(STORE_ASSET, table, metadata=metadata, key=scenario_key(scenario_id))
 

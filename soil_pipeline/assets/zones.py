@@ -3,6 +3,8 @@
 A zoning is a per-cell zone index and a table with columns zone_index, region_type, region_id, region_name.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -60,19 +62,39 @@ def zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame, groups: list[
     return {"global": global_row, "priority_region": priority_rows, "country": country_rows, "climate_zone": zone_rows}
 
 
+@dataclass(frozen=True)
+class Zoner:
+    """Zone index per cell for every region type, from a window's `country` (row index into countries, -1 =
+    none) and `climate_zone` (code) layers; picklable, so the streaming engine can send it to Dask workers."""
+
+    n_countries: int
+    membership: np.ndarray
+
+    def __call__(self, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        country_cells, climate_zone_cells = layers["country"], layers["climate_zone"]
+        country = np.where(country_cells < 0, self.n_countries, country_cells).astype("int64")
+        return {
+            "global": np.zeros(country.shape, dtype="int64"),
+            "priority_region": self.membership[country],
+            "country": country,
+            "climate_zone": climate_zone_cells.astype("int64"),
+        }
+
+
+def zoner(countries: pd.DataFrame) -> tuple[Zoner, dict[str, pd.DataFrame], dict[str, int]]:
+    """(Zoner, zone table per region type, number of zone indices per region type)."""
+    groups = priority_regions()
+    tables = zone_tables(countries, climate_zone_names(), groups)
+    membership = np.append(group_membership(countries["subregion"], countries["adm0_a3"], groups), NO_REGION)
+    sizes = {kind: int(table["zone_index"].max()) + 1 for kind, table in tables.items()}
+    return Zoner(len(countries), membership), tables, sizes
+
+
 def zonings(
     countries: pd.DataFrame, country_cells: np.ndarray, climate_zone_cells: np.ndarray
 ) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
     """(zone index per cell, table) for every region type, for cells given by their country row index (-1 = none)
     and climate zone code. Cells outside every country count in the UNASSIGNED country row."""
-    groups = priority_regions()
-    tables = zone_tables(countries, climate_zone_names(), groups)
-    country = np.where(country_cells < 0, len(countries), country_cells).astype("int64")
-    membership = np.append(group_membership(countries["subregion"], countries["adm0_a3"], groups), NO_REGION)
-    cells = {
-        "global": np.zeros(country.shape, dtype="int64"),
-        "priority_region": membership[country],
-        "country": country,
-        "climate_zone": climate_zone_cells.astype("int64"),
-    }
+    zone_of, tables, _ = zoner(countries)
+    cells = zone_of({"country": country_cells, "climate_zone": climate_zone_cells})
     return {kind: (cells[kind], tables[kind]) for kind in REGION_TYPES}

@@ -11,12 +11,15 @@ from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 
 from soil_pipeline.science.grid import GridSpec, Layer
+from soil_pipeline.science.raster_engine import RasterSource
 
 TAG = "soil_pipeline"
 TILE = 512
 
 
 def layer_to_geotiff(layer: Layer) -> bytes:
+    if isinstance(layer, StoredLayer):
+        return layer.tiff
     bands = layer.data if layer.data.ndim == 3 else layer.data[np.newaxis]
     tags = {"units": layer.units, "alignment": layer.alignment, "provenance": layer.provenance, "ndim": layer.data.ndim}
     profile = {
@@ -40,17 +43,36 @@ def layer_to_geotiff(layer: Layer) -> bytes:
         return memory.read()
 
 
-def layer_from_geotiff(data: bytes) -> Layer:
-    with MemoryFile(data) as memory, memory.open() as dataset:
-        tags = json.loads(dataset.tags()[TAG])
-        bands = dataset.read()
-        grid = GridSpec(
-            width=dataset.width, height=dataset.height, transform=dataset.transform, crs=dataset.crs.to_string()
-        )
-    return Layer(
-        data=bands if tags["ndim"] == 3 else bands[0],
-        grid=grid,
-        units=tags["units"],
-        alignment=tags["alignment"],
-        provenance=tags["provenance"],
-    )
+class StoredLayer(Layer):
+    """A `Layer` kept as its GeoTIFF bytes: `data` decodes the whole grid on first use (for steps that need it),
+    `source()` lets the streaming engine read it window by window instead."""
+
+    def __init__(self, tiff: bytes):
+        with MemoryFile(tiff) as memory, memory.open() as dataset:
+            tags = json.loads(dataset.tags()[TAG])
+            self.grid = GridSpec(
+                width=dataset.width, height=dataset.height, transform=dataset.transform, crs=dataset.crs.to_string()
+            )
+            self.dtype = dataset.dtypes[0]
+            self.count = dataset.count
+        self.tiff = tiff
+        self.units, self.alignment, self.provenance = tags["units"], tags["alignment"], tags["provenance"]
+        self._ndim = tags["ndim"]
+        self._data = None
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            with MemoryFile(self.tiff) as memory, memory.open() as dataset:
+                bands = dataset.read()
+            self._data = bands if self._ndim == 3 else bands[0]
+        return self._data
+
+    def source(self, name: str, bands: tuple[int, ...] = (1,), fill=None) -> RasterSource:
+        """This grid as an engine input; `fill` replaces nothing (intermediates carry NaN or their own codes)."""
+        fill = float("nan") if fill is None else fill
+        return RasterSource(self.tiff, name=name, bands=bands, dtype=self.dtype, fill=fill)
+
+
+def layer_from_geotiff(data: bytes) -> StoredLayer:
+    return StoredLayer(data)

@@ -58,6 +58,16 @@ def second_source_quantities(
     }
 
 
+def regional_cell_quantities(layers: dict[str, np.ndarray], row_area_ha: np.ndarray) -> dict[str, np.ndarray]:
+    """`cell_quantities` of one window of the streaming engine: layers `soc_stock` (bands 2010, no land use) and
+    `cropland` (km2 per cell), and the `second_source_quantities` when a `second_soc` layer (t C/ha) is read."""
+    soc = layers["soc_stock"]
+    quantities = cell_quantities(soc[0], soc[1], layers["cropland"], row_area_ha)
+    if "second_soc" in layers:
+        quantities.update(second_source_quantities(layers["second_soc"], soc[0], row_area_ha))
+    return quantities
+
+
 def ratio(numerator, denominator) -> np.ndarray:
     """numerator / denominator, NaN where the denominator is zero or missing (e.g. a zone with no SOC stock)."""
     num, den = np.broadcast_arrays(np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float))
@@ -82,7 +92,11 @@ def regional_table(
     quantities: dict[str, np.ndarray], zones: np.ndarray, zone_table: pd.DataFrame, four_per_1000_rate: float
 ) -> pd.DataFrame:
     """One row per zone of `zone_table` (columns zone_index, region_type, region_id, region_name) with totals."""
-    sums = zone_sums(quantities, zones, zone_table)
+    return regional_table_from_sums(zone_sums(quantities, zones, zone_table), four_per_1000_rate)
+
+
+def regional_table_from_sums(sums: pd.DataFrame, four_per_1000_rate: float) -> pd.DataFrame:
+    """`regional_table` from the zone sums (ha, t C) of `cell_quantities`."""
     table = sums[["region_type", "region_id", "region_name"]].copy()
     table["soc_mapped_area_mha"] = sums["soc_mapped_area_ha"] / HA_PER_MHA
     table["soc_stock_2010_pg_c"] = sums["soc_stock_2010_t_c"] / T_PER_PG

@@ -53,9 +53,13 @@ def cell_area_ha(grid: GridSpec) -> np.ndarray:
     t = grid.transform
     if t.b != 0 or t.d != 0 or t.e >= 0:
         raise ValueError(f"cell areas need a north-up grid without rotation, got transform {tuple(t)[:6]}")
-    lat_edges = np.radians(t.f + t.e * np.arange(grid.height + 1))
-    dlon = np.radians(abs(t.a))
-    area_km2 = AUTHALIC_EARTH_RADIUS_KM**2 * dlon * np.abs(np.sin(lat_edges[:-1]) - np.sin(lat_edges[1:]))
+    return band_areas_ha(np.radians(t.f + t.e * np.arange(grid.height + 1)), abs(t.a))
+
+
+def band_areas_ha(lat_edges_rad: np.ndarray, dlon_deg: float) -> np.ndarray:
+    """Area (ha) of one cell `dlon_deg` wide in each latitude band between consecutive `lat_edges_rad`."""
+    dlon = np.radians(dlon_deg)
+    area_km2 = AUTHALIC_EARTH_RADIUS_KM**2 * dlon * np.abs(np.sin(lat_edges_rad[:-1]) - np.sin(lat_edges_rad[1:]))
     return area_km2 * HA_PER_KM2
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from soil_pipeline.science.aggregation import four_per_1000_target, ratio, stock_t_c
+from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, ratio, stock_t_c
 from soil_pipeline.science.pedotransfer import PedotransferFunction
 from soil_pipeline.science.stocks import horizon_stock_t_c_per_ha
 from soil_pipeline.science.uncertainty import interval_columns
@@ -79,6 +79,18 @@ def cell_quantities(soc_2010, cropland_ha, area_ha, bulk_density) -> dict[str, n
         "cropland_area_with_bd_ha": with_bd,
         "cropland_bd_x_area": np.nan_to_num(bulk_density) * with_bd,
     }
+
+
+def window_quantities(layers: dict, row_area_ha: np.ndarray, depth_cm: float, ptf) -> dict[str, np.ndarray]:
+    """`cell_quantities` of one window of the streaming engine (layers `soc_stock`, band 0 = 2010, and `cropland`
+    in km2 per cell): BD from the stock by `ptf` on the cropped cells."""
+    soc = layers["soc_stock"][0].astype("float64")
+    area = np.broadcast_to(row_area_ha[:, None], soc.shape)
+    cropland_ha = capped_land_ha(layers["cropland"].astype("float64"), area)
+    cropped = cropland_ha > 0
+    bd = np.full(soc.shape, np.nan)
+    bd[cropped] = bulk_density_from_stock(soc[cropped], depth_cm, ptf)
+    return cell_quantities(soc, cropland_ha, area, bd)
 
 
 ZOMER_VARIANTS = ("reproduction", "independent")

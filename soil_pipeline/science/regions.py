@@ -47,10 +47,50 @@ def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.nda
     method[point_idx[first]] = "within"
     unassigned = np.flatnonzero(index == NO_REGION)
     if len(unassigned):
-        near_point, near_geom = tree.query_nearest(points[unassigned], max_distance=max_distance_deg, all_matches=False)
+        near_point, near_geom = nearest_polygon(points[unassigned], geometries, max_distance_deg)
         index[unassigned[near_point]] = near_geom
         method[unassigned[near_point]] = "nearest"
     return index, method
+
+
+# Boundaries are cut into pieces of at most this many vertices: the distance to a polygon from a point outside it
+# is the distance to the nearest piece of its boundary, and a piece is cheap to measure where a whole coastline
+# (Russia's has ~10^5 vertices) is not.
+PIECE_VERTICES = 64
+
+
+def boundary_pieces(geometries, max_vertices: int = PIECE_VERTICES) -> tuple[np.ndarray, np.ndarray]:
+    """(line pieces covering every polygon's boundary, index of the polygon of each piece)."""
+    parts, owner = shapely.get_parts(shapely.boundary(np.asarray(list(geometries), dtype=object)), return_index=True)
+    coords, part_of = shapely.get_coordinates(parts, return_index=True)
+    starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
+    ends = np.r_[starts[1:], len(part_of)]
+    vertex, piece, piece_owner = [], [], []
+    step = max_vertices - 1
+    n_pieces = 0
+    for start, end in zip(starts, ends, strict=True):
+        for first in range(start, end - 1, step):
+            last = min(first + step, end - 1)
+            vertex.append(np.arange(first, last + 1))
+            piece.append(np.full(last - first + 1, n_pieces))
+            piece_owner.append(owner[part_of[start]])
+            n_pieces += 1
+    lines = shapely.linestrings(coords[np.concatenate(vertex)], indices=np.concatenate(piece))
+    return lines, np.asarray(piece_owner, dtype="int64")
+
+
+def nearest_polygon(points, geometries, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in `points`, polygon index) of the points outside every polygon that have one within
+    `max_distance`: the nearest, the lowest index among equally near ones."""
+    pieces, owner = boundary_pieces(geometries)
+    near_point, near_piece = shapely.STRtree(pieces).query_nearest(points, max_distance=max_distance, all_matches=True)
+    if not len(near_point):
+        return near_point, near_piece
+    polygon = owner[near_piece]
+    order = np.lexsort((polygon, near_point))
+    near_point, polygon = near_point[order], polygon[order]
+    first = np.r_[True, near_point[1:] != near_point[:-1]]
+    return near_point[first], polygon[first]
 
 
 def fill_nearest(regions: np.ndarray, cells: np.ndarray, geometries, grid: GridSpec, max_distance_deg: float):
@@ -83,3 +123,38 @@ def group_membership(subregions, adm0_codes, groups: list[dict]) -> np.ndarray:
             raise ValueError(f"countries {sorted(codes[clash])} fall in more than one group (second: {group['id']})")
         index[member] = number
     return index
+
+
+class WindowRasterizer:
+    """Polygons rasterized one grid window at a time (pixel-centre rule, as `rasterize_regions`): only the
+    polygons whose bounds meet the window are burnt. Picklable (polygons travel as WKB), for Dask workers."""
+
+    rule = "rasterio.features.rasterize, all_touched=False: a cell takes the polygon containing its centre"
+
+    def __init__(self, geometries):
+        self.wkb = [shapely.to_wkb(g) if g is not None else None for g in geometries]
+        self._tree = None
+
+    def __getstate__(self):
+        return {"wkb": self.wkb}
+
+    def __setstate__(self, state):
+        self.wkb, self._tree = state["wkb"], None
+
+    def _index(self):
+        if self._tree is None:
+            self.geometries = [shapely.from_wkb(w) if w is not None else None for w in self.wkb]
+            self._tree = shapely.STRtree([g if g is not None else shapely.Point() for g in self.geometries])
+        return self._tree
+
+    def __call__(self, window_grid: GridSpec) -> np.ndarray:
+        tree = self._index()
+        t = window_grid.transform
+        box = shapely.box(t.c, t.f + t.e * window_grid.height, t.c + t.a * window_grid.width, t.f)
+        hits = np.sort(tree.query(box))
+        shapes = [(self.geometries[i], int(i)) for i in hits if not self.geometries[i].is_empty]
+        if not shapes:
+            return np.full(window_grid.shape, NO_REGION, dtype="int32")
+        return rasterize(
+            shapes, out_shape=window_grid.shape, transform=t, fill=NO_REGION, dtype="int32", all_touched=False
+        )

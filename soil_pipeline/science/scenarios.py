@@ -216,15 +216,17 @@ def _literature_density(debt_t_c, cell_density, land: LandUse, nolu) -> np.ndarr
     return np.where(weight > 0, mean, cell_density)
 
 
-def cell_quantities(scenario: Scenario, soc_2010, soc_no_land_use, land: LandUse, zones=None) -> dict:
+def cell_quantities(scenario: Scenario, soc_2010, soc_no_land_use, land: LandUse, zones=None, restored=None) -> dict:
     """Per-cell areas (ha) and carbon (t C) of one scenario; `zones` are the scope regions for within_region.
 
-    Restored hectares are the same for every attribution (cells ranked by the scenario's priority). The central
-    gain `soc_gain_t_c` uses the "literature" attribution and the scenario's recovery curve; the bounds
-    `soc_gain_<attribution>_t_c` the two other attributions; `soc_gain_recovery<i>_t_c` the alternative curves."""
-    priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
-    scoped = zones if scenario.scope == "within_region" else None
-    restored = restore(land.converted_ha, priority, scenario.fraction, scoped)
+    Restored hectares are the same for every attribution (cells ranked by the scenario's priority; or `restored`
+    when given, e.g. ranked by the streaming engine). The central gain `soc_gain_t_c` uses the "literature"
+    attribution and the scenario's recovery curve; the bounds `soc_gain_<attribution>_t_c` the two other
+    attributions; `soc_gain_recovery<i>_t_c` the alternative curves."""
+    if restored is None:
+        priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
+        scoped = zones if scenario.scope == "within_region" else None
+        restored = restore(land.converted_ha, priority, scenario.fraction, scoped)
     densities = attributed_debt_density(soc_2010, soc_no_land_use, land)
     horizon = scenario.horizon_yr
     quantities = {

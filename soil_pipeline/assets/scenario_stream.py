@@ -1,0 +1,206 @@
+"""A restoration scenario as streaming passes of the raster engine: no global array, no global sort.
+
+Pass 1 adds per-window histograms of the priority (per scope zone, weighted by converted land), pass 2 gathers the
+cells of each zone's threshold bin, pass 3 restores each window's cells and sums the scenario's quantities per
+region, building the restored-share map block by block (see `science/ranking.py`). With a pasture raster, the
+cropland-only variant is ranked the same way on its own.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from soil_pipeline.science import ranking, scenarios, zonal
+from soil_pipeline.science import raster_engine as engine
+from soil_pipeline.science.aggregation import capped_land_ha, ratio
+
+CONVERTED, CROPLAND_ONLY = "converted", "cropland_only"
+MAP_BLOCK = 4  # cells per side of a map block (maps.DOWNSAMPLE)
+
+
+@dataclass(frozen=True)
+class ScenarioWindow:
+    """One window's land cells (those with a 2010 stock or converted land) and their land use; picklable."""
+
+    layers: zonal.ZonalTask
+    scenario: scenarios.Scenario
+    cropland_loss: np.ndarray  # relative loss per ha, indexed by climate zone code
+    grazing_loss: np.ndarray
+    with_pasture: bool
+    scope_sizes: int | None  # zones of the scope region type, for within_region scenarios
+
+    def cells(self, window) -> dict:
+        grid, layers = self.layers.grid, self.layers.layers(window)
+        soc = layers["soc_stock"][0].astype("float64")
+        area = np.broadcast_to(engine.row_areas_ha(grid, window), soc.shape)
+        land_ha = capped_land_ha(layers["converted_land"].astype("float64"), area)
+        keep = np.flatnonzero(~np.isnan(soc).ravel() | (layers["converted_land"].ravel() > 0))
+        rows, cols = np.divmod(keep, soc.shape[1])
+        zones = {kind: cells.ravel()[keep] for kind, cells in self.layers.zonings(layers).items()}
+        climate = layers["climate_zone"].ravel()[keep].astype("int64")
+        out = {
+            "position": (rows + int(window.row_off)) * grid.width + cols + int(window.col_off),
+            "soc_2010": soc.ravel()[keep],
+            "soc_no_land_use": layers["soc_stock"][1].ravel()[keep].astype("float64"),
+            "area_ha": area.ravel()[keep],
+            "land_ha": land_ha.ravel()[keep],
+            "cropland_ha": layers["cropland"].ravel()[keep].astype("float64"),
+            "zones": zones,
+            "scope": self._scope(zones),
+            "keep": keep,
+        }
+        out["land_use"] = self._land_use(out, climate)
+        return out
+
+    def _scope(self, zones: dict) -> np.ndarray | None:
+        if self.scenario.scope != "within_region":
+            return None
+        cells = zones[self.scenario.scope_region_type]
+        return np.where(cells < 0, self.scope_sizes, cells)
+
+    def _land_use(self, cells: dict, climate: np.ndarray) -> dict[str, scenarios.LandUse]:
+        """As `assets.scenarios._land_use`: the converted land, and (with pasture) the cropland-only variant."""
+        area = cells["area_ha"]
+        cropland = np.minimum(capped_land_ha(cells["cropland_ha"], area), cells["land_ha"])
+        pasture = cells["land_ha"] - cropland
+        crop_loss, grazing_loss = self.cropland_loss[climate], self.grazing_loss[climate]
+        other_loss = np.zeros(climate.shape) if self.with_pasture else grazing_loss
+        converted = scenarios.LandUse(area, cropland, pasture, crop_loss, grazing_loss, other_loss)
+        variants = {CONVERTED: converted}
+        if self.with_pasture:
+            rest = area - cropland
+            rest_loss = ratio(pasture * grazing_loss + (rest - pasture) * other_loss, rest)
+            variants[CROPLAND_ONLY] = scenarios.LandUse(
+                area, cropland, np.zeros_like(pasture), crop_loss, grazing_loss, np.nan_to_num(rest_loss)
+            )
+        return variants
+
+    def ranking_inputs(self, cells: dict, variant: str):
+        key = ranking.rank_key(
+            scenarios.PRIORITY_CRITERIA[self.scenario.priority](cells["soc_2010"], cells["soc_no_land_use"])
+        )
+        zone = np.zeros(key.shape, "int64") if cells["scope"] is None else cells["scope"]
+        return key, cells["position"], zone, cells["land_use"][variant].converted_ha
+
+
+@dataclass(frozen=True)
+class HistogramPass:
+    window_task: ScenarioWindow
+
+    def __call__(self, window) -> dict:
+        cells = self.window_task.cells(window)
+        out = {}
+        for variant in cells["land_use"]:
+            key, _, zone, area = self.window_task.ranking_inputs(cells, variant)
+            out[f"hist/{variant}"] = ranking.window_histogram(key, zone, area)
+        return out
+
+
+@dataclass(frozen=True)
+class ThresholdPass:
+    window_task: ScenarioWindow
+    states: dict[str, ranking.Thresholds]
+
+    def __call__(self, window) -> dict:
+        cells = self.window_task.cells(window)
+        return {
+            f"bin/{variant}": ranking.threshold_cells(*self.window_task.ranking_inputs(cells, variant), state)
+            for variant, state in self.states.items()
+        }
+
+
+@dataclass(frozen=True)
+class SumPass:
+    window_task: ScenarioWindow
+    states: dict[str, ranking.Thresholds]
+    shares: dict[str, ranking.BinShares]
+    region_types: tuple[str, ...]
+
+    def __call__(self, window) -> dict:
+        task = self.window_task
+        cells = task.cells(window)
+        part = {}
+        for variant in self.states:
+            restored = ranking.restored_in_window(
+                *task.ranking_inputs(cells, variant), self.states[variant], self.shares[variant]
+            )
+            values = scenarios.cell_quantities(
+                task.scenario,
+                cells["soc_2010"],
+                cells["soc_no_land_use"],
+                cells["land_use"][variant],
+                restored=restored,
+            )
+            kinds = self.region_types if variant == CONVERTED else ("global",)
+            zones = {kind: cells["zones"][kind] for kind in kinds}
+            sizes = {kind: task.layers.sizes[kind] for kind in kinds}
+            sums = zonal.window_sums(values, zones, sizes)
+            part.update({f"{variant}/{name}": v for name, v in sums.items()})
+            if variant == CONVERTED:
+                part["map"] = _map_blocks(window, cells, restored)
+        return part
+
+
+def _map_blocks(window, cells: dict, restored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(restored share, land) of the window averaged over MAP_BLOCK x MAP_BLOCK cell blocks."""
+    rows, cols = int(window.height), int(window.width)
+    share, land = np.zeros(rows * cols), np.zeros(rows * cols)
+    share[cells["keep"]] = restored / cells["area_ha"]
+    land[cells["keep"]] = 1.0
+
+    def blocks(values):
+        grid = values.reshape(rows // MAP_BLOCK, MAP_BLOCK, cols // MAP_BLOCK, MAP_BLOCK)
+        return grid.mean(axis=(1, 3))
+
+    return blocks(share), blocks(land)
+
+
+def run(window_task: ScenarioWindow, window_list, executor, threads: int, region_types: tuple[str, ...]):
+    """(sums keyed `{variant}/{region type}/{quantity}`, restored-share and land map blocks, pass reports)."""
+    histograms: dict[str, list] = {}
+
+    def keep_histograms(window, part):
+        for name, value in part.items():
+            histograms.setdefault(name.split("/", 1)[1], []).append(value)
+        return {}
+
+    _, first = engine.run_pass(
+        HistogramPass(window_task), window_list, executor, threads, "ranking histograms", consume=keep_histograms
+    )
+    n_zones = (window_task.scope_sizes + 1) if window_task.scope_sizes is not None else 1
+    fraction = window_task.scenario.fraction
+    states = {
+        variant: ranking.thresholds(*ranking.merge_histograms(parts), n_zones, fraction)
+        for variant, parts in histograms.items()
+    }
+    gathered: dict[str, list] = {variant: [] for variant in states}
+
+    def keep_cells(window, part):
+        for name, value in part.items():
+            gathered[name.split("/", 1)[1]].append(value)
+        return {}
+
+    _, second = engine.run_pass(
+        ThresholdPass(window_task, states), window_list, executor, threads, "threshold cells", consume=keep_cells
+    )
+    shares = {variant: ranking.BinShares.from_cells(parts, states[variant]) for variant, parts in gathered.items()}
+    grid = window_task.layers.grid
+    shape = (grid.height // MAP_BLOCK, grid.width // MAP_BLOCK)
+    share_map, land_map = np.zeros(shape), np.zeros(shape)
+
+    def keep_map(window, part):
+        share, land = part.pop("map")
+        r0, c0 = int(window.row_off) // MAP_BLOCK, int(window.col_off) // MAP_BLOCK
+        share_map[r0 : r0 + share.shape[0], c0 : c0 + share.shape[1]] = share
+        land_map[r0 : r0 + land.shape[0], c0 : c0 + land.shape[1]] = land
+        return part
+
+    sums, third = engine.run_pass(
+        SumPass(window_task, states, shares, region_types),
+        window_list,
+        executor,
+        threads,
+        "scenario sums",
+        consume=keep_map,
+    )
+    return sums, (share_map, land_map), [first, second, third]

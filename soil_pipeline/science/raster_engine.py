@@ -1,0 +1,316 @@
+"""A streaming raster engine: rasters aligned onto a configured common grid and reduced window by window.
+
+The common grid is configuration (`GridConfig`: CRS, resolution, extent), not the grid of whichever raster is read
+first. Each input is a `RasterSource` (any GDAL path or URL, or GeoTIFF bytes held in memory) read only in windows
+of the common grid; a window is aligned onto the grid on its own (`plan_alignment` picks, and records, one of: none,
+whole-cell shift when only the origin is off by a fraction of a cell, or GDAL resampling of that window only with
+`sum` for areas, `nearest` for classes, `average` for densities). Windows are whole multiples of the inputs'
+internal blocks, so each block is decoded once. Nothing global is ever materialised, so memory is bounded by the
+window size however large the grid; GDAL's block cache is capped (`GDAL_CACHE_MB`).
+
+A pass maps a picklable task over the windows (threads here, or a Dask cluster through any executor with
+`submit`, e.g. `distributed.Client`) and adds the per-window partial sums in window order, so every executor gives
+bit-identical results.
+"""
+
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.io import MemoryFile
+from rasterio.warp import Resampling, reproject
+from rasterio.windows import Window
+
+from soil_pipeline.science.grid import GridSpec, band_areas_ha, lattice_offset, same_grid
+
+log = logging.getLogger(__name__)
+
+GDAL_CACHE_MB = 256
+# Target cells per window: 1 M cells (2 x 2 blocks of 512) keeps a window of a few float64 layers near 10 MB.
+WINDOW_CELLS = 1 << 20
+# Windows submitted ahead of the one being added, per thread (or Dask worker thread).
+IN_FLIGHT_PER_THREAD = 4
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The common grid: CRS, cell size and extent (west, north edges and size in cells). The default is the
+    WHRC 5 arc-minute grid exactly as its GeoTIFFs store it (cell size 0.0833333 deg)."""
+
+    crs: str = "EPSG:4326"
+    resolution_deg: float = 0.0833333
+    west: float = -180.0
+    north: float = 89.99999999999999
+    width: int = 4320
+    height: int = 2160
+
+    def spec(self) -> GridSpec:
+        transform = Affine(self.resolution_deg, 0.0, self.west, 0.0, -self.resolution_deg, self.north)
+        return GridSpec(width=self.width, height=self.height, transform=transform, crs=self.crs)
+
+    @classmethod
+    def covering(cls, resolution_deg: float, west: float, south: float, east: float, north: float, crs="EPSG:4326"):
+        """The grid of `resolution_deg` cells whose top-left corner is (west, north) covering the extent."""
+        width = math.ceil(round((east - west) / resolution_deg, 6))
+        height = math.ceil(round((north - south) / resolution_deg, 6))
+        return cls(crs, resolution_deg, west, north, width, height)
+
+
+# ------------------------------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class RasterSource:
+    """One input band (or bands) to read onto the common grid. `location` is a GDAL path/URL or GeoTIFF bytes.
+    `resampling` is used only when the source is not on the grid's lattice. `declare` is the per-window hook for
+    declared conversions (units scale/offset, untagged nodata): a pure function (values, nodata) -> values applied
+    to each window as read from the source, before alignment."""
+
+    location: str | bytes
+    name: str = ""
+    bands: tuple[int, ...] = (1,)
+    resampling: str = "nearest"
+    dtype: str = "float32"
+    fill: float = float("nan")
+    declare: Callable[[np.ndarray, float | None], np.ndarray] | None = None
+
+    def label(self) -> str:
+        return self.name or (self.location if isinstance(self.location, str) else "<in-memory GeoTIFF>")
+
+
+@contextmanager
+def open_source(source: RasterSource):
+    if isinstance(source.location, bytes):
+        with MemoryFile(source.location) as memory, memory.open() as dataset:
+            yield dataset
+    else:
+        with rasterio.open(source.location) as dataset:
+            yield dataset
+
+
+def grid_of(dataset) -> GridSpec:
+    crs = dataset.crs.to_string() if dataset.crs else ""
+    return GridSpec(width=dataset.width, height=dataset.height, transform=dataset.transform, crs=crs)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a source lands on the grid: "none", "shift" (whole cells, `shift` = (columns, rows)) or "resample"."""
+
+    method: str
+    shift: tuple[int, int] = (0, 0)
+    record: dict = field(default_factory=dict)
+
+
+def plan_alignment(source_grid: GridSpec, target: GridSpec, resampling: str) -> Alignment:
+    if same_grid(source_grid, target):
+        return Alignment("none", record={"method": "none (already on the common grid)"})
+    if (offset := lattice_offset(source_grid, target)) is not None:
+        shift = tuple(int(np.floor(o + 0.5)) for o in offset)
+        record = {
+            "method": "whole-cell shift (same resolution, origin off the target lattice)",
+            "offset_cells": {"columns": float(offset[0]), "rows": float(offset[1])},
+            "shift_cells": {"columns": shift[0], "rows": shift[1]},
+        }
+        return Alignment("shift", shift, record)
+    t = source_grid.transform
+    record = {
+        "method": f"rasterio.warp.reproject, Resampling.{resampling}, window by window",
+        "source_grid": {"west": t.c, "north": t.f, "resolution_deg": abs(t.a)},
+    }
+    return Alignment("resample", record=record)
+
+
+def _read(dataset, source: RasterSource, window: Window) -> np.ndarray:
+    data = dataset.read(list(source.bands), window=window)
+    if source.declare is not None:
+        data = source.declare(data, dataset.nodata)
+    return data
+
+
+def _to_fill(data: np.ndarray, nodata, source: RasterSource) -> np.ndarray:
+    out = data.astype(source.dtype)
+    if nodata is not None:
+        out[data == nodata] = source.fill
+    return out
+
+
+def read_aligned(dataset, source: RasterSource, plan: Alignment, target: GridSpec, window: Window) -> np.ndarray:
+    """The source's bands on `window` of `target`, shape (bands, rows, cols), nodata replaced by `source.fill`."""
+    rows, cols = int(window.height), int(window.width)
+    out = np.full((len(source.bands), rows, cols), source.fill, dtype=source.dtype)
+    if plan.method in ("none", "shift"):
+        col_shift, row_shift = plan.shift
+        r0, c0 = int(window.row_off) - row_shift, int(window.col_off) - col_shift
+        sr0, sc0 = max(r0, 0), max(c0, 0)
+        sr1, sc1 = min(r0 + rows, dataset.height), min(c0 + cols, dataset.width)
+        if sr1 > sr0 and sc1 > sc0:
+            data = _read(dataset, source, Window(sc0, sr0, sc1 - sc0, sr1 - sr0))
+            out[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = _to_fill(data, dataset.nodata, source)
+        return out
+    return _resample_window(dataset, source, target, window, out)
+
+
+def _resample_window(dataset, source: RasterSource, target: GridSpec, window: Window, out: np.ndarray):
+    """GDAL reprojection of the source cells under `window` (plus one cell of margin) onto the window."""
+    dst_transform = rasterio.windows.transform(window, target.transform)
+    west, south, east, north = rasterio.windows.bounds(window, target.transform)
+    src_crs, dst_crs = dataset.crs, CRS.from_user_input(target.crs)
+    if src_crs != dst_crs:
+        west, south, east, north = rasterio.warp.transform_bounds(dst_crs, src_crs, west, south, east, north)
+    src_window = _pixel_window(dataset.transform, west, south, east, north, dataset.width, dataset.height)
+    if src_window is None:
+        return out
+    data = _read(dataset, source, src_window)
+    src_nodata = dataset.nodata if dataset.nodata is not None else None
+    for band in range(len(source.bands)):
+        reproject(
+            source=data[band],
+            destination=out[band],
+            src_transform=rasterio.windows.transform(src_window, dataset.transform),
+            src_crs=src_crs,
+            src_nodata=src_nodata,
+            dst_transform=dst_transform,
+            dst_crs=dst_crs,
+            dst_nodata=source.fill,
+            resampling=Resampling[source.resampling],
+        )
+    return out
+
+
+def _pixel_window(transform: Affine, west, south, east, north, width: int, height: int) -> Window | None:
+    """Source pixels under the bounds plus one cell of margin (north-up or south-up sources alike)."""
+    cols, rows = ~transform * (np.array([west, east, west, east]), np.array([south, south, north, north]))
+    c0, c1 = max(int(np.floor(cols.min())) - 1, 0), min(int(np.ceil(cols.max())) + 1, width)
+    r0, r1 = max(int(np.floor(rows.min())) - 1, 0), min(int(np.ceil(rows.max())) + 1, height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+# ------------------------------------------------------------------------------------------------- windows
+
+
+def windows(grid: GridSpec, block: tuple[int, int] = (512, 512), cells: int = WINDOW_CELLS) -> list[Window]:
+    """Windows covering `grid` row-major, each a whole number of `block` (rows, cols) and about `cells` cells."""
+    block_rows, block_cols = block
+    cols = min(grid.width, max(block_cols, (cells // block_rows) // block_cols * block_cols))
+    rows = min(grid.height, max(block_rows, (cells // cols) // block_rows * block_rows))
+    return [
+        Window(c, r, min(cols, grid.width - c), min(rows, grid.height - r))
+        for r in range(0, grid.height, rows)
+        for c in range(0, grid.width, cols)
+    ]
+
+
+def common_block(*block_shapes: tuple[int, int]) -> tuple[int, int]:
+    """The least common multiple of the inputs' block shapes (rows, cols), so a window holds whole blocks."""
+    rows = math.lcm(*(shape[0] for shape in block_shapes))
+    cols = math.lcm(*(shape[1] for shape in block_shapes))
+    return rows, cols
+
+
+# ------------------------------------------------------------------------------------------------- passes
+
+
+@dataclass
+class PassReport:
+    """What a streaming pass did, for log lines and Dagster metadata."""
+
+    windows: int
+    cells: int
+    seconds: float
+
+    def metadata(self) -> dict:
+        return {
+            "windows_done": self.windows,
+            "cells": self.cells,
+            "seconds": round(self.seconds, 3),
+            "cells_per_s": round(self.cells / self.seconds) if self.seconds else None,
+        }
+
+
+def run_pass(
+    task: Callable[[Window], dict[str, np.ndarray]],
+    window_list: list[Window],
+    executor=None,
+    threads: int = 2,
+    label: str = "pass",
+    consume: Callable[[Window, dict], dict] | None = None,
+) -> tuple[dict[str, np.ndarray], PassReport]:
+    """Sum of `task(window)` (a dict of arrays) over all windows, added in window order whatever the executor.
+
+    `executor` is anything with `submit(fn, *args)` returning futures with `.result()` (a `distributed.Client`, a
+    `concurrent.futures` executor); None = a local thread pool of `threads`. `consume(window, part)`, called in
+    window order, may take per-window outputs out of a part (e.g. a map window to write) before it is summed."""
+    start = time.perf_counter()
+    total: dict[str, np.ndarray] = {}
+    cells = 0
+    own = executor is None
+    pool = ThreadPoolExecutor(max_workers=threads) if own else executor
+    # A bounded number of windows in flight: results are consumed (and freed) in order as they arrive.
+    in_flight = max(2, IN_FLIGHT_PER_THREAD * threads)
+    pending: deque = deque()
+    try:
+        queue = iter(window_list)
+        for window in itertools.islice(queue, in_flight):
+            pending.append((window, pool.submit(task, window)))
+        done = 0
+        while pending:
+            window, future = pending.popleft()
+            part = future.result()
+            if (following := next(queue, None)) is not None:
+                pending.append((following, pool.submit(task, following)))
+            _add(total, consume(window, part) if consume else part)
+            done += 1
+            cells += int(window.width * window.height)
+            if done == len(window_list) or done % max(1, len(window_list) // 10) == 0:
+                seconds = time.perf_counter() - start
+                log.info("%s: %d/%d windows, %.0f cells/s", label, done, len(window_list), cells / max(seconds, 1e-9))
+    finally:
+        if own:
+            pool.shutdown(cancel_futures=True)
+    return total, PassReport(len(window_list), cells, time.perf_counter() - start)
+
+
+def _add(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
+    for name, values in part.items():
+        if name in total:
+            total[name] = total[name] + values
+        else:
+            total[name] = np.array(values, copy=True)
+
+
+def gdal_env(cache_mb: int = GDAL_CACHE_MB) -> rasterio.Env:
+    """A GDAL environment with the block cache capped at `cache_mb`."""
+    return rasterio.Env(GDAL_CACHEMAX=cache_mb * 1024 * 1024)
+
+
+def row_areas_ha(grid: GridSpec, window: Window) -> np.ndarray:
+    """Cell area (ha) of each row of `window` on the authalic sphere, as a (rows, 1) column; the same values as
+    the whole grid's rows (computed from the grid's own edges, not the window's)."""
+    rows = np.arange(int(window.row_off), int(window.row_off + window.height) + 1)
+    t = grid.transform
+    lat_edges = np.radians(t.f + t.e * rows)
+    return band_areas_ha(lat_edges, abs(t.a))[:, None]
+
+
+def window_grid(grid: GridSpec, window: Window) -> GridSpec:
+    transform = rasterio.windows.transform(window, grid.transform)
+    return GridSpec(width=int(window.width), height=int(window.height), transform=transform, crs=grid.crs)
+
+
+def blocks_of(sources: Iterable[RasterSource]) -> Iterator[tuple[int, int]]:
+    for source in sources:
+        with open_source(source) as dataset:
+            yield dataset.block_shapes[0]
