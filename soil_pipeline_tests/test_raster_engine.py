@@ -115,3 +115,19 @@ def test_one_pass_zonal_sums_equal_whole_array_sums():
         expected_cross = zonal_sum(cells.ravel(), cross(zone).ravel(), 39)
         np.testing.assert_allclose(sums[f"band/{name}"], expected_cross, rtol=1e-12)
     assert sums["climate_zone/stock_t_c"].sum() / 1e9 == pytest.approx(867.1, abs=0.05)
+
+
+@pytest.mark.parametrize("zone_dtype", ["int16", "int32", "int64"])
+def test_window_sums_are_bit_identical_to_zonal_sum(zone_dtype):
+    soc = read_raster(InputDatasets().soc_stock_2010_raster)
+    values = np.where(soc.data == soc.nodata, np.nan, soc.data.astype("float32"))
+    rows = np.arange(values.shape[0])[:, None] % 7
+    zone = np.where(np.arange(values.shape[1])[None, :] % 11 == 0, -1, rows).astype(zone_dtype)
+    stock = values * cell_area_ha(GRID)[:, None]
+    sums = zonal.window_sums(
+        {"soc": values, "stock": stock}, {"z": zone, "x": cross(zone)}, {"z": 7, "x": 39}, {"x": ["stock"]}
+    )
+    assert sorted(sums) == ["x/stock", "z/soc", "z/stock"]
+    np.testing.assert_array_equal(sums["z/soc"], zonal_sum(values.ravel().astype("float64"), zone.ravel(), 7))
+    np.testing.assert_array_equal(sums["z/stock"], zonal_sum(stock.ravel(), zone.ravel().astype("int64"), 7))
+    np.testing.assert_array_equal(sums["x/stock"], zonal_sum(stock.ravel(), cross(zone).ravel(), 39))

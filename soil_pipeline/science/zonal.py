@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from rasterio.windows import Window
 
 from soil_pipeline.science import raster_engine as engine
@@ -21,23 +22,32 @@ def window_sums(
     values: dict[str, np.ndarray], zones: dict[str, np.ndarray], sizes: dict[str, int], names: dict | None = None
 ) -> dict:
     """`{zoning}/{quantity}`: per-zone sums of each quantity (NaN and zone -1 ignored) in one window; `names`
-    may restrict a zoning to some quantities (e.g. a cross-tabulation of areas only). NaN counts as 0.0 and zone
-    -1 goes to a spare bin, which leaves every sum bit-identical to `aggregation.zonal_sum`."""
+    may restrict a zoning to some quantities (e.g. a cross-tabulation of areas only). Cells are added in order, as
+    `np.bincount` adds them, which leaves every sum bit-identical to `aggregation.zonal_sum`; the loop is compiled
+    and releases the GIL, so threads overlap it with decoding."""
     shape = next(iter(zones.values())).shape if zones else ()
-    clean = {name: np.nan_to_num(np.ravel(np.broadcast_to(v, shape)), nan=0.0) for name, v in values.items()}
+    flat = {name: np.ravel(np.broadcast_to(v, shape)) for name, v in values.items()}
     out = {}
     for zoning, cells in zones.items():
         n = sizes[zoning]
-        flat = np.ravel(cells)
-        outside = flat < 0
-        if outside.all():  # e.g. an ocean window: nothing to add
-            selected = names.get(zoning, clean) if names else clean
-            out.update({f"{zoning}{SEP}{name}": np.zeros(n) for name in selected})
-            continue
-        flat = np.where(outside, n, flat)
-        for name in names.get(zoning, clean) if names else clean:
-            out[f"{zoning}{SEP}{name}"] = np.bincount(flat, weights=clean[name], minlength=n + 1)[:n]
+        cells = np.ravel(cells)
+        for name in names.get(zoning, flat) if names else flat:
+            sums = np.zeros(n)
+            _add_per_zone(sums, cells, flat[name])
+            out[f"{zoning}{SEP}{name}"] = sums
     return out
+
+
+@njit(nogil=True, cache=True)
+def _add_per_zone(sums, zones, values):
+    """sums[z] += v for each cell in order, skipping zones outside 0..len(sums)-1 and NaN values."""
+    n = sums.size
+    for i in range(zones.size):
+        z = zones[i]
+        if z >= 0 and z < n:
+            v = values[i]
+            if not np.isnan(v):
+                sums[z] += v
 
 
 def cross(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
@@ -47,7 +57,10 @@ def cross(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ZonalTask:
-    """One window's share of a zonal pass; picklable, so a Dask worker can run it."""
+    """One window's share of a zonal pass; picklable, so a Dask worker can run it. `names` restricts zonings to
+    some quantities (as in `window_sums`). `gate` names a zone layer read first: a window where it has no zone (every
+    cell negative, e.g. open ocean under a country layer) reads nothing else and adds nothing, which is only right
+    when every zoning is -1 wherever the gate is."""
 
     grid: GridSpec
     sources: dict[str, engine.RasterSource]
@@ -55,20 +68,29 @@ class ZonalTask:
     quantities: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, np.ndarray]]
     zonings: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
     sizes: dict[str, int]
+    names: dict[str, list[str]] | None = None
+    gate: str | None = None
 
-    def layers(self, window: Window) -> dict[str, np.ndarray]:
+    def layers(self, window: Window, only: list[str] | None = None) -> dict[str, np.ndarray]:
         layers = {}
         with engine.gdal_env():
-            for name, source in self.sources.items():
+            for name in only if only is not None else self.sources:
+                source = self.sources[name]
                 with engine.open_source(source) as dataset:
                     data = engine.read_aligned(dataset, source, self.plans[name], self.grid, window)
                 layers[name] = data[0] if data.shape[0] == 1 else data
         return layers
 
     def __call__(self, window: Window) -> dict[str, np.ndarray]:
-        layers = self.layers(window)
+        if self.gate is None:
+            layers = self.layers(window)
+        else:
+            layers = self.layers(window, [self.gate])
+            if not (layers[self.gate] >= 0).any():
+                return {}
+            layers.update(self.layers(window, [name for name in self.sources if name != self.gate]))
         values = self.quantities(layers, engine.row_areas_ha(self.grid, window)[:, 0])
-        return window_sums(values, self.zonings(layers), self.sizes)
+        return window_sums(values, self.zonings(layers), self.sizes, self.names)
 
 
 def plan(sources: dict[str, engine.RasterSource], grid: GridSpec):
@@ -91,10 +113,13 @@ def zonal_statistics(
     executor=None,
     threads: int = 2,
     window_cells: int = engine.WINDOW_CELLS,
+    names: dict[str, list[str]] | None = None,
+    gate: str | None = None,
 ):
-    """(sums keyed `{zoning}/{quantity}`, PassReport, alignment records) over the whole grid in one pass."""
+    """(sums keyed `{zoning}/{quantity}`, PassReport, alignment records) over the whole grid in one pass; `names`
+    and `gate` as in `ZonalTask`."""
     plans, block = plan(sources, grid)
-    task = ZonalTask(grid, sources, plans, quantities, zonings, sizes)
+    task = ZonalTask(grid, sources, plans, quantities, zonings, sizes, names, gate)
     window_list = engine.windows(grid, _window_block(block, grid), window_cells)
     sums, report = engine.run_pass(task, window_list, executor, threads, label="zonal statistics")
     return sums, report, {name: p.record for name, p in plans.items()}
