@@ -9,7 +9,8 @@ layer (the IPCC climate zones, 0.5 deg, repeated onto 1 km; uint8), both tiled 5
 polygons are the embedded Natural Earth 1:10m countries. Every measurement runs in its own process (peak RSS of
 that process; imports excluded from the seconds):
 
-- floor: read and decode every block of both layers once (the same 2 threads as the engine), nothing computed;
+- floor: read and decode every block of both layers once (the same 2 threads, windows and open datasets as the
+  engine), nothing computed;
 - rasterize: the countries rasterized once per grid (pixel-centre rule, window by window with `WindowRasterizer`,
   2 threads) into a tiled int16 GeoTIFF in --dir (-1 = no country), at 1 km and at 5'; redone and timed every run,
   as the pipeline's `country_grid` asset is built once per grid before its passes;
@@ -123,7 +124,7 @@ def measure_floor(paths: dict) -> dict:
     def read(window):
         with engine.gdal_env():
             for source in sources:
-                with engine.open_source(source) as dataset:
+                with engine.opened(source) as dataset:
                     dataset.read(1, window=window)
         return {}
 
@@ -148,9 +149,11 @@ def rasterize_countries(grid, path: Path) -> None:
 
     rasterizer = WindowRasterizer(_countries().geometry.values)
     profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, crs=grid.crs)
-    profile.update(transform=grid.transform, tiled=True, blockxsize=TILE, blockysize=TILE, compress="deflate")
+    profile.update(transform=grid.transform, tiled=True, blockxsize=TILE, blockysize=TILE, BIGTIFF="YES")
+    # ZSTD without a predictor decodes about 10x faster than deflate with one (measured: 0.3 against 3 ms a window)
+    profile.update(compress="zstd", zstd_level=1)
     partial = path.with_suffix(".partial.tif")
-    with rasterio.open(partial, "w", dtype="int16", nodata=-1, predictor=2, BIGTIFF="YES", **profile) as out:
+    with rasterio.open(partial, "w", dtype="int16", nodata=-1, **profile) as out:
 
         def write(window, part):
             out.write(part.pop("country"), 1, window=window)
@@ -175,12 +178,13 @@ def measure_rasterize(paths: dict) -> dict:
 
 def cell_quantities(layers, row_area_ha):
     soc = layers["soc"]
+    missing = np.isnan(soc)
     area = np.broadcast_to(row_area_ha[:, None], soc.shape)
     return {
-        "area_ha": np.where(np.isnan(soc), np.nan, area),
+        "area_ha": np.where(missing, np.nan, area),
         "stock_t_c": soc * area,
         "soc_sum": soc,
-        "soc_count": np.where(np.isnan(soc), np.nan, 1.0),
+        "soc_count": np.where(missing, np.nan, 1.0),
     }
 
 

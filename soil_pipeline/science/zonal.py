@@ -40,19 +40,37 @@ def window_sums(
 
 @njit(nogil=True, cache=True)
 def _add_per_zone(sums, zones, values):
-    """sums[z] += v for each cell in order, skipping zones outside 0..len(sums)-1 and NaN values."""
+    """sums[z] += v for each cell in order, skipping zones outside 0..len(sums)-1 and NaN values. Along a run of
+    cells of one zone the sum is carried in a register (loaded at the start of the run, stored at its end): the
+    same additions in the same order as `np.bincount`, without a store and a reload per cell."""
     n = sums.size
+    zone, total = -1, 0.0
     for i in range(zones.size):
         z = zones[i]
-        if z >= 0 and z < n:
-            v = values[i]
-            if not np.isnan(v):
-                sums[z] += v
+        v = values[i]
+        if z < 0 or z >= n or np.isnan(v):
+            continue
+        if z != zone:
+            if zone >= 0:
+                sums[zone] = total
+            zone, total = z, sums[z]
+        total += v
+    if zone >= 0:
+        sums[zone] = total
+
+
+@njit(nogil=True, cache=True)
+def _cross(a, b, n_b, out):
+    for i in range(a.size):
+        out[i] = a[i] * n_b + b[i] if a[i] >= 0 and b[i] >= 0 else -1
 
 
 def cross(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
-    """Cross-tabulation zone a * n_b + b of two zonings (-1 where either is -1)."""
-    return np.where((a >= 0) & (b >= 0), a.astype("int64") * n_b + b, -1)
+    """Cross-tabulation zone a * n_b + b of two zonings (-1 where either is -1), int64."""
+    a, b = np.broadcast_arrays(a, b)
+    out = np.empty(a.shape, dtype="int64")
+    _cross(np.ravel(a), np.ravel(b), np.int64(n_b), out.reshape(-1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,7 @@ class ZonalTask:
         with engine.gdal_env():
             for name in only if only is not None else self.sources:
                 source = self.sources[name]
-                with engine.open_source(source) as dataset:
+                with engine.opened(source) as dataset:
                     data = engine.read_aligned(dataset, source, self.plans[name], self.grid, window)
                 layers[name] = data[0] if data.shape[0] == 1 else data
         return layers
