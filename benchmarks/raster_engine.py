@@ -115,7 +115,7 @@ def _countries():
 # --------------------------------------------------------------------------------------------- measurements
 
 
-def measure_floor(paths: dict) -> dict:
+def measure_floor(paths: dict, window_cells: int) -> dict:
     from soil_pipeline.science import raster_engine as engine
 
     sources = [engine.RasterSource(str(p)) for p in (paths["soc"], paths["classes"])]
@@ -129,7 +129,7 @@ def measure_floor(paths: dict) -> dict:
         return {}
 
     start = time.perf_counter()
-    engine.run_pass(read, engine.windows(grid, (TILE, TILE)), label="decode floor")
+    engine.run_pass(read, engine.windows(grid, (TILE, TILE), window_cells), label="decode floor")
     return {"seconds": time.perf_counter() - start}
 
 
@@ -195,7 +195,7 @@ def country_zonings(layers):
     return {"country": country, "country_x_class": zonal.cross(country, layers["classes"], N_CLASSES)}
 
 
-def measure_engine(paths: dict, grid_kind: str) -> dict:
+def measure_engine(paths: dict, grid_kind: str, window_cells: int) -> dict:
     from soil_pipeline.science import raster_engine as engine
     from soil_pipeline.science import zonal
 
@@ -222,6 +222,7 @@ def measure_engine(paths: dict, grid_kind: str) -> dict:
         cell_quantities,
         country_zonings,
         sizes,
+        window_cells=window_cells,
         names={"country_x_class": ["area_ha"]},
         gate="country",
     )
@@ -270,11 +271,11 @@ def measure_rasterstats(paths: dict, n: int) -> dict:
 def _child(args) -> None:
     paths = _paths(Path(args.dir))
     if args.measure == "floor":
-        out = measure_floor(paths)
+        out = measure_floor(paths, args.window_cells)
     elif args.measure == "rasterize":
         out = measure_rasterize(paths)
     elif args.measure.startswith("engine"):
-        out = measure_engine(paths, args.measure.split("_")[1])
+        out = measure_engine(paths, args.measure.split("_")[1], args.window_cells)
     elif args.measure == "exactextract":
         out = measure_exactextract(paths)
     else:
@@ -291,15 +292,18 @@ def _peak_rss_mb() -> float:
 
 def _run(name: str, args) -> dict:
     cmd = [sys.executable, __file__, "--dir", args.dir, "--measure", name]
-    cmd += ["--rasterstats-countries", str(args.rasterstats_countries)]
+    cmd += ["--rasterstats-countries", str(args.rasterstats_countries), "--window-cells", str(args.window_cells)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
+    from soil_pipeline.science.raster_engine import WINDOW_CELLS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default="/tmp/soil_pipeline_raster_bench")
     parser.add_argument("--rasterstats-countries", type=int, default=12)
+    parser.add_argument("--window-cells", type=int, default=WINDOW_CELLS, help="cells per window, floor and engine")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
