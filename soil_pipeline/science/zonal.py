@@ -29,34 +29,49 @@ def window_sums(
     flat = {name: np.ravel(np.broadcast_to(v, shape)) for name, v in values.items()}
     out = {}
     for zoning, cells in zones.items():
-        n = sizes[zoning]
         cells = np.ravel(cells)
-        for name in names.get(zoning, flat) if names else flat:
-            sums = np.zeros(n)
-            _add_per_zone(sums, cells, flat[name])
-            out[f"{zoning}{SEP}{name}"] = sums
+        selected = list(names.get(zoning, flat) if names else flat)
+        for start in range(0, len(selected), GROUP):
+            group = selected[start : start + GROUP]
+            arrays = [flat[name] for name in group]
+            sums = np.zeros((GROUP, sizes[zoning]))
+            _add_per_zone(sums, cells, *arrays, *arrays[-1:] * (GROUP - len(arrays)))
+            out.update({f"{zoning}{SEP}{name}": sums[row] for row, name in enumerate(group)})
     return out
 
 
+# Quantities summed together in one loop over the cells (a group of fewer repeats its last one).
+GROUP = 4
+
+
 @njit(nogil=True, cache=True)
-def _add_per_zone(sums, zones, values):
-    """sums[z] += v for each cell in order, skipping zones outside 0..len(sums)-1 and NaN values. Along a run of
-    cells of one zone the sum is carried in a register (loaded at the start of the run, stored at its end): the
-    same additions in the same order as `np.bincount`, without a store and a reload per cell."""
-    n = sums.size
-    zone, total = -1, 0.0
+def _add_per_zone(sums, zones, a, b, c, d):
+    """sums[q, z] += value for each cell in order, for the four quantities a-d, skipping zones outside
+    0..sums.shape[1]-1 and NaN values. Along a run of cells of one zone each sum is carried in a register (loaded at
+    the start of the run, stored at its end): the same additions in the same order as `np.bincount`, without a
+    store and a reload per cell, and four independent chains of additions instead of one."""
+    n = sums.shape[1]
+    zone = -1
+    sa = sb = sc = sd = 0.0
     for i in range(zones.size):
         z = zones[i]
-        v = values[i]
-        if z < 0 or z >= n or np.isnan(v):
+        if z < 0 or z >= n:
             continue
         if z != zone:
             if zone >= 0:
-                sums[zone] = total
-            zone, total = z, sums[z]
-        total += v
+                sums[0, zone], sums[1, zone], sums[2, zone], sums[3, zone] = sa, sb, sc, sd
+            zone = z
+            sa, sb, sc, sd = sums[0, z], sums[1, z], sums[2, z], sums[3, z]
+        if a[i] == a[i]:  # not NaN
+            sa += a[i]
+        if b[i] == b[i]:
+            sb += b[i]
+        if c[i] == c[i]:
+            sc += c[i]
+        if d[i] == d[i]:
+            sd += d[i]
     if zone >= 0:
-        sums[zone] = total
+        sums[0, zone], sums[1, zone], sums[2, zone], sums[3, zone] = sa, sb, sc, sd
 
 
 @njit(nogil=True, cache=True)
