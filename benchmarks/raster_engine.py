@@ -206,7 +206,7 @@ def measure_engine(paths: dict, grid_kind: str, window_cells: int) -> dict:
     if grid_kind == "1km":
         sources = {
             "soc": engine.RasterSource(str(paths["soc"])),
-            "classes": engine.RasterSource(str(paths["classes"]), dtype="int16", fill=0),
+            "classes": engine.RasterSource(str(paths["classes"]), dtype="uint8", fill=0),
         }
     else:
         from soil_pipeline.resources import InputDatasets
