@@ -1,9 +1,9 @@
 """Per-country zonal sums on a global 1 km grid (43200 x 21600 = 933 M cells): the streaming raster engine against
 the decode floor, exactextract and rasterstats, and the engine at 5' and 1 km for the memory-growth line.
 
-    python benchmarks/raster_engine.py [--dir /tmp/raster_bench] [--rasterstats-countries 12]
+    python benchmarks/raster_engine.py [--dir /tmp/raster_bench] [--rasterstats-countries 12] [--window-cells N]
 
-The inputs are generated deterministically on first use (about 2.5 GB, in --dir): a 1 km SOC stock layer (the
+The inputs are generated deterministically on first use (about 0.65 GB, in --dir): a 1 km SOC stock layer (the
 embedded WHRC 2010 5' stock, each 1 km cell perturbed by a seeded +-10 % noise; float32, NaN nodata) and a class
 layer (the IPCC climate zones, 0.5 deg, repeated onto 1 km; uint8), both tiled 512 x 512 deflate GeoTIFFs; the
 polygons are the embedded Natural Earth 1:10m countries. Every measurement runs in its own process (peak RSS of
@@ -12,8 +12,8 @@ that process; imports excluded from the seconds):
 - floor: read and decode every block of both layers once (the same 2 threads, windows and open datasets as the
   engine), nothing computed;
 - rasterize: the countries rasterized once per grid (pixel-centre rule, window by window with `WindowRasterizer`,
-  2 threads) into a tiled int16 GeoTIFF in --dir (-1 = no country), at 1 km and at 5'; redone and timed every run,
-  as the pipeline's `country_grid` asset is built once per grid before its passes;
+  2 threads) into a tiled int16 ZSTD GeoTIFF in --dir (-1 = no country), at 1 km and at 5'; redone and timed every
+  run, as the pipeline's `country_grid` asset is built once per grid before its passes;
 - engine: one `zonal.zonal_statistics` pass over the SOC, class and country layers (2 threads), the country layer
   read first in each window (a window without any country, open ocean, reads nothing else), and per country the
   SOC-covered area (ha), SOC stock (t C = t C/ha x cell area), sum and count of SOC values, and the country x
