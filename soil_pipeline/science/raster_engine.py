@@ -311,7 +311,6 @@ def run_pass(
     `executor` is anything with `submit(fn, *args)` returning futures with `.result()` (a `distributed.Client`, a
     `concurrent.futures` executor); None = a local thread pool of `threads`. `consume(window, part)`, called in
     window order, may take per-window outputs out of a part (e.g. a map window to write) before it is summed."""
-    keep_window_memory()
     start = time.perf_counter()
     total: dict[str, np.ndarray] = {}
     cells = 0
@@ -320,40 +319,68 @@ def run_pass(
     # A bounded number of windows in flight: results are consumed (and freed) in order as they arrive.
     in_flight = max(2, IN_FLIGHT_PER_THREAD * threads)
     pending: deque = deque()
-    try:
-        queue = iter(window_list)
-        for window in itertools.islice(queue, in_flight):
-            pending.append((window, pool.submit(task, window)))
-        done = 0
-        while pending:
-            window, future = pending.popleft()
-            part = future.result()
-            if (following := next(queue, None)) is not None:
-                pending.append((following, pool.submit(task, following)))
-            _add(total, consume(window, part) if consume else part)
-            done += 1
-            cells += int(window.width * window.height)
-            if done == len(window_list) or done % max(1, len(window_list) // 10) == 0:
-                seconds = time.perf_counter() - start
-                log.info("%s: %d/%d windows, %.0f cells/s", label, done, len(window_list), cells / max(seconds, 1e-9))
-    finally:
-        if own:
-            pool.shutdown(cancel_futures=True)
+    with window_memory():
+        try:
+            queue = iter(window_list)
+            for window in itertools.islice(queue, in_flight):
+                pending.append((window, pool.submit(task, window)))
+            done = 0
+            while pending:
+                window, future = pending.popleft()
+                part = future.result()
+                if (following := next(queue, None)) is not None:
+                    pending.append((following, pool.submit(task, following)))
+                _add(total, consume(window, part) if consume else part)
+                done += 1
+                cells += int(window.width * window.height)
+                if done == len(window_list) or done % max(1, len(window_list) // 10) == 0:
+                    rate = cells / max(time.perf_counter() - start, 1e-9)
+                    log.info("%s: %d/%d windows, %.0f cells/s", label, done, len(window_list), rate)
+        finally:
+            if own:
+                pool.shutdown(cancel_futures=True)
     return total, PassReport(len(window_list), cells, time.perf_counter() - start)
 
 
 @functools.cache
-def keep_window_memory() -> bool:
-    """Make glibc reuse freed window-sized arrays (once per process; False where there is no glibc)."""
+def _glibc():
     try:
         libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(
-            libc.mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
-            and libc.mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD)
-        )
-    except (OSError, AttributeError):
-        return False
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# After the passes: where glibc's own adaptive thresholds settle with large arrays (mmap 32 MB, trim twice that).
+GLIBC_MMAP_THRESHOLD_MAX = 32 << 20
+_passes_lock = threading.Lock()
+_passes_running = 0
+
+
+@contextmanager
+def window_memory():
+    """While passes run, glibc keeps freed window-sized arrays for reuse; when the last one ends, the thresholds
+    are those glibc itself settles at and the memory kept is given back. No-op without glibc."""
+    global _passes_running
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    with _passes_lock:
+        _passes_running += 1
+        if _passes_running == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
+    try:
+        yield
+    finally:
+        with _passes_lock:
+            _passes_running -= 1
+            if _passes_running == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, 2 * GLIBC_MMAP_THRESHOLD_MAX)
+                libc.malloc_trim(0)
 
 
 def _add(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
