@@ -34,8 +34,13 @@ def window_sums(
         for start in range(0, len(selected), GROUP):
             group = selected[start : start + GROUP]
             arrays = [flat[name] for name in group]
-            sums = np.zeros((GROUP, sizes[zoning]))
-            _add_per_zone(sums, cells, *arrays, *arrays[-1:] * (GROUP - len(arrays)))
+            sums = np.zeros((len(group), sizes[zoning]))
+            if len(group) == 1:
+                _add_one_per_zone(sums[0], cells, arrays[0])
+            else:  # a group of two or three repeats its last quantity (a fourth chain costs next to nothing)
+                padded = np.zeros((GROUP, sizes[zoning]))
+                _add_per_zone(padded, cells, *arrays, *arrays[-1:] * (GROUP - len(arrays)))
+                sums = padded[: len(group)]
             out.update({f"{zoning}{SEP}{name}": sums[row] for row, name in enumerate(group)})
     return out
 
@@ -72,6 +77,24 @@ def _add_per_zone(sums, zones, a, b, c, d):
             sd += d[i]
     if zone >= 0:
         sums[0, zone], sums[1, zone], sums[2, zone], sums[3, zone] = sa, sb, sc, sd
+
+
+@njit(nogil=True, cache=True)
+def _add_one_per_zone(sums, zones, values):
+    """`_add_per_zone` for one quantity."""
+    n = sums.size
+    zone, total = -1, 0.0
+    for i in range(zones.size):
+        z = zones[i]
+        if z < 0 or z >= n or values[i] != values[i]:
+            continue
+        if z != zone:
+            if zone >= 0:
+                sums[zone] = total
+            zone, total = z, sums[z]
+        total += values[i]
+    if zone >= 0:
+        sums[zone] = total
 
 
 @njit(nogil=True, cache=True)
