@@ -148,3 +148,34 @@ def test_a_soilgrids_layout_cog_over_one_country_through_vsicurl(countries, tmp_
     assert 0.7 * polygon_mha < area_mha <= polygon_mha * 1.01  # all of Rwanda but the nodata quarter
     mean_t_c_per_ha = sums["country/stock_t_c"][rwanda] / sums["country/area_ha"][rwanda]
     assert 40 + 0.25 * 100 < mean_t_c_per_ha < 40 + 0.25 * 900  # the east-west gradient, in t/ha
+
+
+def _country_zone(layers):
+    return {"country": layers["country"]}
+
+
+def test_a_country_gate_skips_ocean_windows_and_changes_no_sum(countries, soc_crop, tmp_path):
+    with rasterio.open(soc_crop) as src:
+        grid = engine.grid_of(src)
+    country_grid = tmp_path / "countries.tif"
+    profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="int16", nodata=-1)
+    with rasterio.open(country_grid, "w", crs=grid.crs, transform=grid.transform, **profile) as dst:
+        dst.write(rasterize_regions(countries.geometry.values, grid).astype("int16"), 1)
+    sources = {
+        "country": engine.RasterSource(str(country_grid), dtype="int16", fill=-1),
+        "soc": engine.RasterSource(str(soc_crop), dtype="float64"),
+    }
+    plans, _ = zonal.plan(sources, grid)
+    sizes = {"country": len(countries)}
+    plain = zonal.ZonalTask(grid, sources, plans, _values, _country_zone, sizes)
+    gated = zonal.ZonalTask(grid, sources, plans, _values, _country_zone, sizes, gate="country")
+    window_list = engine.windows(grid, (32, 32), 1024)
+    parts = [gated(window) for window in window_list]
+    ocean = [window for window, part in zip(window_list, parts, strict=True) if not part]
+    assert 0 < len(ocean) < len(window_list) / 2  # the Atlantic west of Iberia and Morocco, the Mediterranean
+    assert all(plain(window)["country/soc_count"].sum() == 0 for window in ocean)
+    sums, _ = engine.run_pass(gated, window_list)
+    expected, _ = engine.run_pass(plain, window_list)
+    assert sums.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_array_equal(sums[key], values, err_msg=key)

@@ -115,3 +115,39 @@ def test_one_pass_zonal_sums_equal_whole_array_sums():
         expected_cross = zonal_sum(cells.ravel(), cross(zone).ravel(), 39)
         np.testing.assert_allclose(sums[f"band/{name}"], expected_cross, rtol=1e-12)
     assert sums["climate_zone/stock_t_c"].sum() / 1e9 == pytest.approx(867.1, abs=0.05)
+
+
+@pytest.mark.parametrize("zone_dtype", ["int16", "int32", "int64"])
+def test_window_sums_are_bit_identical_to_zonal_sum(zone_dtype):
+    soc = read_raster(InputDatasets().soc_stock_2010_raster)
+    values = np.where(soc.data == soc.nodata, np.nan, soc.data.astype("float32"))
+    rows = np.arange(values.shape[0])[:, None] % 7
+    zone = np.where(np.arange(values.shape[1])[None, :] % 11 == 0, -1, rows).astype(zone_dtype)
+    stock = values * cell_area_ha(GRID)[:, None]
+    sums = zonal.window_sums(
+        {"soc": values, "stock": stock}, {"z": zone, "x": cross(zone)}, {"z": 7, "x": 39}, {"x": ["stock"]}
+    )
+    assert sorted(sums) == ["x/stock", "z/soc", "z/stock"]
+    np.testing.assert_array_equal(sums["z/soc"], zonal_sum(values.ravel().astype("float64"), zone.ravel(), 7))
+    np.testing.assert_array_equal(sums["z/stock"], zonal_sum(stock.ravel(), zone.ravel().astype("int64"), 7))
+    np.testing.assert_array_equal(sums["x/stock"], zonal_sum(stock.ravel(), cross(zone).ravel(), 39))
+
+
+def _write(path, value: float) -> None:
+    profile = dict(driver="GTiff", width=8, height=4, count=1, dtype="float32", crs="EPSG:4326")
+    with rasterio.open(path, "w", transform=rasterio.transform.from_origin(0, 4, 1, 1), **profile) as dst:
+        dst.write(np.full((4, 8), value, dtype="float32"), 1)
+
+
+def test_a_dataset_kept_open_is_not_reused_once_its_file_is_replaced(tmp_path):
+    path = tmp_path / "layer.tif"
+    _write(path, 1.0)
+    source = engine.RasterSource(str(path))
+    with engine.opened(source) as first:
+        assert first.read(1).sum() == 32
+    with engine.opened(source) as again:
+        assert again is first
+    _write(tmp_path / "new.tif", 2.0)
+    (tmp_path / "new.tif").replace(path)
+    with engine.opened(source) as replaced:
+        assert replaced is not first and replaced.read(1).sum() == 64

@@ -125,6 +125,9 @@ def group_membership(subregions, adm0_codes, groups: list[dict]) -> np.ndarray:
     return index
 
 
+CLIP_MARGIN_CELLS = 2
+
+
 class WindowRasterizer:
     """Polygons rasterized one grid window at a time (pixel-centre rule, as `rasterize_regions`): only the
     polygons whose bounds meet the window are burnt. Picklable (polygons travel as WKB), for Dask workers."""
@@ -150,9 +153,16 @@ class WindowRasterizer:
     def __call__(self, window_grid: GridSpec) -> np.ndarray:
         tree = self._index()
         t = window_grid.transform
-        box = shapely.box(t.c, t.f + t.e * window_grid.height, t.c + t.a * window_grid.width, t.f)
-        hits = np.sort(tree.query(box))
-        shapes = [(self.geometries[i], int(i)) for i in hits if not self.geometries[i].is_empty]
+        west, south = t.c, t.f + t.e * window_grid.height
+        east, north = t.c + t.a * window_grid.width, t.f
+        hits = np.sort(tree.query(shapely.box(west, south, east, north)))
+        # Each polygon cut to the window plus a margin of CLIP_MARGIN_CELLS: the same cell centres inside it, and
+        # only the window's share of the edges to scan (a whole coastline per window row made large countries slow).
+        margin_x, margin_y = CLIP_MARGIN_CELLS * abs(t.a), CLIP_MARGIN_CELLS * abs(t.e)
+        clipped = shapely.clip_by_rect(
+            [self.geometries[i] for i in hits], west - margin_x, south - margin_y, east + margin_x, north + margin_y
+        )
+        shapes = [(geom, int(i)) for geom, i in zip(clipped, hits, strict=True) if not geom.is_empty]
         if not shapes:
             return np.full(window_grid.shape, NO_REGION, dtype="int32")
         return rasterize(
