@@ -75,14 +75,14 @@ def _with_second_source(table, soc_stock_grid: Layer, second: Layer, sums: dict,
     table["soc_stock_source"] = declared.get("label") or (WHRC_SOURCE if not declared else "declared raster")
     label = _second_label(second)
     table["second_soc_stock_source"] = pd.Series(label, index=table.index, dtype="str")
+    if label is None:
+        return table.assign(**{column: np.nan for column, _, _ in SECOND_SOURCE_QUANTITIES})
     names = [name for _, name, _ in SECOND_SOURCE_QUANTITIES]
-    per_region = (
-        pd.concat([sums_table(sums, kind, tables[kind], names) for kind in STOCK_REGION_TYPES], ignore_index=True)
-        if label is not None
-        else None
+    per_region = pd.concat(
+        [sums_table(sums, kind, tables[kind], names) for kind in STOCK_REGION_TYPES], ignore_index=True
     )
     for column, name, scale in SECOND_SOURCE_QUANTITIES:
-        table[column] = (per_region[name] / scale).to_numpy(dtype="float64") if label is not None else np.nan
+        table[column] = (per_region[name] / scale).to_numpy(dtype="float64")
     return table
 
 
