@@ -48,27 +48,36 @@ def run_pipeline(
     """
     # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
     warnings.filterwarnings("ignore", message=r".* is currently in beta")
-    from soil_pipeline.definitions import build_definitions
+    import dagster as dg
+
     from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
-    from soil_pipeline.resources import InputDatasets
     from soil_pipeline.run_commit import commit_run
 
     partition = partition or EMBEDDED_DROP_PARTITION
     settings = {**(inputs or {}), **({"landing_dir": landing_dir} if landing_dir else {})}
-    definitions = with_progress(build_definitions(output_root, InputDatasets(**settings)))
     results, committed = [], []
     with _instance() as instance:
         for job_name, key in (("soil_pipeline_job", partition), ("restoration_scenarios_job", None)):
-            job = definitions.resolve_job_def(job_name)
-            result = job.execute_in_process(
-                run_config=PROGRESS_LOGS, partition_key=key, instance=instance, raise_on_error=False
+            job = dg.build_reconstructable_job(
+                "soil_pipeline.cli", cli_job.__name__, reconstructable_args=(job_name, output_root, settings)
             )
-            results.append(result)
+            tags = {"dagster/partition": key} if key else None
+            with dg.execute_job(job, instance, run_config=PROGRESS_LOGS, tags=tags) as result:
+                results.append(result)
             if not result.success:
                 VersionedParquetStore(output_root).mark_failed(result.run_id)
                 break
             committed += commit_run(output_root, result.run_id, keep_runs)
     return results, committed
+
+
+def cli_job(job_name: str, output_root: str, settings: dict):
+    """The job `soil-pipeline run` executes, built from plain values: `dg.execute_job` runs it from this recipe and,
+    unlike `execute_in_process`, keeps no step's output in memory until the run ends."""
+    from soil_pipeline.definitions import build_definitions
+    from soil_pipeline.resources import InputDatasets
+
+    return with_progress(build_definitions(output_root, InputDatasets(**settings))).resolve_job_def(job_name)
 
 
 def with_progress(definitions):

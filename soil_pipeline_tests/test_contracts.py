@@ -43,6 +43,20 @@ def test_pandera_and_gx_agree_on_the_real_horizons(tmp_path):
     assert "field_horizons" in (tmp_path / "docs" / "index.html").read_text()
 
 
+def test_pandera_and_gx_agree_on_horizons_of_unknown_sites(tmp_path):
+    contract = load_table_contract("field_horizons")
+    horizons = _horizons(contract)
+    key = contract.column("site_id").foreign_key
+    known = set(horizons["site_id"]) - {horizons["site_id"].iloc[0], horizons["site_id"].iloc[-1]}
+    validation = validate(horizons, contract, {key: known})
+    orphans = {key: set(horizons["site_id"]) - known}
+    report = run_gx(validation.checked, contract, tmp_path / "docs", orphans)
+    orphan_rows = int(horizons["site_id"].isin(orphans[key]).sum())
+    assert orphan_rows >= 2
+    assert (validation.rejects["rule"] == "foreign_key").sum() == orphan_rows
+    assert report["failed_expectations"]["expect_column_values_to_not_be_in_set:site_id"] == orphan_rows
+
+
 def test_changing_a_range_in_the_contract_changes_pandera_and_gx(tmp_path):
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)

@@ -149,7 +149,7 @@ def _ingest(
             severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
             yield contract_result(name, validation, severity)
             with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
-                report = run_gx(validation.gx_sample, contracts[name], docs, _gx_foreign(name, validation, drop))
+                report = run_gx(validation.gx_sample, contracts[name], docs, _gx_orphans(name, validation, drop))
             link = quality_reports.link(context.run.run_id, name, partition)
             yield gx_result(name, report, index, link, validation.gx_sample_note)
         broken = [v for v in validations.values() if v.batch_errors]
@@ -181,16 +181,15 @@ def _ingest(
                 yield dg.Output(table, output_name=output, metadata=metadata)
 
 
-def _gx_foreign(name: str, validation: StreamValidation, drop: DropValidation) -> dict | None:
-    """Foreign keys for the GX sample: the valid site ids among the sample's (the same verdict as all of them)."""
+def _gx_orphans(name: str, validation: StreamValidation, drop: DropValidation) -> dict | None:
+    """Foreign keys for the GX sample: its site ids that are not among the valid sites (the same verdict as all)."""
     if name != "field_horizons" or drop.sites.valid is None:
         return None
     key = validation.contract.column("site_id").foreign_key
-    wanted = set(validation.gx_sample["site_id"].dropna())
-    found = set()
+    missing = set(validation.gx_sample["site_id"].dropna())
     for batch in drop.sites.valid.batches(["site_id"]):
-        found |= wanted & set(batch.column("site_id").to_pylist())
-    return {key: found}
+        missing -= set(batch.column("site_id").to_pylist())
+    return {key: missing}
 
 
 def _gate_sites_with_stock(drop: DropValidation, paths: dict) -> None:

@@ -264,7 +264,9 @@ class RateMaps:
 
     def cog(self) -> bytes:
         cog_path = self.path.with_name("rates_cog.tif")
-        rasterio.shutil.copy(self.path, cog_path, driver="COG", compress="DEFLATE", predictor=3)
+        rasterio.shutil.copy(
+            self.path, cog_path, driver="COG", compress="DEFLATE", predictor=3, num_threads="ALL_CPUS"
+        )
         return cog_path.read_bytes()
 
 

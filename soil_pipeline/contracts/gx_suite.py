@@ -21,7 +21,7 @@ GX_NOT_EXPRESSED = {
 }
 
 
-def _column_expectations(gxe, column: ColumnSpec, foreign_values: dict) -> list:
+def _column_expectations(gxe, column: ColumnSpec, orphans: dict) -> list:
     found = [gxe.ExpectColumnToExist(column=column.name)]
     if column.required:
         found.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name))
@@ -33,9 +33,18 @@ def _column_expectations(gxe, column: ColumnSpec, foreign_values: dict) -> list:
         found.append(gxe.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.valid_values)))
     if column.unique:
         found.append(gxe.ExpectColumnValuesToBeUnique(column=column.name))
-    if column.foreign_key and column.foreign_key in foreign_values:
-        values = sorted(foreign_values[column.foreign_key])
-        found.append(gxe.ExpectColumnValuesToBeInSet(column=column.name, value_set=values))
+    if column.foreign_key and column.foreign_key in orphans:
+        # The values absent from the referenced table, not the (large) set of those present: the same verdict on
+        # the same rows, and GX copies an expectation's arguments at every step of a validation.
+        missing = sorted(orphans[column.foreign_key])
+        found.append(
+            gxe.ExpectColumnValuesToNotBeInSet(
+                column=column.name,
+                value_set=missing,
+                description=f"values of {column.name} must exist in {column.foreign_key}: none of the "
+                f"{len(missing)} value(s) of this table that do not may appear",
+            )
+        )
     return found
 
 
@@ -56,13 +65,14 @@ def _dataset_expectation(gxe, rule: DatasetRule):
     raise ValueError(f"no GX expectation for rule kind {rule.kind}")
 
 
-def to_gx_suite(contract: TableContract, foreign_values: dict | None = None):
+def to_gx_suite(contract: TableContract, orphans: dict | None = None):
+    """The contract's expectations; `orphans` maps a foreign key to the table's values absent from its target."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     suite = gx.ExpectationSuite(name=contract.id, meta={"contract": contract.label, "contract_sha256": contract.sha256})
     for column in contract.columns:
-        for expectation in _column_expectations(gxe, column, foreign_values or {}):
+        for expectation in _column_expectations(gxe, column, orphans or {}):
             suite.add_expectation(expectation)
     for rule in contract.rules:
         if (expectation := _dataset_expectation(gxe, rule)) is not None:
@@ -70,7 +80,7 @@ def to_gx_suite(contract: TableContract, foreign_values: dict | None = None):
     return suite
 
 
-def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, foreign_values: dict | None = None) -> dict:
+def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, orphans: dict | None = None) -> dict:
     """Validate `frame` with the contract's suite in an ephemeral context; write offline Data Docs in `docs_dir`."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -90,7 +100,7 @@ def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, foreign
         .add_dataframe_asset(name=contract.id)
         .add_batch_definition_whole_dataframe(contract.id)
     )
-    suite = context.suites.add(to_gx_suite(contract, foreign_values))
+    suite = context.suites.add(to_gx_suite(contract, orphans))
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=contract.id, data=batch_definition, suite=suite)
     )

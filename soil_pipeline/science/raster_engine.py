@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 GDAL_CACHE_MB = 64
 # Target cells per window: 1 M cells (2 x 2 blocks of 512) keeps a window of a few float64 layers near 10 MB.
-WINDOW_CELLS = 1 << 20
+WINDOW_CELLS = 1 << 18
 # Windows submitted ahead of the one being added, per thread (or Dask worker thread).
 IN_FLIGHT_PER_THREAD = 4
 # glibc gives every freed array above its mmap threshold (128 kB, adapting up to 32 MB) back to the system, so each
@@ -99,12 +99,34 @@ class RasterSource:
 
 @contextmanager
 def open_source(source: RasterSource):
-    if isinstance(source.location, bytes):
-        with MemoryFile(source.location) as memory, memory.open() as dataset:
-            yield dataset
-    else:
-        with rasterio.open(source.location) as dataset:
-            yield dataset
+    location = _in_memory_name(source.location) if isinstance(source.location, bytes) else source.location
+    with rasterio.open(location) as dataset:
+        yield dataset
+
+
+# GeoTIFF bytes copied into GDAL's /vsimem once per process (the most recent few), not once per window opened:
+# threads open the same in-memory file by name. Dropping an entry leaves datasets already open on it readable.
+IN_MEMORY_FILES = 8
+_in_memory: OrderedDict[int, tuple[bytes, MemoryFile]] = OrderedDict()
+_in_memory_lock = threading.Lock()
+
+
+def _in_memory_name(data: bytes) -> str:
+    with _in_memory_lock:
+        entry = _in_memory.pop(id(data), None)
+        if entry is None or entry[0] is not data:  # the entry holds `data`, so its id names no other object
+            entry = (data, MemoryFile(data))
+        _in_memory[id(data)] = entry
+        while len(_in_memory) > IN_MEMORY_FILES:
+            _in_memory.popitem(last=False)[1][1].close()
+        return entry[1].name
+
+
+def release_in_memory_files() -> None:
+    """Forget every in-memory GeoTIFF (after the last pass; the next pass copies its sources again)."""
+    with _in_memory_lock:
+        while _in_memory:
+            _in_memory.popitem()[1][1].close()
 
 
 # Datasets kept open per thread (least recently used closed first): opening a GeoTIFF costs about 0.3 ms of CPU and
@@ -360,16 +382,13 @@ _passes_running = 0
 
 @contextmanager
 def window_memory():
-    """While passes run, glibc keeps freed window-sized arrays for reuse; when the last one ends, the thresholds
-    are those glibc itself settles at and the memory kept is given back. No-op without glibc."""
+    """While passes run, glibc keeps freed window-sized arrays for reuse; when the last one ends, the in-memory
+    sources are released, glibc's thresholds are those it settles at itself and the memory kept is given back."""
     global _passes_running
     libc = _glibc()
-    if libc is None:
-        yield
-        return
     with _passes_lock:
         _passes_running += 1
-        if _passes_running == 1:
+        if _passes_running == 1 and libc is not None:
             libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
             libc.mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
     try:
@@ -378,9 +397,11 @@ def window_memory():
         with _passes_lock:
             _passes_running -= 1
             if _passes_running == 0:
-                libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, 2 * GLIBC_MMAP_THRESHOLD_MAX)
-                libc.malloc_trim(0)
+                release_in_memory_files()
+                if libc is not None:
+                    libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
+                    libc.mallopt(_M_TRIM_THRESHOLD, 2 * GLIBC_MMAP_THRESHOLD_MAX)
+                    libc.malloc_trim(0)
 
 
 def _add(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
