@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from soil_pipeline import memory
+from soil_pipeline.contracts import gx_worker
 from soil_pipeline.publishing.root import LocalRoot, open_root
 from soil_pipeline.publishing.store import sha256_bytes
 from soil_pipeline.science.grid import GridSpec
@@ -55,6 +57,20 @@ class QualityReports(dg.ConfigurableResource):
     # Where `base` is served over HTTP (`soil-pipeline docs`), for a link the Dagster UI can open; None: no link.
     url: str | None = None
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        gx_worker.warm_up()  # GX imports in its own process while the run's first steps compute
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        gx_worker.stop()
+
+    def validate(self, frame, contract, docs_dir: Path, orphans: dict | None = None) -> dict:
+        """The contract's GX suite on `frame` (`gx_suite.run_gx`), in the GX worker process."""
+        return gx_worker.run_gx(frame, contract, docs_dir, orphans)
+
+    def release(self) -> None:
+        """This run validates nothing more: end the GX worker and free its memory."""
+        gx_worker.stop()
+
     def link(self, run_id: str, dataset: str, partition: str | None = None) -> str | None:
         folder = f"{dataset}_{partition}" if partition else dataset
         return f"{self.url}/{run_id}/{folder}/index.html" if self.url else None
@@ -100,6 +116,9 @@ class RasterEngine(dg.ConfigurableResource):
     scheduler_address: str | None = None
     threads: int = 2
     window_cells: int = WINDOW_CELLS
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        memory.return_freed_memory()  # the run's process holds whole grids between passes
 
     def grid(self) -> GridSpec:
         return GridConfig(self.crs, self.resolution_deg, self.west, self.north, self.width, self.height).spec()

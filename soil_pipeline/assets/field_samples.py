@@ -26,7 +26,6 @@ from soil_pipeline.checks import (
     publish_checked,
 )
 from soil_pipeline.contracts.declaration import find_table_file, plan_table, resolve_declaration, table_header
-from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.stream import StreamValidation, validate_buckets
 from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions
@@ -149,9 +148,11 @@ def _ingest(
             severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
             yield contract_result(name, validation, severity)
             with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
-                report = run_gx(validation.gx_sample, contracts[name], docs, _gx_orphans(name, validation, drop))
+                orphans = _gx_orphans(name, validation, drop)
+                report = quality_reports.validate(validation.gx_sample, contracts[name], docs, orphans)
             link = quality_reports.link(context.run.run_id, name, partition)
             yield gx_result(name, report, index, link, validation.gx_sample_note)
+        quality_reports.release()
         broken = [v for v in validations.values() if v.batch_errors]
         if broken:
             raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))

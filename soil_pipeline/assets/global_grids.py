@@ -79,7 +79,7 @@ def _grid_of(band: RasterBand) -> GridSpec:
 def _onto(band: RasterBand, target: GridSpec, resampling: Resampling, target_nodata, dtype) -> tuple[np.ndarray, dict]:
     """Onto `target`: as is when on its grid, by whole-cell shift when only the origin differs, else resampled."""
     if same_grid(_grid_of(band), target):
-        return band.data.astype(dtype), {"method": "none (already on the common grid)"}
+        return band.data.astype(dtype, copy=False), {"method": "none (already on the common grid)"}
     if (offset := lattice_offset(_grid_of(band), target)) is not None:
         return shift_onto(band.data, band.nodata, offset, target, target_nodata, dtype)
     aligned = align(band.data, band.transform, band.crs, band.nodata, target, resampling, target_nodata, dtype)
@@ -121,13 +121,16 @@ def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, ras
         inputs.raster_declaration,
     )
     declared = lineage.pop("declared")
-    current, natural = bands["soc_stock_2010_raster"], bands["soc_stock_no_land_use_raster"]
     grid = raster_engine.grid()
-    aligned, alignment = {}, {}
-    for name, band in (("2010", current), ("no_land_use", natural)):
-        data, alignment[name] = _onto(band, grid, Resampling.average, band.nodata, band.data.dtype)
-        aligned[name] = _as_float(RasterBand(data, grid.transform, grid.crs, band.nodata, band.path))
-    data = np.stack([aligned["2010"], aligned["no_land_use"]])
+    data, alignment = np.empty((2, *grid.shape), dtype="float32"), {}
+    for i, (name, raster) in enumerate(
+        (("2010", "soc_stock_2010_raster"), ("no_land_use", "soc_stock_no_land_use_raster"))
+    ):
+        band = bands.pop(raster)
+        aligned, alignment[name] = _onto(band, grid, Resampling.average, band.nodata, band.data.dtype)
+        data[i] = aligned
+        data[i][aligned == band.nodata] = np.nan
+        del band, aligned
     regional = list(dict.fromkeys(d.label or d.name for d in declared.values() if d.regional))
     coverage = _stock_coverage(data, grid, inputs, regional)
     units = "t C/ha (0-30 cm); band 0 = 2010, band 1 = no land use"

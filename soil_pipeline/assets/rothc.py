@@ -183,6 +183,8 @@ COUNT = "cells/"
 # Cells per RothC chunk: ~1.5 kB of working arrays per cell, so ~40 MB per thread.
 RUN_CHUNK = 25_000
 MAP = "rate_map"
+# Rate maps wider than this many cells get overviews (a 5' global map, 4320 cells, is read whole by any viewer).
+OVERVIEWS_ABOVE = 8192
 
 
 @dataclass(frozen=True)
@@ -264,8 +266,17 @@ class RateMaps:
 
     def cog(self) -> bytes:
         cog_path = self.path.with_name("rates_cog.tif")
+        # Overviews (averages, NaN-aware) only where a viewer needs them; the default cubic ones were all NaN.
+        wide = self.grid.width > OVERVIEWS_ABOVE
+        overviews = {"overviews": "AUTO", "resampling": "AVERAGE"} if wide else {"overviews": "NONE"}
         rasterio.shutil.copy(
-            self.path, cog_path, driver="COG", compress="DEFLATE", predictor=3, num_threads="ALL_CPUS"
+            self.path,
+            cog_path,
+            driver="COG",
+            compress="DEFLATE",
+            predictor=3,
+            num_threads="ALL_CPUS",
+            **overviews,
         )
         return cog_path.read_bytes()
 

@@ -1,0 +1,100 @@
+"""Great Expectations in a worker process of its own.
+
+Importing GX takes seconds and about 150 MB that the pipeline process would then keep for the rest of the run.
+A run starts the worker when its resources are set up (`warm_up`), so GX is imported while the grids are computed;
+`run_gx` validates there, and the run stops the worker when it no longer needs GX. The worker is
+`python -m soil_pipeline.contracts.gx_worker`, requests and replies pickled over its stdin and stdout; it also ends
+with its parent.
+"""
+
+import atexit
+import functools
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+import pandas as pd
+
+from soil_pipeline.contracts import gx_suite
+from soil_pipeline.contracts.model import TableContract
+
+
+class _Worker:
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.lock = threading.Lock()
+        atexit.register(self.close)
+
+    def call(self, *args):
+        with self.lock:
+            try:
+                pickle.dump(args, self.process.stdin)
+                self.process.stdin.flush()
+                ok, value = pickle.load(self.process.stdout)
+            except (EOFError, BrokenPipeError, pickle.UnpicklingError) as error:
+                raise RuntimeError(
+                    f"the Great Expectations worker process ended (exit {self.process.poll()})"
+                ) from error
+        if not ok:
+            raise RuntimeError(f"Great Expectations failed in its worker process:\n{value}")
+        return value
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+
+
+@functools.cache
+def _worker() -> _Worker:
+    return _Worker()
+
+
+def warm_up() -> None:
+    """Start the worker (it imports GX in the background); returns at once."""
+    _worker()
+
+
+def stop() -> None:
+    """End the worker, if one runs; the next `warm_up` or `run_gx` starts a new one."""
+    if _worker.cache_info().currsize:
+        _worker().close()
+        _worker.cache_clear()
+
+
+def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, orphans: dict | None = None) -> dict:
+    """`gx_suite.run_gx` in the worker."""
+    worker = _worker()
+    try:
+        return worker.call(frame, contract, docs_dir, orphans)
+    except RuntimeError:
+        if worker.process.poll() is not None:
+            _worker.cache_clear()  # the next call starts a new worker
+        raise
+
+
+def _serve() -> None:
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # whatever GX prints goes to stderr, not into the replies
+    import great_expectations  # noqa: F401
+    import great_expectations.expectations  # noqa: F401
+
+    while True:
+        try:
+            args = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            return
+        try:
+            reply = (True, gx_suite.run_gx(*args))
+        except Exception:  # noqa: BLE001 - reported to the parent, which raises
+            reply = (False, traceback.format_exc())
+        pickle.dump(reply, replies)
+        replies.flush()
+
+
+if __name__ == "__main__":
+    _serve()
