@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from soil_pipeline.contracts import gx_worker
 from soil_pipeline.contracts.gx_suite import run_gx
 from soil_pipeline.contracts.model import CONTRACTS_DIR, load_raster_contract, load_table_contract
 from soil_pipeline.contracts.validate import validate
@@ -55,6 +56,18 @@ def test_pandera_and_gx_agree_on_horizons_of_unknown_sites(tmp_path):
     assert orphan_rows >= 2
     assert (validation.rejects["rule"] == "foreign_key").sum() == orphan_rows
     assert report["failed_expectations"]["expect_column_values_to_not_be_in_set:site_id"] == orphan_rows
+
+
+def test_the_gx_worker_process_reports_as_gx_in_process_and_names_its_failures(tmp_path):
+    contract = load_table_contract("field_horizons")
+    checked = validate(_horizons(contract), contract).checked
+    assert gx_worker.run_gx(checked, contract, tmp_path / "worker") == run_gx(checked, contract, tmp_path / "here")
+    assert (tmp_path / "worker" / "index.html").exists()
+    with pytest.raises(RuntimeError, match="Great Expectations failed in its worker process"):
+        gx_worker.run_gx("not a table", contract, tmp_path / "bad")
+    worker = gx_worker._worker()
+    gx_worker.stop()
+    assert worker.process.poll() == 0
 
 
 def test_changing_a_range_in_the_contract_changes_pandera_and_gx(tmp_path):

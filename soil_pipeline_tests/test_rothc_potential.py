@@ -9,7 +9,7 @@ import rasterio
 from affine import Affine
 from rasterio.warp import Resampling
 
-from soil_pipeline.assets.rothc import RothCInputs, cell_inputs, load_scenarios, read_sampled
+from soil_pipeline.assets.rothc import OVERVIEWS_ABOVE, RateMaps, RothCInputs, cell_inputs, load_scenarios, read_sampled
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science import gsocseq
@@ -135,7 +135,7 @@ def test_rate_maps_are_a_cog_with_one_band_per_scenario(embedded_run, published)
     [materialization] = result.asset_materializations_for_node("rothc_sequestration_potential")
     metadata = materialization.metadata
     with rasterio.open(metadata["rate_maps_cog"].value) as cog:
-        assert cog.count == 4 and cog.is_tiled and cog.overviews(1)
+        assert cog.count == 4 and cog.is_tiled and cog.overviews(1) == []  # a 5' map is read whole
         assert cog.transform.almost_equals(FIVE_MINUTES.transform)
         ssm3, bau = cog.read(4), cog.read(1)
     assert np.isfinite(ssm3).sum() == metadata["modelled_cells"].value
@@ -155,3 +155,19 @@ def test_a_texture_raster_out_of_range_or_with_wrong_bands_fails_naming_file_and
         read_sampled(str(bad), "clay_coarse_pct", FIVE_MINUTES, flat)
     with pytest.raises(dg.Failure, match=r"tmp_degc raster must be EPSG:4326 with 12 band\(s\)"):
         read_sampled(RothCInputs().clay_coarse_raster, "tmp_degc", FIVE_MINUTES, flat)
+
+
+def test_rate_maps_wider_than_a_viewer_reads_whole_get_average_overviews(tmp_path):
+    width = 2 * (OVERVIEWS_ABOVE + 512)
+    grid = GridSpec(width, 1024, Affine(360 / width, 0, -180, 0, -360 / width, 90))
+    scenarios = load_scenarios()
+    rates = np.full((len(scenarios.names), 1024, width), np.nan, dtype="float32")
+    rates[:, :512, :1024] = 1.0  # one overview cell of the first level: half of its 2 x 2 cells are NaN
+    rates[:, :1, :1] = 3.0
+    with RateMaps(tmp_path / "rates.tif", grid, scenarios) as maps:
+        maps.consume(rasterio.windows.Window(0, 0, width, 1024), {"rate_map": rates})
+    (tmp_path / "cog.tif").write_bytes(maps.cog())
+    with rasterio.open(tmp_path / "cog.tif") as cog:
+        assert cog.overviews(1)[0] == 2
+        first = cog.read(1, out_shape=(512, width // 2))
+    assert first[0, 0] == pytest.approx(1.5) and np.isnan(first[0, 600])

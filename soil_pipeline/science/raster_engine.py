@@ -40,7 +40,8 @@ from soil_pipeline.science.grid import GridSpec, band_areas_ha, lattice_offset, 
 log = logging.getLogger(__name__)
 
 GDAL_CACHE_MB = 64
-# Target cells per window: 1 M cells (2 x 2 blocks of 512) keeps a window of a few float64 layers near 10 MB.
+# Target cells per window: 256 k (one 512 x 512 block) keeps a window of a few float64 layers near 2 MB, and
+# windows of open ocean are skipped whole (at 1 km, 1.3x the decode floor against 1.5x with 1 M-cell windows).
 WINDOW_CELLS = 1 << 18
 # Windows submitted ahead of the one being added, per thread (or Dask worker thread).
 IN_FLIGHT_PER_THREAD = 4
