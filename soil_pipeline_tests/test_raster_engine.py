@@ -1,6 +1,8 @@
 """The streaming raster engine on the embedded rasters: windowed alignment and zonal sums equal the whole-array
 methods cell for cell, whatever the window size."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import rasterio
@@ -151,3 +153,21 @@ def test_a_dataset_kept_open_is_not_reused_once_its_file_is_replaced(tmp_path):
     (tmp_path / "new.tif").replace(path)
     with engine.opened(source) as replaced:
         assert replaced is not first and replaced.read(1).sum() == 64
+
+
+def test_in_memory_sources_read_right_from_many_threads_with_more_sources_than_kept(tmp_path):
+    sources = []
+    for value in range(engine.IN_MEMORY_FILES + 3):
+        _write(tmp_path / f"{value}.tif", float(value))
+        sources.append(engine.RasterSource((tmp_path / f"{value}.tif").read_bytes()))
+
+    def read(i):
+        source = sources[i % len(sources)]
+        with engine.open_source(source) as dataset:
+            return i % len(sources), dataset.read(1)
+
+    with ThreadPoolExecutor(4) as pool:
+        for value, data in pool.map(read, range(200)):
+            assert (data == value).all()
+    engine.release_in_memory_files()
+    assert not engine._in_memory

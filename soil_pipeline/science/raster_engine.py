@@ -100,8 +100,12 @@ class RasterSource:
 
 @contextmanager
 def open_source(source: RasterSource):
-    location = _in_memory_name(source.location) if isinstance(source.location, bytes) else source.location
-    with rasterio.open(location) as dataset:
+    if isinstance(source.location, bytes):
+        with _in_memory_lock:  # opened before another thread can drop the in-memory file
+            dataset = rasterio.open(_in_memory_name(source.location))
+    else:
+        dataset = rasterio.open(source.location)
+    with dataset:
         yield dataset
 
 
@@ -113,14 +117,14 @@ _in_memory_lock = threading.Lock()
 
 
 def _in_memory_name(data: bytes) -> str:
-    with _in_memory_lock:
-        entry = _in_memory.pop(id(data), None)
-        if entry is None or entry[0] is not data:  # the entry holds `data`, so its id names no other object
-            entry = (data, MemoryFile(data))
-        _in_memory[id(data)] = entry
-        while len(_in_memory) > IN_MEMORY_FILES:
-            _in_memory.popitem(last=False)[1][1].close()
-        return entry[1].name
+    """The /vsimem name of `data` (the caller holds `_in_memory_lock`)."""
+    entry = _in_memory.pop(id(data), None)
+    if entry is None or entry[0] is not data:  # the entry holds `data`, so its id names no other object
+        entry = (data, MemoryFile(data))
+    _in_memory[id(data)] = entry
+    while len(_in_memory) > IN_MEMORY_FILES:
+        _in_memory.popitem(last=False)[1][1].close()
+    return entry[1].name
 
 
 def release_in_memory_files() -> None:
