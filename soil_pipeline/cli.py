@@ -40,6 +40,7 @@ def run_pipeline(
     landing_dir: str | None = None,
     keep_runs: int | None = None,
     inputs: dict | None = None,
+    raster_engine: dict | None = None,
 ) -> tuple[list, list[dict]]:
     """The main job for one drop, then the scenario job (every scenario); stops at the first failed run.
 
@@ -59,7 +60,9 @@ def run_pipeline(
     with _instance() as instance:
         for job_name, key in (("soil_pipeline_job", partition), ("restoration_scenarios_job", None)):
             job = dg.build_reconstructable_job(
-                "soil_pipeline.cli", cli_job.__name__, reconstructable_args=(job_name, output_root, settings)
+                "soil_pipeline.cli",
+                cli_job.__name__,
+                reconstructable_args=(job_name, output_root, settings, raster_engine or {}),
             )
             tags = {"dagster/partition": key} if key else None
             with dg.execute_job(job, instance, run_config=PROGRESS_LOGS, tags=tags) as result:
@@ -71,13 +74,14 @@ def run_pipeline(
     return results, committed
 
 
-def cli_job(job_name: str, output_root: str, settings: dict):
+def cli_job(job_name: str, output_root: str, settings: dict, engine_settings: dict):
     """The job `soil-pipeline run` executes, built from plain values: `dg.execute_job` runs it from this recipe and,
     unlike `execute_in_process`, keeps no step's output in memory until the run ends."""
     from soil_pipeline.definitions import build_definitions
-    from soil_pipeline.resources import InputDatasets
+    from soil_pipeline.resources import InputDatasets, RasterEngine
 
-    return with_progress(build_definitions(output_root, InputDatasets(**settings))).resolve_job_def(job_name)
+    definitions = build_definitions(output_root, InputDatasets(**settings), RasterEngine(**engine_settings))
+    return with_progress(definitions).resolve_job_def(job_name)
 
 
 def with_progress(definitions):
@@ -338,11 +342,14 @@ def _input_names() -> set[str]:
 
 def _apply_config(args) -> None:
     """Fold --config and --input into the run's arguments: command-line options win over the config file."""
+    from soil_pipeline.resources import RasterEngine
     from soil_pipeline.run_config import load_run_config, parse_inputs
 
     names = _input_names()
-    config = load_run_config(args.config, names) if args.config else {"inputs": {}}
+    config = load_run_config(args.config, names, set(RasterEngine.model_fields)) if args.config else {"inputs": {}}
     args.inputs = {**config["inputs"], **parse_inputs(args.input, names)}
+    args.raster_engine = config.get("raster_engine") or {}
+    RasterEngine(**args.raster_engine)  # a wrong value fails here, naming the setting
     args.partition = args.partition or config.get("partition")
     args.output_root = args.output_root or config.get("output_root") or DEFAULT_OUTPUT_ROOT
 
@@ -378,7 +385,9 @@ def _run(args) -> int:
     landing_dir = args.landing_dir or args.inputs.get("landing_dir")
     for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
-    results, committed = run_pipeline(args.output_root, args.partition, landing_dir, args.keep_runs, args.inputs)
+    results, committed = run_pipeline(
+        args.output_root, args.partition, landing_dir, args.keep_runs, args.inputs, args.raster_engine
+    )
     if results[-1].success:
         print(summary(args.output_root, committed))
         return 0

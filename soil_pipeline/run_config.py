@@ -7,13 +7,15 @@ partition and the output root in one place. No Dagster: the input names are the 
       landing_dir: ./landing
       field_declaration: ./edgeroi.yaml
       soc_stock_2010_raster: ./rasters/soc_2010.tif
+    raster_engine:                    # any RasterEngine field: the common grid, threads, window size, Dask address
+      window_cells: 262144
 """
 
 from pathlib import Path
 
 from soil_pipeline.contracts.bounded_yaml import DeclarationError, read_bounded_yaml
 
-CONFIG_KEYS = {"output_root", "partition", "inputs"}
+CONFIG_KEYS = {"output_root", "partition", "inputs", "raster_engine"}
 
 
 def _resolved(value: str, base: Path) -> str:
@@ -23,9 +25,9 @@ def _resolved(value: str, base: Path) -> str:
     return str((base / value).resolve())
 
 
-def load_run_config(path: str | Path, input_names: set[str]) -> dict:
-    """{"output_root", "partition", "inputs": {name: value}} from a run config file; DeclarationError names the
-    file and the key."""
+def load_run_config(path: str | Path, input_names: set[str], engine_names: set[str] = frozenset()) -> dict:
+    """{"output_root", "partition", "inputs": {name: value}, "raster_engine": {setting: value}} from a run config
+    file; DeclarationError names the file and the key."""
     path = Path(path)
     data = read_bounded_yaml(path)
     if unknown := sorted(set(data) - CONFIG_KEYS):
@@ -39,6 +41,13 @@ def load_run_config(path: str | Path, input_names: set[str]) -> dict:
         raise DeclarationError(
             f"{path}: inputs: unknown input(s) {', '.join(unknown)}; known: {', '.join(sorted(input_names))}"
         )
+    engine = data.get("raster_engine") or {}
+    if not isinstance(engine, dict):
+        raise DeclarationError(f"{path}: raster_engine must be a mapping of setting -> value")
+    if unknown := sorted(set(engine) - engine_names):
+        raise DeclarationError(
+            f"{path}: raster_engine: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(engine_names))}"
+        )
     for key in ("output_root", "partition"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DeclarationError(f"{path}: {key} must be a text, got {data[key]!r}")
@@ -48,6 +57,7 @@ def load_run_config(path: str | Path, input_names: set[str]) -> dict:
         "output_root": _resolved(root, base) if root else None,
         "partition": data.get("partition"),
         "inputs": {name: _resolved(str(value), base) if value else None for name, value in inputs.items()},
+        "raster_engine": engine,
     }
 
 

@@ -6,11 +6,12 @@ import math
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 
-from soil_pipeline.cli import main
+from soil_pipeline.cli import cli_job, main
 from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.declaration import (
     DECLARATIONS_DIR,
@@ -25,7 +26,7 @@ from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.ingest import validate_drop
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.readers import InputError, iter_table_chunks, read_table_file
-from soil_pipeline.resources import InputDatasets
+from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.run_config import load_run_config
 from soil_pipeline_tests.test_bad_inputs import FIELD_DROP, _failure_text, _materialize, published_root  # noqa: F401
 
@@ -311,6 +312,7 @@ def test_run_config_sets_inputs_partition_and_output_root(tmp_path, capsys):
         "output_root": str(tmp_path / "out"),
         "partition": "2013-1",
         "inputs": {"landing_dir": str(tmp_path / "landing"), "soc_stock_2010_raster": "/vsicurl/https://x/y.tif"},
+        "raster_engine": {},
     }
     assert main(["run", "--config", str(config)]) == 2  # the config's partition is checked before anything runs
     assert "--partition '2013-1' is not a monthly drop" in capsys.readouterr().err
@@ -319,3 +321,20 @@ def test_run_config_sets_inputs_partition_and_output_root(tmp_path, capsys):
     assert f"{config}: inputs: unknown input(s) soc_raster; known: climate_zones_raster" in capsys.readouterr().err
     assert main(["run", "--input", "soc_stock_2010_raster"]) == 1
     assert "--input 'soc_stock_2010_raster': use NAME=PATH with NAME one of" in capsys.readouterr().err
+
+
+def test_run_config_sets_the_raster_engine_and_names_a_wrong_setting(tmp_path, capsys):
+    config = tmp_path / "my_inputs.yaml"
+    config.write_text("raster_engine:\n  window_cells: 65536\n  threads: 1\n")
+    loaded = load_run_config(config, set(InputDatasets.model_fields), set(RasterEngine.model_fields))
+    assert loaded["raster_engine"] == {"window_cells": 65536, "threads": 1}
+    job = cli_job("soil_pipeline_job", str(tmp_path / "out"), {}, loaded["raster_engine"])
+    with dg.build_resources({"raster_engine": job.resource_defs["raster_engine"]}) as resources:
+        engine = resources.raster_engine
+    assert (engine.window_cells, engine.threads, engine.width) == (65536, 1, 4320)
+    config.write_text("raster_engine:\n  window_size: 65536\n")
+    assert main(["run", "--config", str(config)]) == 1
+    assert f"{config}: raster_engine: unknown setting(s) window_size; known: crs" in capsys.readouterr().err
+    config.write_text("raster_engine:\n  window_cells: many\n")
+    assert main(["run", "--config", str(config)]) == 1
+    assert "window_cells" in capsys.readouterr().err
