@@ -13,6 +13,7 @@ A pass maps a picklable task over the windows (threads here, or a Dask cluster t
 bit-identical results.
 """
 
+import atexit
 import ctypes
 import functools
 import itertools
@@ -127,6 +128,7 @@ def _in_memory_name(data: bytes) -> str:
     return entry[1].name
 
 
+@atexit.register  # while GDAL is still there: closing a /vsimem file during interpreter teardown can crash
 def release_in_memory_files() -> None:
     """Forget every in-memory GeoTIFF (after the last pass; the next pass copies its sources again)."""
     with _in_memory_lock:
