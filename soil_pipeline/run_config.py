@@ -34,20 +34,8 @@ def load_run_config(path: str | Path, input_names: set[str], engine_names: set[s
         raise DeclarationError(
             f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(CONFIG_KEYS))}"
         )
-    inputs = data.get("inputs") or {}
-    if not isinstance(inputs, dict):
-        raise DeclarationError(f"{path}: inputs must be a mapping of input name -> path")
-    if unknown := sorted(set(inputs) - input_names):
-        raise DeclarationError(
-            f"{path}: inputs: unknown input(s) {', '.join(unknown)}; known: {', '.join(sorted(input_names))}"
-        )
-    engine = data.get("raster_engine") or {}
-    if not isinstance(engine, dict):
-        raise DeclarationError(f"{path}: raster_engine must be a mapping of setting -> value")
-    if unknown := sorted(set(engine) - engine_names):
-        raise DeclarationError(
-            f"{path}: raster_engine: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(engine_names))}"
-        )
+    inputs = _section(path, data, "inputs", input_names, ("input name -> path", "input"))
+    engine = _section(path, data, "raster_engine", engine_names, ("setting -> value", "setting"))
     for key in ("output_root", "partition"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DeclarationError(f"{path}: {key} must be a text, got {data[key]!r}")
@@ -59,6 +47,20 @@ def load_run_config(path: str | Path, input_names: set[str], engine_names: set[s
         "inputs": {name: _resolved(str(value), base) if value else None for name, value in inputs.items()},
         "raster_engine": engine,
     }
+
+
+def _section(path: Path, data: dict, key: str, known: set[str], words: tuple[str, str]) -> dict:
+    """The mapping under `key` (empty when absent); DeclarationError when it is not one or names an unknown entry.
+    `words`: what the mapping maps (e.g. "setting -> value") and what one entry is called (e.g. "setting")."""
+    section = data.get(key) or {}
+    mapping, entry = words
+    if not isinstance(section, dict):
+        raise DeclarationError(f"{path}: {key} must be a mapping of {mapping}")
+    if unknown := sorted(set(section) - known):
+        raise DeclarationError(
+            f"{path}: {key}: unknown {entry}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return section
 
 
 def parse_inputs(pairs: list[str], input_names: set[str]) -> dict[str, str]:
