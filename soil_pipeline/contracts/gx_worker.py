@@ -27,7 +27,6 @@ class _Worker:
     def __init__(self):
         self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.lock = threading.Lock()
-        atexit.register(self.close)
 
     def call(self, *args):
         with self.lock:
@@ -44,9 +43,9 @@ class _Worker:
         return value
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait()
+        self.process.stdin.close()  # the worker reads end of input and returns
+        self.process.wait()
+        self.process.stdout.close()
 
 
 @functools.cache
@@ -59,6 +58,7 @@ def warm_up() -> None:
     _worker()
 
 
+@atexit.register
 def stop() -> None:
     """End the worker, if one runs; the next `warm_up` or `run_gx` starts a new one."""
     if _worker.cache_info().currsize:
