@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit
+from numba import njit, types
 from rasterio.windows import Window
 
 from soil_pipeline.science import raster_engine as engine
@@ -26,10 +26,10 @@ def window_sums(
     `np.bincount` adds them, which leaves every sum bit-identical to `aggregation.zonal_sum`; the loop is compiled
     and releases the GIL, so threads overlap it with decoding."""
     shape = next(iter(zones.values())).shape if zones else ()
-    flat = {name: np.ravel(np.broadcast_to(v, shape)) for name, v in values.items()}
+    flat = {name: _flat(np.broadcast_to(v, shape), "float64") for name, v in values.items()}
     out = {}
     for zoning, cells in zones.items():
-        cells = np.ravel(cells)
+        cells = _flat(cells, "int64")
         selected = list(names.get(zoning, flat) if names else flat)
         for start in range(0, len(selected), GROUP):
             group = selected[start : start + GROUP]
@@ -49,7 +49,19 @@ def window_sums(
 GROUP = 4
 
 
-@njit(nogil=True, cache=True)
+def _flat(values: np.ndarray, dtype: str) -> np.ndarray:
+    """`values` as the one-dimensional contiguous array of `dtype` that the compiled loops take (float32 values
+    widen to float64 before they are added either way, so the sums are unchanged)."""
+    return np.ascontiguousarray(np.ravel(values), dtype=dtype)
+
+
+# The compiled loops: one signature each, compiled when this module is imported, in the importing thread; no
+# on-disk cache, which processes running side by side (Dask workers, Dagster run workers) could write at once
+# (numba/numba#4807). A caller's array of another type is a TypeError, not a new compilation in a worker thread.
+_CELLS, _VALUES = (types.Array(dtype, 1, "C", readonly=True) for dtype in (types.int64, types.float64))
+
+
+@njit(types.void(types.float64[:, ::1], _CELLS, _VALUES, _VALUES, _VALUES, _VALUES), nogil=True)
 def _add_per_zone(sums, zones, a, b, c, d):
     """sums[q, z] += value for each cell in order, for the four quantities a-d, skipping zones outside
     0..sums.shape[1]-1 and NaN values. Along a run of cells of one zone each sum is carried in a register (loaded at
@@ -79,7 +91,7 @@ def _add_per_zone(sums, zones, a, b, c, d):
         sums[0, zone], sums[1, zone], sums[2, zone], sums[3, zone] = sa, sb, sc, sd
 
 
-@njit(nogil=True, cache=True)
+@njit(types.void(types.float64[::1], _CELLS, _VALUES), nogil=True)
 def _add_one_per_zone(sums, zones, values):
     """`_add_per_zone` for one quantity."""
     n = sums.size
@@ -97,7 +109,7 @@ def _add_one_per_zone(sums, zones, values):
         sums[zone] = total
 
 
-@njit(nogil=True, cache=True)
+@njit(types.void(_CELLS, _CELLS, types.int64, types.int64[::1]), nogil=True)
 def _cross(a, b, n_b, out):
     for i in range(a.size):
         out[i] = a[i] * n_b + b[i] if a[i] >= 0 and b[i] >= 0 else -1
@@ -107,7 +119,7 @@ def cross(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
     """Cross-tabulation zone a * n_b + b of two zonings (-1 where either is -1), int64."""
     a, b = np.broadcast_arrays(a, b)
     out = np.empty(a.shape, dtype="int64")
-    _cross(np.ravel(a), np.ravel(b), np.int64(n_b), out.reshape(-1))
+    _cross(_flat(a, "int64"), _flat(b, "int64"), np.int64(n_b), out.reshape(-1))
     return out
 
 
