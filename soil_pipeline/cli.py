@@ -65,8 +65,9 @@ def run_pipeline(
                 reconstructable_args=(job_name, output_root, settings, raster_engine or {}),
             )
             tags = {"dagster/partition": key} if key else None
-            with dg.execute_job(job, instance, run_config=PROGRESS_LOGS, tags=tags) as result:
-                results.append(result)
+            # Not opened as a context manager: that would set up every resource again to load outputs, unused here.
+            result = dg.execute_job(job, instance, run_config=PROGRESS_LOGS, tags=tags)
+            results.append(result)
             if not result.success:
                 VersionedParquetStore(output_root).mark_failed(result.run_id)
                 break

@@ -43,8 +43,10 @@ class _Worker:
         return value
 
     def close(self) -> None:
-        self.process.stdin.close()  # the worker reads end of input and returns
+        """End the worker now: it holds nothing to save, and may still be importing GX, which would take seconds."""
+        self.process.kill()
         self.process.wait()
+        self.process.stdin.close()
         self.process.stdout.close()
 
 
