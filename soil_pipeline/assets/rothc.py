@@ -74,9 +74,10 @@ def load_scenarios(path: Path = SCENARIO_FILE) -> gsocseq.RothCScenarios:
 
 def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -> np.ndarray:
     """The raster's bands at the cells' centres ((bands, n), NaN = nodata), after checking CRS, bands and the
-    values of the source window under the cells (only that window is read)."""
+    values of the source window under the cells (only that window is read). The dataset stays open in the thread
+    (`engine.opened`): a striped source's rows, decoded once into GDAL's block cache, serve the windows beside."""
     bands, (low, high) = RASTER_RULES[role]
-    with rasterio.open(path) as src:
+    with engine.opened(engine.RasterSource(path)) as src:
         if src.crs is None or src.crs.to_epsg() != 4326 or src.count != bands or src.nodata is None:
             raise dg.Failure(
                 f"{path}: {role} raster must be EPSG:4326 with {bands} band(s) and a nodata value, "
