@@ -35,3 +35,17 @@ def test_histogram_ranking_equals_the_global_sort(fraction, scoped):
     streamed = _streamed(area, priority, fraction, zones, n_windows=17)
     np.testing.assert_allclose(streamed, expected, rtol=1e-9, atol=1e-9 * area.max())
     assert streamed.sum() == pytest.approx(fraction * area.sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("scoped", [False, True])
+def test_restoring_everything_takes_no_ranking_and_restores_every_hectare(scoped):
+    rng = np.random.default_rng(11)
+    n = 50_000
+    area = np.where(rng.random(n) < 0.2, 0.0, rng.gamma(2.0, 500.0, n))
+    priority = np.where(rng.random(n) < 0.05, np.nan, rng.normal(20.0, 15.0, n))
+    zone = rng.integers(0, 40, n) if scoped else np.zeros(n, "int64")
+    key, position = ranking.rank_key(priority), np.arange(n)
+    state = ranking.restore_all(int(zone.max()) + 1)
+    restored = ranking.restored_in_window(key, position, zone, area, state, ranking.BinShares.none())
+    assert np.array_equal(restored, area)
+    np.testing.assert_allclose(restored, restore(area, priority, 1.0, zone if scoped else None), rtol=1e-9)

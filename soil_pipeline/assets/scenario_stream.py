@@ -156,7 +156,13 @@ def _map_blocks(window, cells: dict, restored: np.ndarray) -> tuple[np.ndarray, 
 
 
 def run(window_task: ScenarioWindow, window_list, executor, threads: int, region_types: tuple[str, ...]):
-    """(sums keyed `{variant}/{region type}/{quantity}`, restored-share and land map blocks, pass reports)."""
+    """(sums keyed `{variant}/{region type}/{quantity}`, restored-share and land map blocks, pass reports).
+    Restoring all converted land (a fraction of 1) needs no ranking: only the last pass runs."""
+    if window_task.scenario.fraction >= 1.0:
+        variants = (CONVERTED, CROPLAND_ONLY) if window_task.with_pasture else (CONVERTED,)
+        states = {variant: ranking.restore_all(_n_zones(window_task)) for variant in variants}
+        shares = {variant: ranking.BinShares.none() for variant in variants}
+        return _restore(window_task, window_list, executor, threads, region_types, states, shares)
     histograms: dict[str, list] = {}
 
     def keep_histograms(window, part):
@@ -167,10 +173,9 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
     _, first = engine.run_pass(
         HistogramPass(window_task), window_list, executor, threads, "ranking histograms", consume=keep_histograms
     )
-    n_zones = (window_task.scope_sizes + 1) if window_task.scope_sizes is not None else 1
     fraction = window_task.scenario.fraction
     states = {
-        variant: ranking.thresholds(*ranking.merge_histograms(parts), n_zones, fraction)
+        variant: ranking.thresholds(*ranking.merge_histograms(parts), _n_zones(window_task), fraction)
         for variant, parts in histograms.items()
     }
     gathered: dict[str, list] = {variant: [] for variant in states}
@@ -184,6 +189,16 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
         ThresholdPass(window_task, states), window_list, executor, threads, "threshold cells", consume=keep_cells
     )
     shares = {variant: ranking.BinShares.from_cells(parts, states[variant]) for variant, parts in gathered.items()}
+    sums, maps, reports = _restore(window_task, window_list, executor, threads, region_types, states, shares)
+    return sums, maps, [first, second, *reports]
+
+
+def _n_zones(window_task: ScenarioWindow) -> int:
+    return (window_task.scope_sizes + 1) if window_task.scope_sizes is not None else 1
+
+
+def _restore(window_task: ScenarioWindow, window_list, executor, threads, region_types, states, shares):
+    """The last pass: each window's cells restored, the scenario's sums per region and the map blocks."""
     grid = window_task.layers.grid
     shape = (grid.height // MAP_BLOCK, grid.width // MAP_BLOCK)
     share_map, land_map = np.zeros(shape), np.zeros(shape)
@@ -195,7 +210,7 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
         land_map[r0 : r0 + land.shape[0], c0 : c0 + land.shape[1]] = land
         return part
 
-    sums, third = engine.run_pass(
+    sums, report = engine.run_pass(
         SumPass(window_task, states, shares, region_types),
         window_list,
         executor,
@@ -203,4 +218,4 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
         "scenario sums",
         consume=keep_map,
     )
-    return sums, (share_map, land_map), [first, second, third]
+    return sums, (share_map, land_map), [report]

@@ -73,6 +73,12 @@ def thresholds(ids: np.ndarray, sums: np.ndarray, n_zones: int, fraction: float)
     return Thresholds(threshold, before, target)
 
 
+def restore_all(n_zones: int) -> Thresholds:
+    """The thresholds of a fraction of 1: every zone's threshold is past its last bin, so every cell is restored
+    whole and no histogram or threshold cells are needed (restore with `BinShares.none()`)."""
+    return Thresholds(np.full(n_zones, 1 << 16, dtype="int64"), np.zeros(n_zones), np.full(n_zones, np.inf))
+
+
 def threshold_cells(key, position, zone, area, state: Thresholds):
     """The cells of one window inside their zone's threshold bin: (key, grid position, zone, area)."""
     inside, _ = state.window_state(key, zone)
@@ -101,6 +107,10 @@ class BinShares:
         restored = np.clip(state.target[zone] - before, 0.0, area)
         by_position = np.argsort(position)
         return cls(position[by_position], restored[by_position])
+
+    @classmethod
+    def none(cls) -> "BinShares":
+        return cls(np.zeros(0, "int64"), np.zeros(0))
 
     def lookup(self, position: np.ndarray) -> np.ndarray:
         return self.restored[np.searchsorted(self.position, position)]
