@@ -47,6 +47,9 @@ def run_pipeline(
     Each successful run is committed (its outputs listed as the latest together); a failed one is marked failed and
     lists nothing. Returns the run results and the committed outputs with their status ("new" or "unchanged").
     """
+    from soil_pipeline.contracts import gx_worker
+
+    gx_worker.warm_up()  # GX imports in its worker while Dagster and the definitions import here
     # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
     warnings.filterwarnings("ignore", message=r".* is currently in beta")
     import dagster as dg

@@ -139,7 +139,7 @@ def _ingest(
                 f"{paths[plan.table]}: no column for {', '.join(plan.absent)}: null ({declaration.path})"
             )
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
-    land = LandMask(np.isfinite(soc_stock_grid.data[0]), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
+    land = LandMask(np.isfinite(soc_stock_grid.band(1)), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
     with tempfile.TemporaryDirectory(prefix="soil_pipeline_ingest_") as work:
         with retried_on_transient_io():
             drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions, plans=plans)

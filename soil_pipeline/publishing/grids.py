@@ -69,6 +69,13 @@ class StoredLayer(Layer):
             self._data = bands if self._ndim == 3 else bands[0]
         return self._data
 
+    def band(self, index: int) -> np.ndarray:
+        """`Layer.band`, reading only that band (and not keeping it) unless the layer is already in memory."""
+        if self._data is not None:
+            return super().band(index)
+        with MemoryFile(self.tiff) as memory, memory.open() as dataset:
+            return dataset.read(index)
+
     def source(self, name: str, bands: tuple[int, ...] = (1,), fill=None) -> RasterSource:
         """This grid as an engine input; `fill` replaces nothing (intermediates carry NaN or their own codes)."""
         fill = float("nan") if fill is None else fill

@@ -47,6 +47,10 @@ class Layer:
     alignment: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
 
+    def band(self, index: int) -> np.ndarray:
+        """Band `index` (1-based) of a multi-band layer, or the layer's one band."""
+        return self.data[index - 1] if self.data.ndim == 3 else self.data
+
 
 def cell_area_ha(grid: GridSpec) -> np.ndarray:
     """Area (ha) of each row's cells on the authalic sphere: R^2 * dlon * (sin(lat_north) - sin(lat_south))."""
