@@ -6,6 +6,7 @@ pull, doctor) never write under the output root. Every error ends with one line 
 """
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -81,11 +82,20 @@ def run_pipeline(
 def cli_job(job_name: str, output_root: str, settings: dict, engine_settings: dict):
     """The job `soil-pipeline run` executes, built from plain values: `dg.execute_job` runs it from this recipe and,
     unlike `execute_in_process`, keeps no step's output in memory until the run ends."""
+    as_text = functools.partial(json.dumps, sort_keys=True, default=str)
+    definitions = _cli_definitions(output_root, as_text(settings), as_text(engine_settings))
+    return definitions.resolve_job_def(job_name)
+
+
+@functools.lru_cache(maxsize=2)
+def _cli_definitions(output_root: str, settings: str, engine_settings: str):
+    """The definitions of `cli_job`, built once per process for the same values (Dagster reconstructs the job
+    several times per run)."""
     from soil_pipeline.definitions import build_definitions
     from soil_pipeline.resources import InputDatasets, RasterEngine
 
-    definitions = build_definitions(output_root, InputDatasets(**settings), RasterEngine(**engine_settings))
-    return with_progress(definitions).resolve_job_def(job_name)
+    inputs, engine = InputDatasets(**json.loads(settings)), RasterEngine(**json.loads(engine_settings))
+    return with_progress(build_definitions(output_root, inputs, engine))
 
 
 def with_progress(definitions):

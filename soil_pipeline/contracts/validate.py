@@ -93,6 +93,8 @@ def _blank(values: pd.Series) -> pd.Series:
 
 def _strict_number(values: pd.Series) -> pd.Series:
     """Decimal or scientific notation only: `inf`, `NaN`, `1,5` or `n.d.` are type errors, not numbers."""
+    if values.dtype == "float64":  # already numbers (a pipeline's own table): nothing to parse
+        return values
     if not _is_text(values):
         return pd.to_numeric(values, errors="coerce").astype("float64")
     text = pa.array(values, type=pa.string(), from_pandas=True)
