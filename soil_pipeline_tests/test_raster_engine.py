@@ -163,7 +163,7 @@ def test_in_memory_sources_read_right_from_many_threads_with_more_sources_than_k
 
     def read(i):
         source = sources[i % len(sources)]
-        with engine.open_source(source) as dataset:
+        with (engine.opened if i % 2 else engine.open_source)(source) as dataset:
             return i % len(sources), dataset.read(1)
 
     with ThreadPoolExecutor(4) as pool:
@@ -171,3 +171,18 @@ def test_in_memory_sources_read_right_from_many_threads_with_more_sources_than_k
             assert (data == value).all()
     engine.release_in_memory_files()
     assert not engine._in_memory
+
+
+def test_a_dataset_kept_open_on_bytes_keeps_reading_them_after_the_source_is_gone(tmp_path):
+    _write(tmp_path / "layer.tif", 3.0)
+    source = engine.RasterSource((tmp_path / "layer.tif").read_bytes())
+    with engine.opened(source) as first:
+        pass
+    with engine.opened(engine.RasterSource(source.location)) as again:
+        assert again is first  # the same bytes object: the same dataset
+    with engine.opened(engine.RasterSource(bytes(bytearray(source.location)))) as other:
+        assert other is not first  # equal bytes, another object: opened on its own
+    engine.release_in_memory_files()
+    del source, again, other
+    _ = [bytes([i]) * 4096 for i in range(200)]  # reuse freed memory, were the bytes freed
+    assert (first.read(1) == 3.0).all()

@@ -101,13 +101,15 @@ class RasterSource:
 
 @contextmanager
 def open_source(source: RasterSource):
-    if isinstance(source.location, bytes):
-        with _in_memory_lock:  # opened before another thread can drop the in-memory file
-            dataset = rasterio.open(_in_memory_name(source.location))
-    else:
-        dataset = rasterio.open(source.location)
-    with dataset:
+    with _open(source.location) as dataset:
         yield dataset
+
+
+def _open(location: str | bytes):
+    if isinstance(location, bytes):
+        with _in_memory_lock:  # opened before another thread can drop the in-memory file
+            return rasterio.open(_in_memory_name(location))
+    return rasterio.open(location)
 
 
 # GeoTIFF bytes copied into GDAL's /vsimem once per process (the most recent few), not once per window opened:
@@ -144,22 +146,25 @@ _thread = threading.local()
 
 @contextmanager
 def opened(source: RasterSource):
-    """`open_source`, reusing the dataset this thread opened before on the same local file as long as the file is
-    unchanged (same inode, size and modification time); other locations are opened each time."""
-    key = _file_key(source.location)
+    """`open_source`, reusing the dataset this thread opened before on the same GeoTIFF bytes, or on the same local
+    file as long as it is unchanged (same inode, size and modification time); other locations are opened each time.
+    A dataset on bytes reads them where they are (GDAL does not copy them): its cache entry keeps them alive."""
+    key = _cache_key(source.location)
     if key is None:
         with open_source(source) as dataset:
             yield dataset
         return
     cache = _thread.__dict__.setdefault("datasets", OrderedDict())
-    dataset = cache.pop(key, None) or rasterio.open(source.location)
-    cache[key] = dataset
+    entry = cache.pop(key, None) or (_open(source.location), source.location)
+    cache[key] = entry
     while len(cache) > OPEN_PER_THREAD:
-        cache.popitem(last=False)[1].close()
-    yield dataset
+        cache.popitem(last=False)[1][0].close()
+    yield entry[0]
 
 
-def _file_key(location) -> tuple | None:
+def _cache_key(location) -> tuple | None:
+    if isinstance(location, bytes):
+        return "bytes", id(location)  # the entry holds the bytes, so no other object takes their id meanwhile
     if not isinstance(location, str):
         return None
     try:
