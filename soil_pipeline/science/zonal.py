@@ -26,10 +26,10 @@ def window_sums(
     `np.bincount` adds them, which leaves every sum bit-identical to `aggregation.zonal_sum`; the loop is compiled
     and releases the GIL, so threads overlap it with decoding."""
     shape = next(iter(zones.values())).shape if zones else ()
-    flat = {name: _flat(np.broadcast_to(v, shape), "float64") for name, v in values.items()}
+    flat = {name: _flat(np.broadcast_to(v, shape), _value_type(v)) for name, v in values.items()}
     out = {}
     for zoning, cells in zones.items():
-        cells = _flat(cells, "int64")
+        cells = _flat(cells, _zone_type(cells))
         selected = list(names.get(zoning, flat) if names else flat)
         for start in range(0, len(selected), GROUP):
             group = selected[start : start + GROUP]
@@ -49,19 +49,39 @@ def window_sums(
 GROUP = 4
 
 
-def _flat(values: np.ndarray, dtype: str) -> np.ndarray:
-    """`values` as the one-dimensional contiguous array of `dtype` that the compiled loops take (float32 values
-    widen to float64 before they are added either way, so the sums are unchanged)."""
-    return np.ascontiguousarray(np.ravel(values), dtype=dtype)
+def _zone_type(*arrays) -> np.dtype:
+    """Integer zones keep their type (their common one for several); anything else is cast to int64."""
+    common = np.result_type(*arrays)
+    return common if common.kind in "iu" else np.dtype("int64")
 
 
-# The compiled loops: one signature each, compiled when this module is imported, in the importing thread; no
-# on-disk cache, which processes running side by side (Dask workers, Dagster run workers) could write at once
-# (numba/numba#4807). A caller's array of another type is a TypeError, not a new compilation in a worker thread.
-_CELLS, _VALUES = (types.Array(dtype, 1, "C", readonly=True) for dtype in (types.int64, types.float64))
+def _value_type(values) -> np.dtype:
+    """Booleans, integers, float32 and float64 keep their type (each value is widened to float64 as it is added,
+    so the sums are the same); anything else is cast to float64."""
+    dtype = np.asarray(values).dtype
+    return dtype if dtype.kind in "biu" or dtype in (np.float32, np.float64) else np.dtype("float64")
 
 
-@njit(types.void(types.float64[:, ::1], _CELLS, _VALUES, _VALUES, _VALUES, _VALUES), nogil=True)
+def _flat(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`values` as a read-only one-dimensional contiguous array of `dtype`, so that one compiled loop serves every
+    call with the same types."""
+    flat = np.ascontiguousarray(np.ravel(values), dtype=dtype).view()
+    flat.flags.writeable = False
+    return flat
+
+
+# The compiled loops. The pipeline's own types (int64 zones, float64 values) are compiled when this module is
+# imported, in the importing thread; other types when first met, in the calling thread (numba compiles one function
+# at a time, under its global lock). No on-disk cache: processes running side by side (Dask workers, Dagster run
+# workers) could write it at once (numba/numba#4807).
+def _read_only(dtype) -> types.Array:
+    return types.Array(dtype, 1, "C", readonly=True)
+
+
+_CELLS, _VALUES = _read_only(types.int64), _read_only(types.float64)
+
+
+@njit(nogil=True)
 def _add_per_zone(sums, zones, a, b, c, d):
     """sums[q, z] += value for each cell in order, for the four quantities a-d, skipping zones outside
     0..sums.shape[1]-1 and NaN values. Along a run of cells of one zone each sum is carried in a register (loaded at
@@ -91,7 +111,7 @@ def _add_per_zone(sums, zones, a, b, c, d):
         sums[0, zone], sums[1, zone], sums[2, zone], sums[3, zone] = sa, sb, sc, sd
 
 
-@njit(types.void(types.float64[::1], _CELLS, _VALUES), nogil=True)
+@njit(nogil=True)
 def _add_one_per_zone(sums, zones, values):
     """`_add_per_zone` for one quantity."""
     n = sums.size
@@ -109,7 +129,7 @@ def _add_one_per_zone(sums, zones, values):
         sums[zone] = total
 
 
-@njit(types.void(_CELLS, _CELLS, types.int64, types.int64[::1]), nogil=True)
+@njit(nogil=True)
 def _cross(a, b, n_b, out):
     for i in range(a.size):
         out[i] = a[i] * n_b + b[i] if a[i] >= 0 and b[i] >= 0 else -1
@@ -119,8 +139,14 @@ def cross(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
     """Cross-tabulation zone a * n_b + b of two zonings (-1 where either is -1), int64."""
     a, b = np.broadcast_arrays(a, b)
     out = np.empty(a.shape, dtype="int64")
-    _cross(_flat(a, "int64"), _flat(b, "int64"), np.int64(n_b), out.reshape(-1))
+    dtype = _zone_type(a, b)
+    _cross(_flat(a, dtype), _flat(b, dtype), np.int64(n_b), out.reshape(-1))
     return out
+
+
+_add_per_zone.compile((types.float64[:, ::1], _CELLS, _VALUES, _VALUES, _VALUES, _VALUES))
+_add_one_per_zone.compile((types.float64[::1], _CELLS, _VALUES))
+_cross.compile((_CELLS, _CELLS, types.int64, types.int64[::1]))
 
 
 @dataclass(frozen=True)
