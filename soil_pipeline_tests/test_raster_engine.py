@@ -186,3 +186,25 @@ def test_a_dataset_kept_open_on_bytes_keeps_reading_them_after_the_source_is_gon
     del source, again, other
     _ = [bytes([i]) * 4096 for i in range(200)]  # reuse freed memory, were the bytes freed
     assert (first.read(1) == 3.0).all()
+
+
+@pytest.mark.parametrize("zone_type", ["uint8", "int16", "int32", "int64"])
+def test_window_sums_take_zones_and_values_of_any_numeric_type_with_bincount_sums(zone_type):
+    rng = np.random.default_rng(3)
+    shape = (64, 96)
+    zones = rng.integers(-1, 9, shape)
+    zones = np.where(zones < 0, 255 if zone_type == "uint8" else -1, zones).astype(zone_type)  # 255: outside
+    soc = rng.gamma(2.0, 30.0, shape).astype("float32")
+    soc[rng.random(shape) < 0.1] = np.nan
+    values = {"soc": soc, "area": rng.random(shape), "count": ~np.isnan(soc), "class": rng.integers(0, 5, shape)}
+    sums = zonal.window_sums(values, {"z": zones, "x": zonal.cross(zones, values["class"], 5)}, {"z": 9, "x": 45})
+    inside = zones.astype("int64")
+    inside = np.where(inside >= 9, -1, inside)
+    for name, v in values.items():
+        v = v.astype("float64")
+        keep = (inside >= 0) & ~np.isnan(v)
+        expected = np.bincount(inside[keep], weights=v[keep], minlength=9)
+        np.testing.assert_array_equal(sums[f"z/{name}"], expected)  # bit-identical, whatever the types
+        crossed = inside * 5 + values["class"]
+        expected_x = np.bincount(crossed[keep], weights=v[keep], minlength=45)
+        np.testing.assert_array_equal(sums[f"x/{name}"], expected_x)
