@@ -4,10 +4,11 @@ staying with Arrow's mimalloc pool or with one glibc malloc arena per thread tha
 On the embedded run this lowers the peak RSS by about 150 MB; results are unchanged.
 """
 
-import ctypes
 import functools
 
 import pyarrow as pa
+
+from soil_pipeline.science.raster_engine import glibc
 
 ARENAS = 2
 _M_ARENA_MAX = -8
@@ -16,9 +17,5 @@ _M_ARENA_MAX = -8
 @functools.cache
 def return_freed_memory() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return
-    if hasattr(libc, "mallopt"):
+    if (libc := glibc()) is not None:
         libc.mallopt(_M_ARENA_MAX, ARENAS)

@@ -1,8 +1,9 @@
 """Great Expectations in a worker process of its own.
 
 Importing GX takes seconds and about 150 MB that the pipeline process would then keep for the rest of the run.
-A run starts the worker when its resources are set up (`warm_up`), so GX is imported while the grids are computed;
-`run_gx` validates there, and the run stops the worker when it no longer needs GX. The worker is
+A run starts the worker when its resources are set up (`warm_up`; `soil-pipeline run` even before it imports
+Dagster), so GX is imported while the rest runs; `run_gx` validates there, and the run stops the worker when it no
+longer needs GX. The worker is
 `python -m soil_pipeline.contracts.gx_worker`, requests and replies pickled over its stdin and stdout; it also ends
 with its parent.
 """

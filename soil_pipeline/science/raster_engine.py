@@ -130,7 +130,7 @@ def _in_memory_name(data: bytes) -> str:
     return entry[1].name
 
 
-@atexit.register  # while GDAL is still there: closing a /vsimem file during interpreter teardown can crash
+@atexit.register  # closed while GDAL is fully loaded, not left to the interpreter's teardown
 def release_in_memory_files() -> None:
     """Forget every in-memory GeoTIFF (after the last pass; the next pass copies its sources again)."""
     with _in_memory_lock:
@@ -377,7 +377,8 @@ def run_pass(
 
 
 @functools.cache
-def _glibc():
+def glibc():
+    """glibc through ctypes (for mallopt and malloc_trim), or None on another C library."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
@@ -397,7 +398,7 @@ def window_memory():
     """While passes run, glibc keeps freed window-sized arrays for reuse; when the last one ends, the in-memory
     sources are released, glibc's thresholds are those it settles at itself and the memory kept is given back."""
     global _passes_running
-    libc = _glibc()
+    libc = glibc()
     with _passes_lock:
         _passes_running += 1
         if _passes_running == 1 and libc is not None:
