@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from soil_pipeline.publishing.maintenance import doctor, gc
-from soil_pipeline.publishing.store import RUNS_DIR, STAGED_DIR, VersionedParquetStore
+from soil_pipeline.publishing.store import MANIFEST_FILE, RUNS_DIR, STAGED_DIR, VersionedParquetStore
 from soil_pipeline.resources import DATA_DIR
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +39,16 @@ def changed_drop(tmp_path: Path) -> Path:
     return landing
 
 
+def written_field_horizons(root: Path, known_runs: set[str]) -> bool:
+    """A new run staged a field_horizons version and finished writing its folder (the entry is written first)."""
+    for entry in (root / RUNS_DIR).glob(f"*/{STAGED_DIR}/field_horizons=*"):
+        if entry.parts[-3] not in known_runs:
+            staged = json.loads(entry.read_text())
+            if (root / staged["asset"] / staged["version"] / MANIFEST_FILE).is_file():
+                return True
+    return False
+
+
 def test_kill_9_in_the_middle_of_a_run_lists_nothing_and_gc_collects_what_it_wrote(embedded_run, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(embedded_run[1], root, ignore=shutil.ignore_patterns("_data_docs", ".lock"))
@@ -46,12 +56,7 @@ def test_kill_9_in_the_middle_of_a_run_lists_nothing_and_gc_collects_what_it_wro
     known_runs = {p.name for p in (root / RUNS_DIR).iterdir()}
     process = start_run(root, "--landing-dir", str(changed_drop(tmp_path)))
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while time.monotonic() < deadline and process.poll() is None:
-        staged = [
-            p for p in (root / RUNS_DIR).glob(f"*/{STAGED_DIR}/field_horizons=*") if p.parts[-3] not in known_runs
-        ]
-        if staged:
-            break
+    while time.monotonic() < deadline and process.poll() is None and not written_field_horizons(root, known_runs):
         time.sleep(0.05)
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGKILL)
