@@ -563,8 +563,9 @@ def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
     from soil_pipeline.resources import InputDatasets
 
     inputs = InputDatasets()
-    band = check_raster(read_raster(inputs.soc_stock_2010_raster), load_raster_contract("soc_stock_2010_raster"))
-    land = LandMask(band.data != band.nodata, band.transform, "WHRC SOC stock 2010")
+    checked = check_raster(inputs.soc_stock_2010_raster, load_raster_contract("soc_stock_2010_raster"))
+    band = read_raster(inputs.soc_stock_2010_raster)
+    land = LandMask(band.data != checked.source.fill, band.transform, "WHRC SOC stock 2010")
     countries = gpd.read_file(inputs.countries_vector)
     regions = Regions(countries.geometry.to_numpy(), countries["ADM0_A3"].to_numpy(dtype=object))
     check = check_drop(Path(drop_dir), declaration, land=land, regions=regions)

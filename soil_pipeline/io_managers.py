@@ -5,6 +5,7 @@ first, then the latest committed version, so a run never mixes its outputs with 
 """
 
 import io
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -12,7 +13,7 @@ import pandas as pd
 from soil_pipeline.contracts.model import CONTRACTS_DIR, load_table_contract
 from soil_pipeline.contracts.validate import REJECTS_CONTRACT
 from soil_pipeline.provenance import code_version, contract_input
-from soil_pipeline.publishing.grids import layer_from_geotiff, layer_to_geotiff
+from soil_pipeline.publishing.grids import StoredLayer, layer_from_geotiff, layer_to_geotiff
 from soil_pipeline.publishing.parquet import TableFile, read_provenance, to_parquet_bytes
 from soil_pipeline.publishing.root import normalise_root
 from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
@@ -149,7 +150,9 @@ class IntermediateIOManager(dg.ConfigurableIOManager):
     output_root: str
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
-        if isinstance(obj, Layer):
+        if isinstance(obj, StoredLayer) and isinstance(obj.location, str):
+            suffix, data = ".tif", Path(obj.location)  # copied as it is, never whole in memory
+        elif isinstance(obj, Layer):
             suffix, data = ".tif", layer_to_geotiff(obj)
         elif isinstance(obj, pd.DataFrame):
             suffix, data = ".parquet", to_parquet_bytes(obj, obj.attrs.get("provenance"))
@@ -165,11 +168,13 @@ class IntermediateIOManager(dg.ConfigurableIOManager):
         store = VersionedParquetStore(self.output_root)
         asset = context.asset_key.to_user_string()
         try:
-            suffix, data = store.read_intermediate(_producing_run(context), asset, _partition(context))
+            suffix, data = store.intermediate_location(_producing_run(context), asset, _partition(context))
         except KeyError as error:
             raise dg.Failure(str(error.args[0])) from None
         if suffix == ".tif":
             return layer_from_geotiff(data)
+        if isinstance(data, str):
+            data = Path(data).read_bytes()
         frame = pd.read_parquet(io.BytesIO(data))
         frame.attrs["provenance"] = read_provenance(io.BytesIO(data))
         return frame

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 import rasterio
 from affine import Affine
 
+from soil_pipeline.science.grid import GridSpec
+
 TABLE_SUFFIXES = {".csv", ".parquet"}
 DROP_FOLDER_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 DROP_FOLDER_FORM = "YYYY-MM, e.g. 2012-10"
@@ -294,6 +296,47 @@ class RasterBand:
     band_count: int = 1
     scale: float = 1.0
     offset: float = 0.0
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """A raster's header: what its contract's grid and encoding rules are checked against (no values)."""
+
+    path: str
+    transform: Affine
+    crs: str
+    nodata: float | None
+    dtype: str
+    width: int
+    height: int
+    block: tuple[int, int]
+    band_count: int = 1
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def grid(self) -> GridSpec:
+        return GridSpec(width=self.width, height=self.height, transform=self.transform, crs=self.crs)
+
+
+def raster_info(path: str) -> RasterInfo:
+    """The header of band 1 of any GDAL-readable raster (path or URL)."""
+    try:
+        with rasterio.open(path) as src:
+            return RasterInfo(
+                path=str(path),
+                transform=src.transform,
+                crs=src.crs.to_string() if src.crs else "",
+                nodata=src.nodata,
+                dtype=src.dtypes[0],
+                width=src.width,
+                height=src.height,
+                block=tuple(src.block_shapes[0]),
+                band_count=src.count,
+                scale=src.scales[0],
+                offset=src.offsets[0],
+            )
+    except rasterio.errors.RasterioError as error:
+        raise InputError(f"{path}: unreadable raster ({error})") from error
 
 
 def read_raster(path: str) -> RasterBand:

@@ -14,9 +14,9 @@ from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations, to_contract_units
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.readers import InputError, RasterBand, read_raster
+from soil_pipeline.readers import InputError, read_raster
 from soil_pipeline.resources import InputDatasets, RasterEngine
-from soil_pipeline.science.coverage import coverage_share, stock_layers_report
+from soil_pipeline.science.coverage import coverage_share, stock_layer_sums, stock_layers_report
 from soil_pipeline_tests.test_bad_inputs import _failure_text, _materialize, published_root  # noqa: F401
 
 STOCKS = ("soc_stock_2010_raster", "soc_stock_no_land_use_raster")
@@ -74,25 +74,25 @@ def test_declared_values_are_converted_per_window(tmp_path):
     np.testing.assert_allclose(out, [[45.0, np.nan], [0.0, 123.4]], rtol=1e-6)
 
 
-def test_a_stock_raster_in_kg_c_per_m2_is_refused_naming_the_unit_to_declare():
+def test_a_stock_raster_in_kg_c_per_m2_is_refused_naming_the_unit_to_declare(tmp_path):
     whrc = read_raster(InputDatasets().soc_stock_2010_raster)
     kg_per_m2 = np.where(whrc.data == -32767, whrc.data, np.round(whrc.data / 10)).astype("int16")
-    band = RasterBand(kg_per_m2, whrc.transform, whrc.crs, whrc.nodata, "soc_2010_kg_c_per_m2.tif")
+    path = write_geotiff(tmp_path / "soc_2010_kg_c_per_m2.tif", kg_per_m2, whrc.transform, whrc.nodata)
     with pytest.raises(InputError) as error:
-        check_raster(band, load_raster_contract("soc_stock_2010_raster"))
+        check_raster(path, load_raster_contract("soc_stock_2010_raster"))
     assert str(error.value) == (
-        "soc_2010_kg_c_per_m2.tif: breaks contract soc_stock_2010_raster v1.0.0 (1 rule(s)): rule medianBetween: "
+        f"{path}: breaks contract soc_stock_2010_raster v1.0.0 (1 rule(s)): rule medianBetween: "
         "median 7 t C/ha of 2060998 valid cells is outside [15, 300] t C/ha; x 10 it would be 70: the values look "
         "like kg C/m2, declare unit: kg C/m2 (rasters.soc_stock_2010_raster in the raster_declaration file)"
     )
 
 
-def test_a_regional_raster_passed_as_global_is_refused_with_every_broken_rule():
-    band = RasterBand(soilgrids_like(1), ghana_transform(), "EPSG:4326", None, "ghana_ocs_0_30.tif")
+def test_a_regional_raster_passed_as_global_is_refused_with_every_broken_rule(tmp_path):
+    path = write_geotiff(tmp_path / "ghana_ocs_0_30.tif", soilgrids_like(1), ghana_transform())
     with pytest.raises(InputError) as error:
-        check_raster(band, load_raster_contract("soc_stock_2010_raster"))
+        check_raster(path, load_raster_contract("soc_stock_2010_raster"))
     message = str(error.value)
-    assert message.startswith("ghana_ocs_0_30.tif: breaks contract soc_stock_2010_raster v1.0.0 (6 rule(s)): ")
+    assert message.startswith(f"{path}: breaks contract soc_stock_2010_raster v1.0.0 (6 rule(s)): ")
     for rule in ("resolutionDeg", "extentDeg", "nodata", "valueRange", "medianBetween"):
         assert f"rule {rule}: " in message
     assert "rule valueRange: 21600 pixel(s) outside [0, 800] t C/ha in window rows 740-779, cols 0-539" in message
@@ -119,9 +119,9 @@ def test_a_bad_raster_declaration_is_refused_naming_file_and_key(tmp_path):
 def test_a_depth_other_than_0_30_cm_is_refused(tmp_path):
     text = SOILGRIDS_DECLARATION.replace("depth_cm: [0, 30]", "depth_cm: [0, 100]", 1)
     declaration = declarations(tmp_path, text)["soc_stock_2010_raster"]
-    band = RasterBand(soilgrids_like(1), ghana_transform(), "EPSG:4326", None, "ghana.tif")
+    path = write_geotiff(tmp_path / "ghana.tif", soilgrids_like(1), ghana_transform())
     with pytest.raises(InputError, match="rule depthCm: declared 0-100 cm, the layer must be 0-30 cm"):
-        check_raster(band, load_raster_contract("soc_stock_2010_raster"), declaration)
+        check_raster(path, load_raster_contract("soc_stock_2010_raster"), declaration)
 
 
 def _materialize_stock_grid(tmp_path, raster_engine=None, **inputs):
@@ -203,7 +203,11 @@ def test_a_global_grid_holding_one_region_is_refused_as_regional_passed_as_globa
 def test_the_stock_layers_report_counts_coverage_and_2010_above_no_land_use():
     current = np.array([[10.0, 20.0, np.nan], [5.0, np.nan, 1.0]])
     natural = np.array([[12.0, 15.0, 3.0], [5.0, np.nan, np.nan]])
-    report = stock_layers_report(current, natural, np.array([100.0, 200.0]))
+    halves = [
+        stock_layer_sums(current[:, cols], natural[:, cols], np.array([100.0, 200.0]))
+        for cols in (slice(0, 2), slice(2, 3))
+    ]
+    report = stock_layers_report({name: halves[0][name] + halves[1][name] for name in halves[0]})
     assert (report["both"]["cells"], report["only_2010"]["cells"], report["only_no_land_use"]["cells"]) == (3, 1, 1)
     above = report["2010_above_no_land_use"]
     assert above["cells"] == 1 and np.isclose(above["excess_pg_c"], 5.0 * 100 / 1e9)

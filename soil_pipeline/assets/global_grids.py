@@ -1,53 +1,57 @@
-"""Global gridded inputs on one common grid: the WHRC 5 arc-minute SOC stock grid (Sanderman et al. 2017).
+"""Global gridded inputs on one common grid (configured on the `raster_engine` resource; default the WHRC 5
+arc-minute SOC stock grid, Sanderman et al. 2017).
 
-Each raster is checked against its contract (CRS, resolution, extent, dtype, nodata, scaling, value range) before
-anything is computed, then aligned onto the common grid explicitly with GDAL: nearest neighbour for categories
-(climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved. A raster of the
-target resolution whose origin is off the lattice (HYDE: 0.44 row) is shifted by whole rows/columns instead, so
-no cell is split between neighbours. The method, and for a shift the offset, is recorded in metadata.
+Each raster is checked against its contract (CRS, resolution, extent, dtype, nodata, scaling, value range) in a
+streaming pass before anything is computed, then aligned onto the common grid window by window: nearest neighbour
+for categories (climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved,
+`average` for densities (t C/ha). A raster of the target resolution whose origin is off the lattice (HYDE: 0.44
+row) is shifted by whole rows/columns instead, so no cell is split between neighbours. The method, and for a shift
+the offset, is recorded in metadata. Each grid is written window by window to a tiled GeoTIFF (`GridFile`): no
+input or output grid is ever whole in memory, whatever the grid's size.
 """
+
+from dataclasses import dataclass, replace
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.warp import Resampling
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.sources import observe_files, observe_legend
 from soil_pipeline.checks import contract_specs, raster_contract_result
 from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.model import load_raster_contract
-from soil_pipeline.contracts.raster import REGIONAL_SHARE, check_raster
+from soil_pipeline.contracts.raster import REGIONAL_SHARE, CheckedRaster, check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations
-from soil_pipeline.readers import InputError, RasterBand, read_raster
+from soil_pipeline.publishing.grids import GridFile, StoredLayer
+from soil_pipeline.readers import InputError, raster_info
 from soil_pipeline.resources import InputDatasets, RasterEngine
-from soil_pipeline.science.coverage import coverage_share, stock_layers_report
-from soil_pipeline.science.grid import (
-    GridSpec,
-    Layer,
-    align,
-    cell_area_ha,
-    common_grid,
-    lattice_offset,
-    same_grid,
-    shift_onto,
-)
-from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, fill_nearest, rasterize_regions
+from soil_pipeline.science.coverage import coverage_share, stock_layer_sums, stock_layers_report
+from soil_pipeline.science.grid import GridSpec, Layer, common_grid
+from soil_pipeline.science.grid_pass import build_grid
+from soil_pipeline.science.raster_engine import RasterSource
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasterizer, fill_nearest_in_window
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
 
 
-def _checked_rasters(asset: str, paths: dict[str, str], declaration_file: str | None = None):
-    """Read and check each raster against the contract of the same name (on its declared, converted values when
-    the raster declaration file has an entry for it); yields the check result, returns bands and provenance."""
+def _checked_rasters(asset: str, paths: dict[str, str], declaration_file, raster_engine: RasterEngine, executor):
+    """Check each raster against the contract of the same name (on its declared, converted values when the raster
+    declaration file has an entry for it); yields the check result, returns the checked rasters and provenance."""
     contracts = {name: load_raster_contract(name) for name in paths}
     try:
         declared = {n: d for n, d in load_raster_declarations(declaration_file).items() if n in paths}
-        errors = []
-        bands = {}
+        errors, checked = [], {}
         for name, path in paths.items():
             try:
-                bands[name] = check_raster(read_raster(path), contracts[name], declared.get(name))
+                checked[name] = check_raster(
+                    path,
+                    contracts[name],
+                    declared.get(name),
+                    executor,
+                    raster_engine.threads,
+                    raster_engine.window_cells,
+                )
             except InputError as error:
                 errors.append(str(error))
         if errors:
@@ -63,95 +67,90 @@ def _checked_rasters(asset: str, paths: dict[str, str], declaration_file: str | 
     if declared:
         lineage.update(provenance.file_input("raster_declaration", declaration_file))
     parameters = {f"raster_declaration:{name}": d.describe() for name, d in declared.items()}
-    return bands, {"inputs": lineage, "parameters": parameters, "declared": declared}
+    return checked, {"inputs": lineage, "parameters": parameters, "declared": declared}
 
 
-def _as_float(band: RasterBand) -> np.ndarray:
-    data = band.data.astype("float32")
-    data[band.data == band.nodata] = np.nan
-    return data
+def _onto_grid(checked: CheckedRaster, resampling: str, dtype: str, fill) -> RasterSource:
+    """The checked raster as an engine input aligned onto the common grid with `resampling`."""
+    return replace(checked.source, resampling=resampling, dtype=dtype, fill=fill)
 
 
-def _grid_of(band: RasterBand) -> GridSpec:
-    return GridSpec(width=band.data.shape[1], height=band.data.shape[0], transform=band.transform, crs=band.crs)
+def _write(sources, grid, compute, count, dtype, raster_engine: RasterEngine, executor, label: str):
+    """(GridFile written window by window, sums, PassReport, alignment records)."""
+    out = GridFile(grid, count, dtype)
+    try:
+        sums, report, records = build_grid(
+            sources, grid, compute, out.consume, executor, raster_engine.threads, raster_engine.window_cells, label
+        )
+    except BaseException:
+        out.discard()
+        raise
+    return out, sums, report, records
 
 
-def _onto(band: RasterBand, target: GridSpec, resampling: Resampling, target_nodata, dtype) -> tuple[np.ndarray, dict]:
-    """Onto `target`: as is when on its grid, by whole-cell shift when only the origin differs, else resampled."""
-    if same_grid(_grid_of(band), target):
-        return band.data.astype(dtype, copy=False), {"method": "none (already on the common grid)"}
-    if (offset := lattice_offset(_grid_of(band), target)) is not None:
-        return shift_onto(band.data, band.nodata, offset, target, target_nodata, dtype)
-    aligned = align(band.data, band.transform, band.crs, band.nodata, target, resampling, target_nodata, dtype)
-    source = {"west": band.transform.c, "north": band.transform.f, "resolution_deg": abs(band.transform.a)}
-    return aligned, {"method": f"rasterio.warp.reproject, Resampling.{resampling.name}", "source_grid": source}
-
-
-def _output(layer: Layer) -> dg.Output:
+def _output(layer: StoredLayer, report, raster_engine: RasterEngine) -> dg.Output:
     return dg.Output(
         layer,
         metadata={
             "units": layer.units,
             "grid": dg.MetadataValue.json(layer.grid.describe()),
             "alignment": dg.MetadataValue.json(layer.alignment),
+            "streaming_pass": dg.MetadataValue.json({**report.metadata(), **raster_engine.describe()}),
         },
     )
 
 
 # Depth of the WHRC stock layers read into soc_stock_grid (0-30 cm): the depth their t C/ha refer to.
 SOC_STOCK_DEPTH_CM = 30.0
+STOCK_BANDS = (("2010", "soc_stock_2010_raster"), ("no_land_use", "soc_stock_no_land_use_raster"))
+
+
+def stock_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+    """Both stock layers on one window, each restricted to the cells both cover, and their coverage sums."""
+    data = np.stack([layers["2010"], layers["no_land_use"]]).astype("float32", copy=False)
+    sums = stock_layer_sums(data[0], data[1], row_area_ha)
+    data[:, ~(np.isfinite(data[0]) & np.isfinite(data[1]))] = np.nan
+    return data, sums
 
 
 @dg.asset(
     group_name="global_grids",
-    code_version="4",
+    code_version="5",
     check_specs=contract_specs("soc_stock_grid"),
     deps=["soc_stock_2010_raster", "soc_stock_no_land_use_raster"],
 )
 def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, raster_engine: RasterEngine):
-    """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 0 and 1, on the common grid configured on
-    `raster_engine` (default: the WHRC 5' grid itself, so nothing is resampled)."""
-    observe_files(context, inputs, "soc_stock_2010_raster", "soc_stock_no_land_use_raster")
-    bands, lineage = yield from _checked_rasters(
-        "soc_stock_grid",
-        {
-            "soc_stock_2010_raster": inputs.soc_stock_2010_raster,
-            "soc_stock_no_land_use_raster": inputs.soc_stock_no_land_use_raster,
-        },
-        inputs.raster_declaration,
-    )
-    declared = lineage.pop("declared")
-    grid = raster_engine.grid()
-    data, alignment = np.empty((2, *grid.shape), dtype="float32"), {}
-    for i, (name, raster) in enumerate(
-        (("2010", "soc_stock_2010_raster"), ("no_land_use", "soc_stock_no_land_use_raster"))
-    ):
-        band = bands.pop(raster)
-        aligned, alignment[name] = _onto(band, grid, Resampling.average, band.nodata, band.data.dtype)
-        data[i] = aligned
-        data[i][aligned == band.nodata] = np.nan
-        del band, aligned
+    """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 1 and 2, on the common grid configured on
+    `raster_engine` (default: the WHRC 5' grid itself, so nothing is resampled), each restricted to the cells both
+    cover."""
+    observe_files(context, inputs, *(raster for _, raster in STOCK_BANDS))
+    paths = {raster: getattr(inputs, raster) for _, raster in STOCK_BANDS}
+    with raster_engine.executor() as executor:
+        checked, lineage = yield from _checked_rasters(
+            "soc_stock_grid", paths, inputs.raster_declaration, raster_engine, executor
+        )
+        declared = lineage.pop("declared")
+        sources = {name: _onto_grid(checked[raster], "average", "float32", np.nan) for name, raster in STOCK_BANDS}
+        grid = raster_engine.grid()
+        out, sums, report, alignment = _write(
+            sources, grid, stock_window, 2, "float32", raster_engine, executor, "soc_stock_grid"
+        )
     regional = list(dict.fromkeys(d.label or d.name for d in declared.values() if d.regional))
-    coverage = _stock_coverage(data, grid, inputs, regional)
-    units = "t C/ha (0-30 cm); band 0 = 2010, band 1 = no land use"
+    try:
+        coverage = _stock_coverage(stock_layers_report(sums), inputs, regional)
+    except dg.Failure:
+        out.discard()
+        raise
+    units = "t C/ha (0-30 cm); band 1 = 2010, band 2 = no land use"
     if regional:
         units += f"; REGIONAL extent ({', '.join(regional)}), not global"
         lineage["parameters"]["soc_stock_extent"] = {"extent": "regional", "label": ", ".join(regional)}
-    yield _output(
-        Layer(
-            data=data,
-            grid=grid,
-            units=units,
-            alignment={**alignment, "coverage": coverage},
-            provenance=lineage,
-        )
-    )
+    yield _output(out.layer(units, {**alignment, "coverage": coverage}, lineage), report, raster_engine)
 
 
-def _stock_coverage(data: np.ndarray, grid: GridSpec, inputs: InputDatasets, regional: list[str]) -> dict:
-    """Report the two layers' coverage and where 2010 exceeds no land use; restrict both to the cells both cover
-    (in place). Refuse a layer covering much less than the other unless it is declared regional."""
-    report = stock_layers_report(data[0], data[1], cell_area_ha(grid))
+def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) -> dict:
+    """The two layers' coverage report (where 2010 exceeds no land use, cells only one covers); refuse a layer
+    covering much less than the other unless it is declared regional."""
     share = coverage_share(report)
     if share < REGIONAL_SHARE and not regional:
         smaller = "soc_stock_2010_raster" if report["only_no_land_use"]["cells"] else "soc_stock_no_land_use_raster"
@@ -163,19 +162,30 @@ def _stock_coverage(data: np.ndarray, grid: GridSpec, inputs: InputDatasets, reg
             f"regional raster passed as global. Declare it (extent: regional, rasters.{smaller} in the "
             "raster_declaration file) to have it labelled regional and never summed as global"
         )
-    outside = ~(np.isfinite(data[0]) & np.isfinite(data[1]))
-    data[:, outside] = np.nan
-    report["restricted_to_common_coverage"] = bool(outside.any() and share < 1.0)
+    report["restricted_to_common_coverage"] = share < 1.0
     return report
+
+
+def missing_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+    """All missing (no second stock source configured)."""
+    return np.full((1, *window_grid.shape), np.nan, dtype="float32"), {}
+
+
+def as_stored_bands(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+    """The window's one source as it was aligned (a grid written as read)."""
+    (data,) = layers.values()
+    return data[np.newaxis], {}
 
 
 @dg.asset(
     group_name="global_grids",
-    code_version="1",
+    code_version="2",
     check_specs=contract_specs("second_soc_stock_grid"),
     deps=["second_soc_stock_raster"],
 )
-def second_soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer):
+def second_soc_stock_grid(
+    context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
+):
     """A second SOC stock 0-30 cm source (t C/ha) beside WHRC, named by the label of its declaration, averaged
     onto the common grid; all missing when `second_soc_stock_raster` is not set."""
     observe_files(context, inputs, "second_soc_stock_raster")
@@ -183,7 +193,9 @@ def second_soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatase
     if not path:
         contract = load_raster_contract("second_soc_stock_raster")
         yield raster_contract_result("second_soc_stock_grid", [contract], None)
-        yield _output(Layer(np.full(grid.shape, np.nan, dtype="float32"), grid, "not configured"))
+        with raster_engine.executor() as executor:
+            out, _, report, _ = _write({}, grid, missing_window, 1, "float32", raster_engine, executor, "no second")
+        yield _output(out.layer("not configured", {}, {}), report, raster_engine)
         return
     declaration = load_raster_declarations(inputs.raster_declaration).get("second_soc_stock_raster")
     if declaration is None or not declaration.label:
@@ -191,105 +203,190 @@ def second_soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatase
             description=f"{path}: a second stock source needs a declaration naming it: add "
             f"rasters.second_soc_stock_raster with a label to the raster_declaration file ({inputs.raster_declaration})"
         )
-    bands, lineage = yield from _checked_rasters(
-        "second_soc_stock_grid", {"second_soc_stock_raster": path}, inputs.raster_declaration
-    )
+    with raster_engine.executor() as executor:
+        checked, lineage = yield from _checked_rasters(
+            "second_soc_stock_grid",
+            {"second_soc_stock_raster": path},
+            inputs.raster_declaration,
+            raster_engine,
+            executor,
+        )
+        sources = {"second_soc": _onto_grid(checked["second_soc_stock_raster"], "average", "float32", np.nan)}
+        out, _, report, alignment = _write(
+            sources, grid, as_stored_bands, 1, "float32", raster_engine, executor, "second_soc_stock_grid"
+        )
     lineage.pop("declared")
     lineage["parameters"]["second_soc_stock_source"] = declaration.label
-    band = bands["second_soc_stock_raster"]
-    aligned, alignment = _onto(band, grid, Resampling.average, np.nan, "float32")
     units = f"t C/ha (0-30 cm), source: {declaration.label}"
-    yield _output(Layer(aligned.astype("float32"), grid, units, alignment, lineage))
+    yield _output(out.layer(units, alignment["second_soc"], lineage), report, raster_engine)
+
+
+def cropland_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+    """Cropland km2 per cell (0 where HYDE has none) and the window's total."""
+    aligned = layers["cropland"]
+    data = np.where(np.isnan(aligned), 0.0, aligned).astype("float32")
+    return data[np.newaxis], {"aligned_total_km2": np.array([data.sum(dtype="float64")])}
 
 
 @dg.asset(
-    group_name="global_grids", code_version="3", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
+    group_name="global_grids", code_version="4", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
 )
-def cropland_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer):
+def cropland_grid(
+    context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
+):
     """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
     area is preserved."""
     observe_files(context, inputs, "cropland_raster")
-    bands, lineage = yield from _checked_rasters(
-        "cropland_grid", {"cropland_raster": inputs.cropland_raster}, inputs.raster_declaration
-    )
+    with raster_engine.executor() as executor:
+        checked, lineage = yield from _checked_rasters(
+            "cropland_grid",
+            {"cropland_raster": inputs.cropland_raster},
+            inputs.raster_declaration,
+            raster_engine,
+            executor,
+        )
+        source = _onto_grid(checked["cropland_raster"], "sum", "float32", np.nan)
+        out, sums, report, alignment = _write(
+            {"cropland": source},
+            soc_stock_grid.grid,
+            cropland_window,
+            1,
+            "float32",
+            raster_engine,
+            executor,
+            "cropland_grid",
+        )
     lineage.pop("declared")
-    band = bands["cropland_raster"]
-    aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.sum, np.nan, "float32")
-    aligned = np.where(np.isnan(aligned), 0.0, aligned).astype("float32")
-    alignment["source_total_km2"] = float(band.data[band.data != band.nodata].astype("float64").sum())
-    alignment["aligned_total_km2"] = float(aligned.astype("float64").sum())
-    yield _output(Layer(aligned, soc_stock_grid.grid, "km2 cropland per cell", alignment, lineage))
+    record = {
+        **alignment["cropland"],
+        "source_total_km2": checked["cropland_raster"].valid_sum,
+        "aligned_total_km2": float(sums["aligned_total_km2"][0]),
+    }
+    yield _output(out.layer("km2 cropland per cell", record, lineage), report, raster_engine)
 
 
 @dg.asset(
     group_name="global_grids",
-    code_version="2",
+    code_version="3",
     check_specs=contract_specs("climate_zone_grid"),
     deps=["climate_zones_raster"],
 )
-def climate_zone_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer):
+def climate_zone_grid(
+    context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
+):
     """IPCC 2019 climate zone code per cell (0 = none), nearest-neighbour onto the common grid."""
     observe_files(context, inputs, "climate_zones_raster")
     observe_legend(context)
-    bands, lineage = yield from _checked_rasters(
-        "climate_zone_grid", {"climate_zones_raster": inputs.climate_zones_raster}, inputs.raster_declaration
-    )
+    with raster_engine.executor() as executor:
+        checked, lineage = yield from _checked_rasters(
+            "climate_zone_grid",
+            {"climate_zones_raster": inputs.climate_zones_raster},
+            inputs.raster_declaration,
+            raster_engine,
+            executor,
+        )
+        zones = checked["climate_zones_raster"]
+        source = _onto_grid(zones, "nearest", "int16", zones.source.fill)
+        out, _, report, alignment = _write(
+            {"climate_zone": source},
+            soc_stock_grid.grid,
+            as_stored_bands,
+            1,
+            "int16",
+            raster_engine,
+            executor,
+            "climate_zone_grid",
+        )
     lineage.pop("declared")
-    band = bands["climate_zones_raster"]
-    aligned, alignment = _onto(band, soc_stock_grid.grid, Resampling.nearest, band.nodata, "int16")
-    yield _output(Layer(aligned, soc_stock_grid.grid, "IPCC 2019 climate zone code", alignment, lineage))
+    yield _output(out.layer("IPCC 2019 climate zone code", alignment["climate_zone"], lineage), report, raster_engine)
 
 
-@dg.asset(group_name="global_grids", code_version="2")
-def country_grid(countries: pd.DataFrame, soc_stock_grid: Layer, cropland_grid: Layer) -> dg.Output:
+@dataclass(frozen=True)
+class CountryWindow:
+    """Country index per cell of one window: the polygon containing the cell centre, else (land cells: a SOC stock
+    or cropland) the nearest polygon within `max_distance_deg`; sums of the cells and area (ha) assigned by nearest
+    and left unassigned. Picklable (polygons as WKB)."""
+
+    rasterizer: WindowRasterizer
+    max_distance_deg: float
+
+    def __call__(self, layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+        inside = self.rasterizer(window_grid)
+        land = ~np.isnan(layers["soc_stock"]) | (layers["cropland"] > 0)
+        regions, nearest = fill_nearest_in_window(inside, land, self.rasterizer, window_grid, self.max_distance_deg)
+        area = np.broadcast_to(row_area_ha[:, None], regions.shape)
+        unassigned = land & (regions < 0)
+        sums = {
+            "nearest_cells": np.array([nearest.sum()], dtype="float64"),
+            "nearest_ha": np.array([area[nearest].sum()]),
+            "unassigned_cells": np.array([unassigned.sum()], dtype="float64"),
+            "unassigned_ha": np.array([area[unassigned].sum()]),
+        }
+        return regions[np.newaxis], sums
+
+
+@dg.asset(group_name="global_grids", code_version="3")
+def country_grid(
+    countries: pd.DataFrame, soc_stock_grid: Layer, cropland_grid: Layer, raster_engine: RasterEngine
+) -> dg.Output:
     """Row index into `countries` of the polygon containing each cell centre; land cells (SOC stock or cropland)
     outside every polygon take the nearest within COUNTRY_NEAREST_MAX_DEG; -1 = none."""
     grid = common_grid(soc_stock_grid, cropland_grid)
-    geometries = shapely.from_wkb(countries["geometry_wkb"])
-    land = ~np.isnan(soc_stock_grid.data[0]) | (cropland_grid.data > 0)
-    inside = rasterize_regions(geometries, grid)
-    regions, nearest = fill_nearest(inside, land, geometries, grid, COUNTRY_NEAREST_MAX_DEG)
-    area_ha = np.broadcast_to(cell_area_ha(grid)[:, None], grid.shape)
-    unassigned = land & (regions < 0)
+    sources = {"soc_stock": soc_stock_grid.source("soc_stock"), "cropland": cropland_grid.source("cropland")}
+    compute = CountryWindow(WindowRasterizer(shapely.from_wkb(countries["geometry_wkb"])), COUNTRY_NEAREST_MAX_DEG)
+    with raster_engine.executor() as executor:
+        out, sums, report, _ = _write(sources, grid, compute, 1, "int32", raster_engine, executor, "country_grid")
     alignment = {
         "method": "rasterio.features.rasterize, cell centre inside polygon; else nearest polygon (land cells)",
         "nearest_max_distance_deg": COUNTRY_NEAREST_MAX_DEG,
-        "land_cells_by_nearest": int(nearest.sum()),
-        "land_area_by_nearest_mha": float(area_ha[nearest].sum() / HA_PER_MHA),
-        "land_cells_unassigned": int(unassigned.sum()),
-        "land_area_unassigned_mha": float(area_ha[unassigned].sum() / HA_PER_MHA),
+        "land_cells_by_nearest": int(sums["nearest_cells"][0]),
+        "land_area_by_nearest_mha": float(sums["nearest_ha"][0] / HA_PER_MHA),
+        "land_cells_unassigned": int(sums["unassigned_cells"][0]),
+        "land_area_unassigned_mha": float(sums["unassigned_ha"][0] / HA_PER_MHA),
     }
     lineage = countries.attrs.get("provenance", {})
-    return _output(Layer(regions, grid, "row index into countries", alignment, lineage))
+    return _output(out.layer("row index into countries", alignment, lineage), report, raster_engine)
 
 
-@dg.asset(group_name="global_grids", code_version="1", deps=["pasture_raster"])
+def converted_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+    """Cropland plus pasture (when configured), km2 per cell, capped at the cell area."""
+    total = layers["cropland"].astype("float64")
+    if "pasture" in layers:
+        total = total + np.nan_to_num(layers["pasture"], nan=0.0)
+    cell_km2 = row_area_ha[:, None] / HA_PER_KM2
+    return np.minimum(total, cell_km2).astype("float32")[np.newaxis], {}
+
+
+@dg.asset(group_name="global_grids", code_version="2", deps=["pasture_raster"])
 def converted_land_grid(
-    context: dg.AssetExecutionContext, inputs: InputDatasets, cropland_grid: Layer, soc_stock_grid: Layer
+    context: dg.AssetExecutionContext,
+    inputs: InputDatasets,
+    cropland_grid: Layer,
+    soc_stock_grid: Layer,
+    raster_engine: RasterEngine,
 ) -> dg.Output:
     """Converted land (km2 per cell) for the restoration scenarios: HYDE 3.2 cropland, plus the pasture raster
     when `inputs.pasture_raster` is set (summed onto the common grid), capped at the cell area."""
     observe_files(context, inputs, "pasture_raster")
     grid = common_grid(cropland_grid, soc_stock_grid)
-    total = cropland_grid.data.astype("float64")
+    sources = {"cropland": cropland_grid.source("cropland")}
     components = {"cropland": "cropland_grid"}
-    sources = [cropland_grid.provenance]
+    lineage = [cropland_grid.provenance]
     if inputs.pasture_raster:
-        raw = read_raster(inputs.pasture_raster)
-        if (raw.scale, raw.offset) != (1.0, 0.0):
-            raise InputError(f"{raw.path}: scale/offset {raw.scale}/{raw.offset} is not supported for pasture")
-        band = RasterBand(_as_float(raw), raw.transform, raw.crs, np.nan, raw.path)
-        pasture, alignment = _onto(band, grid, Resampling.sum, np.nan, "float32")
-        total = total + np.nan_to_num(pasture, nan=0.0)
-        components["pasture"] = alignment
-        sources.append({"inputs": provenance.file_input("pasture_raster", inputs.pasture_raster)})
-    cell_km2 = cell_area_ha(grid)[:, None] / HA_PER_KM2
-    return _output(
-        Layer(
-            data=np.minimum(total, cell_km2).astype("float32"),
-            grid=grid,
-            units="km2 converted land per cell",
-            alignment={"components": components, "capped_at": "cell area"},
-            provenance=provenance.combine(*sources),
+        info = raster_info(inputs.pasture_raster)
+        if (info.scale, info.offset) != (1.0, 0.0):
+            raise InputError(f"{info.path}: scale/offset {info.scale}/{info.offset} is not supported for pasture")
+        sources["pasture"] = RasterSource(inputs.pasture_raster, name="pasture", resampling="sum")
+        lineage.append({"inputs": provenance.file_input("pasture_raster", inputs.pasture_raster)})
+    with raster_engine.executor() as executor:
+        out, _, report, alignment = _write(
+            sources, grid, converted_window, 1, "float32", raster_engine, executor, "converted_land_grid"
         )
+    if "pasture" in alignment:
+        components["pasture"] = alignment["pasture"]
+    layer = out.layer(
+        "km2 converted land per cell",
+        {"components": components, "capped_at": "cell area"},
+        provenance.combine(*lineage),
     )
+    return _output(layer, report, raster_engine)

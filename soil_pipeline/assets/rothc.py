@@ -146,7 +146,7 @@ def rothc_sequestration_potential(
     plans, block = zonal.plan(sources, grid)
     layers = zonal.ZonalTask(grid, sources, plans, None, zone_of, sizes)
     task = RothCWindow(layers, config, scenarios)
-    window_list = engine.windows(grid, zonal._window_block(block, grid), raster_engine.window_cells)
+    window_list = engine.windows(grid, zonal.window_block(block, grid), raster_engine.window_cells)
     with tempfile.TemporaryDirectory() as scratch, raster_engine.executor() as executor:
         rate_maps = RateMaps(Path(scratch) / "rates.tif", grid, scenarios)
         with rate_maps:

@@ -74,7 +74,7 @@ def _stream(
         with_pasture,
         sizes.get(scenario.scope_region_type) if scenario.scope == "within_region" else None,
     )
-    window_list = engine.windows(grid, zonal._window_block(block, grid), raster_engine.window_cells)
+    window_list = engine.windows(grid, zonal.window_block(block, grid), raster_engine.window_cells)
     with raster_engine.executor() as executor:
         return scenario_stream.run(window_task, window_list, executor, raster_engine.threads, REGION_TYPES)
 

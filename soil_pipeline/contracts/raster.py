@@ -1,18 +1,25 @@
 """Check a raster against its contract before it is aligned: grid, type, nodata, scaling, plausible values, and for
 stock layers the depth interval and a unit guard on the median.
 
-Every broken rule is reported at once: one InputError naming the file and each rule (a value-range failure also
-names the pixel window). A raster with a declaration (contracts.raster_declaration) is checked on its declared,
-converted values: the file's encoding (dtype, nodata tag, scale/offset) and cell size are then the declaration's
-business, and a raster declared regional is not held to the global extent.
+The grid and encoding rules are read from the file's header; the values are checked in one streaming pass over the
+file's own windows (whole blocks), so a raster of any size is checked without being held whole. Every broken rule
+is reported at once: one InputError naming the file and each rule (a value-range failure also names the pixel
+window). A raster with a declaration (contracts.raster_declaration) is checked on its declared, converted values:
+the file's encoding (dtype, nodata tag, scale/offset) and cell size are then the declaration's business, and a
+raster declared regional is not held to the global extent.
 """
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from rasterio.crs import CRS
+from rasterio.windows import Window
 
 from soil_pipeline.contracts.model import RasterContract
 from soil_pipeline.contracts.raster_declaration import RasterDeclaration, to_contract_units
-from soil_pipeline.readers import InputError, RasterBand
+from soil_pipeline.readers import InputError, RasterInfo, raster_info
+from soil_pipeline.science import raster_engine as engine
 
 # Grid edges may differ from the contract by this fraction of a cell: WHRC stores its 5' cell size as 0.0833333,
 # which puts its east edge 0.002 cell short of 180; a real shift (say 0.1 cell or more) is still refused.
@@ -21,14 +28,18 @@ EDGE_TOLERANCE_CELLS = 0.01
 REGIONAL_SHARE = 0.9
 
 
-def _extent(band: RasterBand) -> tuple[float, float, float, float]:
+# At most this many valid cells feed the median unit guard: beyond it, every k-th row and column (the same cells
+# whatever the windows), so a 1 km layer's guard holds about 16 M values, not 933 M.
+MEDIAN_SAMPLE_CELLS = 1 << 24
+
+
+def _extent(band: RasterInfo) -> tuple[float, float, float, float]:
     t = band.transform
-    height, width = band.data.shape
-    south, north = sorted((t.f, t.f + t.e * height))
-    return t.c, south, t.c + t.a * width, north
+    south, north = sorted((t.f, t.f + t.e * band.height))
+    return t.c, south, t.c + t.a * band.width, north
 
 
-def _grid_failures(band: RasterBand, contract: RasterContract, declaration: RasterDeclaration | None) -> list:
+def _grid_failures(band: RasterInfo, contract: RasterContract, declaration: RasterDeclaration | None) -> list:
     failures = []
     if band.band_count != contract.band_count:
         failures.append(("bandCount", f"expected {contract.band_count} band(s), found {band.band_count}"))
@@ -74,10 +85,10 @@ def _looks_regional(found, wanted) -> bool:
     return inside and _share(found, wanted) < REGIONAL_SHARE
 
 
-def _encoding_failures(band: RasterBand, contract: RasterContract) -> list:
+def _encoding_failures(band: RasterInfo, contract: RasterContract) -> list:
     failures = []
-    if str(band.data.dtype) != contract.dtype:
-        failures.append(("dtype", f"expected {contract.dtype}, found {band.data.dtype}"))
+    if band.dtype != contract.dtype:
+        failures.append(("dtype", f"expected {contract.dtype}, found {band.dtype}"))
     if contract.nodata_tagged and band.nodata != contract.nodata:
         failures.append(("nodata", f"expected a nodata tag of {contract.nodata}, found {band.nodata}"))
     if (band.scale, band.offset) != (contract.scale, contract.offset):
@@ -87,33 +98,101 @@ def _encoding_failures(band: RasterBand, contract: RasterContract) -> list:
     return failures
 
 
-def _value_failures(values: np.ndarray, valid: np.ndarray, contract: RasterContract, guard: bool) -> list:
-    failures = []
-    bad = valid & ((values < contract.minimum) | (values > contract.maximum))
-    if bad.any():
+@dataclass(frozen=True)
+class DeclaredValues:
+    """A declared raster's values in the contract's unit (float32, NaN for no data): `RasterSource.declare`."""
+
+    declaration: RasterDeclaration
+    unit: str
+    scale: float
+    offset: float
+
+    def __call__(self, values: np.ndarray, nodata: float | None) -> np.ndarray:
+        return to_contract_units(values, self.declaration, self.unit, nodata, self.scale, self.offset)
+
+
+@dataclass(frozen=True)
+class ValueTask:
+    """One window of the file: cells outside the contract's range (count, bounding box, first example) and the
+    valid cells' count, sum and sampled values (every `stride`-th row and column of the file). Picklable."""
+
+    source: engine.RasterSource
+    minimum: float
+    maximum: float
+    nodata: float | None
+    stride: int
+
+    def __call__(self, window: Window) -> dict:
+        with engine.gdal_env(), engine.opened(self.source) as dataset:
+            values = engine.read_window(dataset, self.source, window)[0]
+        valid = np.isfinite(values) if self.nodata is None else values != self.nodata
+        if values.dtype.kind == "f" and self.nodata is not None:
+            valid &= ~np.isnan(values)
+        bad = valid & ((values < self.minimum) | (values > self.maximum))
+        r0, c0 = int(window.row_off), int(window.col_off)
         rows, cols = np.nonzero(bad)
-        window = f"rows {rows.min()}-{rows.max()}, cols {cols.min()}-{cols.max()}"
-        example = values[rows[0], cols[0]]
+        first = ((rows[0] + r0, cols[0] + c0, float(values[rows[0], cols[0]])),) if len(rows) else ()
+        box = (rows.min() + r0, rows.max() + r0, cols.min() + c0, cols.max() + c0) if len(rows) else ()
+        keep_rows = (np.arange(r0, r0 + values.shape[0]) % self.stride) == 0
+        keep_cols = (np.arange(c0, c0 + values.shape[1]) % self.stride) == 0
+        sampled = values[np.ix_(keep_rows, keep_cols)][valid[np.ix_(keep_rows, keep_cols)]]
+        return {
+            "bad": np.array([bad.sum()], dtype="float64"),
+            "valid": np.array([valid.sum()], dtype="float64"),
+            "valid_sum": np.array([values[valid].sum(dtype="float64")]),
+            "first": first,
+            "box": box,
+            "sample": sampled,
+        }
+
+
+class ValueFindings:
+    """What the value pass found, window by window (`consume`), in window order."""
+
+    def __init__(self):
+        self.first, self.boxes, self.samples = [], [], []
+
+    def consume(self, window, part: dict) -> dict:
+        self.first += part.pop("first")
+        if box := part.pop("box"):
+            self.boxes.append(box)
+        self.samples.append(part.pop("sample"))
+        return part
+
+
+def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, guard: bool, stride: int) -> list:
+    failures = []
+    if bad := int(sums.get("bad", [0])[0]):
+        boxes = np.array(found.boxes)
+        row, col, example = min(found.first)
+        window = f"rows {boxes[:, 0].min()}-{boxes[:, 1].max()}, cols {boxes[:, 2].min()}-{boxes[:, 3].max()}"
         failures.append(
             (
                 "valueRange",
-                f"{int(bad.sum())} pixel(s) outside [{contract.minimum}, {contract.maximum}] {contract.unit} in window "
-                f"{window} (e.g. {example:g} at row {rows[0]}, col {cols[0]})",
+                f"{bad} pixel(s) outside [{contract.minimum}, {contract.maximum}] {contract.unit} in window "
+                f"{window} (e.g. {example:g} at row {row}, col {col})",
             )
         )
-    if guard and contract.median_range and valid.any():
+    valid = int(sums.get("valid", [0])[0])
+    if guard and contract.median_range and valid:
         low, high = contract.median_range
-        median = float(np.median(values[valid]))
+        sample = np.concatenate(found.samples)
+        median = float(np.median(sample))
         if not low <= median <= high:
             hint = (
                 f"; x 10 it would be {median * 10:g}: the values look like kg C/m2, declare unit: kg C/m2"
                 if low <= median * 10 <= high
                 else ": declare its unit, scale and offset"
             )
+            of = (
+                f"{valid} valid cells"
+                if stride == 1
+                else f"{len(sample)} of {valid} valid cells (every {stride}th row and column)"
+            )
             failures.append(
                 (
                     "medianBetween",
-                    f"median {median:g} {contract.unit} of {int(valid.sum())} valid cells is outside [{low:g}, "
+                    f"median {median:g} {contract.unit} of {of} is outside [{low:g}, "
                     f"{high:g}] {contract.unit}{hint} (rasters.{contract.id} in the raster_declaration file)",
                 )
             )
@@ -129,22 +208,49 @@ def _depth_failures(declaration: RasterDeclaration | None, contract: RasterContr
     return [("depthCm", f"declared {found[0]:g}-{found[1]:g} cm, the layer must be {wanted[0]:g}-{wanted[1]:g} cm")]
 
 
+@dataclass(frozen=True)
+class CheckedRaster:
+    """A raster that passed its contract: the engine input reading its checked values (undeclared: as stored, the
+    contract's nodata as `fill`; declared: float32 in the contract's unit, NaN for no data), its header, and the sum
+    of its valid values (in the contract's unit)."""
+
+    source: engine.RasterSource
+    info: RasterInfo
+    valid_sum: float
+
+
 def check_raster(
-    band: RasterBand, contract: RasterContract, declaration: RasterDeclaration | None = None
-) -> RasterBand:
-    """The band ready for alignment (undeclared: as stored, with the contract's nodata; declared: float32 in the
-    contract's unit, NaN for no data), or one InputError naming the file and every broken rule."""
+    path: str,
+    contract: RasterContract,
+    declaration: RasterDeclaration | None = None,
+    executor=None,
+    threads: int = 2,
+    window_cells: int = engine.WINDOW_CELLS,
+) -> CheckedRaster:
+    """Check the raster at `path` (any GDAL path or URL) in one streaming pass; one InputError naming the file and
+    every broken rule."""
+    band = raster_info(path)
     failures = _grid_failures(band, contract, declaration) + _depth_failures(declaration, contract)
     if declaration is None:
         failures += _encoding_failures(band, contract)
-        values, valid = band.data, band.data != contract.nodata
+        source = engine.RasterSource(path, name=contract.id, dtype=band.dtype, fill=contract.nodata)
+        nodata = contract.nodata
     else:
-        values = to_contract_units(band.data, declaration, contract.unit, band.nodata, band.scale, band.offset)
-        valid = np.isfinite(values)
-    failures += _value_failures(values, valid, contract, guard=declaration is None or declaration.unit is None)
+        declare = DeclaredValues(declaration, contract.unit, band.scale, band.offset)
+        source = engine.RasterSource(path, name=contract.id, declare=declare)
+        nodata = None
+    stride = max(1, math.ceil(math.sqrt(band.width * band.height / MEDIAN_SAMPLE_CELLS)))
+    task = ValueTask(source, contract.minimum, contract.maximum, nodata, stride)
+    found = ValueFindings()
+    window_list = engine.windows(band.grid(), _block(band), window_cells)
+    sums, _ = engine.run_pass(task, window_list, executor, threads, f"check {contract.id}", found.consume)
+    guard = declaration is None or declaration.unit is None
+    failures += _value_failures(sums, found, contract, guard, stride)
     if failures:
         rules = "; ".join(f"rule {rule}: {detail}" for rule, detail in failures)
         raise InputError(f"{band.path}: breaks contract {contract.label} ({len(failures)} rule(s)): {rules}")
-    if declaration is None:
-        return RasterBand(band.data, band.transform, band.crs, contract.nodata, band.path, band.band_count)
-    return RasterBand(values, band.transform, band.crs, np.nan, band.path, band.band_count)
+    return CheckedRaster(source, band, float(sums.get("valid_sum", [0.0])[0]))
+
+
+def _block(band: RasterInfo) -> tuple[int, int]:
+    return min(band.block[0], band.height), min(band.block[1], band.width)

@@ -134,10 +134,18 @@ class RemoteRoot:
     def write_atomic(self, name: str, data: bytes) -> None:
         self.fs.pipe_file(self.path(name), data)
 
-    def write_file(self, parts: tuple[str, ...], data: bytes) -> str:
-        """Write one file below the root (a single PUT on object stores); returns where it went."""
-        self.fs.pipe_file(self.path(*parts), data)
+    def write_file(self, parts: tuple[str, ...], data: bytes | Path) -> str:
+        """Write one file (bytes, or a local file to copy) below the root (a single PUT on object stores); returns
+        where it went."""
+        if isinstance(data, Path):
+            self.fs.put_file(str(data), self.path(*parts))
+        else:
+            self.fs.pipe_file(self.path(*parts), data)
         return self.display(*parts)
+
+    def local_file(self, *parts: str) -> str | None:
+        """The local path of a file below the root, to be read in place; None on object stores."""
+        return None
 
     def upload_dir(self, local: Path, parts: tuple[str, ...]) -> str:
         """Copy a local folder (e.g. rendered HTML) below the root; returns where it went."""
@@ -181,7 +189,10 @@ class LocalRoot(RemoteRoot):
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def write_file(self, parts: tuple[str, ...], data: bytes) -> str:
+    def local_file(self, *parts: str) -> str | None:
+        return self.path(*parts)
+
+    def write_file(self, parts: tuple[str, ...], data: bytes | Path) -> str:
         final = self.dir.joinpath(*parts)
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = final.with_name(f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex}")

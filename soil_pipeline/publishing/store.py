@@ -239,8 +239,11 @@ class VersionedParquetStore:
         if self.backend.exists(RUNS_DIR, safe_name(run_id, "run id")):
             self.backend.write_file((RUNS_DIR, run_id, FAILED_MARKER), b"")
 
-    def write_intermediate(self, run_id: str, asset: str, partition: str | None, suffix: str, data: bytes) -> str:
-        """Write one run-scoped intermediate (GeoTIFF grid or Parquet table); `commit_run` makes it the latest."""
+    def write_intermediate(
+        self, run_id: str, asset: str, partition: str | None, suffix: str, data: bytes | Path
+    ) -> str:
+        """Write one run-scoped intermediate (GeoTIFF grid or Parquet table; bytes or a local file to copy);
+        `commit_run` makes it the latest."""
         if suffix not in INTERMEDIATE_SUFFIXES:
             raise ValueError(f"intermediate suffix {suffix!r} is not one of {INTERMEDIATE_SUFFIXES}")
         name = f"{output_key(asset, partition)}{suffix}"
@@ -248,18 +251,34 @@ class VersionedParquetStore:
 
     def read_intermediate(self, run_id: str, asset: str, partition: str | None) -> tuple[str, bytes]:
         """(suffix, bytes) of the intermediate `run_id` wrote, else of the latest committed one."""
+        return self._intermediate(run_id, asset, partition, self.backend.read_bytes)
+
+    def intermediate_location(self, run_id: str, asset: str, partition: str | None) -> tuple[str, str | bytes]:
+        """`read_intermediate`, but on a local root the file's path (read in place, never whole) instead of its
+        bytes. A committed intermediate stays while its run is among the last `keep_runs` committed (see `gc`)."""
+        return self._intermediate(run_id, asset, partition, self._local_or_bytes)
+
+    def _local_or_bytes(self, *parts: str) -> str | bytes:
+        path = self.backend.local_file(*parts)
+        if path is None:
+            return self.backend.read_bytes(*parts)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        return path
+
+    def _intermediate(self, run_id: str, asset: str, partition: str | None, read):
         key = output_key(asset, partition)
         for suffix in INTERMEDIATE_SUFFIXES:
             parts = (RUNS_DIR, safe_name(run_id, "run id"), INTERMEDIATE_DIR, f"{key}{suffix}")
             if self.backend.exists(*parts):
-                return suffix, self.backend.read_bytes(*parts)
+                return suffix, read(*parts)
         # A newer run's commit (and its gc) may move the pointer between reading it and opening the file: retry once.
         for _ in range(2):
             path = self.document()["intermediates"].get(key)
             if path is None:
                 raise KeyError(f"no intermediate {key!r} under {self.root}: materialize {asset} first")
             try:
-                return posixpath.splitext(path)[1], self.backend.read_bytes(*path.split("/"))
+                return posixpath.splitext(path)[1], read(*path.split("/"))
             except FileNotFoundError:
                 continue
         raise FileNotFoundError(f"intermediate {key!r} under {self.root} vanished twice while being read")

@@ -5,27 +5,38 @@ import numpy as np
 
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG
 
+COVERAGE_CLASSES = ("both", "only_2010", "only_no_land_use", "2010_above_no_land_use")
 
-def stock_layers_report(current: np.ndarray, natural: np.ndarray, cell_area_ha: np.ndarray) -> dict:
-    """Cells and area (Mha) covered by both, by one only, and where 2010 > no land use (with the excess, Pg C).
 
-    `cell_area_ha` is per row (broadcast over columns); stocks in t C/ha with NaN for no data."""
-    area = np.broadcast_to(np.asarray(cell_area_ha, dtype="float64")[:, None], current.shape)
+def stock_layer_sums(current: np.ndarray, natural: np.ndarray, row_area_ha: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-window sums for `stock_layers_report` (they add up over windows): cells and area (ha) covered by both
+    layers, by one only, and where 2010 > no land use, with the excess (t C). `row_area_ha` has one value per row;
+    stocks in t C/ha with NaN for no data."""
+    area = np.broadcast_to(np.asarray(row_area_ha, dtype="float64")[:, None], current.shape)
     has_current, has_natural = np.isfinite(current), np.isfinite(natural)
     both = has_current & has_natural
     higher = both & (current > natural)
-    # only the cells above: whole-grid float64 temporaries would triple the step's memory
+    classes = (both, has_current & ~has_natural, has_natural & ~has_current, higher)
+    masks = dict(zip(COVERAGE_CLASSES, classes, strict=True))
+    sums = {}
+    for name, mask in masks.items():
+        sums[f"{name}/cells"] = np.array([mask.sum()], dtype="float64")
+        sums[f"{name}/area_ha"] = np.array([area[mask].sum()])
+    # only the cells above: window-sized float64 temporaries of the whole window are not needed
     excess = (current[higher].astype("float64") - natural[higher]) * area[higher]
+    sums["2010_above_no_land_use/excess_t_c"] = np.array([excess.sum()])
+    return sums
 
-    def cells(mask):
-        return {"cells": int(mask.sum()), "area_mha": float(area[mask].sum() / HA_PER_MHA)}
 
-    return {
-        "both": cells(both),
-        "only_2010": cells(has_current & ~has_natural),
-        "only_no_land_use": cells(has_natural & ~has_current),
-        "2010_above_no_land_use": {**cells(higher), "excess_pg_c": float(excess.sum() / T_PER_PG)},
+def stock_layers_report(sums: dict[str, np.ndarray]) -> dict:
+    """Cells and area (Mha) covered by both, by one only, and where 2010 > no land use (with the excess, Pg C),
+    from `stock_layer_sums` added over the grid."""
+    report = {
+        name: {"cells": int(sums[f"{name}/cells"][0]), "area_mha": float(sums[f"{name}/area_ha"][0] / HA_PER_MHA)}
+        for name in COVERAGE_CLASSES
     }
+    report["2010_above_no_land_use"]["excess_pg_c"] = float(sums["2010_above_no_land_use/excess_t_c"][0] / T_PER_PG)
+    return report
 
 
 def coverage_share(report: dict) -> float:

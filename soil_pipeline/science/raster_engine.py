@@ -207,7 +207,8 @@ def plan_alignment(source_grid: GridSpec, target: GridSpec, resampling: str) -> 
     return Alignment("resample", record=record)
 
 
-def _read(dataset, source: RasterSource, window: Window) -> np.ndarray:
+def read_window(dataset, source: RasterSource, window: Window) -> np.ndarray:
+    """The source's bands on its own pixel `window`, as stored (after the `declare` hook), shape (bands, rows, cols)."""
     data = dataset.read(list(source.bands), window=window)
     if source.declare is not None:
         data = source.declare(data, dataset.nodata)
@@ -244,10 +245,10 @@ def read_aligned(dataset, source: RasterSource, plan: Alignment, target: GridSpe
         sr0, sc0 = max(r0, 0), max(c0, 0)
         sr1, sc1 = min(r0 + rows, dataset.height), min(c0 + cols, dataset.width)
         if (sr0, sc0, sr1, sc1) == (r0, c0, r0 + rows, c0 + cols):  # wholly inside the source: no copy
-            return _to_fill(_read(dataset, source, Window(c0, r0, cols, rows)), dataset.nodata, source)
+            return _to_fill(read_window(dataset, source, Window(c0, r0, cols, rows)), dataset.nodata, source)
         out = np.full(shape, source.fill, dtype=source.dtype)
         if sr1 > sr0 and sc1 > sc0:
-            data = _read(dataset, source, Window(sc0, sr0, sc1 - sc0, sr1 - sr0))
+            data = read_window(dataset, source, Window(sc0, sr0, sc1 - sc0, sr1 - sr0))
             out[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = _to_fill(data, dataset.nodata, source)
         return out
     return _resample_window(dataset, source, target, window, np.full(shape, source.fill, dtype=source.dtype))
@@ -263,8 +264,9 @@ def _resample_window(dataset, source: RasterSource, target: GridSpec, window: Wi
     src_window = _pixel_window(dataset.transform, west, south, east, north, dataset.width, dataset.height)
     if src_window is None:
         return out
-    data = _read(dataset, source, src_window)
-    src_nodata = dataset.nodata if dataset.nodata is not None else None
+    data = read_window(dataset, source, src_window)
+    # declared values are float32 with NaN for no data (`declare` applied them); others keep the file's tag
+    src_nodata = float("nan") if source.declare is not None else dataset.nodata
     for band in range(len(source.bands)):
         reproject(
             source=data[band],

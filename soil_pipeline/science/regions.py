@@ -109,6 +109,29 @@ def fill_nearest(regions: np.ndarray, cells: np.ndarray, geometries, grid: GridS
     return filled, nearest
 
 
+def fill_nearest_in_window(
+    regions: np.ndarray, cells: np.ndarray, rasterizer: "WindowRasterizer", window_grid: GridSpec, max_distance_deg
+):
+    """`fill_nearest` on one window of a grid, measuring only the polygons' boundaries near it: each polygon
+    within reach is cut to the window plus `max_distance_deg` and a cell, which leaves the distance to every
+    boundary within reach as it is (the cut's own edges are farther than `max_distance_deg` from every cell)."""
+    if not (cells & (regions == NO_REGION)).any():
+        return regions, np.zeros(regions.shape, dtype=bool)
+    t = window_grid.transform
+    margin = max_distance_deg + 2 * abs(t.a)
+    west, north = t.c - margin, t.f + margin
+    east, south = t.c + t.a * window_grid.width + margin, t.f + t.e * window_grid.height - margin
+    tree = rasterizer.tree()
+    hits = np.sort(tree.query(shapely.box(west, south, east, north)))
+    hits = hits[[rasterizer.geometries[i] is not None for i in hits]] if len(hits) else hits
+    if not len(hits):
+        return regions, np.zeros(regions.shape, dtype=bool)
+    near = shapely.clip_by_rect([rasterizer.geometries[i] for i in hits], west, south, east, north)
+    filled, nearest = fill_nearest(regions, cells, near, window_grid, max_distance_deg)
+    filled[nearest] = hits[filled[nearest]]
+    return filled, nearest
+
+
 def group_membership(subregions, adm0_codes, groups: list[dict]) -> np.ndarray:
     """Index of the group each country belongs to (NO_REGION if none), a group listing Natural Earth
     `natural_earth_subregions` and/or `adm0_a3` codes. A country matched by two groups is an error."""
@@ -144,14 +167,15 @@ class WindowRasterizer:
     def __setstate__(self, state):
         self.wkb, self._tree = state["wkb"], None
 
-    def _index(self):
+    def tree(self) -> shapely.STRtree:
+        """The polygons' STRtree (built on first use, also after unpickling; `geometries` then holds them)."""
         if self._tree is None:
             self.geometries = [shapely.from_wkb(w) if w is not None else None for w in self.wkb]
             self._tree = shapely.STRtree([g if g is not None else shapely.Point() for g in self.geometries])
         return self._tree
 
     def __call__(self, window_grid: GridSpec) -> np.ndarray:
-        tree = self._index()
+        tree = self.tree()
         t = window_grid.transform
         west, south = t.c, t.f + t.e * window_grid.height
         east, north = t.c + t.a * window_grid.width, t.f

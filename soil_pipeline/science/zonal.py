@@ -166,14 +166,7 @@ class ZonalTask:
     gate: str | None = None
 
     def layers(self, window: Window, only: list[str] | None = None) -> dict[str, np.ndarray]:
-        layers = {}
-        with engine.gdal_env():
-            for name in only if only is not None else self.sources:
-                source = self.sources[name]
-                with engine.opened(source) as dataset:
-                    data = engine.read_aligned(dataset, source, self.plans[name], self.grid, window)
-                layers[name] = data[0] if data.shape[0] == 1 else data
-        return layers
+        return read_layers(self.grid, self.sources, self.plans, window, only)
 
     def __call__(self, window: Window) -> dict[str, np.ndarray]:
         if self.gate is None:
@@ -185,6 +178,18 @@ class ZonalTask:
             layers.update(self.layers(window, [name for name in self.sources if name != self.gate]))
         values = self.quantities(layers, engine.row_areas_ha(self.grid, window)[:, 0])
         return window_sums(values, self.zonings(layers), self.sizes, self.names)
+
+
+def read_layers(grid: GridSpec, sources: dict, plans: dict, window: Window, only: list[str] | None = None) -> dict:
+    """Each source (or those named in `only`) on `window` of `grid`: (rows, cols), or (bands, rows, cols)."""
+    layers = {}
+    with engine.gdal_env():
+        for name in only if only is not None else sources:
+            source = sources[name]
+            with engine.opened(source) as dataset:
+                data = engine.read_aligned(dataset, source, plans[name], grid, window)
+            layers[name] = data[0] if data.shape[0] == 1 else data
+    return layers
 
 
 def plan(sources: dict[str, engine.RasterSource], grid: GridSpec):
@@ -214,12 +219,12 @@ def zonal_statistics(
     and `gate` as in `ZonalTask`."""
     plans, block = plan(sources, grid)
     task = ZonalTask(grid, sources, plans, quantities, zonings, sizes, names, gate)
-    window_list = engine.windows(grid, _window_block(block, grid), window_cells)
+    window_list = engine.windows(grid, window_block(block, grid), window_cells)
     sums, report = engine.run_pass(task, window_list, executor, threads, label="zonal statistics")
     return sums, report, {name: p.record for name, p in plans.items()}
 
 
-def _window_block(block: tuple[int, int], grid: GridSpec) -> tuple[int, int]:
+def window_block(block: tuple[int, int], grid: GridSpec) -> tuple[int, int]:
     """A block no larger than the grid (striped sources have one-row blocks the full width)."""
     return min(block[0], grid.height), min(block[1], grid.width)
 
