@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import rasterio
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
@@ -123,8 +124,16 @@ class ValueTask:
     stride: int
 
     def __call__(self, window: Window) -> dict:
-        with engine.gdal_env(), engine.opened(self.source) as dataset:
-            values = engine.read_window(dataset, self.source, window)[0]
+        try:
+            with engine.gdal_env(), engine.opened(self.source) as dataset:
+                values = engine.read_window(dataset, self.source, window)[0]
+        except rasterio.errors.RasterioError as error:
+            rows = f"rows {window.row_off}-{window.row_off + window.height - 1}"
+            cols = f"cols {window.col_off}-{window.col_off + window.width - 1}"
+            detail = error.__cause__ or error  # GDAL's own message, under rasterio's "Read failed"
+            raise InputError(
+                f"{self.source.location}: unreadable raster in window {rows}, {cols} ({detail})"
+            ) from error
         valid = np.isfinite(values) if self.nodata is None else values != self.nodata
         if values.dtype.kind == "f" and self.nodata is not None:
             valid &= ~np.isnan(values)
