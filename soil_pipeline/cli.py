@@ -561,10 +561,15 @@ def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
     from soil_pipeline.drop_check import check_drop, report
     from soil_pipeline.readers import read_raster
     from soil_pipeline.resources import InputDatasets
+    from soil_pipeline.science.points import OtherThan
+    from soil_pipeline.science.raster_engine import RasterSource
 
     inputs = InputDatasets()
-    band = check_raster(read_raster(inputs.soc_stock_2010_raster), load_raster_contract("soc_stock_2010_raster"))
-    land = LandMask(band.data != band.nodata, band.transform, "WHRC SOC stock 2010")
+    contract = load_raster_contract("soc_stock_2010_raster")
+    # The contract check reads the raster whole (and lets it go); the land lookups read the blocks around the sites.
+    check_raster(read_raster(inputs.soc_stock_2010_raster), contract)
+    source = RasterSource(inputs.soc_stock_2010_raster, "soc_stock")
+    land = LandMask(source, "WHRC SOC stock 2010", OtherThan(contract.nodata))
     countries = gpd.read_file(inputs.countries_vector)
     regions = Regions(countries.geometry.to_numpy(), countries["ADM0_A3"].to_numpy(dtype=object))
     check = check_drop(Path(drop_dir), declaration, land=land, regions=regions)
