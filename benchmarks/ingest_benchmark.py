@@ -97,14 +97,17 @@ def _context():
     import geopandas
     import shapely
 
+    from soil_pipeline.contracts.model import load_raster_contract
     from soil_pipeline.contracts.validate import LandMask, Regions
     from soil_pipeline.readers import read_raster
     from soil_pipeline.resources import InputDatasets
     from soil_pipeline.science.grid import GridSpec, Layer
+    from soil_pipeline.science.points import OtherThan
+    from soil_pipeline.science.raster_engine import RasterSource
 
     inputs = InputDatasets()
-    soc = read_raster(inputs.soc_stock_2010_raster)
-    land = LandMask(soc.data != soc.nodata, soc.transform, "WHRC SOC stock 2010")
+    soc = RasterSource(inputs.soc_stock_2010_raster, "soc_stock")
+    land = LandMask(soc, "WHRC SOC stock 2010", OtherThan(load_raster_contract("soc_stock_2010_raster").nodata))
     frame = geopandas.read_file(inputs.countries_vector)
     countries = pd.DataFrame(
         {"adm0_a3": frame["ADM0_A3"], "geometry_wkb": shapely.to_wkb(frame.geometry.values, output_dimension=2)}

@@ -559,13 +559,14 @@ def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
     from soil_pipeline.contracts.raster import check_raster
     from soil_pipeline.contracts.validate import LandMask, Regions
     from soil_pipeline.drop_check import check_drop, report
-    from soil_pipeline.readers import read_raster
     from soil_pipeline.resources import InputDatasets
+    from soil_pipeline.science.points import OtherThan
 
     inputs = InputDatasets()
-    checked = check_raster(inputs.soc_stock_2010_raster, load_raster_contract("soc_stock_2010_raster"))
-    band = read_raster(inputs.soc_stock_2010_raster)
-    land = LandMask(band.data != checked.source.fill, band.transform, "WHRC SOC stock 2010")
+    contract = load_raster_contract("soc_stock_2010_raster")
+    # Checked in one streaming pass; the land lookups read only the blocks around the sites.
+    checked = check_raster(inputs.soc_stock_2010_raster, contract)
+    land = LandMask(checked.source, "WHRC SOC stock 2010", OtherThan(contract.nodata))
     countries = gpd.read_file(inputs.countries_vector)
     regions = Regions(countries.geometry.to_numpy(), countries["ADM0_A3"].to_numpy(dtype=object))
     check = check_drop(Path(drop_dir), declaration, land=land, regions=regions)

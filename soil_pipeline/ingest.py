@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
-from rasterio.transform import rowcol
 
 from soil_pipeline.contracts.declaration import TablePlan, apply_declaration
 from soil_pipeline.contracts.model import TableContract, load_table_contract
@@ -34,9 +33,12 @@ from soil_pipeline.contracts.stream import (
     validate_buckets,
 )
 from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, LandMask, Regions, Validation
+from soil_pipeline.publishing.grids import stored
 from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import Declare, empty_text_frame, iter_table_chunks
 from soil_pipeline.science.grid import Layer
+from soil_pipeline.science.points import sample_points
+from soil_pipeline.science.raster_engine import RasterSource
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, assign_points
 from soil_pipeline.science.stocks import blocking_sites, flag_quarantined_horizons, topsoil_stocks
 
@@ -160,24 +162,16 @@ def validate_drop(
     return DropValidation(sites, horizons, with_stock[0], +exclusions)
 
 
-def _sample_layer(layer: Layer, lon: np.ndarray, lat: np.ndarray, outside) -> np.ndarray:
-    rows, cols = rowcol(layer.grid.transform, lon, lat)
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    inside = (rows >= 0) & (rows < layer.grid.height) & (cols >= 0) & (cols < layer.grid.width)
-    values = np.full(len(lon), outside, dtype=layer.data.dtype)
-    values[inside] = layer.data[rows[inside], cols[inside]]
-    return values
-
-
-def place_sites(table: pd.DataFrame, countries: pd.DataFrame, climate_zone_grid: Layer, polygons) -> pd.DataFrame:
-    """Country (Natural Earth ADM0_A3, with how it was assigned) and IPCC climate zone of each site."""
+def place_sites(table: pd.DataFrame, countries: pd.DataFrame, climate_zones: RasterSource, polygons) -> pd.DataFrame:
+    """Country (Natural Earth ADM0_A3, with how it was assigned) and IPCC climate zone of each site (0 off the
+    grid); only the climate-zone blocks holding sites are read."""
     lon = table["longitude_deg"].to_numpy(dtype=float, na_value=np.nan)
     lat = table["latitude_deg"].to_numpy(dtype=float, na_value=np.nan)
     index, method = assign_points(lon, lat, polygons, COUNTRY_NEAREST_MAX_DEG)
     codes = countries["adm0_a3"].to_numpy(dtype=object)
     table["country_adm0_a3"] = pd.Series(np.where(index == NO_REGION, None, codes[index]), dtype="str")
     table["country_assignment"] = pd.Series(method, dtype="str")
-    table["climate_zone_code"] = _sample_layer(climate_zone_grid, lon, lat, 0).astype("int64")
+    table["climate_zone_code"] = sample_points(climate_zones, lon, lat, 0).astype("int64")
     return table
 
 
@@ -215,6 +209,7 @@ def topsoil_table(
         "rejects": _spill(horizon_rejects, folder / "rejects", n_buckets, STOCK_REJECT_COLUMNS),
     }
     polygons = shapely.from_wkb(countries["geometry_wkb"])
+    climate_zones = stored(climate_zone_grid).source("climate_zone", fill=0)
 
     # buckets without a site have no row to compute (and pandas cannot join two empty arrow columns)
     with_sites = [i for i in range(n_buckets) if spilled["sites"].holds(i)] or [0]
@@ -228,7 +223,7 @@ def topsoil_table(
                 _frame(spilled["rejects"], i, horizon_rejects, STOCK_REJECT_COLUMNS),
             )
             table = site_rows.drop_duplicates(KEY).merge(stocks, on=KEY, how="right", validate="one_to_one")
-            yield i, place_sites(table, countries, climate_zone_grid, polygons)
+            yield i, place_sites(table, countries, climate_zones, polygons)
 
     parts = folder / "stocks.part.parquet"
     contract = load_table_contract("topsoil_soc_stocks")

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import shapely
 
@@ -38,11 +37,13 @@ from soil_pipeline.ingest import (
 )
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
 from soil_pipeline.partitions import monthly_drops
+from soil_pipeline.publishing.grids import stored
 from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
+from soil_pipeline.science.points import finite_value
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG
 
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
@@ -139,7 +140,7 @@ def _ingest(
                 f"{paths[plan.table]}: no column for {', '.join(plan.absent)}: null ({declaration.path})"
             )
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
-    land = LandMask(np.isfinite(soc_stock_grid.band(1)), soc_stock_grid.grid.transform, "WHRC SOC stock 2010")
+    land = LandMask(stored(soc_stock_grid).source("soc_stock"), "WHRC SOC stock 2010", is_land=finite_value)
     with tempfile.TemporaryDirectory(prefix="soil_pipeline_ingest_") as work:
         with retried_on_transient_io():
             drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions, plans=plans)

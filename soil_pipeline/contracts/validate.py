@@ -12,11 +12,11 @@ import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
-from affine import Affine
-from rasterio.transform import rowcol
 
 from soil_pipeline.contracts.model import TableContract, load_table_contract
 from soil_pipeline.contracts.pandera_schema import parse_label, to_pandera
+from soil_pipeline.science.points import CellRule, finite_value, near_cells
+from soil_pipeline.science.raster_engine import RasterSource
 from soil_pipeline.science.regions import NO_REGION, assign_points
 
 BUILTIN_RULES = {
@@ -36,11 +36,18 @@ DECLARED_CONVERSIONS = "declared_conversions"
 
 @dataclass(frozen=True)
 class LandMask:
-    """Cells that are land (e.g. where the WHRC SOC stock has a value) on a north-up grid."""
+    """Cells that are land (e.g. where the WHRC SOC stock has a value): those of `source`'s band for which
+    `is_land(values, nodata)` holds (`finite_value`: not NaN; `OtherThan(nodata)`: not a nodata value). Only the
+    blocks around the points asked about are read, never the whole grid."""
 
-    mask: np.ndarray
-    transform: Affine
+    source: RasterSource
     name: str
+    is_land: CellRule = finite_value
+
+    def near(self, lon: np.ndarray, lat: np.ndarray, radius_cells: int) -> np.ndarray:
+        """True where a land cell lies within `radius_cells` cells (rows and columns) of the point's cell;
+        longitude wraps around."""
+        return near_cells(self.source, lon, lat, radius_cells, self.is_land)
 
 
 @dataclass(frozen=True)
@@ -163,20 +170,6 @@ def _compound_failures(cases: pd.DataFrame, contract: TableContract) -> list[dic
     ]
 
 
-def near_land(land: LandMask, lon: np.ndarray, lat: np.ndarray, radius_cells: int) -> np.ndarray:
-    """True where a land cell lies within `radius_cells` cells (rows and columns) of the point's cell."""
-    rows, cols = rowcol(land.transform, lon, lat)
-    rows, cols = np.asarray(rows, dtype="int64"), np.asarray(cols, dtype="int64")
-    height, width = land.mask.shape
-    found = np.zeros(len(rows), dtype=bool)
-    for dr in range(-radius_cells, radius_cells + 1):
-        for dc in range(-radius_cells, radius_cells + 1):
-            r, c = rows + dr, (cols + dc) % width  # longitude wraps around
-            inside = (r >= 0) & (r < height)
-            found[inside] |= land.mask[r[inside], c[inside]]
-    return found
-
-
 def _point_failures(frame: pd.DataFrame, contract: TableContract, land: LandMask | None, regions: Regions | None):
     """Plausibility of coordinates that passed their ranges: on land (the land mask within a tolerance), and not
     in an excluded region (e.g. Antarctica, by country polygon within a tolerance)."""
@@ -187,7 +180,7 @@ def _point_failures(frame: pd.DataFrame, contract: TableContract, land: LandMask
         checkable = lon.between(-180, 180) & lat.between(-90, 90)
         lon, lat = lon[checkable], lat[checkable]
         if rule.kind == "point_on_land" and land is not None:
-            broken = ~near_land(land, lon.to_numpy(), lat.to_numpy(), p["toleranceCells"])
+            broken = ~land.near(lon.to_numpy(), lat.to_numpy(), p["toleranceCells"])
             detail = f"site must lie on land: within {p['toleranceCells']} cell(s) of a {land.name} land cell"
         elif rule.kind == "point_region_excluded" and regions is not None:
             index, _ = assign_points(lon, lat, regions.geometries, p["toleranceDeg"])

@@ -137,3 +137,9 @@ class StoredLayer(Layer):
 
 def layer_from_geotiff(location: str | bytes) -> StoredLayer:
     return StoredLayer(location)
+
+
+def stored(layer: Layer) -> StoredLayer:
+    """The layer as a `StoredLayer`, so that it can be read as an engine source: itself, or a plain in-memory
+    `Layer` (e.g. in tests) encoded once as GeoTIFF."""
+    return layer if isinstance(layer, StoredLayer) else layer_from_geotiff(layer_to_geotiff(layer))

@@ -215,7 +215,8 @@ def read_window(dataset, source: RasterSource, window: Window) -> np.ndarray:
     return data
 
 
-def _to_fill(data: np.ndarray, nodata, source: RasterSource) -> np.ndarray:
+def to_fill(data: np.ndarray, nodata, source: RasterSource) -> np.ndarray:
+    """Data as `source.dtype`, the file's `nodata` replaced by `source.fill`."""
     out = data.astype(source.dtype, copy=False)
     if nodata is not None and not _fill_is_noop(nodata, source.fill, data.dtype, out.dtype):
         out[data == nodata] = source.fill
@@ -245,11 +246,11 @@ def read_aligned(dataset, source: RasterSource, plan: Alignment, target: GridSpe
         sr0, sc0 = max(r0, 0), max(c0, 0)
         sr1, sc1 = min(r0 + rows, dataset.height), min(c0 + cols, dataset.width)
         if (sr0, sc0, sr1, sc1) == (r0, c0, r0 + rows, c0 + cols):  # wholly inside the source: no copy
-            return _to_fill(read_window(dataset, source, Window(c0, r0, cols, rows)), dataset.nodata, source)
+            return to_fill(read_window(dataset, source, Window(c0, r0, cols, rows)), dataset.nodata, source)
         out = np.full(shape, source.fill, dtype=source.dtype)
         if sr1 > sr0 and sc1 > sc0:
             data = read_window(dataset, source, Window(sc0, sr0, sc1 - sc0, sr1 - sr0))
-            out[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = _to_fill(data, dataset.nodata, source)
+            out[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = to_fill(data, dataset.nodata, source)
         return out
     return _resample_window(dataset, source, target, window, np.full(shape, source.fill, dtype=source.dtype))
 
