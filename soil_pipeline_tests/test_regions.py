@@ -3,9 +3,17 @@
 import numpy as np
 import shapely
 from affine import Affine
+from rasterio.windows import Window
 
 from soil_pipeline.science.grid import GridSpec
-from soil_pipeline.science.regions import NO_REGION, fill_nearest, rasterize_regions
+from soil_pipeline.science.raster_engine import window_grid
+from soil_pipeline.science.regions import (
+    NO_REGION,
+    WindowRasterizer,
+    fill_nearest,
+    fill_nearest_in_window,
+    rasterize_regions,
+)
 
 # 1-degree cells, columns 0..5 (lon 0..6), rows 0..1 (lat 2..0); centres at lon x.5, lat 1.5 and 0.5.
 GRID = GridSpec(6, 2, Affine(1, 0, 0, 0, -1, 2))
@@ -31,3 +39,26 @@ def test_only_land_cells_are_filled():
     np.testing.assert_array_equal(filled, inside)
     assert not nearest.any()
     assert (filled == NO_REGION).sum() == 6
+
+
+def test_filling_window_by_window_equals_filling_the_whole_grid():
+    """Each window measures only the boundaries within reach (polygons cut to the window plus the distance), which
+    must give every cell the country the whole-grid fill gives it; an L-shaped polygon meets windows by its bounding
+    box only."""
+    grid = GridSpec(80, 40, Affine(0.1, 0, 0, 0, -0.1, 4))
+    polygons = [
+        shapely.box(0.2, 0.2, 2.25, 1.9),
+        shapely.box(3.6, 1.0, 3.9, 3.0),  # 0.45 deg east of the cells at the window edge lon 3.2
+        shapely.Polygon([(4, 0), (8, 0), (8, 0.3), (4.3, 0.3), (4.3, 4), (4, 4)]),
+    ]
+    land = np.random.default_rng(7).random(grid.shape) < 0.7
+    whole, whole_nearest = fill_nearest(rasterize_regions(polygons, grid), land, polygons, grid, 0.5)
+    rasterizer = WindowRasterizer(polygons)
+    for row in range(0, 40, 16):
+        for col in range(0, 80, 16):
+            window = Window(col, row, min(16, 80 - col), min(16, 40 - row))
+            inside = rasterizer(window_grid(grid, window))
+            filled, nearest = fill_nearest_in_window(inside, land[window.toslices()], rasterizer, grid, window, 0.5)
+            np.testing.assert_array_equal(filled, whole[window.toslices()])
+            np.testing.assert_array_equal(nearest, whole_nearest[window.toslices()])
+    assert whole_nearest.sum() > 100 and (whole[land] == NO_REGION).sum() > 100  # both kinds of cells are there

@@ -16,6 +16,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import shapely
+from rasterio.windows import Window
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.sources import observe_files, observe_legend
@@ -30,7 +31,7 @@ from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.science.coverage import coverage_share, stock_layer_sums, stock_layers_report
 from soil_pipeline.science.grid import GridSpec, Layer, common_grid
 from soil_pipeline.science.grid_pass import build_grid
-from soil_pipeline.science.raster_engine import RasterSource
+from soil_pipeline.science.raster_engine import RasterSource, window_grid
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasterizer, fill_nearest_in_window
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
 
@@ -105,7 +106,7 @@ SOC_STOCK_DEPTH_CM = 30.0
 STOCK_BANDS = (("2010", "soc_stock_2010_raster"), ("no_land_use", "soc_stock_no_land_use_raster"))
 
 
-def stock_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+def stock_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
     """Both stock layers on one window, each restricted to the cells both cover, and their coverage sums."""
     data = np.stack([layers["2010"], layers["no_land_use"]]).astype("float32", copy=False)
     sums = stock_layer_sums(data[0], data[1], row_area_ha)
@@ -166,12 +167,12 @@ def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) ->
     return report
 
 
-def missing_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+def missing_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
     """All missing (no second stock source configured)."""
-    return np.full((1, *window_grid.shape), np.nan, dtype="float32"), {}
+    return np.full((1, int(window.height), int(window.width)), np.nan, dtype="float32"), {}
 
 
-def as_stored_bands(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+def as_stored_bands(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
     """The window's one source as it was aligned (a grid written as read)."""
     (data,) = layers.values()
     return data[np.newaxis], {}
@@ -221,7 +222,7 @@ def second_soc_stock_grid(
     yield _output(out.layer(units, alignment["second_soc"], lineage), report, raster_engine)
 
 
-def cropland_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+def cropland_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
     """Cropland km2 per cell (0 where HYDE has none) and the window's total."""
     aligned = layers["cropland"]
     data = np.where(np.isnan(aligned), 0.0, aligned).astype("float32")
@@ -310,10 +311,10 @@ class CountryWindow:
     rasterizer: WindowRasterizer
     max_distance_deg: float
 
-    def __call__(self, layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
-        inside = self.rasterizer(window_grid)
+    def __call__(self, layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
+        inside = self.rasterizer(window_grid(grid, window))
         land = ~np.isnan(layers["soc_stock"]) | (layers["cropland"] > 0)
-        regions, nearest = fill_nearest_in_window(inside, land, self.rasterizer, window_grid, self.max_distance_deg)
+        regions, nearest = fill_nearest_in_window(inside, land, self.rasterizer, grid, window, self.max_distance_deg)
         area = np.broadcast_to(row_area_ha[:, None], regions.shape)
         unassigned = land & (regions < 0)
         sums = {
@@ -348,7 +349,7 @@ def country_grid(
     return _output(out.layer("row index into countries", alignment, lineage), report, raster_engine)
 
 
-def converted_window(layers: dict, row_area_ha: np.ndarray, window_grid: GridSpec):
+def converted_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
     """Cropland plus pasture (when configured), km2 per cell, capped at the cell area."""
     total = layers["cropland"].astype("float64")
     if "pasture" in layers:

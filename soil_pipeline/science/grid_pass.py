@@ -15,8 +15,8 @@ from soil_pipeline.science.zonal import plan, read_layers, window_block
 # The part of a window's result holding its output bands, shape (bands, rows, cols).
 BANDS = "grid"
 
-# compute(layers, row areas (ha, one per window row), the window's own grid) -> (bands, sums)
-Compute = Callable[[dict[str, np.ndarray], np.ndarray, GridSpec], tuple[np.ndarray, dict[str, np.ndarray]]]
+# compute(layers, row areas (ha, one per window row), the grid, the window) -> (bands, sums)
+Compute = Callable[[dict[str, np.ndarray], np.ndarray, GridSpec, Window], tuple[np.ndarray, dict[str, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class GridTask:
 
     def __call__(self, window: Window) -> dict[str, np.ndarray]:
         layers = read_layers(self.grid, self.sources, self.plans, window)
-        bands, sums = self.compute(
-            layers, engine.row_areas_ha(self.grid, window)[:, 0], engine.window_grid(self.grid, window)
-        )
+        bands, sums = self.compute(layers, engine.row_areas_ha(self.grid, window)[:, 0], self.grid, window)
         return {BANDS: bands, **sums}
 
 

@@ -93,12 +93,15 @@ def nearest_polygon(points, geometries, max_distance: float) -> tuple[np.ndarray
     return near_point[first], polygon[first]
 
 
-def fill_nearest(regions: np.ndarray, cells: np.ndarray, geometries, grid: GridSpec, max_distance_deg: float):
+def fill_nearest(
+    regions: np.ndarray, cells: np.ndarray, geometries, grid: GridSpec, max_distance_deg: float, origin=(0, 0)
+):
     """`regions` (from `rasterize_regions`) with each of `cells` (boolean mask) whose centre lies outside every
     polygon given the index of the nearest polygon within `max_distance_deg` (planar lon/lat distance, as for
-    points); cells farther from every polygon stay NO_REGION. Returns (filled copy, mask of the cells filled)."""
+    points); cells farther from every polygon stay NO_REGION. The arrays may be a window of `grid` whose first cell
+    is `origin` (row, column). Returns (filled copy, mask of the cells filled)."""
     rows, cols = np.nonzero(cells & (regions == NO_REGION))
-    lon, lat = grid.transform @ (cols + 0.5, rows + 0.5)
+    lon, lat = grid.transform @ (cols + origin[1] + 0.5, rows + origin[0] + 0.5)
     filled = regions.copy()
     nearest = np.zeros(regions.shape, dtype=bool)
     if len(rows):
@@ -110,24 +113,27 @@ def fill_nearest(regions: np.ndarray, cells: np.ndarray, geometries, grid: GridS
 
 
 def fill_nearest_in_window(
-    regions: np.ndarray, cells: np.ndarray, rasterizer: "WindowRasterizer", window_grid: GridSpec, max_distance_deg
+    regions: np.ndarray, cells: np.ndarray, rasterizer: "WindowRasterizer", grid: GridSpec, window, max_distance_deg
 ):
-    """`fill_nearest` on one window of a grid, measuring only the polygons' boundaries near it: each polygon
-    within reach is cut to the window plus `max_distance_deg` and a cell, which leaves the distance to every
-    boundary within reach as it is (the cut's own edges are farther than `max_distance_deg` from every cell)."""
+    """`fill_nearest` on one window (rasterio `Window`) of `grid`, equal to the whole grid's: cell centres are taken
+    from the grid's own transform, and only the polygons' boundaries within reach are measured (each polygon is cut
+    to the window plus `max_distance_deg` and a cell, which leaves every distance within reach as it is)."""
     if not (cells & (regions == NO_REGION)).any():
         return regions, np.zeros(regions.shape, dtype=bool)
-    t = window_grid.transform
+    t = grid.transform
+    r0, c0, rows, cols = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
     margin = max_distance_deg + 2 * abs(t.a)
-    west, north = t.c - margin, t.f + margin
-    east, south = t.c + t.a * window_grid.width + margin, t.f + t.e * window_grid.height - margin
+    west, north = t.c + t.a * c0 - margin, t.f + t.e * r0 + margin
+    east, south = t.c + t.a * (c0 + cols) + margin, t.f + t.e * (r0 + rows) - margin
     tree = rasterizer.tree()
     hits = np.sort(tree.query(shapely.box(west, south, east, north)))
     hits = hits[[rasterizer.geometries[i] is not None for i in hits]] if len(hits) else hits
+    near = shapely.clip_by_rect([rasterizer.geometries[i] for i in hits], west, south, east, north)
+    reached = ~shapely.is_empty(near) if len(hits) else np.zeros(0, dtype=bool)
+    hits, near = hits[reached], near[reached]
     if not len(hits):
         return regions, np.zeros(regions.shape, dtype=bool)
-    near = shapely.clip_by_rect([rasterizer.geometries[i] for i in hits], west, south, east, north)
-    filled, nearest = fill_nearest(regions, cells, near, window_grid, max_distance_deg)
+    filled, nearest = fill_nearest(regions, cells, near, grid, max_distance_deg, origin=(r0, c0))
     filled[nearest] = hits[filled[nearest]]
     return filled, nearest
 
