@@ -18,7 +18,8 @@ from rasterio.warp import Resampling
 from soil_pipeline.assets.rothc import RothCInputs, cell_inputs, load_scenarios
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science import gsocseq
-from soil_pipeline.science.grid import GridSpec, align, cell_area_ha
+from soil_pipeline.science.grid import GridSpec, cell_area_ha
+from soil_pipeline_tests.whole_array import align
 
 MONTHS_PER_RUN = 20 * 12
 N_SCENARIOS = 4

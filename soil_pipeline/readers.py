@@ -286,18 +286,6 @@ def read_table_file(path: Path, columns: dict[str, str], declare: Declare | None
     return pd.concat(chunks, ignore_index=True) if chunks else empty_text_frame(columns, path, declare)
 
 
-@dataclass
-class RasterBand:
-    data: np.ndarray
-    transform: Affine
-    crs: str
-    nodata: float | None
-    path: str
-    band_count: int = 1
-    scale: float = 1.0
-    offset: float = 0.0
-
-
 @dataclass(frozen=True)
 class RasterInfo:
     """A raster's header: what its contract's grid and encoding rules are checked against (no values)."""
@@ -331,24 +319,6 @@ def raster_info(path: str) -> RasterInfo:
                 width=src.width,
                 height=src.height,
                 block=tuple(src.block_shapes[0]),
-                band_count=src.count,
-                scale=src.scales[0],
-                offset=src.offsets[0],
-            )
-    except rasterio.errors.RasterioError as error:
-        raise InputError(f"{path}: unreadable raster ({error})") from error
-
-
-def read_raster(path: str) -> RasterBand:
-    """Band 1 of any GDAL-readable raster (path or URL) with the grid facts its contract is checked against."""
-    try:
-        with rasterio.open(path) as src:
-            return RasterBand(
-                data=src.read(1),
-                transform=src.transform,
-                crs=src.crs.to_string() if src.crs else "",
-                nodata=src.nodata,
-                path=str(path),
                 band_count=src.count,
                 scale=src.scales[0],
                 offset=src.offsets[0],

@@ -118,7 +118,7 @@ class RasterEngine(dg.ConfigurableResource):
     window_cells: int = WINDOW_CELLS
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        memory.return_freed_memory()  # the run's process holds whole grids between passes
+        memory.return_freed_memory()  # a run allocates and frees large tables and window arrays
 
     def grid(self) -> GridSpec:
         return GridConfig(self.crs, self.resolution_deg, self.west, self.north, self.width, self.height).spec()

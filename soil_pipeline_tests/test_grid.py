@@ -10,19 +10,17 @@ import rasterio
 from affine import Affine
 from rasterio.warp import Resampling
 
-from soil_pipeline.readers import read_raster
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science.grid import (
     AUTHALIC_EARTH_RADIUS_KM,
     GridSpec,
     Layer,
-    align,
     cell_area_ha,
     common_grid,
     lattice_offset,
-    shift_onto,
 )
 from soil_pipeline_tests.conftest import FIXTURES
+from soil_pipeline_tests.whole_array import align, read_raster, shift_onto
 
 GLOBAL_5MIN = GridSpec(4320, 2160, Affine(1 / 12, 0, -180, 0, -1 / 12, 90))
 

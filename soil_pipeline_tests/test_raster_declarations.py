@@ -14,10 +14,11 @@ from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations, to_contract_units
 from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.readers import InputError, read_raster
+from soil_pipeline.readers import InputError
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.science.coverage import coverage_share, stock_layer_sums, stock_layers_report
 from soil_pipeline_tests.test_bad_inputs import _failure_text, _materialize, published_root  # noqa: F401
+from soil_pipeline_tests.whole_array import read_raster
 
 STOCKS = ("soc_stock_2010_raster", "soc_stock_no_land_use_raster")
 GHANA = (-3.25, 4.75, 1.25, 11.25)  # west, south, east, north: 540 x 780 cells at 1/120 deg

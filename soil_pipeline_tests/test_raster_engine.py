@@ -8,13 +8,13 @@ import pytest
 import rasterio
 from rasterio.warp import Resampling
 
-from soil_pipeline.readers import read_raster
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science import raster_engine as engine
 from soil_pipeline.science import zonal
 from soil_pipeline.science.aggregation import zonal_sum
-from soil_pipeline.science.grid import GridSpec, align, cell_area_ha
+from soil_pipeline.science.grid import GridSpec, cell_area_ha
 from soil_pipeline_tests.conftest import FIXTURES
+from soil_pipeline_tests.whole_array import align, read_raster
 
 GRID = engine.GridConfig().spec()
 SMALL_WINDOWS = 300_000  # many windows, several per row of blocks

@@ -13,7 +13,8 @@ from soil_pipeline.assets.rothc import OVERVIEWS_ABOVE, RateMaps, RothCInputs, c
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.science import gsocseq
-from soil_pipeline.science.grid import GridSpec, align
+from soil_pipeline.science.grid import GridSpec
+from soil_pipeline_tests.whole_array import align
 
 FIVE_MINUTES = GridSpec(4320, 2160, Affine(1 / 12, 0, -180, 0, -1 / 12, 90))
 
