@@ -11,8 +11,10 @@ def _streamed(area, priority, fraction, zones, n_windows):
     zone = np.zeros(area.shape, "int64") if zones is None else zones
     key, position = ranking.rank_key(priority), np.arange(area.size)
     windows = np.array_split(np.arange(area.size), n_windows)
-    parts = [ranking.window_histogram(key[w], zone[w], area[w]) for w in windows]
-    state = ranking.thresholds(*ranking.merge_histograms(parts), int(zone.max()) + 1, fraction)
+    histogram = ranking.HistogramSum()
+    for w in windows:
+        histogram.add(ranking.window_histogram(key[w], zone[w], area[w]))
+    state = ranking.thresholds(*histogram.result(), int(zone.max()) + 1, fraction)
     cells = [ranking.threshold_cells(key[w], position[w], zone[w], area[w], state) for w in windows]
     shares = ranking.BinShares.from_cells(cells, state)
     return np.concatenate(
@@ -49,3 +51,26 @@ def test_restoring_everything_takes_no_ranking_and_restores_every_hectare(scoped
     restored = ranking.restored_in_window(key, position, zone, area, state, ranking.BinShares.none())
     assert np.array_equal(restored, area)
     np.testing.assert_allclose(restored, restore(area, priority, 1.0, zone if scoped else None), rtol=1e-9)
+
+
+def test_window_histograms_merged_as_they_come_stay_bounded_and_equal_one_merge(monkeypatch):
+    """At 1 km a scenario has 3,600 windows: their histograms are merged whenever those pending pass a bound,
+    not kept until the last window."""
+    monkeypatch.setattr(ranking, "PENDING_ENTRIES", 2_000)
+    rng = np.random.default_rng(11)
+    parts = []
+    for _ in range(60):
+        n = 5_000
+        priority = np.round(rng.normal(20.0, 15.0, n), 2)
+        parts.append(
+            ranking.window_histogram(ranking.rank_key(priority), rng.integers(0, 5, n), rng.gamma(2.0, 500.0, n))
+        )
+    histogram, held = ranking.HistogramSum(), []
+    for part in parts:
+        histogram.add(part)
+        held.append(histogram.entries)
+    ids, sums = histogram.result()
+    expected_ids, expected_sums = ranking.merge_histograms(parts)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12)
+    assert max(held) <= 2_000 + len(expected_ids) + max(len(p[0]) for p in parts) < sum(len(p[0]) for p in parts) / 4

@@ -163,11 +163,11 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
         states = {variant: ranking.restore_all(_n_zones(window_task)) for variant in variants}
         shares = {variant: ranking.BinShares.none() for variant in variants}
         return _restore(window_task, window_list, executor, threads, region_types, states, shares)
-    histograms: dict[str, list] = {}
+    histograms: dict[str, ranking.HistogramSum] = {}
 
     def keep_histograms(window, part):
         for name, value in part.items():
-            histograms.setdefault(name.split("/", 1)[1], []).append(value)
+            histograms.setdefault(name.split("/", 1)[1], ranking.HistogramSum()).add(value)
         return {}
 
     _, first = engine.run_pass(
@@ -175,8 +175,8 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
     )
     fraction = window_task.scenario.fraction
     states = {
-        variant: ranking.thresholds(*ranking.merge_histograms(parts), _n_zones(window_task), fraction)
-        for variant, parts in histograms.items()
+        variant: ranking.thresholds(*histogram.result(), _n_zones(window_task), fraction)
+        for variant, histogram in histograms.items()
     }
     gathered: dict[str, list] = {variant: [] for variant in states}
 

@@ -38,6 +38,30 @@ def merge_histograms(parts) -> tuple[np.ndarray, np.ndarray]:
     return merged, np.bincount(inverse, weights=sums, minlength=len(merged))
 
 
+# Window histograms held before they are merged into one (ids and sums, 16 bytes an entry: 64 MB).
+PENDING_ENTRIES = 1 << 22
+
+
+class HistogramSum:
+    """Window histograms added in window order, merged whenever those pending hold more than `PENDING_ENTRIES`
+    entries, so memory stays bounded by the distinct (zone, bin) pairs however many windows the grid has. Below
+    that (the 5' grid's 36 windows) everything is merged once, at the end."""
+
+    def __init__(self):
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.entries = 0
+
+    def add(self, part: tuple[np.ndarray, np.ndarray]) -> None:
+        self.pending.append(part)
+        self.entries += len(part[0])
+        if self.entries > PENDING_ENTRIES:
+            self.pending = [merge_histograms(self.pending)]
+            self.entries = len(self.pending[0][0])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return merge_histograms(self.pending)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Per zone (index = zone): the threshold bin, the area in better bins, and the area to restore."""
