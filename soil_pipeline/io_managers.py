@@ -81,6 +81,14 @@ def _producing_run(context: dg.InputContext) -> str:
     return context.upstream_output.run_id
 
 
+def _reading_run(context: dg.InputContext) -> str:
+    """The run the step loading an input belongs to (the producing run for a context built outside a run)."""
+    try:
+        return context.step_context.run_id
+    except dg.DagsterInvariantViolationError:
+        return _producing_run(context)
+
+
 class PublishedParquetIOManager(dg.ConfigurableIOManager):
     """Stages each DataFrame output as an immutable version (or an identical existing one) for the run's commit.
 
@@ -168,7 +176,9 @@ class IntermediateIOManager(dg.ConfigurableIOManager):
         store = VersionedParquetStore(self.output_root)
         asset = context.asset_key.to_user_string()
         try:
-            suffix, data = store.intermediate_location(_producing_run(context), asset, _partition(context))
+            suffix, data = store.intermediate_location(
+                _producing_run(context), asset, _partition(context), _reading_run(context)
+            )
         except KeyError as error:
             raise dg.Failure(str(error.args[0])) from None
         if suffix == ".tif":

@@ -2,13 +2,22 @@
 rendered by its Agg canvas."""
 
 import io
+import math
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from soil_pipeline.science.grid import GridSpec
 
-DOWNSAMPLE = 4
+# A map is drawn about this many blocks wide: the 10 x 5 in figure at 110 dpi shows about 1,100 pixels.
+MAP_WIDTH_BLOCKS = 1080
+
+
+def map_block(grid: GridSpec) -> int:
+    """Cells per side of a map block: 4 on the 5' grid (a 1080-block-wide map), on a finer grid the power of two
+    that keeps the map about as wide (64 at 1 km), so a block never straddles two of the engine's 512-cell-multiple
+    windows and the map stays a few MB whatever the grid."""
+    return int(min(512, max(4, 2 ** math.ceil(math.log2(grid.width / MAP_WIDTH_BLOCKS)))))
 
 
 def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
@@ -18,10 +27,9 @@ def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
 
 
 def share_map_png(share: np.ndarray, land: np.ndarray, grid: GridSpec, title: str, label: str) -> bytes:
-    """A global map of `share` (0-1 per cell) over grey `land` cells, averaged over 4 x 4 cell blocks."""
-    return block_map_png(
-        _block_mean(share, DOWNSAMPLE), _block_mean(land.astype("float32"), DOWNSAMPLE), grid, title, label
-    )
+    """A global map of `share` (0-1 per cell) over grey `land` cells, averaged over `map_block(grid)` cells a side."""
+    block = map_block(grid)
+    return block_map_png(_block_mean(share, block), _block_mean(land.astype("float32"), block), grid, title, label)
 
 
 def block_map_png(share_blocks, land_blocks, grid: GridSpec, title: str, label: str) -> bytes:

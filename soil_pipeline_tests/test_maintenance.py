@@ -71,3 +71,22 @@ def test_doctor_finds_damaged_versions_leftovers_and_sizes(tmp_path):
     assert report.leftovers == ["stocks/.tmp-0123456789abcdef-dead"]
     assert report.sizes["published versions"] > 0
     assert gc(store)[0] == ["stocks/.tmp-0123456789abcdef-dead"]
+
+
+def test_a_grid_read_in_place_from_a_committed_run_survives_gc_of_that_run(tmp_path):
+    """A run reads the latest grid of an earlier run in place (window by window, for as long as its step takes);
+    meanwhile two newer runs commit and gc removes the earlier run's folder: the reader's hard link keeps it."""
+    store = VersionedParquetStore(tmp_path)
+    store.write_intermediate("run-0", "grid", None, ".tif", b"grid of run 0")
+    store.commit_run("run-0")
+    suffix, path = store.intermediate_location("run-reader", "grid", None, reader="run-reader")
+    assert suffix == ".tif" and path == str(tmp_path / RUNS_DIR / "run-reader" / "inputs" / "grid.tif")
+    for index in (1, 2):
+        store.write_intermediate(f"run-{index}", "grid", None, ".tif", f"grid of run {index}".encode())
+        store.commit_run(f"run-{index}")
+    removed, _ = gc(store, keep_runs=1, grace_hours=1)
+    assert f"{RUNS_DIR}/run-0" in removed and not (tmp_path / RUNS_DIR / "run-0").exists()
+    with open(path, "rb") as handle:
+        assert handle.read() == b"grid of run 0"
+    own = store.intermediate_location("run-2", "grid", None, reader="run-2")[1]
+    assert own == str(tmp_path / RUNS_DIR / "run-2" / "intermediate" / "grid.tif")  # a run's own file: no link

@@ -81,7 +81,15 @@ def _write(sources, grid, compute, count, dtype, raster_engine: RasterEngine, ex
     out = GridFile(grid, count, dtype)
     try:
         sums, report, records = build_grid(
-            sources, grid, compute, out.consume, executor, raster_engine.threads, raster_engine.window_cells, label
+            sources,
+            grid,
+            compute,
+            out.consume,
+            executor,
+            raster_engine.threads,
+            raster_engine.window_cells,
+            label,
+            out.tile,
         )
     except BaseException:
         out.discard()
@@ -194,8 +202,7 @@ def second_soc_stock_grid(
     if not path:
         contract = load_raster_contract("second_soc_stock_raster")
         yield raster_contract_result("second_soc_stock_grid", [contract], None)
-        with raster_engine.executor() as executor:
-            out, _, report, _ = _write({}, grid, missing_window, 1, "float32", raster_engine, executor, "no second")
+        out, _, report, _ = _write({}, grid, missing_window, 1, "float32", raster_engine, None, "no second")
         yield _output(out.layer("not configured", {}, {}), report, raster_engine)
         return
     declaration = load_raster_declarations(inputs.raster_declaration).get("second_soc_stock_raster")
@@ -287,7 +294,7 @@ def climate_zone_grid(
             executor,
         )
         zones = checked["climate_zones_raster"]
-        source = _onto_grid(zones, "nearest", "int16", zones.source.fill)
+        source = _onto_grid(zones, "nearest", "int16", zones.nodata)
         out, _, report, alignment = _write(
             {"climate_zone": source},
             soc_stock_grid.grid,

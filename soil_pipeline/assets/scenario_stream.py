@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soil_pipeline.maps import map_block
 from soil_pipeline.science import ranking, scenarios, zonal
 from soil_pipeline.science import raster_engine as engine
 from soil_pipeline.science.aggregation import capped_land_ha, ratio
 
 CONVERTED, CROPLAND_ONLY = "converted", "cropland_only"
-MAP_BLOCK = 4  # cells per side of a map block (maps.DOWNSAMPLE)
 
 
 @dataclass(frozen=True)
@@ -137,20 +137,22 @@ class SumPass:
             sums = zonal.window_sums(values, zones, sizes)
             part.update({f"{variant}/{name}": v for name, v in sums.items()})
             if variant == CONVERTED:
-                part["map"] = _map_blocks(window, cells, restored)
+                part["map"] = _map_blocks(window, cells, restored, map_block(task.layers.grid))
         return part
 
 
-def _map_blocks(window, cells: dict, restored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(restored share, land) of the window averaged over MAP_BLOCK x MAP_BLOCK cell blocks."""
+def _map_blocks(window, cells: dict, restored: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """(restored share, land) of the window averaged over `block` x `block` cell blocks (a window at the grid's
+    last row or column padded with cells of neither)."""
     rows, cols = int(window.height), int(window.width)
-    share, land = np.zeros(rows * cols), np.zeros(rows * cols)
-    share[cells["keep"]] = restored / cells["area_ha"]
-    land[cells["keep"]] = 1.0
+    padded = (-(-rows // block) * block, -(-cols // block) * block)
+    share, land = np.zeros(padded), np.zeros(padded)
+    r, c = np.divmod(cells["keep"], cols)
+    share[r, c] = restored / cells["area_ha"]
+    land[r, c] = 1.0
 
     def blocks(values):
-        grid = values.reshape(rows // MAP_BLOCK, MAP_BLOCK, cols // MAP_BLOCK, MAP_BLOCK)
-        return grid.mean(axis=(1, 3))
+        return values.reshape(padded[0] // block, block, padded[1] // block, block).mean(axis=(1, 3))
 
     return blocks(share), blocks(land)
 
@@ -200,12 +202,13 @@ def _n_zones(window_task: ScenarioWindow) -> int:
 def _restore(window_task: ScenarioWindow, window_list, executor, threads, region_types, states, shares):
     """The last pass: each window's cells restored, the scenario's sums per region and the map blocks."""
     grid = window_task.layers.grid
-    shape = (grid.height // MAP_BLOCK, grid.width // MAP_BLOCK)
+    block = map_block(grid)
+    shape = (-(-grid.height // block), -(-grid.width // block))
     share_map, land_map = np.zeros(shape), np.zeros(shape)
 
     def keep_map(window, part):
         share, land = part.pop("map")
-        r0, c0 = int(window.row_off) // MAP_BLOCK, int(window.col_off) // MAP_BLOCK
+        r0, c0 = int(window.row_off) // block, int(window.col_off) // block
         share_map[r0 : r0 + share.shape[0], c0 : c0 + share.shape[1]] = share
         land_map[r0 : r0 + land.shape[0], c0 : c0 + land.shape[1]] = land
         return part

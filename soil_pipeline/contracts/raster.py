@@ -29,8 +29,8 @@ EDGE_TOLERANCE_CELLS = 0.01
 REGIONAL_SHARE = 0.9
 
 
-# At most this many valid cells feed the median unit guard: beyond it, every k-th row and column (the same cells
-# whatever the windows), so a 1 km layer's guard holds about 16 M values, not 933 M.
+# At most about this many cells feed the median unit guard: a larger raster gives one valid value in `step` of each
+# window's (step = cells / this, rounded up), so a 1 km layer's guard holds about 16 M values, not 933 M.
 MEDIAN_SAMPLE_CELLS = 1 << 24
 
 
@@ -115,13 +115,13 @@ class DeclaredValues:
 @dataclass(frozen=True)
 class ValueTask:
     """One window of the file: cells outside the contract's range (count, bounding box, first example) and the
-    valid cells' count, sum and sampled values (every `stride`-th row and column of the file). Picklable."""
+    valid cells' count, sum and sampled values (one in `step` of the window's valid cells). Picklable."""
 
     source: engine.RasterSource
     minimum: float
     maximum: float
     nodata: float | None
-    stride: int
+    step: int
 
     def __call__(self, window: Window) -> dict:
         try:
@@ -142,9 +142,7 @@ class ValueTask:
         rows, cols = np.nonzero(bad)
         first = ((rows[0] + r0, cols[0] + c0, float(values[rows[0], cols[0]])),) if len(rows) else ()
         box = (rows.min() + r0, rows.max() + r0, cols.min() + c0, cols.max() + c0) if len(rows) else ()
-        keep_rows = (np.arange(r0, r0 + values.shape[0]) % self.stride) == 0
-        keep_cols = (np.arange(c0, c0 + values.shape[1]) % self.stride) == 0
-        sampled = values[np.ix_(keep_rows, keep_cols)][valid[np.ix_(keep_rows, keep_cols)]]
+        sampled = values[valid][:: self.step]
         return {
             "bad": np.array([bad.sum()], dtype="float64"),
             "valid": np.array([valid.sum()], dtype="float64"),
@@ -169,7 +167,7 @@ class ValueFindings:
         return part
 
 
-def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, guard: bool, stride: int) -> list:
+def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, guard: bool, step: int) -> list:
     failures = []
     if bad := int(sums.get("bad", [0])[0]):
         boxes = np.array(found.boxes)
@@ -195,8 +193,8 @@ def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, 
             )
             of = (
                 f"{valid} valid cells"
-                if stride == 1
-                else f"{len(sample)} of {valid} valid cells (every {stride}th row and column)"
+                if step == 1
+                else f"{len(sample)} of {valid} valid cells (one in {step} of each window's)"
             )
             failures.append(
                 (
@@ -220,12 +218,14 @@ def _depth_failures(declaration: RasterDeclaration | None, contract: RasterContr
 @dataclass(frozen=True)
 class CheckedRaster:
     """A raster that passed its contract: the engine input reading its checked values (undeclared: as stored, the
-    contract's nodata as `fill`; declared: float32 in the contract's unit, NaN for no data), its header, and the sum
-    of its valid values (in the contract's unit)."""
+    contract's nodata as `fill`; declared: float32 in the contract's unit, NaN for no data), its header, the sum
+    of its valid values (in the contract's unit) and the contract's no-data value (what an integer grid holds where
+    there is none)."""
 
     source: engine.RasterSource
     info: RasterInfo
     valid_sum: float
+    nodata: float | None
 
 
 def check_raster(
@@ -248,18 +248,20 @@ def check_raster(
         declare = DeclaredValues(declaration, contract.unit, band.scale, band.offset)
         source = engine.RasterSource(path, name=contract.id, declare=declare)
         nodata = None
-    stride = max(1, math.ceil(math.sqrt(band.width * band.height / MEDIAN_SAMPLE_CELLS)))
-    task = ValueTask(source, contract.minimum, contract.maximum, nodata, stride)
+    step = max(1, math.ceil(band.width * band.height / MEDIAN_SAMPLE_CELLS))
+    task = ValueTask(source, contract.minimum, contract.maximum, nodata, step)
     found = ValueFindings()
     window_list = engine.windows(band.grid(), _block(band), window_cells)
     sums, _ = engine.run_pass(task, window_list, executor, threads, f"check {contract.id}", found.consume)
     guard = declaration is None or declaration.unit is None
-    failures += _value_failures(sums, found, contract, guard, stride)
+    failures += _value_failures(sums, found, contract, guard, step)
     if failures:
         rules = "; ".join(f"rule {rule}: {detail}" for rule, detail in failures)
         raise InputError(f"{band.path}: breaks contract {contract.label} ({len(failures)} rule(s)): {rules}")
-    return CheckedRaster(source, band, float(sums.get("valid_sum", [0.0])[0]))
+    return CheckedRaster(source, band, float(sums.get("valid_sum", [0.0])[0]), contract.nodata)
 
 
 def _block(band: RasterInfo) -> tuple[int, int]:
-    return min(band.block[0], band.height), min(band.block[1], band.width)
+    """The file's block, as rows of at most about `WINDOW_CELLS` cells for a file stored as one strip."""
+    rows = min(band.block[0], band.height, max(1, engine.WINDOW_CELLS // min(band.block[1], band.width)))
+    return rows, min(band.block[1], band.width)

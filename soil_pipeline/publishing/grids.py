@@ -67,6 +67,8 @@ class GridFile:
     returns the `StoredLayer` on it, which keeps the folder until the layer is dropped (the IO manager copies the
     file into the run's intermediate area first)."""
 
+    tile = (TILE, TILE)  # windows written whole tiles at a time (a partly written tile is compressed twice)
+
     def __init__(self, grid: GridSpec, count: int, dtype: str):
         self.grid, self.count = grid, count
         self._folder = tempfile.TemporaryDirectory(prefix="soil_pipeline_grid_")
@@ -78,9 +80,13 @@ class GridFile:
         return part
 
     def layer(self, units: str, alignment: dict, provenance: dict) -> "StoredLayer":
-        self._dataset.update_tags(**_tags(units, alignment, provenance, 3 if self.count > 1 else 2))
-        self._dataset.close()
-        return StoredLayer(str(self.path), owner=self._folder)
+        try:
+            self._dataset.update_tags(**_tags(units, alignment, provenance, 3 if self.count > 1 else 2))
+            self._dataset.close()
+            return StoredLayer(str(self.path), owner=self._folder)
+        except BaseException:
+            self.discard()
+            raise
 
     def discard(self) -> None:
         self._dataset.close()

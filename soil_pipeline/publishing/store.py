@@ -52,6 +52,8 @@ VERSION_ID_LENGTH = 16
 RUNS_DIR = "_runs"
 STAGED_DIR = "staged"
 INTERMEDIATE_DIR = "intermediate"
+# Intermediates of other runs a run reads, hard-linked into its own folder (see `intermediate_location`).
+INPUTS_DIR = "inputs"
 FAILED_MARKER = "failed"
 INTERMEDIATE_SUFFIXES = (".tif", ".parquet")
 
@@ -253,18 +255,35 @@ class VersionedParquetStore:
         """(suffix, bytes) of the intermediate `run_id` wrote, else of the latest committed one."""
         return self._intermediate(run_id, asset, partition, self.backend.read_bytes)
 
-    def intermediate_location(self, run_id: str, asset: str, partition: str | None) -> tuple[str, str | bytes]:
-        """`read_intermediate`, but on a local root the file's path (read in place, never whole) instead of its
-        bytes. A committed intermediate stays while its run is among the last `keep_runs` committed (see `gc`)."""
-        return self._intermediate(run_id, asset, partition, self._local_or_bytes)
+    def intermediate_location(
+        self, run_id: str, asset: str, partition: str | None, reader: str
+    ) -> tuple[str, str | bytes]:
+        """`read_intermediate`, but on a local root a path to read the file in place (never whole) instead of its
+        bytes. A file another run wrote is hard-linked into the reading run's `inputs/` folder first, so `gc`
+        removing that run's folder meanwhile (a newer commit, `keep_runs`) leaves the reading run's copy whole."""
+        own = (RUNS_DIR, safe_name(reader, "run id"))
 
-    def _local_or_bytes(self, *parts: str) -> str | bytes:
-        path = self.backend.local_file(*parts)
-        if path is None:
-            return self.backend.read_bytes(*parts)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(path)
-        return path
+        def locate(*parts: str) -> str | bytes:
+            path = self.backend.local_file(*parts)
+            if path is None:
+                return self.backend.read_bytes(*parts)
+            if parts[:2] == own:
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(path)
+                return path
+            held = Path(self.backend.local_file(*own, INPUTS_DIR, parts[-1]))
+            held.parent.mkdir(parents=True, exist_ok=True)
+            linking = held.with_name(f"{TMP_PREFIX}{held.name}-{uuid.uuid4().hex}")
+            try:
+                os.link(path, linking)
+            except OSError as error:
+                if isinstance(error, FileNotFoundError):
+                    raise  # gc removed it meanwhile: `_intermediate` looks the pointer up again
+                return path  # no hard links on this filesystem: read in place
+            os.replace(linking, held)  # another step of the run reading it meanwhile keeps a whole file
+            return str(held)
+
+        return self._intermediate(run_id, asset, partition, locate)
 
     def _intermediate(self, run_id: str, asset: str, partition: str | None, read):
         key = output_key(asset, partition)

@@ -43,11 +43,13 @@ def build_grid(
     threads: int = 2,
     window_cells: int = engine.WINDOW_CELLS,
     label: str = "grid",
+    tile: tuple[int, int] = (512, 512),
 ):
     """Run `compute` over every window; `consume(window, part)` takes each window's bands (under `BANDS`) in
-    window order. Returns (sums over the windows, PassReport, alignment record per source)."""
+    window order. Windows are whole multiples of the inputs' blocks and of the output's `tile`. Returns (sums over
+    the windows, PassReport, alignment record per source)."""
     plans, block = plan(sources, grid)
     task = GridTask(grid, sources, plans, compute)
-    window_list = engine.windows(grid, window_block(block, grid), window_cells)
+    window_list = engine.windows(grid, window_block(engine.common_block(block, tile), grid), window_cells)
     sums, report = engine.run_pass(task, window_list, executor, threads, label, consume)
     return sums, report, {name: p.record for name, p in plans.items()}

@@ -12,7 +12,14 @@ import numpy as np
 from rasterio.transform import rowcol
 from rasterio.windows import Window
 
-from soil_pipeline.science.raster_engine import WINDOW_CELLS, RasterSource, opened, read_window, to_fill
+from soil_pipeline.science.raster_engine import (
+    WINDOW_CELLS,
+    RasterSource,
+    opened,
+    read_nodata,
+    read_window,
+    to_fill,
+)
 
 # A rule telling which cells count (e.g. as land) from their values as read and the file's nodata tag.
 CellRule = Callable[[np.ndarray, float | None], np.ndarray]
@@ -94,7 +101,7 @@ def sample_points(source: RasterSource, lon: np.ndarray, lat: np.ndarray, outsid
         inside = (rows >= 0) & (rows < dataset.height) & (cols >= 0) & (cols < dataset.width)
         if inside.any():
             found = read_cells(dataset, source, rows[inside], cols[inside])
-            values[inside] = to_fill(found[np.newaxis], dataset.nodata, source)[0]
+            values[inside] = to_fill(found[np.newaxis], read_nodata(dataset, source), source)[0]
     return values
 
 

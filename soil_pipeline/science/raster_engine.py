@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -193,10 +193,13 @@ def plan_alignment(source_grid: GridSpec, target: GridSpec, resampling: str) -> 
         return Alignment("none", record={"method": "none (already on the common grid)"})
     if (offset := lattice_offset(source_grid, target)) is not None:
         shift = tuple(int(np.floor(o + 0.5)) for o in offset)
+        rows = min(shift[1] + source_grid.height, target.height) - max(shift[1], 0)
+        cols = min(shift[0] + source_grid.width, target.width) - max(shift[0], 0)
         record = {
             "method": "whole-cell shift (same resolution, origin off the target lattice)",
             "offset_cells": {"columns": float(offset[0]), "rows": float(offset[1])},
             "shift_cells": {"columns": shift[0], "rows": shift[1]},
+            "source_cells_outside_target": source_grid.width * source_grid.height - max(rows, 0) * max(cols, 0),
         }
         return Alignment("shift", shift, record)
     t = source_grid.transform
@@ -215,8 +218,16 @@ def read_window(dataset, source: RasterSource, window: Window) -> np.ndarray:
     return data
 
 
+def read_nodata(dataset, source: RasterSource) -> float | None:
+    """The no-data value of the source's values as read: the file's tag, or none for declared values (`declare`
+    has turned no data into NaN already)."""
+    return None if source.declare is not None else dataset.nodata
+
+
 def to_fill(data: np.ndarray, nodata, source: RasterSource) -> np.ndarray:
-    """Data as `source.dtype`, the file's `nodata` replaced by `source.fill`."""
+    """Data as `source.dtype`, `nodata` (and NaN, when the output holds integers) replaced by `source.fill`."""
+    if data.dtype.kind == "f" and np.dtype(source.dtype).kind in "iub":
+        data = np.where(np.isnan(data), source.fill, data)
     out = data.astype(source.dtype, copy=False)
     if nodata is not None and not _fill_is_noop(nodata, source.fill, data.dtype, out.dtype):
         out[data == nodata] = source.fill
@@ -246,11 +257,13 @@ def read_aligned(dataset, source: RasterSource, plan: Alignment, target: GridSpe
         sr0, sc0 = max(r0, 0), max(c0, 0)
         sr1, sc1 = min(r0 + rows, dataset.height), min(c0 + cols, dataset.width)
         if (sr0, sc0, sr1, sc1) == (r0, c0, r0 + rows, c0 + cols):  # wholly inside the source: no copy
-            return to_fill(read_window(dataset, source, Window(c0, r0, cols, rows)), dataset.nodata, source)
+            return to_fill(
+                read_window(dataset, source, Window(c0, r0, cols, rows)), read_nodata(dataset, source), source
+            )
         out = np.full(shape, source.fill, dtype=source.dtype)
         if sr1 > sr0 and sc1 > sc0:
             data = read_window(dataset, source, Window(sc0, sr0, sc1 - sc0, sr1 - sr0))
-            out[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = to_fill(data, dataset.nodata, source)
+            out[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = to_fill(data, read_nodata(dataset, source), source)
         return out
     return _resample_window(dataset, source, target, window, np.full(shape, source.fill, dtype=source.dtype))
 
@@ -445,9 +458,3 @@ def row_areas_ha(grid: GridSpec, window: Window) -> np.ndarray:
 def window_grid(grid: GridSpec, window: Window) -> GridSpec:
     transform = rasterio.windows.transform(window, grid.transform)
     return GridSpec(width=int(window.width), height=int(window.height), transform=transform, crs=grid.crs)
-
-
-def blocks_of(sources: Iterable[RasterSource]) -> Iterator[tuple[int, int]]:
-    for source in sources:
-        with open_source(source) as dataset:
-            yield dataset.block_shapes[0]
