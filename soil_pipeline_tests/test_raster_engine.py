@@ -208,3 +208,34 @@ def test_window_sums_take_zones_and_values_of_any_numeric_type_with_bincount_sum
         crossed = inside * 5 + values["class"]
         expected_x = np.bincount(crossed[keep], weights=v[keep], minlength=45)
         np.testing.assert_array_equal(sums[f"x/{name}"], expected_x)
+
+
+def _minus_9999_is_no_data(values, nodata):
+    """A declaration's conversion: -9999 is no data (whatever the file tags), values as float32 with NaN."""
+    return np.where(values == -9999, np.nan, values).astype("float32")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "fill", "expected"), [("float32", np.nan, [0.0, 5.0, np.nan]), ("int16", 0, [0, 5, 0])]
+)
+def test_declared_values_are_not_masked_by_the_files_own_nodata_tag(tmp_path, dtype, fill, expected):
+    """A file tagged nodata 0 whose declaration names -9999: its zeros are values, -9999 is no data, also on an
+    integer grid (NaN becomes the fill)."""
+    path = tmp_path / "declared.tif"
+    profile = {
+        "driver": "GTiff",
+        "width": 3,
+        "height": 1,
+        "count": 1,
+        "dtype": "int16",
+        "nodata": 0,
+        "crs": "EPSG:4326",
+    }
+    with rasterio.open(path, "w", transform=rasterio.transform.from_origin(0, 1, 1, 1), **profile) as dst:
+        dst.write(np.array([[0, 5, -9999]], dtype="int16"), 1)
+    source = engine.RasterSource(str(path), dtype=dtype, fill=fill, declare=_minus_9999_is_no_data)
+    with engine.open_source(source) as dataset:
+        grid = engine.grid_of(dataset)
+        plan = engine.plan_alignment(grid, grid, "nearest")
+        values = engine.read_aligned(dataset, source, plan, grid, rasterio.windows.Window(0, 0, 3, 1))
+    np.testing.assert_array_equal(values[0, 0], np.array(expected, dtype=dtype))
