@@ -9,6 +9,7 @@ import dagster as dg
 
 from soil_pipeline import memory
 from soil_pipeline.contracts import gx_worker
+from soil_pipeline.provenance import file_sha256
 from soil_pipeline.publishing.root import LocalRoot, open_root
 from soil_pipeline.publishing.store import sha256_bytes
 from soil_pipeline.science.grid import GridSpec
@@ -96,9 +97,10 @@ class ArtifactStore(dg.ConfigurableResource):
     # Where `root` is served over HTTP (`soil-pipeline docs`), for images the Dagster UI can show; None: no URL.
     url: str | None = None
 
-    def write(self, name: str, data: bytes, suffix: str) -> tuple[str, str | None]:
-        """(where the artifact was written, its URL when the root is served)."""
-        parts = (*name.split("/"), f"{sha256_bytes(data)[:16]}{suffix}")
+    def write(self, name: str, data: bytes | Path, suffix: str) -> tuple[str, str | None]:
+        """(where the artifact (bytes, or a local file to copy) was written, its URL when the root is served)."""
+        digest = file_sha256(data) if isinstance(data, Path) else sha256_bytes(data)
+        parts = (*name.split("/"), f"{digest[:16]}{suffix}")
         path = open_root(self.root).write_file(parts, data)
         return path, f"{self.url}/{'/'.join(parts)}" if self.url else None
 
