@@ -15,7 +15,7 @@ from soil_pipeline.assets import field_samples, global_grids, regions, sources
 from soil_pipeline.definitions import DATA_DOCS_DIR, all_assets, build_resources
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.parquet import read_provenance
-from soil_pipeline.publishing.store import DATA_FILE, RUNS_DIR, VersionedParquetStore
+from soil_pipeline.publishing.store import DATA_FILE, INPUTS_DIR, RUNS_DIR, VersionedParquetStore
 from soil_pipeline.resources import DATA_DIR, InputDatasets
 from soil_pipeline.run_commit import commit_run
 from soil_pipeline_tests.conftest import QUIET_LOGS, run_main_job
@@ -44,11 +44,12 @@ def sha256(path: Path) -> str:
 def output_files(root: Path) -> dict[str, str]:
     """sha256 of every output file of the main job (published Parquet, intermediate grids) by path under the root,
     without the run id; manifests and the catalog hold clock times and run ids, the Data Docs are per-run reports,
-    the lock is empty."""
+    the lock is empty, and a run's `inputs/` are links to grids another run wrote (as other jobs on the root do)."""
     files = {}
+    skipped = {DATA_DOCS_DIR, INPUTS_DIR, *OTHER_JOBS}
     for p in sorted(root.rglob("*")):
         parts = p.relative_to(root).parts
-        if p.is_file() and p.suffix != ".json" and p.name != ".lock" and not {DATA_DOCS_DIR, *OTHER_JOBS} & set(parts):
+        if p.is_file() and p.suffix != ".json" and p.name != ".lock" and not skipped & set(parts):
             files["/".join(parts[2:] if parts[0] == RUNS_DIR else parts)] = sha256(p)
     return files
 
