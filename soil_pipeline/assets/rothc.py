@@ -171,6 +171,7 @@ def rothc_sequestration_potential(
     )
     metadata = global_metadata(table, _global_columns(scenarios))
     metadata["rate_maps_cog"] = dg.MetadataValue.path(str(cog_path))
+    metadata["rate_maps_overviews"] = "AVERAGE" if rate_maps.overviews() else "none (see OVERVIEWS_ABOVE, _MAX_BYTES)"
     metadata["modelled_cells"] = int(sums[f"{COUNT}{gsocseq.MODELLED}"][0])
     metadata["excluded_cells"] = dg.MetadataValue.json(
         {reason: int(sums[f"{COUNT}{reason}"][0]) for reason in gsocseq.EXCLUSIONS}
@@ -183,8 +184,12 @@ COUNT = "cells/"
 # Cells per RothC chunk: ~1.5 kB of working arrays per cell, so ~40 MB per thread.
 RUN_CHUNK = 25_000
 MAP = "rate_map"
-# Rate maps wider than this many cells get overviews (a 5' global map, 4320 cells, is read whole by any viewer).
+# Rate maps wider than this many cells get overviews (a 5' global map, 4320 cells, is read whole by any viewer)...
 OVERVIEWS_ABOVE = 8192
+# ...unless larger than this (bytes of all bands): GDAL's overview generation holds about 40 % of the image in memory
+# (measured: 1.2 GB for 43200 x 4320 x 4 float32 bands), so a global 1 km map (15 GB) gets none; `gdaladdo` can add
+# them outside the run.
+OVERVIEWS_MAX_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,8 @@ class RateMaps:
             tiled=True,
             blockxsize=512,
             blockysize=512,
+            compress="zstd",
+            zstd_level=1,
             **profile,
         )
         for i, name in enumerate(self.scenarios.names, start=1):
@@ -264,13 +271,15 @@ class RateMaps:
         self.tif.write(part.pop(MAP), window=window)
         return part
 
+    def overviews(self) -> bool:
+        size = self.grid.width * self.grid.height * len(self.scenarios.names) * 4
+        return self.grid.width > OVERVIEWS_ABOVE and size <= OVERVIEWS_MAX_BYTES
+
     def cog(self) -> Path:
-        """The maps as a Cloud-Optimized GeoTIFF beside the tiled one (GDAL's block cache capped: at 1 km its
-        overviews took 2.7 GB with the default cache)."""
+        """The maps as a Cloud-Optimized GeoTIFF beside the tiled one, GDAL's block cache capped."""
         cog_path = self.path.with_name("rates_cog.tif")
         # Overviews (averages, NaN-aware) only where a viewer needs them; the default cubic ones were all NaN.
-        wide = self.grid.width > OVERVIEWS_ABOVE
-        overviews = {"overviews": "AUTO", "resampling": "AVERAGE"} if wide else {"overviews": "NONE"}
+        overviews = {"overviews": "AUTO", "resampling": "AVERAGE"} if self.overviews() else {"overviews": "NONE"}
         with engine.gdal_env():
             rasterio.shutil.copy(
                 self.path,
