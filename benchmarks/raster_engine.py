@@ -137,10 +137,9 @@ def measure_floor(paths: dict, window_cells: int) -> dict:
     grid = engine.GridConfig(**GRID_1KM).spec()
 
     def read(window):
-        with engine.gdal_env():
-            for source in sources:
-                with engine.opened(source) as dataset:
-                    dataset.read(1, window=window)
+        for source in sources:
+            with engine.opened(source) as dataset:
+                dataset.read(1, window=window)
         return {}
 
     start = time.perf_counter()

@@ -276,20 +276,19 @@ class RateMaps:
         return self.grid.width > OVERVIEWS_ABOVE and size <= OVERVIEWS_MAX_BYTES
 
     def cog(self) -> Path:
-        """The maps as a Cloud-Optimized GeoTIFF beside the tiled one, GDAL's block cache capped."""
+        """The maps as a Cloud-Optimized GeoTIFF beside the tiled one."""
         cog_path = self.path.with_name("rates_cog.tif")
         # Overviews (averages, NaN-aware) only where a viewer needs them; the default cubic ones were all NaN.
         overviews = {"overviews": "AUTO", "resampling": "AVERAGE"} if self.overviews() else {"overviews": "NONE"}
-        with engine.gdal_env():
-            rasterio.shutil.copy(
-                self.path,
-                cog_path,
-                driver="COG",
-                compress="DEFLATE",
-                predictor=3,
-                num_threads="ALL_CPUS",
-                **overviews,
-            )
+        rasterio.shutil.copy(
+            self.path,
+            cog_path,
+            driver="COG",
+            compress="DEFLATE",
+            predictor=3,
+            num_threads="ALL_CPUS",
+            **overviews,
+        )
         return cog_path
 
 

@@ -125,7 +125,7 @@ class ValueTask:
 
     def __call__(self, window: Window) -> dict:
         try:
-            with engine.gdal_env(), engine.opened(self.source) as dataset:
+            with engine.opened(self.source) as dataset:
                 values = engine.read_window(dataset, self.source, window)[0]
         except rasterio.errors.RasterioError as error:
             rows = f"rows {window.row_off}-{window.row_off + window.height - 1}"

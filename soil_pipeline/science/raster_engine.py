@@ -6,7 +6,7 @@ of the common grid; a window is aligned onto the grid on its own (`plan_alignmen
 whole-cell shift when only the origin is off by a fraction of a cell, or GDAL resampling of that window only with
 `sum` for areas, `nearest` for classes, `average` for densities). Windows are whole multiples of the inputs'
 internal blocks, so each block is decoded once. Nothing global is ever materialised, so memory is bounded by the
-window size however large the grid; GDAL's block cache is capped (`GDAL_CACHE_MB`).
+window size however large the grid; GDAL's block cache is capped once per process (`cap_gdal_cache`).
 
 A pass maps a picklable task over the windows (threads here, or a Dask cluster through any executor with
 `submit`, e.g. `distributed.Client`) and adds the per-window partial sums in window order, so every executor gives
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
+import rasterio.env
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
@@ -415,6 +416,7 @@ def window_memory():
     sources are released, glibc's thresholds are those it settles at itself and the memory kept is given back."""
     global _passes_running
     libc = glibc()
+    cap_gdal_cache()
     with _passes_lock:
         _passes_running += 1
         if _passes_running == 1 and libc is not None:
@@ -441,9 +443,12 @@ def _add(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
             total[name] = np.array(values, copy=True)
 
 
-def gdal_env(cache_mb: int = GDAL_CACHE_MB) -> rasterio.Env:
-    """A GDAL environment with the block cache capped at `cache_mb`."""
-    return rasterio.Env(GDAL_CACHEMAX=cache_mb * 1024 * 1024)
+@functools.cache
+def cap_gdal_cache() -> None:
+    """Cap GDAL's block cache (process-wide) at `GDAL_CACHE_MB`, once: changing it later, while other threads read
+    or write datasets, makes GDAL flush their blocks from the changing thread (a per-window `rasterio.Env` doing so
+    was followed by a segmentation fault inside two concurrent reads)."""
+    rasterio.env.set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_MB << 20)
 
 
 def row_areas_ha(grid: GridSpec, window: Window) -> np.ndarray:

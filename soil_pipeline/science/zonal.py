@@ -183,12 +183,11 @@ class ZonalTask:
 def read_layers(grid: GridSpec, sources: dict, plans: dict, window: Window, only: list[str] | None = None) -> dict:
     """Each source (or those named in `only`) on `window` of `grid`: (rows, cols), or (bands, rows, cols)."""
     layers = {}
-    with engine.gdal_env():
-        for name in only if only is not None else sources:
-            source = sources[name]
-            with engine.opened(source) as dataset:
-                data = engine.read_aligned(dataset, source, plans[name], grid, window)
-            layers[name] = data[0] if data.shape[0] == 1 else data
+    for name in only if only is not None else sources:
+        source = sources[name]
+        with engine.opened(source) as dataset:
+            data = engine.read_aligned(dataset, source, plans[name], grid, window)
+        layers[name] = data[0] if data.shape[0] == 1 else data
     return layers
 
 
