@@ -269,11 +269,18 @@ def read_aligned(dataset, source: RasterSource, plan: Alignment, target: GridSpe
     return _resample_window(dataset, source, target, window, np.full(shape, source.fill, dtype=source.dtype))
 
 
+# One GDAL warp at a time: concurrent `reproject` calls from two threads ended in a segmentation fault inside PROJ,
+# freeing a CRS of the reprojection transformer (fresh-clone CI, climate zones resampled window by window). Reading
+# and decoding windows stay parallel.
+_warp_lock = threading.Lock()
+
+
 def _resample_window(dataset, source: RasterSource, target: GridSpec, window: Window, out: np.ndarray):
     """GDAL reprojection of the source cells under `window` (plus one cell of margin) onto the window."""
     dst_transform = rasterio.windows.transform(window, target.transform)
     west, south, east, north = rasterio.windows.bounds(window, target.transform)
-    src_crs, dst_crs = dataset.crs, CRS.from_user_input(target.crs)
+    dst_crs = CRS.from_user_input(target.crs)
+    src_crs = dst_crs if dataset.crs == dst_crs else dataset.crs  # the same object: GDAL needs no PROJ transform
     if src_crs != dst_crs:
         west, south, east, north = rasterio.warp.transform_bounds(dst_crs, src_crs, west, south, east, north)
     src_window = _pixel_window(dataset.transform, west, south, east, north, dataset.width, dataset.height)
@@ -283,17 +290,18 @@ def _resample_window(dataset, source: RasterSource, target: GridSpec, window: Wi
     # declared values are float32 with NaN for no data (`declare` applied them); others keep the file's tag
     src_nodata = float("nan") if source.declare is not None else dataset.nodata
     for band in range(len(source.bands)):
-        reproject(
-            source=data[band],
-            destination=out[band],
-            src_transform=rasterio.windows.transform(src_window, dataset.transform),
-            src_crs=src_crs,
-            src_nodata=src_nodata,
-            dst_transform=dst_transform,
-            dst_crs=dst_crs,
-            dst_nodata=source.fill,
-            resampling=Resampling[source.resampling],
-        )
+        with _warp_lock:
+            reproject(
+                source=data[band],
+                destination=out[band],
+                src_transform=rasterio.windows.transform(src_window, dataset.transform),
+                src_crs=src_crs,
+                src_nodata=src_nodata,
+                dst_transform=dst_transform,
+                dst_crs=dst_crs,
+                dst_nodata=source.fill,
+                resampling=Resampling[source.resampling],
+            )
     return out
 
 
