@@ -97,6 +97,31 @@ def _write(sources, grid, compute, count, dtype, raster_engine: RasterEngine, ex
     return out, sums, report, records
 
 
+def _single_raster_grid(
+    asset: str,
+    raster: str,
+    path: str,
+    inputs: InputDatasets,
+    raster_engine: RasterEngine,
+    grid,
+    resampling,
+    compute,
+    dtype,
+):
+    """Check one input raster against its contract, then write it onto `grid` window by window with `resampling`
+    (no data as NaN on a float grid, else the contract's no-data value); yields the check result, returns (checked
+    raster, lineage, GridFile, sums, PassReport, alignment record)."""
+    with raster_engine.executor() as executor:
+        checked, lineage = yield from _checked_rasters(
+            asset, {raster: path}, inputs.raster_declaration, raster_engine, executor
+        )
+        fill = np.nan if np.dtype(dtype).kind == "f" else checked[raster].nodata
+        source = _onto_grid(checked[raster], resampling, dtype, fill)
+        out, sums, report, alignment = _write({raster: source}, grid, compute, 1, dtype, raster_engine, executor, asset)
+    lineage.pop("declared")
+    return checked[raster], lineage, out, sums, report, alignment[raster]
+
+
 def _output(layer: StoredLayer, report, raster_engine: RasterEngine) -> dg.Output:
     return dg.Output(
         layer,
@@ -211,27 +236,25 @@ def second_soc_stock_grid(
             description=f"{path}: a second stock source needs a declaration naming it: add "
             f"rasters.second_soc_stock_raster with a label to the raster_declaration file ({inputs.raster_declaration})"
         )
-    with raster_engine.executor() as executor:
-        checked, lineage = yield from _checked_rasters(
-            "second_soc_stock_grid",
-            {"second_soc_stock_raster": path},
-            inputs.raster_declaration,
-            raster_engine,
-            executor,
-        )
-        sources = {"second_soc": _onto_grid(checked["second_soc_stock_raster"], "average", "float32", np.nan)}
-        out, _, report, alignment = _write(
-            sources, grid, as_stored_bands, 1, "float32", raster_engine, executor, "second_soc_stock_grid"
-        )
-    lineage.pop("declared")
+    _, lineage, out, _, report, alignment = yield from _single_raster_grid(
+        "second_soc_stock_grid",
+        "second_soc_stock_raster",
+        path,
+        inputs,
+        raster_engine,
+        grid,
+        "average",
+        as_stored_bands,
+        "float32",
+    )
     lineage["parameters"]["second_soc_stock_source"] = declaration.label
     units = f"t C/ha (0-30 cm), source: {declaration.label}"
-    yield _output(out.layer(units, alignment["second_soc"], lineage), report, raster_engine)
+    yield _output(out.layer(units, alignment, lineage), report, raster_engine)
 
 
 def cropland_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
     """Cropland km2 per cell (0 where HYDE has none) and the window's total."""
-    aligned = layers["cropland"]
+    (aligned,) = layers.values()
     data = np.where(np.isnan(aligned), 0.0, aligned).astype("float32")
     return data[np.newaxis], {"aligned_total_km2": np.array([data.sum(dtype="float64")])}
 
@@ -245,29 +268,20 @@ def cropland_grid(
     """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
     area is preserved."""
     observe_files(context, inputs, "cropland_raster")
-    with raster_engine.executor() as executor:
-        checked, lineage = yield from _checked_rasters(
-            "cropland_grid",
-            {"cropland_raster": inputs.cropland_raster},
-            inputs.raster_declaration,
-            raster_engine,
-            executor,
-        )
-        source = _onto_grid(checked["cropland_raster"], "sum", "float32", np.nan)
-        out, sums, report, alignment = _write(
-            {"cropland": source},
-            soc_stock_grid.grid,
-            cropland_window,
-            1,
-            "float32",
-            raster_engine,
-            executor,
-            "cropland_grid",
-        )
-    lineage.pop("declared")
+    checked, lineage, out, sums, report, alignment = yield from _single_raster_grid(
+        "cropland_grid",
+        "cropland_raster",
+        inputs.cropland_raster,
+        inputs,
+        raster_engine,
+        soc_stock_grid.grid,
+        "sum",
+        cropland_window,
+        "float32",
+    )
     record = {
-        **alignment["cropland"],
-        "source_total_km2": checked["cropland_raster"].valid_sum,
+        **alignment,
+        "source_total_km2": checked.valid_sum,
         "aligned_total_km2": float(sums["aligned_total_km2"][0]),
     }
     yield _output(out.layer("km2 cropland per cell", record, lineage), report, raster_engine)
@@ -285,28 +299,18 @@ def climate_zone_grid(
     """IPCC 2019 climate zone code per cell (0 = none), nearest-neighbour onto the common grid."""
     observe_files(context, inputs, "climate_zones_raster")
     observe_legend(context)
-    with raster_engine.executor() as executor:
-        checked, lineage = yield from _checked_rasters(
-            "climate_zone_grid",
-            {"climate_zones_raster": inputs.climate_zones_raster},
-            inputs.raster_declaration,
-            raster_engine,
-            executor,
-        )
-        zones = checked["climate_zones_raster"]
-        source = _onto_grid(zones, "nearest", "int16", zones.nodata)
-        out, _, report, alignment = _write(
-            {"climate_zone": source},
-            soc_stock_grid.grid,
-            as_stored_bands,
-            1,
-            "int16",
-            raster_engine,
-            executor,
-            "climate_zone_grid",
-        )
-    lineage.pop("declared")
-    yield _output(out.layer("IPCC 2019 climate zone code", alignment["climate_zone"], lineage), report, raster_engine)
+    _, lineage, out, _, report, alignment = yield from _single_raster_grid(
+        "climate_zone_grid",
+        "climate_zones_raster",
+        inputs.climate_zones_raster,
+        inputs,
+        raster_engine,
+        soc_stock_grid.grid,
+        "nearest",
+        as_stored_bands,
+        "int16",
+    )
+    yield _output(out.layer("IPCC 2019 climate zone code", alignment, lineage), report, raster_engine)
 
 
 @dataclass(frozen=True)
