@@ -11,6 +11,12 @@ window size however large the grid; GDAL's block cache is capped once per proces
 A pass maps a picklable task over the windows (threads here, or a Dask cluster through any executor with
 `submit`, e.g. `distributed.Client`) and adds the per-window partial sums in window order, so every executor gives
 bit-identical results.
+
+Threads and GDAL/PROJ, safe by construction (see `threads.py`): no GDAL dataset, CRS or transformer is ever used by
+two threads. Each engine thread opens, reads and closes its own datasets; every warp (and every coordinate
+transformation) runs on one long-lived warp thread that alone creates, uses and destroys the PROJ objects it needs;
+and engine threads live as long as the process, so no thread's PROJ context is torn down while an object made in it
+still exists.
 """
 
 import atexit
@@ -24,7 +30,8 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -37,6 +44,7 @@ from rasterio.io import MemoryFile
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
+from soil_pipeline.science.engine_threads import each_pass_thread, on_warp_thread, pass_pool
 from soil_pipeline.science.grid import GridSpec, band_areas_ha, lattice_offset, same_grid
 
 log = logging.getLogger(__name__)
@@ -163,6 +171,13 @@ def opened(source: RasterSource):
     yield entry[0]
 
 
+def close_thread_datasets() -> None:
+    """Close every dataset this thread keeps open (in this thread, which opened them)."""
+    cache = _thread.__dict__.pop("datasets", {})
+    while cache:
+        cache.popitem()[1][0].close()
+
+
 def _cache_key(location) -> tuple | None:
     if isinstance(location, bytes):
         return "bytes", id(location)  # the entry holds the bytes, so no other object takes their id meanwhile
@@ -269,40 +284,59 @@ def read_aligned(dataset, source: RasterSource, plan: Alignment, target: GridSpe
     return _resample_window(dataset, source, target, window, np.full(shape, source.fill, dtype=source.dtype))
 
 
-# One GDAL warp at a time: concurrent `reproject` calls from two threads ended in a segmentation fault inside PROJ,
-# freeing a CRS of the reprojection transformer (fresh-clone CI, climate zones resampled window by window). Reading
-# and decoding windows stay parallel.
-_warp_lock = threading.Lock()
-
-
 def _resample_window(dataset, source: RasterSource, target: GridSpec, window: Window, out: np.ndarray):
-    """GDAL reprojection of the source cells under `window` (plus one cell of margin) onto the window."""
+    """GDAL reprojection of the source cells under `window` (plus one cell of margin) onto the window: the cells
+    are read here, the warp runs on the warp thread (`engine_threads`)."""
     dst_transform = rasterio.windows.transform(window, target.transform)
-    west, south, east, north = rasterio.windows.bounds(window, target.transform)
-    dst_crs = CRS.from_user_input(target.crs)
-    src_crs = dst_crs if dataset.crs == dst_crs else dataset.crs  # the same object: GDAL needs no PROJ transform
-    if src_crs != dst_crs:
-        west, south, east, north = rasterio.warp.transform_bounds(dst_crs, src_crs, west, south, east, north)
+    bounds = rasterio.windows.bounds(window, target.transform)
+    src_crs = dataset.crs.to_wkt() if dataset.crs else ""
+    west, south, east, north = on_warp_thread(_source_bounds, bounds, target.crs, src_crs)
     src_window = _pixel_window(dataset.transform, west, south, east, north, dataset.width, dataset.height)
     if src_window is None:
         return out
     data = read_window(dataset, source, src_window)
     # declared values are float32 with NaN for no data (`declare` applied them); others keep the file's tag
     src_nodata = float("nan") if source.declare is not None else dataset.nodata
-    for band in range(len(source.bands)):
-        with _warp_lock:
-            reproject(
-                source=data[band],
-                destination=out[band],
-                src_transform=rasterio.windows.transform(src_window, dataset.transform),
-                src_crs=src_crs,
-                src_nodata=src_nodata,
-                dst_transform=dst_transform,
-                dst_crs=dst_crs,
-                dst_nodata=source.fill,
-                resampling=Resampling[source.resampling],
-            )
+    src_transform = rasterio.windows.transform(src_window, dataset.transform)
+    on_warp_thread(_warp, data, out, src_transform, src_crs, src_nodata, dst_transform, target.crs, source)
     return out
+
+
+# CRS objects of the warp thread, made and used there only (text -> CRS).
+_warp_crs: dict[str, CRS] = {}
+
+
+def _crs_pair(dst: str, src: str) -> tuple[CRS | None, CRS]:
+    """(source, destination) CRS objects: the same object when they are equal, so GDAL builds no PROJ transform;
+    None for a source without a CRS (GDAL refuses it). Called on the warp thread only."""
+    for text in (dst, src):
+        if text not in _warp_crs:
+            _warp_crs[text] = CRS.from_user_input(text) if text else None
+    dst_crs, src_crs = _warp_crs[dst], _warp_crs[src]
+    return (dst_crs if src_crs is not None and src_crs == dst_crs else src_crs), dst_crs
+
+
+def _source_bounds(bounds, dst: str, src: str):
+    """The window's bounds in the source's CRS. Warp thread only."""
+    src_crs, dst_crs = _crs_pair(dst, src)
+    return bounds if src_crs is dst_crs else rasterio.warp.transform_bounds(dst_crs, src_crs, *bounds)
+
+
+def _warp(data, out, src_transform, src: str, src_nodata, dst_transform, dst: str, source: RasterSource) -> None:
+    """Each band of `data` warped into `out` in place. Warp thread only."""
+    src_crs, dst_crs = _crs_pair(dst, src)
+    for band in range(len(source.bands)):
+        reproject(
+            source=data[band],
+            destination=out[band],
+            src_transform=src_transform,
+            src_crs=src_crs,
+            src_nodata=src_nodata,
+            dst_transform=dst_transform,
+            dst_crs=dst_crs,
+            dst_nodata=source.fill,
+            resampling=Resampling[source.resampling],
+        )
 
 
 def _pixel_window(transform: Affine, west, south, east, north, width: int, height: int) -> Window | None:
@@ -373,8 +407,7 @@ def run_pass(
     start = time.perf_counter()
     total: dict[str, np.ndarray] = {}
     cells = 0
-    own = executor is None
-    pool = ThreadPoolExecutor(max_workers=threads) if own else executor
+    pool = pass_pool(threads) if executor is None else executor
     # A bounded number of windows in flight: results are consumed (and freed) in order as they arrive.
     in_flight = max(2, IN_FLIGHT_PER_THREAD * threads)
     pending: deque = deque()
@@ -396,8 +429,9 @@ def run_pass(
                     rate = cells / max(time.perf_counter() - start, 1e-9)
                     log.info("%s: %d/%d windows, %.0f cells/s", label, done, len(window_list), rate)
         finally:
-            if own:
-                pool.shutdown(cancel_futures=True)
+            for _, future in pending:  # a failed pass: nothing more starts, and what runs ends before we return
+                future.cancel()
+            wait_for([future for _, future in pending if isinstance(future, Future)])
     return total, PassReport(len(window_list), cells, time.perf_counter() - start)
 
 
@@ -436,6 +470,7 @@ def window_memory():
         with _passes_lock:
             _passes_running -= 1
             if _passes_running == 0:
+                each_pass_thread(close_thread_datasets)
                 release_in_memory_files()
                 if libc is not None:
                     libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
