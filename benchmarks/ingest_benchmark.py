@@ -99,10 +99,10 @@ def _context():
 
     from soil_pipeline.contracts.model import load_raster_contract
     from soil_pipeline.contracts.validate import LandMask, Regions
+    from soil_pipeline.engine.points import OtherThan
+    from soil_pipeline.engine.raster import RasterSource
     from soil_pipeline.resources import InputDatasets
     from soil_pipeline.science.grid import GridSpec, Layer
-    from soil_pipeline.science.points import OtherThan
-    from soil_pipeline.science.raster_engine import RasterSource
     from soil_pipeline_tests.whole_array import read_raster
 
     inputs = InputDatasets()

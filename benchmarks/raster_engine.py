@@ -131,7 +131,7 @@ def _countries():
 
 
 def measure_floor(paths: dict, window_cells: int) -> dict:
-    from soil_pipeline.science import raster_engine as engine
+    from soil_pipeline.engine import raster as engine
 
     sources = [engine.RasterSource(str(p)) for p in (paths["soc"], paths["classes"])]
     grid = engine.GridConfig(**GRID_1KM).spec()
@@ -148,7 +148,7 @@ def measure_floor(paths: dict, window_cells: int) -> dict:
 
 
 def _grid(grid_kind: str):
-    from soil_pipeline.science import raster_engine as engine
+    from soil_pipeline.engine import raster as engine
 
     settings = {"1km": GRID_1KM, "250m": GRID_250M_REGION}.get(grid_kind, {})
     return engine.GridConfig(**settings).spec()
@@ -159,7 +159,8 @@ def rasterize_countries(grid, path: Path) -> None:
     written in window order to a tiled int16 GeoTIFF."""
     import rasterio
 
-    from soil_pipeline.science import raster_engine as engine
+    from soil_pipeline.engine import raster as engine
+    from soil_pipeline.science.grid import window_grid
     from soil_pipeline.science.regions import WindowRasterizer
 
     rasterizer = WindowRasterizer(_countries().geometry.values)
@@ -175,7 +176,7 @@ def rasterize_countries(grid, path: Path) -> None:
             return part
 
         def task(window):
-            return {"country": rasterizer(engine.window_grid(grid, window)).astype("int16")}
+            return {"country": rasterizer(window_grid(grid, window)).astype("int16")}
 
         engine.run_pass(task, engine.windows(grid, (TILE, TILE)), label="rasterize countries", consume=write)
     partial.rename(path)
@@ -206,15 +207,15 @@ def cell_quantities(layers, row_area_ha):
 
 
 def country_zonings(layers):
-    from soil_pipeline.science import zonal
+    from soil_pipeline.engine import zonal
 
     country = layers["country"]
     return {"country": country, "country_x_class": zonal.cross(country, layers["classes"], N_CLASSES)}
 
 
 def measure_engine(paths: dict, grid_kind: str, window_cells: int) -> dict:
-    from soil_pipeline.science import raster_engine as engine
-    from soil_pipeline.science import zonal
+    from soil_pipeline.engine import raster as engine
+    from soil_pipeline.engine import zonal
 
     n_countries = len(_countries())
     if grid_kind == "250m" and not paths["countries_250m"].exists():
@@ -321,7 +322,7 @@ def _run(name: str, args) -> dict:
 
 
 def main() -> None:
-    from soil_pipeline.science.raster_engine import WINDOW_CELLS
+    from soil_pipeline.engine.raster import WINDOW_CELLS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default="/tmp/soil_pipeline_raster_bench")

@@ -559,8 +559,8 @@ def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
     from soil_pipeline.contracts.raster import check_raster
     from soil_pipeline.contracts.validate import LandMask, Regions
     from soil_pipeline.drop_check import check_drop, report
+    from soil_pipeline.engine.points import OtherThan
     from soil_pipeline.resources import InputDatasets
-    from soil_pipeline.science.points import OtherThan
 
     inputs = InputDatasets()
     contract = load_raster_contract("soc_stock_2010_raster")

@@ -33,12 +33,12 @@ from soil_pipeline.contracts.stream import (
     validate_buckets,
 )
 from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, LandMask, Regions, Validation
+from soil_pipeline.engine.points import sample_points
+from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.publishing.grids import stored
 from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import Declare, empty_text_frame, iter_table_chunks
 from soil_pipeline.science.grid import Layer
-from soil_pipeline.science.points import sample_points
-from soil_pipeline.science.raster_engine import RasterSource
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, assign_points
 from soil_pipeline.science.stocks import blocking_sites, flag_quarantined_horizons, topsoil_stocks
 

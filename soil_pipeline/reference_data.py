@@ -10,7 +10,7 @@ import pandas as pd
 from soil_pipeline import provenance
 from soil_pipeline.contracts.bounded_yaml import DeclarationError, is_number
 from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml as _read_yaml
-from soil_pipeline.resources import DATA_DIR
+from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.science.potential import PotentialParameters, implied_bulk_density
 from soil_pipeline.science.scenarios import Scenario
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from soil_pipeline import memory
 from soil_pipeline.contracts import gx_worker
+from soil_pipeline.embedded import DATA_DIR
+from soil_pipeline.engine import memory
+from soil_pipeline.engine.raster import WINDOW_CELLS, GridConfig
 from soil_pipeline.provenance import file_sha256
 from soil_pipeline.publishing.root import LocalRoot, open_root
 from soil_pipeline.publishing.store import sha256_bytes
 from soil_pipeline.science.grid import GridSpec
-from soil_pipeline.science.raster_engine import WINDOW_CELLS, GridConfig
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
 # Where `soil-pipeline docs` serves the output root (Data Docs and maps) for links and images in the Dagster UI.
 DEFAULT_SITE_URL = "http://127.0.0.1:8765"
 

@@ -17,10 +17,10 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine import zonal
+from soil_pipeline.engine.grid_pass import build_grid
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science import raster_engine as engine
-from soil_pipeline.science import zonal
-from soil_pipeline.science.grid_pass import build_grid
 
 # The grid: 5' over Africa, small enough for hundreds of passes.
 GRID = engine.GridConfig.covering(1 / 12, -20.0, -35.0, 52.0, 37.0).spec()

@@ -7,12 +7,12 @@ import pytest
 from distributed import Client, LocalCluster
 
 from soil_pipeline.assets.regional import CELL_QUANTITIES
-from soil_pipeline.assets.zones import STOCK_REGION_TYPES, zoner
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine.zonal import sums_table, zonal_statistics
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.reference_data import factor
-from soil_pipeline.science import raster_engine as engine
 from soil_pipeline.science.aggregation import regional_cell_quantities, regional_table_from_sums
-from soil_pipeline.science.zonal import sums_table, zonal_statistics
+from soil_pipeline.zones import STOCK_REGION_TYPES, zoner
 
 
 def _sources(intermediate) -> dict[str, engine.RasterSource]:

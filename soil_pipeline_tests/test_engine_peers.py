@@ -12,9 +12,10 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 from rasterstats import zonal_stats
 
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine import zonal
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science import raster_engine as engine
-from soil_pipeline.science import zonal
+from soil_pipeline.science.grid import window_grid
 from soil_pipeline.science.regions import WindowRasterizer, rasterize_regions
 from soil_pipeline_tests.range_server import serve
 
@@ -58,7 +59,7 @@ class CountryZones:
 
 class WithWindowGrid(zonal.ZonalTask):
     def layers(self, window):
-        return {**super().layers(window), "_grid": engine.window_grid(self.grid, window)}
+        return {**super().layers(window), "_grid": window_grid(self.grid, window)}
 
 
 def _country_sums(source: engine.RasterSource, grid, geometries, quantities=_values, window_cells=40_000):
@@ -77,7 +78,7 @@ def test_window_rasterization_equals_the_whole_grid(countries, soc_crop):
     rasterizer = WindowRasterizer(countries.geometry.values)
     for window in engine.windows(grid, (128, 128), 40_000):
         rows, cols = window.toslices()
-        np.testing.assert_array_equal(rasterizer(engine.window_grid(grid, window)), whole[rows, cols])
+        np.testing.assert_array_equal(rasterizer(window_grid(grid, window)), whole[rows, cols])
 
 
 def test_per_country_sums_equal_rasterstats_with_the_pixel_centre_rule(countries, soc_crop):

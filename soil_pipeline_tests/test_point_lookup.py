@@ -9,11 +9,11 @@ import rasterio
 from affine import Affine
 
 from soil_pipeline.contracts.validate import LandMask
+from soil_pipeline.engine import points
+from soil_pipeline.engine.points import OtherThan, finite_value, sample_points
+from soil_pipeline.engine.raster import RasterSource, opened
 from soil_pipeline.publishing.grids import stored
-from soil_pipeline.science import points
 from soil_pipeline.science.grid import GridSpec, Layer
-from soil_pipeline.science.points import OtherThan, finite_value, sample_points
-from soil_pipeline.science.raster_engine import RasterSource, opened
 
 WIDTH, HEIGHT, TILE = 2048, 1024, 512  # 4 x 2 tiles of 512 x 512 (the pipeline's grid tile)
 CELL = 360 / WIDTH

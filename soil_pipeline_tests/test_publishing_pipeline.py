@@ -16,7 +16,8 @@ from soil_pipeline.definitions import DATA_DOCS_DIR, all_assets, build_resources
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.parquet import read_provenance
 from soil_pipeline.publishing.store import DATA_FILE, INPUTS_DIR, RUNS_DIR, VersionedParquetStore
-from soil_pipeline.resources import DATA_DIR, InputDatasets
+from soil_pipeline.embedded import DATA_DIR
+from soil_pipeline.resources import InputDatasets
 from soil_pipeline.run_commit import commit_run
 from soil_pipeline_tests.conftest import QUIET_LOGS, run_main_job
 

@@ -8,9 +8,9 @@ import pytest
 import rasterio
 from rasterio.warp import Resampling
 
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine import zonal
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.science import raster_engine as engine
-from soil_pipeline.science import zonal
 from soil_pipeline.science.aggregation import zonal_sum
 from soil_pipeline.science.grid import GridSpec, cell_area_ha
 from soil_pipeline_tests.conftest import FIXTURES

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from soil_pipeline import reference_data
-from soil_pipeline.assets.zones import climate_zone_names
 from soil_pipeline.contracts import bounded_yaml
 from soil_pipeline.science.regions import NO_REGION, group_membership
+from soil_pipeline.zones import climate_zone_names
 
 
 def test_every_factor_has_a_value_unit_source_and_locator():

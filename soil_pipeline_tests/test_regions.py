@@ -5,8 +5,7 @@ import shapely
 from affine import Affine
 from rasterio.windows import Window
 
-from soil_pipeline.science.grid import GridSpec
-from soil_pipeline.science.raster_engine import window_grid
+from soil_pipeline.science.grid import GridSpec, window_grid
 from soil_pipeline.science.regions import (
     NO_REGION,
     WindowRasterizer,

@@ -28,6 +28,7 @@ from soil_pipeline.contracts.declaration import find_table_file, plan_table, res
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.stream import StreamValidation, validate_buckets
 from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions
+from soil_pipeline.engine.points import finite_value
 from soil_pipeline.ingest import (
     TOPSOIL_BOTTOM_CM,
     TOPSOIL_TOP_CM,
@@ -43,7 +44,6 @@ from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders
 from soil_pipeline.resources import InputDatasets, QualityReports
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
-from soil_pipeline.science.points import finite_value
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG
 
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]

@@ -10,13 +10,12 @@ the offset, is recorded in metadata. Each grid is written window by window to a 
 input or output grid is ever whole in memory, whatever the grid's size.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.windows import Window
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.sources import observe_files, observe_legend
@@ -25,15 +24,23 @@ from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import REGIONAL_SHARE, CheckedRaster, check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations
+from soil_pipeline.engine.grid_pass import build_grid
+from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.publishing.grids import GridFile, StoredLayer
 from soil_pipeline.readers import InputError, raster_info
 from soil_pipeline.resources import InputDatasets, RasterEngine
-from soil_pipeline.science.coverage import coverage_share, stock_layer_sums, stock_layers_report
-from soil_pipeline.science.grid import GridSpec, Layer, common_grid
-from soil_pipeline.science.grid_pass import build_grid
-from soil_pipeline.science.raster_engine import RasterSource, window_grid
-from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasterizer, fill_nearest_in_window
-from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA
+from soil_pipeline.science.coverage import coverage_share, stock_layers_report
+from soil_pipeline.science.grid import Layer, common_grid
+from soil_pipeline.science.grid_windows import (
+    CountryWindow,
+    as_stored_bands,
+    converted_window,
+    cropland_window,
+    missing_window,
+    stock_window,
+)
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasterizer
+from soil_pipeline.science.units import HA_PER_MHA
 
 
 def _checked_rasters(asset: str, paths: dict[str, str], declaration_file, raster_engine: RasterEngine, executor):
@@ -139,14 +146,6 @@ SOC_STOCK_DEPTH_CM = 30.0
 STOCK_BANDS = (("2010", "soc_stock_2010_raster"), ("no_land_use", "soc_stock_no_land_use_raster"))
 
 
-def stock_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
-    """Both stock layers on one window, each restricted to the cells both cover, and their coverage sums."""
-    data = np.stack([layers["2010"], layers["no_land_use"]]).astype("float32", copy=False)
-    sums = stock_layer_sums(data[0], data[1], row_area_ha)
-    data[:, ~(np.isfinite(data[0]) & np.isfinite(data[1]))] = np.nan
-    return data, sums
-
-
 @dg.asset(
     group_name="global_grids",
     code_version="5",
@@ -200,17 +199,6 @@ def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) ->
     return report
 
 
-def missing_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
-    """All missing (no second stock source configured)."""
-    return np.full((1, int(window.height), int(window.width)), np.nan, dtype="float32"), {}
-
-
-def as_stored_bands(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
-    """The window's one source as it was aligned (a grid written as read)."""
-    (data,) = layers.values()
-    return data[np.newaxis], {}
-
-
 @dg.asset(
     group_name="global_grids",
     code_version="2",
@@ -250,13 +238,6 @@ def second_soc_stock_grid(
     lineage["parameters"]["second_soc_stock_source"] = declaration.label
     units = f"t C/ha (0-30 cm), source: {declaration.label}"
     yield _output(out.layer(units, alignment, lineage), report, raster_engine)
-
-
-def cropland_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
-    """Cropland km2 per cell (0 where HYDE has none) and the window's total."""
-    (aligned,) = layers.values()
-    data = np.where(np.isnan(aligned), 0.0, aligned).astype("float32")
-    return data[np.newaxis], {"aligned_total_km2": np.array([data.sum(dtype="float64")])}
 
 
 @dg.asset(
@@ -313,30 +294,6 @@ def climate_zone_grid(
     yield _output(out.layer("IPCC 2019 climate zone code", alignment, lineage), report, raster_engine)
 
 
-@dataclass(frozen=True)
-class CountryWindow:
-    """Country index per cell of one window: the polygon containing the cell centre, else (land cells: a SOC stock
-    or cropland) the nearest polygon within `max_distance_deg`; sums of the cells and area (ha) assigned by nearest
-    and left unassigned. Picklable (polygons as WKB)."""
-
-    rasterizer: WindowRasterizer
-    max_distance_deg: float
-
-    def __call__(self, layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
-        inside = self.rasterizer(window_grid(grid, window))
-        land = ~np.isnan(layers["soc_stock"]) | (layers["cropland"] > 0)
-        regions, nearest = fill_nearest_in_window(inside, land, self.rasterizer, grid, window, self.max_distance_deg)
-        area = np.broadcast_to(row_area_ha[:, None], regions.shape)
-        unassigned = land & (regions < 0)
-        sums = {
-            "nearest_cells": np.array([nearest.sum()], dtype="float64"),
-            "nearest_ha": np.array([area[nearest].sum()]),
-            "unassigned_cells": np.array([unassigned.sum()], dtype="float64"),
-            "unassigned_ha": np.array([area[unassigned].sum()]),
-        }
-        return regions[np.newaxis], sums
-
-
 @dg.asset(group_name="global_grids", code_version="3")
 def country_grid(
     countries: pd.DataFrame, soc_stock_grid: Layer, cropland_grid: Layer, raster_engine: RasterEngine
@@ -358,15 +315,6 @@ def country_grid(
     }
     lineage = countries.attrs.get("provenance", {})
     return _output(out.layer("row index into countries", alignment, lineage), report, raster_engine)
-
-
-def converted_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
-    """Cropland plus pasture (when configured), km2 per cell, capped at the cell area."""
-    total = layers["cropland"].astype("float64")
-    if "pasture" in layers:
-        total = total + np.nan_to_num(layers["pasture"], nan=0.0)
-    cell_km2 = row_area_ha[:, None] / HA_PER_KM2
-    return np.minimum(total, cell_km2).astype("float32")[np.newaxis], {}
 
 
 @dg.asset(group_name="global_grids", code_version="2", deps=["pasture_raster"])

@@ -16,8 +16,8 @@ import pandas as pd
 from soil_pipeline import provenance
 from soil_pipeline.assets.global_grids import SOC_STOCK_DEPTH_CM
 from soil_pipeline.assets.regional import grid_sources
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.engine.zonal import sums_table, zonal_statistics
 from soil_pipeline.reference_data import (
     PRIORITY_REGIONS_FILE,
     citation,
@@ -30,7 +30,7 @@ from soil_pipeline.resources import RasterEngine
 from soil_pipeline.science import potential, uncertainty
 from soil_pipeline.science.grid import Layer, common_grid
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
-from soil_pipeline.science.zonal import sums_table, zonal_statistics
+from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
 
 CELL_QUANTITIES = (
     "soc_stock_2010_t_c",

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.engine.zonal import sums_table, zonal_statistics
 from soil_pipeline.reference_data import citation, factor
 from soil_pipeline.resources import RasterEngine
 from soil_pipeline.science.aggregation import regional_cell_quantities, regional_table_from_sums, site_summary
 from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, common_grid
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG
-from soil_pipeline.science.zonal import sums_table, zonal_statistics
+from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zoner
 
 CELL_QUANTITIES = (
     "soc_mapped_area_ha",

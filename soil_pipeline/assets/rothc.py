@@ -22,15 +22,17 @@ from rasterio.windows import Window
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.regional import grid_sources
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.embedded import DATA_DIR
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine import zonal
 from soil_pipeline.reference_data import PRIORITY_REGIONS_FILE, citation, factor, file_inputs
-from soil_pipeline.resources import DATA_DIR, ArtifactStore, RasterEngine
-from soil_pipeline.science import gsocseq, zonal
-from soil_pipeline.science import raster_engine as engine
+from soil_pipeline.resources import ArtifactStore, RasterEngine
+from soil_pipeline.science import gsocseq
 from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target
-from soil_pipeline.science.grid import GridSpec, Layer, common_grid
+from soil_pipeline.science.grid import GridSpec, Layer, common_grid, row_areas_ha
 from soil_pipeline.science.units import T_PER_TG
+from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
 
 SCENARIO_FILE = DATA_DIR / "rothc" / "gsocseq_scenarios.yaml"
 CRU_DIR = DATA_DIR / "cru_cl1_1961_1990_0p5deg"
@@ -210,7 +212,7 @@ class RothCWindow:
     def __call__(self, window) -> dict[str, np.ndarray]:
         grid, layers = self.layers.grid, self.layers.layers(window)
         soc = layers["soc_stock"][0].astype("float64")
-        area = np.broadcast_to(engine.row_areas_ha(grid, window), soc.shape)
+        area = np.broadcast_to(row_areas_ha(grid, window), soc.shape)
         cropland_ha = capped_land_ha(layers["cropland"].astype("float64"), area)
         cropped = np.flatnonzero(cropland_ha > 0)
         rows, cols = np.divmod(cropped, soc.shape[1])

@@ -21,11 +21,12 @@ import dagster as dg
 import pandas as pd
 
 from soil_pipeline import provenance
-from soil_pipeline.assets import scenario_stream
 from soil_pipeline.assets.potential import MonteCarloConfig, monte_carlo
 from soil_pipeline.assets.regional import grid_sources
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, climate_zone_names, global_metadata, zoner
 from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine import scenario_passes, zonal
+from soil_pipeline.engine.zonal import sums_table
 from soil_pipeline.maps import block_map_png
 from soil_pipeline.reference_data import (
     LAND_USE_LOSS_FILE,
@@ -39,10 +40,9 @@ from soil_pipeline.reference_data import (
     scenario_path,
 )
 from soil_pipeline.resources import ArtifactStore, RasterEngine
-from soil_pipeline.science import raster_engine as engine
-from soil_pipeline.science import scenarios, zonal
+from soil_pipeline.science import scenarios
 from soil_pipeline.science.grid import Layer, common_grid
-from soil_pipeline.science.zonal import sums_table
+from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, climate_zone_names, global_metadata, zoner
 
 STORE_ASSET = "restoration_scenario"
 GLOBAL_METADATA_COLUMNS = (
@@ -66,7 +66,7 @@ def _stream(
     sources = {**grid_sources(soc, cropland, climate, country), "converted_land": converted.source("converted_land")}
     plans, block = zonal.plan(sources, grid)
     losses = land_use_losses(climate_zone_names())
-    window_task = scenario_stream.ScenarioWindow(
+    window_task = scenario_passes.ScenarioWindow(
         zonal.ZonalTask(grid, sources, plans, None, zone_of, sizes),
         scenario,
         losses["cropland"],
@@ -76,7 +76,7 @@ def _stream(
     )
     window_list = engine.windows(grid, zonal.window_block(block, grid), raster_engine.window_cells)
     with raster_engine.executor() as executor:
-        return scenario_stream.run(window_task, window_list, executor, raster_engine.threads, REGION_TYPES)
+        return scenario_passes.run(window_task, window_list, executor, raster_engine.threads, REGION_TYPES)
 
 
 def scenario_key(scenario_id: str) -> dg.AssetKey:
@@ -152,8 +152,8 @@ def restoration_scenario(
 
     others = {}
     if with_pasture:
-        others["cropland only (HYDE 3.2)"] = region_sums(scenario_stream.CROPLAND_ONLY, "global")
-    converted = scenario_stream.CONVERTED
+        others["cropland only (HYDE 3.2)"] = region_sums(scenario_passes.CROPLAND_ONLY, "global")
+    converted = scenario_passes.CONVERTED
     table = pd.concat(
         [
             *(

@@ -16,9 +16,9 @@ from pathlib import Path
 import dagster as dg
 
 from soil_pipeline import provenance
-from soil_pipeline.assets.zones import CLIMATE_ZONE_LEGEND
 from soil_pipeline.partitions import monthly_drops
 from soil_pipeline.resources import InputDatasets
+from soil_pipeline.zones import CLIMATE_ZONE_LEGEND
 
 GROUP = "raw_inputs"
 # The tag an observation carries its data version in (what observable sources record).

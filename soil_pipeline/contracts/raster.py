@@ -19,8 +19,8 @@ from rasterio.windows import Window
 
 from soil_pipeline.contracts.model import RasterContract
 from soil_pipeline.contracts.raster_declaration import RasterDeclaration, to_contract_units
+from soil_pipeline.engine import raster as engine
 from soil_pipeline.readers import InputError, RasterInfo, raster_info
-from soil_pipeline.science import raster_engine as engine
 
 # Grid edges may differ from the contract by this fraction of a cell: WHRC stores its 5' cell size as 0.0833333,
 # which puts its east edge 0.002 cell short of 180; a real shift (say 0.1 cell or more) is still refused.

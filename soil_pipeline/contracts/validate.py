@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 
 from soil_pipeline.contracts.model import TableContract, load_table_contract
 from soil_pipeline.contracts.pandera_schema import parse_label, to_pandera
-from soil_pipeline.science.points import CellRule, finite_value, near_cells
-from soil_pipeline.science.raster_engine import RasterSource
+from soil_pipeline.engine.points import CellRule, finite_value, near_cells
+from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.science.regions import NO_REGION, assign_points
 
 BUILTIN_RULES = {

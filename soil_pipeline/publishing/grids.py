@@ -18,9 +18,9 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 
+from soil_pipeline.engine.grid_pass import BANDS
+from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.science.grid import GridSpec, Layer
-from soil_pipeline.science.grid_pass import BANDS
-from soil_pipeline.science.raster_engine import RasterSource
 
 TAG = "soil_pipeline"
 TILE = 512

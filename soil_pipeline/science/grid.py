@@ -1,10 +1,13 @@
 """Regular lon/lat grids: cell areas on the sphere and alignment of other rasters onto a target grid."""
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import rasterio.windows
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.windows import Window
 
 from soil_pipeline.science.units import HA_PER_KM2
 
@@ -95,3 +98,36 @@ def common_grid(*layers: Layer) -> GridSpec:
         if not same_grid(layer.grid, grid):
             raise ValueError(f"layer grids differ: {layer.grid.describe()} vs {grid.describe()}")
     return grid
+
+
+def row_areas_ha(grid: GridSpec, window: Window) -> np.ndarray:
+    """Cell area (ha) of each row of `window` on the authalic sphere, as a (rows, 1) column; the same values as
+    the whole grid's rows (computed from the grid's own edges, not the window's)."""
+    rows = np.arange(int(window.row_off), int(window.row_off + window.height) + 1)
+    t = grid.transform
+    lat_edges = np.radians(t.f + t.e * rows)
+    return band_areas_ha(lat_edges, abs(t.a))[:, None]
+
+
+def window_grid(grid: GridSpec, window: Window) -> GridSpec:
+    """The grid of `window` of `grid`."""
+    transform = rasterio.windows.transform(window, grid.transform)
+    return GridSpec(width=int(window.width), height=int(window.height), transform=transform, crs=grid.crs)
+
+
+# A map is drawn about this many blocks wide: the 10 x 5 in figure at 110 dpi shows about 1,100 pixels.
+MAP_WIDTH_BLOCKS = 1080
+
+
+def map_block(grid: GridSpec) -> int:
+    """Cells per side of a map block: 4 on the 5' grid (a 1080-block-wide map), on a finer grid the power of two
+    that keeps the map about as wide (64 at 1 km), so a block never straddles two of the engine's 512-cell-multiple
+    windows and the map stays a few MB whatever the grid."""
+    return int(min(512, max(4, 2 ** math.ceil(math.log2(grid.width / MAP_WIDTH_BLOCKS)))))
+
+
+def block_mean(values: np.ndarray, factor: int) -> np.ndarray:
+    """Means over `factor` x `factor` blocks (a partial edge block is left out)."""
+    rows, cols = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
+    blocks = values[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+    return blocks.mean(axis=(1, 3))

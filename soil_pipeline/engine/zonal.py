@@ -12,8 +12,8 @@ import pandas as pd
 from numba import njit, types
 from rasterio.windows import Window
 
-from soil_pipeline.science import raster_engine as engine
-from soil_pipeline.science.grid import GridSpec
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.science.grid import GridSpec, row_areas_ha
 
 SEP = "/"
 
@@ -176,7 +176,7 @@ class ZonalTask:
             if not (layers[self.gate] >= 0).any():
                 return {}
             layers.update(self.layers(window, [name for name in self.sources if name != self.gate]))
-        values = self.quantities(layers, engine.row_areas_ha(self.grid, window)[:, 0])
+        values = self.quantities(layers, row_areas_ha(self.grid, window)[:, 0])
         return window_sums(values, self.zonings(layers), self.sizes, self.names)
 
 

@@ -20,7 +20,6 @@ still exists.
 """
 
 import atexit
-import ctypes
 import functools
 import itertools
 import logging
@@ -44,8 +43,9 @@ from rasterio.io import MemoryFile
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
-from soil_pipeline.science.engine_threads import each_pass_thread, on_warp_thread, pass_pool
-from soil_pipeline.science.grid import GridSpec, band_areas_ha, lattice_offset, same_grid
+from soil_pipeline.engine import memory
+from soil_pipeline.engine.threads import each_pass_thread, on_warp_thread, pass_pool
+from soil_pipeline.science.grid import GridSpec, lattice_offset, same_grid
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,6 @@ GDAL_CACHE_MB = 64
 WINDOW_CELLS = 1 << 18
 # Windows submitted ahead of the one being added, per thread (or Dask worker thread).
 IN_FLIGHT_PER_THREAD = 4
-# glibc gives every freed array above its mmap threshold (128 kB, adapting up to 32 MB) back to the system, so each
-# window's arrays were faulted in afresh (at 1 km: 1.3 M page faults, 4 s of system time in a 7.5 s pass). Arrays
-# below 64 MB are kept in the heap instead, and free heap memory is given back only above 128 MB.
-MALLOC_MMAP_THRESHOLD = 64 << 20
-MALLOC_TRIM_THRESHOLD = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -435,35 +430,21 @@ def run_pass(
     return total, PassReport(len(window_list), cells, time.perf_counter() - start)
 
 
-@functools.cache
-def glibc():
-    """glibc through ctypes (for mallopt and malloc_trim), or None on another C library."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-# After the passes: where glibc's own adaptive thresholds settle with large arrays (mmap 32 MB, trim twice that).
-GLIBC_MMAP_THRESHOLD_MAX = 32 << 20
 _passes_lock = threading.Lock()
 _passes_running = 0
 
 
 @contextmanager
 def window_memory():
-    """While passes run, glibc keeps freed window-sized arrays for reuse; when the last one ends, the in-memory
-    sources are released, glibc's thresholds are those it settles at itself and the memory kept is given back."""
+    """While passes run, freed window-sized arrays are kept for reuse (`memory.keep_window_arrays`); when the last
+    one ends, each pass thread closes its datasets, the in-memory sources are released and the memory kept is given
+    back (`memory.release_window_arrays`)."""
     global _passes_running
-    libc = glibc()
     cap_gdal_cache()
     with _passes_lock:
         _passes_running += 1
-        if _passes_running == 1 and libc is not None:
-            libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
-            libc.mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
+        if _passes_running == 1:
+            memory.keep_window_arrays()
     try:
         yield
     finally:
@@ -472,10 +453,7 @@ def window_memory():
             if _passes_running == 0:
                 each_pass_thread(close_thread_datasets)
                 release_in_memory_files()
-                if libc is not None:
-                    libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
-                    libc.mallopt(_M_TRIM_THRESHOLD, 2 * GLIBC_MMAP_THRESHOLD_MAX)
-                    libc.malloc_trim(0)
+                memory.release_window_arrays()
 
 
 def _add(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
@@ -492,17 +470,3 @@ def cap_gdal_cache() -> None:
     or write datasets, makes GDAL flush their blocks from the changing thread (a per-window `rasterio.Env` doing so
     was followed by a segmentation fault inside two concurrent reads)."""
     rasterio.env.set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_MB << 20)
-
-
-def row_areas_ha(grid: GridSpec, window: Window) -> np.ndarray:
-    """Cell area (ha) of each row of `window` on the authalic sphere, as a (rows, 1) column; the same values as
-    the whole grid's rows (computed from the grid's own edges, not the window's)."""
-    rows = np.arange(int(window.row_off), int(window.row_off + window.height) + 1)
-    t = grid.transform
-    lat_edges = np.radians(t.f + t.e * rows)
-    return band_areas_ha(lat_edges, abs(t.a))[:, None]
-
-
-def window_grid(grid: GridSpec, window: Window) -> GridSpec:
-    transform = rasterio.windows.transform(window, grid.transform)
-    return GridSpec(width=int(window.width), height=int(window.height), transform=transform, crs=grid.crs)

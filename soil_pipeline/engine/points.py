@@ -12,7 +12,7 @@ import numpy as np
 from rasterio.transform import rowcol
 from rasterio.windows import Window
 
-from soil_pipeline.science.raster_engine import (
+from soil_pipeline.engine.raster import (
     WINDOW_CELLS,
     RasterSource,
     opened,

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soil_pipeline.maps import map_block
-from soil_pipeline.science import ranking, scenarios, zonal
-from soil_pipeline.science import raster_engine as engine
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine import zonal
+from soil_pipeline.science import ranking, scenarios
 from soil_pipeline.science.aggregation import capped_land_ha, ratio
+from soil_pipeline.science.grid import map_block, row_areas_ha
 
 CONVERTED, CROPLAND_ONLY = "converted", "cropland_only"
 
@@ -32,7 +33,7 @@ class ScenarioWindow:
     def cells(self, window) -> dict:
         grid, layers = self.layers.grid, self.layers.layers(window)
         soc = layers["soc_stock"][0].astype("float64")
-        area = np.broadcast_to(engine.row_areas_ha(grid, window), soc.shape)
+        area = np.broadcast_to(row_areas_ha(grid, window), soc.shape)
         land_ha = capped_land_ha(layers["converted_land"].astype("float64"), area)
         keep = np.flatnonzero(~np.isnan(soc).ravel() | (layers["converted_land"].ravel() > 0))
         rows, cols = np.divmod(keep, soc.shape[1])

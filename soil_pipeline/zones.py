@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.reference_data import priority_regions
-from soil_pipeline.resources import DATA_DIR
 from soil_pipeline.science.aggregation import global_row
 from soil_pipeline.science.regions import NO_REGION, group_membership
 

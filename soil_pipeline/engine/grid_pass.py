@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from soil_pipeline.science import raster_engine as engine
-from soil_pipeline.science.grid import GridSpec
-from soil_pipeline.science.zonal import plan, read_layers, window_block
+from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine.zonal import plan, read_layers, window_block
+from soil_pipeline.science.grid import GridSpec, row_areas_ha
 
 # The part of a window's result holding its output bands, shape (bands, rows, cols).
 BANDS = "grid"
@@ -30,7 +30,7 @@ class GridTask:
 
     def __call__(self, window: Window) -> dict[str, np.ndarray]:
         layers = read_layers(self.grid, self.sources, self.plans, window)
-        bands, sums = self.compute(layers, engine.row_areas_ha(self.grid, window)[:, 0], self.grid, window)
+        bands, sums = self.compute(layers, row_areas_ha(self.grid, window)[:, 0], self.grid, window)
         return {BANDS: bands, **sums}
 
 
