@@ -232,3 +232,29 @@ def test_graphql_shows_every_contract_check_with_its_outcome_and_metadata(ui, pa
     assert {"data_docs", "data_docs_url"} <= outcomes[("field_horizons", "data_quality_gx")][3]
     for asset in ("topsoil_soc_stocks", "regional_soc_stocks", "countries", "soc_stock_grid", "field_horizons_rejects"):
         assert outcomes[(asset, "contract")][:3] == ("SUCCEEDED", "ERROR", True)
+
+
+def test_data_docs_pages_show_their_tables_with_no_console_error(ui, page, browser, screenshots):
+    """The Data Docs of the run work offline: the validation results table is populated, status icons load and
+    no page logs an error or asks for a file that is not there."""
+    _, output_root = ui
+    site = next((output_root / "_data_docs").glob("*/field_horizons_*"))
+    validations = sorted(site.glob("validations/**/*.html"))
+    pages = [site / "index.html", *validations, *site.glob("expectations/*.html")]
+    tab = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems = []
+    tab.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+    icons = "[...document.fonts].some(f => f.family.includes('Font Awesome') && f.status === 'loaded')"
+    for number, html in enumerate(pages):
+        url = f"http://127.0.0.1:{DOCS_PORT}/{html.relative_to(output_root).as_posix()}"
+        tab.goto(url, wait_until="networkidle")
+        rows = tab.locator("table tbody tr")
+        rows.first.wait_for(timeout=30_000)
+        assert rows.count() >= 1, f"{url}: empty table"
+        if html in validations:  # a status icon per expectation
+            assert tab.evaluate(icons), f"{url}: the status icons' font did not load"
+        tab.screenshot(path=screenshots / f"08_data_docs_{number}.png")
+    assert not problems, problems
+    tab.close()

@@ -1,6 +1,7 @@
 """Make a rendered Great Expectations Data Docs site work offline: the CSS/JS its pages load from CDNs is copied
-into the site from `data/data_docs_vendor/` and the pages point at those copies; tags of the libraries not vendored
-(icons, dark theme, date picker, charts) and remote logos are removed, so a page never reaches for the network."""
+into the site from `data/data_docs_vendor/` and the pages point at those copies (the date picker the validation
+results table needs, and the icons of the status column, included); the tag of the one library not vendored (the
+optional dark theme) and remote logos are removed, so a page never reaches for the network."""
 
 import os
 import re
@@ -19,6 +20,9 @@ CDN_FILES = {
     "bootstrap-table.min.js": "bootstrap-table.min.js",
     "bootstrap-table-filter-control.min.css": "bootstrap-table-filter-control.min.css",
     "bootstrap-table-filter-control.min.js": "bootstrap-table-filter-control.min.js",
+    "bootstrap-datepicker.min.css": "bootstrap-datepicker.min.css",
+    "bootstrap-datepicker.min.js": "bootstrap-datepicker.min.js",
+    "all.min.css": "fontawesome/css/all.min.css",
 }
 _TAG = re.compile(
     r"""<link[^>]*href=["'](https?://[^"']+)["'][^>]*>|<script[^>]*src=["'](https?://[^"']+)["'][^>]*>\s*</script>"""
@@ -39,12 +43,16 @@ def _rewrite(html: str, vendor_href: str) -> str:
     return _TAG.sub(replace, html)
 
 
+# GX links each page's favicon with a fixed number of "../", one short on validation result pages.
+_FAVICON = re.compile(r'href="[./]*static/images/favicon\.ico"')
+
+
 def make_offline(site_dir: Path) -> None:
     """Vendor the site's CDN assets into `site_dir/static/vendor/` and rewrite every page to use them."""
     target = site_dir / SITE_VENDOR
-    target.mkdir(parents=True, exist_ok=True)
-    for name in sorted(set(CDN_FILES.values())):
-        shutil.copyfile(VENDOR_DIR / name, target / name)
+    shutil.copytree(VENDOR_DIR, target, dirs_exist_ok=True)
     for page in site_dir.rglob("*.html"):
         href = Path(os.path.relpath(target, page.parent)).as_posix()
-        page.write_text(_rewrite(page.read_text(encoding="utf-8"), href), encoding="utf-8")
+        favicon = Path(os.path.relpath(site_dir / "static" / "images" / "favicon.ico", page.parent)).as_posix()
+        html = _FAVICON.sub(f'href="{favicon}"', _rewrite(page.read_text(encoding="utf-8"), href))
+        page.write_text(html, encoding="utf-8")
