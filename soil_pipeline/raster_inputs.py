@@ -44,12 +44,12 @@ class RasterInput:
         return self.role.resampling
 
 
-WHRC = DATA_DIR / "whrc_soc_debt_10km"
+_WHRC = DATA_DIR / "whrc_soc_debt_10km"
 
 SOC_STOCK_2010 = RasterInput(
     "soc_stock_2010_raster",
     "soc_stock_2010_raster",
-    str(WHRC / "SOCS_0_30cm_year_2010AD_10km.tif"),
+    str(_WHRC / "SOCS_0_30cm_year_2010AD_10km.tif"),
     "WHRC SOC stock 0-30 cm, 2010 (t C/ha): a local path or any GDAL-readable URL.",
     STOCK_DENSITY,
     "stock_2010",
@@ -57,7 +57,7 @@ SOC_STOCK_2010 = RasterInput(
 SOC_STOCK_NO_LAND_USE = RasterInput(
     "soc_stock_no_land_use_raster",
     "soc_stock_no_land_use_raster",
-    str(WHRC / "SOCS_0_30cm_year_NoLU_10km.tif"),
+    str(_WHRC / "SOCS_0_30cm_year_NoLU_10km.tif"),
     "WHRC SOC stock 0-30 cm without land use (t C/ha): a local path or any GDAL-readable URL.",
     STOCK_DENSITY,
     "stock_no_land_use",

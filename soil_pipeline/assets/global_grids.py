@@ -2,12 +2,13 @@
 arc-minute SOC stock grid, Sanderman et al. 2017).
 
 Each raster is checked against its contract (CRS, resolution, extent, dtype, nodata, scaling, value range) in a
-streaming pass before anything is computed, then aligned onto the common grid window by window: nearest neighbour
-for categories (climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved,
-`average` for densities (t C/ha). A raster of the target resolution whose origin is off the lattice (HYDE: 0.44
-row) is shifted by whole rows/columns instead, so no cell is split between neighbours. The method, and for a shift
-the offset, is recorded in metadata. Each grid is written window by window to a tiled GeoTIFF (`GridFile`): no
-input or output grid is ever whole in memory, whatever the grid's size.
+streaming pass before anything is computed, then aligned onto the common grid window by window with the resampling
+of what its cells hold (`raster_inputs`): nearest neighbour for categories (climate zones), `sum` for per-cell areas
+(cropland, pasture km2), so totals are preserved, `average` for densities (t C/ha). A raster of the target
+resolution whose origin is off the lattice (HYDE: 0.44 row) is shifted by whole rows/columns instead, so no cell is
+split between neighbours. The method, and for a shift the offset, is recorded in metadata. Each grid is written
+window by window to a tiled GeoTIFF (`GridFile`): no input or output grid is ever whole in memory, whatever the
+grid's size.
 """
 
 from dataclasses import replace
@@ -52,7 +53,9 @@ from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasteri
 from soil_pipeline.science.units import HA_PER_MHA
 
 
-def _checked_rasters(asset: str, rasters: list[RasterInput], inputs: InputDatasets, raster_engine, executor):
+def _checked_rasters(
+    asset: str, rasters: list[RasterInput], inputs: InputDatasets, raster_engine: RasterEngine, executor
+):
     """Check each raster input against its contract (on its declared, converted values when the raster
     declaration file has an entry for it); yields the check result, returns the checked rasters and provenance."""
     paths = {entry.name: inputs.raster(entry) for entry in rasters}
