@@ -357,13 +357,13 @@ def _input_names() -> set[str]:
 def _apply_config(args) -> None:
     """Fold --config and --input into the run's arguments: command-line options win over the config file."""
     from soil_pipeline.resources import RasterEngine
-    from soil_pipeline.run_config import load_run_config, parse_inputs
+    from soil_pipeline.run_config import configured, load_run_config, parse_inputs
 
     names = _input_names()
     config = load_run_config(args.config, names, set(RasterEngine.model_fields)) if args.config else {"inputs": {}}
     args.inputs = {**config["inputs"], **parse_inputs(args.input, names)}
     args.raster_engine = config.get("raster_engine") or {}
-    RasterEngine(**args.raster_engine)  # a wrong value fails here, naming the setting
+    configured(RasterEngine, args.raster_engine, args.config, "raster_engine")  # a wrong value fails here, named
     args.partition = args.partition or config.get("partition")
     args.output_root = args.output_root or config.get("output_root") or DEFAULT_OUTPUT_ROOT
 

@@ -1,4 +1,11 @@
-"""The one place the Dagster Definitions are assembled: assets, jobs, schedules, sensors and resources."""
+"""The one place the Dagster Definitions are assembled: assets, jobs, schedules, sensors and resources.
+
+The code location (`defs`) reads the configuration file named by the environment variable SOIL_PIPELINE_CONFIG
+(the format of `soil-pipeline run --config`: inputs, output root, raster engine) when it loads, else the defaults.
+"""
+
+import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -9,6 +16,9 @@ from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
 from soil_pipeline.resources import DEFAULT_SITE_URL, ArtifactStore, InputDatasets, QualityReports, RasterEngine
 from soil_pipeline.run_commit import Publication, commit_successful_runs, mark_failed_runs
+from soil_pipeline.run_config import configured, load_run_config
+
+CONFIG_ENV = "SOIL_PIPELINE_CONFIG"
 
 all_assets = dg.load_assets_from_modules(
     [sources, field_samples, global_grids, regions, regional, potential, rothc, scenarios]
@@ -68,4 +78,23 @@ def build_definitions(
     )
 
 
-defs = build_definitions()
+def definitions_from_config(path: str | Path) -> dg.Definitions:
+    """The definitions on the inputs, output root and raster engine of a configuration file (its `partition`, if
+    any, is for `soil-pipeline run`: in the UI the partition is picked at launch)."""
+    config = load_run_config(path, set(InputDatasets.model_fields), set(RasterEngine.model_fields))
+    return build_definitions(
+        config["output_root"] or DEFAULT_OUTPUT_ROOT,
+        configured(InputDatasets, config["inputs"], path, "inputs"),
+        configured(RasterEngine, config["raster_engine"], path, "raster_engine"),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location: from the file SOIL_PIPELINE_CONFIG names, else on the embedded data and default root."""
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        return build_definitions()
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such configuration file (named by {CONFIG_ENV})")
+    return definitions_from_config(path)

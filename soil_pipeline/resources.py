@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import pydantic
+from pydantic import Field
 
 from soil_pipeline.contracts import gx_worker
 from soil_pipeline.embedded import DATA_DIR
@@ -14,38 +16,55 @@ from soil_pipeline.engine.raster import WINDOW_CELLS, GridConfig
 from soil_pipeline.provenance import file_sha256
 from soil_pipeline.publishing.root import LocalRoot, open_root
 from soil_pipeline.publishing.store import sha256_bytes
+from soil_pipeline.raster_inputs import RASTER_INPUTS, RasterInput
 from soil_pipeline.science.grid import GridSpec
 
 # Where `soil-pipeline docs` serves the output root (Data Docs and maps) for links and images in the Dagster UI.
 DEFAULT_SITE_URL = "http://127.0.0.1:8765"
 
 
-class InputDatasets(dg.ConfigurableResource):
-    """Where inputs are read from: local paths or any GDAL-readable URL for rasters."""
+class _InputLocations(dg.ConfigurableResource):
+    """Where inputs are read from: local paths, or any GDAL-readable URL for rasters (one field per raster input
+    of `raster_inputs.RASTER_INPUTS`)."""
 
-    landing_dir: str = str(DATA_DIR / "landing")
-    soc_stock_2010_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "SOCS_0_30cm_year_2010AD_10km.tif")
-    soc_stock_no_land_use_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "SOCS_0_30cm_year_NoLU_10km.tif")
-    cropland_raster: str = str(
-        DATA_DIR / "hyde32_cropland_2016_10km" / "lcv_landuse.cropland_hyde_p_10km_s0..0cm_2016_v3.2.tif"
+    landing_dir: str = Field(
+        default=str(DATA_DIR / "landing"), description="Folder holding the monthly drops, field_samples/YYYY-MM/."
     )
-    climate_zones_raster: str = str(DATA_DIR / "ipcc_climate_zones_0p5" / "ipcc_climate_zones.tif")
-    countries_vector: str = str(DATA_DIR / "naturalearth_10m_admin0" / "ne_10m_admin_0_countries_deu.geojson.zip")
-    # Optional pasture/grazing area (km2 per cell, like the HYDE cropland raster); when set, converted land for the
-    # restoration scenarios is cropland plus pasture. None by default: no pasture layer is embedded.
-    pasture_raster: str | None = None
-    # Declaration (YAML) of how the field-sample drops' tables map onto the contracts; None: each drop's own
-    # declaration.yaml, else the embedded Africa Soil Profiles layout (soil_pipeline/data/declarations/).
-    field_declaration: str | None = None
-    # Declaration (YAML) of the rasters' units, scale/offset, nodata, depth and extent when the files do not say
-    # (contracts.raster_declaration); None: each raster must match its contract as stored.
-    raster_declaration: str | None = None
-    # Optional second SOC stock 0-30 cm source beside WHRC (e.g. SoilGrids-derived over a region); it must have an
-    # entry with a label in the raster declaration. Summed per region beside WHRC in regional_soc_stocks.
-    second_soc_stock_raster: str | None = None
+    countries_vector: str = Field(
+        default=str(DATA_DIR / "naturalearth_10m_admin0" / "ne_10m_admin_0_countries_deu.geojson.zip"),
+        description="Natural Earth 1:10m Admin 0 countries (zipped GeoJSON, or any file geopandas reads).",
+    )
+    field_declaration: str | None = Field(
+        default=None,
+        description="Declaration (YAML) of how the drops' tables map onto the contracts; unset: each drop's own "
+        "declaration.yaml, else the embedded Africa Soil Profiles layout.",
+    )
+    raster_declaration: str | None = Field(
+        default=None,
+        description="Declaration (YAML) of the rasters' units, scale/offset, nodata, depth and extent when the files "
+        "do not say; unset: each raster must match its contract as stored.",
+    )
 
     def drop_dir(self, partition_key: str) -> Path:
         return Path(self.landing_dir) / "field_samples" / partition_key
+
+    def raster(self, entry: RasterInput) -> str | None:
+        """The configured path or URL of a raster input (None: an optional one left unset)."""
+        return getattr(self, entry.name)
+
+
+# The `inputs` resource: the fields above plus one per raster input, with its default and description, built from
+# the registry so that adding a raster input never touches this file (the launchpad shows them all, described).
+InputDatasets = pydantic.create_model(
+    "InputDatasets",
+    __base__=_InputLocations,
+    __module__=__name__,
+    __doc__=_InputLocations.__doc__,
+    **{
+        entry.name: (str | None if entry.default is None else str, Field(entry.default, description=entry.description))
+        for entry in RASTER_INPUTS
+    },
+)
 
 
 class QualityReports(dg.ConfigurableResource):

@@ -28,6 +28,7 @@ LAYERS = [
             "soil_pipeline.maps",
             "soil_pipeline.embedded",
             "soil_pipeline.run_config",
+            "soil_pipeline.raster_inputs",
         ),
     ),
     (

@@ -267,6 +267,41 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     assert 0 < cropland_only["soc_gain_pg_c"].item() < world["soc_gain_pg_c"]
 
 
+def test_a_pasture_raster_breaking_its_contract_is_refused_naming_the_rule(copied_root, tmp_path):
+    # The same layer stored in hectares (x 100, float32): refused as stored, read once its unit is declared.
+    with rasterio.open(FIXTURES / "hyde32_cropland_km2_2016_5arcmin_aligned.tif") as source:
+        profile, values = source.profile, source.read(1)
+    hectares = np.where(values == 255, np.float32(-1), values.astype("float32") * 100)
+    pasture = tmp_path / "pasture_ha.tif"
+    with rasterio.open(pasture, "w", **{**profile, "dtype": "float32", "nodata": -1}) as target:
+        target.write(hectares, 1)
+    result = dg.materialize(
+        all_assets,
+        selection=["converted_land_grid"],
+        resources=build_resources(str(copied_root), InputDatasets(pasture_raster=str(pasture))),
+        run_config=QUIET_LOGS,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+    message = check.metadata["error"].value
+    assert message.startswith(f"{pasture}: breaks contract pasture_raster v1.0.0 (")
+    assert "rule dtype: expected uint8, found float32" in message and "rule valueRange: " in message
+    declaration = tmp_path / "rasters.yaml"
+    declaration.write_text("declaration: 1\nrasters:\n  pasture_raster: {unit: ha}\n")
+    inputs = InputDatasets(pasture_raster=str(pasture), raster_declaration=str(declaration))
+    layer = _materialize(copied_root, "converted_land_grid", inputs=inputs).output_for_node("converted_land_grid")
+    assert "raster_declaration:pasture_raster" in layer.provenance["parameters"]
+    cropland_tif = copied_root / VersionedParquetStore(copied_root).document()["intermediates"]["cropland_grid"]
+    with rasterio.open(cropland_tif) as source:
+        cropland = source.read(1).astype("float64")
+    cell_km2 = cell_area_ha(layer.grid)[:, None] / 100.0
+    pasture_km2 = np.where(values == 255, 0.0, values.astype("float64"))
+    np.testing.assert_allclose(layer.data, np.minimum(cropland + pasture_km2, cell_km2), rtol=1e-6)
+
+
 def test_definitions_keep_the_monthly_job_and_schedule_and_add_the_scenario_job():
     definitions = build_definitions()
     main = definitions.resolve_job_def("soil_pipeline_job")

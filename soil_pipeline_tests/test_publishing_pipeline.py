@@ -13,10 +13,11 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from soil_pipeline.assets import field_samples, global_grids, regions, sources
 from soil_pipeline.definitions import DATA_DOCS_DIR, all_assets, build_resources
+from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.parquet import read_provenance
 from soil_pipeline.publishing.store import DATA_FILE, INPUTS_DIR, RUNS_DIR, VersionedParquetStore
-from soil_pipeline.embedded import DATA_DIR
+from soil_pipeline.raster_inputs import SOC_STOCK_2010, SOC_STOCK_NO_LAND_USE
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.run_commit import commit_run
 from soil_pipeline_tests.conftest import QUIET_LOGS, run_main_job
@@ -166,6 +167,9 @@ def test_rerun_in_the_same_root_publishes_nothing_new_and_says_so(tmp_path):
     ]
 
 
+STOCK_RASTERS = {SOC_STOCK_2010.name, SOC_STOCK_NO_LAND_USE.name}
+
+
 def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(DATA_DIR / "landing", landing)
@@ -176,8 +180,7 @@ def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):
         regions.countries,
         global_grids.soc_stock_grid,
         sources.countries_vector,
-        sources.soc_stock_2010_raster,
-        sources.soc_stock_no_land_use_raster,
+        *(source for source in sources.raster_sources if source.key.path[0] in STOCK_RASTERS),
     ]
     defs = dg.Definitions(
         assets=assets,

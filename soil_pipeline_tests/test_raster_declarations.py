@@ -110,6 +110,12 @@ def test_a_bad_raster_declaration_is_refused_naming_file_and_key(tmp_path):
         (SOILGRIDS_DECLARATION.replace("kg C/m2", "kg/m3", 1), "rasters.soc_stock_2010_raster.unit: 'kg/m3'"),
         (SOILGRIDS_DECLARATION.replace("extent: regional", "extent: ghana", 1), ".extent: 'ghana'"),
         ("declaration: 1\nrasters:\n  soc_stock_2010_raster: {role: cropland_area}\n", "but this input is the"),
+        (
+            "declaration: 1\nrasters:\n  soc_raster: {unit: kg C/m2}\n",
+            "rasters.soc_raster: not a declarable raster input; use one of soc_stock_2010_raster, "
+            "soc_stock_no_land_use_raster, cropland_raster, climate_zones_raster, pasture_raster, "
+            "second_soc_stock_raster",
+        ),
     ):
         path.write_text(text)
         with pytest.raises(DeclarationError) as error:

@@ -2,12 +2,13 @@
 arc-minute SOC stock grid, Sanderman et al. 2017).
 
 Each raster is checked against its contract (CRS, resolution, extent, dtype, nodata, scaling, value range) in a
-streaming pass before anything is computed, then aligned onto the common grid window by window: nearest neighbour
-for categories (climate zones), `sum` resampling for per-cell areas (cropland km2), so totals are preserved,
-`average` for densities (t C/ha). A raster of the target resolution whose origin is off the lattice (HYDE: 0.44
-row) is shifted by whole rows/columns instead, so no cell is split between neighbours. The method, and for a shift
-the offset, is recorded in metadata. Each grid is written window by window to a tiled GeoTIFF (`GridFile`): no
-input or output grid is ever whole in memory, whatever the grid's size.
+streaming pass before anything is computed, then aligned onto the common grid window by window with the resampling
+of what its cells hold (`raster_inputs`): nearest neighbour for categories (climate zones), `sum` for per-cell areas
+(cropland, pasture km2), so totals are preserved, `average` for densities (t C/ha). A raster of the target
+resolution whose origin is off the lattice (HYDE: 0.44 row) is shifted by whole rows/columns instead, so no cell is
+split between neighbours. The method, and for a shift the offset, is recorded in metadata. Each grid is written
+window by window to a tiled GeoTIFF (`GridFile`): no input or output grid is ever whole in memory, whatever the
+grid's size.
 """
 
 from dataclasses import replace
@@ -27,7 +28,16 @@ from soil_pipeline.contracts.raster_declaration import load_raster_declarations
 from soil_pipeline.engine.grid_pass import build_grid
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.publishing.grids import GridFile, StoredLayer
-from soil_pipeline.readers import InputError, raster_info
+from soil_pipeline.raster_inputs import (
+    CLIMATE_ZONES,
+    CROPLAND,
+    PASTURE,
+    SECOND_SOC_STOCK,
+    SOC_STOCK_2010,
+    SOC_STOCK_NO_LAND_USE,
+    RasterInput,
+)
+from soil_pipeline.readers import InputError
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline.science.grid import Layer, common_grid
@@ -43,19 +53,29 @@ from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasteri
 from soil_pipeline.science.units import HA_PER_MHA
 
 
-def _checked_rasters(asset: str, paths: dict[str, str], declaration_file, raster_engine: RasterEngine, executor):
-    """Check each raster against the contract of the same name (on its declared, converted values when the raster
+def _checked_rasters(
+    asset: str, rasters: list[RasterInput], inputs: InputDatasets, raster_engine: RasterEngine, executor
+):
+    """Check each raster input against its contract (on its declared, converted values when the raster
     declaration file has an entry for it); yields the check result, returns the checked rasters and provenance."""
-    contracts = {name: load_raster_contract(name) for name in paths}
+    paths = {entry.name: inputs.raster(entry) for entry in rasters}
+    contracts = {entry.name: load_raster_contract(entry.contract) for entry in rasters}
+    declaration_file = inputs.raster_declaration
     try:
         declared = {n: d for n, d in load_raster_declarations(declaration_file).items() if n in paths}
         errors, checked = [], {}
-        for name, path in paths.items():
+        for entry in rasters:
+            if entry.label_required and not (entry.name in declared and declared[entry.name].label):
+                errors.append(
+                    f"{paths[entry.name]}: this input is read only by a declaration naming its source: add "
+                    f"rasters.{entry.name} with a label to the raster_declaration file ({declaration_file})"
+                )
+                continue
             try:
-                checked[name] = check_raster(
-                    path,
-                    contracts[name],
-                    declared.get(name),
+                checked[entry.name] = check_raster(
+                    paths[entry.name],
+                    contracts[entry.name],
+                    declared.get(entry.name),
                     executor,
                     raster_engine.threads,
                     raster_engine.window_cells,
@@ -105,28 +125,20 @@ def _write(sources, grid, compute, count, dtype, raster_engine: RasterEngine, ex
 
 
 def _single_raster_grid(
-    asset: str,
-    raster: str,
-    path: str,
-    inputs: InputDatasets,
-    raster_engine: RasterEngine,
-    grid,
-    resampling,
-    compute,
-    dtype,
+    asset: str, entry: RasterInput, inputs: InputDatasets, raster_engine: RasterEngine, grid, compute, dtype
 ):
-    """Check one input raster against its contract, then write it onto `grid` window by window with `resampling`
-    (no data as NaN on a float grid, else the contract's no-data value); yields the check result, returns (checked
-    raster, lineage, GridFile, sums, PassReport, alignment record)."""
+    """Check one raster input against its contract, then write it onto `grid` window by window with the resampling
+    of its role (no data as NaN on a float grid, else the contract's no-data value); yields the check result,
+    returns (checked raster, lineage, GridFile, sums, PassReport, alignment record)."""
     with raster_engine.executor() as executor:
-        checked, lineage = yield from _checked_rasters(
-            asset, {raster: path}, inputs.raster_declaration, raster_engine, executor
+        checked, lineage = yield from _checked_rasters(asset, [entry], inputs, raster_engine, executor)
+        fill = np.nan if np.dtype(dtype).kind == "f" else checked[entry.name].nodata
+        source = _onto_grid(checked[entry.name], entry.resampling, dtype, fill)
+        out, sums, report, alignment = _write(
+            {entry.name: source}, grid, compute, 1, dtype, raster_engine, executor, asset
         )
-        fill = np.nan if np.dtype(dtype).kind == "f" else checked[raster].nodata
-        source = _onto_grid(checked[raster], resampling, dtype, fill)
-        out, sums, report, alignment = _write({raster: source}, grid, compute, 1, dtype, raster_engine, executor, asset)
     lineage.pop("declared")
-    return checked[raster], lineage, out, sums, report, alignment[raster]
+    return checked[entry.name], lineage, out, sums, report, alignment[entry.name]
 
 
 def _output(layer: StoredLayer, report, raster_engine: RasterEngine) -> dg.Output:
@@ -143,27 +155,27 @@ def _output(layer: StoredLayer, report, raster_engine: RasterEngine) -> dg.Outpu
 
 # Depth of the WHRC stock layers read into soc_stock_grid (0-30 cm): the depth their t C/ha refer to.
 SOC_STOCK_DEPTH_CM = 30.0
-STOCK_BANDS = (("2010", "soc_stock_2010_raster"), ("no_land_use", "soc_stock_no_land_use_raster"))
+STOCK_BANDS = (("2010", SOC_STOCK_2010), ("no_land_use", SOC_STOCK_NO_LAND_USE))
 
 
 @dg.asset(
     group_name="global_grids",
     code_version="5",
     check_specs=contract_specs("soc_stock_grid"),
-    deps=["soc_stock_2010_raster", "soc_stock_no_land_use_raster"],
+    deps=[entry.name for _, entry in STOCK_BANDS],
 )
 def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, raster_engine: RasterEngine):
     """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 1 and 2, on the common grid configured on
     `raster_engine` (default: the WHRC 5' grid itself, so nothing is resampled), each restricted to the cells both
     cover."""
-    observe_files(context, inputs, *(raster for _, raster in STOCK_BANDS))
-    paths = {raster: getattr(inputs, raster) for _, raster in STOCK_BANDS}
+    rasters = [entry for _, entry in STOCK_BANDS]
+    observe_files(context, inputs, *(entry.name for entry in rasters))
     with raster_engine.executor() as executor:
-        checked, lineage = yield from _checked_rasters(
-            "soc_stock_grid", paths, inputs.raster_declaration, raster_engine, executor
-        )
+        checked, lineage = yield from _checked_rasters("soc_stock_grid", rasters, inputs, raster_engine, executor)
         declared = lineage.pop("declared")
-        sources = {name: _onto_grid(checked[raster], "average", "float32", np.nan) for name, raster in STOCK_BANDS}
+        sources = {
+            band: _onto_grid(checked[entry.name], entry.resampling, "float32", np.nan) for band, entry in STOCK_BANDS
+        }
         grid = raster_engine.grid()
         out, sums, report, alignment = _write(
             sources, grid, stock_window, 2, "float32", raster_engine, executor, "soc_stock_grid"
@@ -186,79 +198,62 @@ def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) ->
     covering much less than the other unless it is declared regional."""
     share = coverage_share(report)
     if share < REGIONAL_SHARE and not regional:
-        smaller = "soc_stock_2010_raster" if report["only_no_land_use"]["cells"] else "soc_stock_no_land_use_raster"
-        path = getattr(inputs, smaller)
+        smaller = SOC_STOCK_2010 if report["only_no_land_use"]["cells"] else SOC_STOCK_NO_LAND_USE
+        path = inputs.raster(smaller)
         raise dg.Failure(
             description=f"{path}: rule coverage: the 2010 and no-land-use stock layers share {share:.1%} of the "
             f"cells either covers ({report['both']['cells']} of "
             f"{report['both']['cells'] + report['only_2010']['cells'] + report['only_no_land_use']['cells']}): a "
-            f"regional raster passed as global. Declare it (extent: regional, rasters.{smaller} in the "
+            f"regional raster passed as global. Declare it (extent: regional, rasters.{smaller.name} in the "
             "raster_declaration file) to have it labelled regional and never summed as global"
         )
     report["restricted_to_common_coverage"] = share < 1.0
     return report
 
 
+def _unset_optional(asset: str, entry: RasterInput) -> dg.AssetCheckResult:
+    """The contract check of an optional raster input left unset: passed, nothing to check."""
+    return raster_contract_result(asset, [load_raster_contract(entry.contract)], None)
+
+
 @dg.asset(
     group_name="global_grids",
     code_version="2",
     check_specs=contract_specs("second_soc_stock_grid"),
-    deps=["second_soc_stock_raster"],
+    deps=[SECOND_SOC_STOCK.name],
 )
 def second_soc_stock_grid(
     context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
 ):
     """A second SOC stock 0-30 cm source (t C/ha) beside WHRC, named by the label of its declaration, averaged
     onto the common grid; all missing when `second_soc_stock_raster` is not set."""
-    observe_files(context, inputs, "second_soc_stock_raster")
-    grid, path = soc_stock_grid.grid, inputs.second_soc_stock_raster
-    if not path:
-        contract = load_raster_contract("second_soc_stock_raster")
-        yield raster_contract_result("second_soc_stock_grid", [contract], None)
+    observe_files(context, inputs, SECOND_SOC_STOCK.name)
+    grid = soc_stock_grid.grid
+    if not inputs.raster(SECOND_SOC_STOCK):
+        yield _unset_optional("second_soc_stock_grid", SECOND_SOC_STOCK)
         out, _, report, _ = _write({}, grid, missing_window, 1, "float32", raster_engine, None, "no second")
         yield _output(out.layer("not configured", {}, {}), report, raster_engine)
         return
-    declaration = load_raster_declarations(inputs.raster_declaration).get("second_soc_stock_raster")
-    if declaration is None or not declaration.label:
-        raise dg.Failure(
-            description=f"{path}: a second stock source needs a declaration naming it: add "
-            f"rasters.second_soc_stock_raster with a label to the raster_declaration file ({inputs.raster_declaration})"
-        )
     _, lineage, out, _, report, alignment = yield from _single_raster_grid(
-        "second_soc_stock_grid",
-        "second_soc_stock_raster",
-        path,
-        inputs,
-        raster_engine,
-        grid,
-        "average",
-        as_stored_bands,
-        "float32",
+        "second_soc_stock_grid", SECOND_SOC_STOCK, inputs, raster_engine, grid, as_stored_bands, "float32"
     )
-    lineage["parameters"]["second_soc_stock_source"] = declaration.label
-    units = f"t C/ha (0-30 cm), source: {declaration.label}"
+    label = lineage["parameters"][f"raster_declaration:{SECOND_SOC_STOCK.name}"]["label"]
+    lineage["parameters"]["second_soc_stock_source"] = label
+    units = f"t C/ha (0-30 cm), source: {label}"
     yield _output(out.layer(units, alignment, lineage), report, raster_engine)
 
 
 @dg.asset(
-    group_name="global_grids", code_version="4", check_specs=contract_specs("cropland_grid"), deps=["cropland_raster"]
+    group_name="global_grids", code_version="4", check_specs=contract_specs("cropland_grid"), deps=[CROPLAND.name]
 )
 def cropland_grid(
     context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
 ):
     """HYDE 3.2 cropland area 2016 (km2 per cell) on the common grid (whole-row shift, see module doc); total
     area is preserved."""
-    observe_files(context, inputs, "cropland_raster")
+    observe_files(context, inputs, CROPLAND.name)
     checked, lineage, out, sums, report, alignment = yield from _single_raster_grid(
-        "cropland_grid",
-        "cropland_raster",
-        inputs.cropland_raster,
-        inputs,
-        raster_engine,
-        soc_stock_grid.grid,
-        "sum",
-        cropland_window,
-        "float32",
+        "cropland_grid", CROPLAND, inputs, raster_engine, soc_stock_grid.grid, cropland_window, "float32"
     )
     record = {
         **alignment,
@@ -272,24 +267,16 @@ def cropland_grid(
     group_name="global_grids",
     code_version="3",
     check_specs=contract_specs("climate_zone_grid"),
-    deps=["climate_zones_raster"],
+    deps=[CLIMATE_ZONES.name],
 )
 def climate_zone_grid(
     context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
 ):
     """IPCC 2019 climate zone code per cell (0 = none), nearest-neighbour onto the common grid."""
-    observe_files(context, inputs, "climate_zones_raster")
+    observe_files(context, inputs, CLIMATE_ZONES.name)
     observe_legend(context)
     _, lineage, out, _, report, alignment = yield from _single_raster_grid(
-        "climate_zone_grid",
-        "climate_zones_raster",
-        inputs.climate_zones_raster,
-        inputs,
-        raster_engine,
-        soc_stock_grid.grid,
-        "nearest",
-        as_stored_bands,
-        "int16",
+        "climate_zone_grid", CLIMATE_ZONES, inputs, raster_engine, soc_stock_grid.grid, as_stored_bands, "int16"
     )
     yield _output(out.layer("IPCC 2019 climate zone code", alignment, lineage), report, raster_engine)
 
@@ -317,28 +304,37 @@ def country_grid(
     return _output(out.layer("row index into countries", alignment, lineage), report, raster_engine)
 
 
-@dg.asset(group_name="global_grids", code_version="2", deps=["pasture_raster"])
+@dg.asset(
+    group_name="global_grids",
+    code_version="3",
+    check_specs=contract_specs("converted_land_grid"),
+    deps=[PASTURE.name],
+)
 def converted_land_grid(
     context: dg.AssetExecutionContext,
     inputs: InputDatasets,
     cropland_grid: Layer,
     soc_stock_grid: Layer,
     raster_engine: RasterEngine,
-) -> dg.Output:
+):
     """Converted land (km2 per cell) for the restoration scenarios: HYDE 3.2 cropland, plus the pasture raster
-    when `inputs.pasture_raster` is set (summed onto the common grid), capped at the cell area."""
-    observe_files(context, inputs, "pasture_raster")
+    when `inputs.pasture_raster` is set (checked against its contract, summed onto the common grid), capped at the
+    cell area."""
+    observe_files(context, inputs, PASTURE.name)
     grid = common_grid(cropland_grid, soc_stock_grid)
     sources = {"cropland": cropland_grid.source("cropland")}
     components = {"cropland": "cropland_grid"}
     lineage = [cropland_grid.provenance]
-    if inputs.pasture_raster:
-        info = raster_info(inputs.pasture_raster)
-        if (info.scale, info.offset) != (1.0, 0.0):
-            raise InputError(f"{info.path}: scale/offset {info.scale}/{info.offset} is not supported for pasture")
-        sources["pasture"] = RasterSource(inputs.pasture_raster, name="pasture", resampling="sum")
-        lineage.append({"inputs": provenance.file_input("pasture_raster", inputs.pasture_raster)})
     with raster_engine.executor() as executor:
+        if inputs.raster(PASTURE):
+            checked, pasture = yield from _checked_rasters(
+                "converted_land_grid", [PASTURE], inputs, raster_engine, executor
+            )
+            pasture.pop("declared")
+            sources["pasture"] = _onto_grid(checked[PASTURE.name], PASTURE.resampling, "float32", np.nan)
+            lineage.append(pasture)
+        else:
+            yield _unset_optional("converted_land_grid", PASTURE)
         out, _, report, alignment = _write(
             sources, grid, converted_window, 1, "float32", raster_engine, executor, "converted_land_grid"
         )
@@ -349,4 +345,4 @@ def converted_land_grid(
         {"components": components, "capped_at": "cell area"},
         provenance.combine(*lineage),
     )
-    return _output(layer, report, raster_engine)
+    yield _output(layer, report, raster_engine)

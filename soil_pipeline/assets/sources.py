@@ -17,6 +17,7 @@ import dagster as dg
 
 from soil_pipeline import provenance
 from soil_pipeline.partitions import monthly_drops
+from soil_pipeline.raster_inputs import RASTER_INPUTS
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.zones import CLIMATE_ZONE_LEGEND
 
@@ -75,19 +76,9 @@ def _file_source(field: str, description: str):
     return _observe
 
 
-soc_stock_2010_raster = _file_source("soc_stock_2010_raster", "WHRC SOC stock 0-30 cm, 2010 (GeoTIFF).")
-soc_stock_no_land_use_raster = _file_source(
-    "soc_stock_no_land_use_raster", "WHRC SOC stock 0-30 cm, no land use (GeoTIFF)."
-)
-cropland_raster = _file_source("cropland_raster", "HYDE 3.2 cropland area 2016 (GeoTIFF).")
-climate_zones_raster = _file_source("climate_zones_raster", "IPCC 2019 climate zones, 0.5 deg (GeoTIFF).")
+# One observable source per raster input (raster_inputs.RASTER_INPUTS), keyed by the input's name.
+raster_sources = [_file_source(entry.name, entry.description) for entry in RASTER_INPUTS]
 countries_vector = _file_source("countries_vector", "Natural Earth 1:10m Admin 0 countries (zipped GeoJSON).")
-pasture_raster = _file_source(
-    "pasture_raster", "Optional pasture/grazing area raster (km2 per cell); unset by default."
-)
-second_soc_stock_raster = _file_source(
-    "second_soc_stock_raster", "Optional second SOC stock 0-30 cm source beside WHRC (declared); unset by default."
-)
 
 
 @dg.observable_source_asset(group_name=GROUP)

@@ -31,11 +31,34 @@ def read_bounded_yaml(path: Path) -> dict:
     except UnicodeDecodeError as error:
         raise DeclarationError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
-        raise DeclarationError(f"{path}: not valid YAML: {error}") from None
+        raise DeclarationError(f"{path}: not valid YAML{_yaml_problem(error)}") from None
     if not isinstance(data, dict):
         raise DeclarationError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     _check_numbers(path, data, ())
     return data
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Where and what, without PyYAML's quote of the offending line (it may hold a signed URL or a password)."""
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(error, "problem", None)
+    return f"{where}: {problem}" if problem else where
+
+
+def key_line(path: Path, keys: tuple[str, ...]) -> int | None:
+    """The line (from 1) of the key reached by `keys` through nested mappings of the YAML file (e.g. ("inputs",
+    "landing_dir")), the last found when a key is missing; None when not even the first is there."""
+    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    line = None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+        if found is None:
+            break
+        line, node = found[0].start_mark.line + 1, found[1]
+    return line
 
 
 def _check_numbers(path: Path, value, where: tuple) -> None:

@@ -6,8 +6,8 @@ unit. `to_contract_units` works on any array or window, so a windowed reader can
     rasters:
       soc_stock_2010_raster:
         label: SoilGrids 2.0 SOC stock 0-30 cm, Ghana
-        role: stock_2010            # stock_2010 | stock_no_land_use | cropland_area | climate_zones |
-                                    # stock_second_source (second_soc_stock_raster)
+        role: stock_2010            # the input's role (raster_inputs: stock_2010, stock_no_land_use,
+                                    # cropland_area, climate_zones, pasture_area, stock_second_source)
         unit: kg C/m2               # t C/ha | Mg C/ha | kg C/m2 | g C/m2 | kg C/ha (stocks); km2 | ha | m2 (areas)
         scale: 0.01                 # raw x scale + offset, then the unit conversion
         offset: 0
@@ -22,19 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from soil_pipeline.contracts.bounded_yaml import DeclarationError, is_number, read_bounded_yaml
+from soil_pipeline.raster_inputs import RASTER_INPUTS
 
 # Contract unit -> {declared unit: factor to the contract unit}.
 RASTER_UNITS = {
     "t C/ha": {"t C/ha": 1.0, "Mg C/ha": 1.0, "kg C/m2": 10.0, "g C/m2": 0.01, "kg C/ha": 0.001},
     "km2 per cell": {"km2": 1.0, "ha": 0.01, "m2": 1e-6},
 }
-ROLES = {
-    "soc_stock_2010_raster": "stock_2010",
-    "soc_stock_no_land_use_raster": "stock_no_land_use",
-    "cropland_raster": "cropland_area",
-    "climate_zones_raster": "climate_zones",
-    "second_soc_stock_raster": "stock_second_source",
-}
+# Input name -> the role its entry must name: every raster input of the registry is declarable.
+ROLES = {entry.name: entry.declared_as for entry in RASTER_INPUTS}
 EXTENTS = ("global", "regional")
 FIELDS = {"label", "role", "unit", "scale", "offset", "nodata", "depth_cm", "extent"}
 
