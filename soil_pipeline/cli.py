@@ -360,7 +360,10 @@ def _apply_config(args) -> None:
     from soil_pipeline.run_config import configured, load_run_config, parse_inputs
 
     names = _input_names()
-    config = load_run_config(args.config, names, set(RasterEngine.model_fields)) if args.config else {"inputs": {}}
+    from soil_pipeline.refresh import RefreshSettings  # the file's sensor section is the UI's, accepted here
+
+    fields = (names, set(RasterEngine.model_fields), set(RefreshSettings.model_fields))
+    config = load_run_config(args.config, *fields) if args.config else {"inputs": {}}
     args.inputs = {**config["inputs"], **parse_inputs(args.input, names)}
     args.raster_engine = config.get("raster_engine") or {}
     configured(RasterEngine, args.raster_engine, args.config, "raster_engine")  # a wrong value fails here, named

@@ -1,7 +1,8 @@
 """The one place the Dagster Definitions are assembled: assets, jobs, schedules, sensors and resources.
 
 The code location (`defs`) reads the configuration file named by the environment variable SOIL_PIPELINE_CONFIG
-(the format of `soil-pipeline run --config`: inputs, output root, raster engine) when it loads, else the defaults.
+(the format of `soil-pipeline run --config`: inputs, output root, raster engine, the sensor's first tick) when it
+loads, else the defaults.
 """
 
 import os
@@ -45,12 +46,14 @@ def build_resources(
     inputs: InputDatasets | None = None,
     site_url: str | None = DEFAULT_SITE_URL,
     raster_engine: RasterEngine | None = None,
+    refresh_settings: refresh.RefreshSettings | None = None,
 ) -> dict:
     """Resources on one output root; `site_url` is where `soil-pipeline docs` serves it (links and maps in the UI)."""
     output_root = normalise_root(output_root)
     return {
         "inputs": inputs or InputDatasets(),
         "raster_engine": raster_engine or RasterEngine(),
+        "refresh": refresh_settings or refresh.RefreshSettings(),
         "quality_reports": QualityReports(
             base=f"{output_root}/{DATA_DOCS_DIR}", url=site_url and f"{site_url}/{DATA_DOCS_DIR}"
         ),
@@ -66,6 +69,7 @@ def build_definitions(
     output_root: str = DEFAULT_OUTPUT_ROOT,
     inputs: InputDatasets | None = None,
     raster_engine: RasterEngine | None = None,
+    refresh_settings: refresh.RefreshSettings | None = None,
 ) -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
@@ -74,18 +78,20 @@ def build_definitions(
         sensors=[refresh.new_field_drops, commit_successful_runs, mark_failed_runs],
         # One process per run: the multiprocess default spends ~10 s importing per step on 2 cores.
         executor=dg.in_process_executor,
-        resources=build_resources(output_root, inputs, raster_engine=raster_engine),
+        resources=build_resources(output_root, inputs, raster_engine=raster_engine, refresh_settings=refresh_settings),
     )
 
 
 def definitions_from_config(path: str | Path) -> dg.Definitions:
     """The definitions on the inputs, output root and raster engine of a configuration file (its `partition`, if
     any, is for `soil-pipeline run`: in the UI the partition is picked at launch)."""
-    config = load_run_config(path, set(InputDatasets.model_fields), set(RasterEngine.model_fields))
+    fields = (InputDatasets.model_fields, RasterEngine.model_fields, refresh.RefreshSettings.model_fields)
+    config = load_run_config(path, *map(set, fields))
     return build_definitions(
         config["output_root"] or DEFAULT_OUTPUT_ROOT,
         configured(InputDatasets, config["inputs"], path, "inputs"),
         configured(RasterEngine, config["raster_engine"], path, "raster_engine"),
+        configured(refresh.RefreshSettings, config["refresh"], path, "refresh"),
     )
 
 

@@ -2,13 +2,16 @@
 
 Neither launches a run for a month without a drop folder: the schedule skips with a reason naming the folder,
 the sensor only sees folders that exist. The sensor launches one run per new or changed drop; its cursor holds the
-data version (sha256 over the drop's table files) of every drop it has launched a run for.
+data version (sha256 over the drop's table files) of every drop it has seen. On its first tick (no cursor yet) the
+drops already in the landing folder are treated as `RefreshSettings.first_tick` says.
 """
 
 import json
 from datetime import datetime, timedelta
+from typing import Literal
 
 import dagster as dg
+from pydantic import Field
 
 from soil_pipeline.assets.sources import drop_keys, drop_version
 from soil_pipeline.partitions import monthly_drops
@@ -16,6 +19,19 @@ from soil_pipeline.resources import InputDatasets
 
 MAIN_JOB = "soil_pipeline_job"
 DROP_TAG = "soil_pipeline/drop_version"
+# The asset whose materialized partitions tell which drops were already ingested.
+INGESTED = dg.AssetKey("field_sites")
+
+
+class RefreshSettings(dg.ConfigurableResource):
+    """What the landing-folder sensor does with the drops already there when it is first turned on."""
+
+    first_tick: Literal["unmaterialized", "all", "none"] = Field(
+        default="unmaterialized",
+        description='"unmaterialized" (default): a run for each drop whose field tables this Dagster instance has '
+        'never materialized; "all": a run for every drop; "none": no run, the drops are only remembered, so that '
+        "only drops added or changed later start runs.",
+    )
 
 
 def previous_month(when: datetime) -> str:
@@ -47,10 +63,12 @@ def monthly_refresh(context: dg.ScheduleEvaluationContext, inputs: InputDatasets
     description="One run of the main job per new or changed drop folder under <landing>/field_samples/.",
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
-def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets):
+def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, refresh: RefreshSettings):
     launched = json.loads(context.cursor) if context.cursor else {}
     current = {key: drop_version(inputs.drop_dir(key)) for key in drop_keys(inputs)}
     changed = {key: version for key, version in current.items() if launched.get(key) != version}
+    if context.cursor is None:
+        changed = _first_tick(context, changed, refresh.first_tick)
     requests = [
         dg.RunRequest(partition_key=key, run_key=f"{key}:{version}", tags={DROP_TAG: version})
         for key, version in changed.items()
@@ -59,3 +77,13 @@ def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets):
     if not requests:
         return dg.SensorResult(skip_reason=f"no new or changed drop under {inputs.landing_dir}", cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def _first_tick(context: dg.SensorEvaluationContext, drops: dict[str, str], rule: str) -> dict[str, str]:
+    """The drops to launch runs for on the sensor's first tick (`RefreshSettings.first_tick`)."""
+    if rule == "all":
+        return drops
+    if rule == "none":
+        return {}
+    ingested = context.instance.get_materialized_partitions(INGESTED)
+    return {key: version for key, version in drops.items() if key not in ingested}

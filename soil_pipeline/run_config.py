@@ -11,6 +11,8 @@ when the environment variable SOIL_PIPELINE_CONFIG names it (the partition is th
       soc_stock_2010_raster: ./rasters/soc_2010.tif
     raster_engine:                    # any RasterEngine field: the common grid, threads, window size, Dask address
       window_cells: 262144
+    refresh:                          # the landing-folder sensor (code location only)
+      first_tick: unmaterialized      # drops already there when the sensor starts: unmaterialized | all | none
 """
 
 from pathlib import Path
@@ -19,7 +21,7 @@ import pydantic
 
 from soil_pipeline.contracts.bounded_yaml import DeclarationError, key_line, read_bounded_yaml
 
-CONFIG_KEYS = {"output_root", "partition", "inputs", "raster_engine"}
+CONFIG_KEYS = {"output_root", "partition", "inputs", "raster_engine", "refresh"}
 
 
 def _resolved(value: str, base: Path) -> str:
@@ -36,14 +38,17 @@ def at(path: Path, *keys: str) -> str:
     return f"{path}{f', line {line}' if line else ''}: {'.'.join(keys)}"
 
 
-def load_run_config(path: str | Path, input_names: set[str], engine_names: set[str] = frozenset()) -> dict:
-    """{"output_root", "partition", "inputs": {name: value}, "raster_engine": {setting: value}} from a run config
-    file; DeclarationError names the file, the line and the key."""
+def load_run_config(
+    path: str | Path, input_names: set[str], engine_names: set[str] = frozenset(), refresh_names=frozenset()
+) -> dict:
+    """{"output_root", "partition", "inputs": {name: value}, "raster_engine": {setting: value}, "refresh": {...}}
+    from a run config file; DeclarationError names the file, the line and the key."""
     path = Path(path)
     data = read_bounded_yaml(path)
     _known(path, data, (), CONFIG_KEYS, "key")
     inputs = _section(path, data, "inputs", input_names, "input")
     engine = _section(path, data, "raster_engine", engine_names, "setting")
+    refresh = _section(path, data, "refresh", refresh_names, "setting")
     for key in ("output_root", "partition"):
         _text(path, data.get(key), key)
     for name, value in inputs.items():
@@ -55,6 +60,7 @@ def load_run_config(path: str | Path, input_names: set[str], engine_names: set[s
         "partition": data.get("partition"),
         "inputs": {name: _resolved(value, base) if value else None for name, value in inputs.items()},
         "raster_engine": engine,
+        "refresh": refresh,
     }
 
 

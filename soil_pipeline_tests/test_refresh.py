@@ -1,5 +1,6 @@
 """The monthly schedule and the landing-folder sensor: a run per drop that exists, a skip naming the missing folder."""
 
+import json
 import shutil
 from datetime import UTC, datetime
 
@@ -8,7 +9,7 @@ import pytest
 
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.embedded import DATA_DIR
-from soil_pipeline.refresh import monthly_refresh, new_field_drops
+from soil_pipeline.refresh import RefreshSettings, monthly_refresh, new_field_drops
 from soil_pipeline.resources import InputDatasets
 
 defs = build_definitions()
@@ -44,8 +45,9 @@ def test_schedule_skips_a_month_without_a_drop_naming_the_folder(landing):
 
 
 def _sense(landing, cursor=None):
-    resources = {"inputs": InputDatasets(landing_dir=str(landing))}
-    with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs) as context:
+    resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": RefreshSettings()}
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs, instance=instance) as context:
         result = new_field_drops.evaluate_tick(context)
     return [request.partition_key for request in result.run_requests], result.cursor, result.skip_message
 
@@ -62,3 +64,24 @@ def test_sensor_launches_one_run_per_new_or_changed_drop_and_keeps_its_cursor(la
     sites.write_text(sites.read_text() + "\n")
     keys, _, _ = _sense(landing, cursor)
     assert keys == ["2012-10"]
+
+
+def _first_tick(landing, rule: str, ingested: list[str]):
+    """The sensor's first tick (no cursor) with `ingested` partitions of field_sites already materialized."""
+    instance = dg.DagsterInstance.ephemeral()
+    for key in ingested:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="field_sites", partition=key))
+    resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": RefreshSettings(first_tick=rule)}
+    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
+        result = new_field_drops.evaluate_tick(context)
+    return sorted(request.partition_key for request in result.run_requests), json.loads(result.cursor)
+
+
+@pytest.mark.parametrize(
+    ("rule", "launched"), [("unmaterialized", ["2012-11"]), ("all", ["2012-10", "2012-11"]), ("none", [])]
+)
+def test_the_first_tick_treats_drops_already_there_as_configured(landing, rule, launched):
+    shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2012-11")
+    keys, cursor = _first_tick(landing, rule, ingested=["2012-10"])
+    assert keys == launched
+    assert sorted(cursor) == ["2012-10", "2012-11"]  # every drop remembered: later ticks launch only on change
