@@ -3,21 +3,17 @@
 asset's checks, a scenario map and every check's outcome through the webserver's GraphQL. Screenshots go to
 `test-artifacts/browser/` (gitignored)."""
 
-import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline_tests.servers import ASSETS_QUERY, free_port, graphql, start, stop, wait_for_assets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "browser"
@@ -36,7 +32,6 @@ DOCS_PORT = 8765  # where the UI's Data Docs links and scenario map images point
 STARTUP_SECONDS = 180
 RUNS_SECONDS = 900
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
-ASSETS_QUERY = "{ assetNodes { assetKey { path } isMaterializable isPartitioned } }"
 BACKFILLS_QUERY = "{ partitionBackfillsOrError(limit: 5) { ... on PartitionBackfills { results { id status } } } }"
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
 CHECKS_QUERY = (
@@ -54,38 +49,6 @@ playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (.ci/run installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.load(response)
-    assert "errors" not in answer, answer["errors"]
-    return answer["data"]
-
-
-def _start(command: list[str], cwd: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """(port, output root) of `dagster dev` started in a fresh folder (outputs land in ./soil_pipeline_output)."""
@@ -96,26 +59,19 @@ def ui(tmp_path_factory):
     )
     output_root = work / "soil_pipeline_output"
     output_root.mkdir()
-    port, bin_dir = _free_port(), Path(sys.executable).parent
+    port, bin_dir = free_port(), Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(work / "home")}
-    docs = _start([str(bin_dir / "soil-pipeline"), "docs", "--output-root", str(output_root)], work, env)
-    dev = _start(
+    docs = start([str(bin_dir / "soil-pipeline"), "docs", "--output-root", str(output_root)], work, env)
+    dev = start(
         [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], work, env
     )
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline and dev.poll() is None:
-            try:
-                if _graphql(port, ASSETS_QUERY)["assetNodes"]:
-                    break
-            except OSError:
-                time.sleep(1)
-        else:
+        if not wait_for_assets(port, dev, STARTUP_SECONDS):
             pytest.fail("dagster dev did not serve the asset graph")
         yield port, output_root
     finally:
-        _stop(dev)
-        _stop(docs)
+        stop(dev)
+        stop(docs)
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +98,8 @@ def _wait_for_runs(port: int) -> tuple[list, list]:
     """(runs, backfills) once every run and backfill launched has finished."""
     deadline = time.monotonic() + RUNS_SECONDS
     while time.monotonic() < deadline:
-        backfills = _graphql(port, BACKFILLS_QUERY)["partitionBackfillsOrError"]["results"]
-        runs = _graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+        backfills = graphql(port, BACKFILLS_QUERY)["partitionBackfillsOrError"]["results"]
+        runs = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
         running = [run for run in runs if run["status"] not in FINISHED]
         if runs and not running and all(backfill["status"] not in ("REQUESTED", "CANCELING") for backfill in backfills):
             return runs, backfills
@@ -183,9 +139,9 @@ def test_materialize_all_from_the_asset_graph_succeeds_for_every_asset(ui, page,
     runs, backfills = _wait_for_runs(port)
     assert {run["status"] for run in runs} == {"SUCCESS"}, runs
     assert all(backfill["status"] == "COMPLETED_SUCCESS" for backfill in backfills), backfills
-    nodes = [node for node in _graphql(port, ASSETS_QUERY)["assetNodes"] if node["isMaterializable"]]
+    nodes = [node for node in graphql(port, ASSETS_QUERY)["assetNodes"] if node["isMaterializable"]]
     keys = [{"path": node["assetKey"]["path"]} for node in nodes]
-    latest = _graphql(port, LATEST_QUERY, {"keys": keys})["assetNodes"]
+    latest = graphql(port, LATEST_QUERY, {"keys": keys})["assetNodes"]
     missing = ["/".join(node["assetKey"]["path"]) for node in latest if not node["assetMaterializations"]]
     assert not missing, f"not materialized: {missing}"
     assert (output_root / "restoration_scenario").is_dir() and (output_root / "regional_soc_stocks").is_dir()
@@ -220,7 +176,7 @@ def test_checks_show_failures_by_rule_and_the_scenario_map_is_shown(ui, page, sc
 def test_graphql_shows_every_contract_check_with_its_outcome_and_metadata(ui, page):
     port, _ = ui
     outcomes = {}
-    for node in _graphql(port, CHECKS_QUERY)["assetNodes"]:
+    for node in graphql(port, CHECKS_QUERY)["assetNodes"]:
         for check in node["assetChecksOrError"].get("checks", []):
             execution = check["executionForLatestMaterialization"]
             labels = {entry["label"] for entry in execution["evaluation"]["metadataEntries"]}

@@ -1,0 +1,56 @@
+"""Dagster's own servers started for tests (the webserver, `dagster dev`, the daemon), and their GraphQL API."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+ASSETS_QUERY = "{ assetNodes { assetKey { path } isMaterializable isPartitioned } }"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.load(response)
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
+
+
+def start(command: list[str], cwd: Path, env: dict, log: Path | None = None) -> subprocess.Popen:
+    """A server in its own process group; its output to `log` (else discarded)."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_for_assets(port: int, process: subprocess.Popen, seconds: float) -> bool:
+    """Whether the webserver on `port` serves the asset graph within `seconds` (False if `process` ends first)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if graphql(port, ASSETS_QUERY)["assetNodes"]:
+                return True
+        except OSError:
+            time.sleep(1)
+    return False
