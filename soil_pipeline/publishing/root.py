@@ -260,10 +260,8 @@ def _condition_failed(error: BaseException) -> bool:
     """Whether an S3 error (as s3fs raises it, the botocore error as its cause) says a conditional PUT did not hold."""
     cause = error.__cause__ if error.__cause__ is not None else error
     response = getattr(cause, "response", None) or {}
-    code = response.get("Error", {}).get("Code")
-    return code in _CONDITION_FAILED or response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (
-        _CONDITION_FAILED_STATUS
-    )
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return response.get("Error", {}).get("Code") in _CONDITION_FAILED or status in _CONDITION_FAILED_STATUS
 
 
 class S3Root(RemoteRoot):
