@@ -8,8 +8,9 @@ Dagster) until it is called.
 def read(asset: str, version: str = "latest", root: str | None = None, partition: str | None = None):
     """A published version of `asset` as a pandas DataFrame.
 
-    `version` is a version id from the catalog or "latest"; `root` is the output root (local path or fsspec URL,
-    default `soil_pipeline_output`); `partition` picks a monthly drop when the asset has a latest version for several.
+    `version` is a version id from the catalog or "latest"; `root` is the output root (local path, fsspec URL or
+    `OutputRoot`, default `soil_pipeline_output`); `partition` picks a monthly drop when the asset has a latest
+    version for several.
     """
     from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT
     from soil_pipeline.publishing.store import VersionedParquetStore

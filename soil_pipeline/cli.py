@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, doctor, gc
-from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, check_output_root, normalise_root
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.science.aggregation import global_row
 
@@ -36,7 +36,7 @@ def _instance():
 
 
 def run_pipeline(
-    output_root: str,
+    output_root: OutputRoot,
     partition: str | None = None,
     landing_dir: str | None = None,
     keep_runs: int | None = None,
@@ -66,7 +66,7 @@ def run_pipeline(
             job = dg.build_reconstructable_job(
                 "soil_pipeline.cli",
                 cli_job.__name__,
-                reconstructable_args=(job_name, output_root, settings, raster_engine or {}),
+                reconstructable_args=(job_name, output_root.url, settings, raster_engine or {}),
             )
             tags = {"dagster/partition": key} if key else None
             # Not opened as a context manager: that would set up every resource again to load outputs, unused here.
@@ -138,7 +138,7 @@ def _quarantine_line(store: VersionedParquetStore) -> str:
     )
 
 
-def summary(output_root: str, committed: list[dict] | None = None) -> str:
+def summary(output_root: OutputRoot, committed: list[dict] | None = None) -> str:
     store = VersionedParquetStore(output_root)
     table = store.read("regional_soc_stocks")
     world = global_row(table)
@@ -371,7 +371,7 @@ def _apply_config(args) -> None:
     args.output_root = args.output_root or config.get("output_root") or DEFAULT_OUTPUT_ROOT
 
 
-def serve_docs(output_root: str, port: int) -> int:
+def serve_docs(output_root: OutputRoot, port: int) -> int:
     """Serve a local output root read-only over HTTP until interrupted: the Data Docs links and scenario map images
     in the Dagster UI point here."""
     import contextlib
@@ -379,8 +379,8 @@ def serve_docs(output_root: str, port: int) -> int:
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
     from pathlib import Path
 
-    root = Path(output_root)
-    if not root.is_dir():
+    root = Path(output_root.url)
+    if not output_root.is_local or not root.is_dir():
         print(f"soil-pipeline docs: {output_root} is not a local folder", file=sys.stderr)
         return 1
     pages = sorted(root.glob("_data_docs/*/*/index.html"), key=lambda page: page.stat().st_mtime)[-2:]
@@ -398,7 +398,7 @@ def _run(args) -> int:
     if (problem := partition_problem(args.partition)) is not None:
         print(problem, file=sys.stderr)
         return 2
-    check_output_root(args.output_root)
+    args.output_root.check()
     landing_dir = args.landing_dir or args.inputs.get("landing_dir")
     for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if publishable else 1
         if args.command == "run":
             _apply_config(args)
-        args.output_root = normalise_root(args.output_root)
+        args.output_root = OutputRoot.parse(args.output_root)
         if args.command == "docs":
             return serve_docs(args.output_root, args.port)
         return _run(args) if args.command == "run" else _access(args)

@@ -14,7 +14,7 @@ from soil_pipeline import refresh
 from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, rothc, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
-from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
 from soil_pipeline.resources import DEFAULT_SITE_URL, ArtifactStore, InputDatasets, QualityReports, RasterEngine
 from soil_pipeline.run_commit import Publication, commit_successful_runs, mark_failed_runs
 from soil_pipeline.run_config import configured, load_run_config
@@ -42,31 +42,30 @@ scenario_job = dg.define_asset_job(
 
 
 def build_resources(
-    output_root: str = DEFAULT_OUTPUT_ROOT,
+    output_root: OutputRoot | str = DEFAULT_OUTPUT_ROOT,
     inputs: InputDatasets | None = None,
     site_url: str | None = DEFAULT_SITE_URL,
     raster_engine: RasterEngine | None = None,
     refresh_settings: refresh.RefreshSettings | None = None,
 ) -> dict:
-    """Resources on one output root; `site_url` is where `soil-pipeline docs` serves it (links and maps in the UI)."""
-    output_root = normalise_root(output_root)
+    """Resources on one output root (an `OutputRoot`, or what a user wrote: parsed here, once); `site_url` is where
+    `soil-pipeline docs` serves it (links and maps in the UI)."""
+    root = OutputRoot.parse(output_root)
     return {
         "inputs": inputs or InputDatasets(),
         "raster_engine": raster_engine or RasterEngine(),
         "refresh": refresh_settings or refresh.RefreshSettings(),
         "quality_reports": QualityReports(
-            base=f"{output_root}/{DATA_DOCS_DIR}", url=site_url and f"{site_url}/{DATA_DOCS_DIR}"
+            base=root.child(DATA_DOCS_DIR).url, url=site_url and f"{site_url}/{DATA_DOCS_DIR}"
         ),
-        "artifacts": ArtifactStore(
-            root=f"{output_root}/{ARTIFACTS_DIR}", url=site_url and f"{site_url}/{ARTIFACTS_DIR}"
-        ),
-        "publication": Publication(output_root=output_root),
-        **build_io_managers(output_root),
+        "artifacts": ArtifactStore(root=root.child(ARTIFACTS_DIR).url, url=site_url and f"{site_url}/{ARTIFACTS_DIR}"),
+        "publication": Publication(output_root=root.url),
+        **build_io_managers(root),
     }
 
 
 def build_definitions(
-    output_root: str = DEFAULT_OUTPUT_ROOT,
+    output_root: OutputRoot | str = DEFAULT_OUTPUT_ROOT,
     inputs: InputDatasets | None = None,
     raster_engine: RasterEngine | None = None,
     refresh_settings: refresh.RefreshSettings | None = None,

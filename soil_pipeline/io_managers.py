@@ -15,7 +15,7 @@ from soil_pipeline.contracts.validate import REJECTS_CONTRACT
 from soil_pipeline.provenance import code_version, contract_input
 from soil_pipeline.publishing.grids import StoredLayer, layer_from_geotiff, layer_to_geotiff
 from soil_pipeline.publishing.parquet import TableFile, read_provenance, to_parquet_bytes
-from soil_pipeline.publishing.root import normalise_root
+from soil_pipeline.publishing.root import OutputRoot
 from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore
 from soil_pipeline.science.grid import Layer
 
@@ -190,9 +190,8 @@ class IntermediateIOManager(dg.ConfigurableIOManager):
         return frame
 
 
-def build_io_managers(output_root: str) -> dict:
-    root = normalise_root(output_root)
+def build_io_managers(root: OutputRoot) -> dict:
     return {
-        "io_manager": IntermediateIOManager(output_root=root),
-        "published_io_manager": PublishedParquetIOManager(output_root=root),
+        "io_manager": IntermediateIOManager(output_root=root.url),
+        "published_io_manager": PublishedParquetIOManager(output_root=root.url),
     }

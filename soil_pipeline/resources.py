@@ -14,7 +14,7 @@ from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.engine import memory
 from soil_pipeline.engine.raster import WINDOW_CELLS, GridConfig
 from soil_pipeline.provenance import file_sha256
-from soil_pipeline.publishing.root import LocalRoot, open_root
+from soil_pipeline.publishing.root import LocalRoot, OutputRoot
 from soil_pipeline.publishing.store import sha256_bytes
 from soil_pipeline.raster_inputs import RASTER_INPUTS, RasterInput
 from soil_pipeline.science.grid import GridSpec
@@ -99,7 +99,7 @@ class QualityReports(dg.ConfigurableResource):
     def site(self, run_id: str, dataset: str, partition: str | None = None) -> Iterator[tuple[Path, str]]:
         """Yields (local folder to render into, where the site's index.html will be)."""
         parts = (run_id, f"{dataset}_{partition}" if partition else dataset)
-        root = open_root(self.base)
+        root = OutputRoot.parse(self.base).open()
         if isinstance(root, LocalRoot):
             local = root.dir.joinpath(*parts)
             yield local, str(local / "index.html")
@@ -120,7 +120,7 @@ class ArtifactStore(dg.ConfigurableResource):
         """(where the artifact (bytes, or a local file to copy) was written, its URL when the root is served)."""
         digest = file_sha256(data) if isinstance(data, Path) else sha256_bytes(data)
         parts = (*name.split("/"), f"{digest[:16]}{suffix}")
-        path = open_root(self.root).write_file(parts, data)
+        path = OutputRoot.parse(self.root).open().write_file(parts, data)
         return path, f"{self.url}/{'/'.join(parts)}" if self.url else None
 
 

@@ -15,18 +15,21 @@ the latest `keep_runs` runs' Data Docs and intermediates (the retention setting)
 import dagster as dg
 
 from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, gc
-from soil_pipeline.publishing.root import LocalRoot
+from soil_pipeline.publishing.root import OutputRoot
 from soil_pipeline.publishing.store import VersionedParquetStore
 
 
 def commit_run(
-    output_root: str, run_id: str, keep_runs: int | None = DEFAULT_KEEP_RUNS, ancestors: tuple[str, ...] = ()
+    output_root: OutputRoot | str,
+    run_id: str,
+    keep_runs: int | None = DEFAULT_KEEP_RUNS,
+    ancestors: tuple[str, ...] = (),
 ) -> list[dict]:
     """Commit `run_id`'s staged outputs (with its `ancestors`' for a re-execution); then, on a local root and unless
     `keep_runs` is None, run `gc`."""
     store = VersionedParquetStore(output_root)
     outcome = store.commit_run(run_id, ancestors)
-    if keep_runs is not None and isinstance(store.backend, LocalRoot):
+    if keep_runs is not None and store.output_root.is_local:
         gc(store, keep_runs=keep_runs, grace_hours=DEFAULT_GRACE_HOURS)
     return outcome
 

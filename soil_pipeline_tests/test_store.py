@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from soil_pipeline.publishing.parquet import read_provenance
-from soil_pipeline.publishing.root import normalise_root
+from soil_pipeline.publishing.root import OutputRoot
 from soil_pipeline.publishing.store import DATA_FILE, MANIFEST_FILE, VersionedParquetStore, sha256_bytes
 
 PROVENANCE = {"inputs": {"drop": {"file": "sites.csv", "sha256": "ab" * 32}}, "parameters": {"depth_cm": 30}}
@@ -101,10 +101,17 @@ def test_partitions_and_version_ids_that_would_leave_the_root_are_refused(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_roots_are_normalised_and_file_urls_are_the_same_local_store(tmp_path):
+def test_roots_are_parsed_once_and_file_urls_are_the_same_local_store(tmp_path, monkeypatch):
     nested = tmp_path / "a" / "b"
-    assert normalise_root(f"{nested}/../b/./") == str(nested)
-    assert normalise_root(f"file://{nested}/../b") == str(nested)
+    monkeypatch.chdir(tmp_path)
+    for written in (f"{nested}/../b/./", f"file://{nested}/../b", "a/b", nested):
+        root = OutputRoot.parse(written)
+        assert (root.url, str(root), root.is_local) == (str(nested), str(nested), True)
+        assert OutputRoot.parse(root) is root
+    assert OutputRoot.parse(nested).child("_data_docs") == OutputRoot(f"{nested}/_data_docs")
+    remote = OutputRoot.parse("memory://bucket/x/../out/")
+    assert (remote.url, remote.is_local, remote.protocol) == ("memory:///bucket/out", False, "memory")
+    assert remote.child("_artifacts").url == "memory:///bucket/out/_artifacts"
     published = VersionedParquetStore(f"file://{nested}/../b").publish("stocks", frame(), PROVENANCE)
     assert (nested / "stocks" / published.version / DATA_FILE).is_file()
     assert VersionedParquetStore(nested).latest("stocks") == published.version
@@ -129,6 +136,25 @@ def test_any_fsspec_filesystem_works_as_a_root():
     with pytest.raises(ValueError, match="not a local folder"):
         store.version_path("stocks", first.version)
     pd.testing.assert_frame_equal(store.read("stocks"), frame())
+
+
+def test_a_root_whose_filesystem_has_no_conditional_write_is_refused_for_publishing():
+    """Any fsspec filesystem other than local, s3:// and memory:// (e.g. gs://) can be read but takes no commit."""
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class PlainFileSystem(MemoryFileSystem):  # an in-memory filesystem under a protocol the store does not know
+        protocol = ("plainfs",)
+
+    fsspec.register_implementation("plainfs", PlainFileSystem, clobber=True)
+    root = OutputRoot.parse(f"plainfs://soil-{uuid.uuid4().hex}/out")
+    refusal = rf"^{root.url}: the store does not commit to plainfs:// roots: this filesystem offers no conditional"
+    with pytest.raises(ValueError, match=refusal):
+        root.check()
+    store = VersionedParquetStore(root)
+    with pytest.raises(ValueError, match=refusal):
+        store.publish("stocks", frame(), PROVENANCE)
+    assert not store.backend.fs.exists(root.url) and store.versions() == []
 
 
 def test_points_are_written_as_geoparquet(tmp_path):

@@ -11,9 +11,9 @@ the latest again. Anything tied to one run (Dagster run id, wall-clock time) sta
 A version folder is written whole (see `root.py` for how each backend guarantees it), but it is listed only by
 `catalog.json`, which is what readers use. A pipeline run publishes in two steps: each output is *staged* (its
 version folder written, plus a small entry under `_runs/<run id>/staged/`), then `commit_run` lists everything the
-run staged, and points at the grids it wrote, in one atomic replacement of the catalog under the store lock. A run
-that fails is never committed: its versions stay unlisted (and are removed by `gc`), and readers never see a mix
-of a failed run's outputs with older ones. `publish` stages and commits one table at once.
+run staged, and points at the grids it wrote, in one atomic replacement of the catalog that loses no other run's
+commit (see `root.py`). A run that fails is never committed: its versions stay unlisted (and are removed by `gc`),
+and readers never see a mix of a failed run's outputs with older ones. `publish` stages and commits one table at once.
 
 The catalog is JSON rather than Parquet because it is small, is rewritten whole on every commit, and must stay
 readable without pyarrow (e.g. `soil-pipeline versions`, `jq`, a text editor): `{"versions": [one row per (asset,
@@ -41,7 +41,7 @@ from soil_pipeline.publishing.parquet import (
     to_parquet_bytes,
     write_table_file,
 )
-from soil_pipeline.publishing.root import TMP_PREFIX, LocalRoot, open_root, safe_name
+from soil_pipeline.publishing.root import TMP_PREFIX, CatalogConflict, LocalRoot, OutputRoot, safe_name
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -119,9 +119,11 @@ def with_entry(catalog: list[dict], entry: dict) -> list[dict]:
 
 
 class VersionedParquetStore:
-    def __init__(self, root: str | os.PathLike):
-        self.backend = open_root(root)
-        self.root = self.backend.url
+    def __init__(self, root: OutputRoot | str | os.PathLike):
+        """The store under `root`: an `OutputRoot`, or what a user wrote (a local path or an fsspec URL)."""
+        self.output_root = OutputRoot.parse(root)
+        self.backend = self.output_root.open()
+        self.root = str(self.output_root)
 
     def publish(
         self,
@@ -135,6 +137,7 @@ class VersionedParquetStore:
         """Stage `frame` and commit it at once, as a one-table run: the version is written unless an identical one
         exists, and either way it becomes the latest for its partition. `run` (e.g. the Dagster run id) goes into
         the manifest only; `points` = (lon column, lat column) writes GeoParquet with a point geometry column."""
+        self.backend.check_commits()
         run_id = f"publish-{uuid.uuid4().hex}"
         published = self.stage(run_id, asset, frame, provenance, partition, points, run)
         self.commit_run(run_id)
@@ -218,10 +221,11 @@ class VersionedParquetStore:
         staged = list(staged.values())
         if not staged and not grids:
             return []  # the run wrote nothing under this root (e.g. a run of another root seen by the sensor)
-        with self.backend.lock():
-            document = self.document()
+
+        def add_run(catalog: bytes | None) -> tuple[bytes | None, list[dict]]:
+            document = self._parse_catalog(catalog)
             if any(row["run_id"] == run_id for row in document["runs"]):
-                return []
+                return None, []
             before = {(r["asset"], r["partition"]): r["version"] for r in document["versions"] if r["latest"]}
             versions, outcome = document["versions"], []
             for entry in staged:
@@ -233,8 +237,16 @@ class VersionedParquetStore:
             committed_at = datetime.now(UTC).isoformat(timespec="seconds")
             outputs = sorted([output_key(e["asset"], e["partition"]) for e in staged] + list(grids))
             document["runs"].append({"run_id": run_id, "committed_at": committed_at, "outputs": outputs})
-            self.backend.write_atomic(CATALOG_FILE, json.dumps(document, indent=2).encode())
-        return outcome
+            return json.dumps(document, indent=2).encode(), outcome
+
+        try:
+            return self.backend.update(CATALOG_FILE, add_run)
+        except CatalogConflict as conflict:
+            raise CatalogConflict(
+                f"{conflict}; run {run_id} is not committed (none of its outputs is listed; the catalog is intact). "
+                "Other runs kept committing to this root: once they are done, commit it again with "
+                f"soil_pipeline.run_commit.commit_run({self.root!r}, {run_id!r})"
+            ) from None
 
     def mark_failed(self, run_id: str) -> None:
         """Record that `run_id` failed, if it wrote under this root: `gc` then removes what it wrote sooner."""
@@ -322,17 +334,24 @@ class VersionedParquetStore:
 
     def document(self) -> dict:
         """The whole catalog (versions, intermediates, runs); a catalog written as a bare list holds versions only."""
-        if not self.backend.exists(CATALOG_FILE):
+        try:
+            data = self.backend.read_bytes(CATALOG_FILE)
+        except FileNotFoundError:
+            data = None
+        return self._parse_catalog(data)
+
+    def _parse_catalog(self, data: bytes | None) -> dict:
+        if data is None:
             return empty_catalog()
         try:
-            data = json.loads(self.backend.read_bytes(CATALOG_FILE))
+            document = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{self.backend.display(CATALOG_FILE)}: not a valid catalog (JSON: {error})") from None
-        if isinstance(data, list):
-            data = {"versions": data}
-        if not isinstance(data, dict) or not isinstance(data.get("versions", []), list):
+        if isinstance(document, list):
+            document = {"versions": document}
+        if not isinstance(document, dict) or not isinstance(document.get("versions", []), list):
             raise ValueError(f"{self.backend.display(CATALOG_FILE)}: not a valid catalog (no list of versions)")
-        return {**empty_catalog(), **data}
+        return {**empty_catalog(), **document}
 
     def catalog(self) -> list[dict]:
         """Every listed version, one row per (asset, version)."""
