@@ -7,7 +7,7 @@ import pytest
 from soil_pipeline.cli import _apply_config, _parser, cli_job
 from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.definitions import CONFIG_ENV, defs
-from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, normalise_root
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
 from soil_pipeline.resources import InputDatasets, RasterEngine
 
 CONFIG = """\
@@ -35,7 +35,7 @@ def test_definitions_load_with_the_expected_assets(monkeypatch):
     assert {"soc_stock_grid", "cropland_grid", "climate_zone_grid", "country_grid"} <= keys
     assert loaded.resolve_job_def("soil_pipeline_job").partitions_def is not None
     assert _fields(loaded.resources["inputs"], InputDatasets) == _fields(InputDatasets(), InputDatasets)
-    assert loaded.resources["publication"].output_root == normalise_root(DEFAULT_OUTPUT_ROOT)
+    assert loaded.resources["publication"].output_root == OutputRoot.parse(DEFAULT_OUTPUT_ROOT).url
 
 
 def test_the_code_location_reads_the_file_soil_pipeline_config_names_as_the_cli_does(tmp_path, monkeypatch):
