@@ -7,75 +7,28 @@ from pathlib import Path
 
 import pandas as pd
 
-from soil_pipeline.contracts.model import ColumnSpec, DatasetRule, TableContract
+from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.offline_docs import make_offline
+from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS
 
 SITE_NAME = "soil_pipeline_data_docs"
-# Rules on the drop as a whole or needing reference polygons: checked by contracts.validate, not expressed in GX.
-GX_NOT_EXPRESSED = {
-    "min_non_null",
-    "max_rejected_share",
-    "collapse_identical",
-    "point_on_land",
-    "point_region_excluded",
-}
-
-
-def _column_expectations(gxe, column: ColumnSpec, orphans: dict) -> list:
-    found = [gxe.ExpectColumnToExist(column=column.name)]
-    if column.required:
-        found.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name))
-    if column.minimum is not None or column.maximum is not None:
-        found.append(
-            gxe.ExpectColumnValuesToBeBetween(column=column.name, min_value=column.minimum, max_value=column.maximum)
-        )
-    if column.valid_values:
-        found.append(gxe.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.valid_values)))
-    if column.unique:
-        found.append(gxe.ExpectColumnValuesToBeUnique(column=column.name))
-    if column.foreign_key and column.foreign_key in orphans:
-        # The values absent from the referenced table, not the (large) set of those present: the same verdict on
-        # the same rows, and GX copies an expectation's arguments at every step of a validation.
-        missing = sorted(orphans[column.foreign_key])
-        found.append(
-            gxe.ExpectColumnValuesToNotBeInSet(
-                column=column.name,
-                value_set=missing,
-                description=f"values of {column.name} must exist in {column.foreign_key}: none of the "
-                f"{len(missing)} value(s) of this table that do not may appear",
-            )
-        )
-    return found
-
-
-def _dataset_expectation(gxe, rule: DatasetRule):
-    p = rule.params
-    if rule.kind == "row_count":
-        return gxe.ExpectTableRowCountToBeBetween(min_value=p["minimum"], max_value=p["maximum"])
-    if rule.kind == "compound_unique":
-        return gxe.ExpectCompoundColumnsToBeUnique(column_list=list(p["columns"]))
-    if rule.kind == "column_less_than":
-        return gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=p["other"], column_B=p["column"], or_equal=False)
-    if rule.kind == "median_between":
-        return gxe.ExpectColumnMedianToBeBetween(column=p["column"], min_value=p["minimum"], max_value=p["maximum"])
-    if rule.kind == "null_percent_max":
-        return gxe.ExpectColumnValuesToNotBeNull(column=p["column"], mostly=1 - p["maximum"] / 100)
-    if rule.kind in GX_NOT_EXPRESSED:
-        return None
-    raise ValueError(f"no GX expectation for rule kind {rule.kind}")
 
 
 def to_gx_suite(contract: TableContract, orphans: dict | None = None):
-    """The contract's expectations; `orphans` maps a foreign key to the table's values absent from its target."""
+    """The contract's expectations, each from its rule's kind (contracts.rules); a kind GX cannot express (on the
+    drop as a whole, or needing reference polygons) gives none and is left to pandera and contracts.validate.
+    `orphans` maps a foreign key to the table's values absent from its target."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     suite = gx.ExpectationSuite(name=contract.id, meta={"contract": contract.label, "contract_sha256": contract.sha256})
     for column in contract.columns:
-        for expectation in _column_expectations(gxe, column, orphans or {}):
-            suite.add_expectation(expectation)
+        suite.add_expectation(gxe.ExpectColumnToExist(column=column.name))
+        for kind in COLUMN_KINDS:
+            if kind.applies(column) and (expectation := kind.gx(gxe, column, orphans or {})) is not None:
+                suite.add_expectation(expectation)
     for rule in contract.rules:
-        if (expectation := _dataset_expectation(gxe, rule)) is not None:
+        if (expectation := DATASET_KINDS[rule.kind].gx(gxe, rule)) is not None:
             suite.add_expectation(expectation)
     return suite
 

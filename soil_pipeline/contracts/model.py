@@ -1,5 +1,6 @@
 """Load ODCS v3 contracts into plain dataclasses: one place that reads the YAML, everything else derives from it."""
 
+import difflib
 import functools
 import hashlib
 import json
@@ -10,6 +11,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
+
+from soil_pipeline.contracts import rules
 
 # The repository keeps contracts at the top level (data_contracts/); the package reaches them through the symlink
 # soil_pipeline/data/contracts, which a wheel build turns into a copy, so installed packages carry them too.
@@ -50,8 +53,7 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class DatasetRule:
-    """A rule on the whole table: row_count, compound_unique, column_less_than, median_between, null_percent_max,
-    min_non_null, max_rejected_share, collapse_identical, point_on_land, point_region_excluded."""
+    """A rule on the whole table; `kind` names one of `rules.DATASET_KINDS`, `params` are its keys."""
 
     id: str
     kind: str
@@ -119,12 +121,47 @@ def _custom(entries) -> dict:
     return {entry["property"]: entry["value"] for entry in entries or []}
 
 
-def _column(prop: dict) -> ColumnSpec:
+def _refuse(where: str, what: str, word: str, known) -> ContractError:
+    """An unknown word of a contract: where it is, a close known one, and all known ones."""
+    close = difflib.get_close_matches(str(word), list(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ContractError(f"{where}: unknown {what} '{word}'{hint}; known {what}s: {', '.join(sorted(known))}")
+
+
+def _check_keys(where: str, what: str, given, required, optional=()) -> None:
+    for key in given:
+        if key not in (*required, *optional):
+            raise _refuse(where, what, key, (*required, *optional))
+    if missing := [key for key in required if key not in given]:
+        raise ContractError(f"{where}: missing {what}(s) {', '.join(missing)}; required: {', '.join(required)}")
+
+
+def _quality_keys(quality: dict, *structural: str) -> list[str]:
+    """The keys of a quality entry that state what it checks."""
+    return [key for key in quality if key not in (*rules.DESCRIPTIVE_QUALITY_KEYS, "type", *structural)]
+
+
+def _column_quality(quality: dict, where: str) -> tuple:
+    """The allowed values of an `invalidValues` entry, the one quality metric a column takes."""
+    kind = rules.AllowedValues
+    if quality.get("metric") != kind.metric or quality.get("type", "library") != "library":
+        raise _refuse(where, "column quality metric", quality.get("metric") or quality.get("type"), [kind.metric])
+    _check_keys(where, f"{kind.metric} key", _quality_keys(quality, "metric"), ("arguments", "mustBe"))
+    _check_keys(where, f"{kind.metric} argument", quality["arguments"], kind.arguments)
+    if quality["mustBe"] != 0:
+        raise ContractError(f"{where}: {kind.metric} supports mustBe: 0 only, found {quality['mustBe']}")
+    return tuple(quality["arguments"]["validValues"])
+
+
+def _column(prop: dict, path: Path) -> ColumnSpec:
+    where = f"{path}: column {prop['name']}"
     options = prop.get("logicalTypeOptions", {})
+    _check_keys(where, "logicalTypeOptions key", options, (), rules.Range.options)
     custom = _custom(prop.get("customProperties"))
-    valid = next(
-        (q["arguments"]["validValues"] for q in prop.get("quality", []) if q.get("metric") == "invalidValues"), None
-    )
+    _check_keys(where, "customProperties key", custom, (), rules.COLUMN_PROPERTIES)
+    valid = [_column_quality(quality, where) for quality in prop.get("quality", [])]
+    if len(valid) > 1:
+        raise ContractError(f"{where}: at most one {rules.AllowedValues.metric} quality entry per column")
     foreign = next(
         (r["to"] for r in prop.get("relationships", []) if r.get("type", "foreignKey") == "foreignKey"), None
     )
@@ -137,7 +174,7 @@ def _column(prop: dict) -> ColumnSpec:
         unique=prop.get("unique", False),
         minimum=options.get("minimum"),
         maximum=options.get("maximum"),
-        valid_values=tuple(valid) if valid else None,
+        valid_values=next(iter(valid), None) or None,
         foreign_key=foreign,
         unit=custom.get("unit"),
         description=prop.get("description", ""),
@@ -146,22 +183,50 @@ def _column(prop: dict) -> ColumnSpec:
     )
 
 
-def _rule(quality: dict) -> DatasetRule:
-    metric, text = quality.get("metric"), quality.get("description", "")
-    if metric == "rowCount":
-        low, high = quality["mustBeBetween"]
-        return DatasetRule(quality["id"], "row_count", {"minimum": low, "maximum": high}, text)
-    if metric == "duplicateValues":
-        return DatasetRule(quality["id"], "compound_unique", {"columns": quality["arguments"]["properties"]}, text)
-    if metric == "nullValues" and quality.get("unit") == "percent":
-        column = quality["arguments"]["properties"][0]
-        return DatasetRule(
-            quality["id"], "null_percent_max", {"column": column, "maximum": quality["mustBeLessOrEqualTo"]}, text
-        )
-    if quality.get("type") == "custom" and quality.get("engine") == "soil_pipeline":
-        implementation = dict(quality["implementation"])
-        return DatasetRule(quality["id"], implementation.pop("rule"), implementation, text)
-    raise ContractError(f"unsupported quality rule {quality}")
+def _rule(quality: dict, path: Path, columns: list[str]) -> DatasetRule:
+    """A table quality entry as a rule of a kind in `rules.DATASET_KINDS`, its keys checked."""
+    where = f"{path}: dataset rule {quality.get('id', '(no id)')}"
+    if "id" not in quality:
+        raise ContractError(f"{where}: missing key id (the rule's name in rejects and errors)")
+    if quality.get("type") == "custom":
+        _check_keys(where, "key", _quality_keys(quality), ("engine", "implementation"))
+        if quality["engine"] != rules.CUSTOM_ENGINE:
+            raise _refuse(where, "engine", quality["engine"], [rules.CUSTOM_ENGINE])
+        if not isinstance(quality["implementation"], dict) or "rule" not in quality["implementation"]:
+            raise ContractError(f"{where}: implementation must be a mapping with rule: <kind> and its keys")
+        params = dict(quality["implementation"])
+        name = params.pop("rule")
+        if name not in rules.DATASET_KINDS:
+            raise _refuse(where, "rule kind", name, rules.DATASET_KINDS)
+        kind = rules.DATASET_KINDS[name]
+        _check_keys(f"{where} ({name})", "key", params, kind.keys)
+    elif quality.get("type", "library") == "library" and quality.get("metric") in rules.METRIC_KINDS:
+        kind = rules.METRIC_KINDS[quality["metric"]]
+        where = f"{where} ({quality['metric']})"
+        _check_keys(where, "key", _quality_keys(quality, "metric"), kind.metric_keys)
+        if kind.metric_arguments:
+            _check_keys(where, "argument", quality["arguments"], kind.metric_arguments)
+        try:
+            params = kind.from_metric(quality)
+        except ValueError as error:
+            raise ContractError(f"{where}: {error}") from error
+    elif quality.get("type", "library") != "library":
+        raise _refuse(where, "quality type", quality["type"], ("library", "custom"))
+    else:
+        raise _refuse(where, "metric", quality.get("metric"), rules.METRIC_KINDS)
+    for key in kind.column_keys:
+        for column in params[key] if isinstance(params[key], list) else [params[key]]:
+            if column not in columns:
+                raise _refuse(f"{where} ({kind.name}) {key}", "column", column, columns)
+    return DatasetRule(quality["id"], kind.name, params, quality.get("description", ""))
+
+
+def _rules(qualities: list[dict], path: Path, columns: list[str]) -> tuple[DatasetRule, ...]:
+    found = tuple(_rule(quality, path, columns) for quality in qualities)
+    for name, kind in rules.DATASET_KINDS.items():
+        if kind.once and len(ids := [rule.id for rule in found if rule.kind == name]) > 1:
+            raise ContractError(f"{path}: dataset rules {', '.join(ids)}: at most one {name} rule per contract")
+    return found
 
 
 def _read(name: str, directory: Path) -> tuple[dict, str]:
@@ -185,12 +250,13 @@ def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableCont
 @functools.lru_cache(maxsize=64)
 def _load_table_contract(name: str, directory: Path, mtime_ns: int | None) -> TableContract:
     document, digest = _read(name, directory)
-    table = document["schema"][0]
+    table, path = document["schema"][0], directory / f"{name}.yaml"
+    columns = tuple(_column(prop, path) for prop in table["properties"])
     return TableContract(
         id=document["id"],
         version=document["version"],
-        columns=tuple(_column(prop) for prop in table["properties"]),
-        rules=tuple(_rule(quality) for quality in table.get("quality", [])),
+        columns=columns,
+        rules=_rules(table.get("quality", []), path, [column.name for column in columns]),
         sha256=digest,
         path=str(directory / f"{name}.yaml"),
     )
@@ -198,10 +264,23 @@ def _load_table_contract(name: str, directory: Path, mtime_ns: int | None) -> Ta
 
 def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterContract:
     document, digest = _read(name, directory)
-    raster = document["schema"][0]
-    grid = _custom(raster["customProperties"])
+    raster, path = document["schema"][0], directory / f"{name}.yaml"
+    grid = _custom(raster.get("customProperties"))
+    _check_keys(
+        f"{path}: raster", "customProperties key", grid, rules.RASTER_GRID_PROPERTIES, rules.RASTER_GRID_OPTIONAL
+    )
     band = raster["properties"][0]
+    where = f"{path}: band {band['name']}"
     band_custom = _custom(band.get("customProperties"))
+    _check_keys(where, "customProperties key", band_custom, (), rules.RASTER_BAND_PROPERTIES)
+    _check_keys(where, "logicalTypeOptions key", band.get("logicalTypeOptions", {}), rules.Range.options)
+    for element, label in ((raster, f"{path}: raster"), (band, where)):
+        if element.get("quality"):
+            raise ContractError(
+                f"{label}: quality rules are not checked on rasters (its contract rules are its grid, "
+                "encoding, range and medianBetween)"
+            )
+    median = band_custom.get(rules.MedianBetween.raster_property)
     return RasterContract(
         id=document["id"],
         version=document["version"],
@@ -216,9 +295,9 @@ def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterCo
         band_count=int(grid["bandCount"]),
         minimum=band["logicalTypeOptions"]["minimum"],
         maximum=band["logicalTypeOptions"]["maximum"],
-        unit=_custom(band.get("customProperties")).get("unit", ""),
+        unit=band_custom.get("unit", ""),
         sha256=digest,
         path=str(directory / f"{name}.yaml"),
         depth_cm=tuple(float(v) for v in grid["depthCm"]) if "depthCm" in grid else None,
-        median_range=tuple(float(v) for v in band_custom["medianBetween"]) if "medianBetween" in band_custom else None,
+        median_range=tuple(float(v) for v in median) if median is not None else None,
     )

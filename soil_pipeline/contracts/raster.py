@@ -19,6 +19,7 @@ from rasterio.windows import Window
 
 from soil_pipeline.contracts.model import RasterContract
 from soil_pipeline.contracts.raster_declaration import RasterDeclaration, to_contract_units
+from soil_pipeline.contracts.rules import MedianBetween
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.readers import InputError, RasterInfo, raster_info
 
@@ -185,7 +186,7 @@ def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, 
         low, high = contract.median_range
         sample = np.concatenate(found.samples)
         median = float(np.median(sample))
-        if not low <= median <= high:
+        if not MedianBetween.within(median, low, high):
             hint = (
                 f"; x 10 it would be {median * 10:g}: the values look like kg C/m2, declare unit: kg C/m2"
                 if low <= median * 10 <= high

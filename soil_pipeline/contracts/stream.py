@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soil_pipeline.contracts.model import TableContract
-from soil_pipeline.contracts.pandera_schema import WHOLE_TABLE_RULES, dataset_rule_detail, whole_table_rule_holds
+from soil_pipeline.contracts.rules import DATASET_KINDS
 from soil_pipeline.contracts.validate import SAMPLE_ROWS, LandMask, Regions, Validation, share_gate, validate
 from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
 
@@ -197,33 +197,22 @@ class StreamValidation:
 
 
 class _WholeTableRules:
-    """The contract's whole-table rules, fed bucket by bucket (a median keeps the column's non-missing values)."""
+    """The contract's whole-table rules, each with its kind's tally fed bucket by bucket (contracts.rules)."""
 
     def __init__(self, contract: TableContract):
-        self.rules = [rule for rule in contract.rules if rule.kind in WHOLE_TABLE_RULES]
-        self.non_null, self.values = Counter(), {}
+        kinds = ((rule, DATASET_KINDS[rule.kind]) for rule in contract.rules)
+        self.tallies = [(rule, kind, kind.tally(rule)) for rule, kind in kinds if kind.whole_table]
 
     def add(self, checked: pd.DataFrame) -> None:
-        for rule in self.rules:
-            column = rule.params.get("column")
-            if column is None:
-                continue
-            values = checked[column]
-            self.non_null[column] += int(values.notna().sum())
-            if rule.kind == "median_between":
-                present = values.dropna().to_numpy(dtype="float64")
-                self.values.setdefault(column, []).append(present)
+        for _, _, tally in self.tallies:
+            tally.add(checked)
 
     def errors(self, label: str, n_rows: int) -> list[str]:
-        errors = []
-        for rule in self.rules:
-            column = rule.params.get("column")
-            values = np.concatenate(self.values.get(column) or [np.zeros(0)])
-            median = float(np.median(values, overwrite_input=True)) if len(values) else float("nan")
-            del values
-            if not whole_table_rule_holds(rule, n_rows, self.non_null[column], median):
-                errors.append(f"{label}: {dataset_rule_detail(rule)[1]}")
-        return errors
+        return [
+            f"{label}: {kind.detail(rule)[1]}"
+            for rule, kind, tally in self.tallies
+            if not kind.holds(rule, tally, n_rows)
+        ]
 
 
 def validate_buckets(

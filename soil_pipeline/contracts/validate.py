@@ -14,18 +14,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from soil_pipeline.contracts.model import TableContract, load_table_contract
-from soil_pipeline.contracts.pandera_schema import parse_label, to_pandera
+from soil_pipeline.contracts.pandera_schema import to_pandera
+from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_label
 from soil_pipeline.engine.points import CellRule, finite_value, near_cells
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.science.regions import NO_REGION, assign_points
 
-BUILTIN_RULES = {
-    "not_nullable": ("required", "{column} is required"),
-    "field_uniqueness": ("unique", "{column} must be unique"),
-}
+# Column rules pandera checks itself (column options), by the name pandera gives their failures.
+BUILTIN_RULES = {kind.pandera_builtin: kind for kind in COLUMN_KINDS if kind.pandera_builtin}
 SAMPLE_ROWS = 10
 REJECTS_CONTRACT = "field_rejects"
-POINT_RULES = ("point_on_land", "point_region_excluded")
 # A rejected horizon's depths travel with its reject rows: only a horizon overlapping 0-30 cm blocks a site's stock.
 DEPTH_COLUMNS = ("upper_depth_cm", "lower_depth_cm")
 # A column converted by an input declaration keeps its source text here, so a reject shows what the file said.
@@ -56,6 +54,11 @@ class Regions:
 
     geometries: np.ndarray
     codes: np.ndarray
+
+    def codes_at(self, lon: pd.Series, lat: pd.Series, tolerance_deg: float) -> np.ndarray:
+        """The code of the polygon holding each point, else of the nearest within `tolerance_deg`; None if none."""
+        index, _ = assign_points(lon, lat, self.geometries, tolerance_deg)
+        return np.where(index == NO_REGION, None, self.codes[index])
 
 
 @dataclass
@@ -142,7 +145,7 @@ def coerce(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, 
     return out, failures
 
 
-def _row_failures(cases: pd.DataFrame) -> list[dict]:
+def _row_failures(cases: pd.DataFrame, contract: TableContract) -> list[dict]:
     """One failure per row, rule and column: a row missing two required values yields two."""
     failures, seen = [], set()
     for case in cases.drop_duplicates(subset=["index", "check", "column"]).itertuples(index=False):
@@ -150,8 +153,8 @@ def _row_failures(cases: pd.DataFrame) -> list[dict]:
         if "|" in check:
             rule, column, detail = parse_label(check)
         elif check in BUILTIN_RULES:
-            rule, template = BUILTIN_RULES[check]
-            column, detail = case.column, template.format(column=case.column)
+            kind = BUILTIN_RULES[check]
+            rule, column, detail = kind.name, case.column, kind.detail(contract.column(case.column))
         else:
             rule, column, detail = check, str(case.column), f"{case.column}: {check}"
         if (case.index, rule, column) not in seen:
@@ -162,8 +165,7 @@ def _row_failures(cases: pd.DataFrame) -> list[dict]:
 
 def _compound_failures(cases: pd.DataFrame, contract: TableContract) -> list[dict]:
     rule = next(rule for rule in contract.rules if rule.kind == "compound_unique")
-    columns = ",".join(rule.params["columns"])
-    detail = f"({', '.join(rule.params['columns'])}) must be unique"
+    columns, detail = DATASET_KINDS[rule.kind].detail(rule)
     return [
         {"index": index, "rule": rule.id, "column": columns, "detail": detail}
         for index in cases["index"].dropna().unique()
@@ -174,22 +176,17 @@ def _point_failures(frame: pd.DataFrame, contract: TableContract, land: LandMask
     """Plausibility of coordinates that passed their ranges: on land (the land mask within a tolerance), and not
     in an excluded region (e.g. Antarctica, by country polygon within a tolerance)."""
     failures = []
-    for rule in (rule for rule in contract.rules if rule.kind in POINT_RULES):
-        p = rule.params
-        lon, lat = frame[p["longitude"]].astype("float64"), frame[p["latitude"]].astype("float64")
+    for rule in contract.rules:
+        kind = DATASET_KINDS[rule.kind]
+        if not kind.on_points:
+            continue
+        lon, lat = frame[rule.params["longitude"]].astype("float64"), frame[rule.params["latitude"]].astype("float64")
         checkable = lon.between(-180, 180) & lat.between(-90, 90)
         lon, lat = lon[checkable], lat[checkable]
-        if rule.kind == "point_on_land" and land is not None:
-            broken = ~land.near(lon.to_numpy(), lat.to_numpy(), p["toleranceCells"])
-            detail = f"site must lie on land: within {p['toleranceCells']} cell(s) of a {land.name} land cell"
-        elif rule.kind == "point_region_excluded" and regions is not None:
-            index, _ = assign_points(lon, lat, regions.geometries, p["toleranceDeg"])
-            codes = np.where(index == NO_REGION, None, regions.codes[index])
-            broken = np.isin(codes, p["excludedAdm0A3"])
-            detail = f"site lies in an excluded region ({', '.join(p['excludedAdm0A3'])}): {rule.description.strip()}"
-        else:
+        if (found := kind.broken(rule, lon, lat, land, regions)) is None:
             continue
-        column = f"{p['longitude']},{p['latitude']}"
+        broken, detail = found
+        column = kind.detail(rule)[0]
         failures += [{"index": i, "rule": rule.id, "column": column, "detail": detail} for i in lon.index[broken]]
     return failures
 
@@ -322,7 +319,7 @@ def validate(
         cases = error.failure_cases
         row_cases = cases[cases["index"].notna()]
         compound = row_cases["check"].astype("str") == "multiple_fields_uniqueness"
-        failures += _row_failures(row_cases[~compound])
+        failures += _row_failures(row_cases[~compound], contract)
         if compound.any():
             failures += _compound_failures(row_cases[compound], contract)
         for case in cases[cases["index"].isna()].drop_duplicates(subset=["check"]).itertuples(index=False):

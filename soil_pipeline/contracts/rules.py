@@ -1,0 +1,486 @@
+"""Contract rule kinds, each defined once: the keys a contract gives it and its implementation for every consumer.
+
+A table contract states rules in two places. Column rules follow from a column's ODCS fields (`COLUMN_KINDS`):
+`required`, `logicalTypeOptions` minimum/maximum, an `invalidValues` quality entry, `unique`, a foreignKey
+relationship. Dataset rules are the table's quality entries (`DATASET_KINDS`): an ODCS library metric (rowCount,
+duplicateValues, nullValues in percent) or a `type: custom, engine: soil_pipeline` entry whose `implementation`
+names the kind (`rule`) and gives its keys. contracts.model refuses any other kind, metric or key when a contract
+loads, so a misspelt rule cannot vanish.
+
+A kind gives its part of the pandera schema (`pandera`: checks, or column and schema options), its Great
+Expectations expectation (`gx`; None where GX cannot express it), and, for a whole-table kind, what it needs of the
+table (`tally`) gathered over one frame or chunk by chunk (contracts.stream), and its verdict (`holds`). Pandera
+and GX are passed in (`pa`, `gxe`): loading a contract imports neither. Kinds on points (`PointKind`) are judged
+by contracts.validate against the land mask and regions it is given; collapse_identical and max_rejected_share are
+applied there too (`collapse_identical`, `share_gate`), to a whole table or one chunk of it alike.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from soil_pipeline.contracts.model import ColumnSpec, DatasetRule
+
+# Keys of an ODCS quality entry that describe it without changing what is checked.
+DESCRIPTIVE_QUALITY_KEYS = (
+    "id",
+    "name",
+    "description",
+    "severity",
+    "dimension",
+    "businessImpact",
+    "tags",
+    "authoritativeDefinitions",
+    "method",
+    "schedule",
+    "scheduler",
+)
+CUSTOM_ENGINE = "soil_pipeline"
+# Column metadata read from customProperties (plausibleMaximum: above it a value is kept but flagged downstream).
+COLUMN_PROPERTIES = ("unit", "rangeSource", "derived", "plausibleMaximum")
+
+
+def rule_label(rule: str, column: str, detail: str) -> str:
+    """The text pandera reports as the failed check: 'rule|column|detail' (split again by `parse_label`)."""
+    return f"{rule}|{column}|{detail}"
+
+
+def parse_label(label: str) -> tuple[str, str, str]:
+    rule, column, detail = label.split("|", 2)
+    return rule, column, detail
+
+
+class ColumnKind:
+    """A rule a column's ODCS fields state; `name` is the rule its reject rows name."""
+
+    name = ""
+    # pandera's own check name when the rule is a pandera.Column option rather than a check of ours.
+    pandera_builtin: str | None = None
+
+    def applies(self, column: ColumnSpec) -> bool:
+        raise NotImplementedError
+
+    def detail(self, column: ColumnSpec) -> str:
+        raise NotImplementedError
+
+    def label(self, column: ColumnSpec) -> str:
+        return rule_label(self.name, column.name, self.detail(column))
+
+    def pandera(self, pa, column: ColumnSpec, foreign_values: dict) -> dict:
+        """pandera.Column options (`checks` lists are joined)."""
+        raise NotImplementedError
+
+    def gx(self, gxe, column: ColumnSpec, orphans: dict):
+        raise NotImplementedError
+
+
+class Required(ColumnKind):
+    """ODCS `required: true`."""
+
+    name, pandera_builtin = "required", "not_nullable"
+
+    def applies(self, column):
+        return column.required
+
+    def detail(self, column):
+        return f"{column.name} is required"
+
+    def pandera(self, pa, column, foreign_values):
+        return {"nullable": False}
+
+    def gx(self, gxe, column, orphans):
+        return gxe.ExpectColumnValuesToNotBeNull(column=column.name)
+
+
+class Range(ColumnKind):
+    """ODCS `logicalTypeOptions: {minimum, maximum}` (either or both)."""
+
+    name = "range"
+    options = ("minimum", "maximum")
+
+    def applies(self, column):
+        return column.minimum is not None or column.maximum is not None
+
+    def detail(self, column):
+        return column.range_text()
+
+    def pandera(self, pa, column, foreign_values):
+        label = self.label(column)
+        if column.maximum is None:
+            return {"checks": [pa.Check.ge(column.minimum, error=label)]}
+        if column.minimum is None:
+            return {"checks": [pa.Check.le(column.maximum, error=label)]}
+        return {"checks": [pa.Check.in_range(column.minimum, column.maximum, error=label)]}
+
+    def gx(self, gxe, column, orphans):
+        return gxe.ExpectColumnValuesToBeBetween(column=column.name, min_value=column.minimum, max_value=column.maximum)
+
+
+class AllowedValues(ColumnKind):
+    """An ODCS `invalidValues` quality entry on the column: `arguments: {validValues: [...]}`, `mustBe: 0`."""
+
+    name = "allowed_values"
+    metric, arguments = "invalidValues", ("validValues",)
+
+    def applies(self, column):
+        return bool(column.valid_values)
+
+    def detail(self, column):
+        return f"{column.name} must be one of {list(column.valid_values)}"
+
+    def pandera(self, pa, column, foreign_values):
+        return {"checks": [pa.Check.isin(column.valid_values, error=self.label(column))]}
+
+    def gx(self, gxe, column, orphans):
+        return gxe.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.valid_values))
+
+
+class Unique(ColumnKind):
+    """ODCS `unique: true`: every copy of a repeated value is rejected."""
+
+    name, pandera_builtin = "unique", "field_uniqueness"
+
+    def applies(self, column):
+        return column.unique
+
+    def detail(self, column):
+        return f"{column.name} must be unique"
+
+    def pandera(self, pa, column, foreign_values):
+        return {"unique": True}
+
+    def gx(self, gxe, column, orphans):
+        return gxe.ExpectColumnValuesToBeUnique(column=column.name)
+
+
+class ForeignKey(ColumnKind):
+    """An ODCS foreignKey relationship (`to: table.column`), checked when the referenced values are given: pandera
+    gets the values present in the target, GX the table's values absent from it (`orphans`)."""
+
+    name = "foreign_key"
+
+    def applies(self, column):
+        return column.foreign_key is not None
+
+    def detail(self, column):
+        return f"{column.name} must exist in {column.foreign_key}"
+
+    def pandera(self, pa, column, foreign_values):
+        if column.foreign_key not in foreign_values:
+            return {}
+        return {"checks": [in_set_check(pa, foreign_values[column.foreign_key], self.label(column))]}
+
+    def gx(self, gxe, column, orphans):
+        if column.foreign_key not in orphans:
+            return None
+        # The values absent from the referenced table, not the (large) set of those present: the same verdict on
+        # the same rows, and GX copies an expectation's arguments at every step of a validation.
+        missing = sorted(orphans[column.foreign_key])
+        return gxe.ExpectColumnValuesToNotBeInSet(
+            column=column.name,
+            value_set=missing,
+            description=f"values of {column.name} must exist in {column.foreign_key}: none of the "
+            f"{len(missing)} value(s) of this table that do not may appear",
+        )
+
+
+def in_set_check(pa, values, label: str):
+    """Membership by pyarrow hash lookup: pandas' isin on arrow strings converts every allowed value one by one.
+
+    `values` may be a pyarrow array (kept as it is, e.g. millions of site ids) or any iterable."""
+    if isinstance(values, pyarrow.Array | pyarrow.ChunkedArray):
+        allowed = values.cast(pyarrow.string())
+    else:
+        allowed = pyarrow.array(sorted(str(v) for v in values), type=pyarrow.string())
+
+    def check(series: pd.Series) -> pd.Series:
+        found = pc.is_in(pyarrow.array(series.astype("str"), from_pandas=True), value_set=allowed)
+        return pd.Series(found.to_numpy(zero_copy_only=False), index=series.index).fillna(False).astype(bool)
+
+    return pa.Check(check, error=label)
+
+
+# In the order their checks and expectations are built.
+COLUMN_KINDS = (Required(), Range(), AllowedValues(), Unique(), ForeignKey())
+
+
+class Tally:
+    """What a whole-table rule needs of its column, added frame by frame: the non-missing count, and the
+    non-missing values themselves when a median is asked for."""
+
+    def __init__(self, column: str | None, keep_values: bool = False):
+        self.column, self.non_null, self.parts = column, 0, [] if keep_values else None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if self.column is None:
+            return
+        values = frame[self.column]
+        self.non_null += int(values.notna().sum())
+        if self.parts is not None:
+            self.parts.append(values.dropna().to_numpy(dtype="float64"))
+
+    def median(self) -> float:
+        values = np.concatenate(self.parts or [np.zeros(0)])
+        return float(np.median(values, overwrite_input=True)) if len(values) else float("nan")
+
+
+class DatasetKind:
+    """A rule on the whole table, from a quality entry; the rule's `id` is what its rejects and errors name."""
+
+    name = ""
+    keys: tuple[str, ...] = ()  # what `implementation` (or the library metric) must give
+    column_keys: tuple[str, ...] = ()  # keys naming a column of the contract (a list of them for `columns`)
+    whole_table = False  # judged on the whole table: over all chunks of a table validated in parts
+    once = False  # at most one such rule per contract
+    on_points = False  # judged by contracts.validate on coordinates (`PointKind`)
+    # The ODCS library metric stating this kind, the keys it reads from the quality entry and from its `arguments`.
+    metric: str | None = None
+    metric_keys: tuple[str, ...] = ()
+    metric_arguments: tuple[str, ...] = ()
+
+    def detail(self, rule: DatasetRule) -> tuple[str, str]:
+        """(column, statement) of the rule, as its rejects and errors report it."""
+        return "*", ""
+
+    def label(self, rule: DatasetRule) -> str:
+        return rule_label(rule.id, *self.detail(rule))
+
+    def pandera(self, pa, rule: DatasetRule) -> dict:
+        """pandera.DataFrameSchema options (`checks` lists are joined): a whole-table kind's tally over the frame."""
+        if not self.whole_table:
+            return {}
+
+        def holds(frame: pd.DataFrame) -> bool:
+            tally = self.tally(rule)
+            tally.add(frame)
+            return self.holds(rule, tally, len(frame))
+
+        return {"checks": [pa.Check(holds, error=self.label(rule))]}
+
+    def tally(self, rule: DatasetRule) -> Tally:
+        return Tally(rule.params.get("column"))
+
+    def holds(self, rule: DatasetRule, tally: Tally, n_rows: int) -> bool:
+        raise NotImplementedError
+
+    def gx(self, gxe, rule: DatasetRule):
+        return None
+
+    def from_metric(self, quality: dict) -> dict:
+        """The rule's keys from its ODCS library-metric quality entry (keys already checked by contracts.model);
+        ValueError for a value this kind cannot honour."""
+        raise NotImplementedError
+
+
+class RowCount(DatasetKind):
+    name, keys, whole_table = "row_count", ("minimum", "maximum"), True
+    metric, metric_keys = "rowCount", ("mustBeBetween",)
+
+    def detail(self, rule):
+        return "*", f"row count must be within [{rule.params['minimum']}, {rule.params['maximum']}]"
+
+    def holds(self, rule, tally, n_rows):
+        return rule.params["minimum"] <= n_rows <= rule.params["maximum"]
+
+    def gx(self, gxe, rule):
+        return gxe.ExpectTableRowCountToBeBetween(min_value=rule.params["minimum"], max_value=rule.params["maximum"])
+
+    def from_metric(self, quality):
+        low, high = quality["mustBeBetween"]
+        return {"minimum": low, "maximum": high}
+
+
+class CompoundUnique(DatasetKind):
+    """Every copy of a repeated combination is rejected."""
+
+    name, keys, column_keys, once = "compound_unique", ("columns",), ("columns",), True
+    metric, metric_keys, metric_arguments = "duplicateValues", ("arguments", "mustBe"), ("properties",)
+
+    def detail(self, rule):
+        columns = rule.params["columns"]
+        return ",".join(columns), f"({', '.join(columns)}) must be unique"
+
+    def pandera(self, pa, rule):
+        return {"unique": rule.params["columns"]}
+
+    def gx(self, gxe, rule):
+        return gxe.ExpectCompoundColumnsToBeUnique(column_list=list(rule.params["columns"]))
+
+    def from_metric(self, quality):
+        if quality["mustBe"] != 0:
+            raise ValueError(f"duplicateValues supports mustBe: 0 only, found {quality['mustBe']}")
+        return {"columns": quality["arguments"]["properties"]}
+
+
+class ColumnLessThan(DatasetKind):
+    name, keys, column_keys = "column_less_than", ("column", "other"), ("column", "other")
+
+    def detail(self, rule):
+        return rule.params["column"], f"{rule.params['column']} must be < {rule.params['other']}"
+
+    def pandera(self, pa, rule):
+        column, other = rule.params["column"], rule.params["other"]
+        return {"checks": [pa.Check(lambda frame: frame[column] < frame[other], error=self.label(rule))]}
+
+    def gx(self, gxe, rule):
+        p = rule.params
+        return gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=p["other"], column_B=p["column"], or_equal=False)
+
+
+class MedianBetween(DatasetKind):
+    """A unit guard: the median of the column's non-missing values within [minimum, maximum] (an empty column
+    passes). On a raster: the band's `medianBetween` custom property (contracts.raster)."""
+
+    name, keys, column_keys, whole_table = "median_between", ("column", "minimum", "maximum"), ("column",), True
+    raster_property = "medianBetween"
+
+    def detail(self, rule):
+        p = rule.params
+        return p["column"], (
+            f"median {p['column']} must be within [{p['minimum']}, {p['maximum']}] ({rule.description.strip()})"
+        )
+
+    def tally(self, rule):
+        return Tally(rule.params["column"], keep_values=True)
+
+    def holds(self, rule, tally, n_rows):
+        return self.within(tally.median(), rule.params["minimum"], rule.params["maximum"])
+
+    @staticmethod
+    def within(median: float, minimum: float, maximum: float) -> bool:
+        return median != median or minimum <= median <= maximum
+
+    def gx(self, gxe, rule):
+        p = rule.params
+        return gxe.ExpectColumnMedianToBeBetween(column=p["column"], min_value=p["minimum"], max_value=p["maximum"])
+
+
+class NullPercentMax(DatasetKind):
+    name, keys, column_keys, whole_table = "null_percent_max", ("column", "maximum"), ("column",), True
+    metric, metric_keys, metric_arguments = "nullValues", ("arguments", "unit", "mustBeLessOrEqualTo"), ("properties",)
+
+    def detail(self, rule):
+        p = rule.params
+        return p["column"], f"at most {p['maximum']} % of {p['column']} may be missing ({rule.description.strip()})"
+
+    def holds(self, rule, tally, n_rows):
+        return bool(n_rows) and (n_rows - tally.non_null) / n_rows * 100 <= rule.params["maximum"]
+
+    def gx(self, gxe, rule):
+        return gxe.ExpectColumnValuesToNotBeNull(column=rule.params["column"], mostly=1 - rule.params["maximum"] / 100)
+
+    def from_metric(self, quality):
+        if quality["unit"] != "percent":
+            raise ValueError(f"nullValues supports unit: percent only, found {quality['unit']}")
+        if len(quality["arguments"]["properties"]) != 1:
+            raise ValueError(f"nullValues takes one column, found {quality['arguments']['properties']}")
+        return {"column": quality["arguments"]["properties"][0], "maximum": quality["mustBeLessOrEqualTo"]}
+
+
+class MinNonNull(DatasetKind):
+    """Also a drop-level gate on the sites that get a stock (ingest, drop_check)."""
+
+    name, keys, column_keys, whole_table = "min_non_null", ("column", "minimum"), ("column",), True
+
+    def detail(self, rule):
+        p = rule.params
+        return "*", f"at least {p['minimum']} non-missing {p['column']} required ({rule.description.strip()})"
+
+    def holds(self, rule, tally, n_rows):
+        return tally.non_null >= rule.params["minimum"]
+
+
+class MaxRejectedShare(DatasetKind):
+    """Drop-level gate on the share of quarantined rows (contracts.validate.share_gate)."""
+
+    name, keys, once = "max_rejected_share", ("maximumPct",), True
+
+
+class CollapseIdentical(DatasetKind):
+    """Rows identical in every column become one counting its copies (contracts.validate.collapse_identical)."""
+
+    name, keys, column_keys, once = "collapse_identical", ("countColumn",), ("countColumn",), True
+
+
+class PointKind(DatasetKind):
+    """A plausibility rule on coordinates that passed their ranges; a row broken by it is rejected."""
+
+    on_points = True
+    column_keys = ("longitude", "latitude")
+
+    def detail(self, rule):
+        return f"{rule.params['longitude']},{rule.params['latitude']}", ""
+
+    def broken(self, rule, lon: pd.Series, lat: pd.Series, land, regions) -> tuple[np.ndarray, str] | None:
+        """Which points break the rule and the reject detail; None when what it tests against is not given."""
+        raise NotImplementedError
+
+
+class PointOnLand(PointKind):
+    """On land: a land cell of `land` (contracts.validate.LandMask, e.g. the `landMask` asset) within
+    `toleranceCells` cells."""
+
+    name, keys = "point_on_land", ("longitude", "latitude", "landMask", "toleranceCells")
+
+    def broken(self, rule, lon, lat, land, regions):
+        if land is None:
+            return None
+        cells = rule.params["toleranceCells"]
+        detail = f"site must lie on land: within {cells} cell(s) of a {land.name} land cell"
+        return ~land.near(lon.to_numpy(), lat.to_numpy(), cells), detail
+
+
+class PointRegionExcluded(PointKind):
+    """Not in an excluded region: the code (ADM0_A3) of the polygon of `regions` (contracts.validate.Regions, e.g.
+    the `regions` asset) holding the point, or the nearest within `toleranceDeg`."""
+
+    name = "point_region_excluded"
+    keys = ("longitude", "latitude", "regions", "toleranceDeg", "excludedAdm0A3")
+
+    def broken(self, rule, lon, lat, land, regions):
+        if regions is None:
+            return None
+        p = rule.params
+        codes = regions.codes_at(lon, lat, p["toleranceDeg"])
+        detail = f"site lies in an excluded region ({', '.join(p['excludedAdm0A3'])}): {rule.description.strip()}"
+        return np.isin(codes, p["excludedAdm0A3"]), detail
+
+
+DATASET_KINDS = {
+    kind.name: kind
+    for kind in (
+        RowCount(),
+        CompoundUnique(),
+        ColumnLessThan(),
+        MedianBetween(),
+        NullPercentMax(),
+        MinNonNull(),
+        MaxRejectedShare(),
+        CollapseIdentical(),
+        PointOnLand(),
+        PointRegionExcluded(),
+    )
+}
+METRIC_KINDS = {kind.metric: kind for kind in DATASET_KINDS.values() if kind.metric}
+
+# A raster contract's grid and encoding (schema customProperties), each checked by contracts.raster as a rule of its
+# own, the depth interval of a stock layer, and its band's properties (its range is its logicalTypeOptions).
+RASTER_GRID_PROPERTIES = (
+    "crs",
+    "resolutionDeg",
+    "extentDeg",
+    "dtype",
+    "nodata",
+    "nodataTagged",
+    "scale",
+    "offset",
+    "bandCount",
+)
+RASTER_GRID_OPTIONAL = ("depthCm",)
+RASTER_BAND_PROPERTIES = ("unit", "rangeSource", MedianBetween.raster_property)
