@@ -26,6 +26,9 @@ class InputDatasets(dg.ConfigurableResource):
     landing_dir: str = str(DATA_DIR / "landing")
     soc_stock_2010_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "SOCS_0_30cm_year_2010AD_10km.tif")
     soc_stock_no_land_use_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "SOCS_0_30cm_year_NoLU_10km.tif")
+    # WHRC prediction error of the 2010 organic carbon density at 0 and 30 cm (0.1 kg C/m3): each region's stock error
+    soc_stock_error_0cm_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "abs_error_OCDENS_0cm_2010AD_10km_ll.tif")
+    soc_stock_error_30cm_raster: str = str(DATA_DIR / "whrc_soc_debt_10km" / "abs_error_OCDENS_30cm_2010AD_10km_ll.tif")
     cropland_raster: str = str(
         DATA_DIR / "hyde32_cropland_2016_10km" / "lcv_landuse.cropland_hyde_p_10km_s0..0cm_2016_v3.2.tif"
     )

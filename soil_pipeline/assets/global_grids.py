@@ -37,6 +37,7 @@ from soil_pipeline.science.grid_windows import (
     converted_window,
     cropland_window,
     missing_window,
+    stock_error_window,
     stock_window,
 )
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasterizer
@@ -197,6 +198,40 @@ def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) ->
         )
     report["restricted_to_common_coverage"] = share < 1.0
     return report
+
+
+# The WHRC prediction-error layers of the 2010 organic carbon density read into soc_stock_error_grid: the one place
+# they are wired (InputDatasets fields and observable sources of the same names, raster contracts of the same names).
+STOCK_ERROR_LAYERS = (("0cm", "soc_stock_error_0cm_raster"), ("30cm", "soc_stock_error_30cm_raster"))
+
+
+@dg.asset(
+    group_name="global_grids",
+    code_version="1",
+    check_specs=contract_specs("soc_stock_error_grid"),
+    deps=[raster for _, raster in STOCK_ERROR_LAYERS],
+)
+def soc_stock_error_grid(
+    context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
+):
+    """0-30 cm SOC stock error of the 2010 stock (t C/ha, one standard deviation) on the common grid: 0.15 x (err0 +
+    err30), the trapezoid over the WHRC prediction errors of the organic carbon density at 0 and 30 cm (0.1 kg C/m3),
+    the two depths fully correlated; missing where either layer is."""
+    observe_files(context, inputs, *(raster for _, raster in STOCK_ERROR_LAYERS))
+    paths = {raster: getattr(inputs, raster) for _, raster in STOCK_ERROR_LAYERS}
+    with raster_engine.executor() as executor:
+        checked, lineage = yield from _checked_rasters(
+            "soc_stock_error_grid", paths, inputs.raster_declaration, raster_engine, executor
+        )
+        lineage.pop("declared")
+        sources = {
+            depth: _onto_grid(checked[raster], "average", "float32", np.nan) for depth, raster in STOCK_ERROR_LAYERS
+        }
+        out, _, report, alignment = _write(
+            sources, soc_stock_grid.grid, stock_error_window, 1, "float32", raster_engine, executor, "stock error"
+        )
+    units = "t C/ha: 0-30 cm stock error of 2010, 1 sd (0.15 x (err0 + err30), WHRC OCD prediction errors)"
+    yield _output(out.layer(units, alignment, lineage), report, raster_engine)
 
 
 @dg.asset(

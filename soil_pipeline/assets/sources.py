@@ -79,6 +79,12 @@ soc_stock_2010_raster = _file_source("soc_stock_2010_raster", "WHRC SOC stock 0-
 soc_stock_no_land_use_raster = _file_source(
     "soc_stock_no_land_use_raster", "WHRC SOC stock 0-30 cm, no land use (GeoTIFF)."
 )
+soc_stock_error_0cm_raster = _file_source(
+    "soc_stock_error_0cm_raster", "WHRC prediction error of the 2010 organic carbon density at 0 cm (GeoTIFF)."
+)
+soc_stock_error_30cm_raster = _file_source(
+    "soc_stock_error_30cm_raster", "WHRC prediction error of the 2010 organic carbon density at 30 cm (GeoTIFF)."
+)
 cropland_raster = _file_source("cropland_raster", "HYDE 3.2 cropland area 2016 (GeoTIFF).")
 climate_zones_raster = _file_source("climate_zones_raster", "IPCC 2019 climate zones, 0.5 deg (GeoTIFF).")
 countries_vector = _file_source("countries_vector", "Natural Earth 1:10m Admin 0 countries (zipped GeoJSON).")
