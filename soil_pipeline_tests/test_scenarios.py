@@ -484,10 +484,11 @@ def test_sensitivity_rows_label_each_structural_alternative():
     assert (rows["estimate"] == "sensitivity").all()
     labels = rows["attribution"] + " | " + rows["grazing_loss"] + " | " + rows["recovery_curve"]
     got = dict(zip(labels + " | " + rows["converted_land"], rows["soc_gain_pg_c"], strict=True))
+    lower, upper = scenarios.ATTRIBUTIONS["cell_average"], scenarios.ATTRIBUTIONS["all_on_converted"]
     assert got == pytest.approx(
         {
-            f"{scenarios.ATTRIBUTIONS['cell_average']} | central grazing | IPCC set-aside | cropland + pasture": 0.003,
-            f"{scenarios.ATTRIBUTIONS['all_on_converted']} | central grazing | IPCC set-aside | cropland + pasture": 0.01,
+            f"{lower} | central grazing | IPCC set-aside | cropland + pasture": 0.003,
+            f"{upper} | central grazing | IPCC set-aside | cropland + pasture": 0.01,
             f"{lit} | central grazing | Post & Kwon | cropland + pasture": 0.002,
             f"{lit} | grazing 0.10 | IPCC set-aside | cropland + pasture": 0.002,
             f"{lit} | central grazing | IPCC set-aside | cropland only": 0.005,
