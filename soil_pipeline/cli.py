@@ -202,15 +202,33 @@ def _potential_lines(table: pd.DataFrame) -> list[str]:
 
 
 def _scenario_lines(store: VersionedParquetStore) -> list[str]:
-    lines = ["", "Restoration scenarios, global soil (0-30 cm) carbon gain at the horizon (5th-95th percentile):"]
+    lines = [
+        "",
+        "Restoration scenarios, global soil (0-30 cm) carbon gain at the horizon (5th-95th percentile); central =",
+        "IPCC Tier 1 set-aside, low = Post & Kwon 0.33 t C/ha/yr, eventual = whole attributed debt repaid:",
+    ]
     for key, version in sorted(store.latest_by_partition("restoration_scenario").items()):
         table = store.read("restoration_scenario", version)
-        world = global_row(table[table["estimate"] == "central"])
+        world = table[table["region_type"] == "global"].set_index("estimate")
+        central = world.loc[["central"]].iloc[0]
         lines.append(
-            f"  {key:22s} {world['restored_area_mha']:7.1f} Mha restored, "
-            f"{_interval(world, 'soc_gain_pg_c', '.2f')} Pg C = {_interval(world, 'soc_gain_gt_co2', '.1f')} Gt CO2; "
-            f"bounds {world['soc_gain_lower_bound_pg_c']:.2f}-{world['soc_gain_upper_bound_pg_c']:.2f} Pg C"
+            f"  {key:22s} {central['restored_area_mha']:7.1f} Mha restored "
+            f"({central['restored_area_with_soc_mha']:.1f} Mha with a SOC value)"
         )
+        for estimate in ("central", "low", "eventual_recovery"):
+            if estimate not in world.index:
+                continue
+            row = world.loc[[estimate]].iloc[0]
+            bounds = (
+                f"; bounds {row['soc_gain_lower_bound_pg_c']:.2f}-{row['soc_gain_upper_bound_pg_c']:.2f} Pg C"
+                if estimate == "central"
+                else ""
+            )
+            lines.append(
+                f"    {estimate:17s} {_interval(row, 'soc_gain_pg_c', '.2f')} Pg C = "
+                f"{_interval(row, 'soc_gain_gt_co2', '.1f')} Gt CO2, "
+                f"{row['implied_rate_t_c_per_ha_per_yr']:.2f} t C/ha/yr{bounds}"
+            )
     return lines
 
 

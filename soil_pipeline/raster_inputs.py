@@ -25,6 +25,8 @@ STOCK_DENSITY = GridRole("SOC stock density, 0-30 cm", "t C/ha", "average")
 AREA_PER_CELL = GridRole("area per cell", "km2 per cell", "sum")
 # Categories: never averaged, each cell takes the class of the nearest source cell.
 CLASS_CODES = GridRole("class codes", None, "nearest")
+# A map's stated prediction error of a density (WHRC: organic carbon density, 0.1 kg C/m3), averaged like it.
+DENSITY_ERROR = GridRole("prediction error of organic carbon density", "0.1 kg C/m3", "average")
 
 
 @dataclass(frozen=True)
@@ -98,5 +100,33 @@ SECOND_SOC_STOCK = RasterInput(
     label_required=True,
 )
 
-RASTER_INPUTS = (SOC_STOCK_2010, SOC_STOCK_NO_LAND_USE, CROPLAND, CLIMATE_ZONES, PASTURE, SECOND_SOC_STOCK)
+SOC_STOCK_ERROR_0CM = RasterInput(
+    "soc_stock_error_0cm_raster",
+    "soc_stock_error_0cm_raster",
+    str(_WHRC / "abs_error_OCDENS_0cm_2010AD_10km_ll.tif"),
+    "WHRC prediction error of the 2010 organic carbon density at 0 cm (0.1 kg C/m3); with the 30 cm layer it gives "
+    "each cell's 0-30 cm stock error: a local path or any GDAL-readable URL.",
+    DENSITY_ERROR,
+    "stock_error_0cm",
+)
+SOC_STOCK_ERROR_30CM = RasterInput(
+    "soc_stock_error_30cm_raster",
+    "soc_stock_error_30cm_raster",
+    str(_WHRC / "abs_error_OCDENS_30cm_2010AD_10km_ll.tif"),
+    "WHRC prediction error of the 2010 organic carbon density at 30 cm (0.1 kg C/m3): a local path or any "
+    "GDAL-readable URL.",
+    DENSITY_ERROR,
+    "stock_error_30cm",
+)
+
+RASTER_INPUTS = (
+    SOC_STOCK_2010,
+    SOC_STOCK_NO_LAND_USE,
+    SOC_STOCK_ERROR_0CM,
+    SOC_STOCK_ERROR_30CM,
+    CROPLAND,
+    CLIMATE_ZONES,
+    PASTURE,
+    SECOND_SOC_STOCK,
+)
 BY_NAME = {entry.name: entry for entry in RASTER_INPUTS}

@@ -12,7 +12,7 @@ from soil_pipeline.contracts.bounded_yaml import DeclarationError, is_number
 from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml as _read_yaml
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.science.potential import PotentialParameters, implied_bulk_density
-from soil_pipeline.science.scenarios import Scenario
+from soil_pipeline.science.scenarios import CASES, LandUseFactors, Scenario
 
 FACTORS_FILE = DATA_DIR / "literature" / "factors.yaml"
 UNCERTAINTY_FILE = DATA_DIR / "literature" / "uncertainty.yaml"
@@ -32,7 +32,13 @@ SCENARIO_SCALARS = {
     "priority": (str, 80),
     "horizon_yr": (float, 1e-6, 1000.0),
 }
-RECOVERY_SCALARS = {"curve": (str, 40), "period_yr": (float, 1e-6, 1000.0), "half_life_yr": (float, 1e-6, 1000.0)}
+RECOVERY_SCALARS = {
+    "curve": (str, 40),
+    "period_yr": (float, 1e-6, 1000.0),
+    "half_life_yr": (float, 1e-6, 1000.0),
+    "rate_t_c_per_ha_per_yr": (float, 1e-6, 100.0),
+    "factors": (str, 40),
+}
 
 
 def _check_scalars(path: Path, data: dict, declared: dict, prefix: str = "") -> None:
@@ -83,19 +89,71 @@ def potential_parameters() -> PotentialParameters:
     )
 
 
-def land_use_losses(zone_names: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Relative SOC loss per ha (1 - F) of "cropland" and "grazing" land, indexed by climate zone code (columns
-    code, name of the zone legend). A zone without factors (code 0, no zone) gets 1 for both: equal losses."""
-    table = _read_yaml(LAND_USE_LOSS_FILE)
-    losses = {}
-    for use in ("cropland", "grazing"):
-        lookup = np.ones(int(zone_names["code"].max()) + 1)
-        factors_by_zone = table[use]["f_by_zone"]
-        for code, name in zip(zone_names["code"], zone_names["name"], strict=True):
-            if name in factors_by_zone:
-                lookup[code] = 1.0 - float(factors_by_zone[name])
-        losses[use] = lookup
-    return losses
+@functools.cache
+def _land_use_table() -> dict:
+    return _read_yaml(LAND_USE_LOSS_FILE)
+
+
+def ipcc_editions() -> dict[str, dict[str, dict[str, dict]]]:
+    """Each edition's Table 5.5 factors {edition: {factor: {class: {value, error_pct}}}}, an edition that `inherits`
+    taking the other's value for every class and factor it does not list."""
+    editions = _land_use_table()["editions"]
+    resolved = {}
+    for name, entry in editions.items():
+        base = editions[entry["inherits"]] if "inherits" in entry else {}
+        resolved[name] = {
+            factor: {**base.get(factor, {}), **entry.get(factor, {})}
+            for factor in ("long_term_cultivated", "set_aside")
+        }
+    return resolved
+
+
+def edition_citation(edition: str) -> str:
+    entry = _land_use_table()["editions"][edition]
+    return f"{entry['source']} [{entry['locator']}]"
+
+
+def _grazing_loss(rule: dict, cropland_loss: np.ndarray, class_of_code: np.ndarray, classes) -> np.ndarray:
+    """Loss per ha of grazing land per zone code under one rule: a multiple of cropland's loss, a flat loss, or
+    1 - F per climate class; 1 (equal losses) where a code has no class."""
+    no_class = class_of_code == len(classes)
+    if "relative_to_cropland" in rule:
+        loss = float(rule["relative_to_cropland"]) * cropland_loss
+    elif "loss" in rule:
+        loss = np.full(cropland_loss.shape, float(rule["loss"]))
+    else:
+        by_class = np.array([1.0 - float(rule["f_by_class"][name]) for name in classes] + [1.0])
+        loss = by_class[class_of_code]
+    return np.where(no_class, 1.0, loss)
+
+
+def land_use_factors(zone_names: pd.DataFrame) -> LandUseFactors:
+    """The IPCC factors of literature/land_use_loss.yaml on the zone codes of the legend (columns code, name): the
+    central edition's cropland loss 1 - F_LU(long-term cultivated), the grazing losses, and every edition's table."""
+    table = _land_use_table()
+    classes = tuple(table["climate_classes"])
+    class_of_code = np.full(int(zone_names["code"].max()) + 1, len(classes))
+    for code, name in zip(zone_names["code"], zone_names["name"], strict=True):
+        for index, members in enumerate(table["climate_classes"].values()):
+            if name in members:
+                class_of_code[code] = index
+    editions = ipcc_editions()
+    f_lu = editions[table["central_edition"]]["long_term_cultivated"]
+    by_class = np.array([1.0 - float(f_lu[name]["value"]) for name in classes] + [1.0])
+    cropland_loss = by_class[class_of_code]
+    grazing = table["grazing"]
+    return LandUseFactors(
+        classes=classes,
+        class_of_code=class_of_code,
+        cropland_loss=cropland_loss,
+        grazing_loss=_grazing_loss(grazing["central"], cropland_loss, class_of_code, classes),
+        grazing_label=grazing["central"]["label"],
+        grazing_alternatives={
+            rule["label"]: _grazing_loss(rule, cropland_loss, class_of_code, classes)
+            for rule in grazing["alternatives"]
+        },
+        editions=editions,
+    )
 
 
 @functools.cache
@@ -125,12 +183,21 @@ def load_scenario(scenario_id: str) -> Scenario:
     path = scenario_path(scenario_id)
     data = _read_yaml(path)
     _check_scalars(path, data, SCENARIO_SCALARS)
-    if isinstance(data.get("recovery"), dict):
-        _check_scalars(path, data["recovery"], RECOVERY_SCALARS, prefix="recovery.")
+    for name in ("recovery", *CASES):
+        if isinstance(data.get(name), dict):
+            _check_scalars(path, data[name], RECOVERY_SCALARS, prefix=f"{name}.")
+    for i, curve in enumerate(data.get("alternative_recovery") or []):
+        if isinstance(curve, dict):
+            _check_scalars(path, curve, RECOVERY_SCALARS, prefix=f"alternative_recovery[{i}].")
     try:
         return Scenario.from_dict(scenario_id, data)
     except ValueError as error:
         raise DeclarationError(f"{path}: {error}") from None
+
+
+def stock_error_fallback() -> float:
+    """Relative stock error (1 sd) of cells without an error-layer value (uncertainty.yaml, stock_error)."""
+    return float(uncertainty_spec()["stock_error"]["fallback_relative_sd"])
 
 
 def file_inputs(*extra: tuple[str, Path]) -> dict:

@@ -64,11 +64,18 @@ def test_regional_potential_by_hand():
         cropland_soc_stock_2010_t_c=[5e7, 0.0],
         cropland_area_with_bd_ha=[0.5e6, 2e6],
         cropland_bd_x_area=[0.6e6, 2.4e6],
+        soc_stock_error_t_c=[1e8, 0.0],
+        soc_stock_2010_without_error_t_c=[0.0, 0.0],
+        cropland_soc_stock_error_t_c=[0.25e7, 0.0],
+        cropland_soc_stock_2010_without_error_t_c=[2.5e7, 0.0],
     )
-    draws = {"soc_stock_factor": np.array([0.9, 1.0, 1.1])}
-    table = potential.regional_potential(sums, PARAMS, draws, {"soc_stock_factor": 1.0})
+    # z = -1, 0, 1 shared by the regions; stock error 1e8 / 1e9 = 10 %; cropland (0.25e7 + 10 % fallback of the
+    # 2.5e7 without an error value) / 5e7 = 10 %: the targets' samples are 0.9, 1.0, 1.1 x the target
+    table = potential.regional_potential(sums, PARAMS, np.array([-1.0, 0.0, 1.0]), 0.1)
     first = table.iloc[0]
     assert first["soc_stock_2010_pg_c"] == pytest.approx(1.0)
+    assert first["soc_stock_2010_relative_sd_pct"] == pytest.approx(10.0)
+    assert first["cropland_soc_stock_2010_relative_sd_pct"] == pytest.approx(10.0)
     assert first["target_4p1000_tg_c_per_yr"] == pytest.approx(4.0)
     assert first["target_4p1000_tg_c_per_yr_p05"] == pytest.approx(4.0 * 0.91)  # linear between 0.9 and 1.0
     assert first["cropland_target_4p1000_tg_c_per_yr"] == pytest.approx(0.2)
@@ -102,7 +109,9 @@ def test_cell_quantities_and_zone_sums_on_a_3x4_grid():
     bd[0, 2] = np.nan  # cropland without a stock has no BD
     zones = np.array([[0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, -1]])
     table = pd.DataFrame({"zone_index": [0, 1], "region_type": "x", "region_id": ["A", "B"], "region_name": "z"})
-    sums = zone_sums(potential.cell_quantities(soc, cropland, area, bd), zones, table)
+    error = np.where(np.isnan(soc), np.nan, 0.1 * soc)
+    error[1, 0] = np.nan  # a stock without an error value
+    sums = zone_sums(potential.cell_quantities(soc, cropland, area, bd, error), zones, table)
     # zone A: stocks (10 + 20 + 0 + 10 + 10) x 10 ha; cropland 1 + 2 + 4 ha; with BD 1 + 4 ha
     assert sums.loc[0, "soc_stock_2010_t_c"] == pytest.approx(500.0)
     assert sums.loc[0, "cropland_area_ha"] == pytest.approx(7.0)
@@ -112,3 +121,7 @@ def test_cell_quantities_and_zone_sums_on_a_3x4_grid():
     # zone B: stocks (40 + 50 + 60 + 70 + 80) x 10 ha; cropland 3 + 1 ha
     assert sums.loc[1, "soc_stock_2010_t_c"] == pytest.approx(3000.0)
     assert sums.loc[1, "cropland_area_with_bd_ha"] == pytest.approx(4.0)
+    # stock error 10 % of each stock, but (1, 0) has none: its stock (50 x 10 ha) is counted apart for the fallback
+    assert sums.loc[1, "soc_stock_error_t_c"] == pytest.approx(0.1 * (3000.0 - 500.0))
+    assert sums.loc[1, "soc_stock_2010_without_error_t_c"] == pytest.approx(500.0)
+    assert sums.loc[1, "cropland_soc_stock_error_t_c"] == pytest.approx(0.1 * (60.0 * 3 + 80.0 * 1))

@@ -37,9 +37,9 @@ def scenario_tables(store):
     return {key: store.read("restoration_scenario", version) for key, version in versions.items()}
 
 
-def _world(table: pd.DataFrame) -> pd.Series:
-    """The World's row; in scenario tables its central row (the others are labelled sensitivity rows)."""
-    central = table["estimate"] == "central" if "estimate" in table else True
+def _world(table: pd.DataFrame, estimate: str = "central") -> pd.Series:
+    """The World's row; in scenario tables its row of one estimate (central, low, eventual_recovery)."""
+    central = table["estimate"] == estimate if "estimate" in table else True
     [row] = table[(table["region_type"] == "global") & central].itertuples(index=False)
     return pd.Series(row._asdict())
 
@@ -117,7 +117,11 @@ def test_full_restoration_never_gains_more_than_the_soil_carbon_debt(store, scen
     assert net_debt == pytest.approx(factor("sanderman_2017", "soc_debt_0_30cm"), abs=0.05)
     full = _world(scenario_tables["all_converted_100pct"])
     assert full["restored_area_mha"] == pytest.approx(full["converted_land_area_mha"])
+    # 10.1 Mha of HYDE cropland lies in cells without a WHRC stock: restored, but without a gain
+    assert full["restored_area_mha"] - full["restored_area_with_soc_mha"] == pytest.approx(10.11, abs=0.01)
     assert 0 < full["soc_gain_lower_bound_pg_c"] < full["soc_gain_pg_c"] < full["soc_gain_upper_bound_pg_c"] < net_debt
+    eventual = _world(scenario_tables["all_converted_100pct"], "eventual_recovery")
+    assert full["soc_gain_pg_c"] < eventual["soc_gain_pg_c"] < net_debt
 
 
 def test_bounds_enclose_the_central_gain_in_every_region(scenario_tables):
@@ -132,14 +136,51 @@ def test_bounds_enclose_the_central_gain_in_every_region(scenario_tables):
 def test_sensitivity_rows_are_global_and_labelled(scenario_tables):
     for key, table in scenario_tables.items():
         rows = table[table["estimate"] == "sensitivity"]
-        assert (rows["region_type"] == "global").all() and len(rows) == 3, key
+        # two attribution bounds, the 2019-Refinement edition, five grazing losses
+        assert (rows["region_type"] == "global").all() and len(rows) == 8, key
         world = _world(table)
-        by_attribution = rows.set_index("attribution")["soc_gain_pg_c"]
-        assert by_attribution.filter(like="lower bound").item() == pytest.approx(world["soc_gain_lower_bound_pg_c"])
-        assert by_attribution.filter(like="upper bound").item() == pytest.approx(world["soc_gain_upper_bound_pg_c"])
-        # Post & Kwon: at most 0.33 t C/ha/yr x 20 yr = 6.6 t C per restored ha (1 Mha x 1 t C/ha = 1e-3 Pg C)
-        post_kwon = rows[rows["recovery_curve"].str.contains("Post & Kwon")]
-        assert 0 < post_kwon["soc_gain_pg_c"].item() <= 6.6e-3 * world["restored_area_mha"] + 1e-9
+        bounds = rows[rows["attribution"] != world["attribution"]].set_index("attribution")["soc_gain_pg_c"]
+        assert bounds.filter(like="lower bound").item() == pytest.approx(world["soc_gain_lower_bound_pg_c"])
+        assert bounds.filter(like="upper bound").item() == pytest.approx(world["soc_gain_upper_bound_pg_c"])
+        grazing = rows[rows["grazing_loss"] != world["grazing_loss"]].set_index("grazing_loss")["soc_gain_pg_c"]
+        assert len(grazing) == 5
+        # more loss per ha on grazing land leaves less of the debt on the restored cropland
+        assert grazing.filter(like="0.20 of the native").item() < grazing.filter(like="0.10 of the native").item()
+        assert grazing.filter(like="0.50 x").item() < world["soc_gain_pg_c"] < grazing.filter(like="0.40 x").item()
+        assert grazing.filter(like="moderately degraded").item() == grazing.max()
+        # Post & Kwon (the low case): at most 0.33 t C/ha/yr x 20 yr = 6.6 t C per restored ha (1e-3 Pg C / Mha)
+        low = _world(table, "low")
+        assert 0 < low["soc_gain_pg_c"] <= 6.6e-3 * low["restored_area_with_soc_mha"] + 1e-9
+        assert low["implied_rate_t_c_per_ha_per_yr"] <= 0.33 + 1e-9
+
+
+def test_headline_restoration_figures(scenario_tables):
+    # Regression anchors (Pg C at 20 yr, world): the IPCC set-aside central, the low and eventual-recovery cases, and
+    # the set-aside curve with the previous grazing stand-in (IPCC moderately degraded grassland), which gives the
+    # 3.9 / 6.2 / 9.9 Pg C that issue 22 expected for the set-aside curve alone.
+    expected = {
+        "global_priority_15pct": (2.87, 1.58, 5.10, 3.86),
+        "global_priority_30pct": (4.51, 3.15, 7.70, 6.20),
+        "all_converted_100pct": (6.89, 6.40, 11.20, 9.90),
+    }
+    for key, (central, low, eventual, moderately) in expected.items():
+        table = scenario_tables[key]
+        got = [_world(table, estimate)["soc_gain_pg_c"] for estimate in ("central", "low", "eventual_recovery")]
+        rows = table[table["estimate"] == "sensitivity"]
+        got.append(rows.loc[rows["grazing_loss"].str.contains("moderately degraded"), "soc_gain_pg_c"].item())
+        assert got == pytest.approx([central, low, eventual, moderately], abs=0.01), key
+
+
+def test_intervals_differ_by_region_and_scenario(scenario_tables):
+    spreads = {}
+    for key, table in scenario_tables.items():
+        rows = table[(table["estimate"] == "central") & (table["region_type"] == "country")]
+        rows = rows[rows["soc_gain_pg_c"] > 0.01]
+        relative = rows["soc_gain_pg_c_p05"] / rows["soc_gain_pg_c"]
+        assert relative.max() - relative.min() > 0.1, key  # not one global rescaling of the central figure
+        world = _world(table)
+        spreads[key] = world["soc_gain_pg_c_p05"] / world["soc_gain_pg_c"]
+    assert max(spreads.values()) - min(spreads.values()) > 0.02
 
 
 def test_gains_are_monotone_in_the_restored_fraction(scenario_tables):
@@ -168,6 +209,8 @@ def test_scenario_gain_units(scenario_tables):
     assert world["soc_gain_rate_tg_c_per_yr"] == pytest.approx(world["soc_gain_pg_c"] * 1000 / 20)
     share = 100 * world["soc_gain_rate_tg_c_per_yr"] / world["target_4p1000_tg_c_per_yr"]
     assert world["soc_gain_share_of_4p1000_all_land_pct"] == pytest.approx(share)
+    implied = world["soc_gain_pg_c"] * 1e9 / (world["restored_area_with_soc_mha"] * 1e6) / 20
+    assert world["implied_rate_t_c_per_ha_per_yr"] == pytest.approx(implied)
 
 
 def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(store, scenario_runs):
@@ -175,7 +218,7 @@ def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(stor
         [materialization] = result.get_asset_materialization_events()
         materialization = materialization.materialization
         [contract_check] = result.get_asset_check_evaluations()
-        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v2.0.0"
+        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v3.0.0"
         path = materialization.metadata["restored_cells_map_file"].value
         assert "![restored cells" in materialization.metadata["restored_cells_map"].value
         with open(path, "rb") as handle:

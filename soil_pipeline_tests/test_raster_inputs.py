@@ -10,7 +10,15 @@ from soil_pipeline.contracts.model import CONTRACTS_DIR, load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations
 from soil_pipeline.definitions import build_definitions
-from soil_pipeline.raster_inputs import AREA_PER_CELL, BY_NAME, CLASS_CODES, PASTURE, RASTER_INPUTS, STOCK_DENSITY
+from soil_pipeline.raster_inputs import (
+    AREA_PER_CELL,
+    BY_NAME,
+    CLASS_CODES,
+    DENSITY_ERROR,
+    PASTURE,
+    RASTER_INPUTS,
+    STOCK_DENSITY,
+)
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline_tests.conftest import FIXTURES
 
@@ -56,7 +64,7 @@ def test_every_raster_input_has_its_contract_and_every_raster_contract_an_input(
         assert contract.id == entry.contract
         if entry.role.unit is not None:  # the role's unit is the contract's: what the grid asset sums or averages
             assert contract.unit == entry.role.unit, entry.name
-    assert {entry.role for entry in RASTER_INPUTS} == {STOCK_DENSITY, AREA_PER_CELL, CLASS_CODES}
+    assert {entry.role for entry in RASTER_INPUTS} == {STOCK_DENSITY, AREA_PER_CELL, CLASS_CODES, DENSITY_ERROR}
     assert (STOCK_DENSITY.resampling, AREA_PER_CELL.resampling, CLASS_CODES.resampling) == ("average", "sum", "nearest")
     assert BY_NAME["cropland_raster"].role == BY_NAME["pasture_raster"].role == AREA_PER_CELL
 

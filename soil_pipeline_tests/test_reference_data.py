@@ -30,13 +30,19 @@ def test_shipped_scenarios_use_cited_recovery_curves():
     ids = reference_data.scenario_ids()
     assert ids == ["all_converted_100pct", "global_priority_15pct", "global_priority_30pct", "within_country_15pct"]
     ipcc = reference_data.factor("ipcc_2006_soc_transition", "default_transition_period_yr")
+    set_aside = reference_data.factor("ipcc_2006_set_aside", "transition_period_yr")
     post_kwon = reference_data.factor("post_kwon_2000", "soc_accumulation_rate")
     for scenario_id in ids:
         scenario = reference_data.load_scenario(scenario_id)
-        assert scenario.recovery.curve == "linear" and scenario.recovery.period_yr == ipcc
-        assert scenario.recovery.source == "ipcc_2006_soc_transition" and "convention" in scenario.recovery.label
-        (rate,) = scenario.alternative_recovery
-        assert rate.source == "post_kwon_2000" and rate.rate_t_c_per_ha_per_yr == post_kwon
+        central = scenario.recovery
+        assert (central.curve, central.factors, central.period_yr) == ("set_aside", "ipcc_2006", set_aside)
+        assert central.source == "ipcc_2006_set_aside" and "Table 5.5" in central.label
+        assert scenario.low.source == "post_kwon_2000" and scenario.low.rate_t_c_per_ha_per_yr == post_kwon
+        eventual = scenario.eventual_recovery
+        assert (eventual.curve, eventual.period_yr, eventual.source) == ("linear", ipcc, "ipcc_2006_soc_transition")
+        assert "not IPCC's default" in eventual.label
+        (edition,) = scenario.alternative_recovery
+        assert (edition.factors, edition.source) == ("ipcc_2019", "ipcc_2019_set_aside")
     fractions = {i: reference_data.load_scenario(i).fraction for i in ids}
     assert fractions["global_priority_15pct"] == reference_data.factor(
         "strassburg_2020", "restored_fraction_of_converted_land"
@@ -44,13 +50,36 @@ def test_shipped_scenarios_use_cited_recovery_curves():
     assert fractions["all_converted_100pct"] == 1.0
 
 
-def test_land_use_losses_per_climate_zone():
-    losses = reference_data.land_use_losses(climate_zone_names())
+def test_land_use_factors_per_climate_zone():
+    factors = reference_data.land_use_factors(climate_zone_names())
     # IPCC 2006 Table 5.5 long-term cultivated F_LU tropical moist 0.48 (code 3), temperate dry 0.80 (code 8);
-    # Table 6.2 moderately degraded grassland F_MG tropical 0.97, temperate 0.95; no zone (code 0): equal losses
-    assert losses["cropland"][[0, 3, 8]] == pytest.approx([1.0, 0.52, 0.20])
-    assert losses["grazing"][[0, 3, 8]] == pytest.approx([1.0, 0.03, 0.05])
-    assert (losses["cropland"][1:] > losses["grazing"][1:]).all()
+    # grazing 0.45 x cropland's loss; no zone (code 0): equal losses and no class
+    assert factors.cropland_loss[[0, 3, 8]] == pytest.approx([1.0, 0.52, 0.20])
+    assert factors.grazing_loss[[0, 3, 8]] == pytest.approx([1.0, 0.234, 0.09])
+    assert [factors.classes[k] for k in factors.class_of_code[[1, 3, 4, 5, 8, 11]]] == [
+        "tropical_montane",
+        "tropical_moist_wet",
+        "tropical_dry",
+        "temperate_boreal_moist",
+        "temperate_boreal_dry",
+        "temperate_boreal_moist",
+    ]
+    assert factors.class_of_code[0] == len(factors.classes)
+    assert (factors.cropland_loss[1:] > factors.grazing_loss[1:]).all()
+    moderately = next(v for k, v in factors.grazing_alternatives.items() if "moderately degraded" in k)
+    assert moderately[[3, 8]] == pytest.approx([0.03, 0.05])  # Table 6.2: the central choice before issue 22
+    assert len(factors.grazing_alternatives) == 5
+
+
+def test_editions_cite_their_values_and_the_2019_refinement_inherits_what_was_not_verified():
+    editions = reference_data.ipcc_editions()
+    assert editions["ipcc_2006"]["set_aside"]["tropical_moist_wet"] == {"value": 0.82, "error_pct": 17}
+    assert editions["ipcc_2006"]["long_term_cultivated"]["tropical_dry"] == {"value": 0.58, "error_pct": 61}
+    assert editions["ipcc_2019"]["long_term_cultivated"]["tropical_moist_wet"] == {"value": 0.83}
+    assert editions["ipcc_2019"]["set_aside"] == editions["ipcc_2006"]["set_aside"]
+    for edition in editions:
+        assert "Table 5.5" in reference_data.edition_citation(edition)
+    assert "2019 Refinement" in reference_data.edition_citation("ipcc_2019")
 
 
 def test_priority_regions_on_natural_earth_countries():

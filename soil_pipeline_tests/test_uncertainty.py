@@ -51,33 +51,30 @@ def test_interval_columns_are_the_5th_50th_95th_percentiles_per_region():
     np.testing.assert_allclose(columns["x_pg_c_p95"], [95.0, 190.0])
 
 
-def test_a_product_parameter_is_drawn_jointly_with_its_factors():
-    spec = {**SPEC, "ab": {"distribution": "product", "of": ["a", "b"]}}
-    draws = uncertainty.draw(spec, 50, seed=3)
-    np.testing.assert_array_equal(draws["ab"], draws["a"] * draws["b"])
-    assert uncertainty.central(spec) == {"a": 1.0, "b": 3.0, "ab": 3.0}
-    with pytest.raises(ValueError, match="ab: product of unknown or non-sampled parameter.s. \\['c'\\]"):
-        uncertainty.draw({**SPEC, "ab": {"distribution": "product", "of": ["a", "c"]}}, 5, seed=3)
+def test_normal_draws_are_clipped_only_to_their_declared_bounds():
+    free = uncertainty.draw({"z": {"distribution": "normal", "mean": 0.0, "sd": 1.0}}, 2000, seed=2)["z"]
+    assert free.min() < 0 < free.max()  # a standard normal z is never clipped
+    bounded = uncertainty.draw({"f": uncertainty.factor_spec(0.48, 200.0)}, 2000, seed=2)["f"]
+    assert bounded.min() == 0.0 and bounded.max() == 1.0  # an IPCC factor stays within [0, 1]
+
+
+def test_factor_spec_reads_the_ipcc_error_as_two_standard_deviations():
+    # F_LU tropical moist/wet 0.48 +- 46 %: sd = 0.48 x 0.46 / 2 = 0.1104
+    spec = uncertainty.factor_spec(0.48, 46)
+    assert (spec["mean"], spec["sd"], spec["low"], spec["high"]) == pytest.approx((0.48, 0.1104, 0.0, 1.0))
+    draws = uncertainty.draw({"f": spec}, 20000, seed=4)["f"]
+    assert draws.std() == pytest.approx(0.1104, rel=0.03)
+    assert uncertainty.central({"f": uncertainty.factor_spec(0.83, None)}) == {"f": 0.83}  # no error: fixed
 
 
 def test_shipped_spec_draws_match_their_configured_distributions():
     spec = monte_carlo_parameters()
     n = 1000
     draws = uncertainty.draw(spec, n, seed=4001)
-    assert set(draws) == {"soc_stock_factor", "soc_debt_residual_factor", "soc_debt_factor"}
+    assert set(draws) == {"soc_stock_error_z", "soc_debt_residual_factor"}
     for name, parameter in spec.items():
-        if parameter["distribution"] != "normal":
-            continue
         mean, sd, kurtosis = parameter["mean"], parameter["sd"], 3.0
         # Standard errors over n draws: sd / sqrt(n) for the mean, sd * sqrt((kurtosis - 1) / 4n) for the sd
         # (0.0158 sd at n = 1000); 4 standard errors of slack.
         assert draws[name].mean() == pytest.approx(mean, abs=4 * sd / n**0.5), name
         assert draws[name].std() == pytest.approx(sd, abs=4 * sd * ((kurtosis - 1) / (4 * n)) ** 0.5), name
-
-
-def test_shipped_debt_error_is_correlated_with_the_stock_error():
-    draws = uncertainty.draw(monte_carlo_parameters(), 20000, seed=4001)
-    stock, debt = draws["soc_stock_factor"], draws["soc_debt_factor"]
-    # debt = stock x residual, sds 0.10 and 0.229: sd(debt) = sqrt(1.01 x 1.0524 - 1) = 0.251, corr = 0.01 / 0.0251
-    assert debt.std() == pytest.approx(0.251, abs=0.005)
-    assert np.corrcoef(stock, debt)[0, 1] == pytest.approx(0.398, abs=0.02)

@@ -34,6 +34,8 @@ from soil_pipeline.raster_inputs import (
     PASTURE,
     SECOND_SOC_STOCK,
     SOC_STOCK_2010,
+    SOC_STOCK_ERROR_0CM,
+    SOC_STOCK_ERROR_30CM,
     SOC_STOCK_NO_LAND_USE,
     RasterInput,
 )
@@ -47,6 +49,7 @@ from soil_pipeline.science.grid_windows import (
     converted_window,
     cropland_window,
     missing_window,
+    stock_error_window,
     stock_window,
 )
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasterizer
@@ -214,6 +217,38 @@ def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) ->
 def _unset_optional(asset: str, entry: RasterInput) -> dg.AssetCheckResult:
     """The contract check of an optional raster input left unset: passed, nothing to check."""
     return raster_contract_result(asset, [load_raster_contract(entry.contract)], None)
+
+
+# The WHRC prediction-error layers of the 2010 organic carbon density read into soc_stock_error_grid.
+STOCK_ERROR_LAYERS = (("0cm", SOC_STOCK_ERROR_0CM), ("30cm", SOC_STOCK_ERROR_30CM))
+
+
+@dg.asset(
+    group_name="global_grids",
+    code_version="1",
+    check_specs=contract_specs("soc_stock_error_grid"),
+    deps=[entry.name for _, entry in STOCK_ERROR_LAYERS],
+)
+def soc_stock_error_grid(
+    context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
+):
+    """0-30 cm SOC stock error of the 2010 stock (t C/ha, one standard deviation) on the common grid: 0.15 x (err0 +
+    err30), the trapezoid over the WHRC prediction errors of the organic carbon density at 0 and 30 cm (0.1 kg C/m3),
+    the two depths fully correlated; missing where either layer is."""
+    rasters = [entry for _, entry in STOCK_ERROR_LAYERS]
+    observe_files(context, inputs, *(entry.name for entry in rasters))
+    with raster_engine.executor() as executor:
+        checked, lineage = yield from _checked_rasters("soc_stock_error_grid", rasters, inputs, raster_engine, executor)
+        lineage.pop("declared")
+        sources = {
+            depth: _onto_grid(checked[entry.name], entry.resampling, "float32", np.nan)
+            for depth, entry in STOCK_ERROR_LAYERS
+        }
+        out, _, report, alignment = _write(
+            sources, soc_stock_grid.grid, stock_error_window, 1, "float32", raster_engine, executor, "stock error"
+        )
+    units = "t C/ha: 0-30 cm stock error of 2010, 1 sd (0.15 x (err0 + err30), WHRC OCD prediction errors)"
+    yield _output(out.layer(units, alignment, lineage), report, raster_engine)
 
 
 @dg.asset(

@@ -24,6 +24,7 @@ from soil_pipeline.reference_data import (
     file_inputs,
     monte_carlo_parameters,
     potential_parameters,
+    stock_error_fallback,
     uncertainty_spec,
 )
 from soil_pipeline.resources import RasterEngine
@@ -38,9 +39,14 @@ CELL_QUANTITIES = (
     "cropland_soc_stock_2010_t_c",
     "cropland_area_with_bd_ha",
     "cropland_bd_x_area",
+    "soc_stock_error_t_c",
+    "soc_stock_2010_without_error_t_c",
+    "cropland_soc_stock_error_t_c",
+    "cropland_soc_stock_2010_without_error_t_c",
 )
 ZOMER_BD_COLUMNS = ("bd_g_per_cm3", "cropland_area_mha")
 GLOBAL_METADATA_COLUMNS = (
+    "soc_stock_2010_relative_sd_pct",
     "target_4p1000_tg_c_per_yr",
     "cropland_target_4p1000_tg_c_per_yr",
     *(f"zomer_{variant}_{name}" for variant in potential.ZOMER_VARIANTS for name in ZOMER_BD_COLUMNS),
@@ -71,7 +77,7 @@ def monte_carlo(config: MonteCarloConfig) -> tuple[dict, dict, dict]:
 @dg.asset(
     io_manager_key="published_io_manager",
     group_name="potential",
-    code_version="2",
+    code_version="3",
     check_specs=contract_specs("regional_sequestration_potential"),
     deps=["climate_zone_legend"],
 )
@@ -79,21 +85,24 @@ def regional_sequestration_potential(
     config: MonteCarloConfig,
     raster_engine: RasterEngine,
     soc_stock_grid: Layer,
+    soc_stock_error_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
     country_grid: Layer,
     countries: pd.DataFrame,
 ):
-    """Per region: SOC stock (Pg C), cropland area (Mha), 4p1000 targets (Tg C/yr), and per Zomer variant its BD
-    (g/cm3), cropland area (Mha) and medium/high rates (Tg C/yr, t C/ha/yr, % of the all-land and cropland 4p1000
-    targets); `_p05/_p50/_p95` intervals where a sampled parameter enters."""
+    """Per region: SOC stock (Pg C) and its relative error (%), cropland area (Mha), 4p1000 targets (Tg C/yr), and
+    per Zomer variant its BD (g/cm3), cropland area (Mha) and medium/high rates (Tg C/yr, t C/ha/yr, % of the
+    all-land and cropland 4p1000 targets); `_p05/_p50/_p95` intervals where a sampled parameter enters."""
     params = potential_parameters()
     zone_of, tables, sizes = zoner(countries)
     quantities = functools.partial(potential.window_quantities, depth_cm=SOC_STOCK_DEPTH_CM, ptf=MANRIQUE_JONES_1991)
-    grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
+    grid = common_grid(soc_stock_grid, soc_stock_error_grid, cropland_grid, climate_zone_grid, country_grid)
+    sources = grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
+    sources["soc_stock_error"] = soc_stock_error_grid.source("soc_stock_error")
     with raster_engine.executor() as executor:
         sums, report, _ = zonal_statistics(
-            grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid),
+            sources,
             grid,
             quantities,
             zone_of,
@@ -102,16 +111,18 @@ def regional_sequestration_potential(
             raster_engine.threads,
             raster_engine.window_cells,
         )
-    draws, central, mc_parameters = monte_carlo(config)
+    draws, _, mc_parameters = monte_carlo(config)
+    z, fallback = draws["soc_stock_error_z"], stock_error_fallback()
     table = pd.concat(
         [
-            potential.regional_potential(sums_table(sums, kind, tables[kind], CELL_QUANTITIES), params, draws, central)
+            potential.regional_potential(sums_table(sums, kind, tables[kind], CELL_QUANTITIES), params, z, fallback)
             for kind in REGION_TYPES
         ],
         ignore_index=True,
     )
     table.attrs["provenance"] = provenance.combine(
         soc_stock_grid.provenance,
+        soc_stock_error_grid.provenance,
         cropland_grid.provenance,
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),

@@ -6,13 +6,16 @@ to share one partitions definition.
 
 Each scenario ranks the converted land by the scenario's priority criterion, restores the scenario's share of it
 (globally or within each region), and reports per region the area restored, the 0-30 cm soil carbon gain at the
-horizon and its annual rate against the all-land 4p1000 target, with Monte Carlo intervals and the lower and upper
-bounds of the debt attribution, plus global sensitivity rows for the structural alternatives (attribution,
-recovery curve, cropland only when pasture is configured) and a PNG map of restored cells.
+horizon under the central curve (IPCC Tier 1 set-aside) and the low and eventual-recovery cases, their annual and
+per-hectare rates and their share of the all-land 4p1000 target, with Monte Carlo intervals (IPCC factor ranges,
+regional stock error from the WHRC error layers, residual debt error) and the lower and upper bounds of the debt
+attribution, plus global sensitivity rows for the structural alternatives (attribution, grazing loss, IPCC
+edition, cropland only when pasture is configured) and a PNG map of restored cells.
 
-The central attribution of each cell's debt to its converted land weighs areas by the IPCC Tier 1 relative loss
-per ha of the cell's climate zone (literature/land_use_loss.yaml): cropland, pasture, and, without a pasture
-raster, the cell's other land as possibly grazed; with one, land that is neither is taken as never converted.
+The central attribution of each cell's debt to its converted land weighs areas by the relative loss per ha of the
+cell's climate zone (literature/land_use_loss.yaml): cropland (IPCC F_LU), pasture and, without a pasture raster, the
+cell's other land as possibly grazed (a multiple of cropland's loss); with one, land that is neither is taken as
+never converted.
 """
 
 import dataclasses
@@ -32,12 +35,14 @@ from soil_pipeline.reference_data import (
     LAND_USE_LOSS_FILE,
     PRIORITY_REGIONS_FILE,
     citation,
+    edition_citation,
     factor,
     file_inputs,
-    land_use_losses,
+    land_use_factors,
     load_scenario,
     scenario_ids,
     scenario_path,
+    stock_error_fallback,
 )
 from soil_pipeline.resources import ArtifactStore, RasterEngine
 from soil_pipeline.science import scenarios
@@ -47,7 +52,11 @@ from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, climate_zone_
 STORE_ASSET = "restoration_scenario"
 GLOBAL_METADATA_COLUMNS = (
     "restored_area_mha",
+    "restored_area_with_soc_mha",
     "soc_gain_pg_c",
+    "soc_gain_pg_c_p05",
+    "soc_gain_pg_c_p95",
+    "implied_rate_t_c_per_ha_per_yr",
     "soc_gain_gt_co2",
     "soc_gain_lower_bound_pg_c",
     "soc_gain_upper_bound_pg_c",
@@ -55,22 +64,23 @@ GLOBAL_METADATA_COLUMNS = (
 )
 
 
-def _stream(
-    raster_engine: RasterEngine, scenario, with_pasture: bool, soc, converted, cropland, climate, country, countries
-):
-    """The scenario's streaming passes over the common grid (see `scenario_stream`)."""
+def _stream(raster_engine: RasterEngine, scenario, with_pasture: bool, factors, grids, countries):
+    """The scenario's streaming passes over the common grid (see `scenario_passes`)."""
+    soc, error, converted, cropland, climate, country = grids
     zone_of, _, sizes = zoner(countries)
     if scenario.scope == "within_region" and scenario.scope_region_type not in sizes:
         raise dg.Failure(f"scenario {scenario.id}: scope_region_type must be one of {list(sizes)}")
-    grid = common_grid(soc, converted, cropland, climate, country)
-    sources = {**grid_sources(soc, cropland, climate, country), "converted_land": converted.source("converted_land")}
+    grid = common_grid(soc, error, converted, cropland, climate, country)
+    sources = {
+        **grid_sources(soc, cropland, climate, country),
+        "converted_land": converted.source("converted_land"),
+        "soc_stock_error": error.source("soc_stock_error"),
+    }
     plans, block = zonal.plan(sources, grid)
-    losses = land_use_losses(climate_zone_names())
     window_task = scenario_passes.ScenarioWindow(
         zonal.ZonalTask(grid, sources, plans, None, zone_of, sizes),
         scenario,
-        losses["cropland"],
-        losses["grazing"],
+        factors,
         with_pasture,
         sizes.get(scenario.scope_region_type) if scenario.scope == "within_region" else None,
     )
@@ -88,28 +98,57 @@ def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
         key=scenario_key(scenario_id),
         io_manager_key="published_io_manager",
         group_name="scenarios",
-        code_version="2",
+        code_version="3",
         check_specs=contract_specs(STORE_ASSET, key=scenario_key(scenario_id)),
         deps=["climate_zone_legend"],
         description=f"Restoration scenario `{scenario_id}`: per region, converted and restored area (Mha), SOC gain "
-        "at the horizon (Pg C, Gt CO2) with its lower and upper bounds, mean annual rate (Tg C/yr) and % of the "
-        "all-land 4p1000 target, with intervals; global sensitivity rows; a map of the restored cells.",
+        "at the horizon (Pg C, Gt CO2) of the IPCC set-aside central with its lower and upper bounds, the low "
+        "and eventual-recovery cases, mean annual rate (Tg C/yr), implied rate (t C/ha/yr) and % of the all-land "
+        "4p1000 target, with intervals; global sensitivity rows (attribution, grazing loss, IPCC edition); a map.",
     )
     def _scenario(
         config: MonteCarloConfig,
         raster_engine: RasterEngine,
         artifacts: ArtifactStore,
         soc_stock_grid: Layer,
+        soc_stock_error_grid: Layer,
         converted_land_grid: Layer,
         cropland_grid: Layer,
         climate_zone_grid: Layer,
         country_grid: Layer,
         countries: pd.DataFrame,
     ):
-        grids = (soc_stock_grid, converted_land_grid, cropland_grid, climate_zone_grid, country_grid)
+        grids = (
+            soc_stock_grid,
+            soc_stock_error_grid,
+            converted_land_grid,
+            cropland_grid,
+            climate_zone_grid,
+            country_grid,
+        )
         yield from restoration_scenario(scenario_id, config, raster_engine, artifacts, *grids, countries)
 
     return _scenario
+
+
+def scenario_draws(config: MonteCarloConfig, scenario, factors) -> tuple[scenarios.Draws, dict]:
+    """The Monte Carlo of one scenario: stock error z and residual debt factor (uncertainty.yaml), the set-aside
+    recovered shares of every IPCC edition its curves use (land_use_loss.yaml), all seeded from `config`."""
+    draws, _, mc_parameters = monte_carlo(config)
+    editions = sorted({curve.factors for curve in scenario.curves().values() if curve.factors})
+    shares = {edition: factors.recovered_shares(edition, config.n_draws, config.seed) for edition in editions}
+    result = scenarios.Draws(
+        stock_z=draws["soc_stock_error_z"],
+        debt_residual=draws["soc_debt_residual_factor"],
+        shares={edition: drawn for edition, (_, drawn) in shares.items()},
+        central_shares={edition: middle for edition, (middle, _) in shares.items()},
+        fallback_relative_sd=stock_error_fallback(),
+    )
+    central_shares = {
+        edition: dict(zip((*factors.classes, "no class"), middle.tolist(), strict=True))
+        for edition, (middle, _) in shares.items()
+    }
+    return result, {**mc_parameters, "set_aside_recovered_share_central": central_shares}
 
 
 def restoration_scenario(
@@ -118,6 +157,7 @@ def restoration_scenario(
     raster_engine: RasterEngine,
     artifacts: ArtifactStore,
     soc_stock_grid: Layer,
+    soc_stock_error_grid: Layer,
     converted_land_grid: Layer,
     cropland_grid: Layer,
     climate_zone_grid: Layer,
@@ -128,44 +168,44 @@ def restoration_scenario(
     published."""
     scenario = load_scenario(scenario_id)
     with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
+    factors = land_use_factors(climate_zone_names())
+    grids = (soc_stock_grid, soc_stock_error_grid, converted_land_grid, cropland_grid, climate_zone_grid, country_grid)
     sums, (share_blocks, land_blocks), reports = _stream(
-        raster_engine,
-        scenario,
-        with_pasture,
-        soc_stock_grid,
-        converted_land_grid,
-        cropland_grid,
-        climate_zone_grid,
-        country_grid,
-        countries,
+        raster_engine, scenario, with_pasture, factors, grids, countries
     )
-    draws, central, mc_parameters = monte_carlo(config)
+    draws, mc_parameters = scenario_draws(config, scenario, factors)
     rate = factor("four_per_1000", "annual_rate")
-    label = "cropland (HYDE 3.2) + pasture" if with_pasture else "cropland (HYDE 3.2; no pasture raster)"
+    land = "cropland (HYDE 3.2) + pasture" if with_pasture else "cropland (HYDE 3.2; no pasture raster)"
+    labels = scenarios.Labels(land, factors.grazing_label)
     tables = zoner(countries)[1]
-    names = sorted({key.split("/")[-1] for key in sums})
 
     def region_sums(variant, kind):
-        return sums_table(
-            {k.split("/", 1)[1]: v for k, v in sums.items() if k.startswith(f"{variant}/")}, kind, tables[kind], names
-        )
+        prefix = f"{variant}/{kind}/"
+        names = [key[len(prefix) :] for key in sums if key.startswith(prefix)]
+        variant_sums = {k.split("/", 1)[1]: v for k, v in sums.items() if k.startswith(f"{variant}/")}
+        return sums_table(variant_sums, kind, tables[kind], names)
 
     others = {}
     if with_pasture:
         others["cropland only (HYDE 3.2)"] = region_sums(scenario_passes.CROPLAND_ONLY, "global")
     converted = scenario_passes.CONVERTED
+    grazing = {f"grazing{j}": label for j, label in enumerate(factors.grazing_alternatives)}
     table = pd.concat(
         [
             *(
-                scenarios.regional_scenario(region_sums(converted, kind), scenario, rate, draws, central, label)
+                scenarios.regional_scenario(region_sums(converted, kind), scenario, rate, draws, labels)
                 for kind in REGION_TYPES
             ),
-            scenarios.sensitivity_rows(region_sums(converted, "global"), scenario, rate, draws, central, label, others),
+            scenarios.sensitivity_rows(
+                region_sums(converted, "global"), scenario, rate, draws, labels, grazing, others
+            ),
         ],
         ignore_index=True,
     )
+    curves = scenario.curves().values()
     table.attrs["provenance"] = provenance.combine(
         soc_stock_grid.provenance,
+        soc_stock_error_grid.provenance,
         converted_land_grid.provenance,
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),
@@ -180,12 +220,12 @@ def restoration_scenario(
                 "scenario": dataclasses.asdict(scenario),
                 "four_per_1000_rate_per_yr": rate,
                 "citations": {
-                    name: citation(name)
-                    for name in sorted(
-                        {"four_per_1000", scenario.recovery.source}
-                        | {curve.source for curve in scenario.alternative_recovery}
-                    )
+                    name: citation(name) for name in sorted({"four_per_1000"} | {curve.source for curve in curves})
                 },
+                "ipcc_editions": {
+                    edition: edition_citation(edition) for edition in sorted({c.factors for c in curves if c.factors})
+                },
+                "grazing_loss_central": factors.grazing_label,
                 **mc_parameters,
             }
         },
@@ -198,9 +238,20 @@ def restoration_scenario(
         "restored_cells_map": dg.MetadataValue.md(f"{shown}PNG: `{map_path}` (served by `soil-pipeline docs`)"),
         "restored_cells_map_file": dg.MetadataValue.path(str(map_path)),
         **global_metadata(table, GLOBAL_METADATA_COLUMNS),
+        **_case_metadata(table),
         "streaming_passes": dg.MetadataValue.json([r.metadata() for r in reports] + [raster_engine.describe()]),
     }
     yield from publish_if_valid(STORE_ASSET, table, metadata=metadata, key=scenario_key(scenario_id))
+
+
+def _case_metadata(table: pd.DataFrame) -> dict[str, float]:
+    """The World's gain (Pg C) and implied rate (t C/ha/yr) of each recovery case."""
+    world = table[(table["region_type"] == "global") & table["estimate"].isin(scenarios.CASES)]
+    out = {}
+    for row in world.itertuples():
+        out[f"global_{row.estimate}_soc_gain_pg_c"] = float(row.soc_gain_pg_c)
+        out[f"global_{row.estimate}_implied_rate_t_c_per_ha_per_yr"] = float(row.implied_rate_t_c_per_ha_per_yr)
+    return out
 
 
 scenario_assets = [_scenario_asset(scenario_id) for scenario_id in scenario_ids()]

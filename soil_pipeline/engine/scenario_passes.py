@@ -25,8 +25,7 @@ class ScenarioWindow:
 
     layers: zonal.ZonalTask
     scenario: scenarios.Scenario
-    cropland_loss: np.ndarray  # relative loss per ha, indexed by climate zone code
-    grazing_loss: np.ndarray
+    factors: scenarios.LandUseFactors  # losses per ha and Table 5.5 class, indexed by climate zone code
     with_pasture: bool
     scope_sizes: int | None  # zones of the scope region type, for within_region scenarios
 
@@ -43,14 +42,16 @@ class ScenarioWindow:
             "position": (rows + int(window.row_off)) * grid.width + cols + int(window.col_off),
             "soc_2010": soc.ravel()[keep],
             "soc_no_land_use": layers["soc_stock"][1].ravel()[keep].astype("float64"),
+            "stock_error": layers["soc_stock_error"].ravel()[keep].astype("float64"),
             "area_ha": area.ravel()[keep],
             "land_ha": land_ha.ravel()[keep],
             "cropland_ha": layers["cropland"].ravel()[keep].astype("float64"),
+            "climate_class": self.factors.class_of_code[climate],
             "zones": zones,
             "scope": self._scope(zones),
             "keep": keep,
         }
-        out["land_use"] = self._land_use(out, climate)
+        out["land_use"], out["grazing"] = self._land_use(out, climate)
         return out
 
     def _scope(self, zones: dict) -> np.ndarray | None:
@@ -59,22 +60,31 @@ class ScenarioWindow:
         cells = zones[self.scenario.scope_region_type]
         return np.where(cells < 0, self.scope_sizes, cells)
 
-    def _land_use(self, cells: dict, climate: np.ndarray) -> dict[str, scenarios.LandUse]:
-        """As `assets.scenarios._land_use`: the converted land, and (with pasture) the cropland-only variant."""
+    def _land_use(self, cells: dict, climate: np.ndarray):
+        """({variant: LandUse}: the converted land and, with pasture, the cropland-only variant; {grazing<j>:
+        LandUse}: the converted land under each alternative grazing loss, in the factors' order). Without a pasture
+        raster the land of a cell that is not cropland takes the grazing loss (possibly grazed); with one, land that
+        is neither is never converted."""
         area = cells["area_ha"]
         cropland = np.minimum(capped_land_ha(cells["cropland_ha"], area), cells["land_ha"])
         pasture = cells["land_ha"] - cropland
-        crop_loss, grazing_loss = self.cropland_loss[climate], self.grazing_loss[climate]
-        other_loss = np.zeros(climate.shape) if self.with_pasture else grazing_loss
-        converted = scenarios.LandUse(area, cropland, pasture, crop_loss, grazing_loss, other_loss)
-        variants = {CONVERTED: converted}
+        crop_loss = self.factors.cropland_loss[climate]
+
+        def land(grazing_loss):
+            other_loss = np.zeros(climate.shape) if self.with_pasture else grazing_loss
+            return scenarios.LandUse(area, cropland, pasture, crop_loss, grazing_loss, other_loss)
+
+        grazing_loss = self.factors.grazing_loss[climate]
+        variants = {CONVERTED: land(grazing_loss)}
         if self.with_pasture:
             rest = area - cropland
-            rest_loss = ratio(pasture * grazing_loss + (rest - pasture) * other_loss, rest)
+            rest_loss = ratio(pasture * grazing_loss, rest)
             variants[CROPLAND_ONLY] = scenarios.LandUse(
                 area, cropland, np.zeros_like(pasture), crop_loss, grazing_loss, np.nan_to_num(rest_loss)
             )
-        return variants
+        alternatives = self.factors.grazing_alternatives.values()
+        grazing = {f"grazing{j}": land(loss[climate]) for j, loss in enumerate(alternatives)}
+        return variants, grazing
 
     def ranking_inputs(self, cells: dict, variant: str):
         key = ranking.rank_key(
@@ -130,16 +140,30 @@ class SumPass:
                 cells["soc_2010"],
                 cells["soc_no_land_use"],
                 cells["land_use"][variant],
+                cells["climate_class"],
+                len(task.factors.classes),
                 restored=restored,
+                grazing=cells["grazing"] if variant == CONVERTED else None,
+            )
+            values |= scenarios.stock_error_quantities(
+                cells["soc_2010"], cells["stock_error"], cells["area_ha"], restored
             )
             kinds = self.region_types if variant == CONVERTED else ("global",)
             zones = {kind: cells["zones"][kind] for kind in kinds}
             sizes = {kind: task.layers.sizes[kind] for kind in kinds}
-            sums = zonal.window_sums(values, zones, sizes)
+            regional = [name for name in values if not _global_only(name, cells["grazing"])]
+            names = {kind: list(values) if kind == "global" else regional for kind in kinds}
+            sums = zonal.window_sums(values, zones, sizes, names)
             part.update({f"{variant}/{name}": v for name, v in sums.items()})
             if variant == CONVERTED:
                 part["map"] = _map_blocks(window, cells, restored, map_block(task.layers.grid))
         return part
+
+
+def _global_only(name: str, grazing: dict) -> bool:
+    """Whether a quantity is summed for the world only (the gains under alternative grazing losses, which are
+    published as global sensitivity rows)."""
+    return any(name.startswith(scenarios.gain_name("central", grazing=key) + ".") for key in grazing)
 
 
 def _map_blocks(window, cells: dict, restored: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:

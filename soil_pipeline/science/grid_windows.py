@@ -20,6 +20,17 @@ def stock_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: 
     return data, sums
 
 
+# t C/ha of 0-30 cm stock per 0.1 kg C/m3 of density at 0 and at 30 cm: 0.3 m x mean of the two x 0.1 x 10.
+TRAPEZOID_T_C_PER_HA = 0.15
+
+
+def stock_error_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
+    """0-30 cm stock error (t C/ha) from the density errors at 0 and 30 cm (0.1 kg C/m3) by the trapezoid, the two
+    depths fully correlated: 0.15 x (err0 + err30); NaN where either is missing."""
+    error = TRAPEZOID_T_C_PER_HA * (layers["0cm"].astype("float64") + layers["30cm"].astype("float64"))
+    return error.astype("float32")[np.newaxis], {}
+
+
 def missing_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
     """All missing (no second stock source configured)."""
     return np.full((1, int(window.height), int(window.width)), np.nan, dtype="float32"), {}

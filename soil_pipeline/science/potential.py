@@ -12,6 +12,7 @@ import pandas as pd
 
 from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, ratio, stock_t_c
 from soil_pipeline.science.pedotransfer import PedotransferFunction
+from soil_pipeline.science.scenarios import relative_stock_error, stock_error_quantities
 from soil_pipeline.science.stocks import horizon_stock_t_c_per_ha
 from soil_pipeline.science.uncertainty import interval_columns
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG, T_PER_TG
@@ -69,59 +70,79 @@ def bulk_density_from_stock(stock_t_c_per_ha, depth_cm: float, ptf: Pedotransfer
     return np.where(solvable, ptf.predict(0.5 * (lo + hi)), np.nan)
 
 
-def cell_quantities(soc_2010, cropland_ha, area_ha, bulk_density) -> dict[str, np.ndarray]:
-    """Per-cell sums the regional potential needs: stocks (t C), cropland areas (ha) and BD x area (g/cm3 ha)."""
+def cell_quantities(soc_2010, cropland_ha, area_ha, bulk_density, stock_error) -> dict[str, np.ndarray]:
+    """Per-cell sums the regional potential needs: stocks (t C), cropland areas (ha), BD x area (g/cm3 ha) and the
+    stock error sums of all land and of cropland (`stock_error_quantities`: error t C and stock without an error)."""
     with_bd = np.where(np.isnan(bulk_density), 0.0, cropland_ha)
+    errors = stock_error_quantities(soc_2010, stock_error, area_ha, cropland_ha)
     return {
         "soc_stock_2010_t_c": stock_t_c(soc_2010, area_ha),
         "cropland_area_ha": cropland_ha,
         "cropland_soc_stock_2010_t_c": stock_t_c(soc_2010, cropland_ha),
         "cropland_area_with_bd_ha": with_bd,
         "cropland_bd_x_area": np.nan_to_num(bulk_density) * with_bd,
+        "soc_stock_error_t_c": errors["soc_stock_error_t_c"],
+        "soc_stock_2010_without_error_t_c": errors["soc_stock_2010_without_error_t_c"],
+        "cropland_soc_stock_error_t_c": errors["restored_soc_stock_error_t_c"],
+        "cropland_soc_stock_2010_without_error_t_c": errors["restored_soc_stock_2010_without_error_t_c"],
     }
 
 
 def window_quantities(layers: dict, row_area_ha: np.ndarray, depth_cm: float, ptf) -> dict[str, np.ndarray]:
-    """`cell_quantities` of one window of the streaming engine (layers `soc_stock`, band 0 = 2010, and `cropland`
-    in km2 per cell): BD from the stock by `ptf` on the cropped cells."""
+    """`cell_quantities` of one window of the streaming engine (layers `soc_stock`, band 0 = 2010, `cropland` in km2
+    per cell and `soc_stock_error` in t C/ha): BD from the stock by `ptf` on the cropped cells."""
     soc = layers["soc_stock"][0].astype("float64")
     area = np.broadcast_to(row_area_ha[:, None], soc.shape)
     cropland_ha = capped_land_ha(layers["cropland"].astype("float64"), area)
     cropped = cropland_ha > 0
     bd = np.full(soc.shape, np.nan)
     bd[cropped] = bulk_density_from_stock(soc[cropped], depth_cm, ptf)
-    return cell_quantities(soc, cropland_ha, area, bd)
+    return cell_quantities(soc, cropland_ha, area, bd, layers["soc_stock_error"].astype("float64"))
 
 
 ZOMER_VARIANTS = ("reproduction", "independent")
 
 
 def regional_potential(
-    sums: pd.DataFrame, params: PotentialParameters, draws: dict[str, np.ndarray], central: dict[str, float]
+    sums: pd.DataFrame, params: PotentialParameters, stock_z: np.ndarray, fallback_relative_sd: float
 ) -> pd.DataFrame:
     """Per region: 4p1000 targets and Zomer-style rates (Tg C/yr, t C/ha/yr, % of the targets), with intervals.
 
-    `sums` holds per-region totals of `cell_quantities`; `draws` and `central` give the multiplicative stock factor
-    `soc_stock_factor`. Two Zomer variants, never blended: "reproduction" puts the BD implied by Zomer et al.'s own
-    medium figures on all cropland; "independent" uses the per-cell pedotransfer BD, on the cropland that has one.
-    The rates carry no sampled parameter (their BD is a published variant, not a draw); their shares of the
-    targets carry the stock factor's interval.
+    `sums` holds per-region totals of `cell_quantities`. The targets' samples are target x (1 + z x the relative
+    stock error of the region's land, all or cropland), `stock_z` the draws of z shared by every region (errors fully
+    correlated, see `scenarios.relative_stock_error`; `fallback_relative_sd` where no error value exists). Two Zomer
+    variants, never blended: "reproduction" puts the BD implied by Zomer et al.'s own medium figures on all
+    cropland; "independent" uses the per-cell pedotransfer BD, on the cropland that has one. The rates carry no
+    sampled parameter (their BD is a published variant, not a draw); their shares of the targets carry the
+    targets' intervals.
     """
     table = sums[["region_type", "region_id", "region_name"]].copy()
     stock = sums["soc_stock_2010_t_c"].to_numpy()
+    crop_stock = sums["cropland_soc_stock_2010_t_c"].to_numpy()
     table["soc_stock_2010_pg_c"] = stock / T_PER_PG
     table["cropland_area_mha"] = sums["cropland_area_ha"].to_numpy() / HA_PER_MHA
-    target = four_per_1000_target(stock, params.four_per_1000_rate) / T_PER_TG
-    crop_target = four_per_1000_target(sums["cropland_soc_stock_2010_t_c"].to_numpy(), params.four_per_1000_rate)
-    targets = {"all_land": target, "cropland": crop_target / T_PER_TG}
-    stock_factor = draws["soc_stock_factor"][:, None]
-    table = table.assign(
-        **interval_columns("target_4p1000_tg_c_per_yr", target * central["soc_stock_factor"], target * stock_factor),
-        **interval_columns(
-            "cropland_target_4p1000_tg_c_per_yr",
-            targets["cropland"] * central["soc_stock_factor"],
-            targets["cropland"] * stock_factor,
+    errors = {
+        "all_land": relative_stock_error(
+            sums["soc_stock_error_t_c"], sums["soc_stock_2010_without_error_t_c"], stock, fallback_relative_sd
         ),
+        "cropland": relative_stock_error(
+            sums["cropland_soc_stock_error_t_c"],
+            sums["cropland_soc_stock_2010_without_error_t_c"],
+            crop_stock,
+            fallback_relative_sd,
+        ),
+    }
+    table["soc_stock_2010_relative_sd_pct"] = 100.0 * errors["all_land"]
+    table["cropland_soc_stock_2010_relative_sd_pct"] = 100.0 * errors["cropland"]
+    target = four_per_1000_target(stock, params.four_per_1000_rate) / T_PER_TG
+    crop_target = four_per_1000_target(crop_stock, params.four_per_1000_rate)
+    targets = {"all_land": target, "cropland": crop_target / T_PER_TG}
+    samples = {
+        name: value * np.clip(1.0 + stock_z[:, None] * errors[name], 0.0, None) for name, value in targets.items()
+    }
+    table = table.assign(
+        **interval_columns("target_4p1000_tg_c_per_yr", target, samples["all_land"]),
+        **interval_columns("cropland_target_4p1000_tg_c_per_yr", targets["cropland"], samples["cropland"]),
     )
     for variant, (area_ha, bd_x_area) in _zomer_bulk_density(sums, params).items():
         table[f"zomer_{variant}_cropland_area_mha"] = area_ha / HA_PER_MHA
@@ -136,8 +157,8 @@ def regional_potential(
                 table = table.assign(
                     **interval_columns(
                         f"{name}_share_of_4p1000_{denominator}_pct",
-                        100.0 * ratio(total_tg, target_tg * central["soc_stock_factor"]),
-                        100.0 * ratio(total_tg, target_tg * stock_factor),
+                        100.0 * ratio(total_tg, target_tg),
+                        100.0 * ratio(total_tg, samples[denominator]),
                     )
                 )
     return table

@@ -1,16 +1,20 @@
 """Restoration scenarios: restore a share of converted land in priority order and let its soil carbon recover.
 
 A scenario is data (see `Scenario.from_dict`): the share of converted land to restore, globally or within each
-region, the priority criterion that orders cells, and the cited recovery curve up to a horizon. Cells are ranked
-with a stable sort, so ties keep cell-index order and the ranking is deterministic.
+region, the priority criterion that orders cells, and cited recovery curves up to a horizon: the central one (IPCC
+Tier 1 set-aside), a low and an eventual-recovery case, and sensitivity alternatives. Cells are ranked with a stable
+sort, so ties keep cell-index order and the ranking is deterministic.
 
 The debt of a cell (no-land-use minus 2010 stock, never negative, times its area) was caused by land use, so it is
-attributed to the land used. A restored hectare recovers the debt density attributed to the converted land of its
-cell, by one of three methods (ATTRIBUTIONS), all capped per hectare at the cell's no-land-use stock:
+attributed to the land used. A restored hectare recovers (part of) the debt density attributed to the converted land
+of its cell, by one of three methods (ATTRIBUTIONS), all capped per hectare at the cell's no-land-use stock:
   - "cell_average" (lower bound): the cell's debt spread over its whole area, as if all land lost alike;
-  - "literature" (central): shares by area x relative loss per hectare of each land use (IPCC Tier 1 factors);
+  - "literature" (central): shares by area x relative loss per hectare of each land use (IPCC Tier 1 F_LU for
+    cropland, a fixed multiple of cropland's loss for grazing land);
   - "all_on_converted" (upper bound): the whole debt on the converted land.
-No scenario gains more than the debt attributed to the area it restores.
+No scenario gains more than the debt attributed to the area it restores. A set-aside curve's gain depends on the
+climate class's factors, so it is summed per class and weighted by each class's recovered share afterwards: the
+Monte Carlo then draws the factors without revisiting the cells.
 """
 
 import dataclasses
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from soil_pipeline.science.aggregation import four_per_1000_target, ratio, stock_t_c
-from soil_pipeline.science.uncertainty import interval_columns
+from soil_pipeline.science.uncertainty import central, draw, factor_spec, interval_columns
 from soil_pipeline.science.units import CO2_PER_C, HA_PER_MHA, T_PER_PG, T_PER_TG
 
 SCOPES = ("global", "within_region")
@@ -56,9 +60,12 @@ def _check_fields(where: str, data, cls, given=()) -> None:
 @dataclass(frozen=True)
 class Recovery:
     """A cited recovery curve: "linear" to the full debt at `period_yr`; "exponential", share 1 - 2^(-t /
-    `half_life_yr`) of the debt; or "rate", a constant `rate_t_c_per_ha_per_yr` until the debt is repaid.
-    `label` says what the curve is (e.g. an inventory convention or an observed rate) and `source` names its entry
-    in literature/factors.yaml."""
+    `half_life_yr`) of the debt; "rate", a constant `rate_t_c_per_ha_per_yr` until the debt is repaid; or
+    "set_aside", IPCC Tier 1 for cropland taken out of cultivation: linear over `period_yr` from F_LU(long-term
+    cultivated) to F_LU(set aside) of the native stock, i.e. the share (F_SA - F_LU) / (1 - F_LU) of the cropland's
+    attributed debt, with the factors of the `factors` edition in literature/land_use_loss.yaml (pasture, under no
+    Table 5.5 factor, recovers its attributed debt in full as nominally managed grassland, F_MG = 1). `label` says
+    what the curve is and `source` names its entry in literature/factors.yaml."""
 
     curve: str
     label: str
@@ -66,25 +73,49 @@ class Recovery:
     period_yr: float | None = None
     half_life_yr: float | None = None
     rate_t_c_per_ha_per_yr: float | None = None
+    factors: str | None = None
 
     def __post_init__(self):
-        needed = {"linear": "period_yr", "exponential": "half_life_yr", "rate": "rate_t_c_per_ha_per_yr"}
+        needed = {
+            "linear": "period_yr",
+            "exponential": "half_life_yr",
+            "rate": "rate_t_c_per_ha_per_yr",
+            "set_aside": "period_yr",
+        }
         if self.curve not in needed:
             raise ValueError(f"recovery curve must be one of {', '.join(needed)}, got {self.curve!r}")
         value = getattr(self, needed[self.curve])
         if not _is_number(value) or value <= 0:
             raise ValueError(f"{self.curve} recovery needs a positive {needed[self.curve]}, got {value!r}")
-        if extra := [name for curve, name in needed.items() if curve != self.curve and getattr(self, name) is not None]:
+        names = {"period_yr", "half_life_yr", "rate_t_c_per_ha_per_yr"} - {needed[self.curve]}
+        if extra := sorted(name for name in names if getattr(self, name) is not None):
             raise ValueError(f"{self.curve} recovery takes no {', '.join(extra)}")
+        if (self.curve == "set_aside") != isinstance(self.factors, str):
+            raise ValueError(
+                f"{self.curve} recovery: factors (an IPCC edition) is required for, and only for, set_aside"
+            )
+
+    @property
+    def by_climate_class(self) -> bool:
+        """Whether the gain depends on the climate class's factors (summed per class, weighted afterwards)."""
+        return self.curve == "set_aside"
 
     def gain_density(self, debt_t_c_per_ha, years: float) -> np.ndarray:
-        """SOC regained per restored hectare (t C/ha) after `years`, never more than the debt density."""
+        """SOC regained per restored hectare (t C/ha) after `years`, never more than the debt density. For
+        "set_aside", the path toward the full debt: `set_aside_share` scales it per climate class."""
         debt = np.asarray(debt_t_c_per_ha, dtype=float)
-        if self.curve == "linear":
+        if self.curve in ("linear", "set_aside"):
             return debt * min(years / self.period_yr, 1.0)
         if self.curve == "exponential":
             return debt * (1.0 - 0.5 ** (years / self.half_life_yr))
         return np.minimum(debt, self.rate_t_c_per_ha_per_yr * years)
+
+
+def set_aside_share(f_cultivated, f_set_aside) -> np.ndarray:
+    """Share of the debt attributed to cropland that restoring it regains under IPCC Tier 1: (F_SA - F_LU) /
+    (1 - F_LU), clipped to [0, 1] (e.g. 2006 tropical moist: (0.82 - 0.48) / 0.52 = 0.654)."""
+    f_lu, f_sa = np.asarray(f_cultivated, dtype=float), np.asarray(f_set_aside, dtype=float)
+    return np.clip(np.nan_to_num(ratio(f_sa - f_lu, 1.0 - f_lu)), 0.0, 1.0)
 
 
 def _recovery(where: str, data) -> Recovery:
@@ -95,8 +126,15 @@ def _recovery(where: str, data) -> Recovery:
         raise ValueError(f"{where}: {error}") from error
 
 
+# Recovery cases published beside the central curve for every region: the `estimate` of their rows.
+CASES = ("low", "eventual_recovery")
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """`recovery` is the central curve; `low` and `eventual_recovery` the cases published for every region;
+    each of `alternative_recovery` a labelled sensitivity row."""
+
     id: str
     version: int
     description: str
@@ -106,6 +144,8 @@ class Scenario:
     recovery: Recovery
     horizon_yr: float
     scope_region_type: str | None = None
+    low: Recovery | None = None
+    eventual_recovery: Recovery | None = None
     alternative_recovery: tuple[Recovery, ...] = ()
 
     def __post_init__(self):
@@ -131,11 +171,19 @@ class Scenario:
         _check_fields(where, data, cls, given=("id",))
         fields = dict(data)
         recovery = _recovery(f"{where}: recovery", fields.pop("recovery"))
+        cases = {case: _recovery(f"{where}: {case}", fields.pop(case)) for case in CASES if case in fields}
         alternatives = fields.pop("alternative_recovery", [])
         if not isinstance(alternatives, list):
             raise ValueError(f"{where}: alternative_recovery must be a list of recovery curves")
         alternative = tuple(_recovery(f"{where}: alternative_recovery[{i}]", a) for i, a in enumerate(alternatives))
-        return cls(id=scenario_id, recovery=recovery, alternative_recovery=alternative, **fields)
+        return cls(id=scenario_id, recovery=recovery, alternative_recovery=alternative, **cases, **fields)
+
+    def curves(self) -> dict[str, Recovery]:
+        """Every curve by its key in the summed quantities: central, the cases, alternative<i>."""
+        curves = {"central": self.recovery}
+        curves.update({case: getattr(self, case) for case in CASES if getattr(self, case) is not None})
+        curves.update({f"alternative{i}": curve for i, curve in enumerate(self.alternative_recovery)})
+        return curves
 
 
 def priority_order(priority: np.ndarray, zones: np.ndarray | None = None) -> np.ndarray:
@@ -185,9 +233,10 @@ class LandUse:
         return self.cropland_ha + self.pasture_ha
 
 
-def attributed_debt_density(soc_2010, soc_no_land_use, land: LandUse) -> dict[str, np.ndarray]:
-    """Debt density (t C/ha) of each cell's converted land under each of ATTRIBUTIONS, capped per ha at the
-    cell's no-land-use stock; 0 where the cell has no converted land, no debt or a missing stock.
+def attributed_debt_density(soc_2010, soc_no_land_use, land: LandUse) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(cropland, pasture) debt density (t C/ha) of each cell under each of ATTRIBUTIONS, capped per ha at the
+    cell's no-land-use stock; 0 where the cell has no converted land, no debt or a missing stock. The two bounds put
+    the same density on cropland and pasture.
 
     E.g. a 100 ha cell with 10 t C/ha of debt (1,000 t C) and 20 ha of cropland, losses 0.3 on cropland and 0.05 on
     the other 80 ha: cell average 10; literature 1,000 x 6 / (6 + 4) / 20 = 30; all on converted 1,000 / 20 = 50.
@@ -196,133 +245,321 @@ def attributed_debt_density(soc_2010, soc_no_land_use, land: LandUse) -> dict[st
     density = np.clip(np.nan_to_num(carbon_debt_density(soc_2010, soc_no_land_use), nan=0.0), 0.0, nolu)
     debt_t_c = density * land.area_ha
     converted = land.converted_ha
+    all_on = np.minimum(ratio(debt_t_c, converted), nolu)
     per_ha = {
-        "cell_average": density,
+        "cell_average": (density, density),
         "literature": _literature_density(debt_t_c, density, land, nolu),
-        "all_on_converted": np.minimum(ratio(debt_t_c, converted), nolu),
+        "all_on_converted": (all_on, all_on),
     }
-    return {name: np.where(converted > 0, np.nan_to_num(values, nan=0.0), 0.0) for name, values in per_ha.items()}
+    return {
+        name: tuple(np.where(converted > 0, np.nan_to_num(v, nan=0.0), 0.0) for v in values)
+        for name, values in per_ha.items()
+    }
 
 
-def _literature_density(debt_t_c, cell_density, land: LandUse, nolu) -> np.ndarray:
-    """Per ha of converted land: the area-weighted mean of cropland's and pasture's densities, each the cell's debt
-    x its loss per ha / sum over the cell's land of area x loss, capped at `nolu`. Where every loss is zero the
-    cell average applies."""
+def _literature_density(debt_t_c, cell_density, land: LandUse, nolu) -> tuple[np.ndarray, np.ndarray]:
+    """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land of
+    area x loss, capped at `nolu`. Where every loss is zero the cell average applies."""
     other_ha = np.clip(land.area_ha - land.converted_ha, 0.0, None)
     weight = land.cropland_ha * land.cropland_loss + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
     crop = np.minimum(ratio(debt_t_c * land.cropland_loss, weight), nolu)
     pasture = np.minimum(ratio(debt_t_c * land.pasture_loss, weight), nolu)
-    mean = ratio(land.cropland_ha * np.nan_to_num(crop) + land.pasture_ha * np.nan_to_num(pasture), land.converted_ha)
-    return np.where(weight > 0, mean, cell_density)
+    return np.where(weight > 0, crop, cell_density), np.where(weight > 0, pasture, cell_density)
 
 
-def cell_quantities(scenario: Scenario, soc_2010, soc_no_land_use, land: LandUse, zones=None, restored=None) -> dict:
-    """Per-cell areas (ha) and carbon (t C) of one scenario; `zones` are the scope regions for within_region.
+def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Area-weighted mean of the (cropland, pasture) densities over the converted land (t C/ha); 0 without any."""
+    crop, pasture = densities
+    return np.nan_to_num(ratio(land.cropland_ha * crop + land.pasture_ha * pasture, land.converted_ha))
+
+
+def stock_error_quantities(soc_2010, stock_error, area_ha, restored_ha) -> dict[str, np.ndarray]:
+    """Per-cell sums for each region's stock error (t C): the error (t C/ha, NaN where no layer value) over the
+    cell's area and over its restored area, and the stock of the cells that have no error value (those take the
+    fallback relative error at the regional stage, `relative_stock_error`)."""
+    soc = np.asarray(soc_2010, dtype=float)
+    error = np.asarray(stock_error, dtype=float)
+    has_soc = ~np.isnan(soc)
+    has_error = has_soc & ~np.isnan(error)
+    without = np.where(has_soc & ~has_error, soc, 0.0)
+    return {
+        "soc_stock_error_t_c": np.where(has_error, error, 0.0) * area_ha,
+        "soc_stock_2010_without_error_t_c": without * area_ha,
+        "restored_soc_stock_2010_t_c": np.where(has_soc, soc, 0.0) * restored_ha,
+        "restored_soc_stock_error_t_c": np.where(has_error, error, 0.0) * restored_ha,
+        "restored_soc_stock_2010_without_error_t_c": without * restored_ha,
+    }
+
+
+def relative_stock_error(error_t_c, stock_without_error_t_c, stock_t_c, fallback: float) -> np.ndarray:
+    """A region's relative stock error (1 sd): (sum of pixel errors + fallback x stock without an error value) /
+    stock, the pixel errors fully correlated; 0 where the region has no stock."""
+    total = np.asarray(error_t_c, dtype=float) + fallback * np.asarray(stock_without_error_t_c, dtype=float)
+    return np.nan_to_num(ratio(total, stock_t_c))
+
+
+def gain_name(curve_key: str, attribution: str = "literature", grazing: str | None = None) -> str:
+    """The summed quantity (t C) of a curve's gain; a set-aside curve's is summed per climate class (`class_name`)."""
+    return ".".join(["soc_gain", curve_key, attribution, *([grazing] if grazing else [])])
+
+
+def class_names(name: str, n_classes: int) -> list[str]:
+    """The per-class quantities of a set-aside gain `name`: one per climate class (the last: no class), then pasture."""
+    return [f"{name}.class{k}" for k in range(n_classes + 1)] + [f"{name}.pasture"]
+
+
+def _curve_gains(name, curve: Recovery, restored, land: LandUse, densities, horizon, climate_class, n_classes):
+    crop = restored * np.nan_to_num(ratio(land.cropland_ha, land.converted_ha))
+    pasture = restored * np.nan_to_num(ratio(land.pasture_ha, land.converted_ha))
+    crop, pasture = (
+        crop * curve.gain_density(densities[0], horizon),
+        pasture * curve.gain_density(densities[1], horizon),
+    )
+    if not curve.by_climate_class:
+        return {name: crop + pasture}
+    out = {f"{name}.class{k}": np.where(climate_class == k, crop, 0.0) for k in range(n_classes + 1)}
+    out[f"{name}.pasture"] = pasture
+    return out
+
+
+def cell_quantities(
+    scenario: Scenario,
+    soc_2010,
+    soc_no_land_use,
+    land: LandUse,
+    climate_class: np.ndarray,
+    n_classes: int,
+    restored=None,
+    zones=None,
+    grazing: dict[str, LandUse] | None = None,
+) -> dict:
+    """Per-cell areas (ha) and carbon (t C) of one scenario; `zones` are the scope regions for within_region;
+    `climate_class` the Table 5.5 class of each cell (0..n_classes-1, n_classes = none) for set-aside curves.
 
     Restored hectares are the same for every attribution (cells ranked by the scenario's priority; or `restored`
-    when given, e.g. ranked by the streaming engine). The central gain `soc_gain_t_c` uses the "literature"
-    attribution and the scenario's recovery curve; the bounds `soc_gain_<attribution>_t_c` the two other
-    attributions; `soc_gain_recovery<i>_t_c` the alternative curves."""
+    when given, e.g. ranked by the streaming engine). Every curve's gain (`gain_name`) uses the "literature"
+    attribution; the central curve's also the two bounds and, on each land use of `grazing` (same areas, other
+    grazing losses), the literature attribution."""
     if restored is None:
         priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
         scoped = zones if scenario.scope == "within_region" else None
         restored = restore(land.converted_ha, priority, scenario.fraction, scoped)
-    densities = attributed_debt_density(soc_2010, soc_no_land_use, land)
-    horizon = scenario.horizon_yr
+    has_soc = ~np.isnan(np.asarray(soc_2010, dtype=float)) & ~np.isnan(np.asarray(soc_no_land_use, dtype=float))
     quantities = {
         "soc_stock_2010_t_c": stock_t_c(soc_2010, land.area_ha),
         "converted_land_ha": land.converted_ha,
         "restored_ha": restored,
-        "soc_gain_t_c": restored * scenario.recovery.gain_density(densities["literature"], horizon),
+        "restored_with_soc_ha": np.where(has_soc, restored, 0.0),
     }
-    for name in ("cell_average", "all_on_converted"):
-        quantities[f"soc_gain_{name}_t_c"] = restored * scenario.recovery.gain_density(densities[name], horizon)
-    for i, curve in enumerate(scenario.alternative_recovery):
-        quantities[f"soc_gain_recovery{i}_t_c"] = restored * curve.gain_density(densities["literature"], horizon)
+    horizon = scenario.horizon_yr
+    args = (restored, land)
+    densities = attributed_debt_density(soc_2010, soc_no_land_use, land)
+    for key, curve in scenario.curves().items():
+        name = gain_name(key)
+        quantities |= _curve_gains(name, curve, *args, densities["literature"], horizon, climate_class, n_classes)
+    for attribution in ("cell_average", "all_on_converted"):
+        name = gain_name("central", attribution)
+        quantities |= _curve_gains(
+            name, scenario.recovery, *args, densities[attribution], horizon, climate_class, n_classes
+        )
+    for label, other in (grazing or {}).items():
+        other_density = attributed_debt_density(soc_2010, soc_no_land_use, other)["literature"]
+        name = gain_name("central", grazing=label)
+        quantities |= _curve_gains(
+            name, scenario.recovery, restored, other, other_density, horizon, climate_class, n_classes
+        )
     return quantities
 
 
-def _gain_columns(gain_t_c, target_tg, horizon_yr: float, draws: dict, central: dict) -> dict[str, np.ndarray]:
-    """SOC gain (Pg C, Gt CO2), mean annual rate (Tg C/yr) and share of the all-land 4p1000 target (%), central and
-    intervals: the debt factor on the gain and, drawn jointly with it, the stock factor on the target."""
-    gain = np.asarray(gain_t_c, dtype=float) / T_PER_PG
-    debt_f, stock_f = draws["soc_debt_factor"][:, None], draws["soc_stock_factor"][:, None]
-    gain_central, gain_samples = gain * central["soc_debt_factor"], gain * debt_f
+@dataclass(frozen=True)
+class Draws:
+    """The Monte Carlo draws a regional table needs: `stock_z` (n,) the stock error z shared by every region,
+    `debt_residual` (n,) the residual debt factor, `shares` {edition: (n, classes + 1)} the set-aside recovered share
+    per climate class (last column: no class, 1), `central_shares` {edition: (classes + 1,)} at the table values,
+    `fallback_relative_sd` the stock error where no layer value exists."""
+
+    stock_z: np.ndarray
+    debt_residual: np.ndarray
+    shares: dict[str, np.ndarray]
+    central_shares: dict[str, np.ndarray]
+    fallback_relative_sd: float
+
+
+def curve_gain_t_c(sums: pd.DataFrame, name: str, curve: Recovery, shares=None) -> np.ndarray:
+    """A curve's regional gain (t C): a set-aside curve's per-class sums weighted by the recovered share of each
+    class, `shares` (classes + 1,) for the central figure or (n draws, classes + 1) for samples (n draws x
+    regions), plus its pasture; any other curve's sum as summed."""
+    if not curve.by_climate_class:
+        return sums[name].to_numpy(dtype=float)
+    n_classes = np.shape(shares)[-1] - 1
+    per_class = np.stack([sums[f"{name}.class{k}"].to_numpy(dtype=float) for k in range(n_classes + 1)])
+    return np.asarray(shares) @ per_class + sums[f"{name}.pasture"].to_numpy(dtype=float)
+
+
+def _gain_columns(sums, name: str, curve: Recovery, horizon_yr: float, target_tg, draws: Draws):
+    """SOC gain (Pg C, Gt CO2), mean annual rate (Tg C/yr), implied mean rate per restored ha with a SOC value
+    (t C/ha/yr) and share of the all-land 4p1000 target (%), central and with intervals. The gain's samples carry the
+    IPCC factor draws (set-aside curves), the stock error of the restored land (1 + z x its relative error) and
+    the residual debt error; the target's samples the stock error of the whole region."""
+    fallback = draws.fallback_relative_sd
+    restored_error = relative_stock_error(
+        sums["restored_soc_stock_error_t_c"],
+        sums["restored_soc_stock_2010_without_error_t_c"],
+        sums["restored_soc_stock_2010_t_c"],
+        fallback,
+    )
+    target_error = relative_stock_error(
+        sums["soc_stock_error_t_c"], sums["soc_stock_2010_without_error_t_c"], sums["soc_stock_2010_t_c"], fallback
+    )
+    edition = curve.factors
+    gain_central = curve_gain_t_c(sums, name, curve, draws.central_shares.get(edition)) / T_PER_PG
+    by_factors = curve_gain_t_c(sums, name, curve, draws.shares.get(edition)) / T_PER_PG
+    z = draws.stock_z[:, None]
+    gain_samples = by_factors * np.clip(1.0 + z * restored_error, 0.0, None) * draws.debt_residual[:, None]
+    target_samples = target_tg * np.clip(1.0 + z * target_error, 0.0, None)
     rate_tg = T_PER_PG / T_PER_TG / horizon_yr
-    share_central = 100.0 * ratio(gain_central * rate_tg, target_tg * central["soc_stock_factor"])
-    share_samples = 100.0 * ratio(gain_samples * rate_tg, target_tg * stock_f)
+    per_ha = ratio(T_PER_PG / horizon_yr, sums["restored_with_soc_ha"].to_numpy(dtype=float))
+    share_central = 100.0 * ratio(gain_central * rate_tg, target_tg)
+    share_samples = 100.0 * ratio(gain_samples * rate_tg, target_samples)
     return {
         **interval_columns("soc_gain_pg_c", gain_central, gain_samples),
         **interval_columns("soc_gain_gt_co2", gain_central * CO2_PER_C, gain_samples * CO2_PER_C),
         **interval_columns("soc_gain_rate_tg_c_per_yr", gain_central * rate_tg, gain_samples * rate_tg),
+        **interval_columns("implied_rate_t_c_per_ha_per_yr", gain_central * per_ha, gain_samples * per_ha),
         **interval_columns("soc_gain_share_of_4p1000_all_land_pct", share_central, share_samples),
     }
 
 
-def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, converted_land: str, central: dict):
+def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, converted_land: str, grazing: str):
     table = sums[["region_type", "region_id", "region_name"]].copy()
     table.insert(0, "estimate", "central")
     table.insert(0, "scenario_version", scenario.version)
     table.insert(0, "scenario_id", scenario.id)
     table["attribution"] = ATTRIBUTIONS["literature"]
+    table["grazing_loss"] = grazing
     table["recovery_curve"] = scenario.recovery.label
     table["converted_land"] = converted_land
     table["horizon_yr"] = float(scenario.horizon_yr)
     table["converted_land_area_mha"] = sums["converted_land_ha"].to_numpy() / HA_PER_MHA
     table["restored_area_mha"] = sums["restored_ha"].to_numpy() / HA_PER_MHA
+    table["restored_area_with_soc_mha"] = sums["restored_with_soc_ha"].to_numpy() / HA_PER_MHA
     target_tg = four_per_1000_target(sums["soc_stock_2010_t_c"].to_numpy(), four_per_1000_rate) / T_PER_TG
-    table["target_4p1000_tg_c_per_yr"] = target_tg * central["soc_stock_factor"]
+    table["target_4p1000_tg_c_per_yr"] = target_tg
     return table, target_tg
 
 
+@dataclass(frozen=True)
+class Labels:
+    """What the rows' land columns say: the restorable land and the central grazing loss."""
+
+    converted_land: str
+    grazing: str
+
+
 def regional_scenario(
-    sums: pd.DataFrame,
-    scenario: Scenario,
-    four_per_1000_rate: float,
-    draws: dict[str, np.ndarray],
-    central: dict[str, float],
-    converted_land: str,
+    sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, draws: Draws, labels: Labels
 ) -> pd.DataFrame:
-    """Per region (estimate "central"): area restored (Mha), SOC gain at the horizon (Pg C, Gt CO2), mean annual
-    rate (Tg C/yr) and its share of the all-land 4p1000 target, with intervals, and the gain's lower and upper
-    bounds (cell-average and all-on-converted-land attribution). `converted_land` names what was restorable."""
-    table, target_tg = _base(sums, scenario, four_per_1000_rate, converted_land, central)
-    table = table.assign(**_gain_columns(sums["soc_gain_t_c"], target_tg, scenario.horizon_yr, draws, central))
-    for bound, attribution in (("lower", "cell_average"), ("upper", "all_on_converted")):
-        gain_pg = sums[f"soc_gain_{attribution}_t_c"].to_numpy() / T_PER_PG * central["soc_debt_factor"]
-        table[f"soc_gain_{bound}_bound_pg_c"] = gain_pg
-        table[f"soc_gain_{bound}_bound_gt_co2"] = gain_pg * CO2_PER_C
-    return table
+    """Per region: rows "central" (the central curve, with the gain's lower and upper bounds of the debt
+    attribution under the same curve) and one row per recovery case ("low", "eventual_recovery"): area restored
+    (Mha, all and with a SOC value), SOC gain at the horizon (Pg C, Gt CO2), mean annual rate (Tg C/yr), implied mean
+    rate (t C/ha/yr) and share of the all-land 4p1000 target, with intervals."""
+    curves = scenario.curves()
+    parts = []
+    for key in ("central", *CASES):
+        if key not in curves:
+            continue
+        curve = curves[key]
+        table, target_tg = _base(sums, scenario, four_per_1000_rate, labels.converted_land, labels.grazing)
+        table = table.assign(estimate=key, recovery_curve=curve.label)
+        table = table.assign(**_gain_columns(sums, gain_name(key), curve, scenario.horizon_yr, target_tg, draws))
+        if key == "central":
+            for bound, attribution in (("lower", "cell_average"), ("upper", "all_on_converted")):
+                name = gain_name("central", attribution)
+                gain_pg = curve_gain_t_c(sums, name, curve, draws.central_shares.get(curve.factors)) / T_PER_PG
+                table[f"soc_gain_{bound}_bound_pg_c"] = gain_pg
+                table[f"soc_gain_{bound}_bound_gt_co2"] = gain_pg * CO2_PER_C
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
 
 
 def sensitivity_rows(
     sums: pd.DataFrame,
     scenario: Scenario,
     four_per_1000_rate: float,
-    draws: dict[str, np.ndarray],
-    central: dict[str, float],
-    converted_land: str,
+    draws: Draws,
+    labels: Labels,
+    grazing: dict[str, str] | None = None,
     other_converted_land: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The structural alternatives of each region of `sums` as rows (estimate "sensitivity"), each labelled by its
-    attribution, recovery curve and converted land: the two other attributions, the scenario's alternative
-    recovery curves and the scenario run on other converted land, {label: its sums} (e.g. cropland only)."""
+    attribution, grazing loss, recovery curve and converted land: the two other attributions, the scenario's
+    alternative recovery curves, the central curve under each other grazing loss of `grazing` ({key as summed by
+    `cell_quantities`: label}) and the scenario run on other converted land, {label: its sums} (e.g. cropland only)."""
+    central_curve = scenario.recovery
     variants = [
-        (sums, ATTRIBUTIONS[name], scenario.recovery.label, converted_land, f"soc_gain_{name}_t_c")
+        (sums, ATTRIBUTIONS[name], labels.grazing, central_curve, labels.converted_land, gain_name("central", name))
         for name in ("cell_average", "all_on_converted")
     ]
     variants += [
-        (sums, ATTRIBUTIONS["literature"], curve.label, converted_land, f"soc_gain_recovery{i}_t_c")
+        (sums, ATTRIBUTIONS["literature"], labels.grazing, curve, labels.converted_land, gain_name(f"alternative{i}"))
         for i, curve in enumerate(scenario.alternative_recovery)
     ]
     variants += [
-        (other, ATTRIBUTIONS["literature"], scenario.recovery.label, label, "soc_gain_t_c")
+        (
+            sums,
+            ATTRIBUTIONS["literature"],
+            label,
+            central_curve,
+            labels.converted_land,
+            gain_name("central", grazing=key),
+        )
+        for key, label in (grazing or {}).items()
+    ]
+    variants += [
+        (other, ATTRIBUTIONS["literature"], labels.grazing, central_curve, label, gain_name("central"))
         for label, other in (other_converted_land or {}).items()
     ]
     parts = []
-    for variant_sums, attribution, recovery, land, column in variants:
-        table, target_tg = _base(variant_sums, scenario, four_per_1000_rate, land, central)
-        table = table.assign(estimate="sensitivity", attribution=attribution, recovery_curve=recovery)
-        gain = variant_sums[column].to_numpy()
-        parts.append(table.assign(**_gain_columns(gain, target_tg, scenario.horizon_yr, draws, central)))
+    for variant_sums, attribution, grazing_label, curve, land, name in variants:
+        table, target_tg = _base(variant_sums, scenario, four_per_1000_rate, land, grazing_label)
+        table = table.assign(estimate="sensitivity", attribution=attribution, recovery_curve=curve.label)
+        parts.append(table.assign(**_gain_columns(variant_sums, name, curve, scenario.horizon_yr, target_tg, draws)))
     return pd.concat(parts, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class LandUseFactors:
+    """The IPCC Tier 1 factors the scenarios use, resolved onto climate-zone codes: Table 5.5 climate `classes`,
+    the class index of each zone code (`class_of_code`, len(classes) = no class), relative loss per ha of cropland and
+    of grazing land per code (1 for both where no class: equal losses), the central grazing label, each alternative
+    grazing loss per code by its label, and each edition's factors {edition: {factor: {class: {value, error_pct}}}}
+    (factor "long_term_cultivated" or "set_aside")."""
+
+    classes: tuple[str, ...]
+    class_of_code: np.ndarray
+    cropland_loss: np.ndarray
+    grazing_loss: np.ndarray
+    grazing_label: str
+    grazing_alternatives: dict[str, np.ndarray]
+    editions: dict[str, dict[str, dict[str, dict]]]
+
+    def recovered_shares(self, edition: str, n_draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(central (classes + 1,), draws (n_draws, classes + 1)) of the set-aside recovered share per class, the
+        last column (no class) 1. Each factor of each class is one seeded parameter (`uncertainty.factor_spec`),
+        named `<edition>.<factor>.<class>`: independent between classes and factors, fixed by the seed."""
+        table = self.editions[edition]
+        specs = {
+            f"{edition}.{factor}.{name}": factor_spec(
+                table[factor][name]["value"], table[factor][name].get("error_pct")
+            )
+            for factor in ("long_term_cultivated", "set_aside")
+            for name in self.classes
+        }
+        drawn, means = draw(specs, n_draws, seed), central(specs)
+
+        def shares(values, n):
+            f_lu = np.column_stack([values[f"{edition}.long_term_cultivated.{c}"] for c in self.classes])
+            f_sa = np.column_stack([values[f"{edition}.set_aside.{c}"] for c in self.classes])
+            return np.column_stack([set_aside_share(f_lu, f_sa), np.ones(n)])
+
+        return shares({k: np.atleast_1d(v) for k, v in means.items()}, 1)[0], shares(drawn, n_draws)

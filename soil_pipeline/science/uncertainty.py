@@ -1,8 +1,7 @@
 """Seeded Monte Carlo over uncertain parameters, drawn once per run and applied to regional aggregates.
 
 Each parameter has its own generator seeded by (seed, CRC32 of its name), so adding or removing a parameter does
-not change the draws of the others, and the same seed always gives the same draws. A `product` parameter is the
-draw-by-draw product of other parameters, so errors they share are drawn jointly (correlated), not independently.
+not change the draws of the others, and the same seed always gives the same draws.
 """
 
 import zlib
@@ -19,46 +18,33 @@ def _generator(seed: int, name: str) -> np.random.Generator:
 def _sample(rng: np.random.Generator, spec: dict, n_draws: int) -> np.ndarray:
     kind = spec["distribution"]
     if kind == "normal":
-        # Multiplicative factors cannot turn negative; with the shipped sds a clip at 0 is a > 4-sd event.
-        return np.clip(rng.normal(spec["mean"], spec["sd"], n_draws), 0.0, None)
+        values = rng.normal(spec["mean"], spec["sd"], n_draws)
+        return np.clip(values, spec.get("low"), spec.get("high")) if {"low", "high"} & set(spec) else values
     if kind == "uniform":
         return rng.uniform(spec["low"], spec["high"], n_draws)
     raise ValueError(f"unknown distribution {kind!r} (expected normal or uniform)")
 
 
-def _products(parameters: dict[str, dict], values: dict) -> dict:
-    """`values` of the sampled parameters plus each `product` parameter, the product of its factors' values."""
-    out = dict(values)
-    for name, spec in parameters.items():
-        if spec["distribution"] == "product":
-            if unknown := [factor for factor in spec["of"] if factor not in values]:
-                raise ValueError(f"{name}: product of unknown or non-sampled parameter(s) {unknown}")
-            out[name] = np.prod([values[factor] for factor in spec["of"]], axis=0)
-    return out
-
-
 def draw(parameters: dict[str, dict], n_draws: int, seed: int) -> dict[str, np.ndarray]:
-    """`n_draws` values of every parameter, from its distribution spec (normal: mean, sd; uniform: low, high;
-    product: of, a list of other parameters)."""
+    """`n_draws` values of every parameter, from its distribution spec (normal: mean, sd, optional low/high bounds
+    the draws are clipped to; uniform: low, high)."""
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
-    sampled = {
-        name: _sample(_generator(seed, name), spec, n_draws)
-        for name, spec in parameters.items()
-        if spec["distribution"] != "product"
-    }
-    return _products(parameters, sampled)
+    return {name: _sample(_generator(seed, name), spec, n_draws) for name, spec in parameters.items()}
 
 
 def central(parameters: dict[str, dict]) -> dict[str, float]:
-    """Each parameter's mean (a product's: the product of its factors' means): the central figures use these."""
+    """Each parameter's mean (the middle of a uniform range): the central figures use these."""
     means = {"normal": lambda s: s["mean"], "uniform": lambda s: 0.5 * (s["low"] + s["high"])}
-    sampled = {
-        name: float(means[spec["distribution"]](spec))
-        for name, spec in parameters.items()
-        if spec["distribution"] != "product"
-    }
-    return {name: float(value) for name, value in _products(parameters, sampled).items()}
+    return {name: float(means[spec["distribution"]](spec)) for name, spec in parameters.items()}
+
+
+def factor_spec(value: float, error_pct: float | None) -> dict:
+    """An IPCC stock change factor as a parameter: normal around the table value with sd = value x error_pct / 200
+    (the table's error is two standard deviations as % of the mean), clipped to [0, 1]; without an error, fixed."""
+    if error_pct is None:
+        return {"distribution": "uniform", "low": value, "high": value}
+    return {"distribution": "normal", "mean": value, "sd": value * error_pct / 200.0, "low": 0.0, "high": 1.0}
 
 
 def interval_columns(name: str, central_value, samples: np.ndarray) -> dict[str, np.ndarray]:
