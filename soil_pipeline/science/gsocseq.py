@@ -126,21 +126,21 @@ class MonthlyClimate:
         return np.all([np.isfinite(v).all(0) for v in (self.tmp_degc, self.pre_mm, self.pet_mm)], axis=0)
 
     def cells(self, idx) -> "MonthlyClimate":
-        return MonthlyClimate(*(np.asarray(v[:, idx], dtype="float64") for v in self._fields()))
+        return MonthlyClimate(*(np.asarray(v[:, idx], dtype="float64") for v in self.arrays()))
 
     def year(self, y: int) -> "MonthlyClimate":
         months = slice(y * rothc.MONTHS_PER_YEAR, (y + 1) * rothc.MONTHS_PER_YEAR)
-        return MonthlyClimate(*(v[months] for v in self._fields()))
+        return MonthlyClimate(*(v[months] for v in self.arrays()))
 
     def mean_year(self) -> "MonthlyClimate":
         """The climatology of the series: each calendar month's mean over the years."""
         shape = (self.years, rothc.MONTHS_PER_YEAR, -1)
-        return MonthlyClimate(*(v.reshape(shape).mean(axis=0) for v in self._fields()))
+        return MonthlyClimate(*(v.reshape(shape).mean(axis=0) for v in self.arrays()))
 
     def warmed(self, degc: float) -> "MonthlyClimate":
         return replace(self, tmp_degc=self.tmp_degc + degc)
 
-    def _fields(self):
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.tmp_degc, self.pre_mm, self.pet_mm
 
 
@@ -347,7 +347,7 @@ def _run_chunk(cells: CellInputs, scenarios: RothCScenarios) -> dict[str, np.nda
         "equilibrium": equilibrium,
         "npp": npp,
         "input": start_input,
-        "t0": pools.sum(axis=0) + iom,
+        "t0": cells.soc_t_c_per_ha if cells.warm_up_climate is None else pools.sum(axis=0) + iom,
         "final": final + iom,
         "warmed": warmed + iom,
         "uncapped": uncapped,
@@ -459,6 +459,7 @@ def cell_quantities(
         **{f"{name}_stock_change_t_c": values for name, values in change.items()},
         "bau_warming_response_t_c": on_modelled(results.soc_warmed_t_c_per_ha - results.soc_final_t_c_per_ha[0]),
         "input_above_npp_bau_stock_change_t_c": np.where(above, change[BAU], 0.0),
+        "ssm_gain_t_c": gain,
         "input_above_npp_ssm_gain_t_c": np.where(above, gain, 0.0),
         "input_above_npp_ssm_gain_uncapped_t_c": np.where(above, uncapped, 0.0),
         "ssm_gain_uncapped_t_c": uncapped,
@@ -473,7 +474,8 @@ def quantity_names(scenarios: RothCScenarios) -> list[str]:
     names += ["modelled_cropland_soc_stock_t_c", "equilibrium_carbon_input_t_c_per_yr", "carbon_input_t_c_per_yr"]
     names += ["miami_npp_t_c_per_yr", "input_above_npp_area_ha", "warm_up_stock_change_t_c"]
     names += [f"{name}_stock_change_t_c" for name in scenarios.names]
-    names += ["bau_warming_response_t_c", "input_above_npp_bau_stock_change_t_c", "input_above_npp_ssm_gain_t_c"]
+    names += ["bau_warming_response_t_c", "input_above_npp_bau_stock_change_t_c", "ssm_gain_t_c"]
+    names += ["input_above_npp_ssm_gain_t_c"]
     return names + ["input_above_npp_ssm_gain_uncapped_t_c", "ssm_gain_uncapped_t_c"]
 
 
@@ -530,8 +532,9 @@ def regional_table(
     ssm = list(scenarios.ssm_input_increase)[-1]
     table[f"{ssm}_minus_bau_uncapped_rate_pg_c_per_yr"] = sums["ssm_gain_uncapped_t_c"] / years / T_PER_PG
     table["input_above_npp_bau_rate_pg_c_per_yr"] = sums["input_above_npp_bau_stock_change_t_c"] / years / T_PER_PG
+    # per-cell gains summed alike on both sides, so a share never exceeds 100 % by rounding
     table["input_above_npp_share_of_ssm_gain_pct"] = 100.0 * ratio(
-        sums["input_above_npp_ssm_gain_t_c"], change[ssm] - change[BAU]
+        sums["input_above_npp_ssm_gain_t_c"], sums["ssm_gain_t_c"]
     )
     table["input_above_npp_share_of_ssm_gain_uncapped_pct"] = 100.0 * ratio(
         sums["input_above_npp_ssm_gain_uncapped_t_c"], sums["ssm_gain_uncapped_t_c"]
