@@ -136,7 +136,8 @@ def _by_hand_warm_up(pools, start_input, npp0, series, clay, vegetated):
     to_bio, to_hum = rothc.humification_shares(clay)
     max_def = rothc.max_deficit_mm(clay, 30.0)
     for year in range(series.years):
-        npp = gsocseq.miami_npp(series.year(year).tmp_degc.mean(0), series.year(year).pre_mm.sum(0)) * 0.0048
+        months = slice(12 * year, 12 * year + 12)
+        npp = gsocseq.miami_npp(series.tmp_degc[months].mean(0), series.pre_mm[months].sum(0)) * 0.0048
         deficit = np.zeros_like(clay)
         for m in range(12):
             month = year * 12 + m

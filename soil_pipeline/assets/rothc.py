@@ -230,7 +230,7 @@ def rothc_sequestration_potential(
     metadata["excluded_cells"] = dg.MetadataValue.json(
         {reason: int(sums[f"{COUNT}{reason}"][0]) for reason in gsocseq.EXCLUSIONS}
     )
-    metadata.update(_phase_metadata(config, sums, warm_up_years))
+    metadata.update(_phase_metadata(config, scenarios, sums, warm_up_years))
     metadata["streaming_pass"] = dg.MetadataValue.json({**report.metadata(), **raster_engine.describe()})
     yield from publish_if_valid("rothc_sequestration_potential", table, metadata=metadata)
 
@@ -239,8 +239,9 @@ COUNT = "cells/"
 INPUT_ABOVE_NPP = "input_above_npp"
 CROP_CALENDAR = "crop_calendar_cover"
 PADDY = "paddy_rice"
-# Cells per RothC chunk, inputs read per chunk: ~1.5 kB of working arrays per cell (plus 36 bytes per cell and month
-# of a warm-up series), so ~40 MB per thread without a series, ~100 MB with 20 years.
+# Cells per RothC chunk, inputs read per chunk: ~1.5 kB of working arrays per cell, so ~40 MB per thread; a warm-up
+# series adds 3 variables x 8 bytes per cell and month, held twice (read, then the modelled cells): ~300 MB per thread
+# with 20 years.
 RUN_CHUNK = 25_000
 MAP = "rate_map"
 # Rate maps wider than this many cells get overviews (a 5' global map, 4320 cells, is read whole by any viewer)...
@@ -251,23 +252,25 @@ OVERVIEWS_ABOVE = 8192
 OVERVIEWS_MAX_BYTES = 2 << 30
 
 
-def _phase_metadata(config: RothCInputs, sums: dict, warm_up_years: int) -> dict:
+def _phase_metadata(config: RothCInputs, scenarios: gsocseq.RothCScenarios, sums: dict, warm_up_years: int) -> dict:
     """Counts of modelled cells whose input the NPP check capped, whose cover came from the crop-calendar rule and
     that were run as paddy rice, and what each optional input did in this run."""
     modelled = int(sums[f"{COUNT}{gsocseq.MODELLED}"][0])
     counts = {name: int(sums[f"{COUNT}{name}"][0]) for name in (INPUT_ABOVE_NPP, CROP_CALENDAR, PADDY)}
     paths = config.paths()
     series = ", ".join(paths[role] for role in SERIES_ROLES if role in paths)
+    rule = {
+        "fao_growing_period": "FAO growing period (T >= 5 degC and P >= 0.5 PET, or stored water), bare outside it",
+        "covered_all_year": "covered all year",
+    }[scenarios.cover_without_ndvi]
     return {
         "input_above_npp_cells": counts[INPUT_ABOVE_NPP],
         "input_above_npp_share_of_modelled_cells_pct": 100.0 * counts[INPUT_ABOVE_NPP] / max(modelled, 1),
         "crop_calendar_cover_cells": counts[CROP_CALENDAR],
         "paddy_rice_cells": counts[PADDY],
-        "vegetation_cover": paths.get(
-            "vegetated_share", "none given: crop-calendar rule (growing month: T >= 5 degC and P >= 0.5 PET)"
-        ),
+        "vegetation_cover": paths.get("vegetated_share", f"none given: {rule}"),
         "paddy_rice_mask": paths.get("paddy_share", "none given: absent, no paddy-rice decomposition factor applied"),
-        "warm_up": f"{warm_up_years} years from {series}"
+        "warm_up": f"{warm_up_years} years from {series}; the WHRC stock is taken as the stock at its start"
         if warm_up_years
         else "none: no year-by-year series given; stocks start the forward runs as the spin-up left them and BAU "
         "runs on the spin-up climate (the warming response is published beside it)",

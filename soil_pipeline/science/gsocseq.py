@@ -128,10 +128,6 @@ class MonthlyClimate:
     def cells(self, idx) -> "MonthlyClimate":
         return MonthlyClimate(*(np.asarray(v[:, idx], dtype="float64") for v in self.arrays()))
 
-    def year(self, y: int) -> "MonthlyClimate":
-        months = slice(y * rothc.MONTHS_PER_YEAR, (y + 1) * rothc.MONTHS_PER_YEAR)
-        return MonthlyClimate(*(v[months] for v in self.arrays()))
-
     def mean_year(self) -> "MonthlyClimate":
         """The climatology of the series: each calendar month's mean over the years."""
         shape = (self.years, rothc.MONTHS_PER_YEAR, -1)
