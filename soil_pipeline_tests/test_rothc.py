@@ -130,3 +130,39 @@ def test_modifiers_and_falloon_iom():
     assert 4.0 < rothc.falloon_iom(50.0) < 4.3
     bio, hum = rothc.humification_shares(23.4)
     assert (bio + hum) == pytest.approx(1 / (1 + 1.67 * (1.85 + 1.60 * np.exp(-0.0786 * 23.4))))
+
+
+def test_cover_modifier_is_rothc_at_the_ends_and_gsocseq_ndvi_in_between():
+    """RothC-26.3: c = 0.6 under a crop, 1.0 bare; GSOCseq's NDVI share P_veg gives c = 1 - 0.4 P_veg, and the month
+    dries as bare soil when c > 0.8, i.e. P_veg < 0.5."""
+    assert rothc.cover_modifier(True) == pytest.approx(0.6) and rothc.cover_modifier(False) == 1.0
+    assert rothc.cover_modifier(0.25) == pytest.approx(0.9)
+    assert rothc.is_covered(0.5) and not rothc.is_covered(0.49)
+
+
+def test_bare_month_dries_the_rothc_26_3_way_or_the_soilr_way():
+    """Clay 20 %, 23 cm: covered maximum deficit -(20 + 26 - 4) = -42 mm. A bare month losing 100 mm: RothC-26.3
+    stops at 0.556 x -42 = -23.352 mm, b = 0.2 + 0.8 x (-42 + 23.352) / (-42 + 18.648) = 0.8388; SoilR / GSOCseq's
+    scripts stop at -42 / 1.8 = -23.333 mm, the bare maximum, so b = 0.2."""
+    max_def = rothc.max_deficit_mm(20.0, 23.0)
+    assert max_def == pytest.approx(-42.0)
+    b, deficit = rothc.moisture_step(0.0, 100.0, False, 0.0, max_def, 1.0)
+    assert deficit == pytest.approx(-23.352) and b == pytest.approx(0.8388489, abs=1e-6)
+    b, deficit = rothc.moisture_step(0.0, 100.0, False, 0.0, max_def, 1.0, bare_scaled=True)
+    assert deficit == pytest.approx(-42.0 / 1.8) and b == pytest.approx(0.2)
+    # covered months are the same under both
+    covered = rothc.moisture_step(0.0, 100.0, True, 0.0, max_def, 1.0)
+    np.testing.assert_array_equal(covered, rothc.moisture_step(0.0, 100.0, True, 0.0, max_def, 1.0, bare_scaled=True))
+    assert covered[1] == pytest.approx(-42.0) and covered[0] == pytest.approx(0.2)
+
+
+def test_rate_factor_scales_every_month_and_slows_the_equilibrium():
+    """GSOCseq's paddy factor multiplies a x b x c of every month: the rates are exactly 0.4 x, and the same input
+    holds more carbon."""
+    rng = np.random.default_rng(5)
+    tmp, rain, pet = rng.uniform(5, 30, (12, 3)), rng.uniform(0, 200, (12, 3)), rng.uniform(20, 150, (12, 3))
+    clay = np.array([10.0, 30.0, 50.0])
+    upland = rothc.climatology_rates(tmp, rain, pet, clay, 30.0, True, rothc.GSOCSEQ)
+    paddy = rothc.climatology_rates(tmp, rain, pet, clay, 30.0, True, rothc.GSOCSEQ, rate_factor=np.full(3, 0.4))
+    np.testing.assert_allclose(paddy, 0.4 * upland, rtol=1e-15)
+    assert np.all(rothc.unit_equilibrium(paddy, clay, 1.44).sum(0) > rothc.unit_equilibrium(upland, clay, 1.44).sum(0))

@@ -6,15 +6,22 @@ exp(-a b c k / 12), the decomposed carbon goes to CO2 and to BIO (46 %) and HUM 
 x = 1.67 (1.85 + 1.60 exp(-0.0786 clay)), then the month's plant input is split DPM:RPM and farmyard manure
 49 % DPM, 49 % RPM, 2 % HUM. Radiocarbon is not modelled.
 
-Two conventions differ between RothC_Py and FAO GSOCseq (whose R scripts call SoilR's `fW.RothC`):
+Three conventions differ between RothC_Py and FAO GSOCseq (whose R scripts call SoilR's `fW.RothC` or a copy):
 
 - evaporation: RothC_Py takes open-pan evaporation and uses 0.75 x Evap; GSOCseq feeds potential
   evapotranspiration with pE = 1 (`Conventions.evaporation_factor`);
 - topsoil moisture deficit: RothC_Py carries it from month to month across years; SoilR computes it over each
-  year's 12 months starting from no deficit, so it is reset every January (`Conventions.reset_deficit_yearly`).
+  year's 12 months starting from no deficit, so it is reset every January (`Conventions.reset_deficit_yearly`);
+- bare soil: RothC-26.3 keeps a bare soil's deficit above 0.556 of the covered maximum, the rate modifier still
+  scaled on the covered maximum (so a dry bare month decomposes at b >= 0.84); SoilR divides the whole maximum by
+  1.8 for a bare month and scales b on that smaller maximum (a dry bare month reaches b = 0.2), as the GSOCseq
+  scripts do month by month (`Conventions.bare_deficit_scaled`).
 
-The bare-soil deficit cap is RothC-26.3's (0.556 of the maximum deficit, the rate modifier still scaled on the
-covered maximum) under both conventions; SoilR instead divides the whole maximum by 1.8 for bare soil.
+Plant cover is given per month as the vegetated share of the month (1 covered, 0 bare): the cover rate modifier is
+c = 1 - 0.4 x share, RothC's 0.6 covered and 1.0 bare at the ends and GSOCseq's NDVI-derived values in between
+(GSOCseq scripts v1.2, `4_Veg_Cov_stack.R`); for the moisture deficit a month counts as covered when the share is
+at least one half (the scripts' `bare <- c > 0.8`). `rate_factor` multiplies the combined rate modifier of every
+month of a cell (GSOCseq's paddy-rice factor).
 
 The model is linear in the carbon inputs for given climate, clay and cover, so the steady state for a periodic
 (climatological) year is solved directly from the year's 4 x 4 transfer matrix per cell (`unit_equilibrium`).
@@ -31,19 +38,22 @@ FYM_SPLIT = np.array([0.49, 0.49, 0.0, 0.02])  # farmyard manure into DPM, RPM, 
 MONTHS_PER_YEAR = 12
 N_POOLS = 4
 MIN_RATE_MOISTURE = 0.2
-COVERED_RATE = 0.6  # plant-cover rate modifier when the soil is covered
+COVERED_RATE = 0.6  # plant-cover rate modifier when the soil is covered (bare: 1)
+COVERED_MIN_SHARE = 0.5  # vegetated share of a month from which the moisture deficit is that of covered soil
 
 
 @dataclass(frozen=True)
 class Conventions:
-    """The two switches between RothC_Py and GSOCseq (see the module docstring)."""
+    """The three switches between RothC_Py and GSOCseq (see the module docstring)."""
 
     evaporation_factor: float
     reset_deficit_yearly: bool
+    bare_deficit_scaled: bool = False
 
 
 ROTHC_PY = Conventions(evaporation_factor=0.75, reset_deficit_yearly=False)
-GSOCSEQ = Conventions(evaporation_factor=1.0, reset_deficit_yearly=True)
+GSOCSEQ = Conventions(evaporation_factor=1.0, reset_deficit_yearly=True, bare_deficit_scaled=True)
+BARE_DEFICIT_DIVISOR = 1.8  # SoilR: a bare soil's maximum deficit is the covered one / 1.8 (RothC-26.3: cap 0.556)
 
 
 def temperature_modifier(temperature_degc):
@@ -60,19 +70,32 @@ def max_deficit_mm(clay_pct, depth_cm):
     return -(20.0 + 1.3 * clay - 0.01 * clay * clay) * depth_cm / 23.0
 
 
-def moisture_step(rain_mm, evaporation_mm, covered, deficit_mm, max_deficit, evaporation_factor: float):
-    """One month of the accumulated topsoil moisture deficit: (rate modifier b, new deficit mm, <= 0)."""
+def moisture_step(
+    rain_mm, evaporation_mm, covered, deficit_mm, max_deficit, evaporation_factor: float, bare_scaled: bool = False
+):
+    """One month of the accumulated topsoil moisture deficit: (rate modifier b, new deficit mm, <= 0). A bare
+    month: RothC-26.3's cap at 0.556 x `max_deficit`, or with `bare_scaled` SoilR's maximum `max_deficit` / 1.8."""
     balance = rain_mm - evaporation_factor * evaporation_mm
     wetted = np.minimum(0.0, deficit_mm + balance)
-    floor = np.where(covered, max_deficit, np.minimum(0.556 * max_deficit, deficit_mm))
+    if bare_scaled:
+        max_deficit = np.where(covered, max_deficit, max_deficit / BARE_DEFICIT_DIVISOR)
+        floor = max_deficit
+    else:
+        floor = np.where(covered, max_deficit, np.minimum(0.556 * max_deficit, deficit_mm))
     deficit = np.maximum(floor, wetted)
     one_bar = 0.444 * max_deficit
     b = MIN_RATE_MOISTURE + (1.0 - MIN_RATE_MOISTURE) * (max_deficit - deficit) / (max_deficit - one_bar)
     return np.where(deficit > one_bar, 1.0, b), deficit
 
 
-def cover_modifier(covered):
-    return np.where(covered, COVERED_RATE, 1.0)
+def cover_modifier(vegetated):
+    """c = 1 - (1 - 0.6) x the month's vegetated share: 0.6 covered (share 1 or True), 1.0 bare (0 or False)."""
+    return 1.0 - (1.0 - COVERED_RATE) * np.asarray(vegetated, dtype="float64")
+
+
+def is_covered(vegetated):
+    """Whether the moisture deficit of a month is that of covered soil: vegetated share >= 0.5."""
+    return np.asarray(vegetated, dtype="float64") >= COVERED_MIN_SHARE
 
 
 def humification_shares(clay_pct) -> tuple[np.ndarray, np.ndarray]:
@@ -113,35 +136,46 @@ def step(pools, rate, to_bio, to_hum, plant_c, dpm_rpm_ratio, fym_c=0.0) -> np.n
     return new.reshape(shape)
 
 
-def monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions: Conventions, deficit=None):
-    """Combined rate modifier a x b x c for each month (axis 0) and the deficit after the last month.
+def monthly_rates(
+    tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, deficit=None, rate_factor=1.0
+):
+    """Combined rate modifier a x b x c (x `rate_factor`) for each month (axis 0) and the deficit after the last
+    month. `vegetated` is each month's vegetated share (or True / False), broadcast to the months.
 
     Months are consecutive; with `reset_deficit_yearly` the deficit starts from 0 at every 12th month (January when
     month 0 is January). `deficit` is the deficit before the first month (default 0)."""
     max_def = max_deficit_mm(clay, depth_cm)
-    factor = conventions.evaporation_factor
+    factor, bare = conventions.evaporation_factor, conventions.bare_deficit_scaled
     deficit = np.zeros(np.shape(tmp)[1:]) if deficit is None else deficit
-    covered = np.broadcast_to(covered, np.shape(tmp))
+    vegetated = np.broadcast_to(vegetated, np.shape(tmp))
     rates = np.empty(np.shape(tmp))
     for m in range(np.shape(tmp)[0]):
         if conventions.reset_deficit_yearly and m % MONTHS_PER_YEAR == 0:
             deficit = np.zeros_like(deficit)
-        b, deficit = moisture_step(rain[m], evaporation[m], covered[m], deficit, max_def, factor)
-        rates[m] = temperature_modifier(tmp[m]) * b * cover_modifier(covered[m])
+        covered = is_covered(vegetated[m])
+        b, deficit = moisture_step(rain[m], evaporation[m], covered, deficit, max_def, factor, bare)
+        rates[m] = temperature_modifier(tmp[m]) * b * cover_modifier(vegetated[m]) * rate_factor
     return rates, deficit
 
 
-def climatology_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions: Conventions, max_years=50):
-    """Rate modifiers (12, n) of a climatological year repeated: with carried-over deficit, the periodic one."""
-    rates, deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions)
+def periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, max_years=50):
+    """Deficit at the end of a climatological year (12, n) repeated until it repeats itself: the deficit a run
+    that follows the climatology starts from (0 when the deficit is reset every January)."""
+    deficit = np.zeros(np.shape(tmp)[1:])
     if conventions.reset_deficit_yearly:
-        return rates
+        return deficit
     for _ in range(max_years):
-        again, next_deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, covered, conventions, deficit)
+        _, next_deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)
         if np.array_equal(next_deficit, deficit):
-            return again
-        rates, deficit = again, next_deficit
+            return deficit
+        deficit = next_deficit
     raise RuntimeError(f"moisture deficit not periodic after {max_years} years")
+
+
+def climatology_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, rate_factor=1.0):
+    """Rate modifiers (12, n) of a climatological year repeated: with carried-over deficit, the periodic one."""
+    deficit = periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions)
+    return monthly_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions, deficit, rate_factor)[0]
 
 
 def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +199,12 @@ def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarra
 def unit_equilibrium(rates, clay, dpm_rpm_ratio, input_shares=None) -> np.ndarray:
     """Pools (4, n) at the end of the 12th month in the periodic steady state for 1 t C/ha/yr of plant input
     (arguments as `annual_map`). Scale the result by the annual input: the model is linear in it."""
-    year, from_inputs = annual_map(rates, clay, dpm_rpm_ratio, input_shares)
+    return steady_state(annual_map(rates, clay, dpm_rpm_ratio, input_shares))
+
+
+def steady_state(year_map: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Year-end pools (4, n) that `year_map` (from `annual_map`) with 1 t C/ha/yr maps onto themselves."""
+    year, from_inputs = year_map
     system = np.eye(N_POOLS) - year.transpose(2, 0, 1)
     return np.linalg.solve(system, from_inputs.T[..., None])[..., 0].T
 
