@@ -53,8 +53,9 @@ def run_main_job(output_root, partition: str = EMBEDDED_DROP_PARTITION, instance
     return run_job("soil_pipeline_job", output_root, partition, instance, inputs)
 
 
-def postgres_connection():
-    """A psycopg2 connection from the DAGSTER_PG_* variables, or None when they are unset or nothing answers."""
+def postgres_connection(database: str | None = None):
+    """A psycopg2 connection from the DAGSTER_PG_* variables (to `database` instead of DAGSTER_PG_DB when given),
+    or None when they are unset or nothing answers."""
     import psycopg2
 
     if not all(os.environ.get(name) for name in POSTGRES_ENV):
@@ -65,7 +66,7 @@ def postgres_connection():
             password=os.environ["DAGSTER_PG_PASSWORD"],
             host=os.environ["DAGSTER_PG_HOST"],
             port=int(os.environ["DAGSTER_PG_PORT"]),
-            dbname=os.environ["DAGSTER_PG_DB"],
+            dbname=database or os.environ["DAGSTER_PG_DB"],
             connect_timeout=3,
         )
     except psycopg2.OperationalError:

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,10 +52,28 @@ def _wait(what: str, seconds: float, probe):
 
 
 @pytest.fixture
-def deployment(tmp_path, postgres_home):
-    """(webserver port, landing folder, output root) of a deployment started from deploy/ on a fresh folder."""
+def empty_database(postgres_home):
+    """The name of a new, empty PostgreSQL database (dropped afterwards): the deployment starts from nothing, as a
+    new one does, with no sensor state or runs of other tests."""
     if postgres_home is None:
         pytest.skip("no PostgreSQL reachable through the DAGSTER_PG_* variables (not in CI)")
+    name = f"soil_pipeline_deploy_{uuid.uuid4().hex[:12]}"
+    admin = postgres_connection()
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def deployment(tmp_path, empty_database):
+    """(webserver port, landing folder, output root, database) of a deployment started from deploy/ on a fresh
+    folder and an empty database."""
     home, landing, output = tmp_path / "dagster_home", tmp_path / "landing", tmp_path / "output"
     home.mkdir()
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
@@ -62,7 +81,12 @@ def deployment(tmp_path, postgres_home):
     config = tmp_path / "soil_pipeline.yaml"
     # the drop already there is left alone on the first tick: only what lands later starts a run
     config.write_text(f"output_root: {output}\ninputs:\n  landing_dir: {landing}\nrefresh:\n  first_tick: none\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SOIL_PIPELINE_CONFIG": str(config)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SOIL_PIPELINE_CONFIG": str(config),
+        "DAGSTER_PG_DB": empty_database,
+    }
     bin_dir, port = Path(sys.executable).parent, free_port()
     workspace = str(DEPLOY / "workspace.yaml")
     webserver = start(
@@ -75,21 +99,21 @@ def deployment(tmp_path, postgres_home):
     try:
         if not wait_for_assets(port, webserver, STARTUP_SECONDS):
             pytest.fail(f"dagster-webserver did not start:\n{(tmp_path / 'webserver.log').read_text()[-3000:]}")
-        yield port, landing, output
+        yield port, landing, output, empty_database
     finally:
         stop(daemon)
         stop(webserver)
 
 
 def test_a_new_drop_is_run_by_the_sensor_recorded_in_postgres_and_listed_in_the_catalog(deployment, tmp_path):
-    port, landing, output = deployment
+    port, landing, output, database = deployment
     started = graphql(port, START_SENSOR, {"s": SENSOR})["startSensor"]
     assert started["__typename"] == "Sensor", started
     ticks = lambda: graphql(port, TICKS, {"s": SENSOR})["sensorOrError"]["sensorState"]["ticks"]  # noqa: E731
     _wait("the sensor's first tick", STARTUP_SECONDS, ticks)
 
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / NEW_MONTH)
-    connection = postgres_connection()
+    connection = postgres_connection(database)
 
     def sensor_run():
         with connection.cursor() as cursor:
