@@ -31,14 +31,12 @@ def load_run_config(path: str | Path, input_names: set[str], engine_names: set[s
     path = Path(path)
     data = read_bounded_yaml(path)
     if unknown := sorted(set(data) - CONFIG_KEYS):
-        raise DeclarationError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(CONFIG_KEYS))}"
-        )
+        raise DeclarationError(path, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(CONFIG_KEYS))}")
     inputs = _section(path, data, "inputs", input_names, ("input name -> path", "input"))
     engine = _section(path, data, "raster_engine", engine_names, ("setting -> value", "setting"))
     for key in ("output_root", "partition"):
         if data.get(key) is not None and not isinstance(data[key], str):
-            raise DeclarationError(f"{path}: {key} must be a text, got {data[key]!r}")
+            raise DeclarationError(path, f"{key} must be a text, got {data[key]!r}")
     base = path.parent
     root = data.get("output_root")
     return {
@@ -55,10 +53,10 @@ def _section(path: Path, data: dict, key: str, known: set[str], words: tuple[str
     section = data.get(key) or {}
     mapping, entry = words
     if not isinstance(section, dict):
-        raise DeclarationError(f"{path}: {key} must be a mapping of {mapping}")
+        raise DeclarationError(path, f"{key} must be a mapping of {mapping}")
     if unknown := sorted(set(section) - known):
         raise DeclarationError(
-            f"{path}: {key}: unknown {entry}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            path, f"{key}: unknown {entry}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
     return section
 

@@ -28,6 +28,7 @@ LAYERS = [
             "soil_pipeline.maps",
             "soil_pipeline.embedded",
             "soil_pipeline.run_config",
+            "soil_pipeline.errors",
         ),
     ),
     (
@@ -39,11 +40,12 @@ LAYERS = [
             "soil_pipeline.partitions",
             "soil_pipeline.refresh",
             "soil_pipeline.run_commit",
+            "soil_pipeline.failures",
             "soil_pipeline.assets",
         ),
     ),
     ("definitions", ("soil_pipeline.definitions",)),
-    ("entry points", ("soil_pipeline.cli",)),
+    ("entry points", ("soil_pipeline.cli", "soil_pipeline.runner")),
 ]
 # Third-party packages a layer may not import at all.
 FORBIDDEN = {

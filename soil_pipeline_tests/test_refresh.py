@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from soil_pipeline.definitions import defs
-from soil_pipeline.refresh import monthly_refresh, new_field_drops
 from soil_pipeline.embedded import DATA_DIR
+from soil_pipeline.refresh import monthly_refresh, new_field_drops
 from soil_pipeline.resources import InputDatasets
 
 EMBEDDED_DROP = DATA_DIR / "landing" / "field_samples" / "2012-10"

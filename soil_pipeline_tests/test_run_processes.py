@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.publishing.maintenance import doctor, gc
 from soil_pipeline.publishing.store import MANIFEST_FILE, RUNS_DIR, STAGED_DIR, VersionedParquetStore
-from soil_pipeline.embedded import DATA_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 900

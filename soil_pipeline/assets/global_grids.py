@@ -20,14 +20,15 @@ import shapely
 from soil_pipeline import provenance
 from soil_pipeline.assets.sources import observe_files, observe_legend
 from soil_pipeline.checks import contract_specs, raster_contract_result
-from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import REGIONAL_SHARE, CheckedRaster, check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations
 from soil_pipeline.engine.grid_pass import build_grid
 from soil_pipeline.engine.raster import RasterSource
+from soil_pipeline.errors import InputError, Remedy
+from soil_pipeline.failures import as_failure, reported
 from soil_pipeline.publishing.grids import GridFile, StoredLayer
-from soil_pipeline.readers import InputError, raster_info
+from soil_pipeline.readers import raster_info
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline.science.grid import Layer, common_grid
@@ -61,12 +62,12 @@ def _checked_rasters(asset: str, paths: dict[str, str], declaration_file, raster
                     raster_engine.window_cells,
                 )
             except InputError as error:
-                errors.append(str(error))
+                errors.append(error)
         if errors:
-            raise InputError("\n".join(errors))
-    except (InputError, DeclarationError) as error:
+            raise InputError.joined(errors)
+    except InputError as error:  # a broken raster, or a declaration that cannot be used
         yield raster_contract_result(asset, list(contracts.values()), str(error))
-        raise dg.Failure(description=str(error)) from error
+        raise as_failure(error) from error
     yield raster_contract_result(asset, list(contracts.values()), None)
     lineage = {}
     for name, path in paths.items():
@@ -171,9 +172,9 @@ def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, ras
     regional = list(dict.fromkeys(d.label or d.name for d in declared.values() if d.regional))
     try:
         coverage = _stock_coverage(stock_layers_report(sums), inputs, regional)
-    except dg.Failure:
+    except InputError as error:
         out.discard()
-        raise
+        raise as_failure(error) from error
     units = "t C/ha (0-30 cm); band 1 = 2010, band 2 = no land use"
     if regional:
         units += f"; REGIONAL extent ({', '.join(regional)}), not global"
@@ -188,12 +189,14 @@ def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) ->
     if share < REGIONAL_SHARE and not regional:
         smaller = "soc_stock_2010_raster" if report["only_no_land_use"]["cells"] else "soc_stock_no_land_use_raster"
         path = getattr(inputs, smaller)
-        raise dg.Failure(
-            description=f"{path}: rule coverage: the 2010 and no-land-use stock layers share {share:.1%} of the "
-            f"cells either covers ({report['both']['cells']} of "
+        raise InputError(
+            path,
+            f"rule coverage: the 2010 and no-land-use stock layers share {share:.1%} of the cells either covers "
+            f"({report['both']['cells']} of "
             f"{report['both']['cells'] + report['only_2010']['cells'] + report['only_no_land_use']['cells']}): a "
             f"regional raster passed as global. Declare it (extent: regional, rasters.{smaller} in the "
-            "raster_declaration file) to have it labelled regional and never summed as global"
+            "raster_declaration file) to have it labelled regional and never summed as global",
+            Remedy.DECLARE_RASTER,
         )
     report["restricted_to_common_coverage"] = share < 1.0
     return report
@@ -220,9 +223,13 @@ def second_soc_stock_grid(
         return
     declaration = load_raster_declarations(inputs.raster_declaration).get("second_soc_stock_raster")
     if declaration is None or not declaration.label:
-        raise dg.Failure(
-            description=f"{path}: a second stock source needs a declaration naming it: add "
-            f"rasters.second_soc_stock_raster with a label to the raster_declaration file ({inputs.raster_declaration})"
+        raise as_failure(
+            InputError(
+                path,
+                "a second stock source needs a declaration naming it: add rasters.second_soc_stock_raster with a "
+                f"label to the raster_declaration file ({inputs.raster_declaration})",
+                Remedy.DECLARE_RASTER,
+            )
         )
     _, lineage, out, _, report, alignment = yield from _single_raster_grid(
         "second_soc_stock_grid",
@@ -333,9 +340,11 @@ def converted_land_grid(
     components = {"cropland": "cropland_grid"}
     lineage = [cropland_grid.provenance]
     if inputs.pasture_raster:
-        info = raster_info(inputs.pasture_raster)
-        if (info.scale, info.offset) != (1.0, 0.0):
-            raise InputError(f"{info.path}: scale/offset {info.scale}/{info.offset} is not supported for pasture")
+        with reported():
+            info = raster_info(inputs.pasture_raster)
+            if (info.scale, info.offset) != (1.0, 0.0):
+                scaled = f"scale/offset {info.scale}/{info.offset} is not supported for pasture"
+                raise InputError(info.path, scaled, Remedy.UNSCALED)
         sources["pasture"] = RasterSource(inputs.pasture_raster, name="pasture", resampling="sum")
         lineage.append({"inputs": provenance.file_input("pasture_raster", inputs.pasture_raster)})
     with raster_engine.executor() as executor:

@@ -22,7 +22,16 @@ import pyarrow.parquet as pq
 
 from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.pandera_schema import WHOLE_TABLE_RULES, dataset_rule_detail, whole_table_rule_holds
-from soil_pipeline.contracts.validate import SAMPLE_ROWS, LandMask, Regions, Validation, share_gate, validate
+from soil_pipeline.contracts.validate import (
+    SAMPLE_ROWS,
+    SHARE_GATE,
+    LandMask,
+    Regions,
+    Validation,
+    share_gate,
+    validate,
+)
+from soil_pipeline.errors import BrokenRule
 from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
 
 BUCKET_BYTES = 24 << 20
@@ -222,7 +231,7 @@ class _WholeTableRules:
             median = float(np.median(values, overwrite_input=True)) if len(values) else float("nan")
             del values
             if not whole_table_rule_holds(rule, n_rows, self.non_null[column], median):
-                errors.append(f"{label}: {dataset_rule_detail(rule)[1]}")
+                errors.append(BrokenRule(f"{label}: {dataset_rule_detail(rule)[1]}", rule.kind))
         return errors
 
 
@@ -264,7 +273,7 @@ def validate_buckets(
     if len(by_rule):
         by_rule.index = pd.MultiIndex.from_tuples(by_rule.index)
     gate = share_gate(contract, result.rejected_rows, result.n_rows, by_rule)
-    result.batch_errors += [f"{contract.label}: {error}" for error in gate]
+    result.batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
     if keep_valid:
         result.valid = valid.sorted_file(folder / "valid.parquet", valid_order)
     result.rejects = rejects.sorted_file(folder / "rejects.parquet", ["source_file", "source_line", "rule", "column"])
