@@ -314,11 +314,12 @@ def input_failure_lines(failure) -> list[str]:
     """A step that failed on an input (a `runner.StepFailure` with its typed fields): file, rule, up to five
     details (further rules, example rows) and remedy."""
     publishes = f" (publishes {PUBLISHES[failure.step]})" if failure.step in PUBLISHES else ""
-    details = [line.strip() for line in failure.details if line.strip()][:5]
+    rule, *more = failure.rule.splitlines() or [""]  # a parser's message may quote lines of the file
+    details = [line.strip() for line in (*more, *failure.details) if line.strip()][:5]
     return [
         f"FAILED {failure.step}{publishes}; nothing of this step was published",
         f"  file:   {failure.file or '(see rule)'}",
-        f"  rule:   {failure.rule}",
+        f"  rule:   {rule}",
         *(f"          {line}" for line in details),
         f"  remedy: {failure.remedy}",
     ]

@@ -93,7 +93,9 @@ class InputError(ValueError):
         if not others:
             return first
         details = [*first.details, *(line for error in others for line in str(error).splitlines())]
-        joined = InputError(first.file, first.rule, first.remedy, line=first.line, window=first.window, details=details)
+        joined = type(first)(
+            first.file, first.rule, first.remedy, line=first.line, window=first.window, details=details
+        )
         joined.args = ("\n".join(str(error) for error in errors),)
         return joined
 

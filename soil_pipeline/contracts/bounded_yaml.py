@@ -22,9 +22,8 @@ def read_bounded_yaml(path: Path) -> dict:
         text = path.read_bytes().decode("utf-8")
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise DeclarationError(
-                    path, f"YAML anchors and aliases are not allowed (line {event.start_mark.line + 1})"
-                )
+                line = event.start_mark.line + 1
+                raise DeclarationError(path, f"YAML anchors and aliases are not allowed (line {line})", line=line)
         data = yaml.safe_load(text)
     except UnicodeDecodeError as error:
         raise DeclarationError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
