@@ -74,9 +74,10 @@ def raw_references(soc_stock_2010_raster: str, countries_vector: str) -> tuple[L
 
     check-drop publishes nothing and may run before the pipeline ever has, so it reads the WHRC 2010 raster itself
     (checked against its contract first, as `soc_stock_grid` does) rather than the grid the pipeline made of it:
-    no data is the contract's no-data value there and NaN on the grid, the one `HasValue` rule of
-    `site_references` reads both, and on the default common grid (the raster's own lattice) the same cells are land.
-    The countries are read by the `countries` asset's reader."""
+    no data is the contract's no-data value there and NaN on the grid, and the one `HasValue` rule of
+    `site_references` reads both. With the default inputs the same cells are land: the default common grid is the
+    raster's own lattice, and the two WHRC layers (the grid keeps cells both cover) cover the same cells. The
+    countries are read by the `countries` asset's reader."""
     checked = check_raster(soc_stock_2010_raster, load_raster_contract("soc_stock_2010_raster"))
     return site_references(read_countries(countries_vector), checked.source)
 

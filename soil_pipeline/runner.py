@@ -91,9 +91,12 @@ class RunOutcome:
         return [StepFailure.of(event) for event in self.result.all_events if event.is_step_failure]
 
     def layer(self, asset: str) -> StoredLayer:
-        """The grid this run wrote for `asset` (an intermediate), read from the output root."""
-        _, data = VersionedParquetStore(self.output_root).read_intermediate(self.run_id, asset, None)
-        return layer_from_geotiff(data)
+        """The grid this run wrote for `asset` (an intermediate), read in place from the output root (a local one;
+        from its bytes on an object store)."""
+        _, location = VersionedParquetStore(self.output_root).intermediate_location(
+            self.run_id, asset, None, self.run_id
+        )
+        return layer_from_geotiff(location)
 
 
 def run_job(
