@@ -2,6 +2,7 @@
 already published (every file of every earlier version stays byte-identical)."""
 
 import hashlib
+import pickle
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from soil_pipeline.cli import failure_text, input_failure_lines, landing_warnings, main
 from soil_pipeline.contracts.declaration import DEFAULT_DECLARATION
-from soil_pipeline.errors import Remedy
+from soil_pipeline.errors import BrokenRule, DeclarationError, InputError, Remedy
 from soil_pipeline.publishing.store import CATALOG_FILE, VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.runner import RunOutcome, run_job
@@ -312,3 +313,16 @@ def test_broken_rasters_fail_naming_file_and_rule(raster, published_root):
     assert (failure.window is not None) == ("window" in failure.rule)
     assert failure.window is None or f"window {failure.window}" in failure.rule
     assert failure_text(result).splitlines() == [NOTHING_LISTED, *input_failure_lines(failure)]
+
+
+def test_input_errors_keep_their_fields_across_processes():
+    """A window checked on a Dask worker raises there: the error reaches the run with its fields, not rebuilt from
+    its message."""
+    window = InputError("a.tif", "unreadable raster in window rows 0-9", Remedy.UNREADABLE, window="rows 0-9")
+    declaration = DeclarationError("d.yaml", "sites.units.soc_g_per_kg: 'ppm' is not a unit")
+    for error in (window, declaration):
+        copy = pickle.loads(pickle.dumps(error))
+        assert (type(copy), str(copy), copy.fields()) == (type(error), str(error), error.fields())
+    assert declaration.fields()["remedy"] == Remedy.DECLARATION
+    rule = pickle.loads(pickle.dumps(BrokenRule("field_horizons v1.0.0: median ...", "median_between")))
+    assert (rule, rule.kind, rule.remedy) == ("field_horizons v1.0.0: median ...", "median_between", Remedy.UNITS)
