@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -276,6 +277,13 @@ def _run(args) -> int:
     landing_dir = args.landing_dir or args.inputs.get("landing_dir")
     for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
+    from soil_pipeline.contracts import gx_worker
+
+    gx_worker.warm_up()  # GX imports in its worker process while Dagster and the definitions import here
+    # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
+    warnings.filterwarnings("ignore", message=r".* is currently in beta")
+    # rasterio's rasterize warns about its own scratch dataset (given the window's transform later), not an input.
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio.features")
     from soil_pipeline.runner import run_pipeline
 
     inputs = {**args.inputs, **({"landing_dir": landing_dir} if landing_dir else {})}

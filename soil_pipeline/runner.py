@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,11 +148,6 @@ def run_pipeline(
 ) -> list[RunOutcome]:
     """What `soil-pipeline run` runs: the main job for one drop (default: the embedded one), then the scenario job
     (every scenario); stops at the first failed run."""
-    from soil_pipeline.contracts import gx_worker
-
-    gx_worker.warm_up()  # GX imports in its worker while Dagster starts the run here
-    # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
-    warnings.filterwarnings("ignore", message=r".* is currently in beta")
     outcomes = []
     for job_name, key in ((MAIN_JOB, partition or EMBEDDED_DROP_PARTITION), (SCENARIO_JOB, None)):
         settings = {"inputs": inputs, "raster_engine": raster_engine, "keep_runs": keep_runs, "progress": progress}
