@@ -40,25 +40,18 @@ STOCKS = ("soc_stock_2010_raster", "soc_stock_no_land_use_raster")
 
 
 def measure_assets(folder: Path, grid: str) -> dict:
-    import dagster as dg
+    from soil_pipeline.runner import run_job
 
-    from soil_pipeline.definitions import all_assets, build_resources
-    from soil_pipeline.resources import RasterEngine
-
-    engine = RasterEngine(**GRID_1KM) if grid == "1km" else RasterEngine()
     root = folder / f"root_{grid}"
     shutil.rmtree(root, ignore_errors=True)
     start = time.perf_counter()
-    result = dg.materialize(
-        all_assets,
-        selection=GRID_ASSETS,
-        resources=build_resources(str(root), raster_engine=engine, site_url=None),
-        instance=dg.DagsterInstance.ephemeral(),
-    )
+    outcome = run_job(root, raster_engine=GRID_1KM if grid == "1km" else None, asset_selection=GRID_ASSETS)
     seconds = time.perf_counter() - start
+    assert outcome.success, outcome.failures()
     grids = sorted((root / "_runs").glob("*/intermediate/*.tif"))
-    soc = result.output_for_node("soc_stock_grid")
-    steps = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.all_events if e.is_step_success}
+    soc = outcome.layer("soc_stock_grid")
+    events = outcome.result.all_events
+    steps = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in events if e.is_step_success}
     return {
         "seconds": seconds,
         "steps": steps,

@@ -94,25 +94,16 @@ def write_drop(folder: Path, n_horizons: int, seed: int = 0) -> tuple[Path, Path
 def _context():
     """What field_drop and topsoil_soc_stocks get from upstream assets, read straight from the embedded data:
     the WHRC land mask, the countries and the IPCC climate zones (on their own 0.5 deg grid)."""
-    import geopandas
-    import shapely
-
-    from soil_pipeline.contracts.model import load_raster_contract
-    from soil_pipeline.contracts.validate import LandMask, Regions
-    from soil_pipeline.engine.points import OtherThan
     from soil_pipeline.engine.raster import RasterSource
+    from soil_pipeline.ingest import site_references
+    from soil_pipeline.readers import read_countries
     from soil_pipeline.resources import InputDatasets
     from soil_pipeline.science.grid import GridSpec, Layer
     from soil_pipeline_tests.whole_array import read_raster
 
     inputs = InputDatasets()
-    soc = RasterSource(inputs.soc_stock_2010_raster, "soc_stock")
-    land = LandMask(soc, "WHRC SOC stock 2010", OtherThan(load_raster_contract("soc_stock_2010_raster").nodata))
-    frame = geopandas.read_file(inputs.countries_vector)
-    countries = pd.DataFrame(
-        {"adm0_a3": frame["ADM0_A3"], "geometry_wkb": shapely.to_wkb(frame.geometry.values, output_dimension=2)}
-    )
-    regions = Regions(frame.geometry.values, countries["adm0_a3"].to_numpy(dtype=object))
+    countries = read_countries(inputs.countries_vector)
+    land, regions = site_references(countries, RasterSource(inputs.soc_stock_2010_raster, "soc_stock"))
     zones = read_raster(inputs.climate_zones_raster)
     grid = GridSpec(zones.data.shape[1], zones.data.shape[0], zones.transform)
     return land, regions, countries, Layer(zones.data, grid, "IPCC climate zone")

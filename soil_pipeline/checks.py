@@ -8,6 +8,8 @@ import pandas as pd
 from soil_pipeline.contracts.model import RasterContract, load_table_contract
 from soil_pipeline.contracts.stream import GX_SAMPLE_ROWS, StreamValidation
 from soil_pipeline.contracts.validate import Validation, validate
+from soil_pipeline.errors import BrokenRule, InputError, Remedy
+from soil_pipeline.failures import as_failure
 from soil_pipeline.publishing.parquet import TableFile
 
 CONTRACT_CHECK = "contract"
@@ -99,11 +101,19 @@ def gx_result(
     )
 
 
-def failure_message(validation: Validation | StreamValidation) -> str:
-    lines = [f"{validation.contract.label} broken:"] + [f"  {error}" for error in validation.batch_errors]
-    for row in validation.sample().itertuples(index=False):
-        lines.append(f"  {row.source_file} line {row.source_line}: {row.detail} (found {row.value!r})")
-    return "\n".join(lines)
+def broken_contract(validation: Validation | StreamValidation, file=None) -> InputError:
+    """The error of a table (from `file`, when it is read from one) breaking its contract: the first broken rule
+    (a dataset rule, whose kind names the remedy, else a rejected row), the others and a sample of rejected rows as
+    details."""
+    samples = [
+        f"{row.source_file} line {row.source_line}: {row.detail} (found {row.value!r})"
+        for row in validation.sample().itertuples(index=False)
+    ]
+    rule, *details = [*validation.batch_errors, *samples]
+    first = validation.batch_errors[0] if validation.batch_errors else None
+    text = "\n".join([f"{validation.contract.label} broken:", *(f"  {line}" for line in (rule, *details))])
+    remedy = first.remedy if isinstance(first, BrokenRule) else Remedy.OTHER
+    return InputError(file, rule, remedy, details=details, text=text)
 
 
 def publish_if_valid(
@@ -114,7 +124,7 @@ def publish_if_valid(
     validation = validate(table, contract)
     yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR, key)
     if not validation.passed:
-        raise dg.Failure(description=failure_message(validation))
+        raise as_failure(broken_contract(validation))
     yield dg.Output(table, metadata={"contract": contract.label, **(metadata or {})})
 
 
@@ -122,7 +132,7 @@ def publish_checked(asset: str, table: TableFile, validation: StreamValidation) 
     """`publish_if_valid` for a table too large for memory, checked bucket by bucket as it was made."""
     yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
     if not validation.passed:
-        raise dg.Failure(description=failure_message(validation))
+        raise as_failure(broken_contract(validation))
     yield dg.Output(table, metadata={"contract": validation.contract.label})
 
 

@@ -1,15 +1,14 @@
-"""`soil-pipeline` command line: run the main job and every restoration scenario in-process and summarise what
-they published; list, pull and show published versions; check (`doctor`) and clean (`gc`) an output root.
+"""`soil-pipeline` command line: run the main job and every restoration scenario in-process (`runner.run_pipeline`)
+and summarise what they published or why a run failed; list, pull and show published versions; check (`doctor`)
+and clean (`gc`) an output root; check a field-sample drop (`check-drop`).
 
 Dagster is imported only by `run`, so the read-only commands start fast. The read-only commands (versions, show,
 pull, doctor) never write under the output root. Every error ends with one line naming its cause.
 """
 
 import argparse
-import functools
 import json
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -22,105 +21,6 @@ from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.science.aggregation import global_row
 
 TOP_COUNTRIES = 10
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# `soil-pipeline run` reports failures itself, one line per failed step naming the cause: no Dagster tracebacks;
-# the `progress` logger prints one line per finished step.
-PROGRESS_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "progress": {}}}
-
-
-def _instance():
-    """The DAGSTER_HOME instance when one is set (so runs show in the UI), else an in-memory one."""
-    import dagster as dg
-
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-
-
-def run_pipeline(
-    output_root: OutputRoot,
-    partition: str | None = None,
-    landing_dir: str | None = None,
-    keep_runs: int | None = None,
-    inputs: dict | None = None,
-    raster_engine: dict | None = None,
-) -> tuple[list, list[dict]]:
-    """The main job for one drop, then the scenario job (every scenario); stops at the first failed run.
-
-    Each successful run is committed (its outputs listed as the latest together); a failed one is marked failed and
-    lists nothing. Returns the run results and the committed outputs with their status ("new" or "unchanged").
-    """
-    from soil_pipeline.contracts import gx_worker
-
-    gx_worker.warm_up()  # GX imports in its worker while Dagster and the definitions import here
-    # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
-    warnings.filterwarnings("ignore", message=r".* is currently in beta")
-    import dagster as dg
-
-    from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
-    from soil_pipeline.run_commit import commit_run
-
-    partition = partition or EMBEDDED_DROP_PARTITION
-    settings = {**(inputs or {}), **({"landing_dir": landing_dir} if landing_dir else {})}
-    results, committed = [], []
-    with _instance() as instance:
-        for job_name, key in (("soil_pipeline_job", partition), ("restoration_scenarios_job", None)):
-            job = dg.build_reconstructable_job(
-                "soil_pipeline.cli",
-                cli_job.__name__,
-                reconstructable_args=(job_name, output_root.url, settings, raster_engine or {}),
-            )
-            tags = {"dagster/partition": key} if key else None
-            # Not opened as a context manager: that would set up every resource again to load outputs, unused here.
-            result = dg.execute_job(job, instance, run_config=PROGRESS_LOGS, tags=tags)
-            results.append(result)
-            if not result.success:
-                VersionedParquetStore(output_root).mark_failed(result.run_id)
-                break
-            committed += commit_run(output_root, result.run_id, keep_runs)
-    return results, committed
-
-
-def cli_job(job_name: str, output_root: str, settings: dict, engine_settings: dict):
-    """The job `soil-pipeline run` executes, built from plain values: `dg.execute_job` runs it from this recipe and,
-    unlike `execute_in_process`, keeps no step's output in memory until the run ends."""
-    as_text = functools.partial(json.dumps, sort_keys=True, default=str)
-    definitions = _cli_definitions(output_root, as_text(settings), as_text(engine_settings))
-    return definitions.resolve_job_def(job_name)
-
-
-@functools.lru_cache(maxsize=2)
-def _cli_definitions(output_root: str, settings: str, engine_settings: str):
-    """The definitions of `cli_job`, built once per process for the same values (Dagster reconstructs the job
-    several times per run)."""
-    from soil_pipeline.definitions import build_definitions
-    from soil_pipeline.resources import InputDatasets, RasterEngine
-
-    inputs, engine = InputDatasets(**json.loads(settings)), RasterEngine(**json.loads(engine_settings))
-    return with_progress(build_definitions(output_root, inputs, engine))
-
-
-def with_progress(definitions):
-    """The definitions with a `progress` logger beside the console one: one line on stderr per finished step."""
-    import logging
-
-    import dagster as dg
-
-    class StepLines(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
-            if event is not None and (event.is_step_success or event.is_step_failure or event.is_step_skipped):
-                outcome = "done" if event.is_step_success else "FAILED" if event.is_step_failure else "skipped"
-                print(f"[{record.dagster_meta['job_name']}] {outcome:7s} {event.step_key}", file=sys.stderr, flush=True)
-
-    @dg.logger(description="One line per finished step, for `soil-pipeline run`.")
-    def progress(_):
-        logger = logging.getLogger("soil_pipeline.progress")
-        logger.setLevel(logging.DEBUG)
-        if not logger.handlers:
-            logger.addHandler(StepLines())
-        return logger
-
-    loggers = {"console": dg.colored_console_logger, "progress": progress}
-    return dg.Definitions.merge(definitions, dg.Definitions(loggers=loggers))
 
 
 def _quarantine_line(store: VersionedParquetStore) -> str:
@@ -336,28 +236,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _root_cause(error) -> str:
-    """The innermost cause of a Dagster error (e.g. the OSError under DagsterExecutionHandleOutputError)."""
-    while error.cause is not None:
-        error = error.cause
-    lines = error.message.strip().splitlines()
-    return lines[-1] if lines else error.cls_name
-
-
-def _step_failures(result) -> list[tuple[str, str]]:
-    """(step, cause) per failed step: the user-facing failure description, else the innermost error."""
-    failures = []
-    for event in result.all_events:
-        if not event.is_step_failure:
-            continue
-        data = event.step_failure_data
-        if data.user_failure_data and data.user_failure_data.description:
-            failures.append((event.step_key, data.user_failure_data.description.strip()))
-        else:
-            failures.append((event.step_key, _root_cause(data.error)))
-    return failures
-
-
 def _one_line(cause: str) -> str:
     """A cause on one line: a heading ending in ":" is joined with the line that follows it."""
     lines = [line.strip() for line in cause.splitlines() if line.strip()]
@@ -420,88 +298,60 @@ def _run(args) -> int:
     landing_dir = args.landing_dir or args.inputs.get("landing_dir")
     for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
-    results, committed = run_pipeline(
-        args.output_root, args.partition, landing_dir, args.keep_runs, args.inputs, args.raster_engine
-    )
-    if results[-1].success:
-        print(summary(args.output_root, committed))
+    from soil_pipeline.contracts import gx_worker
+
+    gx_worker.warm_up()  # GX imports in its worker process while Dagster and the definitions import here
+    # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
+    warnings.filterwarnings("ignore", message=r".* is currently in beta")
+    # rasterio's rasterize warns about its own scratch dataset (given the window's transform later), not an input.
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio.features")
+    from soil_pipeline.runner import run_pipeline
+
+    inputs = {**args.inputs, **({"landing_dir": landing_dir} if landing_dir else {})}
+    outcomes = run_pipeline(args.output_root, args.partition, inputs, args.raster_engine, args.keep_runs)
+    if outcomes[-1].success:
+        print(summary(args.output_root, [row for outcome in outcomes for row in outcome.committed]))
         return 0
-    failed_steps = [event for event in results[-1].all_events if event.is_step_failure]
-    ingest = [text for event in failed_steps if (text := ingest_failure_text(event)) is not None]
-    failures = _step_failures(results[-1]) or [("run", results[-1].dagster_run.status.value)]
-    for step, cause in failures:
-        if step not in INGEST_STEPS:
-            print(f"FAILED {step}: {cause}", file=sys.stderr)
-    print("Nothing from the failed run was listed; every asset keeps its previous latest version.", file=sys.stderr)
-    if ingest:
-        print(ingest[-1], file=sys.stderr)
-    else:
-        step, cause = failures[0]
-        print(f"soil-pipeline run: {step} failed: {_one_line(cause)}", file=sys.stderr)
+    print(failure_text(outcomes[-1]), file=sys.stderr)
     return 1
 
 
-INGEST_STEPS = {
+# What each ingest step publishes, named when it fails.
+PUBLISHES = {
     "field_drop": "field_sites, field_horizons and their rejects",
     "topsoil_soc_stocks": "topsoil_soc_stocks",
 }
-# (words in the message, what to do): the first match names the remedy of an ingest error.
-REMEDIES = (
-    ("not UTF-8", "save the file as UTF-8 text"),
-    ("delimiter", "write the file with commas as the delimiter"),
-    ("symlink", "copy the file into the drop folder instead of linking to it"),
-    ("column name", "rename or remove one of the two columns in the header"),
-    (
-        "missing required column",
-        "add the column, or declare its header in the drop's declaration.yaml (README: Bring your own data)",
-    ),
-    ("declaration", "correct the declaration file (README: Bring your own data)"),
-    ("median", "convert the column to the unit the contract states"),
-    ("max_quarantined_share", "the drop is wrong as a whole (truncated, shifted columns?): compare it with its source"),
-    ("min_sites_with_stock", "no site has a 0-30 cm stock: check depths and SOC/BD columns against the source"),
-    ("expected exactly one", "put exactly one *sites and one *horizons table (.csv or .parquet) in the drop folder"),
-    ("no field-sample drop folder", "create <landing>/field_samples/YYYY-MM/ or pick a partition that has one"),
-    ("malformed CSV", "re-export the complete file (every record with every column, quotes closed)"),
-    ("empty file", "re-export the file with its header and rows"),
-    ("unreadable", "re-export the file; it cannot be parsed"),
-)
 
 
-def _user_error(error):
-    """The exception the asset raised, below Dagster's wrappers (not what that exception was raised from)."""
-    while error.cls_name.startswith("Dagster") and error.cause is not None:
-        error = error.cause
-    return error
-
-
-def ingest_failure_text(event) -> str | None:
-    """The last lines for a failed ingest step: asset, file, rule and remedy, without Dagster's wrapper text."""
-    if event.step_key not in INGEST_STEPS:
-        return None
-    data = event.step_failure_data
-    if data.user_failure_data is not None and data.user_failure_data.description:
-        text = data.user_failure_data.description
-    else:
-        cause = _user_error(data.error)
-        text = cause.message.strip().removeprefix(f"{cause.cls_name}: ")
-        text = re.sub(r"^[\w.]+Error: ", "", text)
-    first, _, rest = text.partition("\n")
-    file, sep, rule = first.partition(": ")
-    if not sep or "/" not in file:
-        file, rule = "(see rule)", first
-    details = [line.strip() for line in rest.splitlines() if line.strip()][:5]
-    if rule.endswith(" broken:") and details:  # a contract's dataset rules: name the first broken one
-        rule, details = f"{rule} {details[0]}", details[1:]
-    remedy = next((fix for words, fix in REMEDIES if words in text), "correct the input and rerun")
-    return "\n".join(
-        [
-            f"FAILED {event.step_key} (publishes {INGEST_STEPS[event.step_key]}); nothing of this step was published",
-            f"  file:   {file}",
-            f"  rule:   {rule}",
-            *(f"          {line}" for line in details),
-            f"  remedy: {remedy}",
-        ]
+def failure_text(outcome) -> str:
+    """What `soil-pipeline run` prints for a failed run (a `runner.RunOutcome`): one line per step that failed for
+    another reason than an input, that nothing was listed, then file, rule and remedy of each step that failed on an
+    input, else the first cause on one line."""
+    failures = outcome.failures()
+    lines = [f"FAILED {failure.step}: {failure.cause}" for failure in failures if failure.remedy is None]
+    lines.append("Nothing from the failed run was listed; every asset keeps its previous latest version.")
+    on_inputs = [failure for failure in failures if failure.remedy is not None]
+    if on_inputs:
+        return "\n".join(lines + [line for failure in on_inputs for line in input_failure_lines(failure)])
+    step, cause = (
+        (failures[0].step, failures[0].cause) if failures else ("run", outcome.result.dagster_run.status.value)
     )
+    return "\n".join([*lines, f"soil-pipeline run: {step} failed: {_one_line(cause)}"])
+
+
+def input_failure_lines(failure) -> list[str]:
+    """A step that failed on an input (a `runner.StepFailure` with its typed fields): file, rule, up to five
+    details (further rules, example rows) and remedy."""
+    publishes = f" (publishes {PUBLISHES[failure.step]})" if failure.step in PUBLISHES else ""
+    rule, *more = failure.rule.splitlines() or [""]  # a parser's message may quote lines of the file
+    details = [line.strip() for line in (*more, *failure.details) if line.strip()][:5]
+    return [
+        f"FAILED {failure.step}{publishes}; nothing of this step was published",
+        f"  file:   {failure.file or '(see rule)'}",
+        f"  rule:   {rule}",
+        *(f"          {line}" for line in details),
+        f"  remedy: {failure.remedy}",
+    ]
 
 
 def partition_problem(partition: str | None) -> str | None:
@@ -574,22 +424,11 @@ def error_line(error: BaseException) -> str:
 
 def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
     """The check-drop report and whether the drop would be published; land and regions from the default inputs."""
-    import geopandas as gpd
-
-    from soil_pipeline.contracts.model import load_raster_contract
-    from soil_pipeline.contracts.raster import check_raster
-    from soil_pipeline.contracts.validate import LandMask, Regions
-    from soil_pipeline.drop_check import check_drop, report
-    from soil_pipeline.engine.points import OtherThan
+    from soil_pipeline.drop_check import check_drop, raw_references, report
     from soil_pipeline.resources import InputDatasets
 
     inputs = InputDatasets()
-    contract = load_raster_contract("soc_stock_2010_raster")
-    # Checked in one streaming pass; the land lookups read only the blocks around the sites.
-    checked = check_raster(inputs.soc_stock_2010_raster, contract)
-    land = LandMask(checked.source, "WHRC SOC stock 2010", OtherThan(contract.nodata))
-    countries = gpd.read_file(inputs.countries_vector)
-    regions = Regions(countries.geometry.to_numpy(), countries["ADM0_A3"].to_numpy(dtype=object))
+    land, regions = raw_references(inputs.soc_stock_2010_raster, inputs.countries_vector)
     check = check_drop(Path(drop_dir), declaration, land=land, regions=regions)
     return report(check), check.publishable
 

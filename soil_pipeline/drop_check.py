@@ -17,10 +17,12 @@ from soil_pipeline.contracts.declaration import (
     resolve_declaration,
     table_header,
 )
-from soil_pipeline.contracts.model import load_table_contract
+from soil_pipeline.contracts.model import load_raster_contract, load_table_contract
+from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.stream import StreamValidation
 from soil_pipeline.contracts.validate import LandMask, Regions
-from soil_pipeline.ingest import DropValidation, validate_drop
+from soil_pipeline.ingest import DropValidation, site_references, validate_drop
+from soil_pipeline.readers import read_countries
 
 TABLES = ("field_sites", "field_horizons")
 SHOWN_REJECTS = 20
@@ -65,6 +67,19 @@ class DropCheck:
     @property
     def publishable(self) -> bool:
         return not self.refusals
+
+
+def raw_references(soc_stock_2010_raster: str, countries_vector: str) -> tuple[LandMask, Regions]:
+    """`ingest.site_references` from the raw inputs: the land mask and regions `field_drop` checks sites against.
+
+    check-drop publishes nothing and may run before the pipeline ever has, so it reads the WHRC 2010 raster itself
+    (checked against its contract first, as `soc_stock_grid` does) rather than the grid the pipeline made of it:
+    no data is the contract's no-data value there and NaN on the grid, and the one `HasValue` rule of
+    `site_references` reads both. With the default inputs the same cells are land: the default common grid is the
+    raster's own lattice, and the two WHRC layers (the grid keeps cells both cover) cover the same cells. The
+    countries are read by the `countries` asset's reader."""
+    checked = check_raster(soc_stock_2010_raster, load_raster_contract("soc_stock_2010_raster"))
+    return site_references(read_countries(countries_vector), checked.source)
 
 
 def check_drop(

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from soil_pipeline.contracts.declaration import TablePlan, apply_declaration
-from soil_pipeline.contracts.model import TableContract, load_table_contract
+from soil_pipeline.contracts.model import TableContract, load_raster_contract, load_table_contract
 from soil_pipeline.contracts.stream import (
     BUCKET_BYTES,
     Buckets,
@@ -33,7 +33,7 @@ from soil_pipeline.contracts.stream import (
     validate_buckets,
 )
 from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, LandMask, Regions, Validation
-from soil_pipeline.engine.points import sample_points
+from soil_pipeline.engine.points import HasValue, sample_points
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.publishing.grids import stored
 from soil_pipeline.publishing.parquet import TableFile
@@ -48,6 +48,8 @@ TOPSOIL_BOTTOM_CM = 30.0
 # Horizons per bucket when computing stocks from published tables (about 0.3 kB each in memory).
 STOCK_BUCKET_ROWS = 400_000
 STOCK_REJECT_COLUMNS = [KEY, "upper_depth_cm", "lower_depth_cm"]
+# The land mask sites must lie on (or next to), as rejects name it.
+LAND_MASK_NAME = "WHRC SOC stock 2010"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,16 @@ def validate_drop(
     # valid sites in a bucket without any horizon row
     exclusions["no_horizons"] += sum(len(ids[i]) for i in range(n_horizons) if i not in counted)
     return DropValidation(sites, horizons, with_stock[0], +exclusions)
+
+
+def site_references(countries: pd.DataFrame, soc_stock_2010: RasterSource) -> tuple[LandMask, Regions]:
+    """What every field site is checked against, by `field_drop` and `soil-pipeline check-drop` alike: land is where
+    the WHRC 2010 SOC stock has a value (`HasValue` of its contract's no-data value: NaN on the pipeline's grid, that
+    value in the raw file), regions are the countries' polygons (`countries` in the layout of
+    `readers.read_countries`, the `countries` asset)."""
+    nodata = load_raster_contract("soc_stock_2010_raster").nodata
+    land = LandMask(soc_stock_2010, LAND_MASK_NAME, HasValue(nodata))
+    return land, Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
 
 
 def place_sites(table: pd.DataFrame, countries: pd.DataFrame, climate_zones: RasterSource, polygons) -> pd.DataFrame:

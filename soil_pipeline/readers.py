@@ -19,8 +19,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import rasterio
+import shapely
 from affine import Affine
 
+from soil_pipeline.contracts.model import load_table_contract
+from soil_pipeline.errors import InputError, Remedy
 from soil_pipeline.science.grid import GridSpec
 
 TABLE_SUFFIXES = {".csv", ".parquet"}
@@ -32,17 +35,15 @@ LINE_SCAN_BYTES = 16 << 20
 Declare = Callable[[pd.DataFrame], pd.DataFrame]
 
 
-class InputError(ValueError):
-    """A dataset-level problem with an input file: the message names the file and the rule broken."""
-
-
 def _inside(path: Path, folder: Path) -> Path:
     """The resolved path of a drop file; a symlink resolving outside the landing folder is refused."""
     resolved = path.resolve()
     if path.is_symlink() and not resolved.is_relative_to(folder.resolve()):
         raise InputError(
-            f"{path}: symlink to {resolved}, outside the landing folder {folder}; "
-            "copy the file into the drop instead of linking it"
+            path,
+            f"symlink to {resolved}, outside the landing folder {folder}; "
+            "copy the file into the drop instead of linking it",
+            Remedy.SYMLINK,
         )
     return resolved
 
@@ -54,12 +55,14 @@ def find_drop_file(drop_dir: Path, table: str, landing_dir: Path | None = None) 
     """
     landing_dir = landing_dir or drop_dir.parent.parent
     if not drop_dir.is_dir():
-        raise InputError(f"{drop_dir}: no field-sample drop folder for this partition")
+        raise InputError(drop_dir, "no field-sample drop folder for this partition", Remedy.DROP_FOLDER)
     _inside(drop_dir, landing_dir)
     matches = sorted(p for p in drop_dir.iterdir() if p.suffix in TABLE_SUFFIXES and p.stem.endswith(table))
     if len(matches) != 1:
         raise InputError(
-            f"{drop_dir}: expected exactly one *{table}.csv or *{table}.parquet file, found {len(matches)}"
+            drop_dir,
+            f"expected exactly one *{table}.csv or *{table}.parquet file, found {len(matches)}",
+            Remedy.ONE_TABLE_EACH,
         )
     return _inside(matches[0], landing_dir)
 
@@ -72,8 +75,14 @@ def drop_folders(landing_dir: Path) -> tuple[list[str], list[str]]:
     return valid, [name for name in names if name not in valid]
 
 
-def _first_bad_byte(path: Path) -> str:
-    """Where a file stops being UTF-8: the byte, its line and why (read in blocks, whatever the file's size)."""
+def not_utf8(path: Path) -> InputError:
+    """The error of a file that is not UTF-8 text, naming the first bad byte and its line."""
+    line, where = _first_bad_byte(path)
+    return InputError(path, f"not UTF-8 text ({where})", Remedy.UTF8, line=line)
+
+
+def _first_bad_byte(path: Path) -> tuple[int | None, str]:
+    """Where a file stops being UTF-8: (line, the byte, its line and why), read in blocks whatever its size."""
     decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
     with open(path, "rb") as handle:
         while block := handle.read(LINE_SCAN_BYTES):
@@ -82,20 +91,20 @@ def _first_bad_byte(path: Path) -> str:
             except UnicodeDecodeError as error:
                 # error.object is the decoder's pending bytes (part of one character, never a newline) + block
                 line += error.object[: error.start].count(b"\n")
-                return f"byte 0x{error.object[error.start]:02x} at line {line}: {error.reason}"
+                return line, f"byte 0x{error.object[error.start]:02x} at line {line}: {error.reason}"
             line += block.count(b"\n")
-    return "undecodable text"
+    return None, "undecodable text"
 
 
 def _csv_header(path: Path) -> list[str]:
     with open(path, "rb") as handle:
         first = handle.readline()
     if not first.strip():
-        raise InputError(f"{path}: empty file, no header line")
+        raise InputError(path, "empty file, no header line", Remedy.EMPTY)
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})") from error
+        raise not_utf8(path) from error
     return next(csv.reader(io.StringIO(text)))
 
 
@@ -106,16 +115,20 @@ def check_header(path: Path, header: list[str], columns: dict[str, str]) -> None
         key = name.strip().casefold()
         if key in seen:
             same = "duplicate column name" if seen[key] == name else "column names differ only by case or whitespace"
-            raise InputError(f"{path}: {same}: {seen[key]!r} and {name!r} (rename or remove one)")
+            raise InputError(path, f"{same}: {seen[key]!r} and {name!r} (rename or remove one)", Remedy.COLUMN_NAMES)
         seen[key] = name
     missing = [name for name in columns if name not in header]
     if missing:
-        hint = (
-            " (the header has one column with ';' in it: is the delimiter not a comma?)"
-            if (len(header) == 1 and ";" in header[0])
-            else ""
-        )
-        raise InputError(f"{path}: missing required column(s) {', '.join(missing)}{hint}")
+        raise missing_columns(path, header, ", ".join(missing))
+
+
+def missing_columns(path: Path, header: list[str], missing: str) -> InputError:
+    """The error of a table without the columns `missing`; a header of one column holding a ';' is named as a
+    delimiter problem."""
+    if len(header) == 1 and ";" in header[0]:
+        hint = " (the header has one column with ';' in it: is the delimiter not a comma?)"
+        return InputError(path, f"missing required column(s) {missing}{hint}", Remedy.DELIMITER)
+    return InputError(path, f"missing required column(s) {missing}", Remedy.REQUIRED_COLUMNS)
 
 
 def _record_line_blocks(path: Path) -> Iterator[np.ndarray]:
@@ -142,7 +155,7 @@ def _record_line_blocks(path: Path) -> Iterator[np.ndarray]:
             at_record_start = bool(data[-1] == ord("\n")) and not in_quote
             line += len(newlines)
     if in_quote:
-        raise InputError(f"{path}: malformed CSV (a quoted cell is never closed: unbalanced '\"')")
+        raise InputError(path, "malformed CSV (a quoted cell is never closed: unbalanced '\"')", Remedy.COMPLETE_CSV)
 
 
 def record_lines(path: Path) -> np.ndarray:
@@ -208,7 +221,7 @@ def _csv_text_chunks(path: Path, columns: dict[str, str], chunk_bytes: int) -> I
     scanned = lines.count() - 1
     parsed += sum(batch.num_rows for batch in reader)
     if scanned != parsed:
-        raise InputError(f"{path}: malformed CSV ({scanned} records by line scan, {parsed} parsed)")
+        raise InputError(path, f"malformed CSV ({scanned} records by line scan, {parsed} parsed)", Remedy.COMPLETE_CSV)
 
 
 def _parquet_text_chunks(path: Path, columns: dict[str, str], chunk_bytes: int) -> Iterator[pd.DataFrame]:
@@ -228,17 +241,17 @@ def _input_errors(path: Path, error: Exception) -> InputError:
     if isinstance(error, InputError):
         return error
     if isinstance(error, UnicodeDecodeError):
-        return InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})")
+        return not_utf8(path)
     if isinstance(error, pa.ArrowInvalid):
         message = str(error)
         if path.suffix == ".parquet":
-            return InputError(f"{path}: unreadable table ({message})")
+            return InputError(path, f"unreadable table ({message})", Remedy.UNREADABLE)
         if "invalid UTF8" in message:
-            return InputError(f"{path}: not UTF-8 text ({_first_bad_byte(path)})")
+            return not_utf8(path)
         if "Empty CSV" in message:
-            return InputError(f"{path}: empty file, no header line")
-        return InputError(f"{path}: malformed CSV ({message})")
-    return InputError(f"{path}: unreadable table ({error})")
+            return InputError(path, "empty file, no header line", Remedy.EMPTY)
+        return InputError(path, f"malformed CSV ({message})", Remedy.COMPLETE_CSV)
+    return InputError(path, f"unreadable table ({error})", Remedy.UNREADABLE)
 
 
 def to_contract_layout(
@@ -324,4 +337,23 @@ def raster_info(path: str) -> RasterInfo:
                 offset=src.offsets[0],
             )
     except rasterio.errors.RasterioError as error:
-        raise InputError(f"{path}: unreadable raster ({error})") from error
+        raise InputError(path, f"unreadable raster ({error})", Remedy.UNREADABLE) from error
+
+
+def read_countries(path: str) -> pd.DataFrame:
+    """The countries layer (Natural Earth admin 0, any format geopandas reads) in the `countries` contract's layout:
+    its columns renamed, the polygons as 2-D WKB in lon/lat WGS84, sorted by ADM0_A3 code. What the `countries` asset
+    publishes and what field sites are placed in (`ingest.site_references`)."""
+    import geopandas as gpd  # slow to import: only where a vector is read
+
+    columns = load_table_contract("countries").source_columns()
+    columns.pop("geometry_wkb")
+    frame = gpd.read_file(path)
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise InputError(path, f"missing required column(s) {', '.join(missing)}", Remedy.COUNTRIES)
+    if frame.crs is None or frame.crs.to_epsg() != 4326:
+        raise InputError(path, f"expected lon/lat WGS84 (EPSG:4326 / CRS84), got {frame.crs}", Remedy.COUNTRIES)
+    table = pd.DataFrame(frame[list(columns)].rename(columns=columns))
+    table["geometry_wkb"] = shapely.to_wkb(frame.geometry.values, output_dimension=2)
+    return table.sort_values("adm0_a3", kind="mergesort").reset_index(drop=True)

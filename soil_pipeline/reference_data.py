@@ -50,13 +50,13 @@ def _check_scalars(path: Path, data: dict, declared: dict, prefix: str = "") -> 
         kind = rule[0]
         if kind is str:
             if not isinstance(value, str) or len(value) > rule[1]:
-                raise DeclarationError(f"{path}: {field} must be a text of at most {rule[1]} characters")
+                raise DeclarationError(path, f"{field} must be a text of at most {rule[1]} characters")
             continue
         if not is_number(value) or (kind is int and not isinstance(value, int)):
-            raise DeclarationError(f"{path}: {field} must be a plain {kind.__name__}, got {value!r}")
+            raise DeclarationError(path, f"{field} must be a plain {kind.__name__}, got {value!r}")
         low, high = rule[1], rule[2]
         if not low <= value <= high or (name == "fraction" and value == 0):
-            raise DeclarationError(f"{path}: {field} = {value!r} is outside [{low:g}, {high:g}]")
+            raise DeclarationError(path, f"{field} = {value!r} is outside [{low:g}, {high:g}]")
 
 
 @functools.cache
@@ -192,7 +192,7 @@ def load_scenario(scenario_id: str) -> Scenario:
     try:
         return Scenario.from_dict(scenario_id, data)
     except ValueError as error:
-        raise DeclarationError(f"{path}: {error}") from None
+        raise DeclarationError(path, str(error)) from None
 
 
 def stock_error_fallback() -> float:

@@ -5,8 +5,8 @@ write. Who commits, whatever the job or the selection (a whole job, "Materialize
 
 - runs launched from the UI, a schedule or a sensor (the daemon is running): the `commit_successful_runs` run
   status sensor, on every successful run of this code location; `mark_failed_runs` records failed ones for `gc`;
-- `soil-pipeline run`: the CLI itself, right after each successful in-process run;
-- `dg.materialize` / `execute_in_process` in a notebook or a test: call `commit_run(output_root, result.run_id)`.
+- `soil-pipeline run`, the tests and the benchmarks: `runner.run_job`, right after each successful in-process run;
+- `dg.materialize` / `execute_in_process` in a notebook: call `commit_run(output_root, result.run_id)`.
 
 Committing is idempotent, so a run both the CLI and the sensor see is listed once. After each commit, `gc` keeps
 the latest `keep_runs` runs' Data Docs and intermediates (the retention setting) and removes failed runs' leftovers.

@@ -32,10 +32,10 @@ def _resolved(value: str, base: Path) -> str:
 
 
 def at(path: Path, *keys: str) -> str:
-    """`<file>, line <n>: <key.key>`: where a key of a config file is, for an error that never quotes its value (it
-    may be a signed URL or a password)."""
+    """`line <n>: <key.key>`: where a key of a config file is, for an error (naming the file) that never quotes the
+    key's value (it may be a signed URL or a password)."""
     line = key_line(Path(path), keys)
-    return f"{path}{f', line {line}' if line else ''}: {'.'.join(keys)}"
+    return f"{f'line {line}: ' if line else ''}{'.'.join(keys)}"
 
 
 def load_run_config(
@@ -66,16 +66,16 @@ def load_run_config(
 
 def _text(path: Path, value, *keys: str) -> None:
     if value is not None and not isinstance(value, str):
-        raise DeclarationError(f"{at(path, *keys)}: must be text (a path or URL), got a {type(value).__name__}")
+        raise DeclarationError(path, f"{at(path, *keys)}: must be text (a path or URL), got a {type(value).__name__}")
 
 
 def _known(path: Path, mapping: dict, keys: tuple[str, ...], known: set[str], entry: str) -> None:
     """DeclarationError naming each key of `mapping` (at `keys` in the file) that is not `known`, with its line."""
     if unknown := sorted(set(mapping) - known, key=str):
         where = [f"{name} (line {key_line(path, (*keys, str(name))) or '?'})" for name in unknown]
-        section = f" {'.'.join(keys)}:" if keys else ""
+        section = f"{'.'.join(keys)}: " if keys else ""
         raise DeclarationError(
-            f"{path}:{section} unknown {entry}(s) {', '.join(where)}; known: {', '.join(sorted(known))}"
+            path, f"{section}unknown {entry}(s) {', '.join(where)}; known: {', '.join(sorted(known))}"
         )
 
 
@@ -83,7 +83,7 @@ def _section(path: Path, data: dict, key: str, known: set[str], entry: str) -> d
     """The mapping under `key` (empty when absent); DeclarationError when it is not one or names an unknown entry."""
     section = data.get(key) or {}
     if not isinstance(section, dict):
-        raise DeclarationError(f"{at(path, key)}: must be a mapping of {entry} -> value")
+        raise DeclarationError(path, f"{at(path, key)}: must be a mapping of {entry} -> value")
     _known(path, section, (key,), known, entry)
     return section
 
@@ -100,7 +100,7 @@ def configured(model: type[pydantic.BaseModel], values: dict, path: str | Path |
             keys = (section, *map(str, problem["loc"]))
             where = at(path, *keys) if path else ".".join(keys)
             problems.append(f"{where}: {problem['msg']}")
-        raise DeclarationError("; ".join(problems)) from None
+        raise DeclarationError(path, "; ".join(problems)) from None
 
 
 def parse_inputs(pairs: list[str], input_names: set[str]) -> dict[str, str]:

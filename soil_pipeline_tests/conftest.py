@@ -1,4 +1,5 @@
-"""Shared fixtures: one in-process run of the main job on the embedded data, reused by the end-to-end tests.
+"""Shared fixtures: one run of the main job on the embedded data (through `soil_pipeline.runner`, as
+`soil-pipeline run` does), reused by the end-to-end tests.
 
 That run is recorded in PostgreSQL through `deploy/dagster.yaml` when the `DAGSTER_PG_*` variables name a reachable
 server (always in CI, where `.ci/run` starts one), else in an ephemeral instance.
@@ -12,30 +13,14 @@ import dagster as dg
 import pytest
 
 from soil_pipeline.assets.scenarios import scenario_key
-from soil_pipeline.cli import QUIET_LOGS
-from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.reference_data import scenario_ids
-from soil_pipeline.run_commit import Publication, commit_run
+from soil_pipeline.run_commit import Publication
+from soil_pipeline.runner import MAIN_JOB, SCENARIO_JOB, RunOutcome, run_job
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_PORT")
-
-
-def run_job(job_name: str, output_root, partition: str | None = None, instance=None, inputs=None, **execute_kwargs):
-    """Run a job in-process and, when it succeeds, commit its outputs as `soil-pipeline run` does."""
-    job = build_definitions(str(output_root), inputs).resolve_job_def(job_name)
-    result = job.execute_in_process(
-        run_config=QUIET_LOGS,
-        partition_key=partition,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        **execute_kwargs,
-    )
-    if result.success:
-        commit_run(str(output_root), result.run_id)
-    return result
 
 
 def commit_sensor_context(instance, result, output_root) -> dg.RunStatusSensorContext:
@@ -49,8 +34,8 @@ def commit_sensor_context(instance, result, output_root) -> dg.RunStatusSensorCo
     )
 
 
-def run_main_job(output_root, partition: str = EMBEDDED_DROP_PARTITION, instance=None, inputs=None):
-    return run_job("soil_pipeline_job", output_root, partition, instance, inputs)
+def run_main_job(output_root, partition: str = EMBEDDED_DROP_PARTITION, instance=None, inputs=None) -> RunOutcome:
+    return run_job(output_root, MAIN_JOB, partition=partition, instance=instance, inputs=inputs)
 
 
 def postgres_connection(database: str | None = None):
@@ -95,23 +80,23 @@ def pipeline_instance(postgres_home):
         yield instance
 
 
-def run_scenario_job(output_root, scenario_id: str, inputs=None):
-    return run_job("restoration_scenarios_job", output_root, inputs=inputs, asset_selection=[scenario_key(scenario_id)])
+def run_scenario_job(output_root, scenario_id: str, inputs=None) -> RunOutcome:
+    return run_job(output_root, SCENARIO_JOB, inputs=inputs, asset_selection=[scenario_key(scenario_id)])
 
 
 @pytest.fixture(scope="session")
 def embedded_run(tmp_path_factory, pipeline_instance):
-    """(result, output_root) of the main job on the embedded default data."""
+    """(RunOutcome, output_root) of the main job on the embedded default data."""
     output_root = tmp_path_factory.mktemp("published")
-    result = run_main_job(output_root, instance=pipeline_instance)
-    assert result.success
-    return result, output_root
+    outcome = run_main_job(output_root, instance=pipeline_instance)
+    assert outcome.success, outcome.failures()
+    return outcome, output_root
 
 
 @pytest.fixture(scope="session")
 def scenario_runs(embedded_run):
-    """{scenario id: result} of the scenario job for every shipped scenario, after the main job, same output root."""
+    """{scenario id: RunOutcome} of the scenario job for every shipped scenario, after the main job, same root."""
     _, output_root = embedded_run
-    results = {key: run_scenario_job(output_root, key) for key in scenario_ids()}
-    assert all(result.success for result in results.values())
-    return results
+    outcomes = {key: run_scenario_job(output_root, key) for key in scenario_ids()}
+    assert all(outcome.success for outcome in outcomes.values())
+    return outcomes

@@ -2,19 +2,19 @@
 already published (every file of every earlier version stays byte-identical)."""
 
 import hashlib
+import pickle
 import shutil
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 import pytest
 
-from soil_pipeline.cli import ingest_failure_text, landing_warnings, main
+from soil_pipeline.cli import failure_text, input_failure_lines, landing_warnings, main
 from soil_pipeline.contracts.declaration import DEFAULT_DECLARATION
-from soil_pipeline.definitions import all_assets, build_resources
+from soil_pipeline.errors import BrokenRule, DeclarationError, InputError, Remedy
 from soil_pipeline.publishing.store import CATALOG_FILE, VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.run_commit import commit_run
+from soil_pipeline.runner import RunOutcome, run_job
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 PARTITION = "2024-01"
@@ -142,6 +142,7 @@ FAILING_DROPS = {
     f"{CORPUS.resolve() / 'field' / 'bd_2p3_flagged' / 'field_samples' / PARTITION / H}, outside the landing folder",
 }
 
+NOTHING_LISTED = "Nothing from the failed run was listed; every asset keeps its previous latest version."
 FAILING_RASTERS = {
     "truncated.tif": "truncated.tif: unreadable raster",
     "web_mercator.tif": "rule crs: expected EPSG:4326, found EPSG:3857",
@@ -175,24 +176,14 @@ def published_root(embedded_run, tmp_path):
     assert {name: digest for name, digest in _published_files(root).items() if name in before[0]} == before[0]
 
 
-def _materialize(selection, root: Path, inputs: InputDatasets, partition: str | None = PARTITION):
-    """Materialize `selection` in-process and commit it when it succeeds, as `soil-pipeline run` does."""
-    result = dg.materialize(
-        all_assets,
-        selection=selection,
-        partition_key=partition,
-        resources=build_resources(str(root), inputs),
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
-    if result.success:
-        commit_run(str(root), result.run_id)
-    return result
+def _materialize(selection, root: Path, inputs: InputDatasets, partition: str | None = PARTITION) -> RunOutcome:
+    """Run the main job on `selection` and commit it when it succeeds, as `soil-pipeline run` does."""
+    return run_job(root, partition=partition, inputs=inputs, asset_selection=selection)
 
 
-def _failure_text(result) -> str:
+def _failure_text(outcome: RunOutcome) -> str:
     texts = []
-    for event in result.all_events:
+    for event in outcome.result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
             texts.append(data.error.to_string() if data.error else "")
@@ -222,7 +213,7 @@ def test_row_level_problems_are_quarantined_and_good_rows_kept(case, published_r
     collapsed = int((horizons["identical_copies"] - 1).sum())
     assert len(horizons) + collapsed == n_horizons - len({line for file, line in rejected_lines if file == H})
     assert set(horizons["site_id"]) <= set(sites["site_id"])
-    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.result.get_asset_check_evaluations()}
     assert checks[("field_horizons", "contract")].passed == (not any(f == H for f, *_ in QUARANTINED[case]))
     assert checks[("field_sites", "contract")].passed == (not any(f == S for f, *_ in QUARANTINED[case]))
     for asset, column, site, expected in PUBLISHED.get(case, []):
@@ -250,13 +241,18 @@ def test_dataset_level_problems_fail_the_run_naming_file_and_rule(case, publishe
     assert FAILING_DROPS[case] in _failure_text(result)
     assert str(CORPUS / "field" / case) in _failure_text(result)
     assert (root / CATALOG_FILE).read_bytes() == catalog_before
-    # what `soil-pipeline run` prints last: asset, file, rule, remedy, and no Dagster wrapper text
-    ending = [ingest_failure_text(event) for event in result.all_events if event.is_step_failure][-1].splitlines()
-    assert ending[0].startswith("FAILED field_drop (publishes field_sites, field_horizons and their rejects)")
+    # what `soil-pipeline run` prints last, from the failure's metadata: asset, file, rule, remedy, and no Dagster
+    # wrapper text
+    [failure] = result.failures()
+    assert failure.remedy in set(Remedy) - {Remedy.OTHER}
+    ending = input_failure_lines(failure)
+    publishes = "field_sites, field_horizons and their rejects"
+    assert ending[0] == f"FAILED field_drop (publishes {publishes}); nothing of this step was published"
     assert ending[1].startswith(f"  file:   {CORPUS / 'field' / case}")
-    assert ending[2].startswith("  rule:   ") and len(ending[2]) > len("  rule:   ")
-    assert ending[-1].startswith("  remedy: ") and "correct the input" not in ending[-1]
+    assert ending[2] == f"  rule:   {failure.rule.splitlines()[0]}" and failure.rule in _failure_text(result)
+    assert ending[-1] == f"  remedy: {failure.remedy}"
     assert "dagster" not in "\n".join(ending).lower()
+    assert failure_text(result).splitlines() == [NOTHING_LISTED, *ending]
 
 
 def test_a_bad_partition_is_one_line_naming_the_form(tmp_path, capsys):
@@ -292,9 +288,11 @@ def test_a_run_that_fails_after_staging_field_tables_lists_nothing(published_roo
     result = _materialize([*FIELD_DROP, "climate_zone_grid", "topsoil_soc_stocks"], root, inputs)
     assert not result.success
     assert "truncated.tif: unreadable raster" in _failure_text(result)
-    [sites] = [m for m in result.asset_materializations_for_node("field_drop") if m.asset_key.path == ["field_sites"]]
+    staged = result.result.asset_materializations_for_node("field_drop")
+    [sites] = [m for m in staged if m.asset_key.path == ["field_sites"]]
     assert VersionedParquetStore(root).manifest("field_sites", sites.metadata["version"].value)  # staged, written
-    assert "topsoil_soc_stocks" not in {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    materialized = {m.asset_key.to_user_string() for m in result.result.get_asset_materialization_events()}
+    assert "topsoil_soc_stocks" not in materialized
     assert (root / CATALOG_FILE).read_bytes() == catalog_before
 
 
@@ -307,4 +305,24 @@ def test_broken_rasters_fail_naming_file_and_rule(raster, published_root):
     assert FAILING_RASTERS[raster] in _failure_text(result)
     assert str(path) in _failure_text(result)
     assert (root / CATALOG_FILE).read_bytes() == catalog_before
-    assert [e.passed for e in result.get_asset_check_evaluations()] == [False]
+    assert [e.passed for e in result.result.get_asset_check_evaluations()] == [False]
+    # the failure's metadata names the file, the pixel window when there is one, and the remedy
+    [failure] = result.failures()
+    assert failure.file == str(path) and FAILING_RASTERS[raster] in f"{failure.file}: {failure.rule}"
+    assert failure.remedy == (Remedy.UNREADABLE if raster == "truncated.tif" else Remedy.RASTER_CONTRACT)
+    assert (failure.window is not None) == ("window" in failure.rule)
+    assert failure.window is None or f"window {failure.window}" in failure.rule
+    assert failure_text(result).splitlines() == [NOTHING_LISTED, *input_failure_lines(failure)]
+
+
+def test_input_errors_keep_their_fields_across_processes():
+    """A window checked on a Dask worker raises there: the error reaches the run with its fields, not rebuilt from
+    its message."""
+    window = InputError("a.tif", "unreadable raster in window rows 0-9", Remedy.UNREADABLE, window="rows 0-9")
+    declaration = DeclarationError("d.yaml", "sites.units.soc_g_per_kg: 'ppm' is not a unit")
+    for error in (window, declaration):
+        copy = pickle.loads(pickle.dumps(error))
+        assert (type(copy), str(copy), copy.fields()) == (type(error), str(error), error.fields())
+    assert declaration.fields()["remedy"] == Remedy.DECLARATION
+    rule = pickle.loads(pickle.dumps(BrokenRule("field_horizons v1.0.0: median ...", "median_between")))
+    assert (rule, rule.kind, rule.remedy) == ("field_horizons v1.0.0: median ...", "median_between", Remedy.UNITS)

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soil_pipeline.cli import cli_job, main
-from soil_pipeline.contracts.bounded_yaml import DeclarationError
+from soil_pipeline.cli import main
 from soil_pipeline.contracts.declaration import (
     DECLARATIONS_DIR,
     DEFAULT_DECLARATION,
@@ -23,11 +22,13 @@ from soil_pipeline.contracts.declaration import (
     table_header,
 )
 from soil_pipeline.contracts.model import load_table_contract
+from soil_pipeline.errors import DeclarationError, InputError
 from soil_pipeline.ingest import validate_drop
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.readers import InputError, iter_table_chunks, read_table_file
+from soil_pipeline.readers import iter_table_chunks, read_table_file
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.run_config import load_run_config
+from soil_pipeline.runner import runner_job
 from soil_pipeline_tests.test_bad_inputs import FIELD_DROP, _failure_text, _materialize, published_root  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -330,7 +331,7 @@ def test_run_config_sets_the_raster_engine_and_names_a_wrong_setting(tmp_path, c
     config.write_text("raster_engine:\n  window_cells: 65536\n  threads: 1\n")
     loaded = load_run_config(config, set(InputDatasets.model_fields), set(RasterEngine.model_fields))
     assert loaded["raster_engine"] == {"window_cells": 65536, "threads": 1}
-    job = cli_job("soil_pipeline_job", str(tmp_path / "out"), {}, loaded["raster_engine"])
+    job = runner_job("soil_pipeline_job", str(tmp_path / "out"), {}, loaded["raster_engine"])
     with dg.build_resources({"raster_engine": job.resource_defs["raster_engine"]}) as resources:
         engine = resources.raster_engine
     assert (engine.window_cells, engine.threads, engine.width) == (65536, 1, 4320)

@@ -16,19 +16,17 @@ from soil_pipeline.definitions import build_definitions
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.run_commit import commit_successful_runs
-from soil_pipeline_tests.conftest import QUIET_LOGS, commit_sensor_context
+from soil_pipeline.runner import QUIET_LOGS
+from soil_pipeline_tests.conftest import commit_sensor_context
 
 OUTPUT_ROOT_ENV = "SOIL_PIPELINE_TEST_OUTPUT_ROOT"
 STEPS_BEFORE_KILL = 3
+# The main job as `soil-pipeline run` runs it, on the DAGSTER_HOME instance.
 RUN_SCRIPT = """
 import sys
-import dagster as dg
-from soil_pipeline.cli import QUIET_LOGS
-from soil_pipeline.definitions import build_definitions
+from soil_pipeline.runner import run_job
 
-job = build_definitions(sys.argv[1]).resolve_job_def("soil_pipeline_job")
-with dg.DagsterInstance.get() as instance:
-    job.execute_in_process(run_config=QUIET_LOGS, partition_key=sys.argv[2], instance=instance)
+run_job(sys.argv[1], partition=sys.argv[2])
 """
 
 

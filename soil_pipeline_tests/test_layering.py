@@ -29,6 +29,7 @@ LAYERS = [
             "soil_pipeline.embedded",
             "soil_pipeline.run_config",
             "soil_pipeline.raster_inputs",
+            "soil_pipeline.errors",
         ),
     ),
     (
@@ -40,11 +41,12 @@ LAYERS = [
             "soil_pipeline.partitions",
             "soil_pipeline.refresh",
             "soil_pipeline.run_commit",
+            "soil_pipeline.failures",
             "soil_pipeline.assets",
         ),
     ),
     ("definitions", ("soil_pipeline.definitions",)),
-    ("entry points", ("soil_pipeline.cli",)),
+    ("entry points", ("soil_pipeline.cli", "soil_pipeline.runner")),
 ]
 # Third-party packages a layer may not import at all.
 FORBIDDEN = {

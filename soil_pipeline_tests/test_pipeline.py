@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from soil_pipeline.publishing.parquet import TableFile
+from soil_pipeline.io_managers import PREVIEW_ROWS
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline_tests.conftest import run_main_job
 
@@ -48,39 +48,42 @@ def test_regions_partition_the_globe(embedded_run):
 
 
 def test_land_outside_every_country_polygon_goes_to_the_nearest_and_the_rest_is_a_published_row(embedded_run):
-    result, output_root = embedded_run
+    outcome, output_root = embedded_run
     table = VersionedParquetStore(output_root).read("regional_soc_stocks")
     [unassigned] = table[table["region_id"] == "UNASSIGNED"].itertuples()
     # 1:10m polygons, cell centres, then the nearest country within 0.5 deg: 0.14 Mha of SOC-mapped land (no stock
     # to speak of, no cropland) is left; 1:110m without the fallback left 135.4 Mha and 12.92 Pg C (SOURCE.md)
     assert unassigned.soc_mapped_area_mha == pytest.approx(0.14, abs=0.005)
     assert unassigned.soc_stock_2010_pg_c < 0.01 and unassigned.cropland_area_mha == 0
-    [materialization] = result.asset_materializations_for_node("country_grid")
+    [materialization] = outcome.result.asset_materializations_for_node("country_grid")
     alignment = materialization.metadata["alignment"].value
     assert alignment["nearest_max_distance_deg"] == 0.5
     assert alignment["land_area_by_nearest_mha"] > 50  # coastal cells taken by their nearest country
     assert alignment["land_area_unassigned_mha"] == pytest.approx(unassigned.soc_mapped_area_mha)  # no cropland there
 
 
-def test_published_parquet_reads_back_equal_to_the_asset_value(embedded_run):
-    result, output_root = embedded_run
+def test_published_parquet_reads_back_as_the_run_reported_it(embedded_run):
+    """The run keeps no output in memory (`runner`): what each step reported of the table it published (row count,
+    column types, first rows, file checksum) is what reads back from the store."""
+    outcome, output_root = embedded_run
     store = VersionedParquetStore(output_root)
     reported = {
         event.asset_key.to_user_string(): event.materialization.metadata
-        for event in result.get_asset_materialization_events()
+        for event in outcome.result.get_asset_materialization_events()
     }
     for asset in PUBLISHED:
-        value = result.asset_value(asset)
         partition = "2012-10" if asset in PARTITIONED else None
-        published = store.read(asset, partition=partition)
-        if isinstance(value, TableFile):
-            # a table written batch by batch from a temporary file (gone now): as many rows and the same columns
-            # and dtypes as the run reported
-            schema = reported[asset]["dagster/column_schema"].value
-            assert len(published) == reported[asset]["dagster/row_count"].value
-            assert [(c.name, c.type) for c in schema.columns] == [(n, str(t)) for n, t in published.dtypes.items()]
-        else:
-            pd.testing.assert_frame_equal(published, value.reset_index(drop=True))
+        version = store.resolve(asset, "latest", partition)
+        published, metadata = store.read(asset, version), reported[asset]
+        assert metadata["version"].value == version
+        assert (
+            hashlib.sha256(Path(store.data_path(asset, version)).read_bytes()).hexdigest()
+            == metadata["data_sha256"].value
+        )
+        assert len(published) == metadata["dagster/row_count"].value
+        schema = metadata["dagster/column_schema"].value
+        assert [(c.name, c.type) for c in schema.columns] == [(n, str(t)) for n, t in published.dtypes.items()]
+        assert published.head(PREVIEW_ROWS).to_markdown(index=False) == metadata["preview"].value, asset
 
 
 def test_field_sites_keep_every_site_with_a_stock_or_a_reason(embedded_run):
@@ -117,9 +120,9 @@ def test_second_run_neither_overwrites_nor_loses_the_first_version(tmp_path):
 
 
 def test_data_quality_checks_link_rendered_data_docs(embedded_run):
-    result, _ = embedded_run
+    outcome, _ = embedded_run
     evaluations = {
-        e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations() if "gx" in e.check_name
+        e.asset_key.to_user_string(): e for e in outcome.result.get_asset_check_evaluations() if "gx" in e.check_name
     }
     assert set(evaluations) == {"field_sites", "field_horizons"}
     index = Path(evaluations["field_horizons"].metadata["data_docs"].value)
@@ -129,8 +132,9 @@ def test_data_quality_checks_link_rendered_data_docs(embedded_run):
 
 
 def test_column_schemas_carry_each_contract_columns_description_unit_and_range(embedded_run):
-    result, _ = embedded_run
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("field_horizons")]
+    outcome, _ = embedded_run
+    events = outcome.result.get_asset_materialization_events()
+    [event] = [e for e in events if e.asset_key == dg.AssetKey("field_horizons")]
     schema = event.materialization.metadata["dagster/column_schema"].value
     column = next(c for c in schema.columns if c.name == "bulk_density_g_per_cm3")
     assert column.description.startswith("Bulk density of the fine earth") and column.description.endswith("[g/cm3]")

@@ -10,7 +10,7 @@ from affine import Affine
 
 from soil_pipeline.contracts.validate import LandMask
 from soil_pipeline.engine import points
-from soil_pipeline.engine.points import OtherThan, finite_value, sample_points
+from soil_pipeline.engine.points import HasValue, sample_points
 from soil_pipeline.engine.raster import RasterSource, opened
 from soil_pipeline.publishing.grids import stored
 from soil_pipeline.science.grid import GridSpec, Layer
@@ -70,7 +70,7 @@ def test_near_land_reads_only_the_blocks_around_the_points_and_wraps_longitude(b
     rows = np.array([100, 100, 512, 511, 512, 0, 300, 100, 40, 1023])
     cols = np.array([0, 1, 511, 511, 512, WIDTH - 1, 700, WIDTH - 2, 1000, 5])
     lon, lat = centres(rows, cols)
-    land = LandMask(layer.source("soc"), "synthetic", finite_value)
+    land = LandMask(layer.source("soc"), "synthetic", HasValue())
     for radius in (0, 1, 2):
         blocks_read.clear()
         found = land.near(lon, lat, radius)
@@ -112,7 +112,7 @@ def test_a_nodata_rule_on_an_untiled_file_reads_its_strips_not_the_whole_band(tm
     profile = {"driver": "GTiff", "width": WIDTH, "height": HEIGHT, "count": 1, "dtype": "int16", "nodata": -32767}
     with rasterio.open(path, "w", crs="EPSG:4326", transform=GRID.transform, blockysize=1, **profile) as dataset:
         dataset.write(values, 1)
-    land = LandMask(RasterSource(str(path)), "strips", OtherThan(-32767))
+    land = LandMask(RasterSource(str(path)), "strips", HasValue(-32767))
     lon, lat = centres([201, 203], [6, 6])
     np.testing.assert_array_equal(land.near(lon, lat, 1), [True, False])
     assert [r for r, *_ in blocks_read] == [200, 201, 202, 203, 204]  # the rows around the points, each once

@@ -10,13 +10,13 @@ import pytest
 import rasterio
 
 from soil_pipeline.assets.scenarios import scenario_key
-from soil_pipeline.definitions import all_assets, build_definitions, build_resources
+from soil_pipeline.definitions import build_definitions
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.reference_data import factor, scenario_ids
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.run_commit import commit_run
+from soil_pipeline.runner import MAIN_JOB, SCENARIO_JOB, run_job
 from soil_pipeline.science.grid import cell_area_ha
-from soil_pipeline_tests.conftest import FIXTURES, QUIET_LOGS
+from soil_pipeline_tests.conftest import FIXTURES
 
 POTENTIAL = "regional_sequestration_potential"
 
@@ -214,10 +214,10 @@ def test_scenario_gain_units(scenario_tables):
 
 
 def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(store, scenario_runs):
-    for key, result in scenario_runs.items():
-        [materialization] = result.get_asset_materialization_events()
+    for key, outcome in scenario_runs.items():
+        [materialization] = outcome.result.get_asset_materialization_events()
         materialization = materialization.materialization
-        [contract_check] = result.get_asset_check_evaluations()
+        [contract_check] = outcome.result.get_asset_check_evaluations()
         assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v3.0.0"
         path = materialization.metadata["restored_cells_map_file"].value
         assert "![restored cells" in materialization.metadata["restored_cells_map"].value
@@ -246,23 +246,16 @@ def copied_root(embedded_run, tmp_path_factory):
     return target
 
 
-def _materialize(root, asset_name, run_config=None, inputs=None):
-    result = dg.materialize(
-        all_assets,
-        selection=[asset_name],
-        resources=build_resources(str(root), inputs),
-        run_config={**QUIET_LOGS, **(run_config or {})},
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    assert result.success
-    commit_run(str(root), result.run_id)
-    return result
+def _materialize(root, asset, run_config=None, inputs=None, job_name=MAIN_JOB):
+    outcome = run_job(root, job_name, inputs=inputs, run_config=run_config, asset_selection=[asset])
+    assert outcome.success, outcome.failures()
+    return outcome
 
 
 def _potential_with_seed(root, seed: int) -> pd.DataFrame:
     config = {"ops": {POTENTIAL: {"config": {"seed": seed, "n_draws": 300}}}}
     result = _materialize(root, POTENTIAL, config)
-    [materialization] = result.asset_materializations_for_node(POTENTIAL)
+    [materialization] = result.result.asset_materializations_for_node(POTENTIAL)
     return VersionedParquetStore(root).read(POTENTIAL, materialization.metadata["version"].value)
 
 
@@ -282,7 +275,7 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     # grid's transform is rounded (0.0833333 deg) but of the same resolution: the layer is placed cell for cell.
     pasture_path = FIXTURES / "hyde32_cropland_km2_2016_5arcmin_aligned.tif"
     result = _materialize(copied_root, "converted_land_grid", inputs=InputDatasets(pasture_raster=str(pasture_path)))
-    layer = result.output_for_node("converted_land_grid")
+    layer = result.layer("converted_land_grid")
     cropland_tif = copied_root / VersionedParquetStore(copied_root).document()["intermediates"]["cropland_grid"]
     with rasterio.open(cropland_tif) as source:
         cropland = source.read(1).astype("float64")
@@ -298,8 +291,8 @@ def test_a_configured_pasture_raster_adds_to_converted_land(copied_root):
     assert "pasture_raster" in layer.provenance["inputs"]
     # The scenario then restores cropland + pasture, and a sensitivity row restores cropland only.
     inputs = InputDatasets(pasture_raster=str(pasture_path))
-    result = _materialize(copied_root, scenario_key("global_priority_15pct"), inputs=inputs)
-    [event] = result.get_asset_materialization_events()
+    result = _materialize(copied_root, scenario_key("global_priority_15pct"), inputs=inputs, job_name=SCENARIO_JOB)
+    [event] = result.result.get_asset_materialization_events()
     materialization = event.materialization
     table = VersionedParquetStore(copied_root).read("restoration_scenario", materialization.metadata["version"].value)
     world = _world(table)
@@ -318,16 +311,11 @@ def test_a_pasture_raster_breaking_its_contract_is_refused_naming_the_rule(copie
     pasture = tmp_path / "pasture_ha.tif"
     with rasterio.open(pasture, "w", **{**profile, "dtype": "float32", "nodata": -1}) as target:
         target.write(hectares, 1)
-    result = dg.materialize(
-        all_assets,
-        selection=["converted_land_grid"],
-        resources=build_resources(str(copied_root), InputDatasets(pasture_raster=str(pasture))),
-        run_config=QUIET_LOGS,
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
+    outcome = run_job(
+        copied_root, inputs=InputDatasets(pasture_raster=str(pasture)), asset_selection=["converted_land_grid"]
     )
-    assert not result.success
-    [check] = result.get_asset_check_evaluations()
+    assert not outcome.success
+    [check] = outcome.result.get_asset_check_evaluations()
     assert not check.passed
     message = check.metadata["error"].value
     assert message.startswith(f"{pasture}: breaks contract pasture_raster v1.0.0 (")
@@ -335,7 +323,7 @@ def test_a_pasture_raster_breaking_its_contract_is_refused_naming_the_rule(copie
     declaration = tmp_path / "rasters.yaml"
     declaration.write_text("declaration: 1\nrasters:\n  pasture_raster: {unit: ha}\n")
     inputs = InputDatasets(pasture_raster=str(pasture), raster_declaration=str(declaration))
-    layer = _materialize(copied_root, "converted_land_grid", inputs=inputs).output_for_node("converted_land_grid")
+    layer = _materialize(copied_root, "converted_land_grid", inputs=inputs).layer("converted_land_grid")
     assert "raster_declaration:pasture_raster" in layer.provenance["parameters"]
     cropland_tif = copied_root / VersionedParquetStore(copied_root).document()["intermediates"]["cropland_grid"]
     with rasterio.open(cropland_tif) as source:

@@ -19,8 +19,8 @@ from soil_pipeline.publishing.parquet import read_provenance
 from soil_pipeline.publishing.store import DATA_FILE, INPUTS_DIR, RUNS_DIR, VersionedParquetStore
 from soil_pipeline.raster_inputs import SOC_STOCK_2010, SOC_STOCK_NO_LAND_USE
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.run_commit import commit_run
-from soil_pipeline_tests.conftest import QUIET_LOGS, run_main_job
+from soil_pipeline.runner import QUIET_LOGS, run_job
+from soil_pipeline_tests.conftest import run_main_job
 
 PUBLISHED = [
     "countries",
@@ -70,13 +70,13 @@ def test_every_published_asset_has_one_latest_version_in_the_catalog(embedded_ru
 
 
 def test_manifests_record_inputs_code_run_partition_and_file_checksums(embedded_run):
-    result, root = embedded_run
+    outcome, root = embedded_run
     store = VersionedParquetStore(root)
     for row in main_job_rows(root):
         manifest = store.manifest(row["asset"], row["version"])
         data = root / row["path"] / DATA_FILE
         assert manifest["files"] == {DATA_FILE: sha256(data)}
-        assert manifest["run"] == {"dagster_run_id": result.run_id}
+        assert manifest["run"] == {"dagster_run_id": outcome.run_id}
         assert manifest["partition"] == row["partition"]
         code = manifest["provenance"]["code"]
         assert code["package"] and len(code["source_sha256"]) == 64
@@ -135,10 +135,10 @@ def test_field_site_stocks_are_geoparquet_points(embedded_run):
 
 
 def test_rerun_in_a_fresh_file_url_root_gives_byte_identical_outputs(embedded_run, tmp_path):
-    first_result, first = embedded_run
-    result = run_main_job(f"file://{tmp_path}/../{tmp_path.name}/published")
+    first_outcome, first = embedded_run
+    outcome = run_main_job(f"file://{tmp_path}/../{tmp_path.name}/published")
     second = tmp_path / "published"
-    assert result.success
+    assert outcome.success
 
     assert output_files(second) == output_files(first)
     assert len([name for name in output_files(first) if name.endswith(".parquet")]) == len(PUBLISHED)
@@ -146,15 +146,13 @@ def test_rerun_in_a_fresh_file_url_root_gives_byte_identical_outputs(embedded_ru
         manifests = [json.loads((root / row["path"] / "manifest.json").read_text()) for root in (first, second)]
         reproducible = [{k: v for k, v in m.items() if k not in RUN_SPECIFIC} for m in manifests]
         assert reproducible[0] == reproducible[1]
-        assert manifests[1]["run"]["dagster_run_id"] == result.run_id != first_result.run_id
+        assert manifests[1]["run"]["dagster_run_id"] == outcome.run_id != first_outcome.run_id
 
 
 def test_rerun_in_the_same_root_publishes_nothing_new_and_says_so(tmp_path):
-    resources = build_resources(str(tmp_path))
-
     def materialize_countries() -> tuple[dict, list[dict]]:
-        result = dg.materialize([regions.countries], resources=resources, run_config=QUIET_LOGS)
-        return result.asset_materializations_for_node("countries")[0].metadata, commit_run(str(tmp_path), result.run_id)
+        outcome = run_job(tmp_path, asset_selection=["countries"])
+        return outcome.result.asset_materializations_for_node("countries")[0].metadata, outcome.committed
 
     (first, first_commit), (second, second_commit) = materialize_countries(), materialize_countries()
     assert (first["newly_published"].value, second["newly_published"].value) == (True, False)

@@ -2,20 +2,18 @@
 kg C/m2) is read by declaration alone and labelled regional; a stock raster in kg C/m2 and a regional raster passed
 as global are refused with messages that say what to declare; every broken rule is reported at once."""
 
-import dagster as dg
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 
-from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations, to_contract_units
-from soil_pipeline.definitions import all_assets, build_resources
+from soil_pipeline.errors import DeclarationError, InputError, Remedy
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.readers import InputError
 from soil_pipeline.resources import InputDatasets, RasterEngine
+from soil_pipeline.runner import run_job
 from soil_pipeline.science.coverage import coverage_share, stock_layer_sums, stock_layers_report
 from soil_pipeline_tests.test_bad_inputs import _failure_text, _materialize, published_root  # noqa: F401
 from soil_pipeline_tests.whole_array import read_raster
@@ -132,13 +130,7 @@ def test_a_depth_other_than_0_30_cm_is_refused(tmp_path):
 
 
 def _materialize_stock_grid(tmp_path, raster_engine=None, **inputs):
-    return dg.materialize(
-        all_assets,
-        selection=["soc_stock_grid"],
-        resources=build_resources(str(tmp_path / "out"), InputDatasets(**inputs), raster_engine=raster_engine),
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    return run_job(tmp_path / "out", inputs=inputs, raster_engine=raster_engine, asset_selection=["soc_stock_grid"])
 
 
 def test_a_soilgrids_like_regional_raster_is_read_by_declaration_and_labelled_regional(tmp_path):
@@ -155,7 +147,7 @@ def test_a_soilgrids_like_regional_raster_is_read_by_declaration_and_labelled_re
         tmp_path, raster_engine=on_ghana, raster_declaration=str(tmp_path / "rasters.yaml"), **paths
     )
     assert result.success
-    layer = result.output_for_node("soc_stock_grid")
+    layer = result.layer("soc_stock_grid")
     assert layer.units.endswith("; REGIONAL extent (SoilGrids-like SOC stock 0-30 cm, Ghana), not global")
     valid = current != -32768
     np.testing.assert_allclose(layer.data[0][valid], current[valid] / 10, rtol=1e-6)  # 0.01 kg C/m2 -> t C/ha
@@ -177,7 +169,7 @@ def test_a_regional_raster_is_averaged_onto_the_configured_global_grid_not_made_
     (tmp_path / "rasters.yaml").write_text(SOILGRIDS_DECLARATION)
     result = _materialize_stock_grid(tmp_path, raster_declaration=str(tmp_path / "rasters.yaml"), **paths)
     assert result.success
-    layer = result.output_for_node("soc_stock_grid")
+    layer = result.layer("soc_stock_grid")
     assert layer.grid == RasterEngine().grid()  # the default 5' global grid, not the raster's 1 km Ghana grid
     ghana = rasterio.windows.from_bounds(*GHANA, transform=layer.grid.transform).round_offsets().round_lengths()
     inside = layer.data[0][ghana.toslices()]
@@ -205,9 +197,10 @@ def test_a_global_grid_holding_one_region_is_refused_as_regional_passed_as_globa
     write_geotiff(path, ghana_only, whrc.transform, nodata=-32767)
     result = _materialize_stock_grid(tmp_path, soc_stock_2010_raster=str(path))
     assert not result.success
-    [failure] = [e.step_failure_data.user_failure_data.description for e in result.all_events if e.is_step_failure]
-    assert failure.startswith(f"{path}: rule coverage: the 2010 and no-land-use stock layers share 0.")
-    assert failure.endswith(
+    [failure] = result.failures()
+    assert (failure.file, failure.remedy) == (str(path), Remedy.DECLARE_RASTER)
+    assert failure.cause.startswith(f"{path}: rule coverage: the 2010 and no-land-use stock layers share 0.")
+    assert failure.cause.endswith(
         "a regional raster passed as global. Declare it (extent: regional, rasters.soc_stock_2010_raster in the "
         "raster_declaration file) to have it labelled regional and never summed as global"
     )

@@ -3,15 +3,12 @@
 import shutil
 from pathlib import Path
 
-import dagster as dg
 import rasterio
 
-from soil_pipeline.definitions import all_assets, build_resources
 from soil_pipeline.provenance import file_input
 from soil_pipeline.publishing.store import VersionedParquetStore, without_addresses
 from soil_pipeline.resources import InputDatasets
-from soil_pipeline.run_commit import commit_run
-from soil_pipeline_tests.conftest import QUIET_LOGS
+from soil_pipeline.runner import run_job
 from soil_pipeline_tests.range_server import serve
 
 CROPLAND = Path(InputDatasets().cropland_raster)
@@ -41,15 +38,9 @@ def test_no_planted_secret_anywhere_under_the_root_and_a_new_signature_changes_n
     versions = []
     with serve(CROPLAND.parent) as base, rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
         for signature in ("one", "two"):
-            result = dg.materialize(
-                all_assets,
-                selection=["cropland_grid", "regional_soc_stocks"],
-                resources=build_resources(str(root), InputDatasets(cropland_raster=signed(base, signature))),
-                run_config=QUIET_LOGS,
-                instance=dg.DagsterInstance.ephemeral(),
-            )
-            assert result.success
-            commit_run(str(root), result.run_id)
+            inputs = InputDatasets(cropland_raster=signed(base, signature))
+            outcome = run_job(root, inputs=inputs, asset_selection=["cropland_grid", "regional_soc_stocks"])
+            assert outcome.success
             versions.append(VersionedParquetStore(root).latest("regional_soc_stocks"))
     assert versions[0] == versions[1]
     manifest = VersionedParquetStore(root).manifest("regional_soc_stocks", versions[0])

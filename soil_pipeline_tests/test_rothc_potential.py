@@ -331,8 +331,8 @@ def test_published_npp_check_and_rates(published):
 
 
 def test_rate_maps_are_a_cog_with_one_band_per_scenario(embedded_run, published):
-    result, _ = embedded_run
-    [materialization] = result.asset_materializations_for_node("rothc_sequestration_potential")
+    outcome, _ = embedded_run
+    [materialization] = outcome.result.asset_materializations_for_node("rothc_sequestration_potential")
     metadata = materialization.metadata
     with rasterio.open(metadata["rate_maps_cog"].value) as cog:
         assert cog.count == 4 and cog.is_tiled and cog.overviews(1) == []  # a 5' map is read whole

@@ -7,7 +7,8 @@ from soil_pipeline.assets import regions
 from soil_pipeline.definitions import build_definitions, build_resources
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.run_commit import commit_successful_runs
-from soil_pipeline_tests.conftest import QUIET_LOGS, commit_sensor_context
+from soil_pipeline.runner import QUIET_LOGS
+from soil_pipeline_tests.conftest import commit_sensor_context
 
 
 def test_the_sensor_commits_a_successful_subset_run_and_nothing_is_listed_before(tmp_path):

@@ -9,7 +9,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject
 
-from soil_pipeline.readers import InputError
+from soil_pipeline.errors import InputError, Remedy
 from soil_pipeline.science.grid import GridSpec
 
 
@@ -40,7 +40,7 @@ def read_raster(path: str) -> RasterBand:
                 offset=src.offsets[0],
             )
     except rasterio.errors.RasterioError as error:
-        raise InputError(f"{path}: unreadable raster ({error})") from error
+        raise InputError(path, f"unreadable raster ({error})", Remedy.UNREADABLE) from error
 
 
 def align(

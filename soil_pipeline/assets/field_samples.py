@@ -11,28 +11,29 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import shapely
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.sources import ABSENT, observe_drop, retried_on_transient_io
 from soil_pipeline.checks import (
+    broken_contract,
     contract_check_spec,
     contract_result,
     contract_specs,
     data_quality_check_spec,
-    failure_message,
     gx_result,
     publish_checked,
 )
 from soil_pipeline.contracts.declaration import find_table_file, plan_table, resolve_declaration, table_header
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.stream import StreamValidation, validate_buckets
-from soil_pipeline.contracts.validate import REJECTS_CONTRACT, LandMask, Regions
-from soil_pipeline.engine.points import finite_value
+from soil_pipeline.contracts.validate import REJECTS_CONTRACT
+from soil_pipeline.errors import InputError, Remedy
+from soil_pipeline.failures import reported
 from soil_pipeline.ingest import (
     TOPSOIL_BOTTOM_CM,
     TOPSOIL_TOP_CM,
     DropValidation,
+    site_references,
     topsoil_table,
     validate_drop,
 )
@@ -100,9 +101,10 @@ def field_drop(
     a stock) fail the run before anything is published. Files are read in chunks and validated in buckets of
     sites (see `soil_pipeline.ingest`), so memory stays bounded whatever the size of the drop.
     """
-    for event in _ingest(context, inputs, quality_reports, countries, soc_stock_grid):
-        if _selected(context, event):
-            yield event
+    with reported():
+        for event in _ingest(context, inputs, quality_reports, countries, soc_stock_grid):
+            if _selected(context, event):
+                yield event
 
 
 def _selected(context: dg.AssetExecutionContext, event: dg.Output | dg.AssetCheckResult) -> bool:
@@ -139,8 +141,7 @@ def _ingest(
             context.log.warning(
                 f"{paths[plan.table]}: no column for {', '.join(plan.absent)}: null ({declaration.path})"
             )
-    regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
-    land = LandMask(stored(soc_stock_grid).source("soc_stock"), "WHRC SOC stock 2010", is_land=finite_value)
+    land, regions = site_references(countries, stored(soc_stock_grid).source("soc_stock"))
     with tempfile.TemporaryDirectory(prefix="soil_pipeline_ingest_") as work:
         with retried_on_transient_io():
             drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions, plans=plans)
@@ -154,9 +155,9 @@ def _ingest(
             link = quality_reports.link(context.run.run_id, name, partition)
             yield gx_result(name, report, index, link, validation.gx_sample_note)
         quality_reports.release()
-        broken = [v for v in validations.values() if v.batch_errors]
+        broken = [broken_contract(v, paths[name]) for name, v in validations.items() if v.batch_errors]
         if broken:
-            raise dg.Failure(description="\n".join(f"{paths[v.contract.id]}: {failure_message(v)}" for v in broken))
+            raise InputError.joined(broken)
         _gate_sites_with_stock(drop, paths)
 
         for name, validation in validations.items():
@@ -202,9 +203,11 @@ def _gate_sites_with_stock(drop: DropValidation, paths: dict) -> None:
         horizons = drop.horizons
         top = pd.Series(horizons.by_rule, dtype="int64").sort_index().sort_values(ascending=False).head(3)
         rules = ", ".join(f"{r}:{c} ({n} rows)" for (r, c), n in top.items()) or "none"
-        raise dg.Failure(
-            description=f"{paths['field_horizons']}: {rule.id}: {found} site(s) with a 0-30 cm stock, at least "
-            f"{rule.params['minimum']} required; {horizons.rejects.num_rows} horizon reject row(s), top rules: {rules}"
+        raise InputError(
+            paths["field_horizons"],
+            f"{rule.id}: {found} site(s) with a 0-30 cm stock, at least {rule.params['minimum']} required; "
+            f"{horizons.rejects.num_rows} horizon reject row(s), top rules: {rules}",
+            Remedy.NO_STOCK,
         )
 
 
@@ -214,7 +217,7 @@ def _checked_rejects(asset: str, rejects: TableFile, folder: Path):
     validation = validate_buckets(enumerate(rejects.frames()), contract, folder / "rejects_check", keep_valid=False)
     yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
     if not validation.passed:
-        raise dg.Failure(description=failure_message(validation))
+        raise broken_contract(validation)
     return validation.contract
 
 

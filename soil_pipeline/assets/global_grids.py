@@ -21,12 +21,13 @@ import shapely
 from soil_pipeline import provenance
 from soil_pipeline.assets.sources import observe_files, observe_legend
 from soil_pipeline.checks import contract_specs, raster_contract_result
-from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.contracts.model import load_raster_contract
 from soil_pipeline.contracts.raster import REGIONAL_SHARE, CheckedRaster, check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations
 from soil_pipeline.engine.grid_pass import build_grid
 from soil_pipeline.engine.raster import RasterSource
+from soil_pipeline.errors import InputError, Remedy
+from soil_pipeline.failures import as_failure
 from soil_pipeline.publishing.grids import GridFile, StoredLayer
 from soil_pipeline.raster_inputs import (
     CLIMATE_ZONES,
@@ -39,7 +40,6 @@ from soil_pipeline.raster_inputs import (
     SOC_STOCK_NO_LAND_USE,
     RasterInput,
 )
-from soil_pipeline.readers import InputError
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline.science.grid import Layer, common_grid
@@ -69,10 +69,11 @@ def _checked_rasters(
         errors, checked = [], {}
         for entry in rasters:
             if entry.label_required and not (entry.name in declared and declared[entry.name].label):
-                errors.append(
-                    f"{paths[entry.name]}: this input is read only by a declaration naming its source: add "
-                    f"rasters.{entry.name} with a label to the raster_declaration file ({declaration_file})"
+                rule = (
+                    f"this input is read only by a declaration naming its source: add rasters.{entry.name} with a "
+                    f"label to the raster_declaration file ({declaration_file})"
                 )
+                errors.append(InputError(paths[entry.name], rule, Remedy.DECLARE_RASTER))
                 continue
             try:
                 checked[entry.name] = check_raster(
@@ -84,12 +85,12 @@ def _checked_rasters(
                     raster_engine.window_cells,
                 )
             except InputError as error:
-                errors.append(str(error))
+                errors.append(error)
         if errors:
-            raise InputError("\n".join(errors))
-    except (InputError, DeclarationError) as error:
+            raise InputError.joined(errors)
+    except InputError as error:  # a broken raster, or a declaration that cannot be used
         yield raster_contract_result(asset, list(contracts.values()), str(error))
-        raise dg.Failure(description=str(error)) from error
+        raise as_failure(error) from error
     yield raster_contract_result(asset, list(contracts.values()), None)
     lineage = {}
     for name, path in paths.items():
@@ -186,9 +187,9 @@ def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, ras
     regional = list(dict.fromkeys(d.label or d.name for d in declared.values() if d.regional))
     try:
         coverage = _stock_coverage(stock_layers_report(sums), inputs, regional)
-    except dg.Failure:
+    except InputError as error:
         out.discard()
-        raise
+        raise as_failure(error) from error
     units = "t C/ha (0-30 cm); band 1 = 2010, band 2 = no land use"
     if regional:
         units += f"; REGIONAL extent ({', '.join(regional)}), not global"
@@ -203,12 +204,14 @@ def _stock_coverage(report: dict, inputs: InputDatasets, regional: list[str]) ->
     if share < REGIONAL_SHARE and not regional:
         smaller = SOC_STOCK_2010 if report["only_no_land_use"]["cells"] else SOC_STOCK_NO_LAND_USE
         path = inputs.raster(smaller)
-        raise dg.Failure(
-            description=f"{path}: rule coverage: the 2010 and no-land-use stock layers share {share:.1%} of the "
-            f"cells either covers ({report['both']['cells']} of "
+        raise InputError(
+            path,
+            f"rule coverage: the 2010 and no-land-use stock layers share {share:.1%} of the cells either covers "
+            f"({report['both']['cells']} of "
             f"{report['both']['cells'] + report['only_2010']['cells'] + report['only_no_land_use']['cells']}): a "
             f"regional raster passed as global. Declare it (extent: regional, rasters.{smaller.name} in the "
-            "raster_declaration file) to have it labelled regional and never summed as global"
+            "raster_declaration file) to have it labelled regional and never summed as global",
+            Remedy.DECLARE_RASTER,
         )
     report["restricted_to_common_coverage"] = share < 1.0
     return report

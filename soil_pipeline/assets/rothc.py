@@ -28,6 +28,8 @@ from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.engine import zonal
+from soil_pipeline.errors import InputError, Remedy
+from soil_pipeline.failures import as_failure
 from soil_pipeline.reference_data import PRIORITY_REGIONS_FILE, citation, factor, file_inputs
 from soil_pipeline.resources import ArtifactStore, RasterEngine
 from soil_pipeline.science import gsocseq
@@ -128,10 +130,11 @@ def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -
     bands, (low, high) = RASTER_RULES[role]
     with engine.opened(engine.RasterSource(path)) as src:
         if src.crs is None or src.crs.to_epsg() != 4326 or not _bands_ok(bands, src.count) or src.nodata is None:
-            raise dg.Failure(
-                f"{path}: {role} raster must be EPSG:4326 with {bands} band(s) and a nodata value, "
-                f"found {src.crs}, {src.count} band(s), nodata {src.nodata}"
+            rule = (
+                f"{role} raster must be EPSG:4326 with {bands} band(s) and a nodata value, found {src.crs}, "
+                f"{src.count} band(s), nodata {src.nodata}"
             )
+            raise as_failure(InputError(path, rule, Remedy.RASTER_LAYOUT))
         index = gsocseq.nearest_source_index(grid, flat_index, src.transform, (src.height, src.width))
         rows, cols = np.divmod(index[index >= 0], src.width)
         if not len(rows):
@@ -143,10 +146,11 @@ def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -
     bad = valid & ((data < low) | (data > high))
     if bad.any():
         band, rows, cols = np.nonzero(bad)
-        raise dg.Failure(
-            f"{path}: {role} values outside [{low}, {high}] in band {band[0] + 1}, rows {rows.min() + r0}-"
-            f"{rows.max() + r0}, cols {cols.min() + c0}-{cols.max() + c0} (e.g. {data[band[0], rows[0], cols[0]]})"
+        where = (
+            f"band {band[0] + 1}, rows {rows.min() + r0}-{rows.max() + r0}, cols {cols.min() + c0}-{cols.max() + c0}"
         )
+        rule = f"{role} values outside [{low}, {high}] in {where} (e.g. {data[band[0], rows[0], cols[0]]})"
+        raise as_failure(InputError(path, rule, Remedy.RASTER_VALUES, window=where))
     data = np.where(valid, data, np.nan).astype("float32")
     local = np.where(index >= 0, (index // src.width - r0) * window.width + index % src.width - c0, -1)
     return gsocseq.sample(data, local)

@@ -5,35 +5,32 @@ from pathlib import Path
 
 import yaml
 
+from soil_pipeline.errors import DeclarationError
+
 # Declaration files are small, hand-written YAML: anything bigger, or using anchors/aliases (which let a few lines
 # expand to gigabytes, the "billion laughs"), or holding a number beyond these bounds, is refused before use.
 MAX_DECLARATION_BYTES = 256 * 1024
 MAX_ABS_NUMBER = 1e12
 
 
-class DeclarationError(ValueError):
-    """A declaration file that cannot be used; the message starts with the file name."""
-
-
 def read_bounded_yaml(path: Path) -> dict:
     """A YAML mapping from `path`, bounded: size limit, no anchors or aliases, safe tags only, finite numbers."""
     size = path.stat().st_size
     if size > MAX_DECLARATION_BYTES:
-        raise DeclarationError(f"{path}: {size} bytes, more than the {MAX_DECLARATION_BYTES} a declaration may have")
+        raise DeclarationError(path, f"{size} bytes, more than the {MAX_DECLARATION_BYTES} a declaration may have")
     try:
         text = path.read_bytes().decode("utf-8")
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise DeclarationError(
-                    f"{path}: YAML anchors and aliases are not allowed (line {event.start_mark.line + 1})"
-                )
+                line = event.start_mark.line + 1
+                raise DeclarationError(path, f"YAML anchors and aliases are not allowed (line {line})", line=line)
         data = yaml.safe_load(text)
     except UnicodeDecodeError as error:
-        raise DeclarationError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise DeclarationError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
-        raise DeclarationError(f"{path}: not valid YAML{_yaml_problem(error)}") from None
+        raise DeclarationError(path, f"not valid YAML{_yaml_problem(error)}") from None
     if not isinstance(data, dict):
-        raise DeclarationError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+        raise DeclarationError(path, f"expected a mapping of fields, got {type(data).__name__}")
     _check_numbers(path, data, ())
     return data
 
@@ -70,7 +67,7 @@ def _check_numbers(path: Path, value, where: tuple) -> None:
             _check_numbers(path, item, (*where, str(index)))
     elif is_number(value) and (not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER):
         field = ".".join(where) or "value"
-        raise DeclarationError(f"{path}: {field} = {value!r} is not a finite number within +-{MAX_ABS_NUMBER:g}")
+        raise DeclarationError(path, f"{field} = {value!r} is not a finite number within +-{MAX_ABS_NUMBER:g}")
 
 
 def is_number(value) -> bool:

@@ -23,10 +23,11 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from pyproj.transformer import TransformerGroup
 
-from soil_pipeline.contracts.bounded_yaml import DeclarationError, read_bounded_yaml
+from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml
 from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, SOURCE_TEXT_PREFIX, _strict_number
-from soil_pipeline.readers import InputError, _csv_header, _inside, find_drop_file
+from soil_pipeline.errors import DeclarationError, InputError, Remedy
+from soil_pipeline.readers import _csv_header, _inside, find_drop_file, missing_columns
 from soil_pipeline.science.units import TO_CANONICAL, coarse_fragments_mass_to_vol_pct
 
 DECLARATIONS_DIR = Path(__file__).resolve().parents[1] / "data" / "declarations"
@@ -110,7 +111,7 @@ class TablePlan:
 
 
 def _fail(path, message: str):
-    raise DeclarationError(f"{path}: {message}")
+    raise DeclarationError(path, message)
 
 
 def load_declaration(path: str | Path) -> FieldDeclaration:
@@ -158,14 +159,16 @@ def find_table_file(drop_dir: Path, declaration: FieldDeclaration, table: str, l
         return find_drop_file(drop_dir, key, landing_dir)
     patterns = str(declaration.tables[table]["file"]).split("|")
     if not drop_dir.is_dir():
-        raise InputError(f"{drop_dir}: no field-sample drop folder for this partition")
+        raise InputError(drop_dir, "no field-sample drop folder for this partition", Remedy.DROP_FOLDER)
     _inside(drop_dir, landing_dir)
     names = sorted(p for p in drop_dir.iterdir() if p.is_file() and p.suffix in {".csv", ".parquet"})
     matches = [p for p in names if any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)]
     if len(matches) != 1:
         raise InputError(
-            f"{drop_dir}: expected exactly one {key} file matching {'|'.join(patterns)} "
-            f"({key}.file in {declaration.path}), found {len(matches)}"
+            drop_dir,
+            f"expected exactly one {key} file matching {'|'.join(patterns)} ({key}.file in {declaration.path}), "
+            f"found {len(matches)}",
+            Remedy.DECLARED_FILE,
         )
     return _inside(matches[0], landing_dir)
 
@@ -177,7 +180,7 @@ def table_header(path: Path) -> list[str]:
     try:
         return pq.read_schema(path).names
     except (OSError, pa.ArrowException) as error:
-        raise InputError(f"{path}: unreadable table ({error})") from error
+        raise InputError(path, f"unreadable table ({error})", Remedy.UNREADABLE) from error
 
 
 def _canonical_unit(contract: TableContract, column: str) -> str | None:
@@ -222,14 +225,7 @@ def plan_table(
         else:
             problems.append(f"{column} ({why}): no header declared (add {key}.columns.{column}: <header>)")
     if problems:
-        hint = (
-            " (the header has one column with ';' in it: is the delimiter not a comma?)"
-            if len(header) == 1 and ";" in header[0]
-            else ""
-        )
-        raise InputError(
-            f"{path}: missing required column(s) by declaration {declaration.path}: {'; '.join(problems)}{hint}"
-        )
+        raise missing_columns(path, header, f"by declaration {declaration.path}: {'; '.join(problems)}")
     crs = str(spec.get("coordinates_crs", WGS84))
     if CRS.from_user_input(crs) == CRS.from_user_input(WGS84):
         crs = WGS84

@@ -21,7 +21,8 @@ from soil_pipeline.contracts.model import RasterContract
 from soil_pipeline.contracts.raster_declaration import RasterDeclaration, to_contract_units
 from soil_pipeline.contracts.rules import MedianBetween
 from soil_pipeline.engine import raster as engine
-from soil_pipeline.readers import InputError, RasterInfo, raster_info
+from soil_pipeline.errors import InputError, Remedy
+from soil_pipeline.readers import RasterInfo, raster_info
 
 # Grid edges may differ from the contract by this fraction of a cell: WHRC stores its 5' cell size as 0.0833333,
 # which puts its east edge 0.002 cell short of 180; a real shift (say 0.1 cell or more) is still refused.
@@ -133,7 +134,10 @@ class ValueTask:
             cols = f"cols {window.col_off}-{window.col_off + window.width - 1}"
             detail = error.__cause__ or error  # GDAL's own message, under rasterio's "Read failed"
             raise InputError(
-                f"{self.source.location}: unreadable raster in window {rows}, {cols} ({detail})"
+                self.source.location,
+                f"unreadable raster in window {rows}, {cols} ({detail})",
+                Remedy.UNREADABLE,
+                window=f"{rows}, {cols}",
             ) from error
         valid = np.isfinite(values) if self.nodata is None else values != self.nodata
         if values.dtype.kind == "f" and self.nodata is not None:
@@ -167,18 +171,23 @@ class ValueFindings:
         self.samples.append(part.pop("sample"))
         return part
 
+    def window(self) -> str | None:
+        """The pixel window holding every value out of range, None when there is none."""
+        if not self.boxes:
+            return None
+        boxes = np.array(self.boxes)
+        return f"rows {boxes[:, 0].min()}-{boxes[:, 1].max()}, cols {boxes[:, 2].min()}-{boxes[:, 3].max()}"
+
 
 def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, guard: bool, step: int) -> list:
     failures = []
     if bad := int(sums.get("bad", [0])[0]):
-        boxes = np.array(found.boxes)
         row, col, example = min(found.first)
-        window = f"rows {boxes[:, 0].min()}-{boxes[:, 1].max()}, cols {boxes[:, 2].min()}-{boxes[:, 3].max()}"
         failures.append(
             (
                 "valueRange",
                 f"{bad} pixel(s) outside [{contract.minimum}, {contract.maximum}] {contract.unit} in window "
-                f"{window} (e.g. {example:g} at row {row}, col {col})",
+                f"{found.window()} (e.g. {example:g} at row {row}, col {col})",
             )
         )
     valid = int(sums.get("valid", [0])[0])
@@ -257,9 +266,19 @@ def check_raster(
     guard = declaration is None or declaration.unit is None
     failures += _value_failures(sums, found, contract, guard, step)
     if failures:
-        rules = "; ".join(f"rule {rule}: {detail}" for rule, detail in failures)
-        raise InputError(f"{band.path}: breaks contract {contract.label} ({len(failures)} rule(s)): {rules}")
+        raise _broken(band, contract, failures, found.window())
     return CheckedRaster(source, band, float(sums.get("valid_sum", [0.0])[0]), contract.nodata)
+
+
+def _broken(band: RasterInfo, contract: RasterContract, failures: list, window: str | None) -> InputError:
+    """One error naming every broken rule, with the pixel window of the values out of range (None: none are)."""
+    rules = "; ".join(f"rule {rule}: {detail}" for rule, detail in failures)
+    return InputError(
+        band.path,
+        f"breaks contract {contract.label} ({len(failures)} rule(s)): {rules}",
+        Remedy.RASTER_CONTRACT,
+        window=window,
+    )
 
 
 def _block(band: RasterInfo) -> tuple[int, int]:

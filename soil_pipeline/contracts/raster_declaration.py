@@ -68,31 +68,33 @@ class RasterDeclaration:
 
 
 def _entry(path: Path, name: str, spec) -> RasterDeclaration:
-    where = f"{path}: rasters.{name}"
+    entry = f"rasters.{name}"
     if name not in ROLES:
-        raise DeclarationError(f"{where}: not a declarable raster input; use one of {', '.join(ROLES)}")
+        raise DeclarationError(path, f"{entry}: not a declarable raster input; use one of {', '.join(ROLES)}")
     if not isinstance(spec, dict):
-        raise DeclarationError(f"{where}: expected a mapping of {', '.join(sorted(FIELDS))}")
+        raise DeclarationError(path, f"{entry}: expected a mapping of {', '.join(sorted(FIELDS))}")
     if unknown := sorted(set(spec) - FIELDS):
-        raise DeclarationError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FIELDS))}")
+        raise DeclarationError(
+            path, f"{entry}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FIELDS))}"
+        )
     role = spec.get("role", ROLES[name])
     if role != ROLES[name]:
-        raise DeclarationError(f"{where}.role: {role!r}, but this input is the {ROLES[name]} layer")
+        raise DeclarationError(path, f"{entry}.role: {role!r}, but this input is the {ROLES[name]} layer")
     for key in ("scale", "offset", "nodata"):
         if spec.get(key) is not None and not is_number(spec[key]):
-            raise DeclarationError(f"{where}.{key}: must be a number, got {spec[key]!r}")
+            raise DeclarationError(path, f"{entry}.{key}: must be a number, got {spec[key]!r}")
     if spec.get("scale") == 0:
-        raise DeclarationError(f"{where}.scale: must not be 0")
+        raise DeclarationError(path, f"{entry}.scale: must not be 0")
     extent = spec.get("extent", "global")
     if extent not in EXTENTS:
-        raise DeclarationError(f"{where}.extent: {extent!r}; use global or regional")
+        raise DeclarationError(path, f"{entry}.extent: {extent!r}; use global or regional")
     depth = spec.get("depth_cm")
     if depth is not None and not (isinstance(depth, list) and len(depth) == 2 and all(is_number(d) for d in depth)):
-        raise DeclarationError(f"{where}.depth_cm: expected [top, bottom] in cm, e.g. [0, 30]")
+        raise DeclarationError(path, f"{entry}.depth_cm: expected [top, bottom] in cm, e.g. [0, 30]")
     unit = spec.get("unit")
     if unit is not None and not any(unit in units for units in RASTER_UNITS.values()):
         known = ", ".join(u for units in RASTER_UNITS.values() for u in units)
-        raise DeclarationError(f"{where}.unit: {unit!r} is not a unit this pipeline converts; use one of {known}")
+        raise DeclarationError(path, f"{entry}.unit: {unit!r} is not a unit this pipeline converts; use one of {known}")
     return RasterDeclaration(
         name=name,
         path=path,
@@ -114,9 +116,9 @@ def load_raster_declarations(path: str | Path | None) -> dict[str, RasterDeclara
     path = Path(path)
     data = read_bounded_yaml(path)
     if data.get("declaration") != 1 or not isinstance(data.get("rasters"), dict):
-        raise DeclarationError(f"{path}: expected 'declaration: 1' and a 'rasters:' mapping of input name -> fields")
+        raise DeclarationError(path, "expected 'declaration: 1' and a 'rasters:' mapping of input name -> fields")
     if unknown := sorted(set(data) - {"declaration", "rasters", "description"}):
-        raise DeclarationError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: declaration, rasters")
+        raise DeclarationError(path, f"unknown key(s) {', '.join(unknown)}; allowed: declaration, rasters")
     return {name: _entry(path, name, spec) for name, spec in data["rasters"].items()}
 
 
@@ -127,8 +129,9 @@ def unit_factor(declaration: RasterDeclaration, contract_unit: str) -> float:
     units = RASTER_UNITS.get(contract_unit, {contract_unit: 1.0})
     if declaration.unit not in units:
         raise DeclarationError(
-            f"{declaration.path}: rasters.{declaration.name}.unit: {declaration.unit!r} cannot be converted to "
-            f"{contract_unit}, the unit of this layer; use one of {', '.join(units)}"
+            declaration.path,
+            f"rasters.{declaration.name}.unit: {declaration.unit!r} cannot be converted to "
+            f"{contract_unit}, the unit of this layer; use one of {', '.join(units)}",
         )
     return units[declaration.unit]
 

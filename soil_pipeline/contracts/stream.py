@@ -22,7 +22,16 @@ import pyarrow.parquet as pq
 
 from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.rules import DATASET_KINDS
-from soil_pipeline.contracts.validate import SAMPLE_ROWS, LandMask, Regions, Validation, share_gate, validate
+from soil_pipeline.contracts.validate import (
+    SAMPLE_ROWS,
+    SHARE_GATE,
+    LandMask,
+    Regions,
+    Validation,
+    share_gate,
+    validate,
+)
+from soil_pipeline.errors import BrokenRule
 from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
 
 BUCKET_BYTES = 24 << 20
@@ -209,7 +218,7 @@ class _WholeTableRules:
 
     def errors(self, label: str, n_rows: int) -> list[str]:
         return [
-            f"{label}: {kind.detail(rule)[1]}"
+            BrokenRule(f"{label}: {kind.detail(rule)[1]}", rule.kind)
             for rule, kind, tally in self.tallies
             if not kind.holds(rule, tally, n_rows)
         ]
@@ -253,7 +262,7 @@ def validate_buckets(
     if len(by_rule):
         by_rule.index = pd.MultiIndex.from_tuples(by_rule.index)
     gate = share_gate(contract, result.rejected_rows, result.n_rows, by_rule)
-    result.batch_errors += [f"{contract.label}: {error}" for error in gate]
+    result.batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
     if keep_valid:
         result.valid = valid.sorted_file(folder / "valid.parquet", valid_order)
     result.rejects = rejects.sorted_file(folder / "rejects.parquet", ["source_file", "source_line", "rule", "column"])

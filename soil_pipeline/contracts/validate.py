@@ -16,8 +16,9 @@ import pyarrow.compute as pc
 from soil_pipeline.contracts.model import TableContract, load_table_contract
 from soil_pipeline.contracts.pandera_schema import to_pandera
 from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_label
-from soil_pipeline.engine.points import CellRule, finite_value, near_cells
+from soil_pipeline.engine.points import CellRule, HasValue, near_cells
 from soil_pipeline.engine.raster import RasterSource
+from soil_pipeline.errors import BrokenRule
 from soil_pipeline.science.regions import NO_REGION, assign_points
 
 # Column rules pandera checks itself (column options), by the name pandera gives their failures.
@@ -30,17 +31,19 @@ DEPTH_COLUMNS = ("upper_depth_cm", "lower_depth_cm")
 SOURCE_TEXT_PREFIX = "source_text:"
 # The frame attribute holding the declared conversions by column, which the rejects' `conversion` column names.
 DECLARED_CONVERSIONS = "declared_conversions"
+# The kind of the drop-level rule refusing a drop whose share of quarantined rows is too high.
+SHARE_GATE = "max_rejected_share"
 
 
 @dataclass(frozen=True)
 class LandMask:
     """Cells that are land (e.g. where the WHRC SOC stock has a value): those of `source`'s band for which
-    `is_land(values, nodata)` holds (`finite_value`: not NaN; `OtherThan(nodata)`: not a nodata value). Only the
+    `is_land(values, nodata)` holds (`HasValue()`: not NaN; `HasValue(nodata)`: nor a no-data value). Only the
     blocks around the points asked about are read, never the whole grid."""
 
     source: RasterSource
     name: str
-    is_land: CellRule = finite_value
+    is_land: CellRule = HasValue()
 
     def near(self, lon: np.ndarray, lat: np.ndarray, radius_cells: int) -> np.ndarray:
         """True where a land cell lies within `radius_cells` cells (rows and columns) of the point's cell;
@@ -277,11 +280,16 @@ def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> pd.DataF
     return out
 
 
+def _kind(contract: TableContract, rule_id: str) -> str:
+    """The kind of the contract's rule `rule_id` (a pandera check of its own, e.g. a dtype, is its own kind)."""
+    return next((rule.kind for rule in contract.rules if rule.id == rule_id), rule_id)
+
+
 def share_gate(contract: TableContract, rejected_rows: int, n_rows: int, by_rule: pd.Series) -> list[str]:
     """Drop-level gate: past the contract's maximum share of quarantined rows the whole drop is refused.
 
     `by_rule` counts the failures per (rule, column)."""
-    rule = next((rule for rule in contract.rules if rule.kind == "max_rejected_share"), None)
+    rule = next((rule for rule in contract.rules if rule.kind == SHARE_GATE), None)
     if rule is None or not n_rows or not rejected_rows:
         return []
     share = 100.0 * rejected_rows / n_rows
@@ -324,15 +332,15 @@ def validate(
             failures += _compound_failures(row_cases[compound], contract)
         for case in cases[cases["index"].isna()].drop_duplicates(subset=["check"]).itertuples(index=False):
             check = str(case.check)
-            detail = parse_label(check)[2] if "|" in check else f"{check}: {case.failure_case}"
+            rule, _, detail = parse_label(check) if "|" in check else (check, "", f"{check}: {case.failure_case}")
             if not detail.startswith(("dtype(", "coerce_dtype(")) or not failures:
-                batch_errors.append(f"{contract.label}: {detail}")
+                batch_errors.append(BrokenRule(f"{contract.label}: {detail}", _kind(contract, rule)))
     failures += _point_failures(coerced, contract, land, regions)
     if whole_table_rules and failures:
         table = pd.DataFrame(failures)
         by_rule = table.groupby(["rule", "column"]).size()
         gate = share_gate(contract, table["index"].nunique(), len(frame), by_rule)
-        batch_errors += [f"{contract.label}: {error}" for error in gate]
+        batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
     rejected = {failure["index"] for failure in failures}
     rejects = _rejects_table(failures, frame, coerced, contract)
     coerced = without_source_texts(coerced)

@@ -25,19 +25,17 @@ from soil_pipeline.engine.raster import (
 CellRule = Callable[[np.ndarray, float | None], np.ndarray]
 
 
-def finite_value(values: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Cells holding a finite value (the pipeline's float grids carry NaN where there is no value)."""
-    return np.isfinite(values)
-
-
 @dataclass(frozen=True)
-class OtherThan:
-    """Cells whose value is not `value` (e.g. a raster contract's nodata, whether the file tags it or not)."""
+class HasValue:
+    """Cells holding a value: finite, and not `nodata` when given (e.g. a raster contract's no-data value, whether
+    the file tags it or not). One rule for a raw raster (no data as that value) and the pipeline's float grids (no
+    data as NaN)."""
 
-    value: float
+    nodata: float | None = None
 
-    def __call__(self, values: np.ndarray, nodata: float | None) -> np.ndarray:
-        return values != self.value
+    def __call__(self, values: np.ndarray, file_nodata: float | None) -> np.ndarray:
+        found = np.isfinite(values)
+        return found if self.nodata is None else found & (values != self.nodata)
 
 
 # The cell of a point without coordinates: off any grid, however far its neighbourhood reaches.
