@@ -301,10 +301,6 @@ def _run(args) -> int:
     from soil_pipeline.contracts import gx_worker
 
     gx_worker.warm_up()  # GX imports in its worker process while Dagster and the definitions import here
-    # The observable source assets are a Dagster beta API; its notice is for developers, not for every run.
-    warnings.filterwarnings("ignore", message=r".* is currently in beta")
-    # rasterio's rasterize warns about its own scratch dataset (given the window's transform later), not an input.
-    warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio.features")
     from soil_pipeline.runner import run_pipeline
 
     inputs = {**args.inputs, **({"landing_dir": landing_dir} if landing_dir else {})}
@@ -433,8 +429,16 @@ def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
     return report(check), check.publishable
 
 
+def _quiet_library_warnings() -> None:
+    """Notices for developers, not for every run: the observable source assets are a Dagster beta API; rasterio's
+    rasterize warns about its own scratch dataset (given the window's transform later), not an input."""
+    warnings.filterwarnings("ignore", message=r".* is currently in beta")
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio.features")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _quiet_library_warnings()
     try:
         if args.command == "drops":
             print(drops_text(args.landing_dir))

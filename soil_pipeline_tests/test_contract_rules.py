@@ -16,7 +16,7 @@ from soil_pipeline.contracts import rules
 from soil_pipeline.contracts.model import CONTRACTS_DIR, ContractError, load_raster_contract, load_table_contract
 from soil_pipeline.contracts.stream import Buckets, validate_buckets
 from soil_pipeline.contracts.validate import LandMask, Regions, validate
-from soil_pipeline.engine.points import finite_value
+from soil_pipeline.engine.points import HasValue
 from soil_pipeline.engine.raster import RasterSource
 
 # --- refused at load -------------------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ def land_and_regions(tmp_path_factory):
     with rasterio.open(path, "w", transform=Affine(1, 0, -180, 0, -1, 90), **profile) as dataset:
         dataset.write(values, 1)
     boxes = np.array([shapely.box(20, -30, 30, -20), shapely.box(-180, -90, 180, -70)])
-    return LandMask(RasterSource(str(path)), "test land", finite_value), Regions(boxes, np.array(["BWA", "ATA"]))
+    return LandMask(RasterSource(str(path)), "test land", HasValue()), Regions(boxes, np.array(["BWA", "ATA"]))
 
 
 @pytest.fixture(scope="module")

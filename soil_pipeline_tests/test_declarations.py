@@ -341,4 +341,4 @@ def test_run_config_sets_the_raster_engine_and_names_a_wrong_setting(tmp_path, c
     assert f"{config}: raster_engine: unknown setting(s) window_size (line 2); known: crs" in err
     config.write_text("raster_engine:\n  window_cells: many\n")
     assert main(["run", "--config", str(config)]) == 1
-    assert f"{config}, line 2: raster_engine.window_cells: Input should be a valid integer" in capsys.readouterr().err
+    assert f"{config}: line 2: raster_engine.window_cells: Input should be a valid integer" in capsys.readouterr().err

@@ -4,11 +4,12 @@ environment variable SOIL_PIPELINE_CONFIG names (the file `soil-pipeline run --c
 import dagster as dg
 import pytest
 
-from soil_pipeline.cli import _apply_config, _parser, cli_job
+from soil_pipeline.cli import _apply_config, _parser
 from soil_pipeline.contracts.bounded_yaml import DeclarationError
 from soil_pipeline.definitions import CONFIG_ENV, defs
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
 from soil_pipeline.resources import InputDatasets, RasterEngine
+from soil_pipeline.runner import runner_job
 
 CONFIG = """\
 output_root: ./published              # relative paths: relative to this file
@@ -57,7 +58,7 @@ def test_the_code_location_reads_the_file_soil_pipeline_config_names_as_the_cli_
     args = _parser().parse_args(["run", "--config", str(config)])
     _apply_config(args)
     assert (args.output_root, args.partition) == (str(folder / "published"), "2012-10")
-    job = cli_job("soil_pipeline_job", args.output_root, args.inputs, args.raster_engine)
+    job = runner_job("soil_pipeline_job", args.output_root, args.inputs, args.raster_engine)
     names = ("inputs", "raster_engine", "publication")
     with dg.build_resources({name: job.resource_defs[name] for name in names}) as built:
         assert _fields(built.inputs, InputDatasets) == _fields(inputs, InputDatasets)
@@ -76,11 +77,11 @@ def test_a_bad_configuration_file_is_named_with_line_and_key_never_its_values(tm
         ),
         (
             "raster_engine:\n  threads: tls://user:SECRET@host\n",
-            f"{config}, line 2: raster_engine.threads: Input should be a valid integer",
+            f"{config}: line 2: raster_engine.threads: Input should be a valid integer",
         ),
-        ("output_root:\n  - s3://SECRET/root\n", f"{config}, line 1: output_root: must be text (a path or URL), got"),
-        (f"inputs:\n  pasture_raster:\n    url: {signed}\n", f"{config}, line 2: inputs.pasture_raster: must be text"),
-        ("inputs: [SECRET]\n", f"{config}, line 1: inputs: must be a mapping of input -> value"),
+        ("output_root:\n  - s3://SECRET/root\n", f"{config}: line 1: output_root: must be text (a path or URL), got"),
+        (f"inputs:\n  pasture_raster:\n    url: {signed}\n", f"{config}: line 2: inputs.pasture_raster: must be text"),
+        ("inputs: [SECRET]\n", f"{config}: line 1: inputs: must be a mapping of input -> value"),
         ("inputs:\n  landing_dir: 'SECRET\n", f"{config}: not valid YAML at line 3, column 1: found unexpected end"),
         ("output_rot: ./SECRET\n", f"{config}: unknown key(s) output_rot (line 1); known: inputs, output_root"),
     )
