@@ -351,15 +351,14 @@ def input_failure_lines(failure) -> list[str]:
 
 
 def partition_problem(partition: str | None) -> str | None:
-    """One line when `--partition` is not a monthly drop of this pipeline, else None."""
-    from soil_pipeline.partitions import FIELD_DROP_START, monthly_drops
-    from soil_pipeline.readers import DROP_FOLDER_FORM
+    """One line when `--partition` cannot name a drop (a `field_samples/YYYY-MM/` folder), else None."""
+    from soil_pipeline.readers import DROP_FOLDER_FORM, DROP_FOLDER_PATTERN
 
-    if partition is None or partition in monthly_drops.get_partition_keys():
+    if partition is None or DROP_FOLDER_PATTERN.fullmatch(partition):
         return None
     return (
-        f"soil-pipeline run: --partition {partition!r} is not a monthly drop: use {DROP_FOLDER_FORM}, "
-        f"from {FIELD_DROP_START} to the current month"
+        f"soil-pipeline run: --partition {partition!r} is not a drop: use {DROP_FOLDER_FORM}, the name of its folder "
+        "under <landing>/field_samples/"
     )
 
 

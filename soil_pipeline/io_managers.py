@@ -1,7 +1,9 @@
 """IO managers: published tables go to the versioned Parquet store; intermediates (grids as GeoTIFF, tables as
 Parquet) to the run's own folder under the same root. Both only *stage*: `commit_run` (see `run_commit.py`) lists a
-run's outputs as the latest once the whole run has succeeded. Within a run, a step reads what its own run staged
-first, then the latest committed version, so a run never mixes its outputs with another's.
+run's outputs as the latest once the whole run has succeeded. A step reads what its own run staged first; else
+the version of the input's latest materialization in this Dagster instance, when the run that made it succeeded
+(a backfill's later runs read what its earlier runs made, before the commit sensor has listed it); else the latest
+committed version. So a run never mixes its outputs with another's, and never reads a failed run's.
 """
 
 import io
@@ -89,6 +91,29 @@ def _reading_run(context: dg.InputContext) -> str:
         return _producing_run(context)
 
 
+def _materializing_run(context: dg.InputContext, partition: str | None) -> str | None:
+    """The run of the latest materialization of the input (of `partition`) in this instance, if it succeeded."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # a context built outside a run
+        return None
+    partitions = [partition] if partition is not None else None
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=partitions), limit=1
+    ).records
+    if not records:
+        return None
+    run = instance.get_run_by_id(records[0].run_id)
+    return run.run_id if run is not None and run.status == dg.DagsterRunStatus.SUCCESS else None
+
+
+def _materialized(context: dg.InputContext, store: VersionedParquetStore, asset: str, key: str | None) -> str | None:
+    """The version the input's latest successful materialization staged, while it is staged (once committed, it is
+    the latest listed anyway)."""
+    run = _materializing_run(context, key)
+    return store.staged(run, asset, key) if run else None
+
+
 class PublishedParquetIOManager(dg.ConfigurableIOManager):
     """Stages each DataFrame output as an immutable version (or an identical existing one) for the run's commit.
 
@@ -131,7 +156,11 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         store = self.store
         latest = store.latest_by_partition(asset)
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
-        versions = {key: store.staged(_producing_run(context), asset, key) or latest.get(key) for key in keys}
+        producing = _producing_run(context)
+        versions = {
+            key: store.staged(producing, asset, key) or _materialized(context, store, asset, key) or latest.get(key)
+            for key in keys
+        }
         versions = {key: version for key, version in versions.items() if version}
         if not versions:
             raise dg.Failure(f"nothing published for {asset} under {store.root}")
@@ -174,11 +203,12 @@ class IntermediateIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         store = VersionedParquetStore(self.output_root)
-        asset = context.asset_key.to_user_string()
+        asset, partition = context.asset_key.to_user_string(), _partition(context)
+        run = _producing_run(context)
+        if not store.has_intermediate(run, asset, partition):
+            run = _materializing_run(context, partition) or run
         try:
-            suffix, data = store.intermediate_location(
-                _producing_run(context), asset, _partition(context), _reading_run(context)
-            )
+            suffix, data = store.intermediate_location(run, asset, partition, _reading_run(context))
         except KeyError as error:
             raise dg.Failure(str(error.args[0])) from None
         if suffix == ".tif":

@@ -1,4 +1,5 @@
-"""The monthly refresh: a schedule for the previous month's drop and a sensor on the landing folder.
+"""The monthly refresh: a schedule for the previous month's drop, a sensor on the landing folder, and a sensor that
+registers each drop folder as a partition (see `partitions.py`).
 
 Neither launches a run for a month without a drop folder: the schedule skips with a reason naming the folder,
 the sensor only sees folders that exist. The sensor launches one run per new or changed drop; its cursor holds the
@@ -14,7 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from soil_pipeline.assets.sources import drop_keys, drop_version
-from soil_pipeline.partitions import monthly_drops
+from soil_pipeline.partitions import field_drops, register_drops
 from soil_pipeline.resources import InputDatasets
 
 MAIN_JOB = "soil_pipeline_job"
@@ -41,7 +42,7 @@ def previous_month(when: datetime) -> str:
 @dg.schedule(
     name="monthly_refresh",
     job_name=MAIN_JOB,
-    cron_schedule=monthly_drops.get_cron_schedule(),
+    cron_schedule="0 0 1 * *",
     execution_timezone="UTC",
     description="At the start of each month, ingest the previous month's drop and refresh everything downstream; "
     "skipped when that month has no drop folder.",
@@ -53,6 +54,7 @@ def monthly_refresh(context: dg.ScheduleEvaluationContext, inputs: InputDatasets
     if not folder.is_dir():
         return dg.SkipReason(f"no field-sample drop for {month}: folder {folder} does not exist")
     version = drop_version(folder)
+    register_drops(context.instance, [month])
     return dg.RunRequest(partition_key=month, run_key=f"{month}:{version}", tags={DROP_TAG: version})
 
 
@@ -76,7 +78,26 @@ def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, 
     cursor = json.dumps({**launched, **current}, sort_keys=True)
     if not requests:
         return dg.SensorResult(skip_reason=f"no new or changed drop under {inputs.landing_dir}", cursor=cursor)
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    unregistered = _unregistered(context, [request.partition_key for request in requests])
+    return dg.SensorResult(run_requests=requests, cursor=cursor, dynamic_partitions_requests=unregistered)
+
+
+@dg.sensor(
+    name="drop_partitions",
+    minimum_interval_seconds=30,
+    description="Registers each drop folder under <landing>/field_samples/YYYY-MM/ as a partition of the field-sample "
+    "assets, so that the UI offers it (launches no run).",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def drop_partitions(context: dg.SensorEvaluationContext, inputs: InputDatasets):
+    if added := _unregistered(context, drop_keys(inputs)):
+        return dg.SensorResult(dynamic_partitions_requests=added)
+    return dg.SkipReason(f"every drop under {inputs.landing_dir} is a partition already")
+
+
+def _unregistered(context: dg.SensorEvaluationContext, keys: list[str]) -> list[dg.AddDynamicPartitionsRequest]:
+    new = [key for key in keys if not context.instance.has_dynamic_partition(field_drops.name, key)]
+    return [field_drops.build_add_request(new)] if new else []
 
 
 def _first_tick(context: dg.SensorEvaluationContext, drops: dict[str, str], rule: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 
 from soil_pipeline.definitions import build_definitions, main_job, scenario_job
-from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION, register_drops
 from soil_pipeline.publishing.grids import StoredLayer, layer_from_geotiff
 from soil_pipeline.publishing.maintenance import DEFAULT_KEEP_RUNS
 from soil_pipeline.publishing.store import VersionedParquetStore
@@ -124,6 +124,8 @@ def run_job(
     logs = PROGRESS_LOGS if progress else QUIET_LOGS
     selection = [dg.AssetKey.from_user_string(key) if isinstance(key, str) else key for key in asset_selection or []]
     with _instance(instance) as running:
+        if partition:
+            register_drops(running, [partition])
         # Not opened as a context manager: that would set up every resource again to load outputs, unused here.
         result = dg.execute_job(
             job,

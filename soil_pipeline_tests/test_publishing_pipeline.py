@@ -14,7 +14,7 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from soil_pipeline.assets import field_samples, global_grids, regions, sources
 from soil_pipeline.definitions import DATA_DOCS_DIR, all_assets, build_resources
 from soil_pipeline.embedded import DATA_DIR
-from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION, register_drops
 from soil_pipeline.publishing.parquet import read_provenance
 from soil_pipeline.publishing.store import DATA_FILE, INPUTS_DIR, RUNS_DIR, VersionedParquetStore
 from soil_pipeline.raster_inputs import SOC_STOCK_2010, SOC_STOCK_NO_LAND_USE
@@ -189,6 +189,7 @@ def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):
         resources=build_resources(str(tmp_path / "out"), InputDatasets(landing_dir=str(landing))),
     )
     instance = dg.DagsterInstance.ephemeral()
+    register_drops(instance, ["2012-10"])
     ingest = defs.resolve_job_def("ingest")
     assert ingest.execute_in_process(instance=instance, partition_key="2012-10", run_config=QUIET_LOGS).success
 
@@ -229,6 +230,7 @@ def test_an_ingest_launched_without_the_sources_still_records_the_drop_it_read(e
         resources=build_resources(str(root)),
     )
     instance = dg.DagsterInstance.ephemeral()
+    register_drops(instance, ["2012-10"])
     result = defs.resolve_job_def("ingest").execute_in_process(
         instance=instance, partition_key="2012-10", run_config=QUIET_LOGS
     )

@@ -9,7 +9,8 @@ import pytest
 
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.embedded import DATA_DIR
-from soil_pipeline.refresh import RefreshSettings, monthly_refresh, new_field_drops
+from soil_pipeline.partitions import field_drops
+from soil_pipeline.refresh import RefreshSettings, drop_partitions, monthly_refresh, new_field_drops
 from soil_pipeline.resources import InputDatasets
 
 defs = build_definitions()
@@ -23,65 +24,90 @@ def landing(tmp_path):
     return tmp_path
 
 
-def _tick(landing, when: datetime):
+def _tick(landing, when: datetime, instance):
+    """A tick of the schedule (which needs a persistent instance: `dg.instance_for_test`)."""
     resources = {"inputs": InputDatasets(landing_dir=str(landing))}
     repository = defs.get_repository_def()
     with dg.build_schedule_context(
-        scheduled_execution_time=when, resources=resources, repository_def=repository
+        scheduled_execution_time=when, resources=resources, repository_def=repository, instance=instance
     ) as context:
         return monthly_refresh.evaluate_tick(context)
 
 
-def test_schedule_requests_the_previous_month_when_its_drop_exists(landing):
+def test_schedule_requests_the_previous_month_when_its_drop_exists_and_registers_its_partition(landing):
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2026-10")
-    result = _tick(landing, datetime(2026, 11, 1, tzinfo=UTC))
-    assert [request.partition_key for request in result.run_requests] == ["2026-10"]
+    with dg.instance_for_test() as instance:
+        result = _tick(landing, datetime(2026, 11, 1, tzinfo=UTC), instance)
+        assert [request.partition_key for request in result.run_requests] == ["2026-10"]
+        assert instance.get_dynamic_partitions(field_drops.name) == ["2026-10"]
 
 
 def test_schedule_skips_a_month_without_a_drop_naming_the_folder(landing):
-    result = _tick(landing, datetime(2026, 12, 1, tzinfo=UTC))
+    with dg.instance_for_test() as instance:
+        result = _tick(landing, datetime(2026, 12, 1, tzinfo=UTC), instance)
     assert not result.run_requests
     assert str(landing / "field_samples" / "2026-11") in result.skip_message
 
 
-def _sense(landing, cursor=None):
+@pytest.fixture
+def instance():
+    """A persistent test instance: sensors and schedules load dynamic partitions through it."""
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def _sense(landing, instance, cursor=None):
     resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": RefreshSettings()}
-    instance = dg.DagsterInstance.ephemeral()
     with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs, instance=instance) as context:
-        result = new_field_drops.evaluate_tick(context)
-    return [request.partition_key for request in result.run_requests], result.cursor, result.skip_message
+        result = new_field_drops(context)  # called directly: evaluating a tick validates keys not yet registered
+    skip = result.skip_reason.skip_message if result.skip_reason else None
+    return [request.partition_key for request in result.run_requests or []], result.cursor, skip
 
 
-def test_sensor_launches_one_run_per_new_or_changed_drop_and_keeps_its_cursor(landing):
-    keys, cursor, _ = _sense(landing)
+def test_sensor_launches_one_run_per_new_or_changed_drop_and_keeps_its_cursor(landing, instance):
+    keys, cursor, _ = _sense(landing, instance)
     assert keys == ["2012-10"]
-    keys, cursor, skip = _sense(landing, cursor)
+    keys, cursor, skip = _sense(landing, instance, cursor)
     assert keys == [] and "no new or changed drop" in skip
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2012-11")
-    keys, cursor, _ = _sense(landing, cursor)
+    keys, cursor, _ = _sense(landing, instance, cursor)
     assert keys == ["2012-11"]
     sites = landing / "field_samples" / "2012-10" / "afsp_sites.csv"
     sites.write_text(sites.read_text() + "\n")
-    keys, _, _ = _sense(landing, cursor)
+    keys, _, _ = _sense(landing, instance, cursor)
     assert keys == ["2012-10"]
 
 
-def _first_tick(landing, rule: str, ingested: list[str]):
+def _first_tick(landing, instance, rule: str, ingested: list[str]):
     """The sensor's first tick (no cursor) with `ingested` partitions of field_sites already materialized."""
-    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(field_drops.name, ingested)
     for key in ingested:
         instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="field_sites", partition=key))
     resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": RefreshSettings(first_tick=rule)}
     with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
-        result = new_field_drops.evaluate_tick(context)
-    return sorted(request.partition_key for request in result.run_requests), json.loads(result.cursor)
+        result = new_field_drops(context)
+    return sorted(request.partition_key for request in result.run_requests or []), json.loads(result.cursor)
 
 
 @pytest.mark.parametrize(
     ("rule", "launched"), [("unmaterialized", ["2012-11"]), ("all", ["2012-10", "2012-11"]), ("none", [])]
 )
-def test_the_first_tick_treats_drops_already_there_as_configured(landing, rule, launched):
+def test_the_first_tick_treats_drops_already_there_as_configured(landing, instance, rule, launched):
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2012-11")
-    keys, cursor = _first_tick(landing, rule, ingested=["2012-10"])
+    keys, cursor = _first_tick(landing, instance, rule, ingested=["2012-10"])
     assert keys == launched
     assert sorted(cursor) == ["2012-10", "2012-11"]  # every drop remembered: later ticks launch only on change
+
+
+def test_every_drop_folder_becomes_a_partition_once_and_other_folders_never(landing, instance):
+    shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2013-02")
+    (landing / "field_samples" / "2013-2").mkdir()  # not a drop folder name
+    resources = {"inputs": InputDatasets(landing_dir=str(landing))}
+    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
+        first = drop_partitions.evaluate_tick(context)
+    [request] = first.dynamic_partitions_requests
+    assert sorted(request.partition_keys) == ["2012-10", "2013-02"] and not first.run_requests
+    instance.add_dynamic_partitions(field_drops.name, list(request.partition_keys))
+    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
+        again = drop_partitions.evaluate_tick(context)
+    assert not again.dynamic_partitions_requests and "partition already" in again.skip_message

@@ -38,7 +38,7 @@ from soil_pipeline.ingest import (
     validate_drop,
 )
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
-from soil_pipeline.partitions import monthly_drops
+from soil_pipeline.partitions import field_drops
 from soil_pipeline.publishing.grids import stored
 from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders
@@ -62,7 +62,7 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
 
 
 @dg.multi_asset(
-    partitions_def=monthly_drops,
+    partitions_def=field_drops,
     outs={
         "field_sites": _out(
             "Sites of one drop that meet the contract: id, WGS84 lon/lat (deg), sampling date. GeoParquet points.",
@@ -222,7 +222,7 @@ def _checked_rejects(asset: str, rejects: TableFile, folder: Path):
 
 
 @dg.asset(
-    partitions_def=monthly_drops,
+    partitions_def=field_drops,
     io_manager_key="published_io_manager",
     group_name="field_samples",
     code_version="4",

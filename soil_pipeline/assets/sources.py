@@ -16,8 +16,9 @@ from pathlib import Path
 import dagster as dg
 
 from soil_pipeline import provenance
-from soil_pipeline.partitions import monthly_drops
+from soil_pipeline.partitions import field_drops
 from soil_pipeline.raster_inputs import RASTER_INPUTS
+from soil_pipeline.readers import drop_folders
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.zones import CLIMATE_ZONE_LEGEND
 
@@ -56,15 +57,18 @@ def drop_version(drop_dir: Path) -> str:
 
 
 def drop_keys(inputs: InputDatasets) -> list[str]:
-    folder = Path(inputs.landing_dir) / "field_samples"
-    names = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
-    return [key for key in monthly_drops.get_partition_keys() if key in names]
+    """The drops in the landing folder: the names of its `field_samples/YYYY-MM/` folders, sorted."""
+    return drop_folders(Path(inputs.landing_dir))[0]
 
 
-@dg.observable_source_asset(partitions_def=monthly_drops, group_name=GROUP)
+@dg.observable_source_asset(partitions_def=field_drops, group_name=GROUP)
 def field_sample_drop(context: dg.OpExecutionContext, inputs: InputDatasets) -> dg.DataVersionsByPartition:
-    """One monthly drop folder `<landing>/field_samples/YYYY-MM/` (sites and horizons tables)."""
-    keys = [context.partition_key] if context.has_partition_key else drop_keys(inputs)
+    """One drop folder `<landing>/field_samples/YYYY-MM/` (a sites and a horizons table), one partition per drop."""
+    if context.has_partition_key:
+        keys = [context.partition_key]
+    else:  # "Observe all": every registered drop that is in the landing folder
+        registered = set(context.instance.get_dynamic_partitions(field_drops.name))
+        keys = [key for key in drop_keys(inputs) if key in registered]
     return dg.DataVersionsByPartition({key: dg.DataVersion(drop_version(inputs.drop_dir(key))) for key in keys})
 
 

@@ -297,6 +297,14 @@ class VersionedParquetStore:
 
         return self._intermediate(run_id, asset, partition, locate)
 
+    def has_intermediate(self, run_id: str, asset: str, partition: str | None) -> bool:
+        """Whether `run_id` wrote the intermediate of (asset, partition) (still there)."""
+        key = output_key(asset, partition)
+        return any(
+            self.backend.exists(RUNS_DIR, safe_name(run_id, "run id"), INTERMEDIATE_DIR, f"{key}{suffix}")
+            for suffix in INTERMEDIATE_SUFFIXES
+        )
+
     def _intermediate(self, run_id: str, asset: str, partition: str | None, read):
         key = output_key(asset, partition)
         for suffix in INTERMEDIATE_SUFFIXES:
