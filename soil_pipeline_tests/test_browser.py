@@ -1,10 +1,10 @@
 """A data engineer's first visit, in a real browser (Debian's chromium driven by Playwright): `dagster dev` on
-127.0.0.1 with a fresh DAGSTER_HOME, "Materialize all" on the asset graph for the embedded 2012-10 drop, then an
-asset's checks, a scenario map and every check's outcome through the webserver's GraphQL. Screenshots go to
-`test-artifacts/browser/` (gitignored)."""
+127.0.0.1 with a fresh DAGSTER_HOME and a configuration file (SOIL_PIPELINE_CONFIG) naming a landing folder with
+two drops and a month without one between them, "Materialize all" on the asset graph for all partitions (a
+backfill over both drops), then an asset's checks, a scenario map, the Data Docs pages and every check's outcome
+through the webserver's GraphQL. Screenshots go to `test-artifacts/browser/` (gitignored)."""
 
 import os
-import re
 import shutil
 import sys
 import time
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
+from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline_tests.servers import ASSETS_QUERY, free_port, graphql, start, stop, wait_for_assets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,7 @@ DOCS_PORT = 8765  # where the UI's Data Docs links and scenario map images point
 STARTUP_SECONDS = 180
 RUNS_SECONDS = 900
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+PARTITIONS_QUERY = '{ assetNodeOrError(assetKey: {path: ["field_sites"]}) { ... on AssetNode { partitionKeys } } }'
 BACKFILLS_QUERY = "{ partitionBackfillsOrError(limit: 5) { ... on PartitionBackfills { results { id status } } } }"
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
 CHECKS_QUERY = (
@@ -40,8 +43,10 @@ CHECKS_QUERY = (
 )
 LATEST_QUERY = (
     "query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path } "
-    "assetMaterializations(limit: 1) { partition } } }"
+    "assetMaterializations(limit: 1) { partition timestamp } } }"
 )
+# The landing folder of the test: the embedded drop as 2012-10 and again as 2012-12; no drop for 2012-11.
+DROPS = (EMBEDDED_DROP_PARTITION, "2012-12")
 WORKSPACE = "load_from:\n  - python_module:\n      module_name: soil_pipeline.definitions\n"
 ERROR_TEXTS = ("GraphQL error", "Unexpected error", "was not launched", "Unable to")
 
@@ -59,8 +64,15 @@ def ui(tmp_path_factory):
     )
     output_root = work / "soil_pipeline_output"
     output_root.mkdir()
+    for key in DROPS:
+        shutil.copytree(
+            DATA_DIR / "landing" / "field_samples" / EMBEDDED_DROP_PARTITION, work / "landing" / "field_samples" / key
+        )
+    (work / "soil_pipeline.yaml").write_text(
+        f"output_root: {output_root}\ninputs:\n  landing_dir: {work / 'landing'}\n"
+    )
     port, bin_dir = free_port(), Path(sys.executable).parent
-    env = {**os.environ, "DAGSTER_HOME": str(work / "home")}
+    env = {**os.environ, "DAGSTER_HOME": str(work / "home"), "SOIL_PIPELINE_CONFIG": str(work / "soil_pipeline.yaml")}
     docs = start([str(bin_dir / "soil-pipeline"), "docs", "--output-root", str(output_root)], work, env)
     dev = start(
         [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], work, env
@@ -107,10 +119,22 @@ def _wait_for_runs(port: int) -> tuple[list, list]:
     pytest.fail("the runs did not finish")
 
 
+def _wait_for_partitions(port: int) -> list[str]:
+    """The drop partitions, once the drop_partitions sensor has registered both drops."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        keys = graphql(port, PARTITIONS_QUERY)["assetNodeOrError"]["partitionKeys"]
+        if len(keys) == len(DROPS):
+            return keys
+        time.sleep(2)
+    pytest.fail("the drop partitions were not registered")
+
+
 @pytest.fixture(scope="module")
 def page(ui, browser, screenshots):
-    """A browser tab on the UI after "Materialize all" for the embedded drop, with every run finished."""
+    """A browser tab on the UI after "Materialize all" for all drop partitions, with every run finished."""
     port, _ = ui
+    assert _wait_for_partitions(port) == list(DROPS)
     tab = browser.new_page(viewport={"width": 1600, "height": 1000})
     tab.goto(f"http://127.0.0.1:{port}/asset-groups", wait_until="networkidle")
     skip = tab.get_by_role("button", name="Skip")
@@ -120,13 +144,10 @@ def page(ui, browser, screenshots):
 
     tab.get_by_role("button", name="Materialize all").first.click()
     dialog = tab.get_by_role("dialog")
-    partitions = dialog.get_by_placeholder(f"ex: {EMBEDDED_DROP_PARTITION}", exact=False)
-    partitions.fill(EMBEDDED_DROP_PARTITION)
-    partitions.press("Enter")
-    dialog.get_by_text("1 partition", exact=True).wait_for(timeout=10_000)
-    tab.screenshot(path=screenshots / "02_materialize_all_2012-10.png")
-    # One run when every partitioned asset shares the monthly partitions, else an asset backfill.
-    dialog.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$")).click()
+    dialog.get_by_role("button", name="All", exact=True).click()
+    dialog.get_by_text(f"{len(DROPS)} partitions", exact=True).wait_for(timeout=10_000)
+    tab.screenshot(path=screenshots / "02_materialize_all_partitions.png")
+    dialog.get_by_role("button", name="Launch backfill").click()
     tab.wait_for_timeout(3_000)
     _no_error_toast(tab)
     tab.screenshot(path=screenshots / "03_launched.png")
@@ -134,17 +155,22 @@ def page(ui, browser, screenshots):
     return tab
 
 
-def test_materialize_all_from_the_asset_graph_succeeds_for_every_asset(ui, page, screenshots):
+def test_a_backfill_over_every_drop_is_green_and_leaves_the_regional_tables_fresh(ui, page, screenshots):
     port, output_root = ui
     runs, backfills = _wait_for_runs(port)
     assert {run["status"] for run in runs} == {"SUCCESS"}, runs
-    assert all(backfill["status"] == "COMPLETED_SUCCESS" for backfill in backfills), backfills
+    assert [backfill["status"] for backfill in backfills] == ["COMPLETED_SUCCESS"], backfills
     nodes = [node for node in graphql(port, ASSETS_QUERY)["assetNodes"] if node["isMaterializable"]]
     keys = [{"path": node["assetKey"]["path"]} for node in nodes]
-    latest = graphql(port, LATEST_QUERY, {"keys": keys})["assetNodes"]
-    missing = ["/".join(node["assetKey"]["path"]) for node in latest if not node["assetMaterializations"]]
-    assert not missing, f"not materialized: {missing}"
-    assert (output_root / "restoration_scenario").is_dir() and (output_root / "regional_soc_stocks").is_dir()
+    latest = {
+        "/".join(node["assetKey"]["path"]): node["assetMaterializations"]
+        for node in graphql(port, LATEST_QUERY, {"keys": keys})["assetNodes"]
+    }
+    assert not [asset for asset, found in latest.items() if not found], "not materialized"
+    # the regional table was made after the last drop's stocks (from both drops), not before or between them
+    assert float(latest["regional_soc_stocks"][0]["timestamp"]) > float(latest["topsoil_soc_stocks"][0]["timestamp"])
+    store = VersionedParquetStore(str(output_root))
+    assert sorted(store.latest_by_partition("topsoil_soc_stocks")) == list(DROPS)
     page.goto(f"http://127.0.0.1:{port}/runs", wait_until="networkidle")
     page.get_by_text("Success").first.wait_for(timeout=30_000)
     page.screenshot(path=screenshots / "04_runs.png")
