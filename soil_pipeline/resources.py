@@ -68,9 +68,12 @@ InputDatasets = pydantic.create_model(
 
 
 class QualityReports(dg.ConfigurableResource):
-    """Where Great Expectations Data Docs go: one static HTML site per run and dataset, under the output root.
+    """Great Expectations reports: one static HTML Data Docs site per run and dataset, under the output root.
 
-    GX renders to a local folder; on a non-local root the site is then uploaded there.
+    GX runs in one worker process per pipeline process, started once (when a run's resources are set up, so it
+    imports while the first steps compute) and kept for the process's later runs; a report is made in the
+    background (`submit`) while the step goes on. GX renders to a local folder; on a non-local root the site is then
+    uploaded there.
     """
 
     base: str
@@ -80,16 +83,15 @@ class QualityReports(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         gx_worker.warm_up()  # GX imports in its own process while the run's first steps compute
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        gx_worker.stop()
+    def submit(self, frame, contract, run_id: str, dataset: str, partition: str | None = None, orphans=None):
+        """The contract's GX suite on `frame` (`gx_suite.run_gx`) in the GX worker, in the background: a future of
+        (report, where the site's index.html is, its URL or None)."""
+        return gx_worker.in_background(self._report, frame, contract, run_id, dataset, partition, orphans)
 
-    def validate(self, frame, contract, docs_dir: Path, orphans: dict | None = None) -> dict:
-        """The contract's GX suite on `frame` (`gx_suite.run_gx`), in the GX worker process."""
-        return gx_worker.run_gx(frame, contract, docs_dir, orphans)
-
-    def release(self) -> None:
-        """This run validates nothing more: end the GX worker and free its memory."""
-        gx_worker.stop()
+    def _report(self, frame, contract, run_id: str, dataset: str, partition: str | None, orphans):
+        with self.site(run_id, dataset, partition) as (docs, index):
+            report = gx_worker.run_gx(frame, contract, docs, orphans)
+        return report, index, self.link(run_id, dataset, partition)
 
     def link(self, run_id: str, dataset: str, partition: str | None = None) -> str | None:
         folder = f"{dataset}_{partition}" if partition else dataset

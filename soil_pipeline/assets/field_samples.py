@@ -146,17 +146,17 @@ def _ingest(
         with retried_on_transient_io():
             drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions, plans=plans)
         validations = {"field_sites": drop.sites, "field_horizons": drop.horizons}
+        reports = {}
         for name, validation in validations.items():
             severity = dg.AssetCheckSeverity.ERROR if validation.batch_errors else dg.AssetCheckSeverity.WARN
             yield contract_result(name, validation, severity)
-            with quality_reports.site(context.run.run_id, name, partition) as (docs, index):
-                orphans = _gx_orphans(name, validation, drop)
-                report = quality_reports.validate(validation.gx_sample, contracts[name], docs, orphans)
-            link = quality_reports.link(context.run.run_id, name, partition)
-            yield gx_result(name, report, index, link, validation.gx_sample_note)
-        quality_reports.release()
+            orphans = _gx_orphans(name, validation, drop)
+            reports[name] = quality_reports.submit(
+                validation.gx_sample, contracts[name], context.run.run_id, name, partition, orphans
+            )
         broken = [broken_contract(v, paths[name]) for name, v in validations.items() if v.batch_errors]
         if broken:
+            yield from _data_quality(reports, validations)
             raise InputError.joined(broken)
         _gate_sites_with_stock(drop, paths)
 
@@ -182,6 +182,14 @@ def _ingest(
             }
             for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
                 yield dg.Output(table, output_name=output, metadata=metadata)
+        yield from _data_quality(reports, validations)
+
+
+def _data_quality(reports: dict, validations: dict):
+    """The GX check of each table, once its report (made in the background meanwhile) is done."""
+    for name, pending in reports.items():
+        report, index, link = pending.result()
+        yield gx_result(name, report, index, link, validations[name].gx_sample_note)
 
 
 def _gx_orphans(name: str, validation: StreamValidation, drop: DropValidation) -> dict | None:

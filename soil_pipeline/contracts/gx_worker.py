@@ -1,11 +1,10 @@
 """Great Expectations in a worker process of its own.
 
-Importing GX takes seconds and about 150 MB that the pipeline process would then keep for the rest of the run.
-A run starts the worker when its resources are set up (`warm_up`; `soil-pipeline run` even before it imports
-Dagster), so GX is imported while the rest runs; `run_gx` validates there, and the run stops the worker when it no
-longer needs GX. The worker is
-`python -m soil_pipeline.contracts.gx_worker`, requests and replies pickled over its stdin and stdout; it also ends
-with its parent.
+Importing GX takes seconds and about 150 MB that the pipeline process would otherwise keep. The worker is started
+once per process (`warm_up`: by a run's resources, `soil-pipeline run` even before it imports Dagster), so GX is
+imported while the rest runs, and it serves every later run of the process; it ends with the process. `run_gx`
+validates there; `in_background` runs such a call on a thread of its own, so the step that asked goes on. The
+worker is `python -m soil_pipeline.contracts.gx_worker`, requests and replies pickled over its stdin and stdout.
 """
 
 import atexit
@@ -16,6 +15,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -67,6 +67,19 @@ def stop() -> None:
     if _worker.cache_info().currsize:
         _worker().close()
         _worker.cache_clear()
+
+
+@functools.cache
+def _background() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="soil-pipeline-gx")
+
+
+def in_background(fn, *args) -> Future:
+    """`fn(*args)` on the one background thread that talks to the worker (calls run in submission order)."""
+    return _background().submit(fn, *args)
+
+
+os.register_at_fork(after_in_child=lambda: (_background.cache_clear(), _worker.cache_clear()))
 
 
 def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, orphans: dict | None = None) -> dict:
