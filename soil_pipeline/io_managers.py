@@ -1,9 +1,11 @@
 """IO managers: published tables go to the versioned Parquet store; intermediates (grids as GeoTIFF, tables as
 Parquet) to the run's own folder under the same root. Both only *stage*: `commit_run` (see `run_commit.py`) lists a
 run's outputs as the latest once the whole run has succeeded. A step reads what its own run staged first; else
-the version of the input's latest materialization in this Dagster instance, when the run that made it succeeded
-(a backfill's later runs read what its earlier runs made, before the commit sensor has listed it); else the latest
-committed version. So a run never mixes its outputs with another's, and never reads a failed run's.
+the version of the input's latest materialization in this Dagster instance, unless the run that made it failed (an
+asset backfill starts a drop's run as soon as the grids it reads are materialized, while the run making them goes
+on, and before the commit sensor lists them); else the latest committed version. So a run never reads a failed
+run's outputs. (Should the run that made an input fail after its step, the input is never listed; the reading
+run's provenance names its version all the same.)
 """
 
 import io
@@ -91,8 +93,12 @@ def _reading_run(context: dg.InputContext) -> str:
         return _producing_run(context)
 
 
+# Runs whose materializations may be read: going on (an asset backfill's runs overlap) or succeeded.
+READABLE_RUNS = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS)
+
+
 def _materializing_run(context: dg.InputContext, partition: str | None) -> str | None:
-    """The run of the latest materialization of the input (of `partition`) in this instance, if it succeeded."""
+    """The run of the latest materialization of the input (of `partition`) in this instance, unless it failed."""
     try:
         instance = context.instance
     except dg.DagsterInvariantViolationError:  # a context built outside a run
@@ -104,12 +110,12 @@ def _materializing_run(context: dg.InputContext, partition: str | None) -> str |
     if not records:
         return None
     run = instance.get_run_by_id(records[0].run_id)
-    return run.run_id if run is not None and run.status == dg.DagsterRunStatus.SUCCESS else None
+    return run.run_id if run is not None and run.status in READABLE_RUNS else None
 
 
 def _materialized(context: dg.InputContext, store: VersionedParquetStore, asset: str, key: str | None) -> str | None:
-    """The version the input's latest successful materialization staged, while it is staged (once committed, it is
-    the latest listed anyway)."""
+    """The version the input's latest materialization (of a run that did not fail) staged, while it is staged (once
+    committed, it is the latest listed anyway)."""
     run = _materializing_run(context, key)
     return store.staged(run, asset, key) if run else None
 
