@@ -49,7 +49,7 @@ def build_resources(
     refresh_settings: refresh.RefreshSettings | None = None,
 ) -> dict:
     """Resources on one output root (an `OutputRoot`, or what a user wrote: parsed here, once); `site_url` is where
-    `soil-pipeline docs` serves it (links and maps in the UI)."""
+    it is served over HTTP (the Data Docs links and full-size maps in the UI), None for no links."""
     root = OutputRoot.parse(output_root)
     return {
         "inputs": inputs or InputDatasets(),
@@ -69,7 +69,11 @@ def build_definitions(
     inputs: InputDatasets | None = None,
     raster_engine: RasterEngine | None = None,
     refresh_settings: refresh.RefreshSettings | None = None,
+    docs_url: str | None = DEFAULT_SITE_URL,
 ) -> dg.Definitions:
+    """The definitions on one output root; `docs_url` is where that root is served over HTTP for the Data Docs links
+    of the UI (default `soil-pipeline docs` on this machine; a shared deployment sets its own, e.g. a web server
+    on the output root), None for no links."""
     return dg.Definitions(
         assets=all_assets,
         jobs=[main_job, scenario_job],
@@ -77,7 +81,7 @@ def build_definitions(
         sensors=[refresh.new_field_drops, refresh.drop_partitions, commit_successful_runs, mark_failed_runs],
         # One process per run: the multiprocess default spends ~10 s importing per step on 2 cores.
         executor=dg.in_process_executor,
-        resources=build_resources(output_root, inputs, raster_engine=raster_engine, refresh_settings=refresh_settings),
+        resources=build_resources(output_root, inputs, docs_url, raster_engine, refresh_settings),
     )
 
 
@@ -91,6 +95,7 @@ def definitions_from_config(path: str | Path) -> dg.Definitions:
         configured(InputDatasets, config["inputs"], path, "inputs"),
         configured(RasterEngine, config["raster_engine"], path, "raster_engine"),
         configured(refresh.RefreshSettings, config["refresh"], path, "refresh"),
+        config["docs_url"] or DEFAULT_SITE_URL,
     )
 
 

@@ -19,7 +19,8 @@ from soil_pipeline.publishing.store import sha256_bytes
 from soil_pipeline.raster_inputs import RASTER_INPUTS, RasterInput
 from soil_pipeline.science.grid import GridSpec
 
-# Where `soil-pipeline docs` serves the output root (Data Docs and maps) for links and images in the Dagster UI.
+# Where `soil-pipeline docs` serves the output root on this machine (Data Docs and full-size maps), the default of
+# the links in the Dagster UI; a shared deployment sets `docs_url` in its configuration file instead.
 DEFAULT_SITE_URL = "http://127.0.0.1:8765"
 
 

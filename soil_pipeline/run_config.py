@@ -4,6 +4,7 @@ when the environment variable SOIL_PIPELINE_CONFIG names it (the partition is th
 `--input NAME=PATH`. No Dagster: the input and setting names are the resources' fields, passed in.
 
     output_root: ./my_output          # local path or fsspec URL
+    docs_url: https://soil.example.org/output   # where the output root is served (Data Docs links; code location)
     partition: 2024-01                # the monthly drop to ingest
     inputs:                           # any InputDatasets field; relative paths are relative to this file
       landing_dir: ./landing
@@ -21,7 +22,7 @@ import pydantic
 
 from soil_pipeline.contracts.bounded_yaml import DeclarationError, key_line, read_bounded_yaml
 
-CONFIG_KEYS = {"output_root", "partition", "inputs", "raster_engine", "refresh"}
+CONFIG_KEYS = {"output_root", "partition", "inputs", "raster_engine", "refresh", "docs_url"}
 
 
 def _resolved(value: str, base: Path) -> str:
@@ -49,7 +50,7 @@ def load_run_config(
     inputs = _section(path, data, "inputs", input_names, "input")
     engine = _section(path, data, "raster_engine", engine_names, "setting")
     refresh = _section(path, data, "refresh", refresh_names, "setting")
-    for key in ("output_root", "partition"):
+    for key in ("output_root", "partition", "docs_url"):
         _text(path, data.get(key), key)
     for name, value in inputs.items():
         _text(path, value, "inputs", name)
@@ -58,6 +59,7 @@ def load_run_config(
     return {
         "output_root": _resolved(root, base) if root else None,
         "partition": data.get("partition"),
+        "docs_url": data.get("docs_url"),
         "inputs": {name: _resolved(value, base) if value else None for name, value in inputs.items()},
         "raster_engine": engine,
         "refresh": refresh,

@@ -30,7 +30,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DOCS_PORT = 8765  # where the UI's Data Docs links and scenario map images point (resources.DEFAULT_SITE_URL)
 STARTUP_SECONDS = 180
 RUNS_SECONDS = 900
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
@@ -39,7 +38,8 @@ BACKFILLS_QUERY = "{ partitionBackfillsOrError(limit: 5) { ... on PartitionBackf
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
 CHECKS_QUERY = (
     "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name blocking "
-    "executionForLatestMaterialization { status evaluation { severity metadataEntries { label } } } } } } } }"
+    "executionForLatestMaterialization { status evaluation { severity metadataEntries { label "
+    "... on UrlMetadataEntry { url } } } } } } } } }"
 )
 LATEST_QUERY = (
     "query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path } "
@@ -68,19 +68,22 @@ def ui(tmp_path_factory):
         shutil.copytree(
             DATA_DIR / "landing" / "field_samples" / EMBEDDED_DROP_PARTITION, work / "landing" / "field_samples" / key
         )
+    port, docs_port, bin_dir = free_port(), free_port(), Path(sys.executable).parent
+    # the Data Docs are served on a port of the test's choosing, named in the configuration (`docs_url`)
     (work / "soil_pipeline.yaml").write_text(
-        f"output_root: {output_root}\ninputs:\n  landing_dir: {work / 'landing'}\n"
+        f"output_root: {output_root}\ndocs_url: http://127.0.0.1:{docs_port}\n"
+        f"inputs:\n  landing_dir: {work / 'landing'}\n"
     )
-    port, bin_dir = free_port(), Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(work / "home"), "SOIL_PIPELINE_CONFIG": str(work / "soil_pipeline.yaml")}
-    docs = start([str(bin_dir / "soil-pipeline"), "docs", "--output-root", str(output_root)], work, env)
+    docs_command = [str(bin_dir / "soil-pipeline"), "docs", "--output-root", str(output_root), "--port", str(docs_port)]
+    docs = start(docs_command, work, env)
     dev = start(
         [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], work, env
     )
     try:
         if not wait_for_assets(port, dev, STARTUP_SECONDS):
             pytest.fail("dagster dev did not serve the asset graph")
-        yield port, output_root
+        yield port, output_root, docs_port
     finally:
         stop(dev)
         stop(docs)
@@ -156,7 +159,7 @@ def page(ui, browser, screenshots):
 
 
 def test_a_backfill_over_every_drop_is_green_and_leaves_the_regional_tables_fresh(ui, page, screenshots):
-    port, output_root = ui
+    port, output_root, _ = ui
     runs, backfills = _wait_for_runs(port)
     assert {run["status"] for run in runs} == {"SUCCESS"}, runs
     assert [backfill["status"] for backfill in backfills] == ["COMPLETED_SUCCESS"], backfills
@@ -177,8 +180,8 @@ def test_a_backfill_over_every_drop_is_green_and_leaves_the_regional_tables_fres
     _no_error_toast(page)
 
 
-def test_checks_show_failures_by_rule_and_the_scenario_map_is_shown(ui, page, screenshots):
-    port, _ = ui
+def test_checks_show_failures_by_rule_and_the_scenario_map_is_shown_by_the_ui_alone(ui, page, screenshots):
+    port, _, _ = ui
     page.goto(f"http://127.0.0.1:{port}/assets/field_horizons?view=checks", wait_until="networkidle")
     page.get_by_text("contract").first.wait_for(timeout=30_000)
     page.get_by_text("contract").first.click()
@@ -191,27 +194,32 @@ def test_checks_show_failures_by_rule_and_the_scenario_map_is_shown(ui, page, sc
     page.keyboard.press("Escape")
 
     page.goto(f"http://127.0.0.1:{port}/assets/restoration_scenario/global_priority_15pct", wait_until="networkidle")
-    image = page.locator("img[src*='restoration_scenario_map']").first
+    page.get_by_role("row").filter(has_text="restored_cells_map").get_by_text("Show Markdown").click()
+    image = page.get_by_role("dialog").locator("img").first
     image.wait_for(timeout=30_000)
-    image.scroll_into_view_if_needed()
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30_000)
+    assert image.get_attribute("src").startswith("data:image/png;base64,")  # inside the metadata: no other server
+    page.wait_for_function("img => img.complete && img.naturalWidth > 400", arg=image.element_handle(), timeout=30_000)
+    page.wait_for_timeout(1_000)
     page.screenshot(path=screenshots / "07_scenario_map.png")
+    page.keyboard.press("Escape")
     _no_error_toast(page)
 
 
 def test_graphql_shows_every_contract_check_with_its_outcome_and_metadata(ui, page):
-    port, _ = ui
-    outcomes = {}
+    port, _, docs_port = ui
+    outcomes, urls = {}, []
     for node in graphql(port, CHECKS_QUERY)["assetNodes"]:
         for check in node["assetChecksOrError"].get("checks", []):
             execution = check["executionForLatestMaterialization"]
             labels = {entry["label"] for entry in execution["evaluation"]["metadataEntries"]}
+            urls += [entry["url"] for entry in execution["evaluation"]["metadataEntries"] if entry.get("url")]
             key = ("/".join(node["assetKey"]["path"]), check["name"])
             outcomes[key] = (execution["status"], execution["evaluation"]["severity"], check["blocking"], labels)
     assert outcomes[("field_horizons", "contract")][:3] == ("FAILED", "WARN", False)
     assert {"rows_checked", "failures_by_rule", "failing_rows_sample"} <= outcomes[("field_horizons", "contract")][3]
     assert outcomes[("field_sites", "data_quality_gx")][0] == "SUCCEEDED"
     assert {"data_docs", "data_docs_url"} <= outcomes[("field_horizons", "data_quality_gx")][3]
+    assert urls and all(url.startswith(f"http://127.0.0.1:{docs_port}/_data_docs/") for url in urls)
     for asset in ("topsoil_soc_stocks", "regional_soc_stocks", "countries", "soc_stock_grid", "field_horizons_rejects"):
         assert outcomes[(asset, "contract")][:3] == ("SUCCEEDED", "ERROR", True)
 
@@ -219,7 +227,7 @@ def test_graphql_shows_every_contract_check_with_its_outcome_and_metadata(ui, pa
 def test_data_docs_pages_show_their_tables_with_no_console_error(ui, page, browser, screenshots):
     """The Data Docs of the run work offline: the validation results table is populated, status icons load and
     no page logs an error or asks for a file that is not there."""
-    _, output_root = ui
+    _, output_root, docs_port = ui
     site = next((output_root / "_data_docs").glob("*/field_horizons_*"))
     validations = sorted(site.glob("validations/**/*.html"))
     pages = [site / "index.html", *validations, *site.glob("expectations/*.html")]
@@ -230,7 +238,7 @@ def test_data_docs_pages_show_their_tables_with_no_console_error(ui, page, brows
     tab.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
     icons = "[...document.fonts].some(f => f.family.includes('Font Awesome') && f.status === 'loaded')"
     for number, html in enumerate(pages):
-        url = f"http://127.0.0.1:{DOCS_PORT}/{html.relative_to(output_root).as_posix()}"
+        url = f"http://127.0.0.1:{docs_port}/{html.relative_to(output_root).as_posix()}"
         tab.goto(url, wait_until="networkidle")
         rows = tab.locator("table tbody tr")
         rows.first.wait_for(timeout=30_000)

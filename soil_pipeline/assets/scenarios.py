@@ -30,7 +30,7 @@ from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.engine import scenario_passes, zonal
 from soil_pipeline.engine.zonal import sums_table
-from soil_pipeline.maps import block_map_png
+from soil_pipeline.maps import INLINE_DPI, block_map_png, inline_markdown
 from soil_pipeline.reference_data import (
     LAND_USE_LOSS_FILE,
     PRIORITY_REGIONS_FILE,
@@ -231,11 +231,15 @@ def restoration_scenario(
         },
     )
     title = f"{scenario.id} (v{scenario.version}): restored share of each cell"
-    png = block_map_png(share_blocks, land_blocks, soc_stock_grid.grid, title, "restored converted land / cell area")
+    label = "restored converted land / cell area"
+    png = block_map_png(share_blocks, land_blocks, soc_stock_grid.grid, title, label)
     map_path, map_url = artifacts.write(f"restoration_scenario_map/{scenario.id}", png, ".png")
-    shown = f"![restored cells of {scenario.id}]({map_url})\n\n" if map_url else ""
+    thumbnail = block_map_png(share_blocks, land_blocks, soc_stock_grid.grid, title, label, dpi=INLINE_DPI)
+    full_size = f"[full size]({map_url})" if map_url else f"full size: `{map_path}`"
     metadata = {
-        "restored_cells_map": dg.MetadataValue.md(f"{shown}PNG: `{map_path}` (served by `soil-pipeline docs`)"),
+        "restored_cells_map": dg.MetadataValue.md(
+            f"{inline_markdown(thumbnail, f'restored cells of {scenario.id}')}\n\n{full_size}"
+        ),
         "restored_cells_map_file": dg.MetadataValue.path(str(map_path)),
         **global_metadata(table, GLOBAL_METADATA_COLUMNS),
         **_case_metadata(table),
