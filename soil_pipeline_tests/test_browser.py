@@ -136,7 +136,7 @@ def _wait_for_partitions(port: int) -> list[str]:
 @pytest.fixture(scope="module")
 def page(ui, browser, screenshots):
     """A browser tab on the UI after "Materialize all" for all drop partitions, with every run finished."""
-    port, _ = ui
+    port, _, _ = ui
     assert _wait_for_partitions(port) == list(DROPS)
     tab = browser.new_page(viewport={"width": 1600, "height": 1000})
     tab.goto(f"http://127.0.0.1:{port}/asset-groups", wait_until="networkidle")
