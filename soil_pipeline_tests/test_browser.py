@@ -198,7 +198,7 @@ def test_checks_show_failures_by_rule_and_the_scenario_map_is_shown_by_the_ui_al
     image = page.get_by_role("dialog").locator("img").first
     image.wait_for(timeout=30_000)
     assert image.get_attribute("src").startswith("data:image/png;base64,")  # inside the metadata: no other server
-    page.wait_for_function("img => img.complete && img.naturalWidth > 400", arg=image.element_handle(), timeout=30_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth >= 400", arg=image.element_handle(), timeout=30_000)
     page.wait_for_timeout(1_000)
     page.screenshot(path=screenshots / "07_scenario_map.png")
     page.keyboard.press("Escape")

@@ -12,6 +12,7 @@ from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.raster_declaration import load_raster_declarations, to_contract_units
 from soil_pipeline.errors import DeclarationError, InputError, Remedy
 from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.raster_inputs import RASTER_INPUTS
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.runner import run_job
 from soil_pipeline.science.coverage import coverage_share, stock_layer_sums, stock_layers_report
@@ -110,9 +111,8 @@ def test_a_bad_raster_declaration_is_refused_naming_file_and_key(tmp_path):
         ("declaration: 1\nrasters:\n  soc_stock_2010_raster: {role: cropland_area}\n", "but this input is the"),
         (
             "declaration: 1\nrasters:\n  soc_raster: {unit: kg C/m2}\n",
-            "rasters.soc_raster: not a declarable raster input; use one of soc_stock_2010_raster, "
-            "soc_stock_no_land_use_raster, cropland_raster, climate_zones_raster, pasture_raster, "
-            "second_soc_stock_raster",
+            "rasters.soc_raster: not a declarable raster input; use one of "
+            + ", ".join(entry.name for entry in RASTER_INPUTS),
         ),
     ):
         path.write_text(text)
