@@ -6,11 +6,12 @@ loads, else the defaults.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
-from soil_pipeline import refresh
+from soil_pipeline import asset_conventions, refresh
 from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, rothc, scenarios, sources
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
@@ -21,15 +22,20 @@ from soil_pipeline.run_config import configured, load_run_config
 
 CONFIG_ENV = "SOIL_PIPELINE_CONFIG"
 
-all_assets = dg.load_assets_from_modules(
-    [sources, field_samples, global_grids, regions, regional, potential, rothc, scenarios]
+all_assets = asset_conventions.apply(
+    dg.load_assets_from_modules([sources, field_samples, global_grids, regions, regional, potential, rothc, scenarios])
 )
 
 scenario_selection = dg.AssetSelection.groups("scenarios")
+with warnings.catch_warnings():
+    # The main job observes the raw inputs first (they are source assets): `include_sources` is the way Dagster 1.13
+    # offers, marked beta; its notice is for Dagster's developers (the version is pinned in requirements.lock).
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    with_sources = dg.AssetSelection.all(include_sources=True)
 
 main_job = dg.define_asset_job(
     "soil_pipeline_job",
-    selection=dg.AssetSelection.all(include_sources=True) - scenario_selection,
+    selection=with_sources - scenario_selection,
     description="Observe the raw inputs, then every asset for one monthly field-sample drop, with the global grids, "
     "regional tables and potential.",
 )

@@ -36,6 +36,7 @@ LAYERS = [
         "dagster",
         (
             "soil_pipeline.resources",
+            "soil_pipeline.asset_conventions",
             "soil_pipeline.io_managers",
             "soil_pipeline.checks",
             "soil_pipeline.partitions",

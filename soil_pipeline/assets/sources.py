@@ -10,12 +10,14 @@ address, which may carry a rotating signature.
 
 import hashlib
 import json
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
 from soil_pipeline import provenance
+from soil_pipeline.asset_conventions import SOURCE_TAGS
 from soil_pipeline.partitions import field_drops
 from soil_pipeline.raster_inputs import RASTER_INPUTS
 from soil_pipeline.readers import drop_folders
@@ -23,6 +25,10 @@ from soil_pipeline.resources import InputDatasets
 from soil_pipeline.zones import CLIMATE_ZONE_LEGEND
 
 GROUP = "raw_inputs"
+# Observable source assets are Dagster 1.13's one way for the UI to observe raw files ("Observe all") and mark what
+# they feed as stale; Dagster labels the API beta. The version is pinned (requirements.lock), so the notice, printed
+# once per source at every start of the UI, is for Dagster's developers rather than this pipeline's users.
+warnings.filterwarnings("ignore", message="Function `observable_source_asset` is currently in beta")
 # The tag an observation carries its data version in (what observable sources record).
 DATA_VERSION_TAG = "dagster/data_version"
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -61,7 +67,14 @@ def drop_keys(inputs: InputDatasets) -> list[str]:
     return drop_folders(Path(inputs.landing_dir))[0]
 
 
-@dg.observable_source_asset(partitions_def=field_drops, group_name=GROUP)
+@dg.observable_source_asset(
+    partitions_def=field_drops,
+    group_name=GROUP,
+    description="One field-sample drop folder <landing>/field_samples/YYYY-MM/ (a sites and a horizons table, CSV or "
+    "Parquet, and optionally its declaration.yaml), one partition per drop; its data version is the sha256 over its "
+    "table files and declaration.",
+    tags={**SOURCE_TAGS, "dagster/kind/csv": ""},
+)
 def field_sample_drop(context: dg.OpExecutionContext, inputs: InputDatasets) -> dg.DataVersionsByPartition:
     """One drop folder `<landing>/field_samples/YYYY-MM/` (a sites and a horizons table), one partition per drop."""
     if context.has_partition_key:
@@ -73,7 +86,7 @@ def field_sample_drop(context: dg.OpExecutionContext, inputs: InputDatasets) -> 
 
 
 def _file_source(field: str, description: str):
-    @dg.observable_source_asset(name=field, group_name=GROUP, description=description)
+    @dg.observable_source_asset(name=field, group_name=GROUP, description=description, tags=SOURCE_TAGS)
     def _observe(inputs: InputDatasets) -> dg.DataVersion:
         return dg.DataVersion(file_version(getattr(inputs, field)))
 
@@ -85,7 +98,12 @@ raster_sources = [_file_source(entry.name, entry.description) for entry in RASTE
 countries_vector = _file_source("countries_vector", "Natural Earth 1:10m Admin 0 countries (zipped GeoJSON).")
 
 
-@dg.observable_source_asset(group_name=GROUP)
+@dg.observable_source_asset(
+    group_name=GROUP,
+    description="IPCC 2019 climate zone names by code (CSV shipped in the package: "
+    "data/ipcc_climate_zones_0p5/legend.csv), which names the climate_zone rows of the regional tables.",
+    tags={**SOURCE_TAGS, "dagster/kind/csv": ""},
+)
 def climate_zone_legend() -> dg.DataVersion:
     """IPCC 2019 climate zone names by code (CSV shipped in the package)."""
     return dg.DataVersion(file_version(str(CLIMATE_ZONE_LEGEND)))
