@@ -49,6 +49,29 @@ def file_version(path: str | None) -> str:
     return "remote:" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def file_stamp(path: str | None) -> list | None:
+    """(size, modification time) of a local file, None for anything else: a file whose stamp is unchanged need not
+    be hashed again to know its version."""
+    try:
+        stat = Path(path).stat() if path else None
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns] if stat and Path(path).is_file() else None
+
+
+def drop_stamp(drop_dir: Path) -> list | None:
+    """The stamps of a drop folder's files (by name), None when there is no such folder."""
+    if not drop_dir.is_dir():
+        return None
+    return sorted([path.name, *file_stamp(str(path))] for path in drop_dir.iterdir() if path.is_file())
+
+
+def raw_input_files(inputs: InputDatasets) -> dict[str, str | None]:
+    """Every unpartitioned raw-input source asset's file (None: an optional input left unset)."""
+    files = {entry.name: inputs.raster(entry) for entry in RASTER_INPUTS}
+    return {**files, "countries_vector": inputs.countries_vector, "climate_zone_legend": str(CLIMATE_ZONE_LEGEND)}
+
+
 def drop_version(drop_dir: Path) -> str:
     """sha256 over the names and sha256 of a drop folder's table files and declaration; "absent" when there is no
     such folder."""
