@@ -154,7 +154,8 @@ def judge(
     if land is not None and tally.located:
         crs = site_plan.coordinates_crs if site_plan else WGS84
         country = site_plan.country if site_plan else ()
-        verdict = geometry_verdict(_geometry(tally, sites, land, regions, country), crs)
+        declaration = site_plan.declaration if site_plan else "declaration"
+        verdict = geometry_verdict(_geometry(tally, sites, land, regions, country, declaration), crs)
         findings.append(Finding("coordinates_crs", "coordinates", "field_sites", verdict))
     bottoms = tally.bottoms.frame(["bottom_cm"])["bottom_cm"]
     depth_unit = _unit(horizon_plan, horizons_contract, LOWER)
@@ -184,7 +185,12 @@ def judge(
 
 
 def _geometry(
-    tally: EvidenceTally, sites: StreamValidation, land: LandMask, regions: Regions | None, country: tuple[str, ...]
+    tally: EvidenceTally,
+    sites: StreamValidation,
+    land: LandMask,
+    regions: Regions | None,
+    country: tuple[str, ...],
+    declaration: str,
 ) -> SiteGeometry:
     """Off land (the per-site rule's count), and over the sample the shares on land and in `country` as given and
     with latitude and longitude exchanged."""
@@ -201,7 +207,9 @@ def _geometry(
     geometry = {"on_land_pct": _pct(on), "on_land_swapped_pct": _pct(on_swapped)}
     if country and regions is not None:
         if unknown := sorted(set(country) - set(regions.codes)):
-            raise DeclarationError(None, f"country {', '.join(unknown)} is not an ADM0_A3 code of the countries layer")
+            raise DeclarationError(
+                declaration, f"country {', '.join(unknown)} is not an ADM0_A3 code of the countries layer"
+            )
         given = np.isin(regions.codes_at(lon, lat, COUNTRY_NEAREST_MAX_DEG), country)
         exchanged = np.zeros(len(lon), dtype=bool)
         exchanged[swappable] = np.isin(

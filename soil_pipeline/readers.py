@@ -350,9 +350,15 @@ def _misshapen_record(path: Path) -> tuple[int, str] | None:
 
 
 def _malformed(path: Path, what: str) -> InputError:
-    """'malformed CSV (what)', with the line and column of the first record whose cells do not match the header.
-    What pyarrow quotes of the record itself is left out: it may span lines."""
+    """'malformed CSV (what)', with the line and column of the first record whose cells do not match the header, or
+    of the quote that opens a cell never closed. What pyarrow quotes of the record itself is left out: it may span
+    lines."""
     what = PARSER_QUOTE.sub(r"\1", what).splitlines()[0] if what.strip() else what
+    try:
+        for _ in _record_line_blocks(path):  # a quote never closed explains the rest
+            pass
+    except InputError as error:
+        return error
     found = _misshapen_record(path)
     if found is None:
         return InputError(path, f"malformed CSV ({what})", Remedy.COMPLETE_CSV)
