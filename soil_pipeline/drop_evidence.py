@@ -17,6 +17,7 @@ import pandas as pd
 
 from soil_pipeline.contracts.declaration import WGS84, TablePlan
 from soil_pipeline.contracts.model import TableContract, load_table_contract
+from soil_pipeline.contracts.rules import DATASET_KINDS
 from soil_pipeline.contracts.stream import StreamValidation
 from soil_pipeline.contracts.validate import LandMask, Regions, Validation
 from soil_pipeline.engine.points import sample_points
@@ -43,6 +44,8 @@ ORGANIC_MATTER_HEADER = re.compile(r"(^|[^a-z])(s?om|mos?|organic[ _.-]?matter|m
 SOC, BD, LOWER = "soc_g_per_kg", "bulk_density_g_per_cm3", "lower_depth_cm"
 LON, LAT = "longitude_deg", "latitude_deg"
 STOCK = "topsoil_soc_stock_t_c_per_ha"
+# A contract's unit guard (a median_between rule) on a column whose unit a declaration may confirm.
+GUARD_CONFIRMS = {SOC: "soc_unit", BD: "bd_unit"}
 
 
 class _Sample:
@@ -71,6 +74,7 @@ class EvidenceTally:
     def __init__(self):
         self.sites, self.bottoms, self.organic, self.stocks = _Sample(), _Sample(), _Sample(), _Sample()
         self.located = self.organic_rows = 0
+        self.ranges = {"numeric": 0, "out_of_range": 0, "in_range_swapped": 0, "metre_like": 0}
 
     def add_sites(self, validation: Validation) -> None:
         checked = validation.checked
@@ -78,6 +82,15 @@ class EvidenceTally:
         located = lon.between(-180, 180) & lat.between(-90, 90)
         self.located += int(located.sum())
         self.sites.add(pd.DataFrame({LON: lon[located].to_numpy(), LAT: lat[located].to_numpy()}))
+        outside = lon.notna() & lat.notna() & ~located
+        counts = {
+            "numeric": lon.notna() & lat.notna(),
+            "out_of_range": outside,
+            "in_range_swapped": outside & lat.between(-180, 180) & lon.between(-90, 90),
+            "metre_like": outside & ((lon.abs() >= 1000) | (lat.abs() >= 1000)),
+        }
+        for key, flags in counts.items():
+            self.ranges[key] += int(flags.sum())
 
     def add_horizons(self, validation: Validation, stocks: pd.DataFrame | None) -> None:
         valid = validation.valid
@@ -151,7 +164,7 @@ def judge(
     site_plan, horizon_plan = _plan(plans, "field_sites"), _plan(plans, "field_horizons")
     horizons_contract = load_table_contract("field_horizons")
     findings = []
-    if land is not None and tally.located:
+    if land is not None and tally.ranges["numeric"]:
         crs = site_plan.coordinates_crs if site_plan else WGS84
         country = site_plan.country if site_plan else ()
         declaration = site_plan.declaration if site_plan else "declaration"
@@ -220,7 +233,7 @@ def _geometry(
             "in_country_pct": _pct(given),
             "in_country_swapped_pct": _pct(exchanged),
         }
-    return SiteGeometry(n=tally.located, off_land=off_land, sample=len(lon), **geometry)
+    return SiteGeometry(n=tally.located, off_land=off_land, sample=len(lon), **geometry, **tally.ranges)
 
 
 def _pct(flags: np.ndarray) -> float:
@@ -244,6 +257,22 @@ def _map_verdict(tally: EvidenceTally, valid_sites: TableFile | None, land: Land
     mapped = land.is_land(values, None) & (values > 0)
     found = agreement(np.where(mapped, values, np.nan), joined[STOCK].to_numpy(dtype="float64"))
     return map_ratio_verdict(int(found["n"]), found["median_map_to_field_ratio"], soc_unit)
+
+
+def confirmed_guards(validation: StreamValidation, plan: TablePlan | None) -> list[Finding]:
+    """The contract's unit guards whose unit the declaration confirms: a broken one leaves the validation's errors
+    and becomes a confirmed finding (recorded, not refusing), e.g. a peat survey's median SOC above 200 g/kg."""
+    found = []
+    for rule in validation.contract.rules:
+        check = GUARD_CONFIRMS.get(rule.params.get("column")) if rule.kind == "median_between" else None
+        if plan is None or check not in plan.confirmed:
+            continue
+        text = f"{validation.contract.label}: {DATASET_KINDS[rule.kind].detail(rule)[1]}"
+        if text in validation.batch_errors:
+            validation.batch_errors.remove(text)
+            verdict = Verdict(False, text, {"rule": rule.id})
+            found.append(Finding(check, rule.id, validation.contract.id, verdict, plan.confirmed["reason"]))
+    return found
 
 
 def refusals(findings: list[Finding], paths: dict) -> list[InputError]:

@@ -33,7 +33,7 @@ from soil_pipeline.contracts.stream import (
     validate_buckets,
 )
 from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, LandMask, Regions, Validation
-from soil_pipeline.drop_evidence import EvidenceTally, Finding, judge
+from soil_pipeline.drop_evidence import EvidenceTally, Finding, confirmed_guards, judge
 from soil_pipeline.engine.points import HasValue, sample_points
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.publishing.grids import stored
@@ -171,6 +171,7 @@ def validate_drop(
     # valid sites in a bucket without any horizon row
     exclusions["no_horizons"] += sum(len(ids[i]) for i in range(n_horizons) if i not in counted)
     evidence = judge(tally, sites, land, regions, plans)
+    evidence += confirmed_guards(horizons, (plans or {}).get("field_horizons"))
     return DropValidation(sites, horizons, with_stock[0], +exclusions, evidence)
 
 

@@ -22,6 +22,7 @@ from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline_tests.test_bad_inputs import FIELD_DROP, _failure_text, _materialize, published_root  # noqa: F401
+from soil_pipeline_tests.test_declarations import edgeroi_drop
 
 PARTITION = "2024-01"
 EMBEDDED = Path(InputDatasets().drop_dir(EMBEDDED_DROP_PARTITION))
@@ -224,6 +225,28 @@ def test_a_confirmed_soc_unit_is_published_and_the_evidence_kept(tmp_path, refer
     }
 
 
+def test_a_peat_survey_breaks_the_contracts_unit_guards_unless_its_units_are_confirmed(tmp_path, references):
+    """Every horizon 400 g/kg SOC with a BD of 0.2 g/cm3: real for peat, beyond the contract's median guards."""
+    peat = lambda h: h.assign(ORCDRC="400", BLD="0.2")  # noqa: E731
+    declaration = AFSP_DECLARATION.format(name="peat", soc="ORCDRC")
+    refused_drop = checked(afsp_drop(tmp_path / "a", horizons=peat, declaration=declaration), references)
+    assert [text.split(" (")[0] for text in refused(refused_drop)] == [
+        "horizons.csv: field_horizons v1.0.0: median soc_g_per_kg must be within [1.0, 200.0]",
+        "horizons.csv: field_horizons v1.0.0: median bulk_density_g_per_cm3 must be within [0.5, 2.0]",
+    ]
+    declaration += 'confirm: {soc_unit: g/kg, bd_unit: g/cm3, reason: "a peatland survey: 40 % SOC, BD 0.2, checked"}\n'
+    check = checked(afsp_drop(tmp_path / "b", horizons=peat, declaration=declaration), references)
+    assert check.publishable and check.sites_with_stock == 195
+    assert outcomes(check) == {
+        "coordinates": "passed",
+        "profile_depth": "passed",
+        "organic_horizon_bd": "passed",
+        "reference_map": "passed",
+        "soc_units_guard": "confirmed by the declaration",
+        "bd_units_guard": "confirmed by the declaration",
+    }
+
+
 @pytest.mark.parametrize(
     ("confirm", "message"),
     [
@@ -232,7 +255,7 @@ def test_a_confirmed_soc_unit_is_published_and_the_evidence_kept(tmp_path, refer
             "confirm.soc_unit is 'g/kg' but the declaration states %: a confirmation must name the declared value",
         ),
         ('confirm: {soc_unit: "%"}', "confirm.reason is required"),
-        ('confirm: {bd_unit: "g/cm3", reason: "the values are right, I checked"}', "confirm: unknown key(s) bd_unit"),
+        ('confirm: {ph_unit: pH, reason: "the values are right, I checked"}', "confirm: unknown key(s) ph_unit"),
     ],
 )
 def test_a_confirmation_must_name_the_declared_value_and_a_reason(tmp_path, references, confirm, message):
@@ -258,6 +281,37 @@ def test_latitude_and_longitude_swapped_are_refused_naming_the_swap(tmp_path, re
         "exchanged 100.0 % on land (of a sample of 200); likely cause: latitude and longitude swapped (exchange the "
         f"two columns in the declaration). {CONFIRM_HINT.format('coordinates_crs')}"
     ]
+
+
+def test_latitude_and_longitude_swapped_beyond_the_degree_ranges_are_named(tmp_path, references):
+    """Australian sites swapped have latitudes near 150: all quarantined by the range rule, the cause named."""
+    drop = edgeroi_drop(tmp_path)
+    declaration = drop / "declaration.yaml"
+    declaration.write_text(
+        declaration.read_text().replace(
+            "longitude_deg: lon_gda94\n    latitude_deg: lat_gda94",
+            "longitude_deg: lat_gda94\n    latitude_deg: lon_gda94",
+        )
+    )
+    check = checked(drop, references)
+    assert refused(check)[-1] == (
+        "edgeroi_profiles.csv: plausibility coordinates: 11 of 11 sites outside longitude [-180, 180] / latitude "
+        "[-90, 90]; likely cause: latitude and longitude swapped (11 would be within with the two exchanged). "
+        f"{CONFIRM_HINT.format('coordinates_crs')}"
+    )
+    assert refused(check)[0].startswith("edgeroi_profiles.csv: field_sites v1.0.0: max_quarantined_share: 100.0 %")
+
+
+def test_projected_metres_read_as_degrees_are_named(tmp_path, references):
+    metres = lambda s: s.assign(  # noqa: E731
+        LONWGS84=_scaled(s["LONWGS84"], 111_000), LATWGS84=_scaled(s["LATWGS84"], 111_000)
+    )
+    check = checked(afsp_drop(tmp_path, sites=metres), references)
+    assert refused(check)[-1] == (
+        "sites.csv: plausibility coordinates: 200 of 200 sites outside longitude [-180, 180] / latitude [-90, 90]; "
+        "likely cause: projected coordinates (metres) read as degrees (200 beyond 1000): declare coordinates_crs. "
+        f"{CONFIRM_HINT.format('coordinates_crs')}"
+    )
 
 
 def test_a_tenth_of_the_sites_at_sea_refuses_the_drop(tmp_path, references):

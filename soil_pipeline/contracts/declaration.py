@@ -53,9 +53,20 @@ TABLE_KEYS = {"field_sites": "sites", "field_horizons": "horizons"}
 TOP_KEYS = {"declaration", "name", "description", "source", "missing_values", "country", "confirm", "sites", "horizons"}
 # What a declaration may confirm against the plausibility checks (drop_evidence), the table whose declaration it
 # must match, and how: the confirmed value is the declared one.
-CONFIRM_KEYS = {"soc_unit": "field_horizons", "depth_unit": "field_horizons", "coordinates_crs": "field_sites"}
+CONFIRM_KEYS = {
+    "soc_unit": "field_horizons",
+    "bd_unit": "field_horizons",
+    "depth_unit": "field_horizons",
+    "coordinates_crs": "field_sites",
+}
 DEPTH_COLUMNS = ("upper_depth_cm", "lower_depth_cm")
 SOC_COLUMN = "soc_g_per_kg"
+# The columns whose declared unit each unit confirmation names.
+CONFIRMED_COLUMNS = {
+    "soc_unit": (SOC_COLUMN,),
+    "bd_unit": ("bulk_density_g_per_cm3",),
+    "depth_unit": DEPTH_COLUMNS,
+}
 # The Earth's ellipsoids (WGS84 6,378,137 m; Airy 1830 6,377,563 m; Bessel 1841 6,377,397 m; ...): a CRS on another
 # body (Mars 3,396,190 m) is refused.
 EARTH_SEMI_MAJOR_M = (6.3e6, 6.4e6)
@@ -379,8 +390,7 @@ def _confirmed(declaration: FieldDeclaration, table: str, declared: dict[str, st
             same = CRS.from_user_input(value) == CRS.from_user_input(declared["crs"]) if _is_crs(value) else False
             stated = declared["crs"]
         else:
-            columns = (SOC_COLUMN,) if key == "soc_unit" else DEPTH_COLUMNS
-            units = {declared.get(c, _canonical_unit(contract, c)) for c in columns}
+            units = {declared.get(c, _canonical_unit(contract, c)) for c in CONFIRMED_COLUMNS[key]}
             stated = " and ".join(sorted(units))
             same = units == {value}
         if not same:

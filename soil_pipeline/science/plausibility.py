@@ -21,7 +21,8 @@ Grounds, measured on the embedded Africa Soil Profiles drop (AfSP: 26,270 sites,
   126, 0.5 %, outside their own cell); with latitude and longitude exchanged 45 % are. A drop of at least 20 sites
   with more than 5 % off land, or outside the country it names, is refused (one site of 20 is 5 %; a smaller drop
   keeps the per-site rule and the 50 % share gate); one with at least 10 sites whose sites fall on land (or in its
-  country) 20 points more often with the two exchanged is refused as swapped.
+  country) 20 points more often with the two exchanged is refused as swapped; one with at least 10 sites, most
+  outside the degree ranges, is refused naming why (swapped, or metres of a projected CRS).
 """
 
 from dataclasses import dataclass
@@ -131,9 +132,11 @@ def depth_verdict(n_sites: int, median_bottom_cm: float, depth_unit: str) -> Ver
 
 @dataclass(frozen=True)
 class SiteGeometry:
-    """What the geometry check needs: sites with coordinates (`n`), those off land by the per-site rule, and over
-    a sample of them, the shares on land and in the named country as given and with latitude and longitude
-    exchanged (NaN where not computed)."""
+    """What the geometry check needs: sites with coordinates within the degree ranges (`n`), those off land by the
+    per-site rule, and over a sample of them, the shares on land and in the named country as given and with latitude
+    and longitude exchanged (NaN where not computed); of the sites with numbers for both coordinates (`numeric`),
+    those outside the degree ranges, those the exchange would bring within them, and those beyond 1,000 (metres).
+    """
 
     n: int
     off_land: int
@@ -143,10 +146,18 @@ class SiteGeometry:
     country: str = ""
     in_country_pct: float = float("nan")
     in_country_swapped_pct: float = float("nan")
+    numeric: int = 0
+    out_of_range: int = 0
+    in_range_swapped: int = 0
+    metre_like: int = 0
 
 
 def geometry_verdict(g: SiteGeometry, crs: str) -> Verdict:
-    """Off land, outside the named country, or swapped: see the module's grounds. `crs` is the declared CRS."""
+    """Off land, outside the named country, or swapped: see the module's grounds. `crs` is the declared CRS. When
+    most sites are outside the degree ranges (which the per-site range rule quarantines), the cause is named: swapped
+    when exchanging the two brings them within, projected metres when they are beyond 1,000."""
+    if (ranges := _range_verdict(g, crs)) is not None:
+        return ranges
     figures = {
         "sites_with_coordinates": g.n,
         "off_land": g.off_land,
@@ -189,6 +200,25 @@ def geometry_verdict(g: SiteGeometry, crs: str) -> Verdict:
         )
         return Verdict(False, text, figures)
     return Verdict(True, found, figures)
+
+
+def _range_verdict(g: SiteGeometry, crs: str) -> Verdict | None:
+    if g.numeric < SWAP_MIN_SITES or 2 * g.out_of_range <= g.numeric:
+        return None
+    figures = {
+        "sites_with_numbers": g.numeric,
+        "outside_degree_ranges": g.out_of_range,
+        "within_if_swapped": g.in_range_swapped,
+        "beyond_1000": g.metre_like,
+    }
+    found = f"{g.out_of_range} of {g.numeric} sites outside longitude [-180, 180] / latitude [-90, 90]"
+    if 2 * g.in_range_swapped > g.out_of_range:
+        cause = f"latitude and longitude swapped ({g.in_range_swapped} would be within with the two exchanged)"
+    elif 2 * g.metre_like > g.out_of_range:
+        cause = f"projected coordinates (metres) read as degrees ({g.metre_like} beyond 1000): declare coordinates_crs"
+    else:
+        cause = f"the coordinates are not in the declared CRS ({crs})"
+    return Verdict(False, f"{found}; likely cause: {cause}", figures)
 
 
 def _round(value: float) -> float | None:
