@@ -225,12 +225,28 @@ def missing_columns(path: Path, header: list[str], missing: str) -> InputError:
     return InputError(path, f"missing required column(s) {missing}", Remedy.REQUIRED_COLUMNS, line=1)
 
 
-def _quote_toggles(block: bytes, quotes: list[int], in_quote: bool, previous: int, start: int) -> tuple[list, bool]:
+def _quote_toggles(data: np.ndarray, in_quote: bool, previous: int, start: int) -> tuple[np.ndarray, bool]:
     """The quotes of a block that open or close a quoted cell, read as pyarrow (and RFC 4180) read them, and whether
     a cell is still open at the block's end. A quote opens a cell only at the cell's start (after a delimiter or a
     line end, or at `start`, the file's first character); inside a quoted cell '""' is a quote and any other quote
     closes it. Any other quote is text, e.g. the inch mark of `pit 12" deep`. `previous` is the byte before the
-    block."""
+    block.
+
+    When every quote that would open a cell by alternation is at a cell's start (or is the second of a '""'), taking
+    the quotes in turn gives the same quoted spans (a '""' inside a cell closes and reopens it at once): no loop."""
+    quotes = np.flatnonzero(data == QUOTE)
+    openers = quotes[int(in_quote) :: 2]
+    before = data[np.maximum(openers - 1, 0)]
+    at_start = (before == COMMA) | (before == LF) | (before == CR) | (before == QUOTE) | (openers == start)
+    if openers.size and openers[0] == 0:
+        at_start[0] = previous in CELL_START
+    if at_start.all():
+        return quotes, bool((len(quotes) + in_quote) % 2)
+    return _quote_toggles_in_turn(data, quotes.tolist(), in_quote, previous, start)
+
+
+def _quote_toggles_in_turn(data, quotes: list[int], in_quote: bool, previous: int, start: int):
+    """`_quote_toggles` one quote at a time (a block with a quote inside an unquoted cell)."""
     toggles, i, n = [], 0, len(quotes)
     while i < n:
         position = quotes[i]
@@ -240,11 +256,11 @@ def _quote_toggles(block: bytes, quotes: list[int], in_quote: bool, previous: in
                 continue
             in_quote = False
             toggles.append(position)
-        elif position == start or (block[position - 1] if position else previous) in CELL_START:
+        elif position == start or (int(data[position - 1]) if position else previous) in CELL_START:
             in_quote = True
             toggles.append(position)
         i += 1
-    return toggles, in_quote
+    return np.asarray(toggles, dtype=np.int64), in_quote
 
 
 def _record_line_blocks(path: Path) -> Iterator[np.ndarray]:
@@ -252,55 +268,49 @@ def _record_line_blocks(path: Path) -> Iterator[np.ndarray]:
 
     Line ends are '\\n', '\\r\\n' or '\\r' alone; a line end inside a quoted cell does not end a record (see
     `_quote_toggles`). Memory stays bounded by the block size."""
-    in_quote, line, at_record_start, previous, fields, opened = False, 1, True, LF, 0, None
+    in_quote, line, at_record_start, previous, offset = False, 1, True, LF, 0
+    record_offset, opened = 0, None  # where the current record starts; (line, offset) of the quote left open
     with open(path, "rb") as handle:
         for number, block in enumerate(_blocks(handle)):
             data = np.frombuffer(block, dtype=np.uint8)
-            start = len(UTF8_BOM) if number == 0 and block.startswith(UTF8_BOM) else 0
-            found, still_open = _quote_toggles(block, np.flatnonzero(data == QUOTE).tolist(), in_quote, previous, start)
-            toggles = np.asarray(found, dtype=np.int64)
-
-            def outside(positions, toggles=toggles, in_quote=in_quote):
-                return (np.searchsorted(toggles, positions) + in_quote) % 2 == 0
-
+            # the file's first character (after a byte order mark) starts a cell; -1: no byte of a later block does
+            start = (len(UTF8_BOM) if block.startswith(UTF8_BOM) else 0) if number == 0 else -1
+            toggles, still_open = _quote_toggles(data, in_quote, previous, start)
             ends = _line_ends(data)
-            record_end = outside(ends)
+            record_end = (np.searchsorted(toggles, ends) + in_quote) % 2 == 0
             ends_of_records = ends[record_end]
-            commas = np.flatnonzero(data == COMMA)
-            commas = commas[outside(commas)]
+            if len(ends_of_records):
+                record_offset = offset + int(ends_of_records[-1]) + 1
             if still_open and len(toggles):
-                opened = _place(toggles[-1], line, ends, ends_of_records, commas, fields)
+                opened = (line + int(np.searchsorted(ends, toggles[-1])), offset + int(toggles[-1]), record_offset)
             position = np.concatenate(([0] if at_record_start else [], ends_of_records + 1)).astype(np.int64)
             first_line = np.concatenate(([line] if at_record_start else [], line + 1 + np.flatnonzero(record_end)))
             keep = position < len(data)
             position, first_line = position[keep], first_line[keep].astype(np.int64)
             yield first_line[~np.isin(data[position], (LF, CR))]
-            if len(ends_of_records):
-                fields = int((commas > ends_of_records[-1]).sum())
-            else:
-                fields += len(commas)
             in_quote, previous = still_open, int(data[-1])
             at_record_start = previous in (LF, CR) and not in_quote
             line += len(ends)
+            offset += len(data)
     if in_quote:
-        at_line, field = opened
+        at_line, at, record = opened
         raise InputError(
             path,
             f"malformed CSV (a quoted cell is never closed: the '\"' at line {at_line}, "
-            f"{_column_label(path, field)} opens a cell that no '\"' closes)",
+            f"{_column_label(path, _cell_index(path, record, at))} opens a cell that no '\"' closes)",
             Remedy.COMPLETE_CSV,
             line=at_line,
         )
 
 
-def _place(position: int, line: int, ends: np.ndarray, record_ends: np.ndarray, commas: np.ndarray, fields: int):
-    """(physical line, field index) of a byte of a block whose first byte is on `line`; `fields` delimiters of its
-    record came before the block."""
-    at_line = line + int(np.searchsorted(ends, position))
-    record_start = record_ends[record_ends < position]
-    if len(record_start):
-        return at_line, int(((commas > record_start[-1]) & (commas < position)).sum())
-    return at_line, fields + int((commas < position).sum())
+def _cell_index(path: Path, record: int, at: int) -> int:
+    """The index of the cell holding byte `at` of a record starting at byte `record` (delimiters outside quotes)."""
+    with open(path, "rb") as handle:
+        handle.seek(record)
+        data = np.frombuffer(handle.read(at - record), dtype=np.uint8)
+    toggles, in_quote = _quote_toggles(data, False, LF, -1)
+    commas = np.flatnonzero(data == COMMA)
+    return int(((np.searchsorted(toggles, commas) % 2) == 0).sum())
 
 
 def record_lines(path: Path) -> np.ndarray:
@@ -417,11 +427,22 @@ def _parquet_text(path: Path, batch: pa.RecordBatch, name: str) -> pa.Array:
 
 
 def _parquet_text_chunks(path: Path, columns: dict[str, str], chunk_bytes: int) -> Iterator[pd.DataFrame]:
+    """A Parquet table as text; a file whose footer cannot be read is unreadable as a whole, one whose data breaks
+    off is named by the first row that could not be read."""
     source = pq.ParquetFile(path)
     check_header(path, source.schema_arrow.names, columns)
     first_line = 1
     rows = max(1, chunk_bytes // 64)
-    for batch in source.iter_batches(batch_size=rows, columns=list(columns)):
+    batches = source.iter_batches(batch_size=rows, columns=list(columns))
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, pa.ArrowException) as error:
+            raise InputError(
+                path, f"unreadable table from row {first_line} on ({error})", Remedy.UNREADABLE, line=first_line
+            ) from error
+        if batch is None:
+            return
         frame = _text_frame(pa.table({name: _parquet_text(path, batch, name) for name in columns}))
         frame["source_line"] = np.arange(first_line, first_line + len(frame), dtype="int64")
         first_line += len(frame)

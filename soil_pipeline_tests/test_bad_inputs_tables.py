@@ -531,6 +531,48 @@ def test_a_quote_never_closed_names_where_it_opened(tmp_path, references):
     )
 
 
+@pytest.mark.parametrize("block_bytes", [7, 64, 1 << 20])
+def test_record_lines_match_the_csv_module_on_tricky_text(tmp_path, monkeypatch, block_bytes):
+    """Random records of quoted cells with delimiters, line ends and doubled quotes, inch marks in unquoted cells,
+    blank lines and CR, LF or CRLF line ends, scanned in blocks as small as 7 bytes: the physical line of every
+    record is the csv module's, and pyarrow parses as many records."""
+    import csv
+    import io
+    import random
+
+    import pyarrow.csv as pa_csv
+
+    from soil_pipeline import readers
+
+    monkeypatch.setattr(readers, "LINE_SCAN_BYTES", block_bytes)
+    rng = random.Random(21)
+    cells = [
+        "plain",
+        '"quoted, with comma"',
+        '"two\nlines"',
+        '"say ""hi"""',
+        'pit 12" deep',
+        '4"',
+        '""',
+        '"a\r\nb"',
+        "x",
+    ]
+    for end in ("\n", "\r\n", "\r"):
+        records = ["a,b,c"] + [",".join(rng.choice(cells) for _ in range(3)) for _ in range(300)]
+        text = end.join(record + (end if rng.random() < 0.1 else "") for record in records) + end
+        path = tmp_path / f"t{len(end)}{end == chr(13)}.csv"
+        path.write_bytes(text.encode())
+        expected, reader = [], csv.reader(io.StringIO(text, newline=""))
+        line = 0
+        for row in reader:
+            if row:
+                expected.append(line + 1)
+            line = reader.line_num
+        assert readers.record_lines(path).tolist() == expected
+        parsed = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(newlines_in_values=True))
+        assert parsed.num_rows == len(expected) - 1
+
+
 def _in_thread(function, timeout_s: float = 60.0):
     """`function()`'s exception (None if none), failing the test if it does not return within `timeout_s`."""
     outcome = {}

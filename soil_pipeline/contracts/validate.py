@@ -140,7 +140,8 @@ def _blank(values: pd.Series) -> pd.Series:
 
 
 def _strict_number(values: pd.Series) -> pd.Series:
-    """Decimal or scientific notation only: `inf`, `NaN`, `1,5` or `n.d.` are type errors, not numbers."""
+    """Decimal or scientific notation only: `inf`, `1,5` or `n.d.` are type errors, not numbers (`NaN`, `NA` and the
+    other `MISSING_TOKENS` are read as missing by `coerce` before)."""
     if values.dtype == "float64":  # already numbers (a pipeline's own table): nothing to parse
         return values
     if not _is_text(values):
@@ -414,7 +415,8 @@ def validate(
         by_rule = pd.DataFrame(failures).groupby(["rule", "column"]).size()
         gate = share_gate(contract, n_rejected, n_rows, by_rule)
         batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
-    rejects = _rejects_table(failures, source, _typed_by_source_row(coerced, source, copy_of), contract)
+    typed = _typed_by_source_row(coerced, source, copy_of) if failures else coerced
+    rejects = _rejects_table(failures, source, typed, contract)
     coerced = without_source_texts(coerced)
     valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
     copies = _copies_listed(source, copy_of[~copy_rejected], contract)
