@@ -363,8 +363,8 @@ def test_a_country_code_the_countries_layer_lacks_is_refused(tmp_path, reference
     [
         ("EPSG:5703", "sites.coordinates_crs 'EPSG:5703' is a vertical CRS (NAVD88 height): coordinates need a 2D"),
         ("EPSG:9518", "sites.coordinates_crs 'EPSG:9518' is a compound CRS (WGS 84 + EGM2008 height)"),
-        ("EPSG:4978", "sites.coordinates_crs 'EPSG:4978' is a Geocentric CRS CRS (WGS 84)"),
-        ("EPSG:4979", "sites.coordinates_crs 'EPSG:4979' is a Geographic 3D CRS CRS (WGS 84)"),
+        ("EPSG:4978", "sites.coordinates_crs 'EPSG:4978' is a Geocentric CRS (WGS 84): coordinates need a 2D"),
+        ("EPSG:4979", "sites.coordinates_crs 'EPSG:4979' is a Geographic 3D CRS (WGS 84): coordinates need a 2D"),
         ("IAU_2015:49900", "sites.coordinates_crs 'IAU_2015:49900' (Mars (2015) - Sphere / Ocentric) is not a CRS of"),
         ("EPSG:999999", "sites.coordinates_crs 'EPSG:999999' is not a CRS pyproj knows"),
     ],

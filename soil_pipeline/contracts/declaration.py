@@ -195,10 +195,10 @@ def _check_crs(path: Path, key: str, value) -> None:
     except CRSError as error:
         _fail(path, f"{key} {value!r} is not a CRS pyproj knows ({error})")
     if crs.is_vertical or crs.is_compound or crs.is_geocentric or len(crs.axis_info) != 2:
-        what = "compound" if crs.is_compound else "vertical" if crs.is_vertical else crs.type_name
+        what = "compound CRS" if crs.is_compound else "vertical CRS" if crs.is_vertical else crs.type_name
         _fail(
             path,
-            f"{key} {value!r} is a {what} CRS ({crs.name}): coordinates need a 2D horizontal CRS, geographic "
+            f"{key} {value!r} is a {what} ({crs.name}): coordinates need a 2D horizontal CRS, geographic "
             "(longitude, latitude) or projected (x, y), e.g. EPSG:4326",
         )
     if not crs.is_geographic and not crs.is_projected:
