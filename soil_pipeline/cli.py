@@ -376,14 +376,14 @@ def landing_warnings(landing_dir: str | None) -> list[str]:
 
 def drops_text(landing_dir: str | None) -> str:
     """Every folder of the landing area: a valid monthly drop with its table files, or why it is not one."""
-    from soil_pipeline.readers import DROP_FOLDER_FORM, TABLE_SUFFIXES, drop_folders
+    from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, is_table_name
     from soil_pipeline.resources import InputDatasets
 
     landing = Path(landing_dir or InputDatasets().landing_dir)
     valid, invalid = drop_folders(landing)
     lines = [f"Field-sample drops under {landing / 'field_samples'}:"]
     for name in valid:
-        files = sorted(p.name for p in (landing / "field_samples" / name).iterdir() if p.suffix in TABLE_SUFFIXES)
+        files = sorted(p.name for p in (landing / "field_samples" / name).iterdir() if is_table_name(p.name))
         lines.append(f"  {name}  {', '.join(files) or '(no table files)'}")
     lines += [f"  {name}  warning: not a partition folder, use {DROP_FOLDER_FORM}; ignored" for name in invalid]
     return "\n".join(lines if valid or invalid else [*lines, "  (none)"])
@@ -457,7 +457,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as error:
-        print(f"soil-pipeline {args.command}: {error_line(error)}", file=sys.stderr)
+        line = error_line(error)
+        if args.command == "check-drop":  # the drop's file names are quoted: one line, whatever they hold
+            from soil_pipeline.drop_check import printable
+
+            line = printable(line)
+        print(f"soil-pipeline {args.command}: {line}", file=sys.stderr)
         return 1
 
 

@@ -24,7 +24,12 @@ class Remedy(StrEnum):
     ROW_COUNT = "re-export the table with all its rows (the contract bounds how many a drop may have)"
     MISSING_VALUES = "fill the column from the source, or check that the right header is declared for it"
     DROP_AS_A_WHOLE = "the drop is wrong as a whole (truncated, shifted columns?): compare it with its source"
+    PLAUSIBILITY = (
+        "correct the declaration (units, coordinates_crs, columns) or, if the values are right, confirm the check in "
+        "it: confirm: {<check>: <the declared value>, reason: ...} (README: Bring your own data)"
+    )
     NO_STOCK = "no site has a 0-30 cm stock: check depths and SOC/BD columns against the source"
+    NOT_A_FILE = "put the table itself in the drop folder: a regular file, not a directory, named pipe or device"
     ONE_TABLE_EACH = "put exactly one *sites and one *horizons table (.csv or .parquet) in the drop folder"
     DROP_FOLDER = "create <landing>/field_samples/YYYY-MM/ or pick a partition that has one"
     COMPLETE_CSV = "re-export the complete file (every record with every column, quotes closed)"

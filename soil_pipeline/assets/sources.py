@@ -18,9 +18,10 @@ import dagster as dg
 
 from soil_pipeline import provenance
 from soil_pipeline.asset_conventions import SOURCE_TAGS
+from soil_pipeline.contracts.declaration import is_drop_declaration
 from soil_pipeline.partitions import field_drops
 from soil_pipeline.raster_inputs import RASTER_INPUTS
-from soil_pipeline.readers import drop_folders
+from soil_pipeline.readers import drop_folders, is_table_name
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.zones import CLIMATE_ZONE_LEGEND
 
@@ -31,8 +32,6 @@ GROUP = "raw_inputs"
 warnings.filterwarnings("ignore", message="Function `observable_source_asset` is currently in beta")
 # The tag an observation carries its data version in (what observable sources record).
 DATA_VERSION_TAG = "dagster/data_version"
-TABLE_SUFFIXES = (".csv", ".parquet")
-DECLARATION = "declaration.yaml"  # a drop's own input declaration (contracts.declaration) is part of its data
 ABSENT = "absent"
 
 
@@ -79,7 +78,7 @@ def drop_version(drop_dir: Path) -> str:
         return ABSENT
     digest = hashlib.sha256()
     for path in sorted(
-        p for p in drop_dir.iterdir() if p.is_file() and (p.suffix in TABLE_SUFFIXES or p.name == DECLARATION)
+        p for p in drop_dir.iterdir() if p.is_file() and (is_table_name(p.name) or is_drop_declaration(p.name))
     ):
         digest.update(f"{path.name}\0{provenance.file_sha256(path)}\n".encode())
     return digest.hexdigest()
