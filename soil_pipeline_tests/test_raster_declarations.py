@@ -111,8 +111,8 @@ def test_a_bad_raster_declaration_is_refused_naming_file_and_key(tmp_path):
         (
             "declaration: 1\nrasters:\n  soc_raster: {unit: kg C/m2}\n",
             "rasters.soc_raster: not a declarable raster input; use one of soc_stock_2010_raster, "
-            "soc_stock_no_land_use_raster, cropland_raster, climate_zones_raster, pasture_raster, "
-            "second_soc_stock_raster",
+            "soc_stock_no_land_use_raster, soc_stock_error_0cm_raster, soc_stock_error_30cm_raster, "
+            "cropland_raster, climate_zones_raster, pasture_raster, second_soc_stock_raster",
         ),
     ):
         path.write_text(text)

@@ -42,7 +42,7 @@ def grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid,
         "country": country_grid.source("country", fill=-1),
     }
     if second_soc_stock_grid is not None and _second_label(second_soc_stock_grid) is not None:
-        sources["second_soc"] = second_soc_stock_grid.source("second_soc")
+        sources["second_soc"] = second_soc_stock_grid.source("second_soc", bands=(1, 2))
     return sources
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.shutil
-import yaml
 from rasterio.windows import Window
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.regional import grid_sources
 from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.engine import zonal
@@ -97,8 +97,7 @@ class RothCInputs(dg.Config):
 
 
 def load_scenarios(path: Path = SCENARIO_FILE) -> gsocseq.RothCScenarios:
-    with open(path) as handle:
-        return gsocseq.RothCScenarios.from_dict(yaml.safe_load(handle))
+    return gsocseq.RothCScenarios.from_dict(read_bounded_yaml(Path(path)))
 
 
 def series_years(config: RothCInputs) -> int:
