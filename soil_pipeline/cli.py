@@ -18,7 +18,7 @@ import pandas as pd
 from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, doctor, gc
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.science.aggregation import global_row
+from soil_pipeline.science.aggregation import WORLD, global_row
 
 TOP_COUNTRIES = 10
 
@@ -67,15 +67,20 @@ def summary(output_root: OutputRoot, committed: list[dict] | None = None) -> str
     return "\n".join(lines)
 
 
+def _scope(world: pd.Series) -> str:
+    """ "Global" for the World's row, "Region" for the all-region row of a regional run (named by its extent)."""
+    return "Global" if world["region_name"] == WORLD else "Region"
+
+
 def _stock_lines(world: pd.Series) -> list[str]:
-    regional = [] if world["region_name"] == "World" else [f"REGIONAL stock layers: {world['region_name']}"]
-    scope = "Global" if not regional else "Region"
+    scope = _scope(world)
+    regional = [] if scope == "Global" else [f"REGIONAL extent: {world['region_name']}"]
     return [
         *regional,
         "{} SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(scope, world["soc_stock_2010_pg_c"]),
         "{} SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(scope, world["soc_stock_no_land_use_pg_c"]),
-        "Global cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(world["cropland_area_mha"]),
-        "Global 4 per 1000 target:               {:8.1f} Tg C/yr".format(world["target_4p1000_tg_c_per_yr"]),
+        "{} cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(scope, world["cropland_area_mha"]),
+        "{} 4 per 1000 target:               {:8.1f} Tg C/yr".format(scope, world["target_4p1000_tg_c_per_yr"]),
         "Field sites with a 0-30 cm stock:       {:8d} (median {:.1f} t C/ha)".format(
             int(world["n_field_sites"]), world["median_field_topsoil_soc_t_c_per_ha"]
         ),
@@ -88,7 +93,7 @@ def _interval(row: pd.Series, name: str, fmt: str) -> str:
 
 def _potential_lines(table: pd.DataFrame) -> list[str]:
     world = global_row(table)
-    lines = ["", "Sequestration potential, global (5th-95th percentile):"]
+    lines = ["", f"Sequestration potential, {_scope(world).lower()} (5th-95th percentile):"]
     for level in ("medium", "high"):
         for variant in ("reproduction", "independent"):
             name, area = f"zomer_{level}_{variant}", f"zomer_{variant}_cropland_area_mha"
@@ -102,13 +107,16 @@ def _potential_lines(table: pd.DataFrame) -> list[str]:
 
 
 def _scenario_lines(store: VersionedParquetStore) -> list[str]:
+    latest = sorted(store.latest_by_partition("restoration_scenario").items())
+    tables = {key: store.read("restoration_scenario", version) for key, version in latest}
+    regional = any(_scope(global_row(table)) == "Region" for table in tables.values())
     lines = [
         "",
-        "Restoration scenarios, global soil (0-30 cm) carbon gain at the horizon (5th-95th percentile); central =",
+        f"Restoration scenarios, {'regional' if regional else 'global'} soil (0-30 cm) carbon gain at the horizon "
+        "(5th-95th percentile); central =",
         "IPCC Tier 1 set-aside, low = Post & Kwon 0.33 t C/ha/yr, eventual = whole attributed debt repaid:",
     ]
-    for key, version in sorted(store.latest_by_partition("restoration_scenario").items()):
-        table = store.read("restoration_scenario", version)
+    for key, table in tables.items():
         world = table[table["region_type"] == "global"].set_index("estimate")
         central = world.loc[["central"]].iloc[0]
         lines.append(

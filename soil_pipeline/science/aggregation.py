@@ -5,6 +5,9 @@ import pandas as pd
 
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA, T_PER_PG, T_PER_TG
 
+# The name of the all-region row (region_type global) of a run over the whole globe (zones.extent_name).
+WORLD = "World"
+
 
 def zonal_sum(values: np.ndarray, zones: np.ndarray, n_zones: int) -> np.ndarray:
     """Sum of `values` per zone index 0..n_zones-1; NaN values and negative zone indices are ignored."""
@@ -128,5 +131,5 @@ def site_summary(stocks: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def global_row(table: pd.DataFrame) -> pd.Series:
-    """The row of a regional table whose region_type is "global" (the World)."""
+    """The row of a regional table whose region_type is "global" (the World, or a regional run's region)."""
     return table[table["region_type"] == "global"].iloc[0]
