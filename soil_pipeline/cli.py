@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, doctor, gc
-from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot, file_size_limit
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.science.aggregation import WORLD, global_row
 
@@ -332,7 +332,11 @@ def failure_text(outcome) -> str:
     another reason than an input, that nothing was listed, then file, rule and remedy of each step that failed on an
     input, else the first cause on one line."""
     failures = outcome.failures()
-    lines = [f"FAILED {failure.step}: {failure.cause}" for failure in failures if failure.remedy is None]
+    lines = [
+        f"FAILED {failure.step}: {failure.cause}{_size_limit_note(failure.cause)}"
+        for failure in failures
+        if failure.remedy is None
+    ]
     lines.append("Nothing from the failed run was listed; every asset keeps its previous latest version.")
     on_inputs = [failure for failure in failures if failure.remedy is not None]
     if on_inputs:
@@ -340,7 +344,7 @@ def failure_text(outcome) -> str:
     step, cause = (
         (failures[0].step, failures[0].cause) if failures else ("run", outcome.result.dagster_run.status.value)
     )
-    return "\n".join([*lines, f"soil-pipeline run: {step} failed: {_one_line(cause)}"])
+    return "\n".join([*lines, f"soil-pipeline run: {step} failed: {_one_line(cause)}{_size_limit_note(cause)}"])
 
 
 def input_failure_lines(failure) -> list[str]:
@@ -417,11 +421,19 @@ def _access(args) -> int:
     return 0
 
 
+def _size_limit_note(cause: str) -> str:
+    """What a "File too large" failure hit: the process's file size limit, when there is one (and not said yet)."""
+    limit = file_size_limit()
+    if "File too large" not in cause or limit is None or "ulimit" in cause:
+        return ""
+    return f" (the process's file size limit, ulimit -f, is {limit} bytes)"
+
+
 def error_line(error: BaseException) -> str:
     """One line naming the cause: the OS error by name with its file, or the message of a rule/lookup error."""
     if isinstance(error, OSError) and error.strerror:
         where = f" ({error.filename})" if error.filename else ""
-        return f"{type(error).__name__}: {error.strerror}{where}"
+        return f"{type(error).__name__}: {error.strerror}{where}{_size_limit_note(error.strerror)}"
     message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)
     return message if isinstance(error, KeyError | ValueError) else f"{type(error).__name__}: {message}"
 

@@ -130,7 +130,7 @@ class FileSnapshot:
     identity: tuple | dict | None
 
     def inputs(self) -> dict:
-        return {self.role: self.entry}
+        return {self.role: dict(self.entry)}
 
     def unchanged(self) -> "FileSnapshot":
         """Itself, after checking the file is as it was (call after the last read); InputError naming what

@@ -25,6 +25,7 @@ import fcntl
 import os
 import posixpath
 import re
+import resource
 import shutil
 import threading
 import time
@@ -426,6 +427,26 @@ class LocalRoot(RemoteRoot):
             raise
         _fsync_dir(final.parent)
         return True
+
+
+def file_size_limit() -> int | None:
+    """The process's file size limit in bytes (RLIMIT_FSIZE, `ulimit -f`), None when there is none."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if limit == resource.RLIM_INFINITY else limit
+
+
+def check_written_whole(path: Path) -> None:
+    """OSError (EFBIG) naming the limit when the file at `path` stopped at the process's file size limit: a writer
+    that does not report a failed write (GDAL) leaves a truncated file behind, which a reader would then call an
+    unsupported format."""
+    limit = file_size_limit()
+    if limit is not None and os.path.getsize(path) >= limit:
+        raise OSError(
+            errno.EFBIG,
+            f"File too large: writing stopped at the process's file size limit of {limit} bytes (ulimit -f); raise "
+            "or lift the limit and run again",
+            str(path),
+        )
 
 
 def claim(path: Path) -> int:
