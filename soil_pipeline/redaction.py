@@ -18,7 +18,7 @@ _QUERY = re.compile(rf"(?P<url>{_SCHEME}[^\s?#'\"<>]*)\?(?P<query>[^\s#'\"<>]+)"
 _SECRET_PARAMETERS = re.compile(
     r"(?i)(?P<name>\b(?:x-amz-[a-z-]+|x-goog-[a-z-]+|signature|sig|[a-z_]*token|api[_-]?key|access[_-]?key[_-]?id"
     r"|secret[_-]?access[_-]?key|client[_-]?secret|password|passwd|pwd|secret|awsaccesskeyid|credential))"
-    r"(?P<sep>\s*[=:]\s*)(?P<value>[^&\s'\",;]+)"
+    r"(?P<sep>\s*[=:]\s*)(?P<value>[^&\s'\",;:]+)"
 )
 _AUTHORIZATION = re.compile(r"(?i)(?P<name>\bauthorization\s*:\s*)(?P<value>(?:bearer|basic|token)?\s*\S+)")
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{12,}")
@@ -28,8 +28,8 @@ def redact(text: str) -> str:
     """`text` with every credential-like part replaced by `<redacted>` (see the module docstring)."""
     if not text:
         return text
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
     text = _QUERY.sub(lambda m: f"{m['url']}?{REDACTED}", text)
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
     text = _AUTHORIZATION.sub(lambda m: f"{m['name']}{REDACTED}", text)
     text = _SECRET_PARAMETERS.sub(
         lambda m: m[0] if m["value"] == REDACTED else f"{m['name']}{m['sep']}{REDACTED}", text
