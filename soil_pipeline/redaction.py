@@ -61,7 +61,8 @@ def _message(error: BaseException) -> str:
 
 
 def _scrub_one(error: BaseException) -> None:
-    error.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in error.args)
+    with contextlib.suppress(AttributeError, TypeError):  # some (GDAL's) have read-only args: cut if still secret
+        error.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in error.args)
     for name in ("errmsg", "strerror", "filename", "filename2", "msg", "problem", "context"):
         value = getattr(error, name, None)
         if isinstance(value, str) and has_secret(value):

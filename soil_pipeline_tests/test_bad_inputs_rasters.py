@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio._err import CPLE_OpenFailedError
 
 from soil_pipeline.cli import _stock_lines, failure_text
 from soil_pipeline.contracts.bounded_yaml import DeclarationError
@@ -317,6 +318,12 @@ def test_a_failure_carries_no_credential_anywhere_in_its_chain():
         message = str(error)
     assert not [text for text in chain if PLANTED in text]
     assert message.startswith("/vsicurl/http://<redacted>@127.0.0.1:9/a.tif?<redacted>: unreadable raster ('")
+    gdal = CPLE_OpenFailedError(4, 4, f"{url} not recognized")  # GDAL's own errors: args cannot be set
+    try:
+        raise InputError("a.tif", "unreadable raster") from gdal
+    except InputError as error:
+        as_failure(error)
+        assert PLANTED not in str(error.__cause__ or "")
 
 
 def test_a_password_in_a_raster_url_reaches_neither_the_output_nor_the_run_storage(tmp_path):
@@ -457,6 +464,7 @@ def test_a_grid_cut_short_by_the_file_size_limit_says_so(tmp_path):
         import resource
         import numpy as np
         from affine import Affine
+from rasterio._err import CPLE_OpenFailedError
         from soil_pipeline.publishing.grids import GridFile
         from soil_pipeline.science.grid import GridSpec
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
