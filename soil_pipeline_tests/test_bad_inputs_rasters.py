@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -514,6 +515,37 @@ def test_gc_with_no_grace_leaves_a_live_run_alone_and_collects_it_once_its_proce
         holder.kill()
         holder.wait()
     assert sorted(gc(store, grace_hours=0)[0]) == [f"{RUNS_DIR}/run-live", f"stocks/{version}"]
+
+
+def test_gc_with_no_grace_during_a_real_run_removes_nothing_of_it(tmp_path):
+    """`gc --grace-hours 0` while a run is between two steps (its first grid written, the next being computed)."""
+    root = tmp_path / "root"
+    script = (
+        "from soil_pipeline.runner import run_job\n"
+        f"outcome = run_job({str(root)!r}, asset_selection=['soc_stock_grid', 'cropland_grid'])\n"
+        "print(outcome.success, len(outcome.committed))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DAGSTER_HOME", None)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    run = subprocess.Popen([sys.executable, "-c", script], env=env, **pipes)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and run.poll() is None:
+            written = list(root.glob(f"{RUNS_DIR}/*/intermediate/soc_stock_grid.tif"))
+            if written:
+                break
+            time.sleep(0.05)
+        assert written and run.poll() is None, run.communicate()
+        assert list(root.glob(f"{RUNS_DIR}/*/live/*.lock"))
+        assert gc(VersionedParquetStore(root), grace_hours=0)[0] == []
+        assert written[0].is_file()
+        out, err = run.communicate(timeout=600)
+    finally:
+        run.kill()
+    assert out.split() == ["True", "0"], err[-2000:]  # grids are intermediates: committed, no table rows
+    assert set(VersionedParquetStore(root).document()["intermediates"]) == {"soc_stock_grid", "cropland_grid"}
+    assert not list(root.glob(f"{RUNS_DIR}/*/live"))  # released once committed
 
 
 def test_a_run_whose_folder_was_removed_is_told_so_not_to_correct_its_input(tmp_path):
