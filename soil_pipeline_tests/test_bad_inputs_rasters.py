@@ -7,7 +7,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -31,8 +30,9 @@ from soil_pipeline.publishing.store import RUNS_DIR, RunFolderRemoved, Versioned
 from soil_pipeline.redaction import redact
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.runner import run_job
-from soil_pipeline.science.aggregation import global_row
+from soil_pipeline.science.aggregation import global_row, second_source_quantities
 from soil_pipeline.science.grid import GridSpec, band_areas_ha
+from soil_pipeline.science.grid_windows import LandShare, SecondStockWindow, land_share, reference_ratio
 from soil_pipeline.zones import extent_name
 from soil_pipeline_tests.range_server import serve
 from soil_pipeline_tests.test_bad_inputs import CORPUS, published_root  # noqa: F401
@@ -410,6 +410,28 @@ def test_a_finer_second_source_counts_partly_covered_cells_by_their_covered_area
     assert world["second_soc_stock_pg_c"] == pytest.approx(stock_pg, rel=0.005)
 
 
+def test_covered_fraction_land_share_and_reference_ratio_by_hand():
+    nan = np.nan
+    layers = {
+        "stock": np.array([[10.0, nan], [20.0, 30.0]], dtype="float32"),  # t C/ha over the covered part
+        "cover": np.array([[4.0, nan], [2.0, 8.0]], dtype="float32"),  # source cells summed onto each cell
+        "reference": np.array([[5.0, 5.0], [nan, 10.0]], dtype="float32"),
+        "land": np.array([[1.0, nan], [1.0, 1.0]], dtype="float32"),
+    }
+    compute = LandShare(SecondStockWindow(cell_ratio=0.25), ("stock",))
+    grid = GridSpec(2, 2, Affine(1, 0, 0, 0, -1, 2))
+    bands, sums = compute(layers, np.array([100.0, 200.0]), grid, rasterio.windows.Window(0, 0, 2, 2))
+    np.testing.assert_array_equal(bands[1], [[1.0, nan], [0.5, 1.0]])  # 4 x 0.25, 2 x 0.25, 8 x 0.25 capped
+    # shared with the reference: (0, 0) on 100 ha x 1 and (1, 1) on 200 ha x 1
+    assert (sums["shared_ha"][0], sums["shared_second_t_c"][0], sums["shared_reference_t_c"][0]) == (300, 7000, 2500)
+    assert reference_ratio(sums) == (2.8, 300.0)
+    assert land_share(sums, "stock") == 1.0 and sums["land_ha"][0] == 500
+    quantities = second_source_quantities(bands[0], bands[1], np.full((2, 2), 40.0), np.array([100.0, 200.0]))
+    np.testing.assert_allclose(quantities["second_soc_mapped_area_ha"], [[100, nan], [100, 200]])
+    np.testing.assert_allclose(quantities["second_soc_stock_t_c"], [[1000, nan], [2000, 6000]])
+    np.testing.assert_allclose(quantities["soc_stock_2010_on_second_cells_t_c"], [[4000, nan], [4000, 8000]])
+
+
 def test_the_all_region_row_is_named_by_the_run_extent():
     whrc = GridSpec(4320, 2160, Affine(0.0833333, 0, -180, 0, -0.0833333, 89.99999999999999))
     ghana = GridSpec(54, 78, Affine(0.0833333, 0, -3.25, 0, -0.0833333, 11.25))
@@ -459,25 +481,27 @@ def test_a_rotated_raster_is_told_it_is_rotated(tmp_path):
     assert "found 0.5 x 0.5" not in str(error)
 
 
-def test_a_grid_cut_short_by_the_file_size_limit_says_so(tmp_path):
-    script = textwrap.dedent(
-        """
-        import resource
-        import numpy as np
-        from affine import Affine
-from rasterio._err import CPLE_OpenFailedError
-        from soil_pipeline.publishing.grids import GridFile
-        from soil_pipeline.science.grid import GridSpec
-        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
-        grid = GridSpec(2048, 1024, Affine(0.1, 0, -180, 0, -0.1, 90))
-        out = GridFile(grid, 1, "float32")
-        values = np.random.default_rng(0).random((1, 1024, 2048)).astype("float32")
-        out.consume(None, {"grid": values}) if False else out._dataset.write(values)
-        try:
-            out.layer("", {}, {})
-        except OSError as error:
-            print(error)
-        """
+def test_a_grid_cut_short_by_the_file_size_limit_says_so():
+    """GDAL does not report a write cut by RLIMIT_FSIZE (`ulimit -f`): the grid it leaves was then read back as
+    "not recognized as being in a supported file format"."""
+    script = "\n".join(
+        [
+            "import resource",
+            "import numpy as np",
+            "from affine import Affine",
+            "from rasterio.windows import Window",
+            "from soil_pipeline.engine.grid_pass import BANDS",
+            "from soil_pipeline.publishing.grids import GridFile",
+            "from soil_pipeline.science.grid import GridSpec",
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))",
+            "out = GridFile(GridSpec(2048, 1024, Affine(0.1, 0, -180, 0, -0.1, 90)), 1, 'float32')",
+            "values = np.random.default_rng(0).random((1, 1024, 2048)).astype('float32')",
+            "out.consume(Window(0, 0, 2048, 1024), {BANDS: values})",
+            "try:",
+            "    out.layer('', {}, {})",
+            "except OSError as error:",
+            "    print(error)",
+        ]
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)

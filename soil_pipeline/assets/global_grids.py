@@ -9,6 +9,13 @@ resolution whose origin is off the lattice (HYDE: 0.44 row) is shifted by whole 
 split between neighbours. The method, and for a shift the offset, is recorded in metadata. Each grid is written
 window by window to a tiled GeoTIFF (`GridFile`): no input or output grid is ever whole in memory, whatever the
 grid's size.
+
+On the grid, a raster's values must cover the share of the land (cells with a 2010 SOC stock) its contract sets
+(`landShare`), and a second stock source must agree with the 2010 stock layer on the cells both cover within its
+contract's `referenceRatio` (a unit factor off is refused, naming the unit). A rule the raster's declaration confirms
+is recorded instead (provenance `raster_confirmations:<input>`, metadata `confirmed_rules`). Each file is
+snapshotted before it is first read and checked unchanged after the grid pass, so the sha256 recorded is that of the
+bytes read.
 """
 
 from dataclasses import dataclass, field, replace
@@ -191,18 +198,16 @@ def _finished(out: GridFile, work) -> dict:
         raise as_failure(error) from error
 
 
-def _land_share_failures(
-    sums: dict, contract: RasterContract, bounds: tuple | None, label: str = "its values"
-) -> list[tuple[str, str]]:
-    """The `landShare` rule on a grid pass's `LandShare` sums."""
-    share = land_share(sums)
+def _land_share_failures(sums: dict, layer: str, contract: RasterContract, bounds: tuple | None) -> list:
+    """The `landShare` rule on the `LandShare` sums of a grid pass for its layer `layer`."""
+    share = land_share(sums, layer)
     if contract.min_land_share is None or share is None or share >= contract.min_land_share:
         return []
     where = " within its own extent" if bounds else ""
     return [
         (
             "landShare",
-            f"{label} cover {share:.1%} of the land{where} (common-grid cells with a 2010 SOC stock), less than the "
+            f"its values cover {share:.1%} of the land{where} (common-grid cells with a 2010 SOC stock), less than the "
             f"{contract.min_land_share:.0%} {contract.label} requires: a raster of part of the world only "
             "(declare it extent: regional), or mostly no data (a nodata value declared wrong?)",
         )
@@ -238,9 +243,9 @@ def _single_raster_grid(
             sources["land"] = land.source("land")
             compute = LandShare(compute, (entry.name,), None if np.isnan(fill) else fill, bounds)
         out, sums, report, alignment = _write(sources, grid, compute, 1, dtype, raster_engine, executor, asset)
-    path = inputs.raster(entry)
     if "land_ha" in sums:
-        _finished(out, lambda: checked_inputs.confirm(entry.name, _land_share_failures(sums, contract, bounds), path))
+        failures = _land_share_failures(sums, entry.name, contract, bounds)
+        _finished(out, lambda: checked_inputs.confirm(entry.name, failures, inputs.raster(entry)))
     lineage = _finished(out, checked_inputs.lineage)
     return checked, lineage, out, sums, report, alignment[entry.name]
 
@@ -354,10 +359,13 @@ def soc_stock_error_grid(
         out, sums, report, alignment = _write(
             sources, soc_stock_grid.grid, compute, 1, "float32", raster_engine, executor, "stock error"
         )
-    for _, entry in STOCK_ERROR_LAYERS:
-        contract = checked.contracts[entry.name]
-        failures = _land_share_failures(sums, contract, None, "the two error layers together")
-        _finished(out, lambda: checked.confirm(entry.name, failures, inputs.raster(entry)))  # noqa: B023
+
+    def confirm_each():
+        for depth, entry in STOCK_ERROR_LAYERS:
+            failures = _land_share_failures(sums, depth, checked.contracts[entry.name], None)
+            checked.confirm(entry.name, failures, inputs.raster(entry))
+
+    _finished(out, confirm_each)
     alignment.pop("land")
     lineage = _finished(out, checked.lineage)
     units = "t C/ha: 0-30 cm stock error of 2010, 1 sd (0.15 x (err0 + err30), WHRC OCD prediction errors)"
@@ -401,7 +409,7 @@ def second_soc_stock_grid(
         bounds = extent_of(raster.info) if declaration.regional else None
         compute = LandShare(SecondStockWindow(cell_ratio), ("stock",), None, bounds)
         out, sums, report, alignment = _write(sources, grid, compute, 2, "float32", raster_engine, executor, "second")
-    failures = _land_share_failures(sums, contract, bounds) + _reference_failures(sums, contract, declaration)
+    failures = _land_share_failures(sums, "stock", contract, bounds) + _reference_failures(sums, contract, declaration)
     _finished(out, lambda: checked.confirm(name, failures, path))
     lineage = _finished(out, checked.lineage)
     label = declaration.label
@@ -550,7 +558,7 @@ def converted_land_grid(
             sources, grid, compute, 1, "float32", raster_engine, executor, "converted_land_grid"
         )
     if checked is not None:
-        failures = _land_share_failures(sums, checked.contracts[PASTURE.name], bounds)
+        failures = _land_share_failures(sums, "pasture", checked.contracts[PASTURE.name], bounds)
         _finished(out, lambda: checked.confirm(PASTURE.name, failures, inputs.raster(PASTURE)))
         lineage.append(_finished(out, checked.lineage))
         components["pasture"] = alignment["pasture"]

@@ -86,9 +86,9 @@ def converted_window(layers: dict, row_area_ha: np.ndarray, grid: GridSpec, wind
 @dataclass(frozen=True)
 class LandShare:
     """`compute` on one window, plus the land area (ha: cells where the `land` layer, the 2010 SOC stock, has a
-    value) and the part of it where each of the layers `layers` has a value (not NaN, not `nodata`), counting only
-    cells whose centre lies within `bounds` (west, south, east, north; None: every cell). `compute` sees the layers
-    without `land`. Picklable when `compute` is."""
+    value) and, for each of the layers `layers`, the part of it where that layer has a value (not NaN, not
+    `nodata`), counting only cells whose centre lies within `bounds` (west, south, east, north; None: every cell).
+    `compute` sees the layers without `land`. Picklable when `compute` is."""
 
     compute: Callable
     layers: tuple[str, ...]
@@ -98,18 +98,17 @@ class LandShare:
     def __call__(self, layers: dict, row_area_ha: np.ndarray, grid: GridSpec, window: Window):
         layers = dict(layers)
         land = np.isfinite(layers.pop("land"))
-        has = np.ones(land.shape, dtype=bool)
-        for name in self.layers:
-            values = layers[name][0] if layers[name].ndim == 3 else layers[name]
-            if values.dtype.kind == "f":
-                has &= np.isfinite(values)
-            if self.nodata is not None:
-                has &= values != self.nodata
         if self.bounds is not None:
             land &= _centres_within(self.bounds, grid, window)
         area = np.broadcast_to(row_area_ha[:, None], land.shape)
+        shares = {"land_ha": np.array([area[land].sum()])}
+        for name in self.layers:
+            values = layers[name][0] if layers[name].ndim == 3 else layers[name]
+            has = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, dtype=bool)
+            if self.nodata is not None:
+                has &= values != self.nodata
+            shares[f"land_with_{name}_ha"] = np.array([area[land & has].sum()])
         bands, sums = self.compute(layers, row_area_ha, grid, window)
-        shares = {"land_ha": np.array([area[land].sum()]), "land_with_values_ha": np.array([area[land & has].sum()])}
         return bands, {**sums, **shares}
 
 
@@ -121,10 +120,11 @@ def _centres_within(bounds, grid: GridSpec, window: Window) -> np.ndarray:
     return ((lat >= south) & (lat <= north))[:, None] & ((lon >= west) & (lon <= east))[None, :]
 
 
-def land_share(sums: dict) -> float | None:
-    """The share of the land area with values, from `LandShare`'s sums over the grid; None without land."""
+def land_share(sums: dict, layer: str) -> float | None:
+    """The share of the land area where `layer` has values, from `LandShare`'s sums over the grid; None without
+    land."""
     land = float(sums["land_ha"][0])
-    return float(sums["land_with_values_ha"][0]) / land if land else None
+    return float(sums[f"land_with_{layer}_ha"][0]) / land if land else None
 
 
 @dataclass(frozen=True)
