@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, doctor, gc
-from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot, file_size_limit
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.science.aggregation import global_row
+from soil_pipeline.science.aggregation import WORLD, global_row
 
 TOP_COUNTRIES = 10
 
@@ -67,15 +67,20 @@ def summary(output_root: OutputRoot, committed: list[dict] | None = None) -> str
     return "\n".join(lines)
 
 
+def _scope(world: pd.Series) -> str:
+    """ "Global" for the World's row, "Region" for the all-region row of a regional run (named by its extent)."""
+    return "Global" if world["region_name"] == WORLD else "Region"
+
+
 def _stock_lines(world: pd.Series) -> list[str]:
-    regional = [] if world["region_name"] == "World" else [f"REGIONAL stock layers: {world['region_name']}"]
-    scope = "Global" if not regional else "Region"
+    scope = _scope(world)
+    regional = [] if scope == "Global" else [f"REGIONAL extent: {world['region_name']}"]
     return [
         *regional,
         "{} SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(scope, world["soc_stock_2010_pg_c"]),
         "{} SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(scope, world["soc_stock_no_land_use_pg_c"]),
-        "Global cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(world["cropland_area_mha"]),
-        "Global 4 per 1000 target:               {:8.1f} Tg C/yr".format(world["target_4p1000_tg_c_per_yr"]),
+        "{} cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(scope, world["cropland_area_mha"]),
+        "{} 4 per 1000 target:               {:8.1f} Tg C/yr".format(scope, world["target_4p1000_tg_c_per_yr"]),
         "Field sites with a 0-30 cm stock:       {:8d} (median {:.1f} t C/ha)".format(
             int(world["n_field_sites"]), world["median_field_topsoil_soc_t_c_per_ha"]
         ),
@@ -88,7 +93,7 @@ def _interval(row: pd.Series, name: str, fmt: str) -> str:
 
 def _potential_lines(table: pd.DataFrame) -> list[str]:
     world = global_row(table)
-    lines = ["", "Sequestration potential, global (5th-95th percentile):"]
+    lines = ["", f"Sequestration potential, {_scope(world).lower()} (5th-95th percentile):"]
     for level in ("medium", "high"):
         for variant in ("reproduction", "independent"):
             name, area = f"zomer_{level}_{variant}", f"zomer_{variant}_cropland_area_mha"
@@ -102,13 +107,16 @@ def _potential_lines(table: pd.DataFrame) -> list[str]:
 
 
 def _scenario_lines(store: VersionedParquetStore) -> list[str]:
+    latest = sorted(store.latest_by_partition("restoration_scenario").items())
+    tables = {key: store.read("restoration_scenario", version) for key, version in latest}
+    regional = any(_scope(global_row(table)) == "Region" for table in tables.values())
     lines = [
         "",
-        "Restoration scenarios, global soil (0-30 cm) carbon gain at the horizon (5th-95th percentile); central =",
+        f"Restoration scenarios, {'regional' if regional else 'global'} soil (0-30 cm) carbon gain at the horizon "
+        "(5th-95th percentile); central =",
         "IPCC Tier 1 set-aside, low = Post & Kwon 0.33 t C/ha/yr, eventual = whole attributed debt repaid:",
     ]
-    for key, version in sorted(store.latest_by_partition("restoration_scenario").items()):
-        table = store.read("restoration_scenario", version)
+    for key, table in tables.items():
         world = table[table["region_type"] == "global"].set_index("estimate")
         central = world.loc[["central"]].iloc[0]
         lines.append(
@@ -324,7 +332,11 @@ def failure_text(outcome) -> str:
     another reason than an input, that nothing was listed, then file, rule and remedy of each step that failed on an
     input, else the first cause on one line."""
     failures = outcome.failures()
-    lines = [f"FAILED {failure.step}: {failure.cause}" for failure in failures if failure.remedy is None]
+    lines = [
+        f"FAILED {failure.step}: {failure.cause}{_size_limit_note(failure.cause)}"
+        for failure in failures
+        if failure.remedy is None
+    ]
     lines.append("Nothing from the failed run was listed; every asset keeps its previous latest version.")
     on_inputs = [failure for failure in failures if failure.remedy is not None]
     if on_inputs:
@@ -332,7 +344,7 @@ def failure_text(outcome) -> str:
     step, cause = (
         (failures[0].step, failures[0].cause) if failures else ("run", outcome.result.dagster_run.status.value)
     )
-    return "\n".join([*lines, f"soil-pipeline run: {step} failed: {_one_line(cause)}"])
+    return "\n".join([*lines, f"soil-pipeline run: {step} failed: {_one_line(cause)}{_size_limit_note(cause)}"])
 
 
 def input_failure_lines(failure) -> list[str]:
@@ -408,11 +420,19 @@ def _access(args) -> int:
     return 0
 
 
+def _size_limit_note(cause: str) -> str:
+    """What a "File too large" failure hit: the process's file size limit, when there is one (and not said yet)."""
+    limit = file_size_limit()
+    if "File too large" not in cause or limit is None or "ulimit" in cause:
+        return ""
+    return f" (the process's file size limit, ulimit -f, is {limit} bytes)"
+
+
 def error_line(error: BaseException) -> str:
     """One line naming the cause: the OS error by name with its file, or the message of a rule/lookup error."""
     if isinstance(error, OSError) and error.strerror:
         where = f" ({error.filename})" if error.filename else ""
-        return f"{type(error).__name__}: {error.strerror}{where}"
+        return f"{type(error).__name__}: {error.strerror}{where}{_size_limit_note(error.strerror)}"
     message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)
     return message if isinstance(error, KeyError | ValueError) else f"{type(error).__name__}: {message}"
 

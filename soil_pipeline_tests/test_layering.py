@@ -31,6 +31,7 @@ LAYERS = [
             "soil_pipeline.run_config",
             "soil_pipeline.raster_inputs",
             "soil_pipeline.errors",
+            "soil_pipeline.redaction",
         ),
     ),
     (

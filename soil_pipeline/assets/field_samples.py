@@ -132,6 +132,8 @@ def _ingest(
         context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
     declaration = resolve_declaration(drop_dir, inputs.field_declaration)
     paths = {name: find_table_file(drop_dir, declaration, name, landing) for name in contracts}
+    # hashed before they are read, checked unchanged after: the sha256 recorded is that of the bytes read
+    snapshots = {name: provenance.snapshot(f"{name}[{partition}]", paths[name]) for name in contracts}
     with retried_on_transient_io():
         plans = {
             name: plan_table(declaration, name, contracts[name], paths[name], table_header(paths[name]))
@@ -168,7 +170,7 @@ def _ingest(
 
         for name, validation in validations.items():
             rejects_contract = yield from _checked_rejects(f"{name}_rejects", validation.rejects, Path(work) / name)
-            drop_file = provenance.file_input(f"{name}[{partition}]", paths[name])
+            drop_file = snapshots[name].unchanged().inputs()
             # the resolved file (a symlink inside the landing folder is recorded as what it points to)
             drop_file[f"{name}[{partition}]"]["resolved_path"] = paths[name].relative_to(landing.resolve()).as_posix()
             checked = {
