@@ -120,6 +120,18 @@ def _materialized(context: dg.InputContext, store: VersionedParquetStore, asset:
     return store.staged(run, asset, key) if run else None
 
 
+def _partition_keys(context: dg.InputContext, latest: dict) -> list[str | None]:
+    """The partitions of the input to read. A step of no partition reading every drop (the regional tables) reads
+    the drops this instance knows and every drop published on the output root: the root is where the drops live,
+    and an instance may know few of them (`soil-pipeline run` starts one of its own)."""
+    if not context.has_asset_partitions:
+        return [None]
+    keys = list(context.asset_partition_keys)
+    if not context.has_partition_key:
+        keys += sorted(key for key in latest if key is not None and key not in keys)
+    return keys
+
+
 def _live(store: VersionedParquetStore, run_id: str) -> None:
     """Claim `run_id` live (`gc` leaves it alone while this process runs it), and fail at once, saying why, if its
     folder was removed meanwhile."""
@@ -179,7 +191,7 @@ class PublishedParquetIOManager(_RunClaim, dg.ConfigurableIOManager):
         store = self.store
         store.check_run(_reading_run(context))
         latest = store.latest_by_partition(asset)
-        keys = context.asset_partition_keys if context.has_asset_partitions else [None]
+        keys = _partition_keys(context, latest)
         producing = _producing_run(context)
         versions = {
             key: store.staged(producing, asset, key) or _materialized(context, store, asset, key) or latest.get(key)
