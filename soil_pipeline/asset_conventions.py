@@ -12,6 +12,7 @@ TAGS = {"domain": "soil_carbon"}
 # Kinds by asset group: what the asset is stored as, and what computes it.
 KINDS = {
     "field_samples": {"parquet", "pandas", "duckdb"},
+    "field_validation": {"parquet", "pandas", "scipy"},
     "regions": {"parquet", "geopandas"},
     "global_grids": {"geotiff", "rasterio"},
     "regional": {"parquet", "pandas"},
@@ -22,7 +23,7 @@ KINDS = {
 # warn after 5 weeks without a new materialization, fail after two months (the monthly schedule, or the sensor on
 # the landing folder, refreshes them).
 MONTHLY = dg.FreshnessPolicy.time_window(warn_window=timedelta(days=35), fail_window=timedelta(days=62))
-FRESHNESS = {"regional": MONTHLY, "potential": MONTHLY, "scenarios": MONTHLY}
+FRESHNESS = {"field_validation": MONTHLY, "regional": MONTHLY, "potential": MONTHLY, "scenarios": MONTHLY}
 # The raw inputs: files read as they are (kinds are tags under `dagster/kind/`).
 SOURCE_TAGS = {**TAGS, "dagster/kind/file": ""}
 

@@ -12,7 +12,17 @@ from pathlib import Path
 import dagster as dg
 
 from soil_pipeline import asset_conventions, refresh
-from soil_pipeline.assets import field_samples, global_grids, potential, regional, regions, rothc, scenarios, sources
+from soil_pipeline.assets import (
+    field_samples,
+    field_validation,
+    global_grids,
+    potential,
+    regional,
+    regions,
+    rothc,
+    scenarios,
+    sources,
+)
 from soil_pipeline.io_managers import build_io_managers
 from soil_pipeline.publishing.maintenance import ARTIFACTS_DIR, DATA_DOCS_DIR
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
@@ -23,7 +33,9 @@ from soil_pipeline.run_config import configured, load_run_config
 CONFIG_ENV = "SOIL_PIPELINE_CONFIG"
 
 all_assets = asset_conventions.apply(
-    dg.load_assets_from_modules([sources, field_samples, global_grids, regions, regional, potential, rothc, scenarios])
+    dg.load_assets_from_modules(
+        [sources, field_samples, field_validation, global_grids, regions, regional, potential, rothc, scenarios]
+    )
 )
 
 scenario_selection = dg.AssetSelection.groups("scenarios")

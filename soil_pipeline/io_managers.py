@@ -26,6 +26,9 @@ from soil_pipeline.science.grid import Layer
 PREVIEW_ROWS = 5
 # Asset definition metadata naming the (longitude, latitude) columns of a table to publish as GeoParquet points.
 GEOPARQUET_POINTS = "geoparquet_points"
+# Columns added to each row of a partitioned table read whole by a step of no partition: the partition (the field
+# drop) the row was published in, and that partition's version in the store.
+PARTITION_COLUMN, PARTITION_VERSION_COLUMN = "partition_key", "partition_version"
 
 
 def _contract_columns(asset: str) -> dict:
@@ -68,6 +71,11 @@ def store_key(context: dg.OutputContext | dg.InputContext) -> tuple[str, str | N
     if len(path) == 2:
         return path[0], path[1]
     return path[0], context.partition_key if context.has_asset_partitions else None
+
+
+def _preview(obj: pd.DataFrame | TableFile) -> dg.MetadataValue:
+    """The first rows, unless the asset gave its own preview (e.g. a summary of the table)."""
+    return dg.MetadataValue.md(obj.head(PREVIEW_ROWS).to_markdown(index=False))
 
 
 def _publication(published) -> str:
@@ -127,9 +135,19 @@ def _partition_keys(context: dg.InputContext, latest: dict) -> list[str | None]:
     if not context.has_asset_partitions:
         return [None]
     keys = list(context.asset_partition_keys)
-    if not context.has_partition_key:
+    if _step_of_no_partition(context):
         keys += sorted(key for key in latest if key is not None and key not in keys)
     return keys
+
+
+def _step_of_no_partition(context: dg.InputContext) -> bool:
+    """Whether the step loading the input is of an asset without partitions (in a partitioned run too: the run's
+    partition key is set for every step, `has_partition_key` says nothing about the step's own asset)."""
+    try:
+        assets_def = context.step_context.assets_def
+    except dg.DagsterInvariantViolationError:  # a context built outside a run
+        return not context.has_partition_key
+    return assets_def is None or assets_def.partitions_def is None
 
 
 def _live(store: VersionedParquetStore, run_id: str) -> None:
@@ -180,13 +198,14 @@ class PublishedParquetIOManager(_RunClaim, dg.ConfigurableIOManager):
                 "newly_published": published.newly_published,
                 "publication": _publication(published),
                 "data_sha256": published.manifest["files"][DATA_FILE],
-                "preview": dg.MetadataValue.md(obj.head(PREVIEW_ROWS).to_markdown(index=False)),
+                **({} if "preview" in (context.output_metadata or {}) else {"preview": _preview(obj)}),
             }
         )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | TableFile:
         """The version this run staged, else the latest (of each requested partition), with its lineage as the
-        frame's input provenance; a `TableFile` when the input is annotated so (one partition)."""
+        frame's input provenance; a `TableFile` when the input is annotated so (one partition). A partitioned table
+        read whole by a step of no partition carries each row's partition and version (`PARTITION_COLUMN`)."""
         asset = context.asset_key.to_user_string()
         store = self.store
         store.check_run(_reading_run(context))
@@ -204,9 +223,13 @@ class PublishedParquetIOManager(_RunClaim, dg.ConfigurableIOManager):
         if as_file and len(versions) > 1:
             raise dg.Failure(f"{asset}: a TableFile input reads one partition, {len(versions)} requested")
         frames, inputs = [], {}
+        whole = context.has_asset_partitions and _step_of_no_partition(context)
         for key, version in versions.items():
             manifest = store.manifest(asset, version)
-            frames.append(store.table_file(asset, version) if as_file else store.read(asset, version))
+            frame = store.table_file(asset, version) if as_file else store.read(asset, version)
+            if whole and not as_file:
+                frame = frame.assign(**{PARTITION_COLUMN: key, PARTITION_VERSION_COLUMN: version})
+            frames.append(frame)
             inputs.update(manifest["provenance"].get("inputs", {}))
             label = f"published:{asset}[{key}]" if key else f"published:{asset}"
             inputs[label] = {"version": version, "sha256": manifest["files"][DATA_FILE]}

@@ -13,10 +13,12 @@ from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml as _read_yaml
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.science.potential import PotentialParameters, implied_bulk_density
 from soil_pipeline.science.scenarios import CASES, LandUseFactors, Scenario
+from soil_pipeline.science.validation import Bootstrap
 
 FACTORS_FILE = DATA_DIR / "literature" / "factors.yaml"
 UNCERTAINTY_FILE = DATA_DIR / "literature" / "uncertainty.yaml"
 LAND_USE_LOSS_FILE = DATA_DIR / "literature" / "land_use_loss.yaml"
+FIELD_VALIDATION_FILE = DATA_DIR / "literature" / "field_validation.yaml"
 PRIORITY_REGIONS_FILE = DATA_DIR / "priority_regions" / "priority_regions_4p1000.yaml"
 SCENARIOS_DIR = DATA_DIR / "scenarios"
 ZOMER_LEVELS = ("medium", "high")
@@ -193,6 +195,22 @@ def load_scenario(scenario_id: str) -> Scenario:
         return Scenario.from_dict(scenario_id, data)
     except ValueError as error:
         raise DeclarationError(path, str(error)) from None
+
+
+@functools.cache
+def field_validation_spec() -> dict:
+    """Settings of the map validation and the field calibration, with their grounds (field_validation.yaml)."""
+    return _read_yaml(FIELD_VALIDATION_FILE)
+
+
+def bootstrap_settings(seed: int | None = None, n_resamples: int | None = None) -> Bootstrap:
+    """The spatial block bootstrap of field_validation.yaml, with the run's seed and resamples when given."""
+    spec = field_validation_spec()["bootstrap"]
+    return Bootstrap(
+        block_deg=float(spec["block_deg"]),
+        n_resamples=int(n_resamples if n_resamples is not None else spec["n_resamples"]),
+        seed=int(seed if seed is not None else spec["seed"]),
+    )
 
 
 def stock_error_fallback() -> float:

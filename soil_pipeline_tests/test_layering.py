@@ -23,6 +23,7 @@ LAYERS = [
             "soil_pipeline.ingest",
             "soil_pipeline.drop_check",
             "soil_pipeline.drop_evidence",
+            "soil_pipeline.stock_evidence",
             "soil_pipeline.provenance",
             "soil_pipeline.reference_data",
             "soil_pipeline.zones",

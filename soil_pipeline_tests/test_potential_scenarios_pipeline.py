@@ -218,7 +218,7 @@ def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(stor
         [materialization] = outcome.result.get_asset_materialization_events()
         materialization = materialization.materialization
         [contract_check] = outcome.result.get_asset_check_evaluations()
-        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v3.0.0"
+        assert contract_check.passed and contract_check.metadata["contract"].value == "restoration_scenario v3.1.0"
         path = materialization.metadata["restored_cells_map_file"].value
         assert "![restored cells" in materialization.metadata["restored_cells_map"].value
         with open(path, "rb") as handle:

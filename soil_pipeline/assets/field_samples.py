@@ -49,6 +49,7 @@ from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG
 
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
+PLAUSIBILITY_CHECK = "plausibility"
 
 
 def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
@@ -82,6 +83,13 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
             contract_check_spec(asset, blocking=False),
             data_quality_check_spec(asset),
             contract_check_spec(f"{asset}_rejects", blocking=True),
+            dg.AssetCheckSpec(
+                PLAUSIBILITY_CHECK,
+                asset=asset,
+                blocking=True,
+                description="The drop as a whole is physically plausible (units, depths, coordinates against land, "
+                "the named country and the reference stock map); a failed check refuses the drop naming the cause.",
+            ),
         )
     ],
     deps=["field_sample_drop"],
@@ -159,6 +167,7 @@ def _ingest(
             )
         broken = [broken_contract(v, paths[name]) for name, v in validations.items() if v.batch_errors]
         broken += refusals(drop.evidence, paths)
+        yield from _plausibility(drop.evidence)
         if broken:
             yield from _data_quality(reports, validations)
             raise InputError.joined(broken)
@@ -200,6 +209,21 @@ def _ingest(
             for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
                 yield dg.Output(table, output_name=output, metadata=metadata)
         yield from _data_quality(reports, validations)
+
+
+def _plausibility(findings):
+    """The blocking plausibility check of each table: its findings, failed when one refuses the drop."""
+    for name in ("field_sites", "field_horizons"):
+        mine = [finding for finding in findings if finding.table == name]
+        yield dg.AssetCheckResult(
+            asset_key=name,
+            check_name=PLAUSIBILITY_CHECK,
+            passed=not any(finding.refuses for finding in mine),
+            metadata={
+                "findings": dg.MetadataValue.json({f.name: f.record() for f in mine}),
+                "refusals": dg.MetadataValue.md("\n".join(f"- {f.line()}" for f in mine if f.refuses) or "none"),
+            },
+        )
 
 
 def _data_quality(reports: dict, validations: dict):

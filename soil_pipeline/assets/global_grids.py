@@ -57,6 +57,7 @@ from soil_pipeline.raster_inputs import (
 )
 from soil_pipeline.redaction import scrub_exception
 from soil_pipeline.resources import InputDatasets, RasterEngine
+from soil_pipeline.run_commit import Publication
 from soil_pipeline.science.coverage import coverage_share, stock_layers_report
 from soil_pipeline.science.grid import Layer, common_grid
 from soil_pipeline.science.grid_windows import (
@@ -74,6 +75,7 @@ from soil_pipeline.science.grid_windows import (
 )
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, WindowRasterizer
 from soil_pipeline.science.units import HA_PER_MHA
+from soil_pipeline.stock_evidence import field_stock_check
 
 
 @dataclass
@@ -250,6 +252,41 @@ def _single_raster_grid(
     return checked, lineage, out, sums, report, alignment[entry.name]
 
 
+FIELD_STOCKS_CHECK = "field_stocks"
+
+
+def field_stocks_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        FIELD_STOCKS_CHECK,
+        asset=asset,
+        blocking=True,
+        description="The stock raster at the field sites of every published drop agrees with their field stocks "
+        "within a factor of 4 (median ratio over at least 30 sites); a unit slip is refused naming the unit.",
+    )
+
+
+def _field_stock_gate(asset: str, checked: CheckedInputs, entry: RasterInput, path: str, output_root: str):
+    """The stock raster `entry` against the accumulated field stocks (`stock_evidence`), before its grid is built:
+    yields the blocking check's result; a failure the declaration does not confirm fails the step, naming the
+    unit; a confirmed one is recorded with the other confirmations."""
+    contract, declaration = checked.contracts[entry.name], checked.declared.get(entry.name)
+    unit = declaration.unit if declaration is not None else None
+    found = field_stock_check(checked.rasters[entry.name].source, entry.name, output_root, contract.unit, unit)
+    kept, confirmed = confirmations(found.failures, declaration)
+    record = found.record | ({"confirmed": confirmed} if confirmed else {})
+    yield dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=FIELD_STOCKS_CHECK,
+        passed=not kept,
+        metadata={"field_stocks": dg.MetadataValue.json(record)},
+    )
+    if kept:
+        rules = "; ".join(f"rule {rule}: {detail}" for rule, detail in kept)
+        raise as_failure(InputError(path, rules, Remedy.RASTER_PLAUSIBILITY))
+    if confirmed:
+        checked.confirmed.setdefault(entry.name, {}).update(confirmed)
+
+
 def _output(layer: StoredLayer, report, raster_engine: RasterEngine) -> dg.Output:
     confirmed = {
         key.split(":", 1)[1]: rules
@@ -275,18 +312,23 @@ STOCK_BANDS = (("2010", SOC_STOCK_2010), ("no_land_use", SOC_STOCK_NO_LAND_USE))
 
 @dg.asset(
     group_name="global_grids",
-    code_version="5",
-    check_specs=contract_specs("soc_stock_grid"),
+    code_version="6",
+    check_specs=[*contract_specs("soc_stock_grid"), field_stocks_spec("soc_stock_grid")],
     deps=[entry.name for _, entry in STOCK_BANDS],
 )
-def soc_stock_grid(context: dg.AssetExecutionContext, inputs: InputDatasets, raster_engine: RasterEngine):
+def soc_stock_grid(
+    context: dg.AssetExecutionContext, inputs: InputDatasets, raster_engine: RasterEngine, publication: Publication
+):
     """SOC stock 0-30 cm (t C/ha) for 2010 and for no land use, bands 1 and 2, on the common grid configured on
     `raster_engine` (default: the WHRC 5' grid itself, so nothing is resampled), each restricted to the cells both
-    cover."""
+    cover. The 2010 layer is first checked against the field stocks of every published drop (`stock_evidence`)."""
     rasters = [entry for _, entry in STOCK_BANDS]
     observe_files(context, inputs, *(entry.name for entry in rasters))
     with raster_engine.executor() as executor:
         checked = yield from _checked_rasters("soc_stock_grid", rasters, inputs, raster_engine, executor)
+        yield from _field_stock_gate(
+            "soc_stock_grid", checked, SOC_STOCK_2010, inputs.raster(SOC_STOCK_2010), publication.output_root
+        )
         sources = {
             band: _onto_grid(checked.rasters[entry.name], entry.resampling, "float32", np.nan)
             for band, entry in STOCK_BANDS
@@ -374,12 +416,16 @@ def soc_stock_error_grid(
 
 @dg.asset(
     group_name="global_grids",
-    code_version="3",
-    check_specs=contract_specs("second_soc_stock_grid"),
+    code_version="4",
+    check_specs=[*contract_specs("second_soc_stock_grid"), field_stocks_spec("second_soc_stock_grid")],
     deps=[SECOND_SOC_STOCK.name],
 )
 def second_soc_stock_grid(
-    context: dg.AssetExecutionContext, inputs: InputDatasets, soc_stock_grid: Layer, raster_engine: RasterEngine
+    context: dg.AssetExecutionContext,
+    inputs: InputDatasets,
+    soc_stock_grid: Layer,
+    raster_engine: RasterEngine,
+    publication: Publication,
 ):
     """A second SOC stock 0-30 cm source beside WHRC, named by the label of its declaration, averaged onto the
     common grid: band 1 its stock (t C/ha) over the part of each cell it covers, band 2 that covered fraction
@@ -389,6 +435,7 @@ def second_soc_stock_grid(
     grid = soc_stock_grid.grid
     if not inputs.raster(SECOND_SOC_STOCK):
         yield _unset_optional("second_soc_stock_grid", SECOND_SOC_STOCK)
+        yield dg.AssetCheckResult(asset_key="second_soc_stock_grid", check_name=FIELD_STOCKS_CHECK, passed=True)
         out, _, report, _ = _write({}, grid, missing_window, 1, "float32", raster_engine, None, "no second")
         yield _output(out.layer("not configured", {}, {}), report, raster_engine)
         return
@@ -397,6 +444,7 @@ def second_soc_stock_grid(
         checked = yield from _checked_rasters(
             "second_soc_stock_grid", [SECOND_SOC_STOCK], inputs, raster_engine, executor
         )
+        yield from _field_stock_gate("second_soc_stock_grid", checked, SECOND_SOC_STOCK, path, publication.output_root)
         raster, contract, declaration = checked.rasters[name], checked.contracts[name], checked.declared[name]
         sources = {
             "stock": _onto_grid(raster, SECOND_SOC_STOCK.resampling, "float32", np.nan),

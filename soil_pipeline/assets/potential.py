@@ -15,7 +15,7 @@ import pandas as pd
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.global_grids import SOC_STOCK_DEPTH_CM
-from soil_pipeline.assets.regional import grid_sources
+from soil_pipeline.assets.regional import grid_sources, with_field_errors
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.engine.zonal import sums_table, zonal_statistics
 from soil_pipeline.reference_data import (
@@ -77,7 +77,7 @@ def monte_carlo(config: MonteCarloConfig) -> tuple[dict, dict, dict]:
 @dg.asset(
     io_manager_key="published_io_manager",
     group_name="potential",
-    code_version="3",
+    code_version="4",
     check_specs=contract_specs("regional_sequestration_potential"),
     deps=["climate_zone_legend"],
 )
@@ -90,10 +90,13 @@ def regional_sequestration_potential(
     climate_zone_grid: Layer,
     country_grid: Layer,
     countries: pd.DataFrame,
+    regional_soc_stocks: pd.DataFrame,
 ):
-    """Per region: SOC stock (Pg C) and its relative error (%), cropland area (Mha), 4p1000 targets (Tg C/yr), and
-    per Zomer variant its BD (g/cm3), cropland area (Mha) and medium/high rates (Tg C/yr, t C/ha/yr, % of the
-    all-land and cropland 4p1000 targets); `_p05/_p50/_p95` intervals where a sampled parameter enters."""
+    """Per region: SOC stock (Pg C) and its relative error (%: the one its field sites measure where
+    regional_soc_stocks has a field-calibrated stock, else from the WHRC error layers, else the assumed fallback;
+    `soc_stock_error_basis` says which), cropland area (Mha), 4p1000 targets (Tg C/yr), and per Zomer variant its BD
+    (g/cm3), cropland area (Mha) and medium/high rates (Tg C/yr, t C/ha/yr, % of the all-land and cropland 4p1000
+    targets); `_p05/_p50/_p95` intervals where a sampled parameter enters."""
     params = potential_parameters()
     zone_of, tables, sizes = zoner(countries, extent_name(soc_stock_grid))
     quantities = functools.partial(potential.window_quantities, depth_cm=SOC_STOCK_DEPTH_CM, ptf=MANRIQUE_JONES_1991)
@@ -115,7 +118,12 @@ def regional_sequestration_potential(
     z, fallback = draws["soc_stock_error_z"], stock_error_fallback()
     table = pd.concat(
         [
-            potential.regional_potential(sums_table(sums, kind, tables[kind], CELL_QUANTITIES), params, z, fallback)
+            potential.regional_potential(
+                with_field_errors(sums_table(sums, kind, tables[kind], CELL_QUANTITIES), regional_soc_stocks),
+                params,
+                z,
+                fallback,
+            )
             for kind in REGION_TYPES
         ],
         ignore_index=True,
@@ -126,6 +134,7 @@ def regional_sequestration_potential(
         cropland_grid.provenance,
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),
+        regional_soc_stocks.attrs.get("provenance", {}),
         file_inputs(("priority_regions", PRIORITY_REGIONS_FILE), ("climate_zone_legend", CLIMATE_ZONE_LEGEND)),
         {"parameters": {**_parameters(params), **mc_parameters}},
     )

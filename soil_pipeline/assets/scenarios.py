@@ -8,7 +8,8 @@ Each scenario ranks the converted land by the scenario's priority criterion, res
 (globally or within each region), and reports per region the area restored, the 0-30 cm soil carbon gain at the
 horizon under the central curve (IPCC Tier 1 set-aside) and the low and eventual-recovery cases, their annual and
 per-hectare rates and their share of the all-land 4p1000 target, with Monte Carlo intervals (IPCC factor ranges,
-regional stock error from the WHRC error layers, residual debt error) and the lower and upper bounds of the debt
+regional stock error: the one a region's field sites measure where regional_soc_stocks has a field-calibrated
+stock, else from the WHRC error layers; residual debt error) and the lower and upper bounds of the debt
 attribution, plus global sensitivity rows for the structural alternatives (attribution, grazing loss, IPCC
 edition, cropland only when pasture is configured) and a PNG map of restored cells.
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.potential import MonteCarloConfig, monte_carlo
-from soil_pipeline.assets.regional import grid_sources
+from soil_pipeline.assets.regional import grid_sources, with_field_errors
 from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.engine import scenario_passes, zonal
@@ -105,7 +106,7 @@ def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
         key=scenario_key(scenario_id),
         io_manager_key="published_io_manager",
         group_name="scenarios",
-        code_version="3",
+        code_version="4",
         check_specs=contract_specs(STORE_ASSET, key=scenario_key(scenario_id)),
         deps=["climate_zone_legend"],
         description=f"Restoration scenario `{scenario_id}`: per region, converted and restored area (Mha), SOC gain "
@@ -124,6 +125,7 @@ def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
         climate_zone_grid: Layer,
         country_grid: Layer,
         countries: pd.DataFrame,
+        regional_soc_stocks: pd.DataFrame,
     ):
         grids = (
             soc_stock_grid,
@@ -133,7 +135,9 @@ def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
             climate_zone_grid,
             country_grid,
         )
-        yield from restoration_scenario(scenario_id, config, raster_engine, artifacts, *grids, countries)
+        yield from restoration_scenario(
+            scenario_id, config, raster_engine, artifacts, *grids, countries, regional_soc_stocks
+        )
 
     return _scenario
 
@@ -170,6 +174,7 @@ def restoration_scenario(
     climate_zone_grid: Layer,
     country_grid: Layer,
     countries: pd.DataFrame,
+    regional_soc_stocks: pd.DataFrame,
 ):
     """One scenario's regional table and sensitivity rows, checked against the restoration_scenario contract, then
     published."""
@@ -190,7 +195,7 @@ def restoration_scenario(
         prefix = f"{variant}/{kind}/"
         names = [key[len(prefix) :] for key in sums if key.startswith(prefix)]
         variant_sums = {k.split("/", 1)[1]: v for k, v in sums.items() if k.startswith(f"{variant}/")}
-        return sums_table(variant_sums, kind, tables[kind], names)
+        return with_field_errors(sums_table(variant_sums, kind, tables[kind], names), regional_soc_stocks)
 
     others = {}
     if with_pasture:
@@ -216,6 +221,7 @@ def restoration_scenario(
         converted_land_grid.provenance,
         climate_zone_grid.provenance,
         countries.attrs.get("provenance", {}),
+        regional_soc_stocks.attrs.get("provenance", {}),
         file_inputs(
             ("priority_regions", PRIORITY_REGIONS_FILE),
             ("climate_zone_legend", CLIMATE_ZONE_LEGEND),

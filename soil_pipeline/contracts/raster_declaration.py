@@ -36,9 +36,9 @@ ROLES = {entry.name: entry.declared_as for entry in RASTER_INPUTS}
 EXTENTS = ("global", "regional")
 FIELDS = {"label", "role", "unit", "scale", "offset", "nodata", "depth_cm", "extent", "confirm"}
 # The plausibility rules a declaration may confirm (each with its reason): the distribution of the values, their
-# variety, their coverage of the land and the ratio to the reference stock layer. The encoding, grid, range and
-# header limits cannot be confirmed.
-CONFIRMABLE = ("medianBetween", "valueVariety", "landShare", "referenceRatio")
+# variety, their coverage of the land, the ratio to the reference stock layer and to the field stocks of the
+# published drops (`stock_evidence`). The encoding, grid, range and header limits cannot be confirmed.
+CONFIRMABLE = ("medianBetween", "valueVariety", "landShare", "referenceRatio", "fieldStocks")
 
 
 @dataclass(frozen=True)

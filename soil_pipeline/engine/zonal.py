@@ -154,7 +154,8 @@ class ZonalTask:
     """One window's share of a zonal pass; picklable, so a Dask worker can run it. `names` restricts zonings to
     some quantities (as in `window_sums`). `gate` names a zone layer read first: a window where it has no zone (every
     cell negative, e.g. open ocean under a country layer) reads nothing else and adds nothing, which is only right
-    when every zoning is -1 wherever the gate is."""
+    when every zoning is -1 wherever the gate is. `positioned` quantities also take the grid and the window (e.g. to
+    place each cell's centre)."""
 
     grid: GridSpec
     sources: dict[str, engine.RasterSource]
@@ -164,6 +165,7 @@ class ZonalTask:
     sizes: dict[str, int]
     names: dict[str, list[str]] | None = None
     gate: str | None = None
+    positioned: bool = False
 
     def layers(self, window: Window, only: list[str] | None = None) -> dict[str, np.ndarray]:
         return read_layers(self.grid, self.sources, self.plans, window, only)
@@ -176,7 +178,9 @@ class ZonalTask:
             if not (layers[self.gate] >= 0).any():
                 return {}
             layers.update(self.layers(window, [name for name in self.sources if name != self.gate]))
-        values = self.quantities(layers, row_areas_ha(self.grid, window)[:, 0])
+        areas = row_areas_ha(self.grid, window)[:, 0]
+        where = (self.grid, window) if self.positioned else ()
+        values = self.quantities(layers, areas, *where)
         return window_sums(values, self.zonings(layers), self.sizes, self.names)
 
 
@@ -213,11 +217,12 @@ def zonal_statistics(
     window_cells: int = engine.WINDOW_CELLS,
     names: dict[str, list[str]] | None = None,
     gate: str | None = None,
+    positioned: bool = False,
 ):
-    """(sums keyed `{zoning}/{quantity}`, PassReport, alignment records) over the whole grid in one pass; `names`
-    and `gate` as in `ZonalTask`."""
+    """(sums keyed `{zoning}/{quantity}`, PassReport, alignment records) over the whole grid in one pass; `names`,
+    `gate` and `positioned` as in `ZonalTask`."""
     plans, block = plan(sources, grid)
-    task = ZonalTask(grid, sources, plans, quantities, zonings, sizes, names, gate)
+    task = ZonalTask(grid, sources, plans, quantities, zonings, sizes, names, gate, positioned)
     window_list = engine.windows(grid, window_block(block, grid), window_cells)
     sums, report = engine.run_pass(task, window_list, executor, threads, label="zonal statistics")
     return sums, report, {name: p.record for name, p in plans.items()}

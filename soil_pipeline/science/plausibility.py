@@ -9,7 +9,9 @@ Grounds, measured on the embedded Africa Soil Profiles drop (AfSP: 26,270 sites,
   0.57-3.69, none beyond a factor of 4 (with 10 sites, 1-degree blocks reach 4.18: hence 30 sites). A x 10 unit slip
   (SOC in g/kg declared %, or the reverse) moves the country medians to 6.9-18 or 0.07-0.18. A drop whose median
   lies beyond a factor of 4 over at least 30 sites is refused. Organic matter given as organic carbon (x 1.72) is
-  within the spread of real surveys: it must be declared (`% OM`, `g/kg OM`).
+  within the spread of real surveys: it must be declared (`% OM`, `g/kg OM`). The same statistic, over the field
+  sites accumulated from every published drop, judges a stock raster (`field_stock_verdict`): there the raster is
+  what a unit slip would have moved (kg C/m2 declared as t C/ha: x 0.1).
 - Organic horizons are light (`organic_bd_verdict`): at 120 g/kg SOC, the upper bound of its domain, the
   pedotransfer function (Manrique & Jones 1991) gives 0.56 g/cm3, and BD falls as SOC rises. AfSP's 14 horizons
   above 120 g/kg with a measured BD have a median BD of 0.31 g/cm3; with SOC x 10, 1,431 horizons are above 120 g/kg
@@ -85,6 +87,24 @@ def map_ratio_verdict(n_sites: int, median_ratio: float, soc_unit: str) -> Verdi
         f"{found} ({direction}), beyond a factor of {MAP_RATIO_FACTOR:g} (real surveys: 0.57-3.69 by 2-degree block "
         f"of AfSP); likely cause: the SOC unit ({cause}); else the depth unit, or coordinates swapped or in another "
         "CRS than declared, placing sites on other cells"
+    )
+    return Verdict(False, text, figures)
+
+
+def field_stock_verdict(n_sites: int, median_ratio: float, raster: str) -> Verdict | None:
+    """A stock raster against the accumulated field stocks: the median ratio of `raster`'s 0-30 cm stock at the
+    sites' cells to their field stocks, over `n_sites` (None below `MAP_RATIO_MIN_SITES`); the caller names the
+    unit a failing factor points to."""
+    if n_sites < MAP_RATIO_MIN_SITES or not np.isfinite(median_ratio):
+        return None
+    figures = {"sites": n_sites, "median_map_to_field_ratio": round(median_ratio, 4), "factor": MAP_RATIO_FACTOR}
+    found = f"median ratio {median_ratio:.3g} of {raster}'s stock at the cells of {n_sites} accumulated field sites"
+    low, high = 1 / MAP_RATIO_FACTOR, MAP_RATIO_FACTOR
+    if low <= median_ratio <= high:
+        return Verdict(True, f"{found} to their field stocks, within [{low:g}, {high:g}]", figures)
+    text = (
+        f"{found} (every published drop) to their field stocks, beyond a factor of {MAP_RATIO_FACTOR:g} (real "
+        "surveys: 0.57-3.69 by 2-degree block of AfSP against WHRC)"
     )
     return Verdict(False, text, figures)
 

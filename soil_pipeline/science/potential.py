@@ -12,7 +12,12 @@ import pandas as pd
 
 from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, ratio, stock_t_c
 from soil_pipeline.science.pedotransfer import PedotransferFunction
-from soil_pipeline.science.scenarios import relative_stock_error, stock_error_quantities
+from soil_pipeline.science.scenarios import (
+    field_errors,
+    relative_stock_error,
+    stock_error_basis,
+    stock_error_quantities,
+)
 from soil_pipeline.science.stocks import horizon_stock_t_c_per_ha
 from soil_pipeline.science.uncertainty import interval_columns
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG, T_PER_TG
@@ -108,9 +113,11 @@ def regional_potential(
 ) -> pd.DataFrame:
     """Per region: 4p1000 targets and Zomer-style rates (Tg C/yr, t C/ha/yr, % of the targets), with intervals.
 
-    `sums` holds per-region totals of `cell_quantities`. The targets' samples are target x (1 + z x the relative
-    stock error of the region's land, all or cropland), `stock_z` the draws of z shared by every region (errors fully
-    correlated, see `scenarios.relative_stock_error`; `fallback_relative_sd` where no error value exists). Two Zomer
+    `sums` holds per-region totals of `cell_quantities` (and `scenarios.FIELD_ERROR`, the stock error a region's
+    field sites measure, where there is one). The targets' samples are target x (1 + z x the relative stock error of
+    the region's land, all or cropland: its field sites' where measured, else its error layers'), `stock_z` the
+    draws of z shared by every region (errors fully correlated, see `scenarios.relative_stock_error`;
+    `fallback_relative_sd` where no error value exists). Two Zomer
     variants, never blended: "reproduction" puts the BD implied by Zomer et al.'s own medium figures on all
     cropland; "independent" uses the per-cell pedotransfer BD, on the cropland that has one. The rates carry no
     sampled parameter (their BD is a published variant, not a draw); their shares of the targets carry the
@@ -121,18 +128,21 @@ def regional_potential(
     crop_stock = sums["cropland_soc_stock_2010_t_c"].to_numpy()
     table["soc_stock_2010_pg_c"] = stock / T_PER_PG
     table["cropland_area_mha"] = sums["cropland_area_ha"].to_numpy() / HA_PER_MHA
+    field = field_errors(sums)
     errors = {
         "all_land": relative_stock_error(
-            sums["soc_stock_error_t_c"], sums["soc_stock_2010_without_error_t_c"], stock, fallback_relative_sd
+            sums["soc_stock_error_t_c"], sums["soc_stock_2010_without_error_t_c"], stock, fallback_relative_sd, field
         ),
         "cropland": relative_stock_error(
             sums["cropland_soc_stock_error_t_c"],
             sums["cropland_soc_stock_2010_without_error_t_c"],
             crop_stock,
             fallback_relative_sd,
+            field,
         ),
     }
     table["soc_stock_2010_relative_sd_pct"] = 100.0 * errors["all_land"]
+    table["soc_stock_error_basis"] = stock_error_basis(sums["soc_stock_2010_without_error_t_c"], stock, field)
     table["cropland_soc_stock_2010_relative_sd_pct"] = 100.0 * errors["cropland"]
     target = four_per_1000_target(stock, params.four_per_1000_rate) / T_PER_TG
     crop_target = four_per_1000_target(crop_stock, params.four_per_1000_rate)

@@ -291,11 +291,39 @@ def stock_error_quantities(soc_2010, stock_error, area_ha, restored_ha) -> dict[
     }
 
 
-def relative_stock_error(error_t_c, stock_without_error_t_c, stock_t_c, fallback: float) -> np.ndarray:
-    """A region's relative stock error (1 sd): (sum of pixel errors + fallback x stock without an error value) /
-    stock, the pixel errors fully correlated; 0 where the region has no stock."""
+# A column of per-region sums: the relative error (1 sd) of the region's 2010 stock that its field sites measure
+# (`validation.map_total_error`, from regional_soc_stocks), NaN where the region is map-only.
+FIELD_ERROR = "soc_stock_field_relative_sd"
+STOCK_ERROR_BASES = ("field sites", "error layers", "fallback", "no stock")
+
+
+def relative_stock_error(error_t_c, stock_without_error_t_c, stock_t_c, fallback: float, field=None) -> np.ndarray:
+    """A region's relative stock error (1 sd): the error its field sites measure (`field`, per region) where there is
+    one; else (sum of pixel errors + fallback x stock without an error value) / stock, the pixel errors fully
+    correlated; 0 where the region has no stock."""
     total = np.asarray(error_t_c, dtype=float) + fallback * np.asarray(stock_without_error_t_c, dtype=float)
-    return np.nan_to_num(ratio(total, stock_t_c))
+    layers = np.nan_to_num(ratio(total, stock_t_c))
+    if field is None:
+        return layers
+    field = np.asarray(field, dtype=float)
+    return np.where(np.isfinite(field), field, layers)
+
+
+def stock_error_basis(stock_without_error_t_c, stock_t_c, field=None) -> np.ndarray:
+    """Where each region's stock error comes from (`STOCK_ERROR_BASES`): its field sites; else the error layers
+    (the fallback taking the part of its stock without an error value), or the fallback when that is most of it."""
+    without, stock = np.asarray(stock_without_error_t_c, dtype=float), np.asarray(stock_t_c, dtype=float)
+    measured = np.isfinite(np.asarray(field, dtype=float)) if field is not None else np.zeros(len(stock), dtype=bool)
+    return np.select(
+        [measured, ~(stock > 0), 2 * without > stock],
+        ["field sites", "no stock", "fallback"],
+        default="error layers",
+    ).astype("str")
+
+
+def field_errors(sums: pd.DataFrame):
+    """The `FIELD_ERROR` column of per-region sums, or None."""
+    return sums[FIELD_ERROR].to_numpy(dtype=float) if FIELD_ERROR in sums else None
 
 
 def gain_name(curve_key: str, attribution: str = "literature", grazing: str | None = None) -> str:
@@ -401,15 +429,20 @@ def _gain_columns(sums, name: str, curve: Recovery, horizon_yr: float, target_tg
     (t C/ha/yr) and share of the all-land 4p1000 target (%), central and with intervals. The gain's samples carry the
     IPCC factor draws (set-aside curves), the stock error of the restored land (1 + z x its relative error) and
     the residual debt error; the target's samples the stock error of the whole region."""
-    fallback = draws.fallback_relative_sd
+    fallback, field = draws.fallback_relative_sd, field_errors(sums)
     restored_error = relative_stock_error(
         sums["restored_soc_stock_error_t_c"],
         sums["restored_soc_stock_2010_without_error_t_c"],
         sums["restored_soc_stock_2010_t_c"],
         fallback,
+        field,
     )
     target_error = relative_stock_error(
-        sums["soc_stock_error_t_c"], sums["soc_stock_2010_without_error_t_c"], sums["soc_stock_2010_t_c"], fallback
+        sums["soc_stock_error_t_c"],
+        sums["soc_stock_2010_without_error_t_c"],
+        sums["soc_stock_2010_t_c"],
+        fallback,
+        field,
     )
     edition = curve.factors
     gain_central = curve_gain_t_c(sums, name, curve, draws.central_shares.get(edition)) / T_PER_PG
@@ -440,6 +473,9 @@ def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, con
     table["recovery_curve"] = scenario.recovery.label
     table["converted_land"] = converted_land
     table["horizon_yr"] = float(scenario.horizon_yr)
+    table["soc_stock_error_basis"] = stock_error_basis(
+        sums["soc_stock_2010_without_error_t_c"], sums["soc_stock_2010_t_c"], field_errors(sums)
+    )
     table["converted_land_area_mha"] = sums["converted_land_ha"].to_numpy() / HA_PER_MHA
     table["restored_area_mha"] = sums["restored_ha"].to_numpy() / HA_PER_MHA
     table["restored_area_with_soc_mha"] = sums["restored_with_soc_ha"].to_numpy() / HA_PER_MHA
