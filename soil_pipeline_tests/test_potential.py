@@ -7,6 +7,7 @@ import pytest
 from soil_pipeline.science import potential
 from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, zone_sums
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
+from soil_pipeline.science.scenarios import FIELD_ERROR
 
 
 def test_content_increase_rate_is_delta_times_bd_times_depth_over_duration():
@@ -99,6 +100,31 @@ def test_regional_potential_by_hand():
     second = table.iloc[1]
     assert second["zomer_medium_reproduction_tg_c_per_yr"] == pytest.approx(0.27 * 1.4 * 1.5 * 2)
     assert np.isnan(second["zomer_medium_reproduction_share_of_4p1000_all_land_pct"])  # no stock: no share
+
+
+def test_a_region_whose_field_sites_measure_its_stock_error_takes_that_error_for_its_targets():
+    sums = _sums(
+        soc_stock_2010_t_c=[1e9, 1e9],
+        cropland_area_ha=[1e6, 1e6],
+        cropland_soc_stock_2010_t_c=[5e7, 5e7],
+        cropland_area_with_bd_ha=[1e6, 1e6],
+        cropland_bd_x_area=[1.2e6, 1.2e6],
+        soc_stock_error_t_c=[1e8, 1e8],
+        soc_stock_2010_without_error_t_c=[0.0, 0.0],
+        cropland_soc_stock_error_t_c=[0.5e7, 0.5e7],
+        cropland_soc_stock_2010_without_error_t_c=[0.0, 0.0],
+    ).assign(**{FIELD_ERROR: [np.hypot(0.2, 0.1), np.nan]})
+    # region 0: field/map ratio 0.8 with a 0.1 standard error -> sqrt(0.2^2 + 0.1^2) = 22.4 % for all land and
+    # cropland; region 1 is map-only: 10 % from its error layers. z = -1, 0, 1 -> p05 = target x (1 - 0.9 x error)
+    table = potential.regional_potential(sums, PARAMS, np.array([-1.0, 0.0, 1.0]), 0.1)
+    measured, mapped = table.iloc[0], table.iloc[1]
+    assert measured["soc_stock_error_basis"] == "field sites" and mapped["soc_stock_error_basis"] == "error layers"
+    assert measured["soc_stock_2010_relative_sd_pct"] == pytest.approx(100 * np.hypot(0.2, 0.1))
+    assert measured["cropland_soc_stock_2010_relative_sd_pct"] == pytest.approx(100 * np.hypot(0.2, 0.1))
+    assert mapped["soc_stock_2010_relative_sd_pct"] == pytest.approx(10.0)
+    assert measured["target_4p1000_tg_c_per_yr"] == mapped["target_4p1000_tg_c_per_yr"] == pytest.approx(4.0)
+    assert measured["target_4p1000_tg_c_per_yr_p05"] == pytest.approx(4.0 * (1 - 0.9 * np.hypot(0.2, 0.1)))
+    assert mapped["target_4p1000_tg_c_per_yr_p05"] == pytest.approx(4.0 * 0.91)
 
 
 def test_cell_quantities_and_zone_sums_on_a_3x4_grid():

@@ -464,6 +464,15 @@ def test_regional_stock_error_from_the_error_layers_on_a_tiny_grid():
     np.testing.assert_allclose(relative["world"], [0.08], rtol=1e-6)
 
 
+def test_a_stock_error_measured_by_field_sites_replaces_that_of_the_layers_and_says_so():
+    error, without, stock = np.array([600.0, 0.0, 100.0]), np.array([0.0, 10000.0, 0.0]), np.full(3, 10000.0)
+    field = np.array([np.nan, np.nan, 0.25])
+    relative = scenarios.relative_stock_error(error, without, stock, 0.1, field)
+    np.testing.assert_allclose(relative, [0.06, 0.10, 0.25])
+    assert scenarios.stock_error_basis(without, stock, field).tolist() == ["error layers", "fallback", "field sites"]
+    assert scenarios.stock_error_basis([0.0], [0.0]).tolist() == ["no stock"]
+
+
 def test_sensitivity_rows_label_each_structural_alternative():
     scenario = make(0.25, recovery=SET_ASIDE, alternative_recovery=[RATE_033])
     lit = scenarios.ATTRIBUTIONS["literature"]

@@ -53,12 +53,12 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
 
 
 def site_history(deliveries: pd.DataFrame, map_year: int) -> pd.DataFrame:
-    """Every delivery (columns `DROP`, `OBSERVATION_KEY`, `COMPARED`, any others kept), ordered by site,
-    observation and drop, with: `delivery` (one of `DELIVERIES`), `moved_km` (from the site's previous delivery),
+    """Every delivery (columns `DROP`, `OBSERVATION_KEY`, `COMPARED`, any others kept), ordered by site and drop,
+    with: `delivery` (one of `DELIVERIES`), `moved_km` (from the site's previous delivery),
     `superseded_by` (the drop of the next delivery of the same observation, null while current), `current`,
     `site_observations` (current observations of the site) and `representative` (see the module)."""
     frame = deliveries.assign(source_db=deliveries["source_db"].fillna("").astype("str"))
-    frame = frame.sort_values([*OBSERVATION_KEY, DROP], kind="stable", na_position="first").reset_index(drop=True)
+    frame = frame.sort_values([*SITE_KEY, DROP], kind="stable").reset_index(drop=True)
     new_site = ~frame.duplicated(SITE_KEY)
     new_observation = ~frame.duplicated(OBSERVATION_KEY)
     by_site = frame.groupby(SITE_KEY, sort=False)
