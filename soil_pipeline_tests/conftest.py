@@ -116,6 +116,21 @@ E2E_FIXTURES = {
     "deployment",
 }
 E2E_CALLS = ("run_job(", "run_pipeline(", "subprocess.", "execute_in_process(", "dg.materialize(", 'main(["run"')
+# Modules whose every test is end to end (through helpers the heuristics above do not see).
+E2E_MODULES = {
+    "test_pipeline",
+    "test_run_processes",
+    "test_kill_and_reexecute",
+    "test_publishing_pipeline",
+    "test_potential_scenarios_pipeline",
+    "test_browser",
+    "test_production",
+    "test_postgres_storage",
+    "test_dask_cluster",
+    "test_store_s3",
+    "test_engine_stress",
+    "test_store_processes",
+}
 
 
 def pytest_collection_modifyitems(items):
