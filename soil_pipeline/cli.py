@@ -191,7 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
     run.add_argument("--partition", help="monthly drop YYYY-MM (default: the embedded drop, 2012-10)")
     run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
-    run.add_argument("--config", help="YAML setting the inputs, declarations, partition and output root (README)")
+    run.add_argument(
+        "--config", help="YAML setting the inputs, declarations, partition and output root (docs/deployment.md)"
+    )
     run.add_argument(
         "--input",
         action="append",
@@ -284,9 +286,10 @@ def serve_docs(output_root: OutputRoot, port: int) -> int:
     from pathlib import Path
 
     root = Path(output_root.url)
-    if not output_root.is_local or not root.is_dir():
+    if not output_root.is_local:
         print(f"soil-pipeline docs: {output_root} is not a local folder", file=sys.stderr)
         return 1
+    root.mkdir(parents=True, exist_ok=True)  # before the first run, an empty site: the runs fill it
     pages = sorted(root.glob("_data_docs/*/*/index.html"), key=lambda page: page.stat().st_mtime)[-2:]
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
     with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
@@ -306,6 +309,9 @@ def _run(args) -> int:
     landing_dir = args.landing_dir or args.inputs.get("landing_dir")
     for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
+    if (missing := missing_drop(landing_dir, args.partition)) is not None:
+        print(missing, file=sys.stderr)
+        return 2
     from soil_pipeline.contracts import gx_worker
 
     gx_worker.warm_up()  # GX imports in its worker process while Dagster and the definitions import here
@@ -372,6 +378,19 @@ def partition_problem(partition: str | None) -> str | None:
         f"soil-pipeline run: --partition {partition!r} is not a drop: use {DROP_FOLDER_FORM}, the name of its folder "
         "under <landing>/field_samples/"
     )
+
+
+def missing_drop(landing_dir: str | None, partition: str | None) -> str | None:
+    """One line when `--partition` names a drop whose folder is not in the landing folder, else None."""
+    from soil_pipeline.errors import Remedy
+    from soil_pipeline.resources import InputDatasets
+
+    if partition is None:
+        return None
+    folder = Path(landing_dir or InputDatasets().landing_dir) / "field_samples" / partition
+    if folder.is_dir():
+        return None
+    return f"soil-pipeline run: no field-sample drop folder {folder} for --partition {partition}: {Remedy.DROP_FOLDER}"
 
 
 def landing_warnings(landing_dir: str | None) -> list[str]:

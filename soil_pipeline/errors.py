@@ -18,9 +18,9 @@ class Remedy(StrEnum):
     SYMLINK = "copy the file into the drop folder instead of linking to it"
     COLUMN_NAMES = "rename or remove one of the two columns in the header"
     REQUIRED_COLUMNS = (
-        "add the column, or declare its header in the drop's declaration.yaml (README: Bring your own data)"
+        "add the column, or declare its header in the drop's declaration.yaml (docs/bring_your_own_data.md)"
     )
-    DECLARATION = "correct the declaration file (README: Bring your own data)"
+    DECLARATION = "correct the declaration file (docs/bring_your_own_data.md)"
     DECLARED_FILE = "put exactly one file matching the declared pattern in the drop folder, or correct the pattern"
     UNITS = "convert the column to the unit the contract states"
     ROW_COUNT = "re-export the table with all its rows (the contract bounds how many a drop may have)"
@@ -28,7 +28,7 @@ class Remedy(StrEnum):
     DROP_AS_A_WHOLE = "the drop is wrong as a whole (truncated, shifted columns?): compare it with its source"
     PLAUSIBILITY = (
         "correct the declaration (units, coordinates_crs, columns) or, if the values are right, confirm the check in "
-        "it: confirm: {<check>: <the declared value>, reason: ...} (README: Bring your own data)"
+        "it: confirm: {<check>: <the declared value>, reason: ...} (docs/bring_your_own_data.md)"
     )
     NO_STOCK = "no site has a 0-30 cm stock: check depths and SOC/BD columns against the source"
     NOT_A_FILE = "put the table itself in the drop folder: a regular file, not a directory, named pipe or device"
@@ -39,13 +39,13 @@ class Remedy(StrEnum):
     UNREADABLE = "re-export the file; it cannot be parsed"
     RASTER_CONTRACT = (
         "write the raster as its contract states (data_contracts/), or declare its unit, scale/offset, nodata and "
-        "extent in the raster_declaration file (README: Bring your own data)"
+        "extent in the raster_declaration file (docs/bring_your_own_data.md)"
     )
-    DECLARE_RASTER = "declare the raster in the raster_declaration file (README: Bring your own data)"
+    DECLARE_RASTER = "declare the raster in the raster_declaration file (docs/bring_your_own_data.md)"
     RASTER_PLAUSIBILITY = (
         "check the raster's unit, scale, nodata and coverage against its source and correct its declaration; if "
         "the values are right, confirm the rule with a reason (confirm: {<rule>: <why>} in its raster_declaration "
-        "entry, README: Bring your own data)"
+        "entry, docs/bring_your_own_data.md)"
     )
     RASTER_LIMITS = (
         "write the raster tiled (e.g. gdal_translate -co TILED=YES -co COMPRESS=DEFLATE), or raise the limit on the "

@@ -3,7 +3,7 @@
 The ingesting assets depend on these (`deps=`) and record an observation of each input they read before reading it,
 so every run, from the CLI or the UI, records what it was built from; with the `code_version` on every asset, after
 an input drop, a changed raster or a code change the Dagster UI marks the affected assets stale and says why.
-"Observe sources" in the UI observes them on demand. A URL input (e.g. `/vsicurl/...`) is not downloaded to be
+"Observe all" in the UI observes them on demand. A URL input (e.g. `/vsicurl/...`) is not downloaded to be
 hashed: its data version is its content identity as the server reports it (ETag, size, last-modified), never its
 address, which may carry a rotating signature.
 """
