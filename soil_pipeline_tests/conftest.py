@@ -130,6 +130,7 @@ E2E_MODULES = {
     "test_store_s3",
     "test_engine_stress",
     "test_store_processes",
+    "test_field_validation_pipeline",
 }
 
 
