@@ -162,7 +162,8 @@ def test_a_second_source_5_times_the_reference_stock_is_refused_by_the_cross_che
 
 def test_a_second_source_in_t_c_per_ha_declared_kg_c_per_m2_is_refused_naming_the_unit(published_root, tmp_path):  # noqa: F811
     """Niger's WHRC stock (t C/ha) declared kg C/m2: median 150 t C/ha passes the median guard, the cross-check
-    finds it 10 x the 2010 layer and names the unit; confirmed, it is published with the confirmation recorded."""
+    finds it 10 x the 2010 layer and names the unit; so do the field stocks once the cross-check is confirmed;
+    with both confirmed, it is published with the confirmations recorded."""
     root, _ = published_root
     result = run_job(
         root, inputs=second_source(tmp_path, NIGER, unit="kg C/m2"), asset_selection=["second_soc_stock_grid"]
@@ -174,16 +175,26 @@ def test_a_second_source_in_t_c_per_ha_declared_kg_c_per_m2_is_refused_naming_th
     )
     reason = "SOC given in dg C/m2, checked"
     sure = second_source(tmp_path, NIGER, unit="kg C/m2", confirm={"referenceRatio": f"'{reason}'"})
-    result = run_job(root, inputs=sure, asset_selection=["second_soc_stock_grid"])
+    [field] = run_job(root, inputs=sure, asset_selection=["second_soc_stock_grid"]).failures()
+    assert field.rule.startswith("rule fieldStocks: median ratio 16.6 of second_soc_stock_raster's stock at the cells")
+    assert field.rule.endswith(
+        "likely cause: the raster's unit: the values look like t C/ha, not kg C/m2 as declared "
+        "(x 0.1 the ratio would be 1.66): declare unit: t C/ha"
+    )
+    both = {"referenceRatio": f"'{reason}'", "fieldStocks": f"'{reason}'"}
+    result = run_job(
+        root,
+        inputs=second_source(tmp_path, NIGER, unit="kg C/m2", confirm=both),
+        asset_selection=["second_soc_stock_grid"],
+    )
     assert result.success, failure_text(result)
     [materialization] = result.result.asset_materializations_for_node("second_soc_stock_grid")
-    confirmed = materialization.metadata["confirmed_rules"].value["second_soc_stock_raster"]["referenceRatio"]
+    confirmed = materialization.metadata["confirmed_rules"].value["second_soc_stock_raster"]
     finding = failure.rule.removeprefix("rule referenceRatio: ")
-    assert confirmed == {"finding": finding, "reason": reason, "declaration": "rasters.yaml"}
+    assert confirmed["referenceRatio"] == {"finding": finding, "reason": reason, "declaration": "rasters.yaml"}
+    assert confirmed["fieldStocks"]["finding"] == field.rule.removeprefix("rule fieldStocks: ")
     layer = result.layer("second_soc_stock_grid")
-    assert layer.provenance["parameters"]["raster_confirmations:second_soc_stock_raster"] == {
-        "referenceRatio": confirmed
-    }
+    assert layer.provenance["parameters"]["raster_confirmations:second_soc_stock_raster"] == confirmed
 
 
 # ------------------------------------------------------------------------------------- class 3: empty, degenerate

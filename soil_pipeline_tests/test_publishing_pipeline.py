@@ -26,8 +26,11 @@ PUBLISHED = [
     "countries",
     "field_horizons",
     "field_horizons_rejects",
+    "field_site_history",
     "field_sites",
     "field_sites_rejects",
+    "map_validation",
+    "map_validation_sites",
     "regional_sequestration_potential",
     "regional_soc_stocks",
     "rothc_sequestration_potential",
@@ -66,7 +69,9 @@ def test_every_published_asset_has_one_latest_version_in_the_catalog(embedded_ru
     assert sorted(row["asset"] for row in catalog) == PUBLISHED
     assert all(row["latest"] for row in catalog)
     assert all(row["row_count"] > 0 for row in catalog if not row["asset"].endswith("_rejects"))
-    assert {row["partition"] for row in catalog if row["asset"].startswith(("field_", "topsoil"))} == {"2012-10"}
+    drop_tables = [row for row in catalog if row["asset"].startswith(("field_", "topsoil"))]
+    assert {row["partition"] for row in drop_tables if row["asset"] != "field_site_history"} == {"2012-10"}
+    assert [row["partition"] for row in drop_tables if row["asset"] == "field_site_history"] == [None]  # all drops
 
 
 def test_manifests_record_inputs_code_run_partition_and_file_checksums(embedded_run):
@@ -108,6 +113,9 @@ def test_regional_manifest_reaches_back_to_every_raw_input_file(embedded_run):
         "published:field_sites[2012-10]": store.latest("field_sites", "2012-10"),
         "published:field_horizons[2012-10]": store.latest("field_horizons", "2012-10"),
         "published:field_horizons_rejects[2012-10]": store.latest("field_horizons_rejects", "2012-10"),
+        "published:field_site_history": store.latest("field_site_history"),
+        "published:map_validation_sites": store.latest("map_validation_sites"),
+        "published:map_validation": store.latest("map_validation"),
     }
     assert raw["contract:regional_soc_stocks"] == sha256(REPO / "data_contracts" / "regional_soc_stocks.yaml")
 

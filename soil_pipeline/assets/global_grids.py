@@ -444,7 +444,6 @@ def second_soc_stock_grid(
         checked = yield from _checked_rasters(
             "second_soc_stock_grid", [SECOND_SOC_STOCK], inputs, raster_engine, executor
         )
-        yield from _field_stock_gate("second_soc_stock_grid", checked, SECOND_SOC_STOCK, path, publication.output_root)
         raster, contract, declaration = checked.rasters[name], checked.contracts[name], checked.declared[name]
         sources = {
             "stock": _onto_grid(raster, SECOND_SOC_STOCK.resampling, "float32", np.nan),
@@ -459,6 +458,12 @@ def second_soc_stock_grid(
         out, sums, report, alignment = _write(sources, grid, compute, 2, "float32", raster_engine, executor, "second")
     failures = _land_share_failures(sums, "stock", contract, bounds) + _reference_failures(sums, contract, declaration)
     _finished(out, lambda: checked.confirm(name, failures, path))
+    # After the cross-check on the cells both layers cover, the more direct evidence of a second source's unit.
+    try:
+        yield from _field_stock_gate("second_soc_stock_grid", checked, SECOND_SOC_STOCK, path, publication.output_root)
+    except dg.Failure:
+        out.discard()
+        raise
     lineage = _finished(out, checked.lineage)
     label = declaration.label
     lineage["parameters"]["second_soc_stock_source"] = label
