@@ -457,11 +457,14 @@ def window_memory():
 
 
 def _add(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
+    """total += part, name by name (in place where the sum keeps the total's type and shape)."""
     for name, values in part.items():
-        if name in total:
-            total[name] = total[name] + values
-        else:
+        if name not in total:
             total[name] = np.array(values, copy=True)
+        elif np.result_type(total[name], values) == total[name].dtype and np.shape(values) == total[name].shape:
+            np.add(total[name], values, out=total[name])
+        else:
+            total[name] = total[name] + values
 
 
 @functools.cache
