@@ -190,7 +190,8 @@ def layer_sums(values, per_row, cols, s1, a1, b1, n1, v1, vf1, c1, f1, s2, a2, b
     sv2, svf2, sc2, sf2 = _get(s2, v2, 0), _get(s2, vf2, 0), _get(s2, c2, 0), _get(s2, f2, 0)
     for r in range(values.size // cols if cols else 0):
         f = _factor(per_row, r)
-        for i in range(r * cols, (r + 1) * cols):
+        # unsigned cell indices: no access checks for a negative (wrap-around) index (a third of the loop's time)
+        for i in range(np.uint64(r * cols), np.uint64((r + 1) * cols)):
             v = values[i]
             if v != v:  # NaN
                 continue
