@@ -256,6 +256,7 @@ def to_fill(data: np.ndarray, nodata, source: RasterSource) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=256)  # asked for every window of every source
 def _fill_is_noop(nodata: float, fill: float, data_dtype, out_dtype) -> bool:
     """Whether replacing nodata by fill changes nothing: a NaN nodata matches no cell (NaN != NaN), and a fill
     equal to a nodata value that both dtypes hold exactly is already in place."""

@@ -5,6 +5,7 @@ windows, so no layer is ever whole in memory.
 """
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,7 +116,7 @@ def _layers(values: dict) -> tuple[list[_Layer], list[str]]:
 
 def _add_layer_sums(layer: _Layer, zones: dict, sizes: dict, wanted: dict, shape: tuple, out: dict) -> None:
     rows = shape[0] if len(shape) == 2 else 1
-    cols = int(np.prod(shape)) // rows if rows else 0
+    cols = math.prod(shape) // rows if rows else 0
     values = layer.values if layer.values.shape == shape else np.broadcast_to(layer.values, shape)
     values = _flat(values, _value_type(values))
     per_row = None
@@ -144,7 +145,7 @@ def _add_layer_sums(layer: _Layer, zones: dict, sizes: dict, wanted: dict, shape
 def _zone_arrays(zoning, shape: tuple) -> tuple:
     """(a, b, n_b) of `zone_loops.layer_sums` for a zoning: b None for a plain one."""
     if isinstance(zoning, CrossZones):
-        a, b = np.broadcast_to(zoning.a, shape), np.broadcast_to(zoning.b, shape)
+        a, b = (z if z.shape == shape else np.broadcast_to(z, shape) for z in (zoning.a, zoning.b))
         return _flat(a, _zone_type(a)), _flat(b, _zone_type(b)), np.int64(zoning.n_b)
     return _flat(zoning, _zone_type(zoning)), None, np.int64(0)
 
@@ -191,7 +192,11 @@ def _value_type(values) -> np.dtype:
 def _flat(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """`values` as a read-only one-dimensional contiguous array of `dtype`, so that one compiled loop serves every
     call with the same types."""
-    flat = np.ascontiguousarray(np.ravel(values), dtype=dtype).view()
+    if values.dtype == dtype and values.flags.c_contiguous:
+        flat = values.reshape(-1)  # a view
+    else:
+        flat = np.ascontiguousarray(np.ravel(values), dtype=dtype)
+    flat = flat.view()
     flat.flags.writeable = False
     return flat
 
