@@ -254,7 +254,7 @@ def measure_rasterize(paths: dict, threads: int) -> dict:
 
 def prepare(paths: dict, threads: int) -> dict:
     """The country layers the engine reads, made once (untimed) where missing."""
-    for kind in ("5min", "1km"):
+    for kind in ("5min", "1km", "250m"):
         if not paths[f"countries_{kind}"].exists():
             rasterize_countries(_grid(kind), paths[f"countries_{kind}"], threads)
     return {}
@@ -312,8 +312,6 @@ def measure_engine(paths: dict, grid_kind: str, window_cells: int, threads: int,
         (cell_quantity_arrays, country_zoning_arrays) if arrays else (cell_quantities, country_zonings)
     )
     n_countries = len(_countries())
-    if grid_kind == "250m" and not paths["countries_250m"].exists():
-        rasterize_countries(_grid(grid_kind), paths["countries_250m"], threads)  # once, not timed
     sources = engine_sources(paths, grid_kind)
     sizes = {"country": n_countries, "country_x_class": n_countries * N_CLASSES}
     names = {"country_x_class": ["area_ha"]}
