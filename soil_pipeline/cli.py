@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, doctor, gc
-from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot
+from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot, file_size_limit
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.science.aggregation import global_row
+from soil_pipeline.science.aggregation import WORLD, global_row
 
 TOP_COUNTRIES = 10
 
@@ -67,15 +67,20 @@ def summary(output_root: OutputRoot, committed: list[dict] | None = None) -> str
     return "\n".join(lines)
 
 
+def _scope(world: pd.Series) -> str:
+    """ "Global" for the World's row, "Region" for the all-region row of a regional run (named by its extent)."""
+    return "Global" if world["region_name"] == WORLD else "Region"
+
+
 def _stock_lines(world: pd.Series) -> list[str]:
-    regional = [] if world["region_name"] == "World" else [f"REGIONAL stock layers: {world['region_name']}"]
-    scope = "Global" if not regional else "Region"
+    scope = _scope(world)
+    regional = [] if scope == "Global" else [f"REGIONAL extent: {world['region_name']}"]
     return [
         *regional,
         "{} SOC stock 0-30 cm, 2010:         {:8.1f} Pg C".format(scope, world["soc_stock_2010_pg_c"]),
         "{} SOC stock 0-30 cm, no land use:  {:8.1f} Pg C".format(scope, world["soc_stock_no_land_use_pg_c"]),
-        "Global cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(world["cropland_area_mha"]),
-        "Global 4 per 1000 target:               {:8.1f} Tg C/yr".format(world["target_4p1000_tg_c_per_yr"]),
+        "{} cropland area (HYDE 3.2, 2016):  {:8.1f} Mha".format(scope, world["cropland_area_mha"]),
+        "{} 4 per 1000 target:               {:8.1f} Tg C/yr".format(scope, world["target_4p1000_tg_c_per_yr"]),
         "Field sites with a 0-30 cm stock:       {:8d} (median {:.1f} t C/ha)".format(
             int(world["n_field_sites"]), world["median_field_topsoil_soc_t_c_per_ha"]
         ),
@@ -88,7 +93,7 @@ def _interval(row: pd.Series, name: str, fmt: str) -> str:
 
 def _potential_lines(table: pd.DataFrame) -> list[str]:
     world = global_row(table)
-    lines = ["", "Sequestration potential, global (5th-95th percentile):"]
+    lines = ["", f"Sequestration potential, {_scope(world).lower()} (5th-95th percentile):"]
     for level in ("medium", "high"):
         for variant in ("reproduction", "independent"):
             name, area = f"zomer_{level}_{variant}", f"zomer_{variant}_cropland_area_mha"
@@ -102,13 +107,16 @@ def _potential_lines(table: pd.DataFrame) -> list[str]:
 
 
 def _scenario_lines(store: VersionedParquetStore) -> list[str]:
+    latest = sorted(store.latest_by_partition("restoration_scenario").items())
+    tables = {key: store.read("restoration_scenario", version) for key, version in latest}
+    regional = any(_scope(global_row(table)) == "Region" for table in tables.values())
     lines = [
         "",
-        "Restoration scenarios, global soil (0-30 cm) carbon gain at the horizon (5th-95th percentile); central =",
+        f"Restoration scenarios, {'regional' if regional else 'global'} soil (0-30 cm) carbon gain at the horizon "
+        "(5th-95th percentile); central =",
         "IPCC Tier 1 set-aside, low = Post & Kwon 0.33 t C/ha/yr, eventual = whole attributed debt repaid:",
     ]
-    for key, version in sorted(store.latest_by_partition("restoration_scenario").items()):
-        table = store.read("restoration_scenario", version)
+    for key, table in tables.items():
         world = table[table["region_type"] == "global"].set_index("estimate")
         central = world.loc[["central"]].iloc[0]
         lines.append(
@@ -183,7 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every asset for one field-sample drop and publish Parquet")
     run.add_argument("--partition", help="monthly drop YYYY-MM (default: the embedded drop, 2012-10)")
     run.add_argument("--landing-dir", help="folder holding field_samples/YYYY-MM/ (default: embedded data)")
-    run.add_argument("--config", help="YAML setting the inputs, declarations, partition and output root (README)")
+    run.add_argument(
+        "--config", help="YAML setting the inputs, declarations, partition and output root (docs/deployment.md)"
+    )
     run.add_argument(
         "--input",
         action="append",
@@ -276,9 +286,10 @@ def serve_docs(output_root: OutputRoot, port: int) -> int:
     from pathlib import Path
 
     root = Path(output_root.url)
-    if not output_root.is_local or not root.is_dir():
+    if not output_root.is_local:
         print(f"soil-pipeline docs: {output_root} is not a local folder", file=sys.stderr)
         return 1
+    root.mkdir(parents=True, exist_ok=True)  # before the first run, an empty site: the runs fill it
     pages = sorted(root.glob("_data_docs/*/*/index.html"), key=lambda page: page.stat().st_mtime)[-2:]
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
     with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
@@ -298,6 +309,9 @@ def _run(args) -> int:
     landing_dir = args.landing_dir or args.inputs.get("landing_dir")
     for warning in landing_warnings(landing_dir):
         print(warning, file=sys.stderr)
+    if (missing := missing_drop(landing_dir, args.partition)) is not None:
+        print(missing, file=sys.stderr)
+        return 2
     from soil_pipeline.contracts import gx_worker
 
     gx_worker.warm_up()  # GX imports in its worker process while Dagster and the definitions import here
@@ -324,7 +338,11 @@ def failure_text(outcome) -> str:
     another reason than an input, that nothing was listed, then file, rule and remedy of each step that failed on an
     input, else the first cause on one line."""
     failures = outcome.failures()
-    lines = [f"FAILED {failure.step}: {failure.cause}" for failure in failures if failure.remedy is None]
+    lines = [
+        f"FAILED {failure.step}: {failure.cause}{_size_limit_note(failure.cause)}"
+        for failure in failures
+        if failure.remedy is None
+    ]
     lines.append("Nothing from the failed run was listed; every asset keeps its previous latest version.")
     on_inputs = [failure for failure in failures if failure.remedy is not None]
     if on_inputs:
@@ -332,7 +350,7 @@ def failure_text(outcome) -> str:
     step, cause = (
         (failures[0].step, failures[0].cause) if failures else ("run", outcome.result.dagster_run.status.value)
     )
-    return "\n".join([*lines, f"soil-pipeline run: {step} failed: {_one_line(cause)}"])
+    return "\n".join([*lines, f"soil-pipeline run: {step} failed: {_one_line(cause)}{_size_limit_note(cause)}"])
 
 
 def input_failure_lines(failure) -> list[str]:
@@ -362,6 +380,19 @@ def partition_problem(partition: str | None) -> str | None:
     )
 
 
+def missing_drop(landing_dir: str | None, partition: str | None) -> str | None:
+    """One line when `--partition` names a drop whose folder is not in the landing folder, else None."""
+    from soil_pipeline.errors import Remedy
+    from soil_pipeline.resources import InputDatasets
+
+    if partition is None:
+        return None
+    folder = Path(landing_dir or InputDatasets().landing_dir) / "field_samples" / partition
+    if folder.is_dir():
+        return None
+    return f"soil-pipeline run: no field-sample drop folder {folder} for --partition {partition}: {Remedy.DROP_FOLDER}"
+
+
 def landing_warnings(landing_dir: str | None) -> list[str]:
     from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders
     from soil_pipeline.resources import InputDatasets
@@ -376,14 +407,14 @@ def landing_warnings(landing_dir: str | None) -> list[str]:
 
 def drops_text(landing_dir: str | None) -> str:
     """Every folder of the landing area: a valid monthly drop with its table files, or why it is not one."""
-    from soil_pipeline.readers import DROP_FOLDER_FORM, TABLE_SUFFIXES, drop_folders
+    from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, is_table_name
     from soil_pipeline.resources import InputDatasets
 
     landing = Path(landing_dir or InputDatasets().landing_dir)
     valid, invalid = drop_folders(landing)
     lines = [f"Field-sample drops under {landing / 'field_samples'}:"]
     for name in valid:
-        files = sorted(p.name for p in (landing / "field_samples" / name).iterdir() if p.suffix in TABLE_SUFFIXES)
+        files = sorted(p.name for p in (landing / "field_samples" / name).iterdir() if is_table_name(p.name))
         lines.append(f"  {name}  {', '.join(files) or '(no table files)'}")
     lines += [f"  {name}  warning: not a partition folder, use {DROP_FOLDER_FORM}; ignored" for name in invalid]
     return "\n".join(lines if valid or invalid else [*lines, "  (none)"])
@@ -408,11 +439,19 @@ def _access(args) -> int:
     return 0
 
 
+def _size_limit_note(cause: str) -> str:
+    """What a "File too large" failure hit: the process's file size limit, when there is one (and not said yet)."""
+    limit = file_size_limit()
+    if "File too large" not in cause or limit is None or "ulimit" in cause:
+        return ""
+    return f" (the process's file size limit, ulimit -f, is {limit} bytes)"
+
+
 def error_line(error: BaseException) -> str:
     """One line naming the cause: the OS error by name with its file, or the message of a rule/lookup error."""
     if isinstance(error, OSError) and error.strerror:
         where = f" ({error.filename})" if error.filename else ""
-        return f"{type(error).__name__}: {error.strerror}{where}"
+        return f"{type(error).__name__}: {error.strerror}{where}{_size_limit_note(error.strerror)}"
     message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)
     return message if isinstance(error, KeyError | ValueError) else f"{type(error).__name__}: {message}"
 
@@ -457,7 +496,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as error:
-        print(f"soil-pipeline {args.command}: {error_line(error)}", file=sys.stderr)
+        line = error_line(error)
+        if args.command == "check-drop":  # the drop's file names are quoted: one line, whatever they hold
+            from soil_pipeline.drop_check import printable
+
+            line = printable(line)
+        print(f"soil-pipeline {args.command}: {line}", file=sys.stderr)
         return 1
 
 

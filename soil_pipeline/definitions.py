@@ -84,7 +84,7 @@ def build_definitions(
         assets=all_assets,
         jobs=[main_job, scenario_job],
         schedules=[refresh.monthly_refresh],
-        sensors=[refresh.new_field_drops, refresh.drop_partitions, commit_successful_runs, mark_failed_runs],
+        sensors=[refresh.new_field_drops, refresh.raw_inputs, commit_successful_runs, mark_failed_runs],
         # One process per run: the multiprocess default spends ~10 s importing per step on 2 cores.
         executor=dg.in_process_executor,
         resources=build_resources(output_root, inputs, docs_url, raster_engine, refresh_settings),

@@ -1,6 +1,8 @@
 """Check a field-sample drop without publishing anything: read it by its declaration, validate it against the
-contracts as the `field_drop` asset does, compute the 0-30 cm stocks, and say what would be quarantined or refused,
-with every row accounted for (`soil-pipeline check-drop`). No Dagster."""
+contracts as the `field_drop` asset does, compute the 0-30 cm stocks, judge its plausibility (`drop_evidence`), and
+say what would be quarantined or refused, with every row accounted for (`soil-pipeline check-drop`). What the report
+quotes from the drop (file names, values) is printed with its control characters escaped, so a file name cannot
+forge a line of it. No Dagster."""
 
 import tempfile
 from collections import Counter
@@ -21,6 +23,7 @@ from soil_pipeline.contracts.model import load_raster_contract, load_table_contr
 from soil_pipeline.contracts.raster import check_raster
 from soil_pipeline.contracts.stream import StreamValidation
 from soil_pipeline.contracts.validate import LandMask, Regions
+from soil_pipeline.drop_evidence import Finding, refusals
 from soil_pipeline.ingest import DropValidation, site_references, validate_drop
 from soil_pipeline.readers import read_countries
 
@@ -38,19 +41,22 @@ class TableCheck:
     rejected_rows: int
     by_rule: Counter
     first_rejects: pd.DataFrame
+    first_copies: pd.DataFrame  # source_file, source_line, copy_of_line
+    undeclared_missing: pd.DataFrame  # column, value, rows, first_line
 
     @classmethod
     def of(cls, validation: StreamValidation) -> "TableCheck":
-        valid, copies = validation.valid, 0
-        if valid is not None and "identical_copies" in valid.schema.names:
-            copies = sum(int((frame["identical_copies"] - 1).sum()) for frame in valid.frames(["identical_copies"]))
+        validation.reconcile()
+        copies = validation.copies.head(SHOWN_REJECTS) if validation.copies is not None else pd.DataFrame()
         return cls(
             n_in=validation.n_checked,
-            published=valid.num_rows if valid is not None else 0,
-            identical_copies=copies,
+            published=validation.n_valid,
+            identical_copies=validation.identical_copies,
             rejected_rows=validation.rejected_rows,
             by_rule=validation.by_rule,
             first_rejects=validation.sample().head(SHOWN_REJECTS),
+            first_copies=copies,
+            undeclared_missing=validation.undeclared_missing(),
         )
 
 
@@ -63,6 +69,7 @@ class DropCheck:
     sites_with_stock: int | None  # None: refused before the stocks
     stock_exclusions: Counter
     refusals: list[str] = field(default_factory=list)
+    evidence: list[Finding] = field(default_factory=list)
 
     @property
     def publishable(self) -> bool:
@@ -101,16 +108,17 @@ def check_drop(
     with tempfile.TemporaryDirectory(prefix="soil_pipeline_check_drop_") as work:
         drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions, plans=plans)
         tables = {"field_sites": TableCheck.of(drop.sites), "field_horizons": TableCheck.of(drop.horizons)}
-    refusals = [f"{paths[name]}: {error}" for name, v in _validations(drop).items() for error in v.batch_errors]
-    if refusals:
-        return DropCheck(found, paths, plans, tables, None, Counter(), refusals)
+    refused = [f"{paths[name]}: {error}" for name, v in _validations(drop).items() for error in v.batch_errors]
+    refused += [str(error) for error in refusals(drop.evidence, paths)]
+    if any(v.batch_errors for v in _validations(drop).values()):
+        return DropCheck(found, paths, plans, tables, None, Counter(), refused, drop.evidence)
     rule = next(r for r in load_table_contract("topsoil_soc_stocks").rules if r.kind == "min_non_null")
     if drop.sites_with_stock < rule.params["minimum"]:
-        refusals.append(
+        refused.append(
             f"{paths['field_horizons']}: {rule.id}: {drop.sites_with_stock} site(s) with a 0-30 cm stock, "
             f"at least {rule.params['minimum']} required"
         )
-    return DropCheck(found, paths, plans, tables, drop.sites_with_stock, drop.stock_exclusions, refusals)
+    return DropCheck(found, paths, plans, tables, drop.sites_with_stock, drop.stock_exclusions, refused, drop.evidence)
 
 
 def _validations(drop: DropValidation) -> dict[str, StreamValidation]:
@@ -118,8 +126,8 @@ def _validations(drop: DropValidation) -> dict[str, StreamValidation]:
 
 
 def reconciliation(check: DropCheck) -> str:
-    """in = published + rejected (source rows; horizons also count identical copies collapsed into one), and the
-    published sites = with a 0-30 cm stock + null with a reason."""
+    """in = published + identical copies collapsed into a published row + rejected (rows read; the validation
+    raises when they do not add up), and the published sites = with a 0-30 cm stock + null with a reason."""
     parts = []
     for name, label in (("field_sites", "sites"), ("field_horizons", "horizons")):
         t = check.tables[name]
@@ -135,8 +143,18 @@ def reconciliation(check: DropCheck) -> str:
     return "; ".join(parts)
 
 
+def printable(text: str) -> str:
+    """`text` with every control character (newline, carriage return, escape, ...) escaped, so it stays on one line
+    and cannot forge another."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def report(check: DropCheck) -> str:
-    """What `soil-pipeline check-drop` prints."""
+    """What `soil-pipeline check-drop` prints: one line per item, whatever the drop's file names and values hold."""
+    return "\n".join(printable(line) for line in _report_lines(check))
+
+
+def _report_lines(check: DropCheck) -> list[str]:
     lines = [f"Declaration: {check.declaration.path} ({check.declaration.name})"]
     for name in TABLES:
         plan = check.plans[name]
@@ -156,9 +174,27 @@ def report(check: DropCheck) -> str:
         lines.append(f"  {row.source_file}:{row.source_line} {row.rule} {row.column} {value}: {row.detail}")
     if n_rejects > SHOWN_REJECTS:
         lines.append(f"  ... and {n_rejects - SHOWN_REJECTS} more")
+    for name in TABLES:
+        table = check.tables[name]
+        if table.identical_copies:
+            lines.append(f"Would collapse {table.identical_copies} identical copies into the row they repeat:")
+            lines += [
+                f"  {row.source_file}:{row.source_line} is a copy of line {row.copy_of_line}"
+                for row in table.first_copies.itertuples(index=False)
+            ]
+            if table.identical_copies > len(table.first_copies):
+                lines.append(f"  ... and {table.identical_copies - len(table.first_copies)} more")
+        for row in table.undeclared_missing.itertuples(index=False):
+            lines.append(
+                f"Read as missing: {row.value!r} in {row.column} ({row.rows} row(s), first at "
+                f"{check.paths[name].name}:{row.first_line}); declare it (missing_values: [{row.value!r}]) to say so"
+            )
+    if check.evidence:
+        lines.append("Plausibility:")
+        lines += [f"  {finding.line()}" for finding in check.evidence]
     lines.append(f"Reconciliation: {reconciliation(check)}")
     if check.refusals:
         lines += ["Would be REFUSED (nothing published):", *(f"  {text}" for text in check.refusals)]
     else:
         lines.append("Would be published (nothing was written).")
-    return "\n".join(lines)
+    return lines

@@ -33,6 +33,7 @@ from soil_pipeline.contracts.stream import (
     validate_buckets,
 )
 from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, LandMask, Regions, Validation
+from soil_pipeline.drop_evidence import EvidenceTally, Finding, confirmed_guards, judge
 from soil_pipeline.engine.points import HasValue, sample_points
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.publishing.grids import stored
@@ -104,6 +105,8 @@ class DropValidation:
     sites_with_stock: int
     # valid sites without a 0-30 cm stock, by exclusion reason
     stock_exclusions: Counter = field(default_factory=Counter)
+    # the drop's plausibility checks (drop_evidence): a failed, unconfirmed one refuses the drop
+    evidence: list[Finding] = field(default_factory=list)
 
 
 def validate_drop(
@@ -116,12 +119,15 @@ def validate_drop(
     plans: dict[str, TablePlan] | None = None,
 ) -> DropValidation:
     """Validate a drop's sites, then its horizons (a horizon must belong to a valid site), bucket by bucket (about
-    `bucket_bytes` of source text each), and count the sites that get a 0-30 cm stock (for the drop-level gate).
+    `bucket_bytes` of source text each), count the sites that get a 0-30 cm stock (for the drop-level gate) and judge
+    the drop's plausibility as a whole (`drop_evidence`: coordinates against `land` and `regions`, depth and SOC
+    units, field stocks against the stock layer of `land`).
 
     `plans` are the drop declaration's plans per table (`contracts.declaration.plan_table`), applied to every chunk
     as it is read; without them the files are read by the contracts' physical names."""
     sources = {name: TableSource.of(contract, (plans or {}).get(name)) for name, contract in contracts.items()}
     sites_contract, horizons_contract = contracts["field_sites"], contracts["field_horizons"]
+    tally = EvidenceTally()
     n_sites = bucket_count(paths["field_sites"].stat().st_size, bucket_bytes)
     buckets = read_in_buckets(paths["field_sites"], sources["field_sites"], folder / "sites_in", n_sites)
     sites = validate_buckets(
@@ -130,6 +136,7 @@ def validate_drop(
         folder / "sites",
         land=land,
         regions=regions,
+        on_bucket=lambda _, validation: tally.add_sites(validation),
         empty=sources["field_sites"].empty(paths["field_sites"]),
         attrs={DECLARED_CONVERSIONS: sources["field_sites"].conversions},
     )
@@ -142,9 +149,11 @@ def validate_drop(
 
     def count_stocks(i: int, validation: Validation) -> None:
         if not len(ids[i]):
+            tally.add_horizons(validation, None)
             return  # no valid site in this bucket, so no stock (and pandas cannot join two empty arrow columns)
         site_ids = ids[i].cast(pa.large_string()).to_pandas(types_mapper=text_types)
         stocks = site_stocks(site_ids, validation.valid, validation.rejects)
+        tally.add_horizons(validation, stocks)
         has_stock = stocks["topsoil_soc_stock_t_c_per_ha"].notna()
         with_stock[0] += int(has_stock.sum())
         exclusions.update(stocks.loc[~has_stock, "exclusion_reason"].value_counts().to_dict())
@@ -161,7 +170,9 @@ def validate_drop(
     )
     # valid sites in a bucket without any horizon row
     exclusions["no_horizons"] += sum(len(ids[i]) for i in range(n_horizons) if i not in counted)
-    return DropValidation(sites, horizons, with_stock[0], +exclusions)
+    evidence = judge(tally, sites, land, regions, plans)
+    evidence += confirmed_guards(horizons, (plans or {}).get("field_horizons"))
+    return DropValidation(sites, horizons, with_stock[0], +exclusions, evidence)
 
 
 def site_references(countries: pd.DataFrame, soc_stock_2010: RasterSource) -> tuple[LandMask, Regions]:

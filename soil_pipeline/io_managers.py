@@ -120,7 +120,34 @@ def _materialized(context: dg.InputContext, store: VersionedParquetStore, asset:
     return store.staged(run, asset, key) if run else None
 
 
-class PublishedParquetIOManager(dg.ConfigurableIOManager):
+def _partition_keys(context: dg.InputContext, latest: dict) -> list[str | None]:
+    """The partitions of the input to read. A step of no partition reading every drop (the regional tables) reads
+    the drops this instance knows and every drop published on the output root: the root is where the drops live,
+    and an instance may know few of them (`soil-pipeline run` starts one of its own)."""
+    if not context.has_asset_partitions:
+        return [None]
+    keys = list(context.asset_partition_keys)
+    if not context.has_partition_key:
+        keys += sorted(key for key in latest if key is not None and key not in keys)
+    return keys
+
+
+def _live(store: VersionedParquetStore, run_id: str) -> None:
+    """Claim `run_id` live (`gc` leaves it alone while this process runs it), and fail at once, saying why, if its
+    folder was removed meanwhile."""
+    store.claim_run(run_id)
+    store.check_run(run_id)
+
+
+class _RunClaim:
+    """The run is claimed live on the output root as soon as its IO managers are set up (before any step writes)."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.run_id:
+            _live(VersionedParquetStore(self.output_root), context.run_id)
+
+
+class PublishedParquetIOManager(_RunClaim, dg.ConfigurableIOManager):
     """Stages each DataFrame output as an immutable version (or an identical existing one) for the run's commit.
 
     Tables too large for memory travel as `TableFile`s: an output is staged batch by batch, and an input annotated
@@ -141,7 +168,9 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
             "parameters": lineage.get("parameters", {}),
             "code": code_version(),
         }
-        published = self.store.stage(context.run_id, asset, obj, provenance, partition, points=_points(context))
+        store = self.store
+        _live(store, context.run_id)
+        published = store.stage(context.run_id, asset, obj, provenance, partition, points=_points(context))
         context.add_output_metadata(
             {
                 "dagster/row_count": published.manifest["row_count"],
@@ -160,8 +189,9 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         frame's input provenance; a `TableFile` when the input is annotated so (one partition)."""
         asset = context.asset_key.to_user_string()
         store = self.store
+        store.check_run(_reading_run(context))
         latest = store.latest_by_partition(asset)
-        keys = context.asset_partition_keys if context.has_asset_partitions else [None]
+        keys = _partition_keys(context, latest)
         producing = _producing_run(context)
         versions = {
             key: store.staged(producing, asset, key) or _materialized(context, store, asset, key) or latest.get(key)
@@ -185,7 +215,7 @@ class PublishedParquetIOManager(dg.ConfigurableIOManager):
         return frame
 
 
-class IntermediateIOManager(dg.ConfigurableIOManager):
+class IntermediateIOManager(_RunClaim, dg.ConfigurableIOManager):
     """Values passed between steps, in open formats under `<root>/_runs/<run id>/intermediate/`: a `Layer` as a
     GeoTIFF, a DataFrame as Parquet. Nothing is ever written in place, so concurrent runs never read each other's
     half-written files, and nothing is unpickled."""
@@ -202,6 +232,7 @@ class IntermediateIOManager(dg.ConfigurableIOManager):
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: intermediates must be a Layer or a DataFrame")
         store = VersionedParquetStore(self.output_root)
+        _live(store, context.run_id)
         path = store.write_intermediate(
             context.run_id, context.asset_key.to_user_string(), _partition(context), suffix, data
         )
@@ -209,6 +240,7 @@ class IntermediateIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         store = VersionedParquetStore(self.output_root)
+        store.check_run(_reading_run(context))
         asset, partition = context.asset_key.to_user_string(), _partition(context)
         run = _producing_run(context)
         if not store.has_intermediate(run, asset, partition):

@@ -1,5 +1,5 @@
 """Field-sample drops as dynamic partitions: one partition per drop folder `<landing>/field_samples/YYYY-MM/` that
-exists, registered when it is found (the `drop_partitions` sensor, the `new_field_drops` sensor and the schedule in
+exists, registered when it is found (the `raw_inputs` sensor, the `new_field_drops` sensor and the schedule in
 the UI deployment; `soil-pipeline run` and the runner before a run). A month without a drop is no partition, so a
 backfill over any range of partitions covers only drops that exist, and every run of it has data to ingest."""
 

@@ -1,5 +1,9 @@
 """Provenance that travels with asset values: input files with their sha256, parameters, code version.
 
+The sha256 recorded is that of the bytes a run read: an input is snapshotted before it is first read (`snapshot`:
+its sha256 and its identity, device, inode, size, modification and change times) and checked unchanged after it
+was last read (`FileSnapshot.unchanged`); a file that changed meanwhile is refused, naming what changed.
+
 Remote inputs (URLs, GDAL `/vsicurl/` paths) are recorded by address with credentials removed (user info and the
 query string, which carries signatures and tokens) and identified by content: ETag, size and last-modified as the
 server reports them, so a rotating signature on unchanged data changes nothing, and changed data changes the id.
@@ -8,11 +12,16 @@ server reports them, so a rotating signature on unchanged data changes nothing, 
 import base64
 import functools
 import hashlib
+import os
 import subprocess
 import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from soil_pipeline.errors import InputError, Remedy
 
 # Libraries whose version can change the numbers or the bytes of a published file.
 KEY_LIBRARIES = ("dagster", "pandas", "numpy", "pyarrow", "rasterio", "shapely", "geopandas", "pyproj")
@@ -98,6 +107,77 @@ def file_input(role: str, path: str | Path) -> dict:
     if removed:
         entry["redacted"] = removed
     return {role: entry}
+
+
+def _identity(path: str) -> tuple | None:
+    """(device, inode, size, modification and change times in ns) of a local file; None for any other address."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+@dataclass(frozen=True)
+class FileSnapshot:
+    """An input as it was when a run began to read it: `entry` is its provenance entry (`file_input`: a local file's
+    sha256, a remote one's content identity) and `identity` what tells a change (local: device, inode, size,
+    modification and change times; remote: the content identity)."""
+
+    path: str
+    role: str
+    entry: dict
+    identity: tuple | dict | None
+
+    def inputs(self) -> dict:
+        return {self.role: dict(self.entry)}
+
+    def unchanged(self) -> "FileSnapshot":
+        """Itself, after checking the file is as it was (call after the last read); InputError naming what
+        changed otherwise."""
+        if isinstance(self.identity, tuple):
+            now = _identity(self.path)
+        elif self.identity and "error" not in self.identity:
+            now = remote_identity(self.path)
+            if "error" in now:  # the server cannot be asked now: what was read cannot be told changed
+                return self
+        else:
+            return self
+        if now != self.identity:
+            raise changed_input(self.path, self.identity, now)
+        return self
+
+
+def snapshot(role: str, path: str | Path) -> FileSnapshot:
+    """The input at `path` before it is read, hashed (`file_input`) while its identity stays the same: a file
+    written meanwhile is refused (`changed_input`)."""
+    path = str(path)
+    before = _identity(path)
+    entry = file_input(role, path)[role]
+    if before is not None:
+        if (after := _identity(path)) != before:
+            raise changed_input(path, before, after)
+        return FileSnapshot(path, role, entry, before)
+    return FileSnapshot(path, role, entry, entry.get("remote"))
+
+
+def changed_input(path: str, before, after) -> InputError:
+    """The error of an input that changed while a run read it."""
+    if isinstance(before, tuple) and isinstance(after, tuple):
+        then, now = (datetime.fromtimestamp(t[3] / 1e9, UTC).isoformat(timespec="seconds") for t in (before, after))
+        what = f"size {before[2]} -> {after[2]} bytes, modified {then} -> {now}"
+        if before[:2] != after[:2]:
+            what = f"replaced by another file ({what})"
+    elif after is None:
+        what = "it is gone"
+    else:
+        what = f"its content identity changed ({before} -> {after})"
+    return InputError(
+        path,
+        f"changed while this run was reading it ({what}): the run would record a sha256 that is not that of the "
+        "bytes it read, so nothing of it is published",
+        Remedy.INPUT_CHANGED,
+    )
 
 
 def combine(*parts: dict) -> dict:

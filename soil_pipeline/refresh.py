@@ -1,5 +1,6 @@
-"""The monthly refresh: a schedule for the previous month's drop, a sensor on the landing folder, and a sensor that
-registers each drop folder as a partition (see `partitions.py`).
+"""The monthly refresh: a schedule for the previous month's drop and a sensor on the landing folder; and the raw
+inputs kept current in the UI (a sensor registering each drop folder as a partition, see `partitions.py`, and
+recording the data version of every raw input when it changes).
 
 Neither launches a run for a month without a drop folder: the schedule skips with a reason naming the folder,
 the sensor only sees folders that exist. The sensor launches one run per new or changed drop; its cursor holds the
@@ -14,7 +15,15 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from soil_pipeline.assets.sources import drop_keys, drop_version
+from soil_pipeline.assets.sources import (
+    DATA_VERSION_TAG,
+    drop_keys,
+    drop_stamp,
+    drop_version,
+    file_stamp,
+    file_version,
+    raw_input_files,
+)
 from soil_pipeline.partitions import field_drops, register_drops
 from soil_pipeline.resources import InputDatasets
 
@@ -83,16 +92,43 @@ def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, 
 
 
 @dg.sensor(
-    name="drop_partitions",
-    minimum_interval_seconds=30,
-    description="Registers each drop folder under <landing>/field_samples/YYYY-MM/ as a partition of the field-sample "
-    "assets, so that the UI offers it (launches no run).",
+    name="raw_inputs",
+    minimum_interval_seconds=60,
+    description="Keeps the raw inputs current in the UI, launching no run: registers each drop folder "
+    "<landing>/field_samples/YYYY-MM/ as a partition of the field-sample assets, and records the data version of "
+    "every raw input (file, drop) whenever it changes, so that a run records what it read and the catalog marks "
+    "what a changed input feeds as stale.",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def drop_partitions(context: dg.SensorEvaluationContext, inputs: InputDatasets):
-    if added := _unregistered(context, drop_keys(inputs)):
-        return dg.SensorResult(dynamic_partitions_requests=added)
-    return dg.SkipReason(f"every drop under {inputs.landing_dir} is a partition already")
+def raw_inputs(context: dg.SensorEvaluationContext, inputs: InputDatasets):
+    known = json.loads(context.cursor) if context.cursor else {}
+    current, events = {}, []
+    for name, path in raw_input_files(inputs).items():
+        current[name] = _versioned(known.get(name), file_stamp(path), lambda path=path: file_version(path))
+        if known.get(name, [None, None])[1] != current[name][1]:
+            events.append(_observation(name, current[name][1]))
+    added = register_drops(context.instance, drop_keys(inputs))  # before their observations, in this same tick
+    for key in drop_keys(inputs):
+        folder, entry = inputs.drop_dir(key), f"drop:{key}"
+        current[entry] = _versioned(known.get(entry), drop_stamp(folder), lambda folder=folder: drop_version(folder))
+        if known.get(entry, [None, None])[1] != current[entry][1]:
+            events.append(_observation("field_sample_drop", current[entry][1], key))
+    if not events:
+        return dg.SkipReason(f"no raw input changed under {inputs.landing_dir} or elsewhere")
+    if added:
+        context.log.info(f"drops registered as partitions: {', '.join(added)}")
+    return dg.SensorResult(asset_events=events, cursor=json.dumps(current))
+
+
+def _versioned(known: list | None, stamp: list | None, version) -> list:
+    """[stamp, data version]: the known version while the stamp is unchanged (and known), else `version()`."""
+    if known is not None and stamp is not None and known[0] == stamp:
+        return known
+    return [stamp, version()]
+
+
+def _observation(key: str, version: str, partition: str | None = None) -> dg.AssetObservation:
+    return dg.AssetObservation(asset_key=key, partition=partition, tags={DATA_VERSION_TAG: version})
 
 
 def _unregistered(context: dg.SensorEvaluationContext, keys: list[str]) -> list[dg.AddDynamicPartitionsRequest]:

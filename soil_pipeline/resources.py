@@ -10,6 +10,7 @@ import pydantic
 from pydantic import Field
 
 from soil_pipeline.contracts import gx_worker
+from soil_pipeline.contracts.raster import RasterLimits
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.engine import memory
 from soil_pipeline.engine.raster import WINDOW_CELLS, GridConfig
@@ -140,9 +141,20 @@ class RasterEngine(dg.ConfigurableResource):
     scheduler_address: str | None = None
     threads: int = 2
     window_cells: int = WINDOW_CELLS
+    # What an input raster's header may claim before anything of it is read (contracts.raster.RasterLimits).
+    max_raster_cells: int = Field(RasterLimits.max_cells, description="Most cells an input raster may have.")
+    max_raster_bytes: int = Field(
+        RasterLimits.max_bytes, description="Most bytes an input raster may decode to (cells x bands x bytes/value)."
+    )
+    max_block_bytes: int = Field(
+        RasterLimits.max_block_bytes, description="Most bytes one block of an input raster may decode to."
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         memory.return_freed_memory()  # a run allocates and frees large tables and window arrays
+
+    def limits(self) -> RasterLimits:
+        return RasterLimits(self.max_raster_cells, self.max_raster_bytes, self.max_block_bytes)
 
     def grid(self) -> GridSpec:
         return GridConfig(self.crs, self.resolution_deg, self.west, self.north, self.width, self.height).spec()

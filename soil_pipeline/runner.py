@@ -9,6 +9,7 @@ committed by the run status sensors instead (`run_commit.py`).
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION, register_drops
 from soil_pipeline.publishing.grids import StoredLayer, layer_from_geotiff
 from soil_pipeline.publishing.maintenance import DEFAULT_KEEP_RUNS
 from soil_pipeline.publishing.store import VersionedParquetStore
+from soil_pipeline.redaction import has_secret
 from soil_pipeline.resources import InputDatasets, RasterEngine
 from soil_pipeline.run_commit import commit_run
 
@@ -119,7 +121,7 @@ def run_job(
     A successful run is committed (then, on a local root and unless `keep_runs` is None, `gc` keeps that many runs'
     intermediates and Data Docs); a failed one is marked failed and lists nothing."""
     output_root = str(output_root)
-    recipe = (job_name, output_root, _plain(inputs), _plain(raster_engine))
+    recipe = (job_name, output_root, _held_secrets(_plain(inputs)), _held_secrets(_plain(raster_engine)))
     job = dg.build_reconstructable_job(__name__, runner_job.__name__, reconstructable_args=recipe)
     logs = PROGRESS_LOGS if progress else QUIET_LOGS
     selection = [dg.AssetKey.from_user_string(key) if isinstance(key, str) else key for key in asset_selection or []]
@@ -166,6 +168,41 @@ def _plain(settings: dg.ConfigurableResource | dict | None) -> dict:
     return settings.model_dump(exclude_unset=True)
 
 
+# Settings holding a credential (a URL with a password or a signature), by placeholder: a job's recipe is stored
+# with the run (Dagster run storage, shown in the UI), so it names the placeholder only; the value stays in the
+# memory of the process that runs the job (the in-process executor rebuilds the job there).
+HELD_PREFIX = "held-in-memory:"
+_held: dict[str, str] = {}
+
+
+def _held_secrets(settings: dict) -> dict:
+    """`settings` with each value holding a credential replaced by a placeholder (`HELD_PREFIX`)."""
+    out = {}
+    for name, value in settings.items():
+        if isinstance(value, str) and has_secret(value):
+            key = f"{HELD_PREFIX}{name}:{hashlib.sha256(value.encode()).hexdigest()[:16]}"
+            _held[key] = value
+            value = key
+        out[name] = value
+    return out
+
+
+def _revealed(settings: dict) -> dict:
+    """The settings of a job recipe with their held values back; a clear error when this process does not hold
+    them (a run of the runner rebuilt elsewhere, e.g. re-executed from the UI)."""
+    out = {}
+    for name, value in settings.items():
+        if isinstance(value, str) and value.startswith(HELD_PREFIX):
+            if value not in _held:
+                raise RuntimeError(
+                    f"setting {name} held a credential, kept in the memory of the process that started the run "
+                    "only (never in run storage): start the run again from soil-pipeline run or run_job"
+                )
+            value = _held[value]
+        out[name] = value
+    return out
+
+
 def _instance(instance: dg.DagsterInstance | None):
     """`instance` as it is, else (closed after the run) the DAGSTER_HOME instance when one is set, else an in-memory
     one."""
@@ -184,7 +221,7 @@ def runner_job(job_name: str, output_root: str, inputs: dict, raster_engine: dic
 def _definitions(output_root: str, inputs: str, raster_engine: str) -> dg.Definitions:
     """The definitions of `runner_job`, built once per process for the same values (Dagster reconstructs the job
     several times per run)."""
-    settings = InputDatasets(**json.loads(inputs)), RasterEngine(**json.loads(raster_engine))
+    settings = InputDatasets(**_revealed(json.loads(inputs))), RasterEngine(**_revealed(json.loads(raster_engine)))
     return with_progress(build_definitions(output_root, *settings))
 
 

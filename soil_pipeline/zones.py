@@ -10,7 +10,8 @@ import pandas as pd
 
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.reference_data import priority_regions
-from soil_pipeline.science.aggregation import global_row
+from soil_pipeline.science.aggregation import WORLD, global_row
+from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.regions import NO_REGION, group_membership
 
 CLIMATE_ZONE_LEGEND = DATA_DIR / "ipcc_climate_zones_0p5" / "legend.csv"
@@ -25,12 +26,28 @@ def climate_zone_names() -> pd.DataFrame:
 
 
 def global_metadata(table: pd.DataFrame, columns) -> dict[str, float]:
-    """`global_<column>`: the World's value of each of `columns`, as materialization metadata."""
+    """`global_<column>`: the all-region row's value of each of `columns` (the World's, or the run's region's), as
+    materialization metadata."""
     world = global_row(table)
     return {f"global_{name}": float(world[name]) for name in columns}
 
 
-def zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame, groups: list[dict]) -> dict[str, pd.DataFrame]:
+def extent_name(soc_stock_grid: Layer) -> str:
+    """The name of the all-region row of a run's tables, from the run's extent: `WORLD` when the common grid covers
+    the globe and the stock layers are global; else the label of the stock layers declared regional, or the
+    common grid's bounds, said to be regional."""
+    extent = soc_stock_grid.provenance.get("parameters", {}).get("soc_stock_extent")
+    if extent:
+        return f"{extent['label']} (regional extent, not global)"
+    if soc_stock_grid.grid.covers_globe():
+        return WORLD
+    west, south, east, north = soc_stock_grid.grid.bounds()
+    return f"Common grid {west:.4g} to {east:.4g} E, {south:.4g} to {north:.4g} N (regional extent, not global)"
+
+
+def zone_tables(
+    countries: pd.DataFrame, zone_names: pd.DataFrame, groups: list[dict], world_name: str = WORLD
+) -> dict[str, pd.DataFrame]:
     n = len(countries)
     country_rows = pd.DataFrame(
         {
@@ -57,7 +74,7 @@ def zone_tables(countries: pd.DataFrame, zone_names: pd.DataFrame, groups: list[
         }
     )
     global_row = pd.DataFrame(
-        {"zone_index": [0], "region_type": "global", "region_id": "GLOBAL", "region_name": "World"}
+        {"zone_index": [0], "region_type": "global", "region_id": "GLOBAL", "region_name": world_name}
     )
     return {"global": global_row, "priority_region": priority_rows, "country": country_rows, "climate_zone": zone_rows}
 
@@ -81,10 +98,11 @@ class Zoner:
         }
 
 
-def zoner(countries: pd.DataFrame) -> tuple[Zoner, dict[str, pd.DataFrame], dict[str, int]]:
-    """(Zoner, zone table per region type, number of zone indices per region type)."""
+def zoner(countries: pd.DataFrame, world_name: str = WORLD) -> tuple[Zoner, dict[str, pd.DataFrame], dict[str, int]]:
+    """(Zoner, zone table per region type, number of zone indices per region type); `world_name` names the
+    all-region row (`extent_name` of the run's stock grid)."""
     groups = priority_regions()
-    tables = zone_tables(countries, climate_zone_names(), groups)
+    tables = zone_tables(countries, climate_zone_names(), groups, world_name)
     membership = np.append(group_membership(countries["subregion"], countries["adm0_a3"], groups), NO_REGION)
     sizes = {kind: int(table["zone_index"].max()) + 1 for kind, table in tables.items()}
     return Zoner(len(countries), membership), tables, sizes

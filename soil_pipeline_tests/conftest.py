@@ -5,6 +5,7 @@ That run is recorded in PostgreSQL through `deploy/dagster.yaml` when the `DAGST
 server (always in CI, where `.ci/run` starts one), else in an ephemeral instance.
 """
 
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -100,3 +101,43 @@ def scenario_runs(embedded_run):
     outcomes = {key: run_scenario_job(output_root, key) for key in scenario_ids()}
     assert all(outcome.success for outcome in outcomes.values())
     return outcomes
+
+
+# End-to-end tests: those that run the pipeline through Dagster (in-process or in processes of their own), start
+# servers (the UI, the daemon, PostgreSQL, an S3 server) or wait on processes; `pytest -m "not e2e"` runs the rest,
+# the focused tests of the science core, the engine, the contracts and the store, in a minute or two.
+E2E_FIXTURES = {
+    "embedded_run",
+    "scenario_runs",
+    "pipeline_instance",
+    "published_root",
+    "copied_root",
+    "ui",
+    "deployment",
+}
+E2E_CALLS = ("run_job(", "run_pipeline(", "subprocess.", "execute_in_process(", "dg.materialize(", 'main(["run"')
+# Modules whose every test is end to end (through helpers the heuristics above do not see).
+E2E_MODULES = {
+    "test_pipeline",
+    "test_run_processes",
+    "test_kill_and_reexecute",
+    "test_publishing_pipeline",
+    "test_potential_scenarios_pipeline",
+    "test_browser",
+    "test_production",
+    "test_postgres_storage",
+    "test_dask_cluster",
+    "test_store_s3",
+    "test_engine_stress",
+    "test_store_processes",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        source = getattr(item.function, "__code__", None)
+        text = inspect.getsource(item.function) if source else ""
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in E2E_MODULES or E2E_FIXTURES & fixtures or any(call in text for call in E2E_CALLS):
+            item.add_marker(pytest.mark.e2e)

@@ -33,6 +33,11 @@ CHROMIUM_FLAGS = [
 STARTUP_SECONDS = 180
 RUNS_SECONDS = 900
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+OBSERVED_QUERY = (
+    '{ assetNodeOrError(assetKey: {path: ["soc_stock_2010_raster"]}) { ... on AssetNode { '
+    "assetObservations(limit: 1) { timestamp } } } }"
+)
+STALE_QUERY = "{ assetNodes { assetKey { path } isPartitioned isMaterializable staleStatus } }"
 PARTITIONS_QUERY = '{ assetNodeOrError(assetKey: {path: ["field_sites"]}) { ... on AssetNode { partitionKeys } } }'
 BACKFILLS_QUERY = "{ partitionBackfillsOrError(limit: 5) { ... on PartitionBackfills { results { id status } } } }"
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
@@ -123,14 +128,15 @@ def _wait_for_runs(port: int) -> tuple[list, list]:
 
 
 def _wait_for_partitions(port: int) -> list[str]:
-    """The drop partitions, once the drop_partitions sensor has registered both drops."""
+    """The drop partitions, once the raw_inputs sensor has registered both drops and observed the raw inputs."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         keys = graphql(port, PARTITIONS_QUERY)["assetNodeOrError"]["partitionKeys"]
-        if len(keys) == len(DROPS):
+        observed = graphql(port, OBSERVED_QUERY)["assetNodeOrError"]["assetObservations"]
+        if len(keys) == len(DROPS) and observed:
             return keys
         time.sleep(2)
-    pytest.fail("the drop partitions were not registered")
+    pytest.fail("the drop partitions were not registered, or the raw inputs not observed")
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +180,13 @@ def test_a_backfill_over_every_drop_is_green_and_leaves_the_regional_tables_fres
     assert float(latest["regional_soc_stocks"][0]["timestamp"]) > float(latest["topsoil_soc_stocks"][0]["timestamp"])
     store = VersionedParquetStore(str(output_root))
     assert sorted(store.latest_by_partition("topsoil_soc_stocks")) == list(DROPS)
+    # right after the first runs nothing is stale: each run recorded the input versions the catalog knows
+    stale = [
+        "/".join(node["assetKey"]["path"])
+        for node in graphql(port, STALE_QUERY)["assetNodes"]
+        if node["isMaterializable"] and not node["isPartitioned"] and node["staleStatus"] != "FRESH"
+    ]
+    assert not stale, f"stale after the first runs: {stale}"
     page.goto(f"http://127.0.0.1:{port}/runs", wait_until="networkidle")
     page.get_by_text("Success").first.wait_for(timeout=30_000)
     page.screenshot(path=screenshots / "04_runs.png")

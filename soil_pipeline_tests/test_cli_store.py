@@ -62,3 +62,15 @@ def test_errors_name_the_cause_in_one_line(embedded_run, tmp_path):
     assert pull.stderr.splitlines()[-1].startswith("soil-pipeline pull: NotADirectoryError: Not a directory (")
     assert versions.stderr.startswith(f"soil-pipeline versions: {broken / 'catalog.json'}: not a valid catalog (JSON:")
     assert all(len(r.stderr.splitlines()) == 1 for r in (run, pull, versions))
+
+
+def test_run_for_a_drop_without_its_folder_stops_at_once_naming_the_folder(tmp_path, capsys):
+    from soil_pipeline.cli import main
+
+    assert (
+        main(["run", "--partition", "2001-01", "--landing-dir", str(tmp_path), "--output-root", str(tmp_path / "out")])
+        == 2
+    )
+    error = capsys.readouterr().err
+    assert f"no field-sample drop folder {tmp_path}/field_samples/2001-01 for --partition 2001-01" in error
+    assert not (tmp_path / "out" / "catalog.json").exists()

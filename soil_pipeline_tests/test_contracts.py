@@ -33,7 +33,11 @@ def test_pandera_and_gx_agree_on_the_real_horizons(tmp_path):
     contract = load_table_contract("field_horizons")
     validation = validate(_horizons(contract), contract)
     report = run_gx(validation.checked, contract, tmp_path / "docs")
-    counts = validation.rejects.groupby(["rule", "column"]).size().to_dict()
+    # GX sees the rows after identical copies collapsed; the 300 copies of rejected rows are rejected at their own
+    # lines too (every row accounted for), so they are left out of the comparison
+    kept = validation.rejects["source_line"].isin(validation.checked["source_line"])
+    assert (~kept).sum() == 300
+    counts = validation.rejects[kept].groupby(["rule", "column"]).size().to_dict()
     assert report["failed_expectations"] == {
         "expect_column_values_to_be_between:bulk_density_g_per_cm3": counts[("range", "bulk_density_g_per_cm3")],
         "expect_column_values_to_be_between:upper_depth_cm": counts[("range", "upper_depth_cm")],

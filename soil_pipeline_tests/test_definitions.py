@@ -83,7 +83,10 @@ def test_a_bad_configuration_file_is_named_with_line_and_key_never_its_values(tm
         (f"inputs:\n  pasture_raster:\n    url: {signed}\n", f"{config}: line 2: inputs.pasture_raster: must be text"),
         ("inputs: [SECRET]\n", f"{config}: line 1: inputs: must be a mapping of input -> value"),
         ("inputs:\n  landing_dir: 'SECRET\n", f"{config}: not valid YAML at line 3, column 1: found unexpected end"),
-        ("output_rot: ./SECRET\n", f"{config}: unknown key(s) output_rot (line 1); known: docs_url, inputs, output_root"),
+        (
+            "output_rot: ./SECRET\n",
+            f"{config}: unknown key(s) output_rot (line 1); known: docs_url, inputs, output_root",
+        ),
     )
     for text, expected in cases:
         config.write_text(text)

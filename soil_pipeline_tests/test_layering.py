@@ -22,6 +22,7 @@ LAYERS = [
             "soil_pipeline.readers",
             "soil_pipeline.ingest",
             "soil_pipeline.drop_check",
+            "soil_pipeline.drop_evidence",
             "soil_pipeline.provenance",
             "soil_pipeline.reference_data",
             "soil_pipeline.zones",
@@ -30,6 +31,7 @@ LAYERS = [
             "soil_pipeline.run_config",
             "soil_pipeline.raster_inputs",
             "soil_pipeline.errors",
+            "soil_pipeline.redaction",
         ),
     ),
     (

@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from soil_pipeline.assets import sources
+from soil_pipeline.assets.sources import DATA_VERSION_TAG
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.partitions import field_drops
-from soil_pipeline.refresh import RefreshSettings, drop_partitions, monthly_refresh, new_field_drops
+from soil_pipeline.refresh import RefreshSettings, monthly_refresh, new_field_drops, raw_inputs
 from soil_pipeline.resources import InputDatasets
 
 defs = build_definitions()
@@ -99,15 +101,37 @@ def test_the_first_tick_treats_drops_already_there_as_configured(landing, instan
     assert sorted(cursor) == ["2012-10", "2012-11"]  # every drop remembered: later ticks launch only on change
 
 
-def test_every_drop_folder_becomes_a_partition_once_and_other_folders_never(landing, instance):
+def _raw_tick(instance, inputs: InputDatasets, cursor=None):
+    with dg.build_sensor_context(instance=instance, resources={"inputs": inputs}, cursor=cursor) as context:
+        return raw_inputs(context)
+
+
+def _observed(result) -> dict:
+    return {
+        (event.asset_key.to_user_string(), event.partition): event.tags[DATA_VERSION_TAG]
+        for event in result.asset_events
+    }
+
+
+def test_raw_inputs_registers_drops_and_records_each_input_version_once_until_it_changes(landing, instance, tmp_path):
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2013-02")
-    (landing / "field_samples" / "2013-2").mkdir()  # not a drop folder name
-    resources = {"inputs": InputDatasets(landing_dir=str(landing))}
-    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
-        first = drop_partitions.evaluate_tick(context)
-    [request] = first.dynamic_partitions_requests
-    assert sorted(request.partition_keys) == ["2012-10", "2013-02"] and not first.run_requests
-    instance.add_dynamic_partitions(field_drops.name, list(request.partition_keys))
-    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
-        again = drop_partitions.evaluate_tick(context)
-    assert not again.dynamic_partitions_requests and "partition already" in again.skip_message
+    (landing / "field_samples" / "2013-2").mkdir()  # not a drop folder name: never a partition
+    countries = tmp_path / "countries.geojson.zip"
+    shutil.copy(InputDatasets().countries_vector, countries)
+    inputs = InputDatasets(landing_dir=str(landing), countries_vector=str(countries))
+
+    first = _raw_tick(instance, inputs)
+    assert instance.get_dynamic_partitions(field_drops.name) == ["2012-10", "2013-02"] and not first.run_requests
+    observed = _observed(first)
+    assert observed[("countries_vector", None)] == sources.file_version(str(countries))
+    assert observed[("pasture_raster", None)] == "not configured"
+    for key in ("2012-10", "2013-02"):
+        assert observed[("field_sample_drop", key)] == sources.drop_version(landing / "field_samples" / key)
+    second = _raw_tick(instance, inputs, first.cursor)
+    assert isinstance(second, dg.SkipReason) and "no raw input changed" in second.skip_message
+
+    countries.write_bytes(countries.read_bytes() + b"\0")
+    shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2013-03")
+    third = _raw_tick(instance, inputs, first.cursor)
+    assert sorted(_observed(third)) == [("countries_vector", None), ("field_sample_drop", "2013-03")]
+    assert "2013-03" in instance.get_dynamic_partitions(field_drops.name)

@@ -27,6 +27,7 @@ from soil_pipeline.contracts.declaration import find_table_file, plan_table, res
 from soil_pipeline.contracts.model import load_table_contract
 from soil_pipeline.contracts.stream import StreamValidation, validate_buckets
 from soil_pipeline.contracts.validate import REJECTS_CONTRACT
+from soil_pipeline.drop_evidence import refusals
 from soil_pipeline.errors import InputError, Remedy
 from soil_pipeline.failures import reported
 from soil_pipeline.ingest import (
@@ -131,6 +132,8 @@ def _ingest(
         context.log.warning(f"{landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); ignored")
     declaration = resolve_declaration(drop_dir, inputs.field_declaration)
     paths = {name: find_table_file(drop_dir, declaration, name, landing) for name in contracts}
+    # hashed before they are read, checked unchanged after: the sha256 recorded is that of the bytes read
+    snapshots = {name: provenance.snapshot(f"{name}[{partition}]", paths[name]) for name in contracts}
     with retried_on_transient_io():
         plans = {
             name: plan_table(declaration, name, contracts[name], paths[name], table_header(paths[name]))
@@ -155,14 +158,19 @@ def _ingest(
                 validation.gx_sample, contracts[name], context.run.run_id, name, partition, orphans
             )
         broken = [broken_contract(v, paths[name]) for name, v in validations.items() if v.batch_errors]
+        broken += refusals(drop.evidence, paths)
         if broken:
             yield from _data_quality(reports, validations)
             raise InputError.joined(broken)
+        for finding in drop.evidence:
+            if finding.confirmed:
+                context.log.warning(f"{paths[finding.table]}: plausibility {finding.line()}")
         _gate_sites_with_stock(drop, paths)
+        plausibility = {finding.name: finding.record() for finding in drop.evidence}
 
         for name, validation in validations.items():
             rejects_contract = yield from _checked_rejects(f"{name}_rejects", validation.rejects, Path(work) / name)
-            drop_file = provenance.file_input(f"{name}[{partition}]", paths[name])
+            drop_file = snapshots[name].unchanged().inputs()
             # the resolved file (a symlink inside the landing folder is recorded as what it points to)
             drop_file[f"{name}[{partition}]"]["resolved_path"] = paths[name].relative_to(landing.resolve()).as_posix()
             checked = {
@@ -170,7 +178,13 @@ def _ingest(
                 **provenance.file_input(f"contract:{name}", contracts[name].path),
                 **provenance.file_input(f"declaration:{name}[{partition}]", declaration.path),
             }
-            declared = {f"declaration:{name}": plans[name].describe()}
+            declared = {f"declaration:{name}": plans[name].describe(), "plausibility": plausibility}
+            missing = validation.undeclared_missing()
+            for row in missing.itertuples(index=False):
+                context.log.warning(
+                    f"{paths[name]}: {row.value!r} in {row.column} read as missing ({row.rows} row(s), first at line "
+                    f"{row.first_line}); declare it in missing_values to say so ({declaration.path})"
+                )
             validation.valid.attrs["provenance"] = {"inputs": checked, "parameters": declared}
             validation.rejects.attrs["provenance"] = {
                 "inputs": {**checked, **provenance.file_input(f"contract:{REJECTS_CONTRACT}", rejects_contract.path)},
@@ -179,6 +193,9 @@ def _ingest(
             metadata = {
                 "rows_rejected_from_drop": validation.rejects.num_rows,
                 "declaration": dg.MetadataValue.json(plans[name].describe()),
+                "plausibility": dg.MetadataValue.json(plausibility),
+                "accounting": dg.MetadataValue.json(_accounting(validation)),
+                "undeclared_missing_values": dg.MetadataValue.json(missing.to_dict("records")),
             }
             for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
                 yield dg.Output(table, output_name=output, metadata=metadata)
@@ -190,6 +207,23 @@ def _data_quality(reports: dict, validations: dict):
     for name, pending in reports.items():
         report, index, link = pending.result()
         yield gx_result(name, report, index, link, validations[name].gx_sample_note)
+
+
+# Identical copies listed in the metadata, at most (all are counted).
+LISTED_COPIES = 100
+
+
+def _accounting(validation: StreamValidation) -> dict:
+    """Every row read: published, identical copies collapsed into a published row (listed: file, line, line kept),
+    rejected; the validation raised if they did not add up."""
+    copies = validation.copies.head(LISTED_COPIES) if validation.copies is not None else None
+    return {
+        "rows_read": validation.n_checked,
+        "published": validation.n_valid,
+        "identical_copies": validation.identical_copies,
+        "rejected": validation.rejected_rows,
+        "identical_copies_listed": [] if copies is None else copies.astype({"source_line": int}).to_dict("records"),
+    }
 
 
 def _gx_orphans(name: str, validation: StreamValidation, drop: DropValidation) -> dict | None:

@@ -31,7 +31,7 @@ from soil_pipeline.resources import RasterEngine
 from soil_pipeline.science import potential, uncertainty
 from soil_pipeline.science.grid import Layer, common_grid
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
-from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
+from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, extent_name, global_metadata, zoner
 
 CELL_QUANTITIES = (
     "soc_stock_2010_t_c",
@@ -95,7 +95,7 @@ def regional_sequestration_potential(
     per Zomer variant its BD (g/cm3), cropland area (Mha) and medium/high rates (Tg C/yr, t C/ha/yr, % of the
     all-land and cropland 4p1000 targets); `_p05/_p50/_p95` intervals where a sampled parameter enters."""
     params = potential_parameters()
-    zone_of, tables, sizes = zoner(countries)
+    zone_of, tables, sizes = zoner(countries, extent_name(soc_stock_grid))
     quantities = functools.partial(potential.window_quantities, depth_cm=SOC_STOCK_DEPTH_CM, ptf=MANRIQUE_JONES_1991)
     grid = common_grid(soc_stock_grid, soc_stock_error_grid, cropland_grid, climate_zone_grid, country_grid)
     sources = grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)

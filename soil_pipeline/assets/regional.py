@@ -16,7 +16,14 @@ from soil_pipeline.resources import RasterEngine
 from soil_pipeline.science.aggregation import regional_cell_quantities, regional_table_from_sums, site_summary
 from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, common_grid
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG
-from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, STOCK_REGION_TYPES, UNASSIGNED, global_metadata, zoner
+from soil_pipeline.zones import (
+    CLIMATE_ZONE_LEGEND,
+    STOCK_REGION_TYPES,
+    UNASSIGNED,
+    extent_name,
+    global_metadata,
+    zoner,
+)
 
 CELL_QUANTITIES = (
     "soc_mapped_area_ha",
@@ -42,7 +49,7 @@ def grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid,
         "country": country_grid.source("country", fill=-1),
     }
     if second_soc_stock_grid is not None and _second_label(second_soc_stock_grid) is not None:
-        sources["second_soc"] = second_soc_stock_grid.source("second_soc")
+        sources["second_soc"] = second_soc_stock_grid.source("second_soc", bands=(1, 2))
     return sources
 
 
@@ -89,7 +96,7 @@ def _with_second_source(table, soc_stock_grid: Layer, second: Layer, sums: dict,
 @dg.asset(
     io_manager_key="published_io_manager",
     group_name="regional",
-    code_version="3",
+    code_version="4",
     check_specs=contract_specs("regional_soc_stocks"),
     deps=["climate_zone_legend"],
     # The field-site summary covers every monthly drop published so far.
@@ -108,7 +115,7 @@ def regional_soc_stocks(
     """Area (Mha), SOC stock 0-30 cm (Pg C, 2010 and no land use), cropland area (Mha) and stock (Pg C), and the
     4-per-1000 target (Tg C/yr) per region, with n field sites and their median topsoil stock (t C/ha)."""
     grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
-    zone_of, tables, sizes = zoner(countries)
+    zone_of, tables, sizes = zoner(countries, extent_name(soc_stock_grid))
     with raster_engine.executor() as executor:
         sums, report, _ = zonal_statistics(
             grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid, second_soc_stock_grid),
@@ -131,9 +138,6 @@ def regional_soc_stocks(
     table = _with_second_source(table, soc_stock_grid, second_soc_stock_grid, sums, tables)
     table = table.merge(_field_summary(topsoil_soc_stocks), on=["region_type", "region_id"], how="left")
     table["n_field_sites"] = table["n_field_sites"].fillna(0).astype("int64")
-    extent = soc_stock_grid.provenance.get("parameters", {}).get("soc_stock_extent")
-    if extent:  # stocks declared regional: the all-region row is that region's total, never the World's
-        table.loc[table["region_type"] == "global", "region_name"] = f"{extent['label']} (regional extent, not global)"
     table.attrs["provenance"] = provenance.combine(
         soc_stock_grid.provenance,
         second_soc_stock_grid.provenance,

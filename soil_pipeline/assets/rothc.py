@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.shutil
-import yaml
 from rasterio.windows import Window
 
 from soil_pipeline import provenance
 from soil_pipeline.assets.regional import grid_sources
 from soil_pipeline.checks import contract_specs, publish_if_valid
+from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.engine import zonal
@@ -36,7 +36,7 @@ from soil_pipeline.science import gsocseq
 from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target
 from soil_pipeline.science.grid import GridSpec, Layer, common_grid, row_areas_ha
 from soil_pipeline.science.units import T_PER_TG
-from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, global_metadata, zoner
+from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, extent_name, global_metadata, zoner
 
 SCENARIO_FILE = DATA_DIR / "rothc" / "gsocseq_scenarios.yaml"
 CRU_DIR = DATA_DIR / "cru_cl1_1961_1990_0p5deg"
@@ -97,8 +97,7 @@ class RothCInputs(dg.Config):
 
 
 def load_scenarios(path: Path = SCENARIO_FILE) -> gsocseq.RothCScenarios:
-    with open(path) as handle:
-        return gsocseq.RothCScenarios.from_dict(yaml.safe_load(handle))
+    return gsocseq.RothCScenarios.from_dict(read_bounded_yaml(Path(path)))
 
 
 def series_years(config: RothCInputs) -> int:
@@ -197,7 +196,7 @@ def rothc_sequestration_potential(
     of the 4p1000 targets, the warming response, and the cropland and gain whose input the NPP check capped."""
     scenarios = load_scenarios()
     warm_up_years = series_years(config)
-    zone_of, tables, sizes = zoner(countries)
+    zone_of, tables, sizes = zoner(countries, extent_name(soc_stock_grid))
     grid = common_grid(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
     sources = grid_sources(soc_stock_grid, cropland_grid, climate_zone_grid, country_grid)
     plans, block = zonal.plan(sources, grid)

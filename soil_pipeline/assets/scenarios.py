@@ -47,7 +47,14 @@ from soil_pipeline.reference_data import (
 from soil_pipeline.resources import ArtifactStore, RasterEngine
 from soil_pipeline.science import scenarios
 from soil_pipeline.science.grid import Layer, common_grid
-from soil_pipeline.zones import CLIMATE_ZONE_LEGEND, REGION_TYPES, climate_zone_names, global_metadata, zoner
+from soil_pipeline.zones import (
+    CLIMATE_ZONE_LEGEND,
+    REGION_TYPES,
+    climate_zone_names,
+    extent_name,
+    global_metadata,
+    zoner,
+)
 
 STORE_ASSET = "restoration_scenario"
 GLOBAL_METADATA_COLUMNS = (
@@ -177,7 +184,7 @@ def restoration_scenario(
     rate = factor("four_per_1000", "annual_rate")
     land = "cropland (HYDE 3.2) + pasture" if with_pasture else "cropland (HYDE 3.2; no pasture raster)"
     labels = scenarios.Labels(land, factors.grazing_label)
-    tables = zoner(countries)[1]
+    tables = zoner(countries, extent_name(soc_stock_grid))[1]
 
     def region_sums(variant, kind):
         prefix = f"{variant}/{kind}/"

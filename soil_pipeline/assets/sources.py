@@ -3,7 +3,7 @@
 The ingesting assets depend on these (`deps=`) and record an observation of each input they read before reading it,
 so every run, from the CLI or the UI, records what it was built from; with the `code_version` on every asset, after
 an input drop, a changed raster or a code change the Dagster UI marks the affected assets stale and says why.
-"Observe sources" in the UI observes them on demand. A URL input (e.g. `/vsicurl/...`) is not downloaded to be
+"Observe all" in the UI observes them on demand. A URL input (e.g. `/vsicurl/...`) is not downloaded to be
 hashed: its data version is its content identity as the server reports it (ETag, size, last-modified), never its
 address, which may carry a rotating signature.
 """
@@ -18,9 +18,10 @@ import dagster as dg
 
 from soil_pipeline import provenance
 from soil_pipeline.asset_conventions import SOURCE_TAGS
+from soil_pipeline.contracts.declaration import is_drop_declaration
 from soil_pipeline.partitions import field_drops
 from soil_pipeline.raster_inputs import RASTER_INPUTS
-from soil_pipeline.readers import drop_folders
+from soil_pipeline.readers import drop_folders, is_table_name
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.zones import CLIMATE_ZONE_LEGEND
 
@@ -31,8 +32,6 @@ GROUP = "raw_inputs"
 warnings.filterwarnings("ignore", message="Function `observable_source_asset` is currently in beta")
 # The tag an observation carries its data version in (what observable sources record).
 DATA_VERSION_TAG = "dagster/data_version"
-TABLE_SUFFIXES = (".csv", ".parquet")
-DECLARATION = "declaration.yaml"  # a drop's own input declaration (contracts.declaration) is part of its data
 ABSENT = "absent"
 
 
@@ -49,6 +48,29 @@ def file_version(path: str | None) -> str:
     return "remote:" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def file_stamp(path: str | None) -> list | None:
+    """(size, modification time) of a local file, None for anything else: a file whose stamp is unchanged need not
+    be hashed again to know its version."""
+    try:
+        stat = Path(path).stat() if path else None
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns] if stat and Path(path).is_file() else None
+
+
+def drop_stamp(drop_dir: Path) -> list | None:
+    """The stamps of a drop folder's files (by name), None when there is no such folder."""
+    if not drop_dir.is_dir():
+        return None
+    return sorted([path.name, *file_stamp(str(path))] for path in drop_dir.iterdir() if path.is_file())
+
+
+def raw_input_files(inputs: InputDatasets) -> dict[str, str | None]:
+    """Every unpartitioned raw-input source asset's file (None: an optional input left unset)."""
+    files = {entry.name: inputs.raster(entry) for entry in RASTER_INPUTS}
+    return {**files, "countries_vector": inputs.countries_vector, "climate_zone_legend": str(CLIMATE_ZONE_LEGEND)}
+
+
 def drop_version(drop_dir: Path) -> str:
     """sha256 over the names and sha256 of a drop folder's table files and declaration; "absent" when there is no
     such folder."""
@@ -56,7 +78,7 @@ def drop_version(drop_dir: Path) -> str:
         return ABSENT
     digest = hashlib.sha256()
     for path in sorted(
-        p for p in drop_dir.iterdir() if p.is_file() and (p.suffix in TABLE_SUFFIXES or p.name == DECLARATION)
+        p for p in drop_dir.iterdir() if p.is_file() and (is_table_name(p.name) or is_drop_declaration(p.name))
     ):
         digest.update(f"{path.name}\0{provenance.file_sha256(path)}\n".encode())
     return digest.hexdigest()

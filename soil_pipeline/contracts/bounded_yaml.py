@@ -28,14 +28,14 @@ def read_bounded_yaml(path: Path) -> dict:
     except UnicodeDecodeError as error:
         raise DeclarationError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
-        raise DeclarationError(path, f"not valid YAML{_yaml_problem(error)}") from None
+        raise DeclarationError(path, f"not valid YAML{yaml_problem(error)}") from None
     if not isinstance(data, dict):
         raise DeclarationError(path, f"expected a mapping of fields, got {type(data).__name__}")
     _check_numbers(path, data, ())
     return data
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
+def yaml_problem(error: yaml.YAMLError) -> str:
     """Where and what, without PyYAML's quote of the offending line (it may hold a signed URL or a password)."""
     mark = getattr(error, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

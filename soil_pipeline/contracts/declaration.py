@@ -1,11 +1,13 @@
 """Field-drop declarations: how a survey's own tables map onto the field_sites / field_horizons contracts.
 
-A declaration is a small YAML file (beside the drop as `declaration.yaml`, or given explicitly) naming, per table,
-the source header of each contract column, the units the values are in, the CRS of the coordinates, the texts that
-mean "missing", a date format or fixed values. `plan_table` checks it against the contract and the file's header;
-`apply_declaration` is a pure function on one frame (or chunk) of source rows, applied before contract validation:
-it converts to the contract's units and WGS84, keeps the source text of every converted column for the rejects
-(`source_text:<column>`) and describes each conversion in `frame.attrs[DECLARED_CONVERSIONS]`.
+A declaration is a small YAML file (beside the drop as `declaration.yaml` or `.yml`, or given explicitly) naming, per
+table, the source header of each contract column, the units the values are in, the CRS of the coordinates (a 2D CRS
+of the Earth), the texts that mean "missing", a date format or fixed values; for the drop, the country the survey
+covers and the plausibility verdicts its author confirms (`confirm`, with a reason: see `drop_evidence`).
+`plan_table` checks it against the contract and the file's header; `apply_declaration` is a pure function on one
+frame (or chunk) of source rows, applied before contract validation: it converts to the contract's units and WGS84,
+keeps the source text of every converted column for the rejects (`source_text:<column>`) and describes each
+conversion in `frame.attrs[DECLARED_CONVERSIONS]`.
 """
 
 import datetime as dt
@@ -20,22 +22,54 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 from pyproj.transformer import TransformerGroup
 
 from soil_pipeline.contracts.bounded_yaml import read_bounded_yaml
 from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.validate import DECLARED_CONVERSIONS, SOURCE_TEXT_PREFIX, _strict_number
 from soil_pipeline.errors import DeclarationError, InputError, Remedy
-from soil_pipeline.readers import _csv_header, _inside, find_drop_file, missing_columns
-from soil_pipeline.science.units import TO_CANONICAL, coarse_fragments_mass_to_vol_pct
+from soil_pipeline.readers import (
+    _csv_header,
+    _inside,
+    check_names,
+    find_drop_file,
+    is_parquet,
+    is_table_name,
+    missing_columns,
+    regular_file,
+)
+from soil_pipeline.science.units import TO_CANONICAL, coarse_fragments_mass_to_vol_pct, organic_matter_unit
 
 DECLARATIONS_DIR = Path(__file__).resolve().parents[1] / "data" / "declarations"
 DEFAULT_DECLARATION = DECLARATIONS_DIR / "africa_soil_profiles.yaml"
 DROP_DECLARATION_NAME = "declaration.yaml"
+# The names a drop's own declaration may have (compared case-insensitively); any other YAML file in a drop is named
+# in an error rather than silently ignored.
+DROP_DECLARATION_NAMES = ("declaration.yaml", "declaration.yml")
+YAML_SUFFIXES = (".yaml", ".yml")
 WGS84 = "EPSG:4326"
 TABLE_KEYS = {"field_sites": "sites", "field_horizons": "horizons"}
-TOP_KEYS = {"declaration", "name", "description", "source", "missing_values", "sites", "horizons"}
+TOP_KEYS = {"declaration", "name", "description", "source", "missing_values", "country", "confirm", "sites", "horizons"}
+# What a declaration may confirm against the plausibility checks (drop_evidence), the table whose declaration it
+# must match, and how: the confirmed value is the declared one.
+CONFIRM_KEYS = {
+    "soc_unit": "field_horizons",
+    "bd_unit": "field_horizons",
+    "depth_unit": "field_horizons",
+    "coordinates_crs": "field_sites",
+}
+DEPTH_COLUMNS = ("upper_depth_cm", "lower_depth_cm")
+SOC_COLUMN = "soc_g_per_kg"
+# The columns whose declared unit each unit confirmation names.
+CONFIRMED_COLUMNS = {
+    "soc_unit": (SOC_COLUMN,),
+    "bd_unit": ("bulk_density_g_per_cm3",),
+    "depth_unit": DEPTH_COLUMNS,
+}
+# The Earth's ellipsoids (WGS84 6,378,137 m; Airy 1830 6,377,563 m; Bessel 1841 6,377,397 m; ...): a CRS on another
+# body (Mars 3,396,190 m) is refused.
+EARTH_SEMI_MAJOR_M = (6.3e6, 6.4e6)
 TABLE_FIELDS = {"file", "columns", "units", "coordinates_crs", "date_format", "fixed"}
 # Beyond the contract's required columns, what the 0-30 cm stock cannot do without (BD has a pedotransfer
 # function, missing coarse fragments count as 0 and are flagged).
@@ -53,6 +87,8 @@ class FieldDeclaration:
     name: str
     missing_values: tuple[str, ...]
     tables: dict[str, dict]
+    country: tuple[str, ...] = ()  # ADM0_A3 codes of the countries the survey covers, when it names them
+    confirm: dict[str, str] = field(default_factory=dict)  # confirmed check -> value, and "reason"
 
     @property
     def label(self) -> str:
@@ -73,6 +109,8 @@ class TablePlan:
     date_format: str | None = None
     fixed: dict[str, str] = field(default_factory=dict)
     missing_values: tuple[str, ...] = ()
+    country: tuple[str, ...] = ()
+    confirmed: dict[str, str] = field(default_factory=dict)  # this table's confirmations, and "reason"
 
     def conversions(self) -> dict[str, str]:
         """Each conversion as text, by contract column (what the rejects' `conversion` column and provenance say)."""
@@ -82,6 +120,11 @@ class TablePlan:
                 out[column] = (
                     f"declared % mass, converted to % vol with the fine-earth BD and a particle density of 2.65 g/cm3 "
                     f"({self.declaration})"
+                )
+            elif organic_matter_unit(unit):
+                out[column] = (
+                    f"declared {unit} (organic matter), x {TO_CANONICAL[canonical][unit]:g} to {canonical} of "
+                    f"organic carbon (van Bemmelen factor 0.58) ({self.declaration})"
                 )
             else:
                 out[column] = (
@@ -104,6 +147,10 @@ class TablePlan:
             "missing_values": list(self.missing_values),
             "conversions": self.conversions(),
         }
+        if self.country:
+            text["country"] = list(self.country)
+        if self.confirmed:
+            text["confirmed"] = dict(self.confirmed)
         if self.coordinates_crs != WGS84:
             transformer = _transformer(self.coordinates_crs)
             text["coordinate_operation"] = {"description": transformer.description, "accuracy_m": transformer.accuracy}
@@ -117,7 +164,7 @@ def _fail(path, message: str):
 def load_declaration(path: str | Path) -> FieldDeclaration:
     """A declaration file, bounded (see bounded_yaml) and checked for structure: known keys, units, CRS."""
     path = Path(path)
-    data = read_bounded_yaml(path)
+    data = read_bounded_yaml(regular_file(path))
     if unknown := sorted(set(data) - TOP_KEYS):
         _fail(path, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(TOP_KEYS))}")
     if data.get("declaration") != 1:
@@ -133,22 +180,94 @@ def load_declaration(path: str | Path) -> FieldDeclaration:
         if unknown := sorted(set(spec) - TABLE_FIELDS):
             _fail(path, f"{key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(TABLE_FIELDS))}")
         if "coordinates_crs" in spec:
-            try:
-                CRS.from_user_input(spec["coordinates_crs"])
-            except CRSError as error:
-                _fail(path, f"{key}.coordinates_crs {spec['coordinates_crs']!r} is not a CRS pyproj knows ({error})")
+            _check_crs(path, f"{key}.coordinates_crs", spec["coordinates_crs"])
         tables[table] = spec
     name = str(data.get("name") or path.stem)
-    return FieldDeclaration(path, name, tuple(str(m) for m in markers), tables)
+    country, confirm = _countries(path, data.get("country")), _confirmations(path, data.get("confirm"))
+    return FieldDeclaration(path, name, tuple(str(m) for m in markers), tables, country, confirm)
+
+
+def _check_crs(path: Path, key: str, value) -> None:
+    """A CRS coordinates can be in: one pyproj knows, two-dimensional (geographic lon/lat or projected x/y; not
+    vertical, compound, 3D or geocentric) and of the Earth, with an operation to WGS84."""
+    try:
+        crs = CRS.from_user_input(value)
+    except CRSError as error:
+        _fail(path, f"{key} {value!r} is not a CRS pyproj knows ({error})")
+    if crs.is_vertical or crs.is_compound or crs.is_geocentric or len(crs.axis_info) != 2:
+        what = "compound CRS" if crs.is_compound else "vertical CRS" if crs.is_vertical else crs.type_name
+        _fail(
+            path,
+            f"{key} {value!r} is a {what} ({crs.name}): coordinates need a 2D horizontal CRS, geographic "
+            "(longitude, latitude) or projected (x, y), e.g. EPSG:4326",
+        )
+    if not crs.is_geographic and not crs.is_projected:
+        _fail(path, f"{key} {value!r} ({crs.type_name}, {crs.name}) is neither geographic nor projected")
+    axis = crs.ellipsoid.semi_major_metre if crs.ellipsoid else None
+    if axis is None or not EARTH_SEMI_MAJOR_M[0] <= axis <= EARTH_SEMI_MAJOR_M[1]:
+        body = crs.ellipsoid.name if crs.ellipsoid else "no ellipsoid"
+        _fail(path, f"{key} {value!r} ({crs.name}) is not a CRS of the Earth ({body}, semi-major axis {axis} m)")
+    try:
+        _transformer(crs.to_string() if crs.to_authority() else crs.to_wkt())
+    except (ProjError, CRSError) as error:
+        _fail(path, f"{key} {value!r} ({crs.name}): PROJ has no operation from it to WGS84 ({error})")
+
+
+def _countries(path: Path, value) -> tuple[str, ...]:
+    """`country`: an ADM0_A3 code (Natural Earth, e.g. AUS) or a list of them; checked against the countries
+    layer when the drop is checked."""
+    if value is None:
+        return ()
+    codes = value if isinstance(value, list) else [value]
+    if not codes or not all(isinstance(c, str) and len(c) == 3 and c.isalpha() and c.isupper() for c in codes):
+        _fail(
+            path, f"country must be an ADM0_A3 code (three capital letters, e.g. AUS) or a list of them, not {value!r}"
+        )
+    return tuple(codes)
+
+
+def _confirmations(path: Path, value) -> dict[str, str]:
+    """`confirm`: {check: the declared value confirmed, ..., reason: why}; the reason is required."""
+    if value is None:
+        return {}
+    allowed = ", ".join(CONFIRM_KEYS)
+    if not isinstance(value, dict) or not set(value) - {"reason"}:
+        _fail(path, f"confirm must be a mapping of one or more of {allowed} to the declared value, and a reason")
+    if unknown := sorted(set(value) - set(CONFIRM_KEYS) - {"reason"}):
+        _fail(path, f"confirm: unknown key(s) {', '.join(map(str, unknown))}; allowed: {allowed}, reason")
+    reason = value.get("reason")
+    if not isinstance(reason, str) or len(reason.strip()) < 10:
+        _fail(path, "confirm.reason is required: say, in a sentence, why the values are right despite the check")
+    return {str(k): str(v).strip() for k, v in value.items()}
 
 
 def resolve_declaration(drop_dir: Path, explicit: str | None = None) -> FieldDeclaration:
-    """The declaration of a drop: the explicit one (resource config or CLI), else `declaration.yaml` in the drop,
-    else the embedded Africa Soil Profiles layout."""
+    """The declaration of a drop: the explicit one (resource config or CLI), else `declaration.yaml` (or `.yml`, in
+    any case) in the drop, else the embedded Africa Soil Profiles layout. A drop holding two such files, or another
+    YAML file and no declaration, is refused naming them: a declaration is never silently ignored."""
     if explicit:
         return load_declaration(explicit)
-    beside = Path(drop_dir) / DROP_DECLARATION_NAME
-    return load_declaration(beside if beside.is_file() else DEFAULT_DECLARATION)
+    drop_dir = Path(drop_dir)
+    entries = sorted(drop_dir.iterdir()) if drop_dir.is_dir() else []
+    found = [p for p in entries if p.name.casefold() in DROP_DECLARATION_NAMES]
+    if len(found) > 1:
+        names = " and ".join(repr(p.name) for p in found)
+        _fail(drop_dir, f"two declarations, {names}: keep one")
+    if found:
+        return load_declaration(regular_file(found[0]))
+    other = [p.name for p in entries if p.suffix.casefold() in YAML_SUFFIXES]
+    if other:
+        _fail(
+            drop_dir,
+            f"{', '.join(map(repr, other))} in the drop is not read: a drop's declaration is named declaration.yaml "
+            "(rename it), or is passed with --declaration / the field_declaration input",
+        )
+    return load_declaration(DEFAULT_DECLARATION)
+
+
+def is_drop_declaration(name: str) -> bool:
+    """Whether a file of a drop folder is its declaration (what the drop's data version includes)."""
+    return name.casefold() in DROP_DECLARATION_NAMES
 
 
 def find_table_file(drop_dir: Path, declaration: FieldDeclaration, table: str, landing_dir: Path) -> Path:
@@ -157,12 +276,12 @@ def find_table_file(drop_dir: Path, declaration: FieldDeclaration, table: str, l
     key = TABLE_KEYS[table]
     if not declaration.tables[table].get("file"):
         return find_drop_file(drop_dir, key, landing_dir)
-    patterns = str(declaration.tables[table]["file"]).split("|")
+    patterns = [pattern.casefold() for pattern in str(declaration.tables[table]["file"]).split("|")]
     if not drop_dir.is_dir():
         raise InputError(drop_dir, "no field-sample drop folder for this partition", Remedy.DROP_FOLDER)
     _inside(drop_dir, landing_dir)
-    names = sorted(p for p in drop_dir.iterdir() if p.is_file() and p.suffix in {".csv", ".parquet"})
-    matches = [p for p in names if any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)]
+    names = sorted(p for p in drop_dir.iterdir() if is_table_name(p.name))
+    matches = [p for p in names if any(fnmatch.fnmatchcase(p.name.casefold(), pattern) for pattern in patterns)]
     if len(matches) != 1:
         raise InputError(
             drop_dir,
@@ -170,17 +289,20 @@ def find_table_file(drop_dir: Path, declaration: FieldDeclaration, table: str, l
             f"found {len(matches)}",
             Remedy.DECLARED_FILE,
         )
-    return _inside(matches[0], landing_dir)
+    return regular_file(_inside(matches[0], landing_dir))
 
 
 def table_header(path: Path) -> list[str]:
-    """The column names of a drop table (CSV header line or Parquet schema)."""
-    if path.suffix != ".parquet":
-        return _csv_header(path)
-    try:
-        return pq.read_schema(path).names
-    except (OSError, pa.ArrowException) as error:
-        raise InputError(path, f"unreadable table ({error})", Remedy.UNREADABLE) from error
+    """The column names of a drop table (CSV header line or Parquet schema), no two alike (`readers.check_names`)."""
+    if is_parquet(path):
+        try:
+            header = pq.read_schema(path).names
+        except (OSError, pa.ArrowException) as error:
+            raise InputError(path, f"unreadable table ({error})", Remedy.UNREADABLE) from error
+    else:
+        header = _csv_header(path)
+    check_names(path, header)
+    return header
 
 
 def _canonical_unit(contract: TableContract, column: str) -> str | None:
@@ -190,8 +312,11 @@ def _canonical_unit(contract: TableContract, column: str) -> str | None:
 def plan_table(
     declaration: FieldDeclaration, table: str, contract: TableContract, path: Path, header: list[str]
 ) -> TablePlan:
-    """Check the declaration against the contract and the file's header; one error names every problem with the
-    drop file, the column and the declaration key that would supply it."""
+    """Check the declaration against the contract and the file's header; one error names every missing column the
+    contract or the stock needs, with the drop file and the declaration key that would supply it; then one names
+    every other declared header the file does not have (an optional column is absent only when not declared: a
+    misspelt BLD must not silently become the pedotransfer function's BD). A confirmation must confirm what is
+    declared."""
     spec, key = declaration.tables[table], TABLE_KEYS[table]
     names = {column.name for column in contract.columns if not column.derived}
     columns = {str(k): str(v) for k, v in spec["columns"].items() if v is not None}
@@ -226,10 +351,20 @@ def plan_table(
             problems.append(f"{column} ({why}): no header declared (add {key}.columns.{column}: <header>)")
     if problems:
         raise missing_columns(path, header, f"by declaration {declaration.path}: {'; '.join(problems)}")
+    if declared_absent := sorted(column for column, source in columns.items() if source not in header):
+        listed = "; ".join(f"{c} from header {columns[c]!r} ({key}.columns.{c})" for c in declared_absent)
+        raise InputError(
+            path,
+            f"declared column(s) not in the file, by declaration {declaration.path}: {listed}; correct the header, "
+            "or remove the key to have the column null",
+            Remedy.REQUIRED_COLUMNS,
+            line=1,
+        )
     crs = str(spec.get("coordinates_crs", WGS84))
     if CRS.from_user_input(crs) == CRS.from_user_input(WGS84):
         crs = WGS84
     absent = tuple(sorted(names - set(present.values()) - set(fixed)))
+    confirmed = _confirmed(declaration, table, {**{c: u for c, (u, _) in unit_plan.items()}, "crs": crs}, contract)
     return TablePlan(
         table=table,
         declaration=str(declaration.path.name),
@@ -241,7 +376,38 @@ def plan_table(
         date_format=spec.get("date_format"),
         fixed=fixed,
         missing_values=declaration.missing_values,
+        country=declaration.country,
+        confirmed=confirmed,
     )
+
+
+def _confirmed(declaration: FieldDeclaration, table: str, declared: dict[str, str], contract) -> dict[str, str]:
+    """The declaration's confirmations that concern `table`, each checked to name the declared value (the declared
+    unit, or the contract's when none is declared; the declared CRS), with the reason."""
+    mine = {k: v for k, v in declaration.confirm.items() if CONFIRM_KEYS.get(k) == table}
+    for key, value in mine.items():
+        if key == "coordinates_crs":
+            same = CRS.from_user_input(value) == CRS.from_user_input(declared["crs"]) if _is_crs(value) else False
+            stated = declared["crs"]
+        else:
+            units = {declared.get(c, _canonical_unit(contract, c)) for c in CONFIRMED_COLUMNS[key]}
+            stated = " and ".join(sorted(units))
+            same = units == {value}
+        if not same:
+            _fail(
+                declaration.path,
+                f"confirm.{key} is {value!r} but the declaration states {stated}: a confirmation must name the "
+                "declared value (correct the units or coordinates_crs, or the confirmation)",
+            )
+    return {**mine, "reason": declaration.confirm["reason"]} if mine else {}
+
+
+def _is_crs(value: str) -> bool:
+    try:
+        CRS.from_user_input(value)
+    except CRSError:
+        return False
+    return True
 
 
 @functools.cache
@@ -261,8 +427,10 @@ def _as_text(numbers: pd.Series, original: pd.Series, parsed: pd.Series) -> pd.S
 
 
 def _scaled(values: pd.Series, factor: float) -> pd.Series:
-    """values x factor; a factor below 1 divides by its inverse (1400 kg/m3 is 1.4 g/cm3, not 1.4000000000000001)."""
-    return values * factor if factor >= 1 else values / round(1 / factor, 9)
+    """values x factor; a factor below 1 whose inverse is a whole number divides by it (1400 kg/m3 is 1.4 g/cm3,
+    not 1.4000000000000001)."""
+    inverse = 1 / factor
+    return values / round(inverse) if factor < 1 and abs(inverse - round(inverse)) < 1e-9 else values * factor
 
 
 def apply_declaration(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
@@ -299,6 +467,7 @@ def apply_declaration(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     if plan.coordinates_crs != WGS84 and COORDINATES[0] in conversions:
         x, y = _strict_number(out[COORDINATES[0]]), _strict_number(out[COORDINATES[1]])
         both = x.notna() & y.notna()
+        # a point outside the CRS's domain becomes inf (errcheck off): the range rule quarantines it
         lon, lat = _transformer(plan.coordinates_crs).transform(x[both].to_numpy(), y[both].to_numpy())
         for column, values in zip(COORDINATES, (lon, lat), strict=True):
             out[column] = _as_text(pd.Series(values, index=x.index[both]).reindex(out.index), out[column], both)

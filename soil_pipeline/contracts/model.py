@@ -13,6 +13,7 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
 from soil_pipeline.contracts import rules
+from soil_pipeline.contracts.bounded_yaml import yaml_problem
 
 # The repository keeps contracts at the top level (data_contracts/); the package reaches them through the symlink
 # soil_pipeline/data/contracts, which a wheel build turns into a copy, so installed packages carry them too.
@@ -102,6 +103,10 @@ class RasterContract:
     # Stock layers: the depth interval their values refer to, and the plausible range of their median (a unit guard).
     depth_cm: tuple[float, float] | None = None
     median_range: tuple[float, float] | None = None
+    # The share of the land its values must cover (grid assets), and for a second stock source the range of its
+    # mean over the 2010 stock layer's on the cells both cover (a unit-factor disagreement falls outside it).
+    min_land_share: float | None = None
+    reference_ratio: tuple[float, float] | None = None
 
     @property
     def label(self) -> str:
@@ -231,8 +236,10 @@ def _rules(qualities: list[dict], path: Path, columns: list[str]) -> tuple[Datas
 
 def _read(name: str, directory: Path) -> tuple[dict, str]:
     path = directory / f"{name}.yaml"
-    text = path.read_text()
-    document = yaml.safe_load(text)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:  # where and what, never the text of the line
+        raise ContractError(f"{path}: not valid YAML{yaml_problem(error)}") from None
     try:
         if (invalid := jsonschema.exceptions.best_match(_odcs_validator().iter_errors(document))) is not None:
             raise invalid
@@ -300,4 +307,8 @@ def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterCo
         path=str(directory / f"{name}.yaml"),
         depth_cm=tuple(float(v) for v in grid["depthCm"]) if "depthCm" in grid else None,
         median_range=tuple(float(v) for v in median) if median is not None else None,
+        min_land_share=float(grid["minLandShare"]) if "minLandShare" in grid else None,
+        reference_ratio=tuple(float(v) for v in band_custom["referenceRatio"])
+        if "referenceRatio" in band_custom
+        else None,
     )

@@ -1,16 +1,25 @@
-"""Check a raster against its contract before it is aligned: grid, type, nodata, scaling, plausible values, and for
-stock layers the depth interval and a unit guard on the median.
+"""Check a raster against its contract before it is aligned: header limits, grid, type, nodata, scaling, plausible
+values, and for stock layers the depth interval and a unit guard on the median.
 
-The grid and encoding rules are read from the file's header; the values are checked in one streaming pass over the
-file's own windows (whole blocks), so a raster of any size is checked without being held whole. Every broken rule
-is reported at once: one InputError naming the file and each rule (a value-range failure also names the pixel
-window). A raster with a declaration (contracts.raster_declaration) is checked on its declared, converted values:
-the file's encoding (dtype, nodata tag, scale/offset) and cell size are then the declaration's business, and a
-raster declared regional is not held to the global extent.
+The header is checked first, before any value is read: a raster whose size (cells, decoded bytes, the bytes of one
+block, which GDAL decodes whole) exceeds the engine's limits (`RasterLimits`, configurable on the `raster_engine`
+resource) is refused at once. The grid and encoding rules are read from the header too; the values are checked in
+one streaming pass over the file's own windows (whole blocks), so a raster of any size is checked without being
+held whole. Every broken rule is reported at once: one InputError naming the file and each rule (a value-range
+failure also names the pixel window).
+
+A raster with a declaration (contracts.raster_declaration) is checked on its declared, converted values: its
+encoding (dtype, nodata tag, scale/offset) and cell size are then the declaration's business, and a raster
+declared regional is not held to the global extent. The plausibility rules apply to every raster whatever was
+declared: some valid cells (`validCells`), more than one value (`valueVariety`) and, for stock layers, the median
+in its plausible range (`medianBetween`, naming the unit the values look like). A declaration can confirm a
+plausibility rule with a reason (`confirm:`): the rule is then recorded as confirmed (provenance and metadata)
+instead of failing.
 """
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
@@ -18,7 +27,12 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from soil_pipeline.contracts.model import RasterContract
-from soil_pipeline.contracts.raster_declaration import RasterDeclaration, to_contract_units
+from soil_pipeline.contracts.raster_declaration import (
+    CONFIRMABLE,
+    RASTER_UNITS,
+    RasterDeclaration,
+    to_contract_units,
+)
 from soil_pipeline.contracts.rules import MedianBetween
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.errors import InputError, Remedy
@@ -36,7 +50,46 @@ REGIONAL_SHARE = 0.9
 MEDIAN_SAMPLE_CELLS = 1 << 24
 
 
-def _extent(band: RasterInfo) -> tuple[float, float, float, float]:
+@dataclass(frozen=True)
+class RasterLimits:
+    """What a raster's header may claim before anything is read: cells, decoded bytes (cells x bands x bytes per
+    value) and the decoded bytes of one block (GDAL decodes a block whole to read any cell of it: a 300 KB file
+    claiming one block of 100,000 x 100,000 cells asks for 20 GB). The defaults admit a global 250 m grid
+    (172,800 x 86,400 = 14.9 G cells, 119 GB as float64) stored in blocks of up to 128 MiB."""
+
+    max_cells: int = 1 << 35
+    max_bytes: int = 1 << 37
+    max_block_bytes: int = 1 << 27
+
+    def failures(self, band: RasterInfo) -> list:
+        size = np.dtype(band.dtype).itemsize
+        cells = band.width * band.height
+        block_bytes = band.block[0] * band.block[1] * size * band.band_count
+        found = [
+            ("maxCells", cells, self.max_cells, f"{band.width} x {band.height} = {cells:,} cells"),
+            ("maxBytes", cells * size * band.band_count, self.max_bytes, f"{_bytes(cells * size * band.band_count)}"),
+            (
+                "maxBlockBytes",
+                block_bytes,
+                self.max_block_bytes,
+                f"blocks of {band.block[1]} x {band.block[0]} cells, {_bytes(block_bytes)} each decoded at once",
+            ),
+        ]
+        return [
+            (rule, f"the header claims {what}, more than the limit of {_bytes(limit) if 'Bytes' in rule else limit}")
+            for rule, value, limit, what in found
+            if value > limit
+        ]
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def extent_of(band: RasterInfo) -> tuple[float, float, float, float]:
     t = band.transform
     south, north = sorted((t.f, t.f + t.e * band.height))
     return t.c, south, t.c + t.a * band.width, north
@@ -49,13 +102,20 @@ def _grid_failures(band: RasterInfo, contract: RasterContract, declaration: Rast
     if not band.crs or CRS.from_user_input(band.crs) != CRS.from_user_input(contract.crs):
         failures.append(("crs", f"expected {contract.crs}, found {band.crs or 'no CRS'}"))
     t, res = band.transform, contract.resolution_deg
-    if declaration is None and (
-        t.b != 0 or t.d != 0 or not np.isclose(abs(t.a), res, rtol=1e-6) or not np.isclose(abs(t.e), res, rtol=1e-6)
-    ):
+    if t.b != 0 or t.d != 0:
+        failures.append(
+            (
+                "northUp",
+                f"the grid is rotated or sheared (geotransform rotation terms {t.b:g} and {t.d:g}, not 0): warp it "
+                "onto a north-up lon/lat grid first (e.g. gdalwarp -t_srs EPSG:4326)",
+            )
+        )
+        return failures
+    if declaration is None and (not np.isclose(abs(t.a), res, rtol=1e-6) or not np.isclose(abs(t.e), res, rtol=1e-6)):
         failures.append(("resolutionDeg", f"expected {res} deg square cells, found {abs(t.a)} x {abs(t.e)}"))
     if declaration is not None and declaration.regional:
         return failures
-    found, cell = _extent(band), abs(t.a) or res
+    found, cell = extent_of(band), abs(t.a) or res
     edges = [
         f"{name} edge at {edge:.6f}, expected {wanted} ({abs(edge - wanted) / cell:.3f} cell off)"
         for name, edge, wanted in zip(("west", "south", "east", "north"), found, contract.extent_deg, strict=True)
@@ -115,9 +175,26 @@ class DeclaredValues:
 
 
 @dataclass(frozen=True)
+class ValidCells:
+    """A `RasterSource.declare` hook giving 1.0 where the source has a value (after its own declaration, if any)
+    and NaN where it has none: summed onto a coarser grid, the number of its cells each grid cell holds."""
+
+    declare: Callable[[np.ndarray, float | None], np.ndarray] | None = None
+
+    def __call__(self, values: np.ndarray, nodata: float | None) -> np.ndarray:
+        if self.declare is not None:
+            values, nodata = self.declare(values, nodata), None
+        valid = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, dtype=bool)
+        if nodata is not None:
+            valid &= values != nodata
+        return np.where(valid, np.float32(1.0), np.float32(np.nan))
+
+
+@dataclass(frozen=True)
 class ValueTask:
     """One window of the file: cells outside the contract's range (count, bounding box, first example) and the
-    valid cells' count, sum and sampled values (one in `step` of the window's valid cells). Picklable."""
+    valid cells' count, sum, smallest and largest value and sampled values (one in `step` of the window's valid
+    cells). Picklable."""
 
     source: engine.RasterSource
     minimum: float
@@ -147,14 +224,15 @@ class ValueTask:
         rows, cols = np.nonzero(bad)
         first = ((rows[0] + r0, cols[0] + c0, float(values[rows[0], cols[0]])),) if len(rows) else ()
         box = (rows.min() + r0, rows.max() + r0, cols.min() + c0, cols.max() + c0) if len(rows) else ()
-        sampled = values[valid][:: self.step]
+        kept = values[valid]
         return {
             "bad": np.array([bad.sum()], dtype="float64"),
             "valid": np.array([valid.sum()], dtype="float64"),
-            "valid_sum": np.array([values[valid].sum(dtype="float64")]),
+            "valid_sum": np.array([kept.sum(dtype="float64")]),
             "first": first,
             "box": box,
-            "sample": sampled,
+            "span": (float(kept.min()), float(kept.max())) if kept.size else (),
+            "sample": kept[:: self.step],
         }
 
 
@@ -163,11 +241,14 @@ class ValueFindings:
 
     def __init__(self):
         self.first, self.boxes, self.samples = [], [], []
+        self.low, self.high = math.inf, -math.inf
 
     def consume(self, window, part: dict) -> dict:
         self.first += part.pop("first")
         if box := part.pop("box"):
             self.boxes.append(box)
+        if span := part.pop("span"):
+            self.low, self.high = min(self.low, span[0]), max(self.high, span[1])
         self.samples.append(part.pop("sample"))
         return part
 
@@ -179,7 +260,9 @@ class ValueFindings:
         return f"rows {boxes[:, 0].min()}-{boxes[:, 1].max()}, cols {boxes[:, 2].min()}-{boxes[:, 3].max()}"
 
 
-def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, guard: bool, step: int) -> list:
+def _value_failures(
+    sums: dict, found: ValueFindings, contract: RasterContract, band: RasterInfo, declared_unit: str | None, step: int
+) -> list:
     failures = []
     if bad := int(sums.get("bad", [0])[0]):
         row, col, example = min(found.first)
@@ -191,29 +274,56 @@ def _value_failures(sums: dict, found: ValueFindings, contract: RasterContract, 
             )
         )
     valid = int(sums.get("valid", [0])[0])
-    if guard and contract.median_range and valid:
-        low, high = contract.median_range
-        sample = np.concatenate(found.samples)
-        median = float(np.median(sample))
-        if not MedianBetween.within(median, low, high):
-            hint = (
-                f"; x 10 it would be {median * 10:g}: the values look like kg C/m2, declare unit: kg C/m2"
-                if low <= median * 10 <= high
-                else ": declare its unit, scale and offset"
+    if not valid:
+        return [*failures, ("validCells", f"no valid cell: all {band.width * band.height:,} cells are no data")]
+    if found.low == found.high:
+        failures.append(
+            (
+                "valueVariety",
+                f"all {valid:,} valid cells hold the same value, {found.low:g} {contract.unit}: a blank or constant "
+                "raster (a fill value not declared as nodata?)",
             )
-            of = (
-                f"{valid} valid cells"
-                if step == 1
-                else f"{len(sample)} of {valid} valid cells (one in {step} of each window's)"
-            )
-            failures.append(
-                (
-                    "medianBetween",
-                    f"median {median:g} {contract.unit} of {of} is outside [{low:g}, "
-                    f"{high:g}] {contract.unit}{hint} (rasters.{contract.id} in the raster_declaration file)",
-                )
-            )
+        )
+    if contract.median_range:
+        failures += _median_failures(np.concatenate(found.samples), valid, contract, declared_unit, step)
     return failures
+
+
+def _median_failures(sample: np.ndarray, valid: int, contract: RasterContract, declared: str | None, step: int):
+    low, high = contract.median_range
+    median = float(np.median(sample))
+    if MedianBetween.within(median, low, high):
+        return []
+    of = (
+        f"{valid} valid cells"
+        if step == 1
+        else f"{len(sample)} of {valid} valid cells (one in {step} of each window's)"
+    )
+    return [
+        (
+            "medianBetween",
+            f"median {median:g} {contract.unit} of {of} is outside [{low:g}, {high:g}] {contract.unit}"
+            f"{_unit_hint(median, low, high, contract.unit, declared)} (rasters.{contract.id} in the "
+            "raster_declaration file)",
+        )
+    ]
+
+
+def _unit_hint(median: float, low: float, high: float, unit: str, declared: str | None) -> str:
+    """What the median would be in the unit that brings it nearest the middle of its range, when one does."""
+    units = RASTER_UNITS.get(unit, {})
+    base = units.get(declared or unit, 1.0)
+    centre = math.sqrt(low * high) if low > 0 else (low + high) / 2
+    candidates = [(name, factor / base) for name, factor in units.items() if factor != base]
+    fitting = [(name, f) for name, f in candidates if low <= median * f <= high]
+    if not fitting:
+        return ": declare its unit, scale and offset"
+    name, factor = min(fitting, key=lambda item: abs(math.log(median * item[1] / centre)) if median else 0)
+    as_declared = f", not {declared} as declared" if declared else ""
+    return (
+        f"; x {factor:g} it would be {median * factor:g}: the values look like {name}{as_declared}, "
+        f"declare unit: {name}"
+    )
 
 
 def _depth_failures(declaration: RasterDeclaration | None, contract: RasterContract) -> list:
@@ -229,13 +339,14 @@ def _depth_failures(declaration: RasterDeclaration | None, contract: RasterContr
 class CheckedRaster:
     """A raster that passed its contract: the engine input reading its checked values (undeclared: as stored, the
     contract's nodata as `fill`; declared: float32 in the contract's unit, NaN for no data), its header, the sum
-    of its valid values (in the contract's unit) and the contract's no-data value (what an integer grid holds where
-    there is none)."""
+    of its valid values (in the contract's unit), the contract's no-data value (what an integer grid holds where
+    there is none) and the plausibility rules its declaration confirmed ({rule: {finding, reason}})."""
 
     source: engine.RasterSource
     info: RasterInfo
     valid_sum: float
     nodata: float | None
+    confirmed: dict = field(default_factory=dict)
 
 
 def check_raster(
@@ -245,10 +356,13 @@ def check_raster(
     executor=None,
     threads: int = 2,
     window_cells: int = engine.WINDOW_CELLS,
+    limits: RasterLimits = RasterLimits(),
 ) -> CheckedRaster:
-    """Check the raster at `path` (any GDAL path or URL) in one streaming pass; one InputError naming the file and
-    every broken rule."""
+    """Check the raster at `path` (any GDAL path or URL): its header against `limits` before anything is read,
+    then its rules in one streaming pass; one InputError naming the file and every broken rule."""
     band = raster_info(path)
+    if too_large := limits.failures(band):
+        raise _broken(band, contract, too_large, None, Remedy.RASTER_LIMITS)
     failures = _grid_failures(band, contract, declaration) + _depth_failures(declaration, contract)
     if declaration is None:
         failures += _encoding_failures(band, contract)
@@ -263,21 +377,37 @@ def check_raster(
     found = ValueFindings()
     window_list = engine.windows(band.grid(), _block(band), window_cells)
     sums, _ = engine.run_pass(task, window_list, executor, threads, f"check {contract.id}", found.consume)
-    guard = declaration is None or declaration.unit is None
-    failures += _value_failures(sums, found, contract, guard, step)
+    declared_unit = declaration.unit if declaration is not None else None
+    failures += _value_failures(sums, found, contract, band, declared_unit, step)
+    failures, confirmed = confirmations(failures, declaration)
     if failures:
-        raise _broken(band, contract, failures, found.window())
-    return CheckedRaster(source, band, float(sums.get("valid_sum", [0.0])[0]), contract.nodata)
+        plausibility = all(rule in CONFIRMABLE for rule, _ in failures)
+        remedy = Remedy.RASTER_PLAUSIBILITY if plausibility else Remedy.RASTER_CONTRACT
+        raise _broken(band, contract, failures, found.window(), remedy)
+    return CheckedRaster(source, band, float(sums.get("valid_sum", [0.0])[0]), contract.nodata, confirmed)
 
 
-def _broken(band: RasterInfo, contract: RasterContract, failures: list, window: str | None) -> InputError:
+def confirmations(failures: list, declaration: RasterDeclaration | None) -> tuple[list, dict]:
+    """(the broken rules the declaration does not confirm, {confirmed rule: {"finding", "reason"}})."""
+    if declaration is None:
+        return failures, {}
+    kept, confirmed = [], {}
+    for rule, detail in failures:
+        reason = declaration.confirmed(rule)
+        if reason is None:
+            kept.append((rule, detail))
+        else:
+            confirmed[rule] = {"finding": detail, "reason": reason, "declaration": declaration.path.name}
+    return kept, confirmed
+
+
+def _broken(
+    band: RasterInfo, contract: RasterContract, failures: list, window: str | None, remedy: Remedy
+) -> InputError:
     """One error naming every broken rule, with the pixel window of the values out of range (None: none are)."""
     rules = "; ".join(f"rule {rule}: {detail}" for rule, detail in failures)
     return InputError(
-        band.path,
-        f"breaks contract {contract.label} ({len(failures)} rule(s)): {rules}",
-        Remedy.RASTER_CONTRACT,
-        window=window,
+        band.path, f"breaks contract {contract.label} ({len(failures)} rule(s)): {rules}", remedy, window=window
     )
 
 

@@ -14,6 +14,8 @@ unit. `to_contract_units` works on any array or window, so a windowed reader can
         nodata: -32768              # when the file has no nodata tag
         depth_cm: [0, 30]           # stocks: must be the contract's 0-30 cm
         extent: regional            # global (default) | regional: labelled regional, never summed as global
+        confirm:                    # a plausibility rule the values break, confirmed as right (recorded)
+          medianBetween: peat soils, median 310 t C/ha checked against the survey
 """
 
 from dataclasses import dataclass
@@ -32,7 +34,11 @@ RASTER_UNITS = {
 # Input name -> the role its entry must name: every raster input of the registry is declarable.
 ROLES = {entry.name: entry.declared_as for entry in RASTER_INPUTS}
 EXTENTS = ("global", "regional")
-FIELDS = {"label", "role", "unit", "scale", "offset", "nodata", "depth_cm", "extent"}
+FIELDS = {"label", "role", "unit", "scale", "offset", "nodata", "depth_cm", "extent", "confirm"}
+# The plausibility rules a declaration may confirm (each with its reason): the distribution of the values, their
+# variety, their coverage of the land and the ratio to the reference stock layer. The encoding, grid, range and
+# header limits cannot be confirmed.
+CONFIRMABLE = ("medianBetween", "valueVariety", "landShare", "referenceRatio")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class RasterDeclaration:
     nodata: float | None = None
     depth_cm: tuple[float, float] | None = None
     extent: str = "global"
+    # rule -> why the user is sure the values are right though they break it (recorded in provenance and metadata)
+    confirm: tuple[tuple[str, str], ...] = ()
 
     @property
     def regional(self) -> bool:
@@ -64,7 +72,12 @@ class RasterDeclaration:
             "nodata": self.nodata,
             "depth_cm": list(self.depth_cm) if self.depth_cm else None,
             "extent": self.extent,
+            "confirm": dict(self.confirm) or None,
         }
+
+    def confirmed(self, rule: str) -> str | None:
+        """The reason given for `rule`, when the declaration confirms it."""
+        return dict(self.confirm).get(rule)
 
 
 def _entry(path: Path, name: str, spec) -> RasterDeclaration:
@@ -91,6 +104,7 @@ def _entry(path: Path, name: str, spec) -> RasterDeclaration:
     depth = spec.get("depth_cm")
     if depth is not None and not (isinstance(depth, list) and len(depth) == 2 and all(is_number(d) for d in depth)):
         raise DeclarationError(path, f"{entry}.depth_cm: expected [top, bottom] in cm, e.g. [0, 30]")
+    confirm = _confirmations(path, entry, spec.get("confirm"))
     unit = spec.get("unit")
     if unit is not None and not any(unit in units for units in RASTER_UNITS.values()):
         known = ", ".join(u for units in RASTER_UNITS.values() for u in units)
@@ -106,7 +120,23 @@ def _entry(path: Path, name: str, spec) -> RasterDeclaration:
         nodata=spec.get("nodata"),
         depth_cm=tuple(float(d) for d in depth) if depth else None,
         extent=extent,
+        confirm=confirm,
     )
+
+
+def _confirmations(path: Path, entry: str, confirm) -> tuple[tuple[str, str], ...]:
+    if confirm is None:
+        return ()
+    if not isinstance(confirm, dict) or not confirm:
+        raise DeclarationError(path, f"{entry}.confirm: expected a mapping of rule -> reason, e.g. medianBetween: ...")
+    for rule, reason in confirm.items():
+        if rule not in CONFIRMABLE:
+            raise DeclarationError(
+                path, f"{entry}.confirm.{rule}: not a rule a declaration can confirm; use {', '.join(CONFIRMABLE)}"
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise DeclarationError(path, f"{entry}.confirm.{rule}: give the reason the values are right, as text")
+    return tuple((rule, reason.strip()) for rule, reason in confirm.items())
 
 
 def load_raster_declarations(path: str | Path | None) -> dict[str, RasterDeclaration]:
@@ -134,6 +164,22 @@ def unit_factor(declaration: RasterDeclaration, contract_unit: str) -> float:
             f"{contract_unit}, the unit of this layer; use one of {', '.join(units)}",
         )
     return units[declaration.unit]
+
+
+def unit_mixup(factor: float, contract_unit: str, declared: str | None) -> tuple[str, float] | None:
+    """The unit the values look like when they are `factor` times what they should be, read as `declared` (None:
+    the contract's unit): (unit, its factor relative to the declared one), e.g. (kg C/m2, 10) for values of 7
+    read as t C/ha that should be 70; None when no unit of the contract's family explains a factor within a
+    factor of 2 (10 ** 0.3)."""
+    units = RASTER_UNITS.get(contract_unit)
+    if not units or factor <= 0:
+        return None
+    base = units.get(declared or contract_unit, 1.0)
+    best = min(units.items(), key=lambda item: abs(np.log10(item[1] / base) + np.log10(factor)))
+    relative = best[1] / base
+    if relative == 1.0 or abs(np.log10(relative) + np.log10(factor)) > 0.3:
+        return None
+    return best[0], relative
 
 
 def to_contract_units(

@@ -482,5 +482,7 @@ RASTER_GRID_PROPERTIES = (
     "offset",
     "bandCount",
 )
-RASTER_GRID_OPTIONAL = ("depthCm",)
-RASTER_BAND_PROPERTIES = ("unit", "rangeSource", MedianBetween.raster_property)
+# minLandShare: the share of the land (cells of the common grid with a 2010 SOC stock) its values must cover.
+RASTER_GRID_OPTIONAL = ("depthCm", "minLandShare")
+# referenceRatio: a second stock source's mean over the cells it shares with the 2010 stock layer, over the latter's.
+RASTER_BAND_PROPERTIES = ("unit", "rangeSource", MedianBetween.raster_property, "referenceRatio")

@@ -23,11 +23,14 @@ import pyarrow.parquet as pq
 from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.rules import DATASET_KINDS
 from soil_pipeline.contracts.validate import (
+    COPY_COLUMNS,
+    MISSING_NOTE_COLUMNS,
     SAMPLE_ROWS,
     SHARE_GATE,
     LandMask,
     Regions,
     Validation,
+    reconcile,
     share_gate,
     validate,
 )
@@ -165,16 +168,20 @@ class StreamValidation:
     """What `validate` says about a whole table, gathered bucket by bucket; valid rows and rejects on disk."""
 
     contract: TableContract
-    n_checked: int = 0
-    n_rows: int = 0
-    rejected_rows: int = 0
+    n_checked: int = 0  # rows read
+    n_rows: int = 0  # rows after identical copies collapsed
+    rejected_rows: int = 0  # rows read that were rejected (copies of a rejected row included)
+    n_valid: int = 0
+    identical_copies: int = 0  # copies collapsed into a valid row
     batch_errors: list[str] = field(default_factory=list)
     by_rule: Counter = field(default_factory=Counter)
     valid: TableFile | None = None
     rejects: TableFile | None = None
     gx_sample: pd.DataFrame | None = None
     gx_sample_note: str = ""
+    copies: TableFile | None = None  # the identical copies listed (contracts.validate.COPY_COLUMNS), in file order
     _heads: list[pd.DataFrame] = field(default_factory=list)
+    _missing: list[pd.DataFrame] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -195,9 +202,27 @@ class StreamValidation:
     def rows_rejected(self) -> int:
         return self.rejected_rows
 
+    def reconcile(self) -> None:
+        """Every row read is valid, rejected or an identical copy collapsed into a valid row (AccountingError)."""
+        reconcile(self.contract, self.n_checked, self.n_valid, self.identical_copies, self.rejected_rows)
+
+    def undeclared_missing(self) -> pd.DataFrame:
+        """Values read as missing that the declaration does not list (column, value, rows, first source line)."""
+        if not self._missing:
+            return pd.DataFrame(columns=MISSING_NOTE_COLUMNS)
+        table = pd.concat(self._missing, ignore_index=True)
+        summed = table.groupby(["column", "value"], sort=True).agg(
+            rows=("rows", "sum"), first_line=("first_line", "min")
+        )
+        return summed.reset_index()[MISSING_NOTE_COLUMNS]
+
     def _add(self, validation: Validation) -> None:
         self.n_checked += validation.n_checked
         self.n_rows += len(validation.checked)
+        self.n_valid += len(validation.valid)
+        self.identical_copies += len(validation.copies)
+        if len(validation.undeclared_missing):
+            self._missing.append(validation.undeclared_missing)
         self.rejected_rows += validation.rows_rejected()
         self.by_rule.update(validation.rejects.groupby(["rule", "column"]).size().to_dict())
         self.batch_errors += [error for error in validation.batch_errors if error not in self.batch_errors]
@@ -250,22 +275,26 @@ def validate_buckets(
     result, whole = StreamValidation(contract), _WholeTableRules(contract)
     valid = _SpillWriter(folder / "valid.part.parquet") if keep_valid else None
     rejects = _SpillWriter(folder / "rejects.part.parquet")
+    copies = _SpillWriter(folder / "copies.part.parquet")
+    writers = (valid, rejects, copies)
     seen_any, n_buckets = False, 0
     for i, frame in buckets:
         seen_any, n_buckets = True, n_buckets + 1
         frame.attrs.update(attrs or {})
-        _validate_bucket(i, frame, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket)
+        _validate_bucket(i, frame, contract, result, whole, writers, foreign_values, land, regions, on_bucket)
     if not seen_any and empty is not None:
-        _validate_bucket(0, empty, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket)
+        _validate_bucket(0, empty, contract, result, whole, writers, foreign_values, land, regions, on_bucket)
+    result.reconcile()
     result.batch_errors += whole.errors(contract.label, result.n_rows)
     by_rule = pd.Series(result.by_rule, dtype="int64")
     if len(by_rule):
         by_rule.index = pd.MultiIndex.from_tuples(by_rule.index)
-    gate = share_gate(contract, result.rejected_rows, result.n_rows, by_rule)
+    gate = share_gate(contract, result.rejected_rows, result.n_checked, by_rule)
     result.batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
     if keep_valid:
         result.valid = valid.sorted_file(folder / "valid.parquet", valid_order)
     result.rejects = rejects.sorted_file(folder / "rejects.parquet", ["source_file", "source_line", "rule", "column"])
+    result.copies = copies.sorted_file(folder / "copies.parquet", ["source_file", "source_line"])
     if result.gx_sample is not None and len(result.gx_sample) < result.n_rows:
         result.gx_sample_note = (
             f"sample: the first {len(result.gx_sample)} of {result.n_rows} rows, from the first of {n_buckets} "
@@ -274,7 +303,8 @@ def validate_buckets(
     return result
 
 
-def _validate_bucket(i, frame, contract, result, whole, valid, rejects, foreign_values, land, regions, on_bucket):  # noqa: PLR0913
+def _validate_bucket(i, frame, contract, result, whole, writers, foreign_values, land, regions, on_bucket):  # noqa: PLR0913
+    valid, rejects, copies = writers
     foreign = foreign_values(i) if foreign_values else None
     validation = validate(frame, contract, foreign, land=land, regions=regions, whole_table_rules=False)
     del frame
@@ -286,5 +316,7 @@ def _validate_bucket(i, frame, contract, result, whole, valid, rejects, foreign_
     if valid is not None:
         valid.write(validation.valid)
     rejects.write(validation.rejects)
+    if len(validation.copies):
+        copies.write(validation.copies[COPY_COLUMNS])
     if on_bucket:
         on_bucket(i, validation)

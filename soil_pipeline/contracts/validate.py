@@ -3,9 +3,13 @@
 Row-level failures (a failure with a row index) send that row to the rejects table, one reject row per broken rule,
 with the source file and line. Failures without a row index (missing column, row count, a unit guard on the median)
 are dataset-level: they are returned as `batch_errors` and the caller fails the run.
+
+Every input row ends in exactly one of: valid (published), rejected (with its rules), or an identical copy collapsed
+into a valid row (counted in its count column and listed with its line). A copy of a rejected row is rejected with
+the same rules at its own line. `Validation.reconcile` raises when the three do not add up to the rows read.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +37,18 @@ SOURCE_TEXT_PREFIX = "source_text:"
 DECLARED_CONVERSIONS = "declared_conversions"
 # The kind of the drop-level rule refusing a drop whose share of quarantined rows is too high.
 SHARE_GATE = "max_rejected_share"
+# Texts meaning "missing" in what common software writes (R NA, numpy/pandas nan, SQL NULL, Python None, Excel #N/A,
+# SAS/Stata "."), compared case-insensitively: in a number or date column they are read as missing even when the
+# declaration does not list them, with a note suggesting it should (`Validation.undeclared_missing`). "n.d." is not
+# one: a value below detection is not a missing value, and is quarantined as not a number.
+MISSING_TOKENS = frozenset({"na", "n/a", "#n/a", "nan", "null", "none", ".", "-", "--"})
+# A date and time with a time zone (ISO 8601 'Z' or an offset): the zone is dropped, keeping the local date and time
+# where the sample was taken.
+ZONED_TIME = r"^(\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)\s*$"
+
+
+class AccountingError(RuntimeError):
+    """Rows read != rows valid + rows rejected + identical copies collapsed: a defect of the validation itself."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +83,16 @@ class Regions:
 @dataclass
 class Validation:
     contract: TableContract
-    n_checked: int
-    checked: pd.DataFrame
+    n_checked: int  # rows read
+    checked: pd.DataFrame  # after identical copies collapsed
     valid: pd.DataFrame
     rejects: pd.DataFrame
     batch_errors: list[str]
+    n_rejected: int = 0  # rows read that were rejected (copies of a rejected row included)
+    # identical copies collapsed into a valid row: source_file, source_line, and the line of the row kept
+    copies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COPY_COLUMNS))
+    # values read as missing that the declaration does not list: column, value, rows, first source line
+    undeclared_missing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MISSING_NOTE_COLUMNS))
 
     @property
     def passed(self) -> bool:
@@ -86,10 +107,24 @@ class Validation:
         return self.rejects.head(SAMPLE_ROWS)
 
     def rows_rejected(self) -> int:
-        """Source rows with at least one reject row."""
-        return int(self.rejects.drop_duplicates(["source_file", "source_line"]).shape[0])
+        """Rows read that were rejected (with at least one reject row each)."""
+        return self.n_rejected
+
+    def reconcile(self) -> None:
+        reconcile(self.contract, self.n_checked, len(self.valid), len(self.copies), self.n_rejected)
 
 
+def reconcile(contract: TableContract, n_in: int, valid: int, copies: int, rejected: int) -> None:
+    """Every row read is valid, rejected or an identical copy of a valid row; AccountingError when not."""
+    if n_in != valid + copies + rejected:
+        raise AccountingError(
+            f"{contract.label}: {n_in} rows read, but {valid} valid + {copies} identical copies + {rejected} rejected "
+            f"= {valid + copies + rejected}"
+        )
+
+
+COPY_COLUMNS = ["source_file", "source_line", "copy_of_line"]
+MISSING_NOTE_COLUMNS = ["column", "value", "rows", "first_line"]
 NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 # A reject's `value` is the source text cut to this many characters; `value_length` keeps the full length.
 MAX_VALUE_CHARS = 100
@@ -105,7 +140,8 @@ def _blank(values: pd.Series) -> pd.Series:
 
 
 def _strict_number(values: pd.Series) -> pd.Series:
-    """Decimal or scientific notation only: `inf`, `NaN`, `1,5` or `n.d.` are type errors, not numbers."""
+    """Decimal or scientific notation only: `inf`, `1,5` or `n.d.` are type errors, not numbers (`NaN`, `NA` and the
+    other `MISSING_TOKENS` are read as missing by `coerce` before)."""
     if values.dtype == "float64":  # already numbers (a pipeline's own table): nothing to parse
         return values
     if not _is_text(values):
@@ -120,19 +156,34 @@ def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
     if logical_type in {"number", "integer"}:
         return _strict_number(values)
     if logical_type == "date":
+        if _is_text(values):
+            values = values.astype("str").str.replace(ZONED_TIME, r"\1", regex=True)
         return pd.to_datetime(values, errors="coerce", format="ISO8601").astype("datetime64[ms]")
     if logical_type == "string":
         return values.astype("str").where(~_blank(values)) if _is_text(values) else values.astype("str")
     return values
 
 
-def coerce(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, list[dict]]:
-    """Cast each contract column to its type; values that cannot be cast become missing and are reported."""
+def _missing_tokens(values: pd.Series) -> pd.Series:
+    """Where a text column holds one of `MISSING_TOKENS`."""
+    if not _is_text(values):
+        return pd.Series(False, index=values.index)
+    return values.astype("str").str.strip().str.casefold().isin(MISSING_TOKENS).fillna(False).astype(bool)
+
+
+def coerce(frame: pd.DataFrame, contract: TableContract, notes: list | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Cast each contract column to its type; values that cannot be cast become missing and are reported. In number
+    and date columns a missing-value token (`MISSING_TOKENS`) is missing, not a type error; each (column, token)
+    so read is appended to `notes` with its rows and first source line."""
     out, failures = frame.copy(), []
     for column in contract.columns:
         if column.name not in out.columns or column.physical_type == "bytes":
             continue
         original = out[column.name]
+        if column.logical_type in {"number", "integer", "date"} and (token := _missing_tokens(original)).any():
+            if notes is not None:
+                notes += _missing_notes(frame, column.name, original[token])
+            original = original.where(~token)
         cast = _coerce_column(original, column.logical_type)
         if column.logical_type == "integer":
             non_integral = cast.notna() & (cast != np.floor(cast))
@@ -146,6 +197,15 @@ def coerce(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, 
         ]
         out[column.name] = cast
     return out, failures
+
+
+def _missing_notes(frame: pd.DataFrame, column: str, tokens: pd.Series) -> list[dict]:
+    lines = frame.loc[tokens.index, "source_line"] if "source_line" in frame.columns else tokens.index.to_series() + 1
+    texts = tokens.astype("str").str.strip()
+    return [
+        {"column": column, "value": text, "rows": len(group), "first_line": int(lines.loc[group].min())}
+        for text, group in texts.groupby(texts.to_numpy()).groups.items()
+    ]
 
 
 def _row_failures(cases: pd.DataFrame, contract: TableContract) -> list[dict]:
@@ -214,7 +274,8 @@ def _value_texts(frame: pd.DataFrame, index: pd.Series, columns: pd.Series) -> p
 
 
 def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFrame, contract: TableContract):
-    """One row per failure: values as source text from `frame`, site id and depths as typed in `typed`."""
+    """One row per failure: values as source text from `frame`, site id and depths as typed in `typed` (indexed as
+    `frame`)."""
     if not failures:
         columns = load_table_contract(REJECTS_CONTRACT).columns
         return pd.DataFrame({column.name: pd.Series(dtype=column.physical_type) for column in columns})
@@ -257,27 +318,32 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFram
     )
 
 
-def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
-    """Rows identical in every contract column become one (the first), counting its copies in the count column.
+def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows identical in every contract column become one (the first), counting its copies in the count column;
+    with the index of the row each copy collapsed into, by the copy's index.
 
     Rows are compared by a 64-bit hash first; only rows whose hash repeats are compared in full.
     """
     rule = next((rule for rule in contract.rules if rule.kind == "collapse_identical"), None)
     if rule is None:
-        return frame
+        return frame, pd.Series([], dtype=frame.index.dtype)
     count_column = rule.params["countColumn"]
     columns = [c.name for c in contract.columns if c.name in frame.columns and c.name != count_column]
     hashes = pd.util.hash_pandas_object(frame[columns], index=False)
     candidates = hashes.duplicated(keep=False)
     copies = pd.Series(1, index=frame.index, dtype="int64")
     first = pd.Series(True, index=frame.index)
+    copy_of = pd.Series([], dtype=frame.index.dtype)
     if candidates.any():
         keys = frame.loc[candidates, columns].astype("str").fillna("\0")
         first[candidates] = ~keys.duplicated(keep="first")
-        copies[candidates] = keys.groupby(columns, sort=False, dropna=False)[columns[0]].transform("size")
+        rows = keys.assign(kept_row=keys.index).groupby(columns, sort=False, dropna=False)["kept_row"]
+        copies[candidates] = rows.transform("size")
+        kept = rows.transform("first")
+        copy_of = kept[~first[candidates]]
     out = frame[first].copy()
     out[count_column] = copies[first].to_numpy()
-    return out
+    return out, copy_of
 
 
 def _kind(contract: TableContract, rule_id: str) -> str:
@@ -317,9 +383,10 @@ def validate(
     coordinates against; without them those rules are not checked. Without `whole_table_rules`, `frame` is one
     part of a larger table: row count, medians, missing shares and the share gate are left to the caller.
     """
-    n_rows = len(frame)
-    frame = collapse_identical(frame, contract)
-    coerced, failures = coerce(frame, contract)
+    n_rows, source = len(frame), frame
+    frame, copy_of = collapse_identical(frame, contract)
+    notes: list[dict] = []
+    coerced, failures = coerce(frame, contract, notes)
     batch_errors: list[str] = []
     try:
         to_pandera(contract, foreign_values, whole_table_rules).validate(coerced, lazy=True)
@@ -336,16 +403,66 @@ def validate(
             if not detail.startswith(("dtype(", "coerce_dtype(")) or not failures:
                 batch_errors.append(BrokenRule(f"{contract.label}: {detail}", _kind(contract, rule)))
     failures += _point_failures(coerced, contract, land, regions)
-    if whole_table_rules and failures:
-        table = pd.DataFrame(failures)
-        by_rule = table.groupby(["rule", "column"]).size()
-        gate = share_gate(contract, table["index"].nunique(), len(frame), by_rule)
-        batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
     rejected = {failure["index"] for failure in failures}
-    rejects = _rejects_table(failures, frame, coerced, contract)
+    # a copy of a rejected row is rejected with its rules, at its own line; a copy of a valid row is listed
+    copy_rejected = copy_of.isin(rejected)
+    by_row: dict = {}
+    for failure in failures:
+        by_row.setdefault(failure["index"], []).append(failure)
+    failures += [{**failure, "index": copy} for copy, row in copy_of[copy_rejected].items() for failure in by_row[row]]
+    n_rejected = len(rejected) + int(copy_rejected.sum())
+    if whole_table_rules and failures:
+        by_rule = pd.DataFrame(failures).groupby(["rule", "column"]).size()
+        gate = share_gate(contract, n_rejected, n_rows, by_rule)
+        batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
+    typed = _typed_by_source_row(coerced, source, copy_of) if failures else coerced
+    rejects = _rejects_table(failures, source, typed, contract)
     coerced = without_source_texts(coerced)
     valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
-    return Validation(contract, n_rows, coerced, valid, rejects, batch_errors)
+    copies = _copies_listed(source, copy_of[~copy_rejected], contract)
+    validation = Validation(
+        contract, n_rows, coerced, valid, rejects, batch_errors, n_rejected, copies, _notes_table(notes)
+    )
+    validation.reconcile()
+    return validation
+
+
+def _typed_by_source_row(coerced: pd.DataFrame, source: pd.DataFrame, copy_of: pd.Series) -> pd.DataFrame:
+    """The typed site id and depths the rejects carry, for every source row (a copy has its kept row's)."""
+    columns = [c for c in ("site_id", *DEPTH_COLUMNS) if c in coerced.columns]
+    rows = pd.Series(source.index, index=source.index)
+    rows.loc[copy_of.index] = copy_of.to_numpy()
+    return coerced.loc[rows.to_numpy(), columns].set_axis(source.index)
+
+
+def _copies_listed(frame: pd.DataFrame, copy_of: pd.Series, contract: TableContract) -> pd.DataFrame:
+    """The identical copies collapsed into a valid row: their file and line, and the line of the row kept (as in
+    the rejects: a table without source lines is named by its contract and numbered from 1)."""
+    if "source_line" in frame.columns:
+        lines, files = frame["source_line"], frame["source_file"]
+    else:
+        lines = pd.Series(np.arange(1, len(frame) + 1), index=frame.index)
+        files = pd.Series(contract.id, index=frame.index)
+    return pd.DataFrame(
+        {
+            "source_file": files.loc[copy_of.index].astype("str").to_numpy(),
+            "source_line": lines.loc[copy_of.index].astype("int64").to_numpy(),
+            "copy_of_line": lines.loc[copy_of.to_numpy()].astype("int64").to_numpy(),
+        },
+        columns=COPY_COLUMNS,
+    )
+
+
+def _notes_table(notes: list[dict]) -> pd.DataFrame:
+    """The undeclared missing-value tokens, one row per column and token."""
+    if not notes:
+        return pd.DataFrame(columns=MISSING_NOTE_COLUMNS)
+    table = pd.DataFrame(notes)
+    return (
+        table.groupby(["column", "value"], sort=True)
+        .agg(rows=("rows", "sum"), first_line=("first_line", "min"))
+        .reset_index()[MISSING_NOTE_COLUMNS]
+    )
 
 
 def without_source_texts(frame: pd.DataFrame) -> pd.DataFrame:

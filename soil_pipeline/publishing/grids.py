@@ -20,6 +20,7 @@ from rasterio.io import MemoryFile
 
 from soil_pipeline.engine.grid_pass import BANDS
 from soil_pipeline.engine.raster import RasterSource
+from soil_pipeline.publishing.root import check_written_whole
 from soil_pipeline.science.grid import GridSpec, Layer
 
 TAG = "soil_pipeline"
@@ -83,6 +84,7 @@ class GridFile:
         try:
             self._dataset.update_tags(**_tags(units, alignment, provenance, 3 if self.count > 1 else 2))
             self._dataset.close()
+            check_written_whole(self.path)
             return StoredLayer(str(self.path), owner=self._folder)
         except BaseException:
             self.discard()

@@ -5,7 +5,9 @@ before its commit), once no live run has staged them; staging leftovers of dead 
 (`_runs/<run id>/`: staged entries and intermediates) and Data Docs (`_data_docs/<run id>/`) of committed runs older
 than the latest `keep_runs`, except intermediates the catalog still points at; those of failed runs after an hour
 (time for a re-execution from failure); and those of runs that never committed within `grace_hours` (killed runs).
-A listed version is never removed. Local roots only.
+A listed version is never removed, and nothing of a live run: a run's processes hold an flock-ed claim in its folder
+while they run it (`store.claim_run`), which the kernel drops when they end, even killed; a claimed run is left
+alone whatever its age and `grace_hours`. Local roots only.
 """
 
 import json
@@ -23,6 +25,7 @@ from soil_pipeline.publishing.store import (
     RUNS_DIR,
     STAGED_DIR,
     VersionedParquetStore,
+    run_is_live,
     sha256_bytes,
 )
 
@@ -121,8 +124,12 @@ def gc(store: VersionedParquetStore, keep_runs: int = DEFAULT_KEEP_RUNS, grace_h
         committed = _committed_runs(document)
         pointed = {pointer.split("/")[1] for pointer in document["intermediates"].values()}
         keep = set(committed[-keep_runs:] if keep_runs > 0 else []) | pointed
-        removed, gone, protected = [], set(), set()
+        removed, gone, protected, live = [], set(), set(), set()
         for run_dir in _children(root / RUNS_DIR):
+            if run_is_live(run_dir):
+                live.add(run_dir.name)
+                protected |= _staged_paths(run_dir)
+                continue
             if run_dir.name in keep:
                 continue
             if run_dir.name in committed or _abandoned(run_dir, grace_s, now):
@@ -131,6 +138,8 @@ def gc(store: VersionedParquetStore, keep_runs: int = DEFAULT_KEEP_RUNS, grace_h
             else:
                 protected |= _staged_paths(run_dir)
         for docs in _children(root / DATA_DOCS_DIR):
+            if docs.name in live:
+                continue
             old = docs.name not in committed and now - docs.stat().st_mtime > grace_s
             orphan = old and not (root / RUNS_DIR / docs.name).exists()
             if docs.name in gone or (docs.name in committed and docs.name not in keep) or orphan:

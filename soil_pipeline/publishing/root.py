@@ -25,6 +25,7 @@ import fcntl
 import os
 import posixpath
 import re
+import resource
 import shutil
 import threading
 import time
@@ -401,10 +402,10 @@ class LocalRoot(RemoteRoot):
             return False
         parent.mkdir(parents=True, exist_ok=True)
         staging = parent / f"{TMP_PREFIX}{version}-{uuid.uuid4().hex}"
-        claim = Path(f"{staging}{LOCK_SUFFIX}")
+        claim_path = Path(f"{staging}{LOCK_SUFFIX}")
         with self.lock():
             remove_dead_staging(parent)
-            descriptor = _claim(claim)
+            descriptor = claim(claim_path)
         try:
             staging.mkdir()
             for name, data in files.items():
@@ -412,7 +413,7 @@ class LocalRoot(RemoteRoot):
             return self._move_into_place(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-            claim.unlink(missing_ok=True)
+            claim_path.unlink(missing_ok=True)
             os.close(descriptor)
 
     @staticmethod
@@ -428,15 +429,38 @@ class LocalRoot(RemoteRoot):
         return True
 
 
-def _claim(path: Path) -> int:
+def file_size_limit() -> int | None:
+    """The process's file size limit in bytes (RLIMIT_FSIZE, `ulimit -f`), None when there is none."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if limit == resource.RLIM_INFINITY else limit
+
+
+def check_written_whole(path: Path) -> None:
+    """OSError (EFBIG) naming the limit when the file at `path` stopped at the process's file size limit: a writer
+    that does not report a failed write (GDAL) leaves a truncated file behind, which a reader would then call an
+    unsupported format."""
+    limit = file_size_limit()
+    if limit is not None and os.path.getsize(path) >= limit:
+        raise OSError(
+            errno.EFBIG,
+            f"File too large: writing stopped at the process's file size limit of {limit} bytes (ulimit -f); raise "
+            "or lift the limit and run again",
+            str(path),
+        )
+
+
+def claim(path: Path) -> int:
+    """Create `path` and hold an exclusive flock on it (the descriptor): the kernel drops it when the process ends,
+    even on kill -9. Call under the store lock."""
     descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     fcntl.flock(descriptor, fcntl.LOCK_EX)
     return descriptor
 
 
-def _owner_alive(claim: Path) -> bool:
+def claim_held(path: Path) -> bool:
+    """Whether a live process holds the claim at `path`."""
     try:
-        descriptor = os.open(claim, os.O_RDONLY)
+        descriptor = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:
@@ -455,10 +479,10 @@ def remove_dead_staging(parent: Path) -> list[str]:
     """
     removed = []
     for entry in sorted(parent.glob(f"{TMP_PREFIX}*")):
-        claim = entry if entry.name.endswith(LOCK_SUFFIX) else Path(f"{entry}{LOCK_SUFFIX}")
-        if _owner_alive(claim):
+        claim_path = entry if entry.name.endswith(LOCK_SUFFIX) else Path(f"{entry}{LOCK_SUFFIX}")
+        if claim_held(claim_path):
             continue
-        shutil.rmtree(claim.with_name(claim.name.removesuffix(LOCK_SUFFIX)), ignore_errors=True)
-        claim.unlink(missing_ok=True)
+        shutil.rmtree(claim_path.with_name(claim_path.name.removesuffix(LOCK_SUFFIX)), ignore_errors=True)
+        claim_path.unlink(missing_ok=True)
         removed.append(entry.name)
     return removed

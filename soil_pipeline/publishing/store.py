@@ -21,12 +21,14 @@ version) with partition, created time, row count, data sha256 and whether it is 
 partition)], "intermediates": {asset: path of the latest committed grid}, "runs": [committed runs, oldest first]}`.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import posixpath
 import shutil
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +43,16 @@ from soil_pipeline.publishing.parquet import (
     to_parquet_bytes,
     write_table_file,
 )
-from soil_pipeline.publishing.root import TMP_PREFIX, CatalogConflict, LocalRoot, OutputRoot, safe_name
+from soil_pipeline.publishing.root import (
+    LOCK_SUFFIX,
+    TMP_PREFIX,
+    CatalogConflict,
+    LocalRoot,
+    OutputRoot,
+    claim,
+    claim_held,
+    safe_name,
+)
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -56,6 +67,24 @@ INTERMEDIATE_DIR = "intermediate"
 INPUTS_DIR = "inputs"
 FAILED_MARKER = "failed"
 INTERMEDIATE_SUFFIXES = (".tif", ".parquet")
+# `_runs/<run id>/live/<pid>-<uuid>.lock`: flock-ed by each process running the run, for as long as it does (see
+# `claim_run`); `gc` removes nothing of a run whose claim a live process holds.
+LIVE_DIR = "live"
+
+
+class RunFolderRemoved(RuntimeError):
+    """The folder of a run in progress was removed from under it (by hand, or by a `gc` that could not see it was
+    live): what it staged is gone, so it cannot be committed."""
+
+
+# This process's claims on runs: (root, run id) -> (descriptor, claim file).
+_run_claims: dict[tuple[str, str], tuple[int, Path]] = {}
+_run_claims_lock = threading.Lock()
+
+
+def run_is_live(run_dir: Path) -> bool:
+    """Whether a live process holds a claim on the run whose folder is `run_dir` (`claim_run`)."""
+    return any(claim_held(path) for path in (run_dir / LIVE_DIR).glob(f"*{LOCK_SUFFIX}"))
 
 
 @dataclass(frozen=True)
@@ -139,8 +168,13 @@ class VersionedParquetStore:
         the manifest only; `points` = (lon column, lat column) writes GeoParquet with a point geometry column."""
         self.backend.check_commits()
         run_id = f"publish-{uuid.uuid4().hex}"
-        published = self.stage(run_id, asset, frame, provenance, partition, points, run)
-        self.commit_run(run_id)
+        output_key(asset, partition)  # a name that would leave the root is refused before anything is written
+        self.claim_run(run_id)
+        try:
+            published = self.stage(run_id, asset, frame, provenance, partition, points, run)
+            self.commit_run(run_id)
+        finally:
+            self.release_run(run_id)
         self.backend.fs.rm(self.backend.path(RUNS_DIR, run_id), recursive=True)
         return published
 
@@ -188,6 +222,43 @@ class VersionedParquetStore:
         manifest = self.manifest(asset, version)
         return PublishedVersion(asset, version, partition, self.backend.display(asset, version), newly, manifest)
 
+    def claim_run(self, run_id: str) -> None:
+        """Mark `run_id` live on a local root while this process runs it: `gc` removes nothing of it until the claim
+        is released (`release_run`, which `commit_run` and `mark_failed` do) or the process ends (even killed). The
+        claim is made under the store lock, before the run writes anything; once per process and run."""
+        if not isinstance(self.backend, LocalRoot):
+            return
+        key = (self.root, run_id)
+        with _run_claims_lock:
+            if key in _run_claims:
+                return
+            path = self.backend.dir / RUNS_DIR / safe_name(run_id, "run id") / LIVE_DIR
+            path = path / f"{os.getpid()}-{uuid.uuid4().hex}{LOCK_SUFFIX}"
+            with self.backend.lock():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _run_claims[key] = (claim(path), path)
+
+    def release_run(self, run_id: str) -> None:
+        """Release this process's claim on `run_id`, if it holds one."""
+        with _run_claims_lock:
+            descriptor, path = _run_claims.pop((self.root, run_id), (None, None))
+        if descriptor is not None:
+            path.unlink(missing_ok=True)
+            os.close(descriptor)
+            for folder in (path.parent, path.parent.parent):  # a run that wrote nothing leaves no folder
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+    def check_run(self, run_id: str) -> None:
+        """RunFolderRemoved when this process claimed `run_id` and its folder has been removed since."""
+        held = _run_claims.get((self.root, run_id))
+        if held is not None and not held[1].exists():
+            raise RunFolderRemoved(
+                f"the folder of run {run_id} ({self.backend.display(RUNS_DIR, run_id)}) was removed while the run "
+                "was in progress (by hand, or by a gc that could not see the run was live): what it staged is "
+                "gone, so nothing of this run is listed; run it again. Your inputs are not the cause."
+            )
+
     def staged(self, run_id: str, asset: str, partition: str | None = None) -> str | None:
         """The version `run_id` staged for (asset, partition), if it staged one."""
         parts = (RUNS_DIR, safe_name(run_id, "run id"), STAGED_DIR, f"{output_key(asset, partition)}.json")
@@ -212,6 +283,7 @@ class VersionedParquetStore:
         not redo is committed with it. Returns one row per staged output with `status` "new" (it became the latest)
         or "unchanged" (it already was). Committing a run twice, or one that staged nothing here, does nothing.
         """
+        self.check_run(run_id)
         staged, grids = {}, {}
         for run in (*ancestors, safe_name(run_id, "run id")):
             staged.update(
@@ -220,6 +292,7 @@ class VersionedParquetStore:
             grids.update(self._run_intermediates(run))
         staged = list(staged.values())
         if not staged and not grids:
+            self.release_run(run_id)
             return []  # the run wrote nothing under this root (e.g. a run of another root seen by the sensor)
 
         def add_run(catalog: bytes | None) -> tuple[bytes | None, list[dict]]:
@@ -240,7 +313,9 @@ class VersionedParquetStore:
             return json.dumps(document, indent=2).encode(), outcome
 
         try:
-            return self.backend.update(CATALOG_FILE, add_run)
+            committed = self.backend.update(CATALOG_FILE, add_run)
+            self.release_run(run_id)
+            return committed
         except CatalogConflict as conflict:
             raise CatalogConflict(
                 f"{conflict}; run {run_id} is not committed (none of its outputs is listed; the catalog is intact). "
@@ -252,6 +327,7 @@ class VersionedParquetStore:
         """Record that `run_id` failed, if it wrote under this root: `gc` then removes what it wrote sooner."""
         if self.backend.exists(RUNS_DIR, safe_name(run_id, "run id")):
             self.backend.write_file((RUNS_DIR, run_id, FAILED_MARKER), b"")
+        self.release_run(run_id)
 
     def write_intermediate(
         self, run_id: str, asset: str, partition: str | None, suffix: str, data: bytes | Path

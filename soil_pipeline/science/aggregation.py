@@ -5,6 +5,9 @@ import pandas as pd
 
 from soil_pipeline.science.units import HA_PER_KM2, HA_PER_MHA, T_PER_PG, T_PER_TG
 
+# The name of the all-region row (region_type global) of a run over the whole globe (zones.extent_name).
+WORLD = "World"
+
 
 def zonal_sum(values: np.ndarray, zones: np.ndarray, n_zones: int) -> np.ndarray:
     """Sum of `values` per zone index 0..n_zones-1; NaN values and negative zone indices are ignored."""
@@ -45,26 +48,28 @@ def cell_quantities(
 
 
 def second_source_quantities(
-    second: np.ndarray, soc_2010: np.ndarray, row_area_ha: np.ndarray
+    second: np.ndarray, covered: np.ndarray, soc_2010: np.ndarray, row_area_ha: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """A second stock source (t C/ha) per cell: its mapped area (ha) and stock (t C), and the first source's 2010
-    stock (t C) on the same cells, so the two compare on the same area."""
-    area = np.broadcast_to(row_area_ha[:, None], second.shape)
-    mapped = np.isfinite(second)
+    """A second stock source per cell, from its stock over the part of the cell it covers (t C/ha) and that covered
+    fraction (0-1): its mapped area (ha, the covered part only) and stock (t C), and the first source's 2010 stock
+    (t C) on the same covered area, so the two compare on the same area."""
+    area = np.broadcast_to(row_area_ha[:, None], second.shape) * np.where(np.isfinite(second), covered, np.nan)
     return {
-        "second_soc_mapped_area_ha": np.where(mapped, area, np.nan),
+        "second_soc_mapped_area_ha": area,
         "second_soc_stock_t_c": stock_t_c(second, area),
-        "soc_stock_2010_on_second_cells_t_c": np.where(mapped, stock_t_c(soc_2010, area), np.nan),
+        "soc_stock_2010_on_second_cells_t_c": stock_t_c(soc_2010, area),
     }
 
 
 def regional_cell_quantities(layers: dict[str, np.ndarray], row_area_ha: np.ndarray) -> dict[str, np.ndarray]:
     """`cell_quantities` of one window of the streaming engine: layers `soc_stock` (bands 2010, no land use) and
-    `cropland` (km2 per cell), and the `second_source_quantities` when a `second_soc` layer (t C/ha) is read."""
+    `cropland` (km2 per cell), and the `second_source_quantities` when a `second_soc` layer is read (bands: t C/ha
+    over the covered part, covered fraction)."""
     soc = layers["soc_stock"]
     quantities = cell_quantities(soc[0], soc[1], layers["cropland"], row_area_ha)
     if "second_soc" in layers:
-        quantities.update(second_source_quantities(layers["second_soc"], soc[0], row_area_ha))
+        second = layers["second_soc"]
+        quantities.update(second_source_quantities(second[0], second[1], soc[0], row_area_ha))
     return quantities
 
 
@@ -126,5 +131,5 @@ def site_summary(stocks: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def global_row(table: pd.DataFrame) -> pd.Series:
-    """The row of a regional table whose region_type is "global" (the World)."""
+    """The row of a regional table whose region_type is "global" (the World, or a regional run's region)."""
     return table[table["region_type"] == "global"].iloc[0]

@@ -28,6 +28,18 @@ class GridSpec:
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of a north-up grid."""
+        t = self.transform
+        south, north = sorted((t.f, t.f + t.e * self.height))
+        return t.c, south, t.c + t.a * self.width, north
+
+    def covers_globe(self) -> bool:
+        """Whether the grid spans all longitudes and latitudes, to within one cell (WHRC's 5' grid stores its
+        cell as 0.0833333 deg, so it spans 359.99986 deg)."""
+        west, south, east, north = self.bounds()
+        return east - west >= 360 - abs(self.transform.a) and north - south >= 180 - abs(self.transform.e)
+
     def describe(self) -> dict:
         return {
             "crs": self.crs,

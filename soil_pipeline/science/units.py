@@ -3,6 +3,9 @@ canonical unit (the unit a contract states)."""
 
 import numpy as np
 
+# Organic matter is 58 % carbon by the conventional van Bemmelen factor (1/1.724; Pribyl 2010, Geoderma 156:75,
+# finds 0.50 a better median): SOC given as organic matter is converted with it, and the conversion says so.
+ORGANIC_CARBON_PER_ORGANIC_MATTER = 0.58
 SOC_TO_G_PER_KG = {
     "g/kg": 1.0,
     "permille": 1.0,
@@ -11,6 +14,8 @@ SOC_TO_G_PER_KG = {
     "g/100g": 10.0,
     "dag/kg": 10.0,
     "dg/kg": 0.1,
+    "% OM": 10.0 * ORGANIC_CARBON_PER_ORGANIC_MATTER,
+    "g/kg OM": ORGANIC_CARBON_PER_ORGANIC_MATTER,
 }
 BD_TO_G_PER_CM3 = {"g/cm3": 1.0, "kg/dm3": 1.0, "t/m3": 1.0, "Mg/m3": 1.0, "kg/m3": 0.001, "cg/cm3": 0.01}
 DEPTH_TO_CM = {"cm": 1.0, "mm": 0.1, "m": 100.0}
@@ -26,6 +31,12 @@ TO_CANONICAL = {
 }
 # Coarse fragments by mass become % of volume through the fine-earth BD and the fragments' particle density.
 COARSE_FRAGMENT_PARTICLE_DENSITY_G_PER_CM3 = 2.65
+
+
+def organic_matter_unit(unit: str) -> bool:
+    """Whether a declared SOC unit is one of organic matter (converted to organic carbon)."""
+    return unit.endswith(" OM")
+
 
 HA_PER_KM2 = 100.0
 T_PER_PG = 1e9
