@@ -163,7 +163,7 @@ def _peer(sites_path: str, horizons_path: str, context) -> int:
 
 
 def _floor(sites_path: str, horizons_path: str, context) -> int:
-    """Both files read by DuckDB as text, each cell cast to its contract type, and the rows breaking a type,
+    """Both files read by DuckDB as text, each cell cast once to its contract type, and the rows breaking a type,
     required or range rule counted in one SQL pass per file (the AfSP source columns, as the declaration maps them)."""
     import duckdb
 
@@ -176,28 +176,38 @@ def _floor(sites_path: str, horizons_path: str, context) -> int:
         for name, path in (("field_sites", sites_path), ("field_horizons", horizons_path)):
             contract = load_table_contract(name)
             plan = plan_table(declaration, name, contract, Path(path), table_header(Path(path)))
-            broken = [
-                _broken_sql(f'"{source}"', contract.column(column)) for source, column in plan.source_columns.items()
+            columns = [
+                (f"c{i}", source, contract.column(column))
+                for i, (source, column) in enumerate(plan.source_columns.items())
             ]
+            cells = ", ".join(_cell_sql(alias, source, column) for alias, source, column in columns)
+            broken = " OR ".join(_broken_sql(alias, column) for alias, _, column in columns)
             rows += connection.execute(
-                f"SELECT count(*), count_if({' OR '.join(broken)}) FROM read_csv(?, all_varchar = true, header = true)",
+                f"SELECT count(*), count_if({broken}) FROM (SELECT {cells} FROM read_csv(?, all_varchar = true))",
                 [path],
             ).fetchone()[0]
     return rows
 
 
-def _broken_sql(source: str, column) -> str:
-    """SQL true where a cell (text) breaks its column's type, required or range rule."""
-    text = f"nullif(trim({source}), '')"
-    kind = {"number": "DOUBLE", "integer": "DOUBLE", "date": "DATE"}.get(column.logical_type)
-    value = f"TRY_CAST({text} AS {kind})" if kind else text
-    rules = [f"({text} IS NOT NULL AND {value} IS NULL)"] if kind else []
+FLOOR_TYPES = {"number": "DOUBLE", "integer": "DOUBLE", "date": "DATE"}
+
+
+def _cell_sql(alias: str, source: str, column) -> str:
+    """A cell as text (`<alias>_text`, missing when blank) and cast once to its contract type (`<alias>`)."""
+    text = f"nullif(trim(\"{source}\"), '')"
+    kind = FLOOR_TYPES.get(column.logical_type)
+    return f"{text} AS {alias}_text, " + (f"TRY_CAST({text} AS {kind})" if kind else text) + f" AS {alias}"
+
+
+def _broken_sql(alias: str, column) -> str:
+    """SQL true where a cell breaks its column's type, required or range rule."""
+    rules = [f"({alias}_text IS NOT NULL AND {alias} IS NULL)"] if column.logical_type in FLOOR_TYPES else []
     if column.required:
-        rules.append(f"{text} IS NULL")
+        rules.append(f"{alias}_text IS NULL")
     if column.minimum is not None:
-        rules.append(f"coalesce({value} < {column.minimum}, false)")
+        rules.append(f"coalesce({alias} < {column.minimum}, false)")
     if column.maximum is not None:
-        rules.append(f"coalesce({value} > {column.maximum}, false)")
+        rules.append(f"coalesce({alias} > {column.maximum}, false)")
     return "(" + " OR ".join(rules or ["false"]) + ")"
 
 
