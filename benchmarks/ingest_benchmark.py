@@ -1,11 +1,14 @@
 """Ingest benchmark: rows/s and peak RSS of ingesting a field drop of 10k, 1M, 5M and 24.5M horizons (the last is a
-1 GiB horizons.csv), against a named peer on the same file: plain `pandas.read_csv` + the same pandera schema.
+1 GiB horizons.csv), against a named peer on the same file, plain `pandas.read_csv` + the same pandera schema, and a
+floor: DuckDB reading both files and applying the contracts' type, required and range rules in SQL.
 
 "Ingest" is what field_drop and topsoil_soc_stocks do, without Dagster: read both files in chunks (each chunk
 through the drop's declaration, here the embedded AfSP layout), validate them against their contracts (types,
 ranges, identical copies, unique keys, foreign keys, on land, regions, drop-level gates), compute the 0-30 cm stock
 per site with country and climate zone, and publish the five tables (GeoParquet for sites and stocks) to a versioned
-store. The peer reads the whole horizons file with type guessing and validates it; it computes nothing else. Each
+store. The peer reads the whole horizons file with type guessing and validates it; it computes nothing else. The
+floor reads both files as text and counts, in one SQL pass per file, the rows breaking a type, required or range rule
+(no rejects table, no cross-row rule, no stock, nothing written): what reading and checking alone cost. Each
 measurement runs in a fresh Python process, so its peak RSS (ru_maxrss) is its own; imports and the upstream inputs
 (land mask, countries, climate zones) are excluded from the time, not from the RSS. The synthetic drop has AfSP-like
 columns and gaps (about 90 % of BD missing); it is written once per size under --work (default: a temporary folder)
@@ -159,6 +162,55 @@ def _peer(sites_path: str, horizons_path: str, context) -> int:
     return len(frame)
 
 
+def _floor(sites_path: str, horizons_path: str, context) -> int:
+    """Both files read by DuckDB as text, each cell cast once to its contract type, and the rows breaking a type,
+    required or range rule counted in one SQL pass per file (the AfSP source columns, as the declaration maps them)."""
+    import duckdb
+
+    from soil_pipeline.contracts.declaration import DEFAULT_DECLARATION, load_declaration, plan_table, table_header
+    from soil_pipeline.contracts.model import load_table_contract
+
+    declaration, rows = load_declaration(DEFAULT_DECLARATION), 0
+    with duckdb.connect() as connection:
+        connection.execute("SET enable_progress_bar = false")
+        for name, path in (("field_sites", sites_path), ("field_horizons", horizons_path)):
+            contract = load_table_contract(name)
+            plan = plan_table(declaration, name, contract, Path(path), table_header(Path(path)))
+            columns = [
+                (f"c{i}", source, contract.column(column))
+                for i, (source, column) in enumerate(plan.source_columns.items())
+            ]
+            cells = ", ".join(_cell_sql(alias, source, column) for alias, source, column in columns)
+            broken = " OR ".join(_broken_sql(alias, column) for alias, _, column in columns)
+            rows += connection.execute(
+                f"SELECT count(*), count_if({broken}) FROM (SELECT {cells} FROM read_csv(?, all_varchar = true))",
+                [path],
+            ).fetchone()[0]
+    return rows
+
+
+FLOOR_TYPES = {"number": "DOUBLE", "integer": "DOUBLE", "date": "DATE"}
+
+
+def _cell_sql(alias: str, source: str, column) -> str:
+    """A cell as text (`<alias>_text`, missing when blank) and cast once to its contract type (`<alias>`)."""
+    text = f"nullif(trim(\"{source}\"), '')"
+    kind = FLOOR_TYPES.get(column.logical_type)
+    return f"{text} AS {alias}_text, " + (f"TRY_CAST({text} AS {kind})" if kind else text) + f" AS {alias}"
+
+
+def _broken_sql(alias: str, column) -> str:
+    """SQL true where a cell breaks its column's type, required or range rule."""
+    rules = [f"({alias}_text IS NOT NULL AND {alias} IS NULL)"] if column.logical_type in FLOOR_TYPES else []
+    if column.required:
+        rules.append(f"{alias}_text IS NULL")
+    if column.minimum is not None:
+        rules.append(f"coalesce({alias} < {column.minimum}, false)")
+    if column.maximum is not None:
+        rules.append(f"coalesce({alias} > {column.maximum}, false)")
+    return "(" + " OR ".join(rules or ["false"]) + ")"
+
+
 def _measure(kind: str, sites_path: Path, horizons_path: Path) -> dict:
     """Run one ingest in a child process; its wall time and peak RSS."""
     code = "\n".join(
@@ -188,22 +240,28 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="ingest_benchmark_"))
-    print("| horizons | horizons.csv MiB | sites.csv MiB | ingest | seconds | rows/s | peak RSS MB |")
-    print("| ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    print(
+        "| horizons | horizons.csv MiB | sites.csv MiB | ingest | seconds | rows/s | peak RSS MB | "
+        "soil_pipeline's seconds / these |"
+    )
+    print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for rows in args.rows:
         sites_path, horizons_path = write_drop(work / f"h{rows}", rows)
         sizes = f"{horizons_path.stat().st_size / 2**20:,.1f} | {sites_path.stat().st_size / 2**20:,.1f}"
+        ours = None
         for kind, label in (
             ("ours", "soil_pipeline (read + contracts + stocks + publish)"),
             ("peer", "pandas.read_csv + pandera"),
+            ("floor", "floor: DuckDB read + type, required, range rules in SQL"),
         ):
             if kind == "peer" and rows > args.peer_max_rows:
-                print(f"| {rows:,} | {sizes} | {label} | not run (--peer-max-rows) | | |", flush=True)
+                print(f"| {rows:,} | {sizes} | {label} | not run (--peer-max-rows) | | | |", flush=True)
                 continue
             m = _measure(kind, sites_path, horizons_path)
+            ours = ours or m["seconds"]
             print(
                 f"| {rows:,} | {sizes} | {label} | {m['seconds']:.1f} | {rows / m['seconds']:,.0f} | "
-                f"{m['peak_rss_mb']:,.0f} |",
+                f"{m['peak_rss_mb']:,.0f} | {ours / m['seconds']:.2f} |",
                 flush=True,
             )
 

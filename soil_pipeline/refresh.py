@@ -5,11 +5,14 @@ recording the data version of every raw input when it changes).
 Neither launches a run for a month without a drop folder: the schedule skips with a reason naming the folder,
 the sensor only sees folders that exist. The sensor launches one run per new or changed drop; its cursor holds the
 data version (sha256 over the drop's table files) of every drop it has seen. On its first tick (no cursor yet) the
-drops already in the landing folder are treated as `RefreshSettings.first_tick` says.
+drops already in the landing folder are treated as `RefreshSettings.first_tick` says. A drop folder still being
+written (a file changed within `RefreshSettings.settle_seconds`) waits for a later tick.
 """
 
 import json
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -34,13 +37,20 @@ INGESTED = dg.AssetKey("field_sites")
 
 
 class RefreshSettings(dg.ConfigurableResource):
-    """What the landing-folder sensor does with the drops already there when it is first turned on."""
+    """What the landing-folder sensor does with the drops already there when it is first turned on, and how long
+    it lets a drop folder settle before reading it."""
 
     first_tick: Literal["unmaterialized", "all", "none"] = Field(
         default="unmaterialized",
         description='"unmaterialized" (default): a run for each drop whose field tables this Dagster instance has '
         'never materialized; "all": a run for every drop; "none": no run, the drops are only remembered, so that '
         "only drops added or changed later start runs.",
+    )
+    settle_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="A drop folder with a file written (or copied in) less than this many seconds ago is still "
+        "arriving: the sensor leaves it to a later tick instead of running on half a drop.",
     )
 
 
@@ -76,7 +86,8 @@ def monthly_refresh(context: dg.ScheduleEvaluationContext, inputs: InputDatasets
 )
 def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, refresh: RefreshSettings):
     launched = json.loads(context.cursor) if context.cursor else {}
-    current = {key: drop_version(inputs.drop_dir(key)) for key in drop_keys(inputs)}
+    arriving = [key for key in drop_keys(inputs) if _arriving(inputs.drop_dir(key), refresh.settle_seconds)]
+    current = {key: drop_version(inputs.drop_dir(key)) for key in drop_keys(inputs) if key not in arriving}
     changed = {key: version for key, version in current.items() if launched.get(key) != version}
     if context.cursor is None:
         changed = _first_tick(context, changed, refresh.first_tick)
@@ -86,7 +97,10 @@ def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, 
     ]
     cursor = json.dumps({**launched, **current}, sort_keys=True)
     if not requests:
-        return dg.SensorResult(skip_reason=f"no new or changed drop under {inputs.landing_dir}", cursor=cursor)
+        reason = f"no new or changed drop under {inputs.landing_dir}"
+        if arriving:
+            reason += f"; still arriving (written less than {refresh.settle_seconds} s ago): {', '.join(arriving)}"
+        return dg.SensorResult(skip_reason=reason, cursor=cursor)
     unregistered = _unregistered(context, [request.partition_key for request in requests])
     return dg.SensorResult(run_requests=requests, cursor=cursor, dynamic_partitions_requests=unregistered)
 
@@ -118,6 +132,14 @@ def raw_inputs(context: dg.SensorEvaluationContext, inputs: InputDatasets):
     if added:
         context.log.info(f"drops registered as partitions: {', '.join(added)}")
     return dg.SensorResult(asset_events=events, cursor=json.dumps(current))
+
+
+def _arriving(folder: Path, settle_seconds: int) -> bool:
+    """Whether a file of the drop folder (or the folder itself) was written less than `settle_seconds` ago. The
+    inode change time counts too: a copy that keeps the files' modification times (cp -p, rsync -t) still sets it."""
+    paths = [folder, *folder.iterdir()]
+    newest = max(max(stat.st_mtime, stat.st_ctime) for stat in (path.stat() for path in paths))
+    return time.time() - newest < settle_seconds
 
 
 def _versioned(known: list | None, stamp: list | None, version) -> list:

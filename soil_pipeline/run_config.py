@@ -14,6 +14,7 @@ when the environment variable SOIL_PIPELINE_CONFIG names it (the partition is th
       window_cells: 262144
     refresh:                          # the landing-folder sensor (code location only)
       first_tick: unmaterialized      # drops already there when the sensor starts: unmaterialized | all | none
+      settle_seconds: 60              # a drop folder written less than this ago waits for a later tick
 """
 
 from pathlib import Path

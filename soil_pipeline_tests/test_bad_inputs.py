@@ -259,8 +259,8 @@ def test_a_bad_partition_is_one_line_naming_the_form(tmp_path, capsys):
     for partition in ("2013-1", "../x"):
         assert main(["run", "--partition", partition, "--output-root", str(tmp_path)]) == 2
         assert capsys.readouterr().err.splitlines() == [
-            f"soil-pipeline run: --partition '{partition}' is not a monthly drop: use YYYY-MM, e.g. 2012-10, "
-            "from 2012-10 to the current month"
+            f"soil-pipeline run: --partition '{partition}' is not a drop: use YYYY-MM, e.g. 2012-10, the name of its "
+            "folder under <landing>/field_samples/"
         ]
 
 

@@ -1,12 +1,16 @@
 """The registry of contract rule kinds: a misspelt kind or key refuses the contract at load, naming file and word;
 every kind, through its pandera, streaming and Great Expectations implementations, judges the same small tables
-(built on the real contracts) alike, with the rows and errors worked out by hand below."""
+(built on the real contracts) alike, with the rows and errors worked out by hand below; the verdicts computed on
+whole columns (what validation runs) are pandera's, row for row, missing values included."""
 
+import itertools
 import shutil
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute
 import pytest
 import rasterio
 import shapely
@@ -15,7 +19,20 @@ from affine import Affine
 from soil_pipeline.contracts import rules
 from soil_pipeline.contracts.model import CONTRACTS_DIR, ContractError, load_raster_contract, load_table_contract
 from soil_pipeline.contracts.stream import Buckets, validate_buckets
-from soil_pipeline.contracts.validate import LandMask, Regions, validate
+from soil_pipeline.contracts.validate import (
+    MISSING_TOKENS,
+    NUMBER_BYTES,
+    NUMBER_PATTERN,
+    Failures,
+    LandMask,
+    Regions,
+    _pandera_failures,
+    _typed_as_coerced,
+    coerce,
+    collapse_identical,
+    rule_failures,
+    validate,
+)
 from soil_pipeline.engine.points import HasValue
 from soil_pipeline.engine.raster import RasterSource
 
@@ -400,3 +417,62 @@ def test_identical_copies_collapse_into_the_first_counting_them():
     whole = validate(case.frame, load_table_contract(case.contract), KNOWN_SITES)
     copies = whole.valid.set_index("source_line")["identical_copies"]
     assert copies[6] == 3 and (copies.drop(6) == 1).all() and len(copies) == 8
+
+
+# --- the vectorised verdicts are pandera's -----------------------------------------------------------------------
+
+# Horizons pandera judges in its own ways: a repeated (site, depth) whose values are all missing is no repeat, a
+# missing depth breaks "upper < lower", a check ignores missing values, a row missing every value is no row.
+AWKWARD_HORIZONS = horizons(
+    {0: {"lower_depth_cm": None}, 1: {"soc_g_per_kg": "700", "ph_h2o": None}, 2: {"site_id": "S9"}},
+    extra=[
+        {"site_id": None, "upper_depth_cm": None, "lower_depth_cm": "15"},
+        {"site_id": None, "upper_depth_cm": None, "lower_depth_cm": "20"},
+        {"site_id": None, "upper_depth_cm": "40", "lower_depth_cm": "30"},
+        {"site_id": None, "upper_depth_cm": "40", "lower_depth_cm": "50"},
+        {"site_id": "S1", "upper_depth_cm": "60", "lower_depth_cm": "60", "bulk_density_g_per_cm3": "0.01"},
+    ],
+)
+
+
+def _sorted(failures: Failures) -> pd.DataFrame:
+    table = failures.table().astype({"index": "int64"})
+    return table.sort_values(["index", "rule", "column"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", [*sorted(CASES), "awkward horizons"])
+def test_rules_on_whole_columns_find_the_rows_pandera_finds(name):
+    case = CASES.get(name) or Case("field_horizons", AWKWARD_HORIZONS, "site_id", set())
+    contract = load_table_contract(case.contract)
+    foreign = KNOWN_SITES if case.contract == "field_horizons" else {}
+    coerced, _ = coerce(collapse_identical(case.frame, contract)[0], contract)
+    if not _typed_as_coerced(coerced, contract):  # a column left untyped (e.g. integers with a gap): pandera judges
+        assert name != "awkward horizons"
+        return
+    ours, pandera = Failures(), Failures()
+    rule_failures(coerced, contract, foreign, ours)
+    assert not _pandera_failures(coerced, contract, foreign, False, pandera)
+    pd.testing.assert_frame_equal(_sorted(ours), _sorted(pandera))
+    if name == "awkward horizons":
+        assert len(_sorted(ours)) >= 6
+
+
+def test_the_plain_drops_columns_are_judged_on_whole_columns():
+    for frame, name in ((sites(), "field_sites"), (horizons(), "field_horizons")):
+        contract = load_table_contract(name)
+        assert _typed_as_coerced(coerce(collapse_identical(frame, contract)[0], contract)[0], contract)
+
+
+def test_a_cell_of_number_bytes_arrow_parses_is_a_number_by_the_pattern():
+    """Every text of up to 4 of the bytes a number can hold (digits stand for one another): where Arrow's cast to
+    float64 accepts it once trimmed, NUMBER_PATTERN matches it too, so a column of such cells needs no regex."""
+    alphabet = "05+-.eE \t"
+    assert all(NUMBER_BYTES[ord(c)] for c in alphabet)
+    texts = ["".join(t) for n in range(1, 5) for t in itertools.product(alphabet, repeat=n)]
+    matches = pa.compute.match_substring_regex(pa.array(texts), NUMBER_PATTERN).to_pylist()
+    for text, match in zip(texts, matches, strict=True):
+        trimmed = text.strip(" \t")
+        if not trimmed or trimmed in MISSING_TOKENS or match:
+            continue
+        with pytest.raises(pa.ArrowInvalid):
+            pa.compute.cast(pa.array([trimmed]), pa.float64())

@@ -315,9 +315,10 @@ def test_run_config_sets_inputs_partition_and_output_root(tmp_path, capsys):
         "inputs": {"landing_dir": str(tmp_path / "landing"), "soc_stock_2010_raster": "/vsicurl/https://x/y.tif"},
         "raster_engine": {},
         "refresh": {},
+        "docs_url": None,
     }
     assert main(["run", "--config", str(config)]) == 2  # the config's partition is checked before anything runs
-    assert "--partition '2013-1' is not a monthly drop" in capsys.readouterr().err
+    assert "--partition '2013-1' is not a drop" in capsys.readouterr().err
     config.write_text("inputs:\n  soc_raster: a.tif\n")
     assert main(["run", "--config", str(config)]) == 1
     err = capsys.readouterr().err

@@ -87,7 +87,8 @@ def deployment(tmp_path, empty_database):
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2012-10")
     config = tmp_path / "soil_pipeline.yaml"
     # the drop already there is left alone on the first tick: only what lands later starts a run
-    config.write_text(f"output_root: {output}\ninputs:\n  landing_dir: {landing}\nrefresh:\n  first_tick: none\n")
+    refresh = "refresh:\n  first_tick: none\n  settle_seconds: 5\n"
+    config.write_text(f"output_root: {output}\ninputs:\n  landing_dir: {landing}\n{refresh}")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

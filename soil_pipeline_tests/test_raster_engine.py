@@ -210,6 +210,36 @@ def test_window_sums_take_zones_and_values_of_any_numeric_type_with_bincount_sum
         np.testing.assert_array_equal(sums[f"x/{name}"], expected_x)
 
 
+@pytest.mark.parametrize("zone_type", ["uint8", "int16", "int64"])
+def test_quantity_and_cross_zone_terms_sum_bit_for_bit_as_the_arrays_they_stand_for(zone_type):
+    rng = np.random.default_rng(5)
+    shape = (48, 80)
+    zones = rng.integers(-1, 9, shape)
+    zones = np.where(zones < 0, 255 if zone_type == "uint8" else -1, zones).astype(zone_type)  # 255: outside
+    classes = rng.integers(0, 6, shape).astype("uint8")
+    soc = rng.gamma(2.0, 30.0, shape).astype("float32")
+    soc[rng.random(shape) < 0.1] = np.nan
+    area = rng.uniform(500.0, 900.0, shape[0])  # ha, one per row
+    missing = np.isnan(soc)
+    arrays = {"area": np.where(missing, np.nan, area[:, None]), "stock": soc * area[:, None], "n": ~missing}
+    terms = {
+        "area": zonal.Quantity(soc, area, count=True),
+        "stock": zonal.Quantity(soc, area),
+        "n": zonal.Quantity(soc, count=True),
+    }
+    sizes, names = {"z": 9, "x": 54, "y": 54}, {"x": ["area"], "y": ["stock", "n"]}
+    as_arrays = {"z": zones, "x": zonal.cross(zones, classes, 6), "y": zonal.cross(classes, zones, 9)}
+    expected = zonal.window_sums({**arrays, "soc": soc}, as_arrays, sizes, names)
+    crossed = {"z": zones, "x": zonal.CrossZones(zones, classes, 6), "y": zonal.CrossZones(classes, zones, 9)}
+    sums = zonal.window_sums({**terms, "soc": soc}, crossed, sizes, names)
+    assert sorted(sums) == sorted(expected) == ["x/area", "y/n", "y/stock", "z/area", "z/n", "z/soc", "z/stock"]
+    for name, values in expected.items():
+        np.testing.assert_array_equal(sums[name], values)
+    inside = (zones >= 0) & (zones < 9) & ~missing
+    np.testing.assert_array_equal(sums["z/n"], np.bincount(zones[inside].astype("int64"), minlength=9))
+    assert sums["x/area"].sum() == pytest.approx(area[:, None].repeat(80, 1)[inside].sum(), rel=1e-12)
+
+
 def _minus_9999_is_no_data(values, nodata):
     """A declaration's conversion: -9999 is no data (whatever the file tags), values as float32 with NaN."""
     return np.where(values == -9999, np.nan, values).astype("float32")

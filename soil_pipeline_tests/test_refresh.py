@@ -58,8 +58,9 @@ def instance():
         yield test_instance
 
 
-def _sense(landing, instance, cursor=None):
-    resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": RefreshSettings()}
+def _sense(landing, instance, cursor=None, settle_seconds=0):
+    refresh = RefreshSettings(settle_seconds=settle_seconds)
+    resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": refresh}
     with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs, instance=instance) as context:
         result = new_field_drops(context)  # called directly: evaluating a tick validates keys not yet registered
     skip = result.skip_reason.skip_message if result.skip_reason else None
@@ -80,12 +81,25 @@ def test_sensor_launches_one_run_per_new_or_changed_drop_and_keeps_its_cursor(la
     assert keys == ["2012-10"]
 
 
+def test_a_drop_still_arriving_waits_for_a_later_tick(landing, instance):
+    keys, cursor, _ = _sense(landing, instance)
+    # copied keeping its files' modification times: their inode change times say it has just arrived (and the
+    # fixture's 2012-10 too, remembered as it was)
+    shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2012-11", copy_function=shutil.copy2)
+    keys, held, skip = _sense(landing, instance, cursor, settle_seconds=3600)
+    assert keys == [] and skip.endswith("still arriving (written less than 3600 s ago): 2012-10, 2012-11")
+    assert json.loads(held) == json.loads(cursor)  # not remembered: a later tick sees it as new
+    keys, _, _ = _sense(landing, instance, held, settle_seconds=0)
+    assert keys == ["2012-11"]
+
+
 def _first_tick(landing, instance, rule: str, ingested: list[str]):
     """The sensor's first tick (no cursor) with `ingested` partitions of field_sites already materialized."""
     instance.add_dynamic_partitions(field_drops.name, ingested)
     for key in ingested:
         instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="field_sites", partition=key))
-    resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": RefreshSettings(first_tick=rule)}
+    refresh = RefreshSettings(first_tick=rule, settle_seconds=0)
+    resources = {"inputs": InputDatasets(landing_dir=str(landing)), "refresh": refresh}
     with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
         result = new_field_drops(context)
     return sorted(request.partition_key for request in result.run_requests or []), json.loads(result.cursor)

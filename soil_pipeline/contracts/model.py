@@ -18,6 +18,8 @@ from soil_pipeline.contracts.bounded_yaml import yaml_problem
 # The repository keeps contracts at the top level (data_contracts/); the package reaches them through the symlink
 # soil_pipeline/data/contracts, which a wheel build turns into a copy, so installed packages carry them too.
 CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "data" / "contracts"
+# Columns of raw bytes (WKB geometry) have no dtype to check: pandas keeps them as objects.
+UNTYPED_PHYSICAL_TYPES = frozenset({"bytes"})
 
 
 class ContractError(ValueError):

@@ -3,11 +3,8 @@ and each check's `error` text names its contract rule ('rule|column|detail', `ru
 
 import pandera.pandas as pa
 
-from soil_pipeline.contracts.model import ColumnSpec, TableContract
+from soil_pipeline.contracts.model import UNTYPED_PHYSICAL_TYPES, ColumnSpec, TableContract
 from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS
-
-# Columns of raw bytes (WKB geometry) have no pandera dtype: pandas keeps them as objects.
-UNTYPED_PHYSICAL_TYPES = {"bytes"}
 
 
 def _joined(options: dict, part: dict) -> dict:

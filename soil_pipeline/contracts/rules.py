@@ -7,11 +7,13 @@ duplicateValues, nullValues in percent) or a `type: custom, engine: soil_pipelin
 names the kind (`rule`) and gives its keys. contracts.model refuses any other kind, metric or key when a contract
 loads, so a misspelt rule cannot vanish.
 
-A kind gives its part of the pandera schema (`pandera`: checks, or column and schema options), its Great
-Expectations expectation (`gx`; None where GX cannot express it), and, for a whole-table kind, what it needs of the
-table (`tally`) gathered over one frame or chunk by chunk (contracts.stream), and its verdict (`holds`). Pandera
-and GX are passed in (`pa`, `gxe`): loading a contract imports neither. Kinds on points (`PointKind`) are judged
-by contracts.validate against the land mask and regions it is given; collapse_identical and max_rejected_share are
+A kind gives the rows breaking it, computed on whole columns at once (`broken`, `broken_rows`: what
+contracts.validate runs on every chunk), its part of the pandera schema (`pandera`: the same verdicts, for a table
+whose columns are not of the contract's types, and the peer of the ingest benchmark), its Great Expectations
+expectation (`gx`; None where GX cannot express it), and, for a whole-table kind, what it needs of the table
+(`tally`) gathered over one frame or chunk by chunk (contracts.stream), and its verdict (`holds`). Pandera and GX
+are passed in (`pa`, `gxe`): loading a contract imports neither. Kinds on points (`PointKind`) are judged by
+contracts.validate against the land mask and regions it is given; collapse_identical and max_rejected_share are
 applied there too (`collapse_identical`, `share_gate`), to a whole table or one chunk of it alike.
 """
 
@@ -72,6 +74,11 @@ class ColumnKind:
     def label(self, column: ColumnSpec) -> str:
         return rule_label(self.name, column.name, self.detail(column))
 
+    def broken(self, column: ColumnSpec, values: pd.Series, foreign_values: dict) -> pd.Series | None:
+        """The rows of `values` (the column, typed) breaking the rule, as pandera judges them (a check ignores
+        missing values); None when the rule is not checked (e.g. a foreign key without its values)."""
+        raise NotImplementedError
+
     def pandera(self, pa, column: ColumnSpec, foreign_values: dict) -> dict:
         """pandera.Column options (`checks` lists are joined)."""
         raise NotImplementedError
@@ -91,6 +98,9 @@ class Required(ColumnKind):
     def detail(self, column):
         return f"{column.name} is required"
 
+    def broken(self, column, values, foreign_values):
+        return values.isna()
+
     def pandera(self, pa, column, foreign_values):
         return {"nullable": False}
 
@@ -109,6 +119,14 @@ class Range(ColumnKind):
 
     def detail(self, column):
         return column.range_text()
+
+    def broken(self, column, values, foreign_values):
+        within = values.notna()
+        if column.minimum is not None:
+            within &= values >= column.minimum
+        if column.maximum is not None:
+            within &= values <= column.maximum
+        return values.notna() & ~within
 
     def pandera(self, pa, column, foreign_values):
         label = self.label(column)
@@ -134,6 +152,9 @@ class AllowedValues(ColumnKind):
     def detail(self, column):
         return f"{column.name} must be one of {list(column.valid_values)}"
 
+    def broken(self, column, values, foreign_values):
+        return values.notna() & ~values.isin(column.valid_values)
+
     def pandera(self, pa, column, foreign_values):
         return {"checks": [pa.Check.isin(column.valid_values, error=self.label(column))]}
 
@@ -151,6 +172,9 @@ class Unique(ColumnKind):
 
     def detail(self, column):
         return f"{column.name} must be unique"
+
+    def broken(self, column, values, foreign_values):
+        return values.duplicated(keep=False) & values.notna()  # every copy; a missing value is no copy
 
     def pandera(self, pa, column, foreign_values):
         return {"unique": True}
@@ -171,6 +195,11 @@ class ForeignKey(ColumnKind):
     def detail(self, column):
         return f"{column.name} must exist in {column.foreign_key}"
 
+    def broken(self, column, values, foreign_values):
+        if column.foreign_key not in foreign_values:
+            return None
+        return values.notna() & ~in_set(values, allowed_set(foreign_values[column.foreign_key]))
+
     def pandera(self, pa, column, foreign_values):
         if column.foreign_key not in foreign_values:
             return {}
@@ -190,20 +219,25 @@ class ForeignKey(ColumnKind):
         )
 
 
-def in_set_check(pa, values, label: str):
-    """Membership by pyarrow hash lookup: pandas' isin on arrow strings converts every allowed value one by one.
-
-    `values` may be a pyarrow array (kept as it is, e.g. millions of site ids) or any iterable."""
+def allowed_set(values) -> pyarrow.Array:
+    """The allowed values of a membership rule as pyarrow text: a pyarrow array is kept as it is (e.g. millions of
+    site ids), any other iterable is converted."""
     if isinstance(values, pyarrow.Array | pyarrow.ChunkedArray):
-        allowed = values.cast(pyarrow.string())
-    else:
-        allowed = pyarrow.array(sorted(str(v) for v in values), type=pyarrow.string())
+        return values.cast(pyarrow.string())
+    return pyarrow.array(sorted(str(v) for v in values), type=pyarrow.string())
 
-    def check(series: pd.Series) -> pd.Series:
-        found = pc.is_in(pyarrow.array(series.astype("str"), from_pandas=True), value_set=allowed)
-        return pd.Series(found.to_numpy(zero_copy_only=False), index=series.index).fillna(False).astype(bool)
 
-    return pa.Check(check, error=label)
+def in_set(series: pd.Series, allowed: pyarrow.Array) -> pd.Series:
+    """Membership of each value's text by pyarrow hash lookup (pandas' isin on arrow strings converts every allowed
+    value one by one); missing is not a member."""
+    found = pc.is_in(pyarrow.array(series.astype("str"), from_pandas=True), value_set=allowed)
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=series.index).fillna(False).astype(bool)
+
+
+def in_set_check(pa, values, label: str):
+    """`in_set` as a pandera check."""
+    allowed = allowed_set(values)
+    return pa.Check(lambda series: in_set(series, allowed), error=label)
 
 
 # In the order their checks and expectations are built.
@@ -250,6 +284,10 @@ class DatasetKind:
 
     def label(self, rule: DatasetRule) -> str:
         return rule_label(rule.id, *self.detail(rule))
+
+    def broken_rows(self, rule: DatasetRule, frame: pd.DataFrame) -> pd.Series | None:
+        """The rows of `frame` (typed) a row-level kind rejects, as pandera judges them; None for other kinds."""
+        return None
 
     def pandera(self, pa, rule: DatasetRule) -> dict:
         """pandera.DataFrameSchema options (`checks` lists are joined): a whole-table kind's tally over the frame."""
@@ -306,6 +344,13 @@ class CompoundUnique(DatasetKind):
         columns = rule.params["columns"]
         return ",".join(columns), f"({', '.join(columns)}) must be unique"
 
+    def broken_rows(self, rule, frame):
+        columns = [column for column in rule.params["columns"] if column in frame.columns]
+        if not columns:
+            return None
+        # every copy of a repeated combination, unless all its values are missing
+        return frame.duplicated(subset=columns, keep=False) & frame[columns].notna().any(axis=1)
+
     def pandera(self, pa, rule):
         return {"unique": rule.params["columns"]}
 
@@ -324,6 +369,11 @@ class ColumnLessThan(DatasetKind):
     def detail(self, rule):
         return rule.params["column"], f"{rule.params['column']} must be < {rule.params['other']}"
 
+    def broken_rows(self, rule, frame):
+        column, other = rule.params["column"], rule.params["other"]
+        # a missing value compares false, so breaks the rule; a row missing every value is no row (pandera)
+        return ~(frame[column] < frame[other]) & _any_value(frame)
+
     def pandera(self, pa, rule):
         column, other = rule.params["column"], rule.params["other"]
         return {"checks": [pa.Check(lambda frame: frame[column] < frame[other], error=self.label(rule))]}
@@ -331,6 +381,13 @@ class ColumnLessThan(DatasetKind):
     def gx(self, gxe, rule):
         p = rule.params
         return gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=p["other"], column_B=p["column"], or_equal=False)
+
+
+def _any_value(frame: pd.DataFrame) -> pd.Series:
+    """Rows with at least one value (one column without a missing value settles it for every row)."""
+    if any(not frame[name].hasnans for name in frame.columns):
+        return pd.Series(True, index=frame.index)
+    return frame.notna().any(axis=1)
 
 
 class MedianBetween(DatasetKind):

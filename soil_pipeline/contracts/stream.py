@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soil_pipeline.contracts.model import TableContract
-from soil_pipeline.contracts.rules import DATASET_KINDS
 from soil_pipeline.contracts.validate import (
     COPY_COLUMNS,
     MISSING_NOTE_COLUMNS,
@@ -30,6 +29,7 @@ from soil_pipeline.contracts.validate import (
     LandMask,
     Regions,
     Validation,
+    WholeTableRules,
     reconcile,
     share_gate,
     validate,
@@ -230,25 +230,6 @@ class StreamValidation:
             self._heads = [*self._heads, validation.sample()]
 
 
-class _WholeTableRules:
-    """The contract's whole-table rules, each with its kind's tally fed bucket by bucket (contracts.rules)."""
-
-    def __init__(self, contract: TableContract):
-        kinds = ((rule, DATASET_KINDS[rule.kind]) for rule in contract.rules)
-        self.tallies = [(rule, kind, kind.tally(rule)) for rule, kind in kinds if kind.whole_table]
-
-    def add(self, checked: pd.DataFrame) -> None:
-        for _, _, tally in self.tallies:
-            tally.add(checked)
-
-    def errors(self, label: str, n_rows: int) -> list[str]:
-        return [
-            BrokenRule(f"{label}: {kind.detail(rule)[1]}", rule.kind)
-            for rule, kind, tally in self.tallies
-            if not kind.holds(rule, tally, n_rows)
-        ]
-
-
 def validate_buckets(
     buckets: Iterable[tuple[int, pd.DataFrame]],
     contract: TableContract,
@@ -272,7 +253,7 @@ def validate_buckets(
     Parquet under `folder`.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    result, whole = StreamValidation(contract), _WholeTableRules(contract)
+    result, whole = StreamValidation(contract), WholeTableRules(contract)
     valid = _SpillWriter(folder / "valid.part.parquet") if keep_valid else None
     rejects = _SpillWriter(folder / "rejects.part.parquet")
     copies = _SpillWriter(folder / "copies.part.parquet")

@@ -1,4 +1,8 @@
-"""Validate a table against its contract: coerce types, run the pandera schema lazily, split good rows from rejects.
+"""Validate a table against its contract: coerce types, judge every rule on whole columns, split good rows from rejects.
+
+Each rule kind of the contract (contracts.rules) gives the rows breaking it as one vectorised mask over the typed
+columns, with pandera's verdicts; a table whose columns are not of the contract's types (or lack one) is judged by
+the contract's pandera schema instead, which names the type problem. No step loops over rows in Python.
 
 Row-level failures (a failure with a row index) send that row to the rejects table, one reject row per broken rule,
 with the source file and line. Failures without a row index (missing column, row count, a unit guard on the median)
@@ -13,12 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from soil_pipeline.contracts.model import TableContract, load_table_contract
-from soil_pipeline.contracts.pandera_schema import to_pandera
+from soil_pipeline.contracts.model import UNTYPED_PHYSICAL_TYPES, TableContract, load_table_contract
 from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_label
 from soil_pipeline.engine.points import CellRule, HasValue, near_cells
 from soil_pipeline.engine.raster import RasterSource
@@ -27,6 +29,18 @@ from soil_pipeline.science.regions import NO_REGION, assign_points
 
 # Column rules pandera checks itself (column options), by the name pandera gives their failures.
 BUILTIN_RULES = {kind.pandera_builtin: kind for kind in COLUMN_KINDS if kind.pandera_builtin}
+# The dtypes `coerce` gives each physical type, which the pandera schema accepts: a table of these types is judged by
+# the rule kinds' masks (test_contract_rules checks they find pandera's rows), any other by the pandera schema itself.
+COERCED_DTYPES = {
+    "str": (pd.StringDtype("pyarrow", na_value=np.nan),),
+    "float64": (np.dtype("float64"),),
+    "int64": (np.dtype("int64"),),
+    "bool": (np.dtype("bool"),),
+    "datetime64[ms]": (np.dtype("datetime64[ms]"),),
+}
+# Text as the readers give it: pandas strings on pyarrow, NaN for missing.
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+FAILURE_COLUMNS = ["index", "rule", "column", "detail"]
 SAMPLE_ROWS = 10
 REJECTS_CONTRACT = "field_rejects"
 # A rejected horizon's depths travel with its reject rows: only a horizon overlapping 0-30 cm blocks a site's stock.
@@ -126,6 +140,13 @@ def reconcile(contract: TableContract, n_in: int, valid: int, copies: int, rejec
 COPY_COLUMNS = ["source_file", "source_line", "copy_of_line"]
 MISSING_NOTE_COLUMNS = ["column", "value", "rows", "first_line"]
 NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+# The bytes a cell matching NUMBER_PATTERN can hold (RE2's \s is these four blanks and the space). Of the cells made
+# of them only, Arrow's cast to float64 accepts those NUMBER_PATTERN matches once trimmed (test_contract_rules checks
+# every such text up to 4 characters): a column of such cells is parsed by one cast, without the regex.
+NUMBER_BYTES = np.zeros(256, dtype=bool)
+NUMBER_BYTES[list(b"0123456789+-.eE\t\n\r\f ")] = True
+# The MISSING_TOKENS made of NUMBER_BYTES (once stripped).
+NUMBER_BYTE_TOKENS = pa.array(sorted(t for t in MISSING_TOKENS if NUMBER_BYTES[list(t.encode())].all()), pa.string())
 # A reject's `value` is the source text cut to this many characters; `value_length` keeps the full length.
 MAX_VALUE_CHARS = 100
 
@@ -152,12 +173,54 @@ def _strict_number(values: pd.Series) -> pd.Series:
     return pd.Series(numbers.to_numpy(zero_copy_only=False), index=values.index, dtype="float64")
 
 
+def _only_number_bytes(text: pa.Array) -> np.ndarray:
+    """Whether each cell of a pyarrow text array holds only `NUMBER_BYTES` (an empty or missing cell does)."""
+    offset_type = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    _, offsets, data = text.buffers()
+    offsets = np.frombuffer(
+        offsets, dtype=offset_type, count=len(text) + 1, offset=text.offset * offset_type(0).itemsize
+    )
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    others = np.concatenate(([0], np.cumsum(~NUMBER_BYTES[data[offsets[0] : offsets[-1]]])))
+    return others[offsets[1:] - offsets[0]] == others[offsets[:-1] - offsets[0]]
+
+
+def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(numbers, missing-value tokens, type errors) of a text column, each cell as `coerce` reads it: cells of
+    `NUMBER_BYTES` by one cast, the others (letters, `NaN`, `1,5`, other blanks) cell by cell as `coerce` does for
+    any text."""
+    text = pa.chunked_array(values.array.__arrow_array__()).combine_chunks().cast(pa.string())
+    trimmed = pc.utf8_trim_whitespace(text)
+    blank = pc.or_kleene(pc.is_null(text), pc.equal(pc.binary_length(trimmed), 0)).fill_null(True)
+    blank = blank.to_numpy(zero_copy_only=False)
+    plain = _only_number_bytes(text) & ~blank
+    marks = pc.is_in(trimmed, value_set=NUMBER_BYTE_TOKENS).fill_null(False).to_numpy(zero_copy_only=False)
+    tokens, simple = plain & marks, plain & ~marks
+    numbers, broken = np.full(len(text), np.nan), np.zeros(len(text), dtype=bool)
+    rest = ~plain & ~blank
+    try:
+        numbers[simple] = pc.cast(trimmed.filter(pa.array(simple)), pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        rest |= simple
+    if rest.any():
+        cells = values[rest]
+        tokens[rest] = token = _missing_tokens(cells).to_numpy()
+        cells = cells.where(~token)
+        numbers[rest] = cast = _strict_number(cells).to_numpy()
+        broken[rest] = (~_blank(cells) & np.isnan(cast)).to_numpy()
+    return numbers, tokens, broken
+
+
 def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
     if logical_type in {"number", "integer"}:
         return _strict_number(values)
     if logical_type == "date":
         if _is_text(values):
-            values = values.astype("str").str.replace(ZONED_TIME, r"\1", regex=True)
+            values = values.astype("str")
+            # only a cell with a time (a ':') can carry a zone
+            zoned = values.str.contains(":", regex=False).fillna(False).astype(bool)
+            if zoned.any():
+                values = values.where(~zoned, values[zoned].str.replace(ZONED_TIME, r"\1", regex=True))
         return pd.to_datetime(values, errors="coerce", format="ISO8601").astype("datetime64[ms]")
     if logical_type == "string":
         return values.astype("str").where(~_blank(values)) if _is_text(values) else values.astype("str")
@@ -165,36 +228,72 @@ def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
 
 
 def _missing_tokens(values: pd.Series) -> pd.Series:
-    """Where a text column holds one of `MISSING_TOKENS`."""
-    if not _is_text(values):
-        return pd.Series(False, index=values.index)
-    return values.astype("str").str.strip().str.casefold().isin(MISSING_TOKENS).fillna(False).astype(bool)
+    """Where a text column holds one of `MISSING_TOKENS` (compared stripped and case-folded). No token has a digit,
+    so only the cells without one are compared, each distinct text once."""
+    found = np.zeros(len(values), dtype=bool)
+    if not _is_text(values) or not len(values):
+        return pd.Series(found, index=values.index)
+    text = pa.array(values.astype("str"), type=pa.string(), from_pandas=True)
+    candidates = pc.invert(pc.match_substring_regex(text, r"[0-9]")).fill_null(False).to_numpy(zero_copy_only=False)
+    if candidates.any():
+        distinct = pc.unique(text.filter(pa.array(candidates)))
+        # stripped as pandas strips arrow text (Arrow's Unicode whitespace), case-folded as Python folds
+        tokens = [value.casefold() in MISSING_TOKENS for value in pc.utf8_trim_whitespace(distinct).to_pylist()]
+        where = pc.index_in(text.filter(pa.array(candidates)), value_set=distinct).to_numpy(zero_copy_only=False)
+        found[candidates] = np.asarray(tokens, dtype=bool)[where]
+    return pd.Series(found, index=values.index)
 
 
-def coerce(frame: pd.DataFrame, contract: TableContract, notes: list | None = None) -> tuple[pd.DataFrame, list[dict]]:
+class Failures:
+    """Rows breaking rules, gathered a block of rows at a time: one block per rule and column (`add`), or a table of
+    them (`add_table`); `table` gives one row per row label, rule and column (the first detail)."""
+
+    def __init__(self):
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, index, rule: str, column: str, detail: str) -> None:
+        if len(index):
+            self.parts.append(pd.DataFrame({"index": index, "rule": rule, "column": column, "detail": detail}))
+
+    def add_table(self, table: pd.DataFrame) -> None:
+        if len(table):
+            self.parts.append(table[FAILURE_COLUMNS])
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def table(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame({name: pd.Series(dtype="object") for name in FAILURE_COLUMNS})
+        table = pd.concat(self.parts, ignore_index=True)
+        return table.drop_duplicates(subset=["index", "rule", "column"]).reset_index(drop=True)
+
+
+def coerce(frame: pd.DataFrame, contract: TableContract, notes: list | None = None) -> tuple[pd.DataFrame, Failures]:
     """Cast each contract column to its type; values that cannot be cast become missing and are reported. In number
     and date columns a missing-value token (`MISSING_TOKENS`) is missing, not a type error; each (column, token)
     so read is appended to `notes` with its rows and first source line."""
-    out, failures = frame.copy(), []
+    out, failures = frame.copy(), Failures()
     for column in contract.columns:
         if column.name not in out.columns or column.physical_type == "bytes":
             continue
         original = out[column.name]
-        if column.logical_type in {"number", "integer", "date"} and (token := _missing_tokens(original)).any():
-            if notes is not None:
-                notes += _missing_notes(frame, column.name, original[token])
-            original = original.where(~token)
-        cast = _coerce_column(original, column.logical_type)
+        if column.logical_type in {"number", "integer"} and original.dtype == TEXT:
+            numbers, token, broken = _cells_numbers(original)
+            cast, broken = pd.Series(numbers, index=original.index), pd.Series(broken, index=original.index)
+        else:
+            token = _missing_tokens(original) if column.logical_type in {"number", "integer", "date"} else None
+            original = original.where(~token) if token is not None and token.any() else original
+            cast = _coerce_column(original, column.logical_type)
+            broken = ~_blank(original) & cast.isna() if _is_text(original) else original.notna() & cast.isna()
+        if token is not None and token.any() and notes is not None:
+            notes += _missing_notes(frame, column.name, out[column.name][token])
         if column.logical_type == "integer":
             non_integral = cast.notna() & (cast != np.floor(cast))
+            broken |= non_integral
             cast = cast.where(~non_integral)
             cast = cast.astype("int64") if cast.notna().all() else cast
-        broken = ~_blank(original) & cast.isna() if _is_text(original) else original.notna() & cast.isna()
-        detail = f"{column.name} must be a {column.logical_type}"
-        failures += [
-            {"index": index, "rule": "type", "column": column.name, "detail": detail}
-            for index in original.index[broken]
-        ]
+        failures.add(original.index[broken], "type", column.name, f"{column.name} must be a {column.logical_type}")
         out[column.name] = cast
     return out, failures
 
@@ -208,37 +307,42 @@ def _missing_notes(frame: pd.DataFrame, column: str, tokens: pd.Series) -> list[
     ]
 
 
-def _row_failures(cases: pd.DataFrame, contract: TableContract) -> list[dict]:
-    """One failure per row, rule and column: a row missing two required values yields two."""
-    failures, seen = [], set()
-    for case in cases.drop_duplicates(subset=["index", "check", "column"]).itertuples(index=False):
-        check = str(case.check)
-        if "|" in check:
-            rule, column, detail = parse_label(check)
-        elif check in BUILTIN_RULES:
-            kind = BUILTIN_RULES[check]
-            rule, column, detail = kind.name, case.column, kind.detail(contract.column(case.column))
-        else:
-            rule, column, detail = check, str(case.column), f"{case.column}: {check}"
-        if (case.index, rule, column) not in seen:
-            seen.add((case.index, rule, column))
-            failures.append({"index": case.index, "rule": rule, "column": column, "detail": detail})
-    return failures
+def _case_failures(cases: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
+    """pandera's row failure cases as failures, one per row, check and column (a row missing two required values
+    yields two); each distinct check and column is named once."""
+    cases = cases[["index", "check", "column"]].drop_duplicates().astype({"check": "str"})
+    pairs = cases[["check", "column"]].drop_duplicates()
+    names = pd.DataFrame(
+        [_case_name(check, column, contract) for check, column in pairs.itertuples(index=False, name=None)],
+        columns=FAILURE_COLUMNS[1:],
+    )
+    names.index = pd.MultiIndex.from_frame(pairs)
+    named = names.reindex(pd.MultiIndex.from_frame(cases[["check", "column"]]))
+    return pd.concat([cases[["index"]].reset_index(drop=True), named.reset_index(drop=True)], axis=1)
 
 
-def _compound_failures(cases: pd.DataFrame, contract: TableContract) -> list[dict]:
+def _case_name(check: str, column, contract: TableContract) -> tuple[str, str, str]:
+    """(rule, column, detail) of a pandera check's failure on `column`."""
+    if "|" in check:
+        return parse_label(check)
+    if check in BUILTIN_RULES:
+        kind = BUILTIN_RULES[check]
+        return kind.name, column, kind.detail(contract.column(column))
+    return check, str(column), f"{column}: {check}"
+
+
+def _compound_failures(cases: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
     rule = next(rule for rule in contract.rules if rule.kind == "compound_unique")
     columns, detail = DATASET_KINDS[rule.kind].detail(rule)
-    return [
-        {"index": index, "rule": rule.id, "column": columns, "detail": detail}
-        for index in cases["index"].dropna().unique()
-    ]
+    index = cases["index"].dropna().unique()
+    return pd.DataFrame({"index": index, "rule": rule.id, "column": columns, "detail": detail})
 
 
-def _point_failures(frame: pd.DataFrame, contract: TableContract, land: LandMask | None, regions: Regions | None):
+def _point_failures(
+    frame: pd.DataFrame, contract: TableContract, land: LandMask | None, regions: Regions | None, failures: Failures
+) -> None:
     """Plausibility of coordinates that passed their ranges: on land (the land mask within a tolerance), and not
     in an excluded region (e.g. Antarctica, by country polygon within a tolerance)."""
-    failures = []
     for rule in contract.rules:
         kind = DATASET_KINDS[rule.kind]
         if not kind.on_points:
@@ -249,9 +353,7 @@ def _point_failures(frame: pd.DataFrame, contract: TableContract, land: LandMask
         if (found := kind.broken(rule, lon, lat, land, regions)) is None:
             continue
         broken, detail = found
-        column = kind.detail(rule)[0]
-        failures += [{"index": i, "rule": rule.id, "column": column, "detail": detail} for i in lon.index[broken]]
-    return failures
+        failures.add(lon.index[broken], rule.id, kind.detail(rule)[0], detail)
 
 
 def _value_texts(frame: pd.DataFrame, index: pd.Series, columns: pd.Series) -> pd.Series:
@@ -273,13 +375,12 @@ def _value_texts(frame: pd.DataFrame, index: pd.Series, columns: pd.Series) -> p
     return values
 
 
-def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFrame, contract: TableContract):
-    """One row per failure: values as source text from `frame`, site id and depths as typed in `typed` (indexed as
-    `frame`)."""
-    if not failures:
+def _rejects_table(table: pd.DataFrame, frame: pd.DataFrame, typed: pd.DataFrame, contract: TableContract):
+    """One row per failure (`table`, as `Failures.table`): values as source text from `frame`, site id and depths as
+    typed in `typed` (indexed as `frame`)."""
+    if not len(table):
         columns = load_table_contract(REJECTS_CONTRACT).columns
         return pd.DataFrame({column.name: pd.Series(dtype=column.physical_type) for column in columns})
-    table = pd.DataFrame(failures)
     index = table["index"]
     if "source_file" in frame.columns:
         source_file = frame.loc[index, "source_file"].to_numpy()
@@ -318,19 +419,34 @@ def _rejects_table(failures: list[dict], frame: pd.DataFrame, typed: pd.DataFram
     )
 
 
+def _repeated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Whether each row's values in `columns` occur in another row too (missing equals missing), narrowed one column
+    at a time: each column is compared only over the rows still repeated in the columns before it."""
+    rows, groups = np.arange(len(frame)), np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(frame[column].iloc[rows], use_na_sentinel=False)
+        groups = pd.factorize(groups * (len(uniques) + 1) + codes)[0]
+        repeated = pd.Series(groups).duplicated(keep=False).to_numpy()
+        rows, groups = rows[repeated], groups[repeated]
+        if not len(rows):
+            break
+    found = np.zeros(len(frame), dtype=bool)
+    found[rows] = True
+    return found
+
+
 def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, pd.Series]:
     """Rows identical in every contract column become one (the first), counting its copies in the count column;
     with the index of the row each copy collapsed into, by the copy's index.
 
-    Rows are compared by a 64-bit hash first; only rows whose hash repeats are compared in full.
+    Rows repeated value for value (`_repeated`) are the candidates, compared as text.
     """
     rule = next((rule for rule in contract.rules if rule.kind == "collapse_identical"), None)
     if rule is None:
         return frame, pd.Series([], dtype=frame.index.dtype)
     count_column = rule.params["countColumn"]
     columns = [c.name for c in contract.columns if c.name in frame.columns and c.name != count_column]
-    hashes = pd.util.hash_pandas_object(frame[columns], index=False)
-    candidates = hashes.duplicated(keep=False)
+    candidates = pd.Series(_repeated(frame, columns), index=frame.index)
     copies = pd.Series(1, index=frame.index, dtype="int64")
     first = pd.Series(True, index=frame.index)
     copy_of = pd.Series([], dtype=frame.index.dtype)
@@ -369,6 +485,84 @@ def share_gate(contract: TableContract, rejected_rows: int, n_rows: int, by_rule
     ]
 
 
+class WholeTableRules:
+    """The contract's whole-table rules, each with its kind's tally fed frame by frame (contracts.rules)."""
+
+    def __init__(self, contract: TableContract):
+        kinds = ((rule, DATASET_KINDS[rule.kind]) for rule in contract.rules)
+        self.tallies = [(rule, kind, kind.tally(rule)) for rule, kind in kinds if kind.whole_table]
+
+    def add(self, checked: pd.DataFrame) -> None:
+        for _, _, tally in self.tallies:
+            tally.add(checked)
+
+    def errors(self, label: str, n_rows: int) -> list[str]:
+        return [
+            BrokenRule(f"{label}: {kind.detail(rule)[1]}", rule.kind)
+            for rule, kind, tally in self.tallies
+            if not kind.holds(rule, tally, n_rows)
+        ]
+
+
+def _typed_as_coerced(frame: pd.DataFrame, contract: TableContract) -> bool:
+    """Whether every contract column is present with the dtype `coerce` gives its physical type."""
+    return all(
+        column.name in frame.columns
+        and (
+            column.physical_type in UNTYPED_PHYSICAL_TYPES
+            or frame[column.name].dtype in COERCED_DTYPES.get(column.physical_type, ())
+        )
+        for column in contract.columns
+    )
+
+
+def rule_failures(frame: pd.DataFrame, contract: TableContract, foreign_values: dict, failures: Failures) -> None:
+    """The rows of `frame` (coerced) breaking each row-level rule, in the order of the pandera schema: each column's
+    rules, then the dataset rules."""
+    for column in contract.columns:
+        for kind in COLUMN_KINDS:
+            if kind.applies(column) and (broken := kind.broken(column, frame[column.name], foreign_values)) is not None:
+                failures.add(frame.index[broken.to_numpy(dtype=bool)], kind.name, column.name, kind.detail(column))
+    for rule in contract.rules:
+        kind = DATASET_KINDS[rule.kind]
+        if (broken := kind.broken_rows(rule, frame)) is not None:
+            column, detail = kind.detail(rule)
+            failures.add(frame.index[broken.to_numpy(dtype=bool)], rule.id, column, detail)
+
+
+def _pandera_failures(
+    frame: pd.DataFrame, contract: TableContract, foreign_values: dict, whole_table_rules: bool, failures: Failures
+) -> list[str]:
+    """The contract's pandera schema on a table whose columns are not all of the contract's types: its row failures
+    added to `failures`, its dataset-level errors returned (a type error only when no row failed)."""
+    import pandera.pandas as pandera
+
+    from soil_pipeline.contracts.pandera_schema import to_pandera
+
+    try:
+        to_pandera(contract, foreign_values, whole_table_rules).validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as error:
+        cases = error.failure_cases
+    else:
+        return []
+    row_cases = cases[cases["index"].notna()]
+    compound = row_cases["check"].astype("str") == "multiple_fields_uniqueness"
+    failures.add_table(_case_failures(row_cases[~compound], contract))
+    if compound.any():
+        failures.add_table(_compound_failures(row_cases[compound], contract))
+    errors = []
+    for check, failure_case in (
+        cases.loc[cases["index"].isna(), ["check", "failure_case"]]
+        .drop_duplicates(subset=["check"])
+        .itertuples(index=False, name=None)
+    ):
+        check = str(check)
+        rule, _, detail = parse_label(check) if "|" in check else (check, "", f"{check}: {failure_case}")
+        if not detail.startswith(("dtype(", "coerce_dtype(")) or not failures:
+            errors.append(BrokenRule(f"{contract.label}: {detail}", _kind(contract, rule)))
+    return errors
+
+
 def validate(
     frame: pd.DataFrame,
     contract: TableContract,
@@ -377,7 +571,7 @@ def validate(
     regions: Regions | None = None,
     whole_table_rules: bool = True,
 ) -> Validation:
-    """Coerce, then validate lazily with the contract's pandera schema; nothing is dropped without a reject row.
+    """Coerce, then judge every rule of the contract on whole columns; nothing is dropped without a reject row.
 
     `land` and `regions` (polygons and their codes) are what the contract's point plausibility rules test
     coordinates against; without them those rules are not checked. Without `whole_table_rules`, `frame` is one
@@ -388,37 +582,32 @@ def validate(
     notes: list[dict] = []
     coerced, failures = coerce(frame, contract, notes)
     batch_errors: list[str] = []
-    try:
-        to_pandera(contract, foreign_values, whole_table_rules).validate(coerced, lazy=True)
-    except pandera.errors.SchemaErrors as error:
-        cases = error.failure_cases
-        row_cases = cases[cases["index"].notna()]
-        compound = row_cases["check"].astype("str") == "multiple_fields_uniqueness"
-        failures += _row_failures(row_cases[~compound], contract)
-        if compound.any():
-            failures += _compound_failures(row_cases[compound], contract)
-        for case in cases[cases["index"].isna()].drop_duplicates(subset=["check"]).itertuples(index=False):
-            check = str(case.check)
-            rule, _, detail = parse_label(check) if "|" in check else (check, "", f"{check}: {case.failure_case}")
-            if not detail.startswith(("dtype(", "coerce_dtype(")) or not failures:
-                batch_errors.append(BrokenRule(f"{contract.label}: {detail}", _kind(contract, rule)))
-    failures += _point_failures(coerced, contract, land, regions)
-    rejected = {failure["index"] for failure in failures}
+    if _typed_as_coerced(coerced, contract):
+        rule_failures(coerced, contract, foreign_values or {}, failures)
+        if whole_table_rules:
+            whole = WholeTableRules(contract)
+            whole.add(coerced)
+            batch_errors += whole.errors(contract.label, len(coerced))
+    else:
+        batch_errors += _pandera_failures(coerced, contract, foreign_values, whole_table_rules, failures)
+    _point_failures(coerced, contract, land, regions, failures)
+    table = failures.table()
+    rejected = pd.Index(table["index"].unique())
     # a copy of a rejected row is rejected with its rules, at its own line; a copy of a valid row is listed
     copy_rejected = copy_of.isin(rejected)
-    by_row: dict = {}
-    for failure in failures:
-        by_row.setdefault(failure["index"], []).append(failure)
-    failures += [{**failure, "index": copy} for copy, row in copy_of[copy_rejected].items() for failure in by_row[row]]
+    if copy_rejected.any():
+        copies_of = pd.DataFrame({"copy": copy_of.index[copy_rejected], "index": copy_of[copy_rejected].to_numpy()})
+        copied = copies_of.merge(table, on="index", how="inner", sort=False)
+        table = pd.concat([table, copied.drop(columns="index").rename(columns={"copy": "index"})], ignore_index=True)
     n_rejected = len(rejected) + int(copy_rejected.sum())
-    if whole_table_rules and failures:
-        by_rule = pd.DataFrame(failures).groupby(["rule", "column"]).size()
+    if whole_table_rules and len(table):
+        by_rule = table.groupby(["rule", "column"]).size()
         gate = share_gate(contract, n_rejected, n_rows, by_rule)
         batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
-    typed = _typed_by_source_row(coerced, source, copy_of) if failures else coerced
-    rejects = _rejects_table(failures, source, typed, contract)
+    typed = _typed_by_source_row(coerced, source, copy_of) if len(table) else coerced
+    rejects = _rejects_table(table, source, typed, contract)
     coerced = without_source_texts(coerced)
-    valid = coerced.drop(index=list(rejected)).reset_index(drop=True)
+    valid = coerced.drop(index=rejected).reset_index(drop=True)
     copies = _copies_listed(source, copy_of[~copy_rejected], contract)
     validation = Validation(
         contract, n_rows, coerced, valid, rejects, batch_errors, n_rejected, copies, _notes_table(notes)

@@ -9,8 +9,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from soil_pipeline.engine import raster as engine
-from soil_pipeline.engine.zonal import plan, read_layers, window_block
-from soil_pipeline.science.grid import GridSpec, row_areas_ha
+from soil_pipeline.engine.zonal import plan, read_layers, window_block, window_row_areas_ha
+from soil_pipeline.science.grid import GridSpec
 
 # The part of a window's result holding its output bands, shape (bands, rows, cols).
 BANDS = "grid"
@@ -30,7 +30,7 @@ class GridTask:
 
     def __call__(self, window: Window) -> dict[str, np.ndarray]:
         layers = read_layers(self.grid, self.sources, self.plans, window)
-        bands, sums = self.compute(layers, row_areas_ha(self.grid, window)[:, 0], self.grid, window)
+        bands, sums = self.compute(layers, window_row_areas_ha(self.grid, window), self.grid, window)
         return {BANDS: bands, **sums}
 
 

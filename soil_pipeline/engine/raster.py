@@ -151,8 +151,9 @@ _thread = threading.local()
 @contextmanager
 def opened(source: RasterSource):
     """`open_source`, reusing the dataset this thread opened before on the same GeoTIFF bytes, or on the same local
-    file as long as it is unchanged (same inode, size and modification time); other locations are opened each time.
-    A dataset on bytes reads them where they are (GDAL does not copy them): its cache entry keeps them alive."""
+    file as long as it is unchanged (same inode, size and modification time, looked up once per thread and pass while
+    passes run, else at every call); other locations are opened each time. A dataset on bytes reads them where they
+    are (GDAL does not copy them): its cache entry keeps them alive."""
     key = _cache_key(source.location)
     if key is None:
         with open_source(source) as dataset:
@@ -168,6 +169,7 @@ def opened(source: RasterSource):
 
 def close_thread_datasets() -> None:
     """Close every dataset this thread keeps open (in this thread, which opened them)."""
+    _thread.__dict__.pop("file_keys", None)
     cache = _thread.__dict__.pop("datasets", {})
     while cache:
         cache.popitem()[1][0].close()
@@ -178,11 +180,20 @@ def _cache_key(location) -> tuple | None:
         return "bytes", id(location)  # the entry holds the bytes, so no other object takes their id meanwhile
     if not isinstance(location, str):
         return None
+    # A file's identity is looked up once per thread and pass (a stat per window and source cost a system call and
+    # a hand-over of the GIL), and again at every call outside passes.
+    keys = _thread.__dict__.setdefault("file_keys", {})
+    known = keys.get(location)
+    if known is not None and known[0] == _pass_generation and _passes_running:
+        return known[1]
     try:
         stat = os.stat(location)
     except OSError:  # not a local file (a /vsi path, a URL)
-        return None
-    return location, stat.st_ino, stat.st_size, stat.st_mtime_ns
+        key = None
+    else:
+        key = location, stat.st_ino, stat.st_size, stat.st_mtime_ns
+    keys[location] = (_pass_generation, key)
+    return key
 
 
 def grid_of(dataset) -> GridSpec:
@@ -245,6 +256,7 @@ def to_fill(data: np.ndarray, nodata, source: RasterSource) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=256)  # asked for every window of every source
 def _fill_is_noop(nodata: float, fill: float, data_dtype, out_dtype) -> bool:
     """Whether replacing nodata by fill changes nothing: a NaN nodata matches no cell (NaN != NaN), and a fill
     equal to a nodata value that both dtypes hold exactly is already in place."""
@@ -432,6 +444,7 @@ def run_pass(
 
 _passes_lock = threading.Lock()
 _passes_running = 0
+_pass_generation = 0  # counts the passes started: file identities looked up in an earlier pass are looked up again
 
 
 @contextmanager
@@ -439,10 +452,11 @@ def window_memory():
     """While passes run, freed window-sized arrays are kept for reuse (`memory.keep_window_arrays`); when the last
     one ends, each pass thread closes its datasets, the in-memory sources are released and the memory kept is given
     back (`memory.release_window_arrays`)."""
-    global _passes_running
+    global _passes_running, _pass_generation
     cap_gdal_cache()
     with _passes_lock:
         _passes_running += 1
+        _pass_generation += 1
         if _passes_running == 1:
             memory.keep_window_arrays()
     try:
@@ -457,11 +471,14 @@ def window_memory():
 
 
 def _add(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
+    """total += part, name by name (in place where the sum keeps the total's type and shape)."""
     for name, values in part.items():
-        if name in total:
-            total[name] = total[name] + values
-        else:
+        if name not in total:
             total[name] = np.array(values, copy=True)
+        elif np.result_type(total[name], values) == total[name].dtype and np.shape(values) == total[name].shape:
+            np.add(total[name], values, out=total[name])
+        else:
+            total[name] = total[name] + values
 
 
 @functools.cache

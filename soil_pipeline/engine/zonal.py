@@ -4,48 +4,175 @@ cells to zone indices, -1 = none; a cross-tabulation is a zoning too, see `cross
 windows, so no layer is ever whole in memory.
 """
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit, types
 from rasterio.windows import Window
 
 from soil_pipeline.engine import raster as engine
+from soil_pipeline.engine import zone_loops
 from soil_pipeline.science.grid import GridSpec, row_areas_ha
 
 SEP = "/"
 
 
+@dataclass(frozen=True)
+class Quantity:
+    """A quantity summed per zone without an array of its own: per cell `values` (or, with `count`, 1 for each value
+    that is not NaN) times its row's factor in `per_row` (one per window row, e.g. the cell area in ha, or None),
+    cells whose value or product is NaN left out. On a window of SOC stock (t C/ha) and its row areas,
+    `Quantity(soc, area, count=True)` is the area with SOC (ha), `Quantity(soc, area)` the stock (t C),
+    `Quantity(soc, count=True)` the number of SOC values: the sums are bit for bit those of the arrays they stand
+    for (`np.where(np.isnan(soc), np.nan, area)`, `soc * area`, `~np.isnan(soc)`). The quantities of one array are
+    summed in one loop over the cells (`zone_loops.layer_sums`), for two zonings at a time."""
+
+    values: np.ndarray
+    per_row: np.ndarray | None = None
+    count: bool = False
+
+
+@dataclass(frozen=True)
+class CrossZones:
+    """The zoning `cross(a, b, n_b)`, evaluated cell by cell in the per-zone loops of `Quantity` terms instead of
+    made into an array."""
+
+    a: np.ndarray
+    b: np.ndarray
+    n_b: int
+
+
 def window_sums(
-    values: dict[str, np.ndarray], zones: dict[str, np.ndarray], sizes: dict[str, int], names: dict | None = None
+    values: dict[str, np.ndarray | Quantity],
+    zones: dict[str, np.ndarray | CrossZones],
+    sizes: dict[str, int],
+    names: dict | None = None,
 ) -> dict:
     """`{zoning}/{quantity}`: per-zone sums of each quantity (NaN and zone -1 ignored) in one window; `names`
-    may restrict a zoning to some quantities (e.g. a cross-tabulation of areas only). Cells are added in order, as
-    `np.bincount` adds them, which leaves every sum bit-identical to `aggregation.zonal_sum`; the loop is compiled
-    and releases the GIL, so threads overlap it with decoding."""
-    shape = next(iter(zones.values())).shape if zones else ()
+    may restrict a zoning to some quantities (e.g. a cross-tabulation of areas only). A quantity is an array
+    (broadcast to the zones' shape) or a `Quantity`, a zoning an array or `CrossZones`. Cells are added in order, as
+    `np.bincount` adds them, which leaves every sum bit-identical to `aggregation.zonal_sum`; the loops are compiled
+    and release the GIL, so threads overlap them with decoding."""
+    if not zones:
+        return {}
+    shape = _shape(next(iter(zones.values())))
+    wanted = {zoning: list(names.get(zoning, values) if names else values) for zoning in zones}
+    layers, arrays = _layers(values)
+    out: dict[str, np.ndarray] = {}
+    for layer in layers:
+        _add_layer_sums(layer, zones, sizes, wanted, shape, out)
+    _add_array_sums({name: values[name] for name in arrays}, zones, sizes, wanted, shape, out)
+    return out
+
+
+def _shape(zoning) -> tuple:
+    return np.broadcast_shapes(zoning.a.shape, zoning.b.shape) if isinstance(zoning, CrossZones) else zoning.shape
+
+
+@dataclass
+class _Layer:
+    """The `Quantity` terms of one array (and the quantities that are that array itself): which of
+    `zone_loops.layer_sums`'s four sums each is (0 value, 1 value x factor, 2 count, 3 factor)."""
+
+    values: np.ndarray
+    per_row: np.ndarray | None
+    sums: dict[str, int]
+
+
+def _layers(values: dict) -> tuple[list[_Layer], list[str]]:
+    """The `Quantity` terms grouped by their array (with one factor per row), and the names of the other arrays."""
+    layers: list[_Layer] = []
+    for name, value in values.items():
+        if isinstance(value, Quantity):
+            per_row = value.per_row
+            layer = next(
+                (
+                    layer
+                    for layer in layers
+                    if layer.values is value.values
+                    and (per_row is None or layer.per_row is None or layer.per_row is per_row)
+                ),
+                None,
+            )
+            if layer is None:
+                layer = _Layer(value.values, per_row, {})
+                layers.append(layer)
+            if per_row is not None:
+                layer.per_row = per_row
+            layer.sums[name] = 2 * bool(value.count) + (per_row is not None)
+    arrays = []
+    for name, value in values.items():
+        if not isinstance(value, Quantity):
+            layer = next((layer for layer in layers if layer.values is value), None)
+            if layer is None:
+                arrays.append(name)
+            else:
+                layer.sums[name] = 0
+    return layers, arrays
+
+
+def _add_layer_sums(layer: _Layer, zones: dict, sizes: dict, wanted: dict, shape: tuple, out: dict) -> None:
+    rows = shape[0] if len(shape) == 2 else 1
+    cols = math.prod(shape) // rows if rows else 0
+    values = layer.values if layer.values.shape == shape else np.broadcast_to(layer.values, shape)
+    values = _flat(values, _value_type(values))
+    per_row = None
+    if layer.per_row is not None:
+        per_row = _flat(np.asarray(layer.per_row, dtype="float64").reshape(-1), np.dtype("float64"))
+        if per_row.size != rows:
+            raise ValueError(f"a factor per row: {per_row.size} factors for {rows} rows of zones {shape}")
+    todo = [(zoning, [n for n in wanted[zoning] if n in layer.sums]) for zoning in zones]
+    todo = [(zoning, selected) for zoning, selected in todo if selected]
+    for start in range(0, len(todo), 2):
+        args = []
+        for zoning, selected in todo[start : start + 2]:
+            which = sorted({layer.sums[name] for name in selected})
+            sums = np.zeros((len(which), sizes[zoning]))
+            args += [
+                sums,
+                *_zone_arrays(zones[zoning], shape),
+                *(which.index(k) if k in which else None for k in range(4)),
+            ]
+            out.update({f"{zoning}{SEP}{name}": sums[which.index(layer.sums[name])] for name in selected})
+        if len(args) < 16:  # one zoning left: the second is absent
+            args += [None, None, None, np.int64(0), None, None, None, None]
+        zone_loops.layer_sums(values, per_row, cols, *args)
+
+
+def _zone_arrays(zoning, shape: tuple) -> tuple:
+    """(a, b, n_b) of `zone_loops.layer_sums` for a zoning: b None for a plain one."""
+    if isinstance(zoning, CrossZones):
+        a, b = (z if z.shape == shape else np.broadcast_to(z, shape) for z in (zoning.a, zoning.b))
+        return _flat(a, _zone_type(a)), _flat(b, _zone_type(b)), np.int64(zoning.n_b)
+    return _flat(zoning, _zone_type(zoning)), None, np.int64(0)
+
+
+def _add_array_sums(values: dict, zones: dict, sizes: dict, wanted: dict, shape: tuple, out: dict) -> None:
     flat = {name: _flat(np.broadcast_to(v, shape), _value_type(v)) for name, v in values.items()}
-    out = {}
     for zoning, cells in zones.items():
+        selected = [name for name in wanted[zoning] if name in flat]
+        if not selected:
+            continue
+        if isinstance(cells, CrossZones):
+            cells = cross(cells.a, cells.b, cells.n_b)
         cells = _flat(cells, _zone_type(cells))
-        selected = list(names.get(zoning, flat) if names else flat)
         for start in range(0, len(selected), GROUP):
             group = selected[start : start + GROUP]
             arrays = [flat[name] for name in group]
             sums = np.zeros((len(group), sizes[zoning]))
             if len(group) == 1:
-                _add_one_per_zone(sums[0], cells, arrays[0])
+                zone_loops.add_one_per_zone(sums[0], cells, arrays[0])
             else:  # a group of two or three repeats its last quantity (a fourth chain costs next to nothing)
                 padded = np.zeros((GROUP, sizes[zoning]))
-                _add_per_zone(padded, cells, *arrays, *arrays[-1:] * (GROUP - len(arrays)))
+                zone_loops.add_per_zone(padded, cells, *arrays, *arrays[-1:] * (GROUP - len(arrays)))
                 sums = padded[: len(group)]
             out.update({f"{zoning}{SEP}{name}": sums[row] for row, name in enumerate(group)})
-    return out
 
 
-# Quantities summed together in one loop over the cells (a group of fewer repeats its last one).
+# Quantities given as arrays summed together in one loop over the cells (a group of fewer repeats its last one).
 GROUP = 4
 
 
@@ -65,74 +192,13 @@ def _value_type(values) -> np.dtype:
 def _flat(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """`values` as a read-only one-dimensional contiguous array of `dtype`, so that one compiled loop serves every
     call with the same types."""
-    flat = np.ascontiguousarray(np.ravel(values), dtype=dtype).view()
+    if values.dtype == dtype and values.flags.c_contiguous:
+        flat = values.reshape(-1)  # a view
+    else:
+        flat = np.ascontiguousarray(np.ravel(values), dtype=dtype)
+    flat = flat.view()
     flat.flags.writeable = False
     return flat
-
-
-# The compiled loops. The pipeline's own types (int64 zones, float64 values) are compiled when this module is
-# imported, in the importing thread; other types when first met, in the calling thread (numba compiles one function
-# at a time, under its global lock). No on-disk cache: processes running side by side (Dask workers, Dagster run
-# workers) could write it at once (numba/numba#4807).
-def _read_only(dtype) -> types.Array:
-    return types.Array(dtype, 1, "C", readonly=True)
-
-
-_CELLS, _VALUES = _read_only(types.int64), _read_only(types.float64)
-
-
-@njit(nogil=True)
-def _add_per_zone(sums, zones, a, b, c, d):
-    """sums[q, z] += value for each cell in order, for the four quantities a-d, skipping zones outside
-    0..sums.shape[1]-1 and NaN values. Along a run of cells of one zone each sum is carried in a register (loaded at
-    the start of the run, stored at its end): the same additions in the same order as `np.bincount`, without a
-    store and a reload per cell, and four independent chains of additions instead of one."""
-    n = sums.shape[1]
-    zone = -1
-    sa = sb = sc = sd = 0.0
-    for i in range(zones.size):
-        z = zones[i]
-        if z < 0 or z >= n:
-            continue
-        if z != zone:
-            if zone >= 0:
-                sums[0, zone], sums[1, zone], sums[2, zone], sums[3, zone] = sa, sb, sc, sd
-            zone = z
-            sa, sb, sc, sd = sums[0, z], sums[1, z], sums[2, z], sums[3, z]
-        if a[i] == a[i]:  # not NaN
-            sa += a[i]
-        if b[i] == b[i]:
-            sb += b[i]
-        if c[i] == c[i]:
-            sc += c[i]
-        if d[i] == d[i]:
-            sd += d[i]
-    if zone >= 0:
-        sums[0, zone], sums[1, zone], sums[2, zone], sums[3, zone] = sa, sb, sc, sd
-
-
-@njit(nogil=True)
-def _add_one_per_zone(sums, zones, values):
-    """`_add_per_zone` for one quantity."""
-    n = sums.size
-    zone, total = -1, 0.0
-    for i in range(zones.size):
-        z = zones[i]
-        if z < 0 or z >= n or values[i] != values[i]:
-            continue
-        if z != zone:
-            if zone >= 0:
-                sums[zone] = total
-            zone, total = z, sums[z]
-        total += values[i]
-    if zone >= 0:
-        sums[zone] = total
-
-
-@njit(nogil=True)
-def _cross(a, b, n_b, out):
-    for i in range(a.size):
-        out[i] = a[i] * n_b + b[i] if a[i] >= 0 and b[i] >= 0 else -1
 
 
 def cross(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
@@ -140,13 +206,8 @@ def cross(a: np.ndarray, b: np.ndarray, n_b: int) -> np.ndarray:
     a, b = np.broadcast_arrays(a, b)
     out = np.empty(a.shape, dtype="int64")
     dtype = _zone_type(a, b)
-    _cross(_flat(a, dtype), _flat(b, dtype), np.int64(n_b), out.reshape(-1))
+    zone_loops.cross_zones(_flat(a, dtype), _flat(b, dtype), np.int64(n_b), out.reshape(-1))
     return out
-
-
-_add_per_zone.compile((types.float64[:, ::1], _CELLS, _VALUES, _VALUES, _VALUES, _VALUES))
-_add_one_per_zone.compile((types.float64[::1], _CELLS, _VALUES))
-_cross.compile((_CELLS, _CELLS, types.int64, types.int64[::1]))
 
 
 @dataclass(frozen=True)
@@ -178,10 +239,22 @@ class ZonalTask:
             if not (layers[self.gate] >= 0).any():
                 return {}
             layers.update(self.layers(window, [name for name in self.sources if name != self.gate]))
-        areas = row_areas_ha(self.grid, window)[:, 0]
+        areas = window_row_areas_ha(self.grid, window)
         where = (self.grid, window) if self.positioned else ()
         values = self.quantities(layers, areas, *where)
         return window_sums(values, self.zonings(layers), self.sizes, self.names)
+
+
+def window_row_areas_ha(grid: GridSpec, window: Window) -> np.ndarray:
+    """`row_areas_ha` of the window's rows, one per row (read-only: shared by the windows of a row of windows)."""
+    return _row_areas_ha(grid, int(window.row_off), int(window.height))
+
+
+@functools.lru_cache(maxsize=64)
+def _row_areas_ha(grid: GridSpec, row_off: int, height: int) -> np.ndarray:
+    areas = row_areas_ha(grid, Window(0, row_off, grid.width, height))[:, 0]
+    areas.flags.writeable = False
+    return areas
 
 
 def read_layers(grid: GridSpec, sources: dict, plans: dict, window: Window, only: list[str] | None = None) -> dict:
