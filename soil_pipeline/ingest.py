@@ -49,6 +49,8 @@ TOPSOIL_BOTTOM_CM = 30.0
 # Horizons per bucket when computing stocks from published tables (about 0.3 kB each in memory).
 STOCK_BUCKET_ROWS = 400_000
 STOCK_REJECT_COLUMNS = [KEY, "upper_depth_cm", "lower_depth_cm"]
+# The horizon columns `topsoil_stocks` reads: only these are spilled and read back.
+STOCK_HORIZON_COLUMNS = [*STOCK_REJECT_COLUMNS, "soc_g_per_kg", "bulk_density_g_per_cm3", "coarse_fragments_vol_pct"]
 # The land mask sites must lie on (or next to), as rejects name it.
 LAND_MASK_NAME = "WHRC SOC stock 2010"
 
@@ -228,7 +230,7 @@ def topsoil_table(
     site_columns = [KEY, "longitude_deg", "latitude_deg"]
     spilled = {
         "sites": _spill(sites, folder / "sites", n_buckets, site_columns),
-        "horizons": _spill(horizons, folder / "horizons", n_buckets),
+        "horizons": _spill(horizons, folder / "horizons", n_buckets, STOCK_HORIZON_COLUMNS),
         "rejects": _spill(horizon_rejects, folder / "rejects", n_buckets, STOCK_REJECT_COLUMNS),
     }
     polygons = shapely.from_wkb(countries["geometry_wkb"])
@@ -242,7 +244,7 @@ def topsoil_table(
             site_rows = _frame(spilled["sites"], i, sites, site_columns)
             stocks = site_stocks(
                 site_rows[KEY],
-                _frame(spilled["horizons"], i, horizons),
+                _frame(spilled["horizons"], i, horizons, STOCK_HORIZON_COLUMNS),
                 _frame(spilled["rejects"], i, horizon_rejects, STOCK_REJECT_COLUMNS),
             )
             table = site_rows.drop_duplicates(KEY).merge(stocks, on=KEY, how="right", validate="one_to_one")
