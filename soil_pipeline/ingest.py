@@ -40,7 +40,7 @@ from soil_pipeline.publishing.grids import stored
 from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import Declare, empty_text_frame, iter_table_chunks
 from soil_pipeline.science.grid import Layer
-from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, assign_points
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, PointAssigner
 from soil_pipeline.science.stocks import blocking_sites, flag_quarantined_horizons, topsoil_stocks
 
 KEY = "site_id"
@@ -49,6 +49,8 @@ TOPSOIL_BOTTOM_CM = 30.0
 # Horizons per bucket when computing stocks from published tables (about 0.3 kB each in memory).
 STOCK_BUCKET_ROWS = 400_000
 STOCK_REJECT_COLUMNS = [KEY, "upper_depth_cm", "lower_depth_cm"]
+# The horizon columns `topsoil_stocks` reads: only these are spilled and read back.
+STOCK_HORIZON_COLUMNS = [*STOCK_REJECT_COLUMNS, "soc_g_per_kg", "bulk_density_g_per_cm3", "coarse_fragments_vol_pct"]
 # The land mask sites must lie on (or next to), as rejects name it.
 LAND_MASK_NAME = "WHRC SOC stock 2010"
 
@@ -185,12 +187,14 @@ def site_references(countries: pd.DataFrame, soc_stock_2010: RasterSource) -> tu
     return land, Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
 
 
-def place_sites(table: pd.DataFrame, countries: pd.DataFrame, climate_zones: RasterSource, polygons) -> pd.DataFrame:
+def place_sites(
+    table: pd.DataFrame, countries: pd.DataFrame, climate_zones: RasterSource, polygons: PointAssigner
+) -> pd.DataFrame:
     """Country (Natural Earth ADM0_A3, with how it was assigned) and IPCC climate zone of each site (0 off the
     grid); only the climate-zone blocks holding sites are read."""
     lon = table["longitude_deg"].to_numpy(dtype=float, na_value=np.nan)
     lat = table["latitude_deg"].to_numpy(dtype=float, na_value=np.nan)
-    index, method = assign_points(lon, lat, polygons, COUNTRY_NEAREST_MAX_DEG)
+    index, method = polygons(lon, lat, COUNTRY_NEAREST_MAX_DEG)
     codes = countries["adm0_a3"].to_numpy(dtype=object)
     table["country_adm0_a3"] = pd.Series(np.where(index == NO_REGION, None, codes[index]), dtype="str")
     table["country_assignment"] = pd.Series(method, dtype="str")
@@ -228,10 +232,10 @@ def topsoil_table(
     site_columns = [KEY, "longitude_deg", "latitude_deg"]
     spilled = {
         "sites": _spill(sites, folder / "sites", n_buckets, site_columns),
-        "horizons": _spill(horizons, folder / "horizons", n_buckets),
+        "horizons": _spill(horizons, folder / "horizons", n_buckets, STOCK_HORIZON_COLUMNS),
         "rejects": _spill(horizon_rejects, folder / "rejects", n_buckets, STOCK_REJECT_COLUMNS),
     }
-    polygons = shapely.from_wkb(countries["geometry_wkb"])
+    polygons = PointAssigner(shapely.from_wkb(countries["geometry_wkb"]))
     climate_zones = stored(climate_zone_grid).source("climate_zone", fill=0)
 
     # buckets without a site have no row to compute (and pandas cannot join two empty arrow columns)
@@ -242,7 +246,7 @@ def topsoil_table(
             site_rows = _frame(spilled["sites"], i, sites, site_columns)
             stocks = site_stocks(
                 site_rows[KEY],
-                _frame(spilled["horizons"], i, horizons),
+                _frame(spilled["horizons"], i, horizons, STOCK_HORIZON_COLUMNS),
                 _frame(spilled["rejects"], i, horizon_rejects, STOCK_REJECT_COLUMNS),
             )
             table = site_rows.drop_duplicates(KEY).merge(stocks, on=KEY, how="right", validate="one_to_one")

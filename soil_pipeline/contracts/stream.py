@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from soil_pipeline.contracts.model import TableContract
@@ -48,12 +49,20 @@ def bucket_count(source_bytes: int, bucket_bytes: int = BUCKET_BYTES) -> int:
 
 
 def bucket_of(keys: pd.Series | pa.Array, n_buckets: int) -> np.ndarray:
-    """Bucket of each key: a stable hash of its text; missing and blank keys share one bucket."""
+    """Bucket of each key: a stable hash of its text; missing and blank keys share one bucket. Each distinct key is
+    hashed once (the keys dictionary-encoded by Arrow)."""
     if n_buckets == 1:
         return np.zeros(len(keys), dtype=np.int64)
-    text = pd.Series(keys.to_pandas() if isinstance(keys, pa.Array | pa.ChunkedArray) else keys, dtype="str")
-    text = text.fillna("").str.strip()
-    return (pd.util.hash_array(text.to_numpy(dtype=object)) % np.uint64(n_buckets)).astype(np.int64)
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    if not isinstance(keys, pa.Array) or not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
+        text = pd.Series(keys.to_pandas() if isinstance(keys, pa.Array) else keys, dtype="str")
+        keys = pa.array(text, type=pa.large_string(), from_pandas=True)
+    encoded = pc.dictionary_encode(keys)
+    distinct = pd.Series(encoded.dictionary.to_pandas(), dtype="str").str.strip()
+    text = np.append(distinct.to_numpy(dtype=object), "")  # the last: missing keys
+    by_text = (pd.util.hash_array(text, categorize=False) % np.uint64(n_buckets)).astype(np.int64)
+    return by_text[pc.fill_null(encoded.indices, len(text) - 1).to_numpy()]
 
 
 def text_types(arrow_type: pa.DataType):

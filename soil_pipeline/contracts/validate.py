@@ -13,6 +13,7 @@ into a valid row (counted in its count column and listed with its line). A copy 
 the same rules at its own line. `Validation.reconcile` raises when the three do not add up to the rows read.
 """
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_lab
 from soil_pipeline.engine.points import CellRule, HasValue, near_cells
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.errors import BrokenRule
-from soil_pipeline.science.regions import NO_REGION, assign_points
+from soil_pipeline.science.regions import NO_REGION, PointAssigner
 
 # Column rules pandera checks itself (column options), by the name pandera gives their failures.
 BUILTIN_RULES = {kind.pandera_builtin: kind for kind in COLUMN_KINDS if kind.pandera_builtin}
@@ -88,9 +89,13 @@ class Regions:
     geometries: np.ndarray
     codes: np.ndarray
 
+    @functools.cached_property
+    def _assigner(self) -> PointAssigner:
+        return PointAssigner(self.geometries)
+
     def codes_at(self, lon: pd.Series, lat: pd.Series, tolerance_deg: float) -> np.ndarray:
         """The code of the polygon holding each point, else of the nearest within `tolerance_deg`; None if none."""
-        index, _ = assign_points(lon, lat, self.geometries, tolerance_deg)
+        index, _ = self._assigner(lon, lat, tolerance_deg)
         return np.where(index == NO_REGION, None, self.codes[index])
 
 

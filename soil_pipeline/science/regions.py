@@ -30,27 +30,41 @@ def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.nda
 
     Returns (index, method) where method is "within", "nearest" or "none" (index NO_REGION).
     """
-    x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    points = shapely.points(x, y)
-    geometries = np.asarray(list(geometries), dtype=object)
-    shapely.prepare(geometries)
-    tree = shapely.STRtree(geometries)
-    index = np.full(len(points), NO_REGION, dtype="int64")
-    method = np.full(len(points), "none", dtype=object)
-    # Candidates by bounding box, then "within" as the prepared polygon containing the point (much faster than
-    # the tree's own predicate, which tests each point against an unprepared polygon); the order is the tree's.
-    point_idx, geom_idx = tree.query(points)
-    inside = shapely.contains_xy(geometries[geom_idx], x[point_idx], y[point_idx])
-    point_idx, geom_idx = point_idx[inside], geom_idx[inside]
-    first = np.unique(point_idx, return_index=True)[1]
-    index[point_idx[first]] = geom_idx[first]
-    method[point_idx[first]] = "within"
-    unassigned = np.flatnonzero(index == NO_REGION)
-    if len(unassigned):
-        near_point, near_geom = nearest_polygon(points[unassigned], geometries, max_distance_deg)
-        index[unassigned[near_point]] = near_geom
-        method[unassigned[near_point]] = "nearest"
-    return index, method
+    return PointAssigner(geometries)(lon, lat, max_distance_deg)
+
+
+class PointAssigner:
+    """`assign_points` against one set of polygons, prepared once (the polygons, their tree and, when a point
+    falls outside all of them, their boundary pieces) for every batch of points that follows."""
+
+    def __init__(self, geometries):
+        self.geometries = np.asarray(list(geometries), dtype=object)
+        shapely.prepare(self.geometries)
+        self.tree = shapely.STRtree(self.geometries)
+        self._pieces = None
+
+    def __call__(self, lon, lat, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        points = shapely.points(x, y)
+        index = np.full(len(points), NO_REGION, dtype="int64")
+        method = np.full(len(points), "none", dtype=object)
+        # Candidates by bounding box, then "within" as the prepared polygon containing the point (much faster than
+        # the tree's own predicate, which tests each point against an unprepared polygon); the order is the tree's.
+        point_idx, geom_idx = self.tree.query(points)
+        inside = shapely.contains_xy(self.geometries[geom_idx], x[point_idx], y[point_idx])
+        point_idx, geom_idx = point_idx[inside], geom_idx[inside]
+        first = np.unique(point_idx, return_index=True)[1]
+        index[point_idx[first]] = geom_idx[first]
+        method[point_idx[first]] = "within"
+        unassigned = np.flatnonzero(index == NO_REGION)
+        if len(unassigned):
+            if self._pieces is None:
+                pieces, owner = boundary_pieces(self.geometries)
+                self._pieces = shapely.STRtree(pieces), owner
+            near_point, near_geom = nearest_piece_owner(points[unassigned], *self._pieces, max_distance_deg)
+            index[unassigned[near_point]] = near_geom
+            method[unassigned[near_point]] = "nearest"
+        return index, method
 
 
 # Boundaries are cut into pieces of at most this many vertices: the distance to a polygon from a point outside it
@@ -79,11 +93,11 @@ def boundary_pieces(geometries, max_vertices: int = PIECE_VERTICES) -> tuple[np.
     return lines, np.asarray(piece_owner, dtype="int64")
 
 
-def nearest_polygon(points, geometries, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """(positions in `points`, polygon index) of the points outside every polygon that have one within
-    `max_distance`: the nearest, the lowest index among equally near ones."""
-    pieces, owner = boundary_pieces(geometries)
-    near_point, near_piece = shapely.STRtree(pieces).query_nearest(points, max_distance=max_distance, all_matches=True)
+def nearest_piece_owner(points, pieces: shapely.STRtree, owner: np.ndarray, max_distance: float):
+    """(positions in `points`, polygon index) of the points that have a polygon boundary within `max_distance`:
+    the nearest, the lowest index among equally near ones; `pieces` is the tree of the boundary pieces
+    (`boundary_pieces`), `owner` the polygon of each piece."""
+    near_point, near_piece = pieces.query_nearest(points, max_distance=max_distance, all_matches=True)
     if not len(near_point):
         return near_point, near_piece
     polygon = owner[near_piece]
