@@ -61,17 +61,29 @@ def median_profile_bottom(bottoms_cm) -> float:
     return float(np.median(values)) if len(values) else float("nan")
 
 
+RATIO_BAND = f"[{1 / MAP_RATIO_FACTOR:g}, {MAP_RATIO_FACTOR:g}]"
+
+
+def _ratio_figures(n_sites: int, median_ratio: float) -> dict | None:
+    """The figures of a median map/field ratio over `n_sites`; None when there are too few sites or no ratio."""
+    if n_sites < MAP_RATIO_MIN_SITES or not np.isfinite(median_ratio):
+        return None
+    return {"sites": n_sites, "median_map_to_field_ratio": round(median_ratio, 4), "factor": MAP_RATIO_FACTOR}
+
+
+def _within_factor(median_ratio: float) -> bool:
+    return 1 / MAP_RATIO_FACTOR <= median_ratio <= MAP_RATIO_FACTOR
+
+
 def map_ratio_verdict(n_sites: int, median_ratio: float, soc_unit: str) -> Verdict | None:
     """Field stocks against the reference map: the median map/field ratio over `n_sites` (None below
     `MAP_RATIO_MIN_SITES`). `soc_unit` is the SOC unit the drop declares (or the contract's)."""
-    if n_sites < MAP_RATIO_MIN_SITES or not np.isfinite(median_ratio):
+    if (figures := _ratio_figures(n_sites, median_ratio)) is None:
         return None
-    figures = {"sites": n_sites, "median_map_to_field_ratio": round(median_ratio, 4), "factor": MAP_RATIO_FACTOR}
     found = f"median map/field stock ratio {median_ratio:.3g} over {n_sites} sites"
-    low, high = 1 / MAP_RATIO_FACTOR, MAP_RATIO_FACTOR
-    if low <= median_ratio <= high:
-        return Verdict(True, f"{found}, within [{low:g}, {high:g}]", figures)
-    if median_ratio < low:
+    if _within_factor(median_ratio):
+        return Verdict(True, f"{found}, within {RATIO_BAND}", figures)
+    if median_ratio < 1 / MAP_RATIO_FACTOR:
         direction = f"field stocks are {1 / median_ratio:.3g} x the map's"
         cause = (
             f"SOC declared in {soc_unit}: if the values are 10 x smaller units (g/kg or permille, not %), the ratio "
@@ -95,13 +107,11 @@ def field_stock_verdict(n_sites: int, median_ratio: float, raster: str) -> Verdi
     """A stock raster against the accumulated field stocks: the median ratio of `raster`'s 0-30 cm stock at the
     sites' cells to their field stocks, over `n_sites` (None below `MAP_RATIO_MIN_SITES`); the caller names the
     unit a failing factor points to."""
-    if n_sites < MAP_RATIO_MIN_SITES or not np.isfinite(median_ratio):
+    if (figures := _ratio_figures(n_sites, median_ratio)) is None:
         return None
-    figures = {"sites": n_sites, "median_map_to_field_ratio": round(median_ratio, 4), "factor": MAP_RATIO_FACTOR}
     found = f"median ratio {median_ratio:.3g} of {raster}'s stock at the cells of {n_sites} accumulated field sites"
-    low, high = 1 / MAP_RATIO_FACTOR, MAP_RATIO_FACTOR
-    if low <= median_ratio <= high:
-        return Verdict(True, f"{found} to their field stocks, within [{low:g}, {high:g}]", figures)
+    if _within_factor(median_ratio):
+        return Verdict(True, f"{found} to their field stocks, within {RATIO_BAND}", figures)
     text = (
         f"{found} (every published drop) to their field stocks, beyond a factor of {MAP_RATIO_FACTOR:g} (real "
         "surveys: 0.57-3.69 by 2-degree block of AfSP against WHRC)"
