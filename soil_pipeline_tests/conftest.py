@@ -59,6 +59,26 @@ def postgres_connection(database: str | None = None):
         return None
 
 
+def pytest_configure(config):
+    _database_of_this_worker()
+
+
+def _database_of_this_worker() -> None:
+    """Under pytest-xdist each worker process records its runs in a PostgreSQL database of its own, DAGSTER_PG_DB
+    suffixed with the worker's name and created empty here: the workers' shared pipeline runs, and the tests that
+    read back "the latest materialization", never meet (and Dagster never creates its tables twice at once)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or (connection := postgres_connection()) is None:
+        return
+    name = f"{os.environ['DAGSTER_PG_DB']}_{worker}"
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    os.environ["DAGSTER_PG_DB"] = name
+
+
 @pytest.fixture(scope="session")
 def postgres_home(tmp_path_factory):
     """A DAGSTER_HOME holding deploy/dagster.yaml when PostgreSQL is reachable, else None (an error in CI)."""
