@@ -13,7 +13,7 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
 from soil_pipeline.contracts import rules
-from soil_pipeline.contracts.bounded_yaml import yaml_problem
+from soil_pipeline.contracts.bounded_yaml import safe_load, yaml_problem
 
 # The repository keeps contracts at the top level (data_contracts/); the package reaches them through the symlink
 # soil_pipeline/data/contracts, which a wheel build turns into a copy, so installed packages carry them too.
@@ -239,7 +239,7 @@ def _rules(qualities: list[dict], path: Path, columns: list[str]) -> tuple[Datas
 def _read(name: str, directory: Path) -> tuple[dict, str]:
     path = directory / f"{name}.yaml"
     try:
-        document = yaml.safe_load(path.read_text())
+        document = safe_load(path.read_text())
     except yaml.YAMLError as error:  # where and what, never the text of the line
         raise ContractError(f"{path}: not valid YAML{yaml_problem(error)}") from None
     try:
