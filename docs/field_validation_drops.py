@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from soil_pipeline.assets.field_validation import with_interval
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.runner import MAIN_JOB, run_job
@@ -21,10 +22,6 @@ from soil_pipeline_tests.drops import copy_drop, split_by_sampling_date
 
 DROPS = {"1979-12": "1980-01-01", "1999-12": "2000-01-01", "2012-10": None}
 REDELIVERED = ("2012-10", "2013-01")
-
-
-def _interval(row, name: str, digits: int) -> str:
-    return f"{row[name]:.{digits}f} [{row[f'{name}_p05']:.{digits}f}, {row[f'{name}_p95']:.{digits}f}]"
 
 
 def figures(root: Path, drop: str) -> None:
@@ -45,11 +42,11 @@ def figures(root: Path, drop: str) -> None:
         {
             "scope": rows["scope"],
             "n": rows["n_sites"],
-            "bias t C/ha": [_interval(r, "bias_t_c_per_ha", 2) for _, r in rows.iterrows()],
-            "RMSE t C/ha": [_interval(r, "rmse_t_c_per_ha", 1) for _, r in rows.iterrows()],
-            "MEC": [_interval(r, "mec", 3) for _, r in rows.iterrows()],
-            "Lin's CCC": [_interval(r, "lin_ccc", 3) for _, r in rows.iterrows()],
-            "median map/field": [_interval(r, "median_map_to_field_ratio", 3) for _, r in rows.iterrows()],
+            "bias t C/ha": [with_interval(r, "bias_t_c_per_ha", 2) for _, r in rows.iterrows()],
+            "RMSE t C/ha": [with_interval(r, "rmse_t_c_per_ha", 1) for _, r in rows.iterrows()],
+            "MEC": [with_interval(r, "mec", 3) for _, r in rows.iterrows()],
+            "Lin's CCC": [with_interval(r, "lin_ccc", 3) for _, r in rows.iterrows()],
+            "median map/field": [with_interval(r, "median_map_to_field_ratio", 3) for _, r in rows.iterrows()],
             "area within 25 km %": rows["area_near_a_site_pct"].round(2),
             "WHRC 90 % covers %": rows["stated_error_coverage_90_pct"].round(1),
         }

@@ -68,15 +68,31 @@ def _database_of_this_worker() -> None:
     suffixed with the worker's name and created empty here: the workers' shared pipeline runs, and the tests that
     read back "the latest materialization", never meet (and Dagster never creates its tables twice at once)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not worker or (connection := postgres_connection()) is None:
+    if not worker or postgres_connection() is None:
         return
     name = f"{os.environ['DAGSTER_PG_DB']}_{worker}"
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.close()
+    new_database(name)
     os.environ["DAGSTER_PG_DB"] = name
+
+
+def new_database(name: str) -> None:
+    """An empty PostgreSQL database `name` (any earlier one of that name dropped), owned by the DAGSTER_PG_* role."""
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(*statements: str) -> None:
+    connection = postgres_connection()
+    connection.autocommit = True  # CREATE and DROP DATABASE run outside a transaction
+    try:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        connection.close()
 
 
 @pytest.fixture(scope="session")

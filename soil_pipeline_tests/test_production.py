@@ -15,7 +15,7 @@ import pytest
 
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline_tests.conftest import REPO_ROOT, postgres_connection
+from soil_pipeline_tests.conftest import REPO_ROOT, drop_database, new_database, postgres_connection
 from soil_pipeline_tests.servers import free_port, graphql, start, stop, wait_for_assets
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -65,16 +65,11 @@ def empty_database(postgres_home):
     if postgres_home is None:
         pytest.skip("no PostgreSQL reachable through the DAGSTER_PG_* variables (not in CI)")
     name = f"soil_pipeline_deploy_{uuid.uuid4().hex[:12]}"
-    admin = postgres_connection()
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+    new_database(name)
     try:
         yield name
     finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        drop_database(name)
 
 
 @pytest.fixture

@@ -355,7 +355,7 @@ def _bias_check(table: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-def _with_interval(row, name: str, digits: int) -> str:
+def with_interval(row, name: str, digits: int) -> str:
     value, low, high = row[name], row[f"{name}_p05"], row[f"{name}_p95"]
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]" if np.isfinite(value) else "-"
 
@@ -371,11 +371,11 @@ def preview(table: pd.DataFrame, limit: int = 40) -> str:
             "layer": rows["stock_layer"],
             "region": rows["region_type"] + " " + rows["region_name"].astype("str"),
             "n": rows["n_sites"],
-            "bias t C/ha": [_with_interval(r, "bias_t_c_per_ha", 1) for _, r in rows.iterrows()],
-            "RMSE t C/ha": [_with_interval(r, "rmse_t_c_per_ha", 1) for _, r in rows.iterrows()],
-            "MEC": [_with_interval(r, "mec", 2) for _, r in rows.iterrows()],
-            "Lin's CCC": [_with_interval(r, "lin_ccc", 2) for _, r in rows.iterrows()],
-            "median map/field": [_with_interval(r, "median_map_to_field_ratio", 2) for _, r in rows.iterrows()],
+            "bias t C/ha": [with_interval(r, "bias_t_c_per_ha", 1) for _, r in rows.iterrows()],
+            "RMSE t C/ha": [with_interval(r, "rmse_t_c_per_ha", 1) for _, r in rows.iterrows()],
+            "MEC": [with_interval(r, "mec", 2) for _, r in rows.iterrows()],
+            "Lin's CCC": [with_interval(r, "lin_ccc", 2) for _, r in rows.iterrows()],
+            "median map/field": [with_interval(r, "median_map_to_field_ratio", 2) for _, r in rows.iterrows()],
             "area near a site %": rows["area_near_a_site_pct"].round(1),
             "stated 90 % covers %": rows["stated_error_coverage_90_pct"].round(1),
         }
