@@ -86,8 +86,9 @@ def monthly_refresh(context: dg.ScheduleEvaluationContext, inputs: InputDatasets
 )
 def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, refresh: RefreshSettings):
     launched = json.loads(context.cursor) if context.cursor else {}
-    arriving = [key for key in drop_keys(inputs) if _arriving(inputs.drop_dir(key), refresh.settle_seconds)]
-    current = {key: drop_version(inputs.drop_dir(key)) for key in drop_keys(inputs) if key not in arriving}
+    keys = drop_keys(inputs)
+    arriving = [key for key in keys if _arriving(inputs.drop_dir(key), refresh.settle_seconds)]
+    current = {key: drop_version(inputs.drop_dir(key)) for key in keys if key not in arriving}
     changed = {key: version for key, version in current.items() if launched.get(key) != version}
     if context.cursor is None:
         changed = _first_tick(context, changed, refresh.first_tick)
