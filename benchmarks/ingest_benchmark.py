@@ -2,7 +2,7 @@
 1 GiB horizons.csv), against a named peer on the same file, plain `pandas.read_csv` + the same pandera schema, and a
 floor: DuckDB reading both files and applying the contracts' type, required and range rules in SQL.
 
-"Ingest" is what field_drop and topsoil_soc_stocks do, without Dagster: read both files in chunks (each chunk
+"Ingest" is what field_drop does, without Dagster: read both files in chunks (each chunk
 through the drop's declaration, here the embedded AfSP layout), validate them against their contracts (types,
 ranges, identical copies, unique keys, foreign keys, on land, regions, drop-level gates), compute the 0-30 cm stock
 per site with country and climate zone, and publish the five tables (GeoParquet for sites and stocks) to a versioned
@@ -95,7 +95,7 @@ def write_drop(folder: Path, n_horizons: int, seed: int = 0) -> tuple[Path, Path
 
 
 def _context():
-    """What field_drop and topsoil_soc_stocks get from upstream assets, read straight from the embedded data:
+    """What field_drop gets from upstream assets, read straight from the embedded data:
     the WHRC land mask, the countries and the IPCC climate zones (on their own 0.5 deg grid)."""
     from soil_pipeline.engine.raster import RasterSource
     from soil_pipeline.ingest import site_references
@@ -105,22 +105,23 @@ def _context():
     from soil_pipeline_tests.whole_array import read_raster
 
     inputs = InputDatasets()
-    countries = read_countries(inputs.countries_vector)
-    land, regions = site_references(countries, RasterSource(inputs.soc_stock_2010_raster, "soc_stock"))
+    land, regions = site_references(
+        read_countries(inputs.countries_vector), RasterSource(inputs.soc_stock_2010_raster, "soc_stock")
+    )
     zones = read_raster(inputs.climate_zones_raster)
     grid = GridSpec(zones.data.shape[1], zones.data.shape[0], zones.transform)
-    return land, regions, countries, Layer(zones.data, grid, "IPCC climate zone")
+    return land, regions, Layer(zones.data, grid, "IPCC climate zone")
 
 
 def _ours(sites_path: str, horizons_path: str, context) -> int:
-    """field_drop and topsoil_soc_stocks without Dagster: read, validate (contracts, plausibility, gates), compute
-    the 0-30 cm stocks and publish all five tables to a versioned store."""
+    """field_drop without Dagster: read, validate (contracts, plausibility, gates), compute the 0-30 cm stocks from
+    the same buckets and publish all five tables to a versioned store."""
     from soil_pipeline.contracts.declaration import DEFAULT_DECLARATION, load_declaration, plan_table, table_header
     from soil_pipeline.contracts.model import load_table_contract
-    from soil_pipeline.ingest import topsoil_table, validate_drop
+    from soil_pipeline.ingest import Placement, validate_drop
     from soil_pipeline.publishing.store import VersionedParquetStore
 
-    land, regions, countries, zones = context
+    land, regions, zones = context
     contracts = {name: load_table_contract(name) for name in ("field_sites", "field_horizons")}
     paths = {"field_sites": Path(sites_path), "field_horizons": Path(horizons_path)}
     declaration = load_declaration(DEFAULT_DECLARATION)  # the AfSP layout, applied chunk by chunk as in field_drop
@@ -129,12 +130,12 @@ def _ours(sites_path: str, horizons_path: str, context) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="ingest_benchmark_run_") as work:
         work = Path(work)
-        drop = validate_drop(paths, contracts, work / "drop", land=land, regions=regions, plans=plans)
-        assert not drop.sites.batch_errors and not drop.horizons.batch_errors, drop.horizons.batch_errors
-        stocks, check = topsoil_table(
-            drop.sites.valid, drop.horizons.valid, drop.horizons.rejects, countries, zones, work / "stocks"
+        placement = Placement.of(regions, zones)
+        drop = validate_drop(
+            paths, contracts, work / "drop", land=land, regions=regions, plans=plans, placement=placement
         )
-        assert check.passed, check.batch_errors
+        assert not drop.sites.batch_errors and not drop.horizons.batch_errors, drop.horizons.batch_errors
+        assert drop.stocks_check.passed, drop.stocks_check.batch_errors
         store = VersionedParquetStore(str(work / "store"))
         points = ("longitude_deg", "latitude_deg")
         for asset, table, geo in (
@@ -142,10 +143,10 @@ def _ours(sites_path: str, horizons_path: str, context) -> int:
             ("field_horizons", drop.horizons.valid, None),
             ("field_sites_rejects", drop.sites.rejects, None),
             ("field_horizons_rejects", drop.horizons.rejects, None),
-            ("topsoil_soc_stocks", stocks, points),
+            ("topsoil_soc_stocks", drop.stocks, points),
         ):
             store.stage("benchmark", asset, table, {}, "2012-10", points=geo)
-        return drop.horizons.n_checked if stocks.num_rows else 0
+        return drop.horizons.n_checked if drop.stocks.num_rows else 0
 
 
 def _peer(sites_path: str, horizons_path: str, context) -> int:

@@ -10,7 +10,6 @@ from soil_pipeline.contracts.stream import GX_SAMPLE_ROWS, StreamValidation
 from soil_pipeline.contracts.validate import Validation, validate
 from soil_pipeline.errors import BrokenRule, InputError, Remedy
 from soil_pipeline.failures import as_failure
-from soil_pipeline.publishing.parquet import TableFile
 
 CONTRACT_CHECK = "contract"
 DATA_QUALITY_CHECK = "data_quality_gx"
@@ -126,14 +125,6 @@ def publish_if_valid(
     if not validation.passed:
         raise as_failure(broken_contract(validation))
     yield dg.Output(table, metadata={"contract": contract.label, **(metadata or {})})
-
-
-def publish_checked(asset: str, table: TableFile, validation: StreamValidation) -> Iterator:
-    """`publish_if_valid` for a table too large for memory, checked bucket by bucket as it was made."""
-    yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR)
-    if not validation.passed:
-        raise as_failure(broken_contract(validation))
-    yield dg.Output(table, metadata={"contract": validation.contract.label})
 
 
 def contract_specs(asset: str, key: dg.AssetKey | None = None) -> list[dg.AssetCheckSpec]:

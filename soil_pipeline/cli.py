@@ -328,8 +328,7 @@ def _run(args) -> int:
 
 # What each ingest step publishes, named when it fails.
 PUBLISHES = {
-    "field_drop": "field_sites, field_horizons and their rejects",
-    "topsoil_soc_stocks": "topsoil_soc_stocks",
+    "field_drop": "field_sites, field_horizons, their rejects and topsoil_soc_stocks",
 }
 
 

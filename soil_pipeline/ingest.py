@@ -9,7 +9,6 @@ size of the drop; outputs are Parquet files written batch by batch and sorted ou
 """
 
 import functools
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import shapely
 
 from soil_pipeline.contracts.declaration import TablePlan, apply_declaration
@@ -25,10 +23,11 @@ from soil_pipeline.contracts.model import TableContract, load_raster_contract, l
 from soil_pipeline.contracts.stream import (
     BUCKET_BYTES,
     Buckets,
+    BucketValidator,
+    SpillWriter,
     StreamValidation,
     bucket_count,
     bucket_of,
-    sort_parquet,
     text_types,
     validate_buckets,
 )
@@ -40,14 +39,12 @@ from soil_pipeline.publishing.grids import stored
 from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import Declare, empty_text_frame, iter_table_chunks
 from soil_pipeline.science.grid import Layer
-from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION, PointAssigner
+from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION
 from soil_pipeline.science.stocks import blocking_sites, flag_quarantined_horizons, topsoil_stocks
 
 KEY = "site_id"
 TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
-# Horizons per bucket when computing stocks from published tables (about 0.3 kB each in memory).
-STOCK_BUCKET_ROWS = 400_000
 STOCK_REJECT_COLUMNS = [KEY, "upper_depth_cm", "lower_depth_cm"]
 # The horizon columns `topsoil_stocks` reads: only these are spilled and read back.
 STOCK_HORIZON_COLUMNS = [*STOCK_REJECT_COLUMNS, "soc_g_per_kg", "bulk_density_g_per_cm3", "coarse_fragments_vol_pct"]
@@ -109,6 +106,22 @@ class DropValidation:
     stock_exclusions: Counter = field(default_factory=Counter)
     # the drop's plausibility checks (drop_evidence): a failed, unconfirmed one refuses the drop
     evidence: list[Finding] = field(default_factory=list)
+    # the topsoil stock table (one row per valid site, sorted by site id) and its contract check, when asked for
+    stocks: TableFile | None = None
+    stocks_check: StreamValidation | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What places each site for the stock table: the countries (`Regions` of Natural Earth ADM0_A3 polygons, as
+    `site_references` makes them) and the IPCC climate zones on the common grid."""
+
+    countries: Regions
+    climate_zones: RasterSource
+
+    @classmethod
+    def of(cls, countries: Regions, climate_zone_grid: Layer) -> "Placement":
+        return cls(countries, stored(climate_zone_grid).source("climate_zone", fill=0))
 
 
 def validate_drop(
@@ -119,6 +132,7 @@ def validate_drop(
     regions: Regions | None = None,
     bucket_bytes: int = BUCKET_BYTES,
     plans: dict[str, TablePlan] | None = None,
+    placement: Placement | None = None,
 ) -> DropValidation:
     """Validate a drop's sites, then its horizons (a horizon must belong to a valid site), bucket by bucket (about
     `bucket_bytes` of source text each), count the sites that get a 0-30 cm stock (for the drop-level gate) and judge
@@ -126,7 +140,9 @@ def validate_drop(
     units, field stocks against the stock layer of `land`).
 
     `plans` are the drop declaration's plans per table (`contracts.declaration.plan_table`), applied to every chunk
-    as it is read; without them the files are read by the contracts' physical names."""
+    as it is read; without them the files are read by the contracts' physical names. With a `placement`, the
+    topsoil stock table is written from the same buckets as their horizons are validated (`StockTable`), so the
+    drop is read once."""
     sources = {name: TableSource.of(contract, (plans or {}).get(name)) for name, contract in contracts.items()}
     sites_contract, horizons_contract = contracts["field_sites"], contracts["field_horizons"]
     tally = EvidenceTally()
@@ -148,6 +164,7 @@ def validate_drop(
     ids = _valid_ids_by_bucket(sites.valid, n_horizons)
     site_key = horizons_contract.column(KEY).foreign_key
     with_stock, exclusions, counted = [0], Counter(), set()
+    table = StockTable(sites.valid, placement, folder / "stocks", n_horizons) if placement else None
 
     def count_stocks(i: int, validation: Validation) -> None:
         if not len(ids[i]):
@@ -160,6 +177,8 @@ def validate_drop(
         with_stock[0] += int(has_stock.sum())
         exclusions.update(stocks.loc[~has_stock, "exclusion_reason"].value_counts().to_dict())
         counted.add(i)
+        if table:
+            table.add(i, stocks)
 
     horizons = validate_buckets(
         buckets.frames(),
@@ -171,10 +190,19 @@ def validate_drop(
         attrs={DECLARED_CONVERSIONS: sources["field_horizons"].conversions},
     )
     # valid sites in a bucket without any horizon row
-    exclusions["no_horizons"] += sum(len(ids[i]) for i in range(n_horizons) if i not in counted)
+    uncounted = [i for i in range(n_horizons) if i not in counted and len(ids[i])]
+    exclusions["no_horizons"] += sum(len(ids[i]) for i in uncounted)
     evidence = judge(tally, sites, land, regions, plans)
     evidence += confirmed_guards(horizons, (plans or {}).get("field_horizons"))
-    return DropValidation(sites, horizons, with_stock[0], +exclusions, evidence)
+    drop = DropValidation(sites, horizons, with_stock[0], +exclusions, evidence)
+    if table:
+        no_horizons = pd.DataFrame({column: pd.Series(dtype="float64") for column in STOCK_HORIZON_COLUMNS})
+        no_horizons[KEY] = no_horizons[KEY].astype("str")
+        for i in uncounted:
+            site_ids = ids[i].cast(pa.large_string()).to_pandas(types_mapper=text_types)
+            table.add(i, site_stocks(site_ids, no_horizons, no_horizons[STOCK_REJECT_COLUMNS]))
+        drop.stocks, drop.stocks_check = table.finish()
+    return drop
 
 
 def site_references(countries: pd.DataFrame, soc_stock_2010: RasterSource) -> tuple[LandMask, Regions]:
@@ -187,91 +215,44 @@ def site_references(countries: pd.DataFrame, soc_stock_2010: RasterSource) -> tu
     return land, Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
 
 
-def place_sites(
-    table: pd.DataFrame, countries: pd.DataFrame, climate_zones: RasterSource, polygons: PointAssigner
-) -> pd.DataFrame:
+def place_sites(table: pd.DataFrame, placement: Placement) -> pd.DataFrame:
     """Country (Natural Earth ADM0_A3, with how it was assigned) and IPCC climate zone of each site (0 off the
     grid); only the climate-zone blocks holding sites are read."""
     lon = table["longitude_deg"].to_numpy(dtype=float, na_value=np.nan)
     lat = table["latitude_deg"].to_numpy(dtype=float, na_value=np.nan)
-    index, method = polygons(lon, lat, COUNTRY_NEAREST_MAX_DEG)
-    codes = countries["adm0_a3"].to_numpy(dtype=object)
+    index, method = placement.countries.assigner(lon, lat, COUNTRY_NEAREST_MAX_DEG)
+    codes = placement.countries.codes
     table["country_adm0_a3"] = pd.Series(np.where(index == NO_REGION, None, codes[index]), dtype="str")
     table["country_assignment"] = pd.Series(method, dtype="str")
-    table["climate_zone_code"] = sample_points(climate_zones, lon, lat, 0).astype("int64")
+    table["climate_zone_code"] = sample_points(placement.climate_zones, lon, lat, 0).astype("int64")
     return table
 
 
-def _spill(table: TableFile, folder: Path, n_buckets: int, columns: list[str] | None = None) -> Buckets:
-    buckets = Buckets(folder, n_buckets, KEY)
-    for batch in table.batches(columns):
-        buckets.add(pa.Table.from_batches([batch]))
-    return buckets
+class StockTable:
+    """The topsoil stock table written bucket by bucket as the drop's horizons are validated: each bucket's stocks
+    joined to its sites' coordinates (spilled from the valid sites by the horizons' buckets), placed in country and
+    climate zone, appended to Parquet and checked against the topsoil_soc_stocks contract; sorted by site id at
+    the end."""
 
+    SITE_COLUMNS = [KEY, "longitude_deg", "latitude_deg"]
 
-def _frame(buckets: Buckets, i: int, like: TableFile, columns: list[str] | None = None) -> pd.DataFrame:
-    frame = buckets.read(i)
-    if frame is None:
-        frame = like.schema.empty_table().to_pandas()
-    return frame[columns] if columns else frame
+    def __init__(self, sites: TableFile | None, placement: Placement, folder: Path, n_buckets: int):
+        self.placement, self.folder = placement, folder
+        self.sites = Buckets(folder / "sites", n_buckets, KEY)
+        for batch in sites.batches(self.SITE_COLUMNS) if sites is not None else []:
+            self.sites.add(pa.Table.from_batches([batch]))
+        self.parts = SpillWriter(folder / "stocks.part.parquet")
+        contract = load_table_contract("topsoil_soc_stocks")
+        self.check = BucketValidator(contract, folder / "check", keep_valid=False)
 
+    def add(self, i: int, stocks: pd.DataFrame) -> None:
+        """The stock rows of bucket `i` (`site_stocks` of all its valid sites)."""
+        site_rows = self.sites.read(i)[self.SITE_COLUMNS]
+        table = site_rows.drop_duplicates(KEY).merge(stocks, on=KEY, how="right", validate="one_to_one")
+        table = place_sites(table, self.placement)
+        self.parts.write(table)
+        self.check.add(i, table)
 
-def topsoil_table(
-    sites: TableFile,
-    horizons: TableFile,
-    horizon_rejects: TableFile,
-    countries: pd.DataFrame,
-    climate_zone_grid: Layer,
-    folder: Path,
-    bucket_rows: int = STOCK_BUCKET_ROWS,
-) -> tuple[TableFile, StreamValidation]:
-    """The topsoil stock table (one row per valid site, sorted by site id) and its check against the
-    topsoil_soc_stocks contract, computed one bucket of sites (about `bucket_rows` horizons) at a time with all
-    their horizons and rejects."""
-    n_buckets = max(1, math.ceil(horizons.num_rows / bucket_rows))
-    site_columns = [KEY, "longitude_deg", "latitude_deg"]
-    spilled = {
-        "sites": _spill(sites, folder / "sites", n_buckets, site_columns),
-        "horizons": _spill(horizons, folder / "horizons", n_buckets, STOCK_HORIZON_COLUMNS),
-        "rejects": _spill(horizon_rejects, folder / "rejects", n_buckets, STOCK_REJECT_COLUMNS),
-    }
-    polygons = PointAssigner(shapely.from_wkb(countries["geometry_wkb"]))
-    climate_zones = stored(climate_zone_grid).source("climate_zone", fill=0)
-
-    # buckets without a site have no row to compute (and pandas cannot join two empty arrow columns)
-    with_sites = [i for i in range(n_buckets) if spilled["sites"].holds(i)] or [0]
-
-    def tables():
-        for i in with_sites:
-            site_rows = _frame(spilled["sites"], i, sites, site_columns)
-            stocks = site_stocks(
-                site_rows[KEY],
-                _frame(spilled["horizons"], i, horizons, STOCK_HORIZON_COLUMNS),
-                _frame(spilled["rejects"], i, horizon_rejects, STOCK_REJECT_COLUMNS),
-            )
-            table = site_rows.drop_duplicates(KEY).merge(stocks, on=KEY, how="right", validate="one_to_one")
-            yield i, place_sites(table, countries, climate_zones, polygons)
-
-    parts = folder / "stocks.part.parquet"
-    contract = load_table_contract("topsoil_soc_stocks")
-    validation = validate_buckets(_written(tables(), parts), contract, folder / "check", keep_valid=False)
-    target = folder / "topsoil_soc_stocks.parquet"
-    sort_parquet(parts, target, [KEY], TableFile(str(parts)).schema)
-    parts.unlink()
-    return TableFile(str(target)), validation
-
-
-def _written(tables, path: Path):
-    """Pass each (bucket, table) on after appending the table to the Parquet file `path`."""
-    writer, schema = None, None
-    try:
-        for i, table in tables:
-            arrow = pa.Table.from_pandas(table, preserve_index=False)
-            if writer is None:
-                schema = arrow.schema
-                writer = pq.ParquetWriter(path, schema, compression="lz4")
-            writer.write_table(arrow.cast(schema))
-            yield i, table
-    finally:
-        if writer is not None:
-            writer.close()
+    def finish(self) -> tuple[TableFile, StreamValidation]:
+        validation = self.check.finish()
+        return self.parts.sorted_file(self.folder / "topsoil_soc_stocks.parquet", [KEY]), validation

@@ -157,6 +157,23 @@ def _live(store: VersionedParquetStore, run_id: str) -> None:
     store.check_run(run_id)
 
 
+def _same_step_inputs(context: dg.OutputContext, store: VersionedParquetStore) -> dict:
+    """The outputs of the same step this output is made from (a multi-asset's internal dependencies), named as
+    `load_input` names an upstream asset: the version this run staged and its data's sha256."""
+    try:
+        assets_def = context.step_context.assets_def
+    except dg.DagsterInvariantViolationError:  # a context built outside a run
+        return {}
+    inputs = {}
+    for key in assets_def.asset_deps.get(context.asset_key, set()) & set(assets_def.keys):
+        table, partition = key.path[0], _partition(context)
+        version = store.staged(context.run_id, table, partition)
+        if version:
+            label = f"published:{table}[{partition}]" if partition else f"published:{table}"
+            inputs[label] = {"version": version, "sha256": store.manifest(table, version)["files"][DATA_FILE]}
+    return inputs
+
+
 class _RunClaim:
     """The run is claimed live on the output root as soon as its IO managers are set up (before any step writes)."""
 
@@ -179,15 +196,16 @@ class PublishedParquetIOManager(_RunClaim, dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | TableFile) -> None:
         asset, partition = store_key(context)
+        store = self.store
+        _live(store, context.run_id)
         lineage = obj.attrs.get("provenance", {})
+        inputs = {**lineage.get("inputs", {}), **_same_step_inputs(context, store), **contract_input(asset)}
         provenance = {
             **lineage,
-            "inputs": dict(sorted({**lineage.get("inputs", {}), **contract_input(asset)}.items())),
+            "inputs": dict(sorted(inputs.items())),
             "parameters": lineage.get("parameters", {}),
             "code": code_version(),
         }
-        store = self.store
-        _live(store, context.run_id)
         published = store.stage(context.run_id, asset, obj, provenance, partition, points=_points(context))
         context.add_output_metadata(
             {

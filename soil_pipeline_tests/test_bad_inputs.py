@@ -246,7 +246,7 @@ def test_dataset_level_problems_fail_the_run_naming_file_and_rule(case, publishe
     [failure] = result.failures()
     assert failure.remedy in set(Remedy) - {Remedy.OTHER}
     ending = input_failure_lines(failure)
-    publishes = "field_sites, field_horizons and their rejects"
+    publishes = "field_sites, field_horizons, their rejects and topsoil_soc_stocks"
     assert ending[0] == f"FAILED field_drop (publishes {publishes}); nothing of this step was published"
     assert ending[1].startswith(f"  file:   {CORPUS / 'field' / case}")
     assert ending[2] == f"  rule:   {failure.rule.splitlines()[0]}" and failure.rule in _failure_text(result)
@@ -279,20 +279,20 @@ def test_drops_lists_landing_folders_and_warns_about_invalid_ones(tmp_path, caps
 
 
 def test_a_run_that_fails_after_staging_field_tables_lists_nothing(published_root):
-    """A good drop's field tables are staged, but the climate zone raster is unreadable, so topsoil stocks cannot be
-    built: the run lists nothing, and every asset keeps its previous latest version (no new sites beside old stocks)."""
+    """A good drop's field tables and stocks are staged, but the cropland raster is unreadable, so another step of
+    the run fails: the run lists nothing, and every asset keeps its previous latest version."""
     root, (_, catalog_before) = published_root
     inputs = InputDatasets(
-        landing_dir=str(CORPUS / "field" / "bd_2p7"), climate_zones_raster=str(CORPUS / "rasters" / "truncated.tif")
+        landing_dir=str(CORPUS / "field" / "bd_2p7"), cropland_raster=str(CORPUS / "rasters" / "truncated.tif")
     )
-    result = _materialize([*FIELD_DROP, "climate_zone_grid", "topsoil_soc_stocks"], root, inputs)
+    result = _materialize([*FIELD_DROP, "topsoil_soc_stocks", "cropland_grid"], root, inputs)
     assert not result.success
     assert "truncated.tif: unreadable raster" in _failure_text(result)
-    staged = result.result.asset_materializations_for_node("field_drop")
-    [sites] = [m for m in staged if m.asset_key.path == ["field_sites"]]
-    assert VersionedParquetStore(root).manifest("field_sites", sites.metadata["version"].value)  # staged, written
+    staged = {m.asset_key.path[0]: m for m in result.result.asset_materializations_for_node("field_drop")}
+    for asset in ("field_sites", "topsoil_soc_stocks"):  # staged, written
+        assert VersionedParquetStore(root).manifest(asset, staged[asset].metadata["version"].value)
     materialized = {m.asset_key.to_user_string() for m in result.result.get_asset_materialization_events()}
-    assert "topsoil_soc_stocks" not in materialized
+    assert "cropland_grid" not in materialized
     assert (root / CATALOG_FILE).read_bytes() == catalog_before
 
 

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import shapely
 
 from soil_pipeline.contracts.model import load_table_contract
-from soil_pipeline.contracts.validate import validate
-from soil_pipeline.ingest import site_stocks, topsoil_table, validate_drop
+from soil_pipeline.contracts.validate import Regions, validate
+from soil_pipeline.ingest import Placement, site_stocks, validate_drop
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.grids import layer_from_geotiff
 from soil_pipeline.publishing.store import VersionedParquetStore
@@ -53,19 +54,19 @@ def test_bucketed_validation_equals_whole_table_validation(whole, bucketed):
     assert drop.stock_exclusions == stocks.loc[excluded, "exclusion_reason"].value_counts().to_dict()
 
 
-def test_bucketed_stocks_equal_the_published_stocks(bucketed, embedded_run):
-    """Stocks from the bucketed tables, in 4 buckets, equal what the pipeline published for the embedded drop."""
-    drop, folder = bucketed
+def test_bucketed_stocks_equal_the_published_stocks(embedded_run, tmp_path):
+    """Stocks computed as the drop's horizons are validated in 5 buckets equal what the pipeline published for the
+    embedded drop (one bucket), and pass their contract."""
     _, root = embedded_run
     store = VersionedParquetStore(str(root))
-    countries = store.read("countries")
     zones = layer_from_geotiff(store.read_intermediate("none", "climate_zone_grid", None)[1])
-    table, check = topsoil_table(
-        drop.sites.valid, drop.horizons.valid, drop.horizons.rejects, countries, zones, folder / "stocks", 25_000
-    )
-    assert check.passed
+    countries = store.read("countries")
+    regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
+    placement = Placement.of(regions, zones)
+    drop = validate_drop(PATHS, CONTRACTS, tmp_path, bucket_bytes=1 << 20, placement=placement)
+    assert drop.stocks_check.passed and drop.stocks_check.n_checked == drop.sites.n_valid
     published = store.read("topsoil_soc_stocks", partition=EMBEDDED_DROP_PARTITION)
-    pd.testing.assert_frame_equal(pd.read_parquet(table.path), published)
+    pd.testing.assert_frame_equal(pd.read_parquet(drop.stocks.path), published)
 
 
 def test_chunks_keep_physical_source_lines(tmp_path):

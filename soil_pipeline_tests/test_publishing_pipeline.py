@@ -17,7 +17,7 @@ from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION, register_drops
 from soil_pipeline.publishing.parquet import read_provenance
 from soil_pipeline.publishing.store import DATA_FILE, INPUTS_DIR, RUNS_DIR, VersionedParquetStore
-from soil_pipeline.raster_inputs import SOC_STOCK_2010, SOC_STOCK_NO_LAND_USE
+from soil_pipeline.raster_inputs import CLIMATE_ZONES, SOC_STOCK_2010, SOC_STOCK_NO_LAND_USE
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.runner import QUIET_LOGS, run_job
 from soil_pipeline_tests.conftest import run_main_job
@@ -173,18 +173,21 @@ def test_rerun_in_the_same_root_publishes_nothing_new_and_says_so(tmp_path):
     ]
 
 
-STOCK_RASTERS = {SOC_STOCK_2010.name, SOC_STOCK_NO_LAND_USE.name}
+STOCK_RASTERS = {SOC_STOCK_2010.name, SOC_STOCK_NO_LAND_USE.name, CLIMATE_ZONES.name}
 
 
 def test_an_input_drop_change_marks_the_ingesting_assets_stale(tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(DATA_DIR / "landing", landing)
-    # field_drop checks sites against the countries and the WHRC land mask: they are built once by "ingest" too
+    # field_drop checks sites against the countries and the WHRC land mask, and places them in climate zones: they
+    # are built once by "ingest" too
     assets = [
         sources.field_sample_drop,
         field_samples.field_drop,
         regions.countries,
         global_grids.soc_stock_grid,
+        global_grids.climate_zone_grid,
+        sources.climate_zone_legend,
         sources.countries_vector,
         *(source for source in sources.raster_sources if source.key.path[0] in STOCK_RASTERS),
     ]

@@ -1,5 +1,5 @@
 """Field SOC samples: monthly drops of site and horizon tables, validated against their contracts, and the topsoil
-(0-30 cm) SOC stock per site.
+(0-30 cm) SOC stock per site, all from one reading of the drop.
 
 Source: `<landing_dir>/field_samples/YYYY-MM/` holding one `*sites.csv|parquet` and one `*horizons.csv|parquet`.
 The embedded default is the Africa Soil Profiles database (Leenaars 2014) as the 2012-10 drop. Rows that break the
@@ -21,7 +21,6 @@ from soil_pipeline.checks import (
     contract_specs,
     data_quality_check_spec,
     gx_result,
-    publish_checked,
 )
 from soil_pipeline.contracts.declaration import find_table_file, plan_table, resolve_declaration, table_header
 from soil_pipeline.contracts.model import load_table_contract
@@ -34,8 +33,8 @@ from soil_pipeline.ingest import (
     TOPSOIL_BOTTOM_CM,
     TOPSOIL_TOP_CM,
     DropValidation,
+    Placement,
     site_references,
-    topsoil_table,
     validate_drop,
 )
 from soil_pipeline.io_managers import GEOPARQUET_POINTS
@@ -49,14 +48,21 @@ from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG
 
 POINT_COLUMNS = ["longitude_deg", "latitude_deg"]
+TABLES = ["field_sites", "field_horizons", "field_horizons_rejects", "field_sites_rejects"]
+STOCKS = "topsoil_soc_stocks"
+DROP_INPUTS = ["field_sample_drop", "countries", "soc_stock_grid"]
 PLAUSIBILITY_CHECK = "plausibility"
 
 
-def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
+def _keys(*names: str) -> set[dg.AssetKey]:
+    return {dg.AssetKey(name) for name in names}
+
+
+def _out(description: str, metadata: dict | None = None, code_version: str = "5") -> dg.AssetOut:
     return dg.AssetOut(
         io_manager_key="published_io_manager",
         group_name="field_samples",
-        code_version="5",
+        code_version=code_version,
         description=description,
         metadata=metadata,
         is_required=False,
@@ -75,6 +81,17 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
         ),
         "field_sites_rejects": _out("Quarantined site rows: rule, column, value, source file and line."),
         "field_horizons_rejects": _out("Quarantined horizon rows (incl. orphans): rule, column, value, file and line."),
+        STOCKS: _out(
+            "SOC stock 0-30 cm per valid site (t C/ha), with bulk density filled by Manrique & Jones (1991) where "
+            "missing, or why it has none; country (ADM0_A3) and IPCC climate zone. GeoParquet points.",
+            metadata={GEOPARQUET_POINTS: POINT_COLUMNS},
+            code_version="4",
+        ),
+    },
+    # what each output is made from (by default every output would depend on every input)
+    internal_asset_deps={
+        **{name: _keys(*DROP_INPUTS) for name in TABLES},
+        STOCKS: _keys(*DROP_INPUTS, "climate_zone_grid", "field_sites", "field_horizons", "field_horizons_rejects"),
     },
     check_specs=[
         spec
@@ -91,7 +108,8 @@ def _out(description: str, metadata: dict | None = None) -> dg.AssetOut:
                 "the named country and the reference stock map); a failed check refuses the drop naming the cause.",
             ),
         )
-    ],
+    ]
+    + contract_specs(STOCKS),
     deps=["field_sample_drop"],
     # Subsettable, so every output and check is optional: a month without a drop materializes nothing.
     can_subset=True,
@@ -102,16 +120,23 @@ def field_drop(
     quality_reports: QualityReports,
     countries: pd.DataFrame,
     soc_stock_grid: Layer,
+    climate_zone_grid: Layer,
 ):
-    """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine.
+    """Read one monthly drop, validate sites then horizons (a horizon must belong to a valid site), quarantine,
+    and compute the topsoil SOC stock of every valid site.
 
     Sites are also checked for plausibility: on land (the WHRC stock grid as land mask), and not in an excluded
     region (by `countries` polygon). The drop-level gates of the contracts (share of rows quarantined, sites with
     a stock) fail the run before anything is published. Files are read in chunks and validated in buckets of
-    sites (see `soil_pipeline.ingest`), so memory stays bounded whatever the size of the drop.
+    sites (see `soil_pipeline.ingest`), so memory stays bounded whatever the size of the drop; each bucket's stocks
+    are computed as its horizons are validated.
+
+    Stocks: sites that do not cover 0-30 cm, lack SOC, lack BD outside the pedotransfer domain, or had a horizon
+    quarantined keep a null stock and an `exclusion_reason`. Each site is placed in its country (Natural Earth
+    ADM0_A3) and IPCC 2019 climate zone.
     """
     with reported():
-        for event in _ingest(context, inputs, quality_reports, countries, soc_stock_grid):
+        for event in _ingest(context, inputs, quality_reports, countries, soc_stock_grid, climate_zone_grid):
             if _selected(context, event):
                 yield event
 
@@ -129,6 +154,7 @@ def _ingest(
     quality_reports: QualityReports,
     countries: pd.DataFrame,
     soc_stock_grid: Layer,
+    climate_zone_grid: Layer,
 ):
     drop_dir, partition = inputs.drop_dir(context.partition_key), context.partition_key
     if observe_drop(context, inputs, partition) == ABSENT:
@@ -155,7 +181,10 @@ def _ingest(
     land, regions = site_references(countries, stored(soc_stock_grid).source("soc_stock"))
     with tempfile.TemporaryDirectory(prefix="soil_pipeline_ingest_") as work:
         with retried_on_transient_io():
-            drop = validate_drop(paths, contracts, Path(work), land=land, regions=regions, plans=plans)
+            placement = Placement.of(regions, climate_zone_grid)
+            drop = validate_drop(
+                paths, contracts, Path(work), land=land, regions=regions, plans=plans, placement=placement
+            )
         validations = {"field_sites": drop.sites, "field_horizons": drop.horizons}
         reports = {}
         for name, validation in validations.items():
@@ -175,6 +204,8 @@ def _ingest(
             if finding.confirmed:
                 context.log.warning(f"{paths[finding.table]}: plausibility {finding.line()}")
         _gate_sites_with_stock(drop, paths)
+        if dg.AssetKey(STOCKS) in context.selected_asset_keys:
+            yield from _checked_stocks(drop.stocks_check)
         plausibility = {finding.name: finding.record() for finding in drop.evidence}
 
         for name, validation in validations.items():
@@ -208,6 +239,8 @@ def _ingest(
             }
             for output, table in ((name, validation.valid), (f"{name}_rejects", validation.rejects)):
                 yield dg.Output(table, output_name=output, metadata=metadata)
+        drop.stocks.attrs["provenance"] = _stocks_provenance(drop, countries, climate_zone_grid)
+        yield dg.Output(drop.stocks, output_name=STOCKS, metadata={"contract": drop.stocks_check.contract.label})
         yield from _data_quality(reports, validations)
 
 
@@ -287,44 +320,27 @@ def _checked_rejects(asset: str, rejects: TableFile, folder: Path):
     return validation.contract
 
 
-@dg.asset(
-    partitions_def=field_drops,
-    io_manager_key="published_io_manager",
-    group_name="field_samples",
-    code_version="4",
-    check_specs=contract_specs("topsoil_soc_stocks"),
-    metadata={GEOPARQUET_POINTS: POINT_COLUMNS},
-)
-def topsoil_soc_stocks(
-    field_sites: TableFile,
-    field_horizons: TableFile,
-    field_horizons_rejects: TableFile,
-    countries: pd.DataFrame,
-    climate_zone_grid: Layer,
-):
-    """SOC stock 0-30 cm per site (t C/ha), with bulk density filled by Manrique & Jones (1991) where missing.
+def _checked_stocks(validation: StreamValidation):
+    """The stock table's contract check, made before anything of the drop is published (when the stocks are)."""
+    yield contract_result(STOCKS, validation, dg.AssetCheckSeverity.ERROR)
+    if not validation.passed:
+        raise broken_contract(validation)
 
-    Sites that do not cover 0-30 cm, lack SOC, lack BD outside the pedotransfer domain, or had a horizon
-    quarantined keep a null stock and an `exclusion_reason`. Each site is placed in its country (Natural Earth
-    ADM0_A3) and IPCC 2019 climate zone. Computed one bucket of sites at a time, with all their horizons.
-    """
-    with tempfile.TemporaryDirectory(prefix="soil_pipeline_stocks_") as work:
-        table, validation = topsoil_table(
-            field_sites, field_horizons, field_horizons_rejects, countries, climate_zone_grid, Path(work)
-        )
-        table.attrs["provenance"] = provenance.combine(
-            field_sites.attrs.get("provenance", {}),
-            field_horizons.attrs.get("provenance", {}),
-            field_horizons_rejects.attrs.get("provenance", {}),
-            countries.attrs.get("provenance", {}),
-            climate_zone_grid.provenance,
-            {
-                "parameters": {
-                    "topsoil_depth_cm": [TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM],
-                    "bd_pedotransfer_function": MANRIQUE_JONES_1991.name,
-                    "bd_pedotransfer_citation": MANRIQUE_JONES_1991.citation,
-                    "country_nearest_max_deg": COUNTRY_NEAREST_MAX_DEG,
-                }
-            },
-        )
-        yield from publish_checked("topsoil_soc_stocks", table, validation)
+
+def _stocks_provenance(drop: DropValidation, countries: pd.DataFrame, climate_zone_grid: Layer) -> dict:
+    """The inputs of the tables the stocks are made from (the drop's files, contracts and declaration), the
+    upstream assets' and the stock computation's parameters."""
+    tables = (drop.sites.valid, drop.horizons.valid, drop.horizons.rejects)
+    return provenance.combine(
+        *({"inputs": table.attrs["provenance"]["inputs"]} for table in tables),
+        countries.attrs.get("provenance", {}),
+        climate_zone_grid.provenance,
+        {
+            "parameters": {
+                "topsoil_depth_cm": [TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM],
+                "bd_pedotransfer_function": MANRIQUE_JONES_1991.name,
+                "bd_pedotransfer_citation": MANRIQUE_JONES_1991.citation,
+                "country_nearest_max_deg": COUNTRY_NEAREST_MAX_DEG,
+            }
+        },
+    )

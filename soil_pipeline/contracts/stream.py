@@ -130,7 +130,7 @@ class Buckets:
                 yield i, frame
 
 
-class _SpillWriter:
+class SpillWriter:
     """Parquet parts appended bucket by bucket (one schema: the first part's), for one sort at the end."""
 
     def __init__(self, path: Path):
@@ -244,69 +244,92 @@ def validate_buckets(
     contract: TableContract,
     folder: Path,
     *,
-    foreign_values: Callable[[int], dict] | None = None,
-    land: LandMask | None = None,
-    regions: Regions | None = None,
-    on_bucket: Callable[[int, Validation], None] | None = None,
-    valid_order: Iterable[str] = ("source_file", "source_line"),
     empty: pd.DataFrame | None = None,
-    keep_valid: bool = True,
-    attrs: dict | None = None,
+    **options,
 ) -> StreamValidation:
-    """Validate each bucket (all rows of its keys) with `validate`, then the whole-table rules over all of them.
+    """Validate each bucket (all rows of its keys) with `validate`, then the whole-table rules over all of them
+    (`BucketValidator`, whose `options` these are); `empty` is validated when there are no rows at all."""
+    validator = BucketValidator(contract, folder, **options)
+    for i, frame in buckets:
+        validator.add(i, frame)
+    return validator.finish(empty)
+
+
+class BucketValidator:
+    """A table validated bucket by bucket as its buckets are made (`add`), then as a whole (`finish`).
 
     `foreign_values(bucket)` gives the allowed values of foreign keys for that bucket; `on_bucket` sees each
-    bucket's validation (e.g. to compute per-site figures); `empty` is validated when there are no rows at all;
-    `attrs` are set on every bucket's frame (spilled rows lose them), e.g. the conversions a declaration made.
-    Valid rows are sorted by `valid_order` (unless not `keep_valid`), rejects by file, line, rule and column, into
-    Parquet under `folder`.
+    bucket's validation (e.g. to compute per-site figures); `attrs` are set on every bucket's frame (spilled rows
+    lose them), e.g. the conversions a declaration made. Valid rows are sorted by `valid_order` (unless not
+    `keep_valid`), rejects by file, line, rule and column, into Parquet under `folder`.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    result, whole = StreamValidation(contract), WholeTableRules(contract)
-    valid = _SpillWriter(folder / "valid.part.parquet") if keep_valid else None
-    rejects = _SpillWriter(folder / "rejects.part.parquet")
-    copies = _SpillWriter(folder / "copies.part.parquet")
-    writers = (valid, rejects, copies)
-    seen_any, n_buckets = False, 0
-    for i, frame in buckets:
-        seen_any, n_buckets = True, n_buckets + 1
-        frame.attrs.update(attrs or {})
-        _validate_bucket(i, frame, contract, result, whole, writers, foreign_values, land, regions, on_bucket)
-    if not seen_any and empty is not None:
-        _validate_bucket(0, empty, contract, result, whole, writers, foreign_values, land, regions, on_bucket)
-    result.reconcile()
-    result.batch_errors += whole.errors(contract.label, result.n_rows)
-    by_rule = pd.Series(result.by_rule, dtype="int64")
-    if len(by_rule):
-        by_rule.index = pd.MultiIndex.from_tuples(by_rule.index)
-    gate = share_gate(contract, result.rejected_rows, result.n_checked, by_rule)
-    result.batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
-    if keep_valid:
-        result.valid = valid.sorted_file(folder / "valid.parquet", valid_order)
-    result.rejects = rejects.sorted_file(folder / "rejects.parquet", ["source_file", "source_line", "rule", "column"])
-    result.copies = copies.sorted_file(folder / "copies.parquet", ["source_file", "source_line"])
-    if result.gx_sample is not None and len(result.gx_sample) < result.n_rows:
-        result.gx_sample_note = (
-            f"sample: the first {len(result.gx_sample)} of {result.n_rows} rows, from the first of {n_buckets} "
-            "buckets (rows grouped by a hash of the key)"
+
+    def __init__(  # noqa: PLR0913
+        self,
+        contract: TableContract,
+        folder: Path,
+        *,
+        foreign_values: Callable[[int], dict] | None = None,
+        land: LandMask | None = None,
+        regions: Regions | None = None,
+        on_bucket: Callable[[int, Validation], None] | None = None,
+        valid_order: Iterable[str] = ("source_file", "source_line"),
+        keep_valid: bool = True,
+        attrs: dict | None = None,
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.contract, self.folder, self.valid_order, self.attrs = contract, folder, valid_order, attrs or {}
+        self.foreign_values, self.land, self.regions, self.on_bucket = foreign_values, land, regions, on_bucket
+        self.result, self.whole, self.n_buckets = StreamValidation(contract), WholeTableRules(contract), 0
+        self.valid = SpillWriter(folder / "valid.part.parquet") if keep_valid else None
+        self.rejects = SpillWriter(folder / "rejects.part.parquet")
+        self.copies = SpillWriter(folder / "copies.part.parquet")
+
+    def add(self, i: int, frame: pd.DataFrame) -> None:
+        """Validate bucket `i` (all rows of its keys)."""
+        self.n_buckets += 1
+        frame.attrs.update(self.attrs)
+        self._validate(i, frame)
+
+    def finish(self, empty: pd.DataFrame | None = None) -> StreamValidation:
+        """The whole-table rules and the share gate over all buckets; valid rows and rejects sorted on disk."""
+        if not self.n_buckets and empty is not None:
+            self._validate(0, empty)
+        result, contract, folder = self.result, self.contract, self.folder
+        result.reconcile()
+        result.batch_errors += self.whole.errors(contract.label, result.n_rows)
+        by_rule = pd.Series(result.by_rule, dtype="int64")
+        if len(by_rule):
+            by_rule.index = pd.MultiIndex.from_tuples(by_rule.index)
+        gate = share_gate(contract, result.rejected_rows, result.n_checked, by_rule)
+        result.batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
+        if self.valid is not None:
+            result.valid = self.valid.sorted_file(folder / "valid.parquet", self.valid_order)
+        order = ["source_file", "source_line", "rule", "column"]
+        result.rejects = self.rejects.sorted_file(folder / "rejects.parquet", order)
+        result.copies = self.copies.sorted_file(folder / "copies.parquet", ["source_file", "source_line"])
+        if result.gx_sample is not None and len(result.gx_sample) < result.n_rows:
+            result.gx_sample_note = (
+                f"sample: the first {len(result.gx_sample)} of {result.n_rows} rows, from the first of "
+                f"{self.n_buckets} buckets (rows grouped by a hash of the key)"
+            )
+        return result
+
+    def _validate(self, i: int, frame: pd.DataFrame) -> None:
+        result = self.result
+        foreign = self.foreign_values(i) if self.foreign_values else None
+        validation = validate(
+            frame, self.contract, foreign, land=self.land, regions=self.regions, whole_table_rules=False
         )
-    return result
-
-
-def _validate_bucket(i, frame, contract, result, whole, writers, foreign_values, land, regions, on_bucket):  # noqa: PLR0913
-    valid, rejects, copies = writers
-    foreign = foreign_values(i) if foreign_values else None
-    validation = validate(frame, contract, foreign, land=land, regions=regions, whole_table_rules=False)
-    del frame
-    result._add(validation)
-    whole.add(validation.checked)
-    if result.gx_sample is None:
-        result.gx_sample = validation.checked.head(GX_SAMPLE_ROWS)
-        result.gx_sample_note = f"whole table ({len(result.gx_sample)} rows)"
-    if valid is not None:
-        valid.write(validation.valid)
-    rejects.write(validation.rejects)
-    if len(validation.copies):
-        copies.write(validation.copies[COPY_COLUMNS])
-    if on_bucket:
-        on_bucket(i, validation)
+        result._add(validation)
+        self.whole.add(validation.checked)
+        if result.gx_sample is None:
+            result.gx_sample = validation.checked.head(GX_SAMPLE_ROWS)
+            result.gx_sample_note = f"whole table ({len(result.gx_sample)} rows)"
+        if self.valid is not None:
+            self.valid.write(validation.valid)
+        self.rejects.write(validation.rejects)
+        if len(validation.copies):
+            self.copies.write(validation.copies[COPY_COLUMNS])
+        if self.on_bucket:
+            self.on_bucket(i, validation)

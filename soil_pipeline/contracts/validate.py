@@ -90,12 +90,13 @@ class Regions:
     codes: np.ndarray
 
     @functools.cached_property
-    def _assigner(self) -> PointAssigner:
+    def assigner(self) -> PointAssigner:
+        """The polygons prepared once for every batch of points."""
         return PointAssigner(self.geometries)
 
     def codes_at(self, lon: pd.Series, lat: pd.Series, tolerance_deg: float) -> np.ndarray:
         """The code of the polygon holding each point, else of the nearest within `tolerance_deg`; None if none."""
-        index, _ = self._assigner(lon, lat, tolerance_deg)
+        index, _ = self.assigner(lon, lat, tolerance_deg)
         return np.where(index == NO_REGION, None, self.codes[index])
 
 
