@@ -18,6 +18,7 @@ Monte Carlo then draws the factors without revisiting the cells.
 """
 
 import dataclasses
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -234,7 +235,7 @@ class LandUse:
     pasture_loss: np.ndarray
     other_loss: np.ndarray
 
-    @property
+    @functools.cached_property
     def converted_ha(self) -> np.ndarray:
         return self.cropland_ha + self.pasture_ha
 
