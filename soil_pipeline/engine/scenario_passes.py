@@ -180,20 +180,44 @@ class SumPass:
                 len(task.factors.classes),
                 restored=restored,
                 grazing=cells["grazing"] if variant == CONVERTED else None,
+                split_classes=False,
             )
             values |= scenarios.stock_error_quantities(
                 cells["soc_2010"], cells["stock_error"], cells["area_ha"], restored
             )
             kinds = self.region_types if variant == CONVERTED else ("global",)
-            zones = {kind: cells["zones"][kind] for kind in kinds}
-            sizes = {kind: task.layers.sizes[kind] for kind in kinds}
-            regional = [name for name in values if not _global_only(name, cells["grazing"])]
-            names = {kind: list(values) if kind == "global" else regional for kind in kinds}
-            sums = zonal.window_sums(values, zones, sizes, names)
-            part.update({f"{variant}/{name}": v for name, v in sums.items()})
+            part.update({f"{variant}/{name}": v for name, v in self._sums(values, cells, kinds).items()})
             if variant == CONVERTED:
                 part["map"] = _map_blocks(window, cells, restored, map_block(task.layers.grid))
         return part
+
+    def _sums(self, values: dict, cells: dict, kinds: tuple[str, ...]) -> dict:
+        """`{region type}/{quantity}`: the window's sums of `values` per region of each of `kinds` (the grazing
+        alternatives for the world only). A set-aside gain's cropland part (`scenarios.BY_CLASS`) is summed per
+        region and climate class in one loop over the cells (a cross zoning) and split into its per-class sums."""
+        task = self.window_task
+        n_classes = len(task.factors.classes)
+        zones, sizes, names, wanted = {}, {}, {}, {}
+        for kind in kinds:
+            wanted[kind] = [name for name in values if kind == "global" or not _global_only(name, cells["grazing"])]
+            zones[kind], sizes[kind] = cells["zones"][kind], task.layers.sizes[kind]
+            names[kind] = [name for name in wanted[kind] if not name.endswith(scenarios.BY_CLASS)]
+            by_class = [name for name in wanted[kind] if name.endswith(scenarios.BY_CLASS)]
+            if by_class:
+                crossed = f"{kind}{scenarios.BY_CLASS}"
+                zones[crossed] = zonal.CrossZones(zones[kind], cells["climate_class"], n_classes + 1)
+                sizes[crossed], names[crossed] = sizes[kind] * (n_classes + 1), by_class
+        sums = zonal.window_sums(values, zones, sizes, names)
+        out = {}
+        for kind in kinds:
+            for name in wanted[kind]:
+                if not name.endswith(scenarios.BY_CLASS):
+                    out[f"{kind}/{name}"] = sums[f"{kind}/{name}"]
+                    continue
+                per_class = sums[f"{kind}{scenarios.BY_CLASS}/{name}"].reshape(sizes[kind], n_classes + 1)
+                class_names = scenarios.class_names(name.removesuffix(scenarios.BY_CLASS), n_classes)[:-1]
+                out.update({f"{kind}/{c}": np.ascontiguousarray(per_class[:, k]) for k, c in enumerate(class_names)})
+        return out
 
 
 def _global_only(name: str, grazing: dict) -> bool:

@@ -264,54 +264,49 @@ class CellDebt:
 
     @classmethod
     def of(cls, soc_2010, soc_no_land_use, area_ha) -> "CellDebt":
-        nolu = np.clip(_nan_to_zero(np.asarray(soc_no_land_use, dtype=float)), 0.0, None)
-        density = np.clip(_nan_to_zero(carbon_debt_density(soc_2010, soc_no_land_use)), 0.0, nolu)
+        nolu = np.clip(_finite_or_zero(np.asarray(soc_no_land_use, dtype=float)), 0.0, None)
+        density = np.clip(_finite_or_zero(carbon_debt_density(soc_2010, soc_no_land_use)), 0.0, nolu)
         return cls(nolu, density, density * area_ha)
 
     def attributed(self, land: LandUse, names=tuple(ATTRIBUTIONS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """`attributed_debt_density` on the cells' `land` (of the same cell areas)."""
         converted = land.converted_ha
         on_converted = converted > 0
+        cell_average = np.where(on_converted, self.density, 0.0)  # the density is finite: nothing to make 0
         out = {}
         for name in (name for name in ATTRIBUTIONS if name in names):
-            if name == "literature":
-                densities = _literature_density(self.debt_t_c, self.density, land, self.nolu, converted)
-                out[name] = tuple(_on_converted(v, on_converted) for v in densities)
+            if name == "cell_average":
+                out[name] = (cell_average, cell_average)
+            elif name == "literature":
+                out[name] = _literature_density(self.debt_t_c, cell_average, land, self.nolu, converted, on_converted)
             else:
-                per_ha = (
-                    self.density if name == "cell_average" else np.minimum(ratio(self.debt_t_c, converted), self.nolu)
-                )
-                density = _on_converted(per_ha, on_converted)
-                out[name] = (density, density)
+                all_on = np.minimum(ratio(self.debt_t_c, converted), self.nolu)
+                all_on = _finite_or_zero(np.where(on_converted, all_on, 0.0), in_place=True)
+                out[name] = (all_on, all_on)
         return out
 
 
-_LARGEST = np.finfo("float64").max
+def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """`np.nan_to_num(values, nan=0.0)` (NaN 0, infinities the largest finite values), checking first whether there
+    is anything to replace: `values` itself when every value is finite (or, with `in_place`, whatever it holds)."""
+    if np.isfinite(values).all():
+        return values
+    return np.nan_to_num(values, nan=0.0, copy=not in_place)
 
 
-def _nan_to_zero(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """`np.nan_to_num(values, nan=0.0)` of float64 values bit for bit (infinities become the largest finite values),
-    in two passes over the cells instead of six; `out` may be `values`."""
-    out = np.clip(values, -_LARGEST, _LARGEST, out=out)
-    np.copyto(out, 0.0, where=np.isnan(out))
-    return out
-
-
-def _on_converted(density: np.ndarray, on_converted: np.ndarray) -> np.ndarray:
-    """The density where the cell has converted land (NaN as 0), else 0."""
-    out = np.where(on_converted, density, 0.0)
-    return _nan_to_zero(out, out=out)
-
-
-def _literature_density(debt_t_c, cell_density, land: LandUse, nolu, converted) -> tuple[np.ndarray, np.ndarray]:
+def _literature_density(
+    debt_t_c, cell_average, land: LandUse, nolu, converted, on_converted
+) -> tuple[np.ndarray, np.ndarray]:
     """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land of
-    area x loss, capped at `nolu`. Where every loss is zero the cell average applies."""
+    area x loss, capped at `nolu`. Where every loss is zero the cell average applies (`cell_average`: the density
+    where the cell has converted land, else 0), and 0 where the cell has no converted land."""
     other_ha = np.clip(land.area_ha - converted, 0.0, None)
     weight = land.cropland_ha * land.cropland_loss + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
-    crop = np.minimum(ratio(debt_t_c * land.cropland_loss, weight), nolu)
-    pasture = np.minimum(ratio(debt_t_c * land.pasture_loss, weight), nolu)
-    weighted = weight > 0
-    return np.where(weighted, crop, cell_density), np.where(weighted, pasture, cell_density)
+    weighted = on_converted & (weight > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # where the weight is 0 the cell average applies
+        crop = np.minimum(debt_t_c * land.cropland_loss / weight, nolu)
+        pasture = np.minimum(debt_t_c * land.pasture_loss / weight, nolu)
+    return tuple(_finite_or_zero(np.where(weighted, v, cell_average), in_place=True) for v in (crop, pasture))
 
 
 def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -378,6 +373,11 @@ def gain_name(curve_key: str, attribution: str = "literature", grazing: str | No
     return ".".join(["soc_gain", curve_key, attribution, *([grazing] if grazing else [])])
 
 
+# The suffix of a set-aside gain's cropland part left unsplit (`cell_quantities(split_classes=False)`), for the
+# caller to sum per climate class: its sums per class are the gain's `class_names`.
+BY_CLASS = ".by_class"
+
+
 def class_names(name: str, n_classes: int) -> list[str]:
     """The per-class quantities of a set-aside gain `name`: one per climate class (the last: no class), then pasture."""
     return [f"{name}.class{k}" for k in range(n_classes + 1)] + [f"{name}.pasture"]
@@ -389,12 +389,12 @@ class _Gains:
     gain of each curve shape (`Recovery.shape`) on each density, so that curves of one shape on one density (e.g. the
     central set-aside curve and its other IPCC edition) give the same arrays."""
 
-    def __init__(self, restored, land: LandUse, climate_class, n_classes: int, horizon: float):
+    def __init__(self, restored, land: LandUse, climate_class, n_classes: int, horizon: float, split: bool = True):
         self.restored_ha = (
-            restored * _nan_to_zero(ratio(land.cropland_ha, land.converted_ha)),
-            restored * _nan_to_zero(ratio(land.pasture_ha, land.converted_ha)),
+            restored * _finite_or_zero(ratio(land.cropland_ha, land.converted_ha)),
+            restored * _finite_or_zero(ratio(land.pasture_ha, land.converted_ha)),
         )
-        self.classes = [climate_class == k for k in range(n_classes + 1)]
+        self.classes = [climate_class == k for k in range(n_classes + 1)] if split else None
         self.horizon = horizon
         # keyed by the ids of the arrays a result is computed from, which each entry keeps alive so ids stay unique
         self.cache: dict[tuple, tuple] = {}
@@ -406,8 +406,11 @@ class _Gains:
             if key not in self.cache:
                 self.cache[key] = (crop + pasture, crop, pasture)
             return {name: self.cache[key][0]}
-        out = {f"{name}.class{k}": self._class_share(crop, k) for k in range(len(self.classes))}
-        out[f"{name}.pasture"] = pasture
+        if self.classes is None:
+            return {f"{name}{BY_CLASS}": crop, f"{name}.pasture": pasture}
+        names = class_names(name, len(self.classes) - 1)
+        out = {class_name: self._class_share(crop, k) for k, class_name in enumerate(names[:-1])}
+        out[names[-1]] = pasture
         return out
 
     def _gain(self, curve: Recovery, density: np.ndarray, use: int) -> np.ndarray:
@@ -433,6 +436,7 @@ def cell_quantities(
     restored=None,
     zones=None,
     grazing: dict[str, LandUse] | None = None,
+    split_classes: bool = True,
 ) -> dict:
     """Per-cell areas (ha) and carbon (t C) of one scenario; `zones` are the scope regions for within_region;
     `climate_class` the Table 5.5 class of each cell (0..n_classes-1, n_classes = none) for set-aside curves.
@@ -440,7 +444,8 @@ def cell_quantities(
     Restored hectares are the same for every attribution (cells ranked by the scenario's priority; or `restored`
     when given, e.g. ranked by the streaming engine). Every curve's gain (`gain_name`) uses the "literature"
     attribution; the central curve's also the two bounds and, on each land use of `grazing` (same areas, other
-    grazing losses), the literature attribution. Quantities of equal values may be one array (see `_Gains`)."""
+    grazing losses), the literature attribution. Quantities of equal values may be one array (see `_Gains`). With
+    `split_classes` False a set-aside gain's cropland part is one quantity, `BY_CLASS`, rather than one per class."""
     if restored is None:
         priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
         scoped = zones if scenario.scope == "within_region" else None
@@ -455,14 +460,16 @@ def cell_quantities(
     }
     debt = CellDebt.of(soc_2010, soc_no_land_use, land.area_ha)
     densities = debt.attributed(land)
-    gains = _Gains(restored, land, climate_class, n_classes, scenario.horizon_yr)
+    gains = _Gains(restored, land, climate_class, n_classes, scenario.horizon_yr, split_classes)
     for key, curve in scenario.curves().items():
         quantities |= gains(gain_name(key), curve, densities["literature"])
     for attribution in ("cell_average", "all_on_converted"):
         quantities |= gains(gain_name("central", attribution), scenario.recovery, densities[attribution])
     for label, other in (grazing or {}).items():
         same = other.cropland_ha is land.cropland_ha and other.pasture_ha is land.pasture_ha
-        other_gains = gains if same else _Gains(restored, other, climate_class, n_classes, scenario.horizon_yr)
+        other_gains = (
+            gains if same else _Gains(restored, other, climate_class, n_classes, scenario.horizon_yr, split_classes)
+        )
         other_debt = debt if other.area_ha is land.area_ha else CellDebt.of(soc_2010, soc_no_land_use, other.area_ha)
         other_density = other_debt.attributed(other, ("literature",))["literature"]
         quantities |= other_gains(gain_name("central", grazing=label), scenario.recovery, other_density)
