@@ -261,6 +261,9 @@ class CellDebt:
     nolu: np.ndarray
     density: np.ndarray
     debt_t_c: np.ndarray
+    # What the land uses of the same areas or losses share (e.g. the grazing alternatives), keyed by the ids of the
+    # arrays it comes from, which each entry keeps alive so that the ids stay theirs.
+    shared: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, soc_2010, soc_no_land_use, area_ha) -> "CellDebt":
@@ -270,20 +273,49 @@ class CellDebt:
 
     def attributed(self, land: LandUse, names=tuple(ATTRIBUTIONS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """`attributed_debt_density` on the cells' `land` (of the same cell areas)."""
-        converted = land.converted_ha
-        on_converted = converted > 0
-        cell_average = np.where(on_converted, self.density, 0.0)  # the density is finite: nothing to make 0
+        converted, on_converted, cell_average, other_ha = self._areas(land)
         out = {}
         for name in (name for name in ATTRIBUTIONS if name in names):
             if name == "cell_average":
                 out[name] = (cell_average, cell_average)
             elif name == "literature":
-                out[name] = _literature_density(self.debt_t_c, cell_average, land, self.nolu, converted, on_converted)
+                out[name] = self._literature(land, cell_average, on_converted, other_ha)
             else:
                 all_on = np.minimum(ratio(self.debt_t_c, converted), self.nolu)
                 all_on = _finite_or_zero(np.where(on_converted, all_on, 0.0), in_place=True)
                 out[name] = (all_on, all_on)
         return out
+
+    def _areas(self, land: LandUse) -> tuple:
+        """(converted ha, whether any, the cell average density where any (the density is finite: nothing to make
+        0) else 0, the ha of other land) of `land`'s areas."""
+        arrays = (land.area_ha, land.cropland_ha, land.pasture_ha)
+        key = ("areas", *map(id, arrays))
+        if key not in self.shared:
+            converted = land.converted_ha
+            on_converted = converted > 0
+            cell_average = np.where(on_converted, self.density, 0.0)
+            other_ha = np.clip(land.area_ha - converted, 0.0, None)
+            self.shared[key] = (converted, on_converted, cell_average, other_ha), arrays
+        return self.shared[key][0]
+
+    def _product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        key = ("product", id(a), id(b))
+        if key not in self.shared:
+            self.shared[key] = a * b, (a, b)
+        return self.shared[key][0]
+
+    def _literature(self, land: LandUse, cell_average, on_converted, other_ha) -> tuple[np.ndarray, np.ndarray]:
+        """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land
+        of area x loss, capped at the no-land-use stock. Where every loss is zero the cell average applies, and 0
+        where the cell has no converted land."""
+        crop_weight = self._product(land.cropland_ha, land.cropland_loss)
+        weight = crop_weight + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
+        weighted = on_converted & (weight > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # where the weight is 0 the cell average applies
+            crop = np.minimum(self._product(self.debt_t_c, land.cropland_loss) / weight, self.nolu)
+            pasture = np.minimum(self.debt_t_c * land.pasture_loss / weight, self.nolu)
+        return tuple(_finite_or_zero(np.where(weighted, v, cell_average), in_place=True) for v in (crop, pasture))
 
 
 def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
@@ -292,21 +324,6 @@ def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
     if np.isfinite(values).all():
         return values
     return np.nan_to_num(values, nan=0.0, copy=not in_place)
-
-
-def _literature_density(
-    debt_t_c, cell_average, land: LandUse, nolu, converted, on_converted
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land of
-    area x loss, capped at `nolu`. Where every loss is zero the cell average applies (`cell_average`: the density
-    where the cell has converted land, else 0), and 0 where the cell has no converted land."""
-    other_ha = np.clip(land.area_ha - converted, 0.0, None)
-    weight = land.cropland_ha * land.cropland_loss + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
-    weighted = on_converted & (weight > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # where the weight is 0 the cell average applies
-        crop = np.minimum(debt_t_c * land.cropland_loss / weight, nolu)
-        pasture = np.minimum(debt_t_c * land.pasture_loss / weight, nolu)
-    return tuple(_finite_or_zero(np.where(weighted, v, cell_average), in_place=True) for v in (crop, pasture))
 
 
 def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
