@@ -228,18 +228,15 @@ def _global_only(name: str, grazing: dict) -> bool:
 
 def _map_blocks(window, cells: dict, restored: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     """(restored share, land) of the window averaged over `block` x `block` cell blocks (a window at the grid's
-    last row or column padded with cells of neither)."""
+    last row or column padded with cells of neither). The land share is each block's count of land cells / its
+    cells: the mean of its ones and zeros, exactly."""
     rows, cols = int(window.height), int(window.width)
-    padded = (-(-rows // block) * block, -(-cols // block) * block)
-    share, land = np.zeros(padded), np.zeros(padded)
+    shape = (-(-rows // block), -(-cols // block))
+    share = np.zeros((shape[0] * block, shape[1] * block))
     r, c = np.divmod(cells["keep"], cols)
     share[r, c] = restored / cells["area_ha"]
-    land[r, c] = 1.0
-
-    def blocks(values):
-        return values.reshape(padded[0] // block, block, padded[1] // block, block).mean(axis=(1, 3))
-
-    return blocks(share), blocks(land)
+    land = np.bincount((r // block) * shape[1] + c // block, minlength=shape[0] * shape[1]) / (block * block)
+    return share.reshape(shape[0], block, shape[1], block).mean(axis=(1, 3)), land.reshape(shape)
 
 
 def run(window_task: ScenarioWindow, window_list, executor, threads: int, region_types: tuple[str, ...]):
