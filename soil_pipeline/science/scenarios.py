@@ -468,10 +468,9 @@ def cell_quantities(
         scoped = zones if scenario.scope == "within_region" else None
         restored = restore(land.converted_ha, priority, scenario.fraction, scoped)
     has_soc = ~np.isnan(np.asarray(soc_2010, dtype=float)) & ~np.isnan(np.asarray(soc_no_land_use, dtype=float))
-    converted = land.converted_ha
     quantities = {
         "soc_stock_2010_t_c": stock_t_c(soc_2010, land.area_ha),
-        "converted_land_ha": converted,
+        "converted_land_ha": land.converted_ha,
         "restored_ha": restored,
         "restored_with_soc_ha": np.where(has_soc, restored, 0.0),
     }
