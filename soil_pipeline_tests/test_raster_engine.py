@@ -210,6 +210,17 @@ def test_window_sums_take_zones_and_values_of_any_numeric_type_with_bincount_sum
         np.testing.assert_array_equal(sums[f"x/{name}"], expected_x)
 
 
+def test_an_array_given_under_two_names_is_summed_once_into_sums_of_its_own_for_each():
+    values = np.array([1.0, 2.0, np.nan, 4.0, 8.0])
+    zones = np.array([0, 1, 1, 0, -1])
+    sums = zonal.window_sums({"a": values, "b": values, "c": 2 * values}, {"z": zones}, {"z": 2})
+    assert list(sums) == ["z/a", "z/b", "z/c"]
+    for name, expected in (("a", [5.0, 2.0]), ("b", [5.0, 2.0]), ("c", [10.0, 4.0])):
+        np.testing.assert_array_equal(sums[f"z/{name}"], expected)
+    sums["z/a"] += 1.0  # the engine adds windows' sums in place: each name has an array of its own
+    np.testing.assert_array_equal(sums["z/b"], [5.0, 2.0])
+
+
 @pytest.mark.parametrize("zone_type", ["uint8", "int16", "int64"])
 def test_quantity_and_cross_zone_terms_sum_bit_for_bit_as_the_arrays_they_stand_for(zone_type):
     rng = np.random.default_rng(5)

@@ -324,6 +324,32 @@ def test_grazing_alternatives_are_summed_beside_the_central_attribution():
     assert q[f"{alternative}.class3"].item() == pytest.approx(1000.0 * 0.52 / 0.62)
 
 
+def test_set_aside_gains_summed_per_region_and_class_in_one_loop_equal_the_per_class_quantities_bit_for_bit():
+    # what the streaming engine sums (`split_classes=False`: each set-aside gain's cropland part once, over the cross
+    # zoning region x class) against the per-class quantities (one masked array per class) summed per region
+    soc_2010, soc_nolu, land = _random_grid()
+    rng = np.random.default_rng(5)
+    classes, regions = rng.integers(0, 6, soc_2010.shape), rng.integers(-1, 7, soc_2010.shape)
+    other = dataclasses.replace(land, other_loss=2.0 * land.other_loss)
+    scenario = make(0.3, recovery=SET_ASIDE, low=RATE_033, alternative_recovery=[{**SET_ASIDE, "factors": "ipcc_2019"}])
+    split = _quantities(scenario, soc_2010, soc_nolu, land, classes, grazing={"grazing0": other})
+    joint = _quantities(scenario, soc_2010, soc_nolu, land, classes, grazing={"grazing0": other}, split_classes=False)
+    by_class = [name for name in joint if name.endswith(scenarios.BY_CLASS)]
+    assert len(by_class) == 5  # central, alternative0, the two bounds, grazing0
+    sums = zonal.window_sums(split, {"region": regions}, {"region": 7})
+    crossed = zonal.window_sums(
+        {name: joint[name] for name in by_class}, {"x": zonal.CrossZones(regions, classes, 6)}, {"x": 42}
+    )
+    assert any(sums[f"region/{name}"].any() for name in split if ".class" in name)
+    for name in joint:
+        if name in by_class:
+            per_class = crossed[f"x/{name}"].reshape(7, 6)
+            for k, class_name in enumerate(scenarios.class_names(name.removesuffix(scenarios.BY_CLASS), 5)[:-1]):
+                assert per_class[:, k].tobytes() == sums[f"region/{class_name}"].tobytes(), class_name
+        else:
+            assert joint[name].tobytes() == split[name].tobytes(), name
+
+
 def test_priority_restoration_gains_more_than_the_same_area_at_random():
     soc_2010, soc_nolu, land = _random_grid()
     q = _quantities(make(0.15), soc_2010, soc_nolu, land)

@@ -19,6 +19,11 @@ from soil_pipeline.science.grid import map_block, row_areas_ha
 CONVERTED, CROPLAND_ONLY = "converted", "cropland_only"
 
 
+# The layers ranking reads (passes 1 and 2), besides the zone layers of a within_region scope.
+RANKING_LAYERS = ("soc_stock", "converted_land", "cropland")
+ZONE_LAYERS = ("country", "climate_zone")
+
+
 @dataclass(frozen=True)
 class ScenarioWindow:
     """One window's land cells (those with a 2010 stock or converted land) and their land use; picklable."""
@@ -29,30 +34,53 @@ class ScenarioWindow:
     with_pasture: bool
     scope_sizes: int | None  # zones of the scope region type, for within_region scenarios
 
+    def ranking_cells(self, window) -> dict:
+        """What ranking needs of a window's land cells (read from `RANKING_LAYERS` and, for a within_region scope,
+        the zone layers): position, scope zone and the converted area of each variant (`ranking_inputs`)."""
+        scoped = self.scenario.scope == "within_region"
+        cells = self._land_cells(window, [*RANKING_LAYERS, *(ZONE_LAYERS if scoped else ())])
+        cells["scope"] = self._scope(self.layers.zonings(cells["layers"])) if scoped else None
+        cropland, pasture = self._areas(cells)
+        cells["converted"] = {CONVERTED: cropland + pasture}
+        if self.with_pasture:
+            cells["converted"][CROPLAND_ONLY] = cropland + np.zeros_like(pasture)
+        return cells
+
     def cells(self, window) -> dict:
-        grid, layers = self.layers.grid, self.layers.layers(window)
-        soc = layers["soc_stock"][0].astype("float64")
-        area = np.broadcast_to(row_areas_ha(grid, window), soc.shape)
-        land_ha = capped_land_ha(layers["converted_land"].astype("float64"), area)
-        keep = np.flatnonzero(~np.isnan(soc).ravel() | (layers["converted_land"].ravel() > 0))
-        rows, cols = np.divmod(keep, soc.shape[1])
-        zones = {kind: cells.ravel()[keep] for kind, cells in self.layers.zonings(layers).items()}
-        climate = layers["climate_zone"].ravel()[keep].astype("int64")
-        out = {
-            "position": (rows + int(window.row_off)) * grid.width + cols + int(window.col_off),
-            "soc_2010": soc.ravel()[keep],
-            "soc_no_land_use": layers["soc_stock"][1].ravel()[keep].astype("float64"),
-            "stock_error": layers["soc_stock_error"].ravel()[keep].astype("float64"),
-            "area_ha": area.ravel()[keep],
-            "land_ha": land_ha.ravel()[keep],
-            "cropland_ha": layers["cropland"].ravel()[keep].astype("float64"),
+        """Every layer of a window's land cells, their zones and land uses (`_land_use`)."""
+        cells = self._land_cells(window, list(self.layers.sources))
+        layers = cells.pop("layers")
+        climate = layers["climate_zone"].astype("int64")
+        zones = self.layers.zonings(layers)
+        cells |= {
+            "stock_error": layers["soc_stock_error"].astype("float64"),
             "climate_class": self.factors.class_of_code[climate],
             "zones": zones,
             "scope": self._scope(zones),
+        }
+        cells["land_use"], cells["grazing"] = self._land_use(cells, climate)
+        cells["converted"] = {variant: land.converted_ha for variant, land in cells["land_use"].items()}
+        return cells
+
+    def _land_cells(self, window, names: list[str]) -> dict:
+        """The window's land cells: grid position, stocks, areas (ha), and `layers`, each other layer of `names` at
+        those cells."""
+        grid, read = self.layers.grid, self.layers.layers(window, names)
+        soc = read.pop("soc_stock")
+        converted = read.pop("converted_land")
+        keep = np.flatnonzero(~np.isnan(soc[0]).ravel() | (converted.ravel() > 0))
+        rows, cols = np.divmod(keep, soc.shape[2])
+        area = row_areas_ha(grid, window)[rows, 0]
+        return {
+            "position": (rows + int(window.row_off)) * grid.width + cols + int(window.col_off),
+            "soc_2010": soc[0].ravel()[keep].astype("float64"),
+            "soc_no_land_use": soc[1].ravel()[keep].astype("float64"),
+            "area_ha": area,
+            "land_ha": capped_land_ha(converted.ravel()[keep].astype("float64"), area),
+            "cropland_ha": read.pop("cropland").ravel()[keep].astype("float64"),
+            "layers": {name: layer.ravel()[keep] for name, layer in read.items()},
             "keep": keep,
         }
-        out["land_use"], out["grazing"] = self._land_use(out, climate)
-        return out
 
     def _scope(self, zones: dict) -> np.ndarray | None:
         if self.scenario.scope != "within_region":
@@ -60,18 +88,24 @@ class ScenarioWindow:
         cells = zones[self.scenario.scope_region_type]
         return np.where(cells < 0, self.scope_sizes, cells)
 
+    @staticmethod
+    def _areas(cells: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(cropland, pasture) ha of each cell: cropland capped at the land, the rest of the land taken as pasture."""
+        cropland = np.minimum(capped_land_ha(cells["cropland_ha"], cells["area_ha"]), cells["land_ha"])
+        return cropland, cells["land_ha"] - cropland
+
     def _land_use(self, cells: dict, climate: np.ndarray):
         """({variant: LandUse}: the converted land and, with pasture, the cropland-only variant; {grazing<j>:
         LandUse}: the converted land under each alternative grazing loss, in the factors' order). Without a pasture
         raster the land of a cell that is not cropland takes the grazing loss (possibly grazed); with one, land that
         is neither is never converted."""
         area = cells["area_ha"]
-        cropland = np.minimum(capped_land_ha(cells["cropland_ha"], area), cells["land_ha"])
-        pasture = cells["land_ha"] - cropland
+        cropland, pasture = self._areas(cells)
         crop_loss = self.factors.cropland_loss[climate]
+        no_loss = np.zeros(climate.shape)
 
         def land(grazing_loss):
-            other_loss = np.zeros(climate.shape) if self.with_pasture else grazing_loss
+            other_loss = no_loss if self.with_pasture else grazing_loss
             return scenarios.LandUse(area, cropland, pasture, crop_loss, grazing_loss, other_loss)
 
         grazing_loss = self.factors.grazing_loss[climate]
@@ -87,11 +121,13 @@ class ScenarioWindow:
         return variants, grazing
 
     def ranking_inputs(self, cells: dict, variant: str):
-        key = ranking.rank_key(
-            scenarios.PRIORITY_CRITERIA[self.scenario.priority](cells["soc_2010"], cells["soc_no_land_use"])
-        )
+        """(rank key, grid position, scope zone, converted ha) of the cells, for `ranking`."""
+        if "key" not in cells:
+            priority = scenarios.PRIORITY_CRITERIA[self.scenario.priority]
+            cells["key"] = ranking.rank_key(priority(cells["soc_2010"], cells["soc_no_land_use"]))
+        key = cells["key"]
         zone = np.zeros(key.shape, "int64") if cells["scope"] is None else cells["scope"]
-        return key, cells["position"], zone, cells["land_use"][variant].converted_ha
+        return key, cells["position"], zone, cells["converted"][variant]
 
 
 @dataclass(frozen=True)
@@ -99,9 +135,9 @@ class HistogramPass:
     window_task: ScenarioWindow
 
     def __call__(self, window) -> dict:
-        cells = self.window_task.cells(window)
+        cells = self.window_task.ranking_cells(window)
         out = {}
-        for variant in cells["land_use"]:
+        for variant in cells["converted"]:
             key, _, zone, area = self.window_task.ranking_inputs(cells, variant)
             out[f"hist/{variant}"] = ranking.window_histogram(key, zone, area)
         return out
@@ -113,7 +149,7 @@ class ThresholdPass:
     states: dict[str, ranking.Thresholds]
 
     def __call__(self, window) -> dict:
-        cells = self.window_task.cells(window)
+        cells = self.window_task.ranking_cells(window)
         return {
             f"bin/{variant}": ranking.threshold_cells(*self.window_task.ranking_inputs(cells, variant), state)
             for variant, state in self.states.items()
@@ -144,20 +180,44 @@ class SumPass:
                 len(task.factors.classes),
                 restored=restored,
                 grazing=cells["grazing"] if variant == CONVERTED else None,
+                split_classes=False,
             )
             values |= scenarios.stock_error_quantities(
                 cells["soc_2010"], cells["stock_error"], cells["area_ha"], restored
             )
             kinds = self.region_types if variant == CONVERTED else ("global",)
-            zones = {kind: cells["zones"][kind] for kind in kinds}
-            sizes = {kind: task.layers.sizes[kind] for kind in kinds}
-            regional = [name for name in values if not _global_only(name, cells["grazing"])]
-            names = {kind: list(values) if kind == "global" else regional for kind in kinds}
-            sums = zonal.window_sums(values, zones, sizes, names)
-            part.update({f"{variant}/{name}": v for name, v in sums.items()})
+            part.update({f"{variant}/{name}": v for name, v in self._sums(values, cells, kinds).items()})
             if variant == CONVERTED:
                 part["map"] = _map_blocks(window, cells, restored, map_block(task.layers.grid))
         return part
+
+    def _sums(self, values: dict, cells: dict, kinds: tuple[str, ...]) -> dict:
+        """`{region type}/{quantity}`: the window's sums of `values` per region of each of `kinds` (the grazing
+        alternatives for the world only). A set-aside gain's cropland part (`scenarios.BY_CLASS`) is summed per
+        region and climate class in one loop over the cells (a cross zoning) and split into its per-class sums."""
+        task = self.window_task
+        n_classes = len(task.factors.classes)
+        zones, sizes, names, wanted = {}, {}, {}, {}
+        for kind in kinds:
+            wanted[kind] = [name for name in values if kind == "global" or not _global_only(name, cells["grazing"])]
+            zones[kind], sizes[kind] = cells["zones"][kind], task.layers.sizes[kind]
+            names[kind] = [name for name in wanted[kind] if not name.endswith(scenarios.BY_CLASS)]
+            by_class = [name for name in wanted[kind] if name.endswith(scenarios.BY_CLASS)]
+            if by_class:
+                crossed = f"{kind}{scenarios.BY_CLASS}"
+                zones[crossed] = zonal.CrossZones(zones[kind], cells["climate_class"], n_classes + 1)
+                sizes[crossed], names[crossed] = sizes[kind] * (n_classes + 1), by_class
+        sums = zonal.window_sums(values, zones, sizes, names)
+        out = {}
+        for kind in kinds:
+            for name in wanted[kind]:
+                if not name.endswith(scenarios.BY_CLASS):
+                    out[f"{kind}/{name}"] = sums[f"{kind}/{name}"]
+                    continue
+                per_class = sums[f"{kind}{scenarios.BY_CLASS}/{name}"].reshape(sizes[kind], n_classes + 1)
+                class_names = scenarios.class_names(name.removesuffix(scenarios.BY_CLASS), n_classes)[:-1]
+                out.update({f"{kind}/{c}": np.ascontiguousarray(per_class[:, k]) for k, c in enumerate(class_names)})
+        return out
 
 
 def _global_only(name: str, grazing: dict) -> bool:
@@ -168,18 +228,15 @@ def _global_only(name: str, grazing: dict) -> bool:
 
 def _map_blocks(window, cells: dict, restored: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     """(restored share, land) of the window averaged over `block` x `block` cell blocks (a window at the grid's
-    last row or column padded with cells of neither)."""
+    last row or column padded with cells of neither). The land share is each block's count of land cells / its
+    cells: the mean of its ones and zeros, exactly."""
     rows, cols = int(window.height), int(window.width)
-    padded = (-(-rows // block) * block, -(-cols // block) * block)
-    share, land = np.zeros(padded), np.zeros(padded)
+    shape = (-(-rows // block), -(-cols // block))
+    share = np.zeros((shape[0] * block, shape[1] * block))
     r, c = np.divmod(cells["keep"], cols)
     share[r, c] = restored / cells["area_ha"]
-    land[r, c] = 1.0
-
-    def blocks(values):
-        return values.reshape(padded[0] // block, block, padded[1] // block, block).mean(axis=(1, 3))
-
-    return blocks(share), blocks(land)
+    land = np.bincount((r // block) * shape[1] + c // block, minlength=shape[0] * shape[1]) / (block * block)
+    return share.reshape(shape[0], block, shape[1], block).mean(axis=(1, 3)), land.reshape(shape)
 
 
 def run(window_task: ScenarioWindow, window_list, executor, threads: int, region_types: tuple[str, ...]):

@@ -159,8 +159,13 @@ def _add_array_sums(values: dict, zones: dict, sizes: dict, wanted: dict, shape:
         if isinstance(cells, CrossZones):
             cells = cross(cells.a, cells.b, cells.n_b)
         cells = _flat(cells, _zone_type(cells))
-        for start in range(0, len(selected), GROUP):
-            group = selected[start : start + GROUP]
+        first = {}  # an array given under several names is summed once
+        for name in selected:
+            first.setdefault(id(values[name]), name)
+        unique = [name for name in selected if first[id(values[name])] == name]
+        summed = {}
+        for start in range(0, len(unique), GROUP):
+            group = unique[start : start + GROUP]
             arrays = [flat[name] for name in group]
             sums = np.zeros((len(group), sizes[zoning]))
             if len(group) == 1:
@@ -169,7 +174,13 @@ def _add_array_sums(values: dict, zones: dict, sizes: dict, wanted: dict, shape:
                 padded = np.zeros((GROUP, sizes[zoning]))
                 zone_loops.add_per_zone(padded, cells, *arrays, *arrays[-1:] * (GROUP - len(arrays)))
                 sums = padded[: len(group)]
-            out.update({f"{zoning}{SEP}{name}": sums[row] for row, name in enumerate(group)})
+            summed.update({name: sums[row] for row, name in enumerate(group)})
+        out.update(
+            {
+                f"{zoning}{SEP}{name}": summed[name] if name in summed else summed[first[id(values[name])]].copy()
+                for name in selected
+            }
+        )
 
 
 # Quantities given as arrays summed together in one loop over the cells (a group of fewer repeats its last one).

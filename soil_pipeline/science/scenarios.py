@@ -18,6 +18,7 @@ Monte Carlo then draws the factors without revisiting the cells.
 """
 
 import dataclasses
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -94,6 +95,12 @@ class Recovery:
             raise ValueError(
                 f"{self.curve} recovery: factors (an IPCC edition) is required for, and only for, set_aside"
             )
+
+    @property
+    def shape(self) -> tuple:
+        """What `gain_density` depends on: curves of one shape regain the same density."""
+        kind = "linear" if self.curve == "set_aside" else self.curve
+        return kind, self.period_yr, self.half_life_yr, self.rate_t_c_per_ha_per_yr
 
     @property
     def by_climate_class(self) -> bool:
@@ -228,43 +235,95 @@ class LandUse:
     pasture_loss: np.ndarray
     other_loss: np.ndarray
 
-    @property
+    @functools.cached_property
     def converted_ha(self) -> np.ndarray:
         return self.cropland_ha + self.pasture_ha
 
 
-def attributed_debt_density(soc_2010, soc_no_land_use, land: LandUse) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(cropland, pasture) debt density (t C/ha) of each cell under each of ATTRIBUTIONS, capped per ha at the
-    cell's no-land-use stock; 0 where the cell has no converted land, no debt or a missing stock. The two bounds put
-    the same density on cropland and pasture.
+def attributed_debt_density(
+    soc_2010, soc_no_land_use, land: LandUse, names=tuple(ATTRIBUTIONS)
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(cropland, pasture) debt density (t C/ha) of each cell under each of ATTRIBUTIONS (or those in `names`),
+    capped per ha at the cell's no-land-use stock; 0 where the cell has no converted land, no debt or a missing stock.
+    The two bounds put the same density on cropland and pasture.
 
     E.g. a 100 ha cell with 10 t C/ha of debt (1,000 t C) and 20 ha of cropland, losses 0.3 on cropland and 0.05 on
     the other 80 ha: cell average 10; literature 1,000 x 6 / (6 + 4) / 20 = 30; all on converted 1,000 / 20 = 50.
     """
-    nolu = np.clip(np.nan_to_num(np.asarray(soc_no_land_use, dtype=float), nan=0.0), 0.0, None)
-    density = np.clip(np.nan_to_num(carbon_debt_density(soc_2010, soc_no_land_use), nan=0.0), 0.0, nolu)
-    debt_t_c = density * land.area_ha
-    converted = land.converted_ha
-    all_on = np.minimum(ratio(debt_t_c, converted), nolu)
-    per_ha = {
-        "cell_average": (density, density),
-        "literature": _literature_density(debt_t_c, density, land, nolu),
-        "all_on_converted": (all_on, all_on),
-    }
-    return {
-        name: tuple(np.where(converted > 0, np.nan_to_num(v, nan=0.0), 0.0) for v in values)
-        for name, values in per_ha.items()
-    }
+    return CellDebt.of(soc_2010, soc_no_land_use, land.area_ha).attributed(land, names)
 
 
-def _literature_density(debt_t_c, cell_density, land: LandUse, nolu) -> tuple[np.ndarray, np.ndarray]:
-    """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land of
-    area x loss, capped at `nolu`. Where every loss is zero the cell average applies."""
-    other_ha = np.clip(land.area_ha - land.converted_ha, 0.0, None)
-    weight = land.cropland_ha * land.cropland_loss + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
-    crop = np.minimum(ratio(debt_t_c * land.cropland_loss, weight), nolu)
-    pasture = np.minimum(ratio(debt_t_c * land.pasture_loss, weight), nolu)
-    return np.where(weight > 0, crop, cell_density), np.where(weight > 0, pasture, cell_density)
+@dataclass(frozen=True)
+class CellDebt:
+    """What every attribution of a cell's debt starts from, whatever its land uses: the no-land-use stock (t C/ha,
+    the cap per ha), the debt density (t C/ha) and the debt (t C), 0 where missing or negative."""
+
+    nolu: np.ndarray
+    density: np.ndarray
+    debt_t_c: np.ndarray
+    # What the land uses of the same areas or losses share (e.g. the grazing alternatives), keyed by the ids of the
+    # arrays it comes from, which each entry keeps alive so that the ids stay theirs.
+    shared: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, soc_2010, soc_no_land_use, area_ha) -> "CellDebt":
+        nolu = np.clip(_finite_or_zero(np.asarray(soc_no_land_use, dtype=float)), 0.0, None)
+        density = np.clip(_finite_or_zero(carbon_debt_density(soc_2010, soc_no_land_use)), 0.0, nolu)
+        return cls(nolu, density, density * area_ha)
+
+    def attributed(self, land: LandUse, names=tuple(ATTRIBUTIONS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """`attributed_debt_density` on the cells' `land` (of the same cell areas)."""
+        converted, on_converted, cell_average, other_ha = self._areas(land)
+        out = {}
+        for name in (name for name in ATTRIBUTIONS if name in names):
+            if name == "cell_average":
+                out[name] = (cell_average, cell_average)
+            elif name == "literature":
+                out[name] = self._literature(land, cell_average, on_converted, other_ha)
+            else:
+                all_on = np.minimum(ratio(self.debt_t_c, converted), self.nolu)
+                all_on = _finite_or_zero(np.where(on_converted, all_on, 0.0), in_place=True)
+                out[name] = (all_on, all_on)
+        return out
+
+    def _areas(self, land: LandUse) -> tuple:
+        """(converted ha, whether any, the cell average density where any (the density is finite: nothing to make
+        0) else 0, the ha of other land) of `land`'s areas."""
+        arrays = (land.area_ha, land.cropland_ha, land.pasture_ha)
+        key = ("areas", *map(id, arrays))
+        if key not in self.shared:
+            converted = land.converted_ha
+            on_converted = converted > 0
+            cell_average = np.where(on_converted, self.density, 0.0)
+            other_ha = np.clip(land.area_ha - converted, 0.0, None)
+            self.shared[key] = (converted, on_converted, cell_average, other_ha), arrays
+        return self.shared[key][0]
+
+    def _product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        key = ("product", id(a), id(b))
+        if key not in self.shared:
+            self.shared[key] = a * b, (a, b)
+        return self.shared[key][0]
+
+    def _literature(self, land: LandUse, cell_average, on_converted, other_ha) -> tuple[np.ndarray, np.ndarray]:
+        """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land
+        of area x loss, capped at the no-land-use stock. Where every loss is zero the cell average applies, and 0
+        where the cell has no converted land."""
+        crop_weight = self._product(land.cropland_ha, land.cropland_loss)
+        weight = crop_weight + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
+        weighted = on_converted & (weight > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # where the weight is 0 the cell average applies
+            crop = np.minimum(self._product(self.debt_t_c, land.cropland_loss) / weight, self.nolu)
+            pasture = np.minimum(self.debt_t_c * land.pasture_loss / weight, self.nolu)
+        return tuple(_finite_or_zero(np.where(weighted, v, cell_average), in_place=True) for v in (crop, pasture))
+
+
+def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """`np.nan_to_num(values, nan=0.0)` (NaN 0, infinities the largest finite values), checking first whether there
+    is anything to replace: `values` itself when every value is finite (or, with `in_place`, whatever it holds)."""
+    if np.isfinite(values).all():
+        return values
+    return np.nan_to_num(values, nan=0.0, copy=not in_place)
 
 
 def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -331,23 +390,57 @@ def gain_name(curve_key: str, attribution: str = "literature", grazing: str | No
     return ".".join(["soc_gain", curve_key, attribution, *([grazing] if grazing else [])])
 
 
+# The suffix of a set-aside gain's cropland part left unsplit (`cell_quantities(split_classes=False)`), for the
+# caller to sum per climate class: its sums per class are the gain's `class_names`.
+BY_CLASS = ".by_class"
+
+
 def class_names(name: str, n_classes: int) -> list[str]:
     """The per-class quantities of a set-aside gain `name`: one per climate class (the last: no class), then pasture."""
     return [f"{name}.class{k}" for k in range(n_classes + 1)] + [f"{name}.pasture"]
 
 
-def _curve_gains(name, curve: Recovery, restored, land: LandUse, densities, horizon, climate_class, n_classes):
-    crop = restored * np.nan_to_num(ratio(land.cropland_ha, land.converted_ha))
-    pasture = restored * np.nan_to_num(ratio(land.pasture_ha, land.converted_ha))
-    crop, pasture = (
-        crop * curve.gain_density(densities[0], horizon),
-        pasture * curve.gain_density(densities[1], horizon),
-    )
-    if not curve.by_climate_class:
-        return {name: crop + pasture}
-    out = {f"{name}.class{k}": np.where(climate_class == k, crop, 0.0) for k in range(n_classes + 1)}
-    out[f"{name}.pasture"] = pasture
-    return out
+class _Gains:
+    """The per-cell gains (t C) of curves on the restored land of cells, sharing what the curves and attributions of
+    one scenario have in common: the restored cropland and pasture of each cell, each climate class's cells, and the
+    gain of each curve shape (`Recovery.shape`) on each density, so that curves of one shape on one density (e.g. the
+    central set-aside curve and its other IPCC edition) give the same arrays."""
+
+    def __init__(self, restored, land: LandUse, climate_class, n_classes: int, horizon: float, split: bool = True):
+        self.restored_ha = (
+            restored * _finite_or_zero(ratio(land.cropland_ha, land.converted_ha)),
+            restored * _finite_or_zero(ratio(land.pasture_ha, land.converted_ha)),
+        )
+        self.classes = [climate_class == k for k in range(n_classes + 1)] if split else None
+        self.horizon = horizon
+        # keyed by the ids of the arrays a result is computed from, which each entry keeps alive so ids stay unique
+        self.cache: dict[tuple, tuple] = {}
+
+    def __call__(self, name: str, curve: Recovery, densities) -> dict[str, np.ndarray]:
+        crop, pasture = (self._gain(curve, density, use) for use, density in enumerate(densities))
+        if not curve.by_climate_class:
+            key = ("sum", id(crop), id(pasture))
+            if key not in self.cache:
+                self.cache[key] = (crop + pasture, crop, pasture)
+            return {name: self.cache[key][0]}
+        if self.classes is None:
+            return {f"{name}{BY_CLASS}": crop, f"{name}.pasture": pasture}
+        names = class_names(name, len(self.classes) - 1)
+        out = {class_name: self._class_share(crop, k) for k, class_name in enumerate(names[:-1])}
+        out[names[-1]] = pasture
+        return out
+
+    def _gain(self, curve: Recovery, density: np.ndarray, use: int) -> np.ndarray:
+        key = ("gain", curve.shape, id(density), use)
+        if key not in self.cache:
+            self.cache[key] = (self.restored_ha[use] * curve.gain_density(density, self.horizon), density)
+        return self.cache[key][0]
+
+    def _class_share(self, gain: np.ndarray, k: int) -> np.ndarray:
+        key = ("class", k, id(gain))
+        if key not in self.cache:
+            self.cache[key] = (np.where(self.classes[k], gain, 0.0), gain)
+        return self.cache[key][0]
 
 
 def cell_quantities(
@@ -360,6 +453,7 @@ def cell_quantities(
     restored=None,
     zones=None,
     grazing: dict[str, LandUse] | None = None,
+    split_classes: bool = True,
 ) -> dict:
     """Per-cell areas (ha) and carbon (t C) of one scenario; `zones` are the scope regions for within_region;
     `climate_class` the Table 5.5 class of each cell (0..n_classes-1, n_classes = none) for set-aside curves.
@@ -367,7 +461,8 @@ def cell_quantities(
     Restored hectares are the same for every attribution (cells ranked by the scenario's priority; or `restored`
     when given, e.g. ranked by the streaming engine). Every curve's gain (`gain_name`) uses the "literature"
     attribution; the central curve's also the two bounds and, on each land use of `grazing` (same areas, other
-    grazing losses), the literature attribution."""
+    grazing losses), the literature attribution. Quantities of equal values may be one array (see `_Gains`). With
+    `split_classes` False a set-aside gain's cropland part is one quantity, `BY_CLASS`, rather than one per class."""
     if restored is None:
         priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
         scoped = zones if scenario.scope == "within_region" else None
@@ -379,23 +474,21 @@ def cell_quantities(
         "restored_ha": restored,
         "restored_with_soc_ha": np.where(has_soc, restored, 0.0),
     }
-    horizon = scenario.horizon_yr
-    args = (restored, land)
-    densities = attributed_debt_density(soc_2010, soc_no_land_use, land)
+    debt = CellDebt.of(soc_2010, soc_no_land_use, land.area_ha)
+    densities = debt.attributed(land)
+    gains = _Gains(restored, land, climate_class, n_classes, scenario.horizon_yr, split_classes)
     for key, curve in scenario.curves().items():
-        name = gain_name(key)
-        quantities |= _curve_gains(name, curve, *args, densities["literature"], horizon, climate_class, n_classes)
+        quantities |= gains(gain_name(key), curve, densities["literature"])
     for attribution in ("cell_average", "all_on_converted"):
-        name = gain_name("central", attribution)
-        quantities |= _curve_gains(
-            name, scenario.recovery, *args, densities[attribution], horizon, climate_class, n_classes
-        )
+        quantities |= gains(gain_name("central", attribution), scenario.recovery, densities[attribution])
     for label, other in (grazing or {}).items():
-        other_density = attributed_debt_density(soc_2010, soc_no_land_use, other)["literature"]
-        name = gain_name("central", grazing=label)
-        quantities |= _curve_gains(
-            name, scenario.recovery, restored, other, other_density, horizon, climate_class, n_classes
+        same = other.cropland_ha is land.cropland_ha and other.pasture_ha is land.pasture_ha
+        other_gains = (
+            gains if same else _Gains(restored, other, climate_class, n_classes, scenario.horizon_yr, split_classes)
         )
+        other_debt = debt if other.area_ha is land.area_ha else CellDebt.of(soc_2010, soc_no_land_use, other.area_ha)
+        other_density = other_debt.attributed(other, ("literature",))["literature"]
+        quantities |= other_gains(gain_name("central", grazing=label), scenario.recovery, other_density)
     return quantities
 
 
