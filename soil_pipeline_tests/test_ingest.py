@@ -54,19 +54,43 @@ def test_bucketed_validation_equals_whole_table_validation(whole, bucketed):
     assert drop.stock_exclusions == stocks.loc[excluded, "exclusion_reason"].value_counts().to_dict()
 
 
-def test_bucketed_stocks_equal_the_published_stocks(embedded_run, tmp_path):
-    """Stocks computed as the drop's horizons are validated in 5 buckets equal what the pipeline published for the
-    embedded drop (one bucket), and pass their contract."""
-    _, root = embedded_run
-    store = VersionedParquetStore(str(root))
+@pytest.fixture(scope="module")
+def placement(embedded_run):
+    """Countries and climate zones as the embedded run made them."""
+    store = VersionedParquetStore(str(embedded_run[1]))
     zones = layer_from_geotiff(store.read_intermediate("none", "climate_zone_grid", None)[1])
     countries = store.read("countries")
     regions = Regions(shapely.from_wkb(countries["geometry_wkb"]), countries["adm0_a3"].to_numpy(dtype=object))
-    placement = Placement.of(regions, zones)
+    return Placement.of(regions, zones)
+
+
+def test_bucketed_stocks_equal_the_published_stocks(embedded_run, placement, tmp_path):
+    """Stocks computed as the drop's horizons are validated in 5 buckets equal what the pipeline published for the
+    embedded drop (one bucket), and pass their contract."""
     drop = validate_drop(PATHS, CONTRACTS, tmp_path, bucket_bytes=1 << 20, placement=placement)
     assert drop.stocks_check.passed and drop.stocks_check.n_checked == drop.sites.n_valid
-    published = store.read("topsoil_soc_stocks", partition=EMBEDDED_DROP_PARTITION)
+    published = VersionedParquetStore(str(embedded_run[1])).read(
+        "topsoil_soc_stocks", partition=EMBEDDED_DROP_PARTITION
+    )
     pd.testing.assert_frame_equal(pd.read_parquet(drop.stocks.path), published)
+
+
+def test_sites_in_buckets_without_a_horizon_still_get_their_stock_row(placement, tmp_path):
+    """100 sites, the horizons of 3 of them, in buckets of 100 bytes: most horizon buckets hold valid sites and no
+    horizon, and each of those sites still gets its row, excluded as `no_horizons`, as the drop-level count says."""
+    sites = PATHS["field_sites"].read_text().splitlines(keepends=True)[:101]
+    horizons = PATHS["field_horizons"].read_text().splitlines(keepends=True)
+    measured = {line.split(",", 1)[0] for line in sites[1:4]}
+    paths = {name: tmp_path / f"{name}.csv" for name in PATHS}
+    paths["field_sites"].write_text("".join(sites))
+    paths["field_horizons"].write_text("".join(horizons[:1] + [h for h in horizons if h.split(",", 1)[0] in measured]))
+    drop = validate_drop(paths, CONTRACTS, tmp_path / "work", bucket_bytes=100, placement=placement)
+    table = pd.read_parquet(drop.stocks.path)
+    assert len(table) == drop.sites.n_valid == 100 and table["site_id"].is_monotonic_increasing
+    without = table[~table["site_id"].isin(measured)]
+    assert (without["exclusion_reason"] == "no_horizons").all()
+    assert len(without) == drop.stock_exclusions["no_horizons"] == 97
+    assert table.loc[table["site_id"].isin(measured), "exclusion_reason"].ne("no_horizons").all()
 
 
 def test_chunks_keep_physical_source_lines(tmp_path):
