@@ -168,24 +168,37 @@ def monthly_rates(
 
     Months are consecutive; with `reset_deficit_yearly` the deficit starts from 0 at every 12th month (January when
     month 0 is January). `deficit` is the deficit before the first month (default 0)."""
+    moisture, deficit = monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)
+    return combined_rates(tmp, moisture, vegetated, rate_factor), deficit
+
+
+def monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, deficit=None):
+    """Moisture rate modifier b for each month (axis 0) and the deficit after the last month (as `monthly_rates`).
+    It does not depend on temperature."""
     max_def = max_deficit_mm(clay, depth_cm)
     bare = conventions.bare_deficit_scaled
-    deficit = np.zeros(np.shape(tmp)[1:]) if deficit is None else deficit
-    vegetated = np.broadcast_to(vegetated, np.shape(tmp))
+    deficit = np.zeros(np.shape(rain)[1:]) if deficit is None else deficit
     # Everything but the deficit's month-to-month recursion is computed for all months at once (same values).
-    covered = is_covered(vegetated)
+    covered = is_covered(np.broadcast_to(vegetated, np.shape(rain)))
     balance = rain - conventions.evaporation_factor * evaporation
-    max_defs = _bare_scaled_max(covered, max_def) if bare else np.broadcast_to(max_def, np.shape(tmp))
-    rates = np.empty(np.shape(tmp))
-    for m in range(np.shape(tmp)[0]):
+    max_defs = _bare_scaled_max(covered, max_def) if bare else np.broadcast_to(max_def, np.shape(rain))
+    moisture = np.empty(np.shape(rain))
+    for m in range(np.shape(rain)[0]):
         if conventions.reset_deficit_yearly and m % MONTHS_PER_YEAR == 0:
             deficit = np.zeros_like(deficit)
         deficit = _next_deficit(balance[m], covered[m], deficit, max_defs[m], bare)
-        rates[m] = moisture_modifier(deficit, max_defs[m])
-    rates = np.multiply(temperature_modifier(tmp), rates, out=rates)
+        moisture[m] = moisture_modifier(deficit, max_defs[m])
+    return moisture, deficit
+
+
+def combined_rates(tmp, moisture, vegetated, rate_factor=1.0) -> np.ndarray:
+    """a x b x c (x `rate_factor`) for each month (axis 0): a from the temperatures `tmp`, b = `moisture` (from
+    `monthly_moisture`), c from the vegetated shares."""
+    rates = temperature_modifier(tmp)
+    rates *= moisture
     rates *= cover_modifier(vegetated)
     rates *= rate_factor
-    return rates, deficit
+    return rates
 
 
 def periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, max_years=50):
@@ -195,17 +208,24 @@ def periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventi
     if conventions.reset_deficit_yearly:
         return deficit
     for _ in range(max_years):
-        _, next_deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)
+        _, next_deficit = monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)
         if np.array_equal(next_deficit, deficit):
             return deficit
         deficit = next_deficit
     raise RuntimeError(f"moisture deficit not periodic after {max_years} years")
 
 
+def climatology_moisture(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions):
+    """Moisture rate modifiers b (12, n) of a climatological year repeated: with carried-over deficit, from the
+    periodic one."""
+    deficit = periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions)
+    return monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)[0]
+
+
 def climatology_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, rate_factor=1.0):
     """Rate modifiers (12, n) of a climatological year repeated: with carried-over deficit, the periodic one."""
-    deficit = periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions)
-    return monthly_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions, deficit, rate_factor)[0]
+    moisture = climatology_moisture(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions)
+    return combined_rates(tmp, moisture, vegetated, rate_factor)
 
 
 def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarray, np.ndarray]:
