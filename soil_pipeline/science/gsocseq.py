@@ -45,6 +45,8 @@ EXCLUSIONS = (
     "sand_above_max",
     "no_decomposition",
 )
+# Fixed-width strings: comparing a status array with a reason runs in C (an object array compares per element).
+STATUS_DTYPE = f"<U{max(len(status) for status in (MODELLED, *EXCLUSIONS))}"
 BAU = "bau"
 # MIAMI NPP in g dry matter/m2/yr to t/ha/yr (the carbon fraction of dry matter is a scenario parameter).
 G_PER_M2_TO_T_PER_HA = 0.01
@@ -275,9 +277,9 @@ def exclusion_status(cells: CellInputs, scenarios: RothCScenarios) -> np.ndarray
         "no_clay": ~np.isfinite(clay),
         "sand_above_max": sand > scenarios.max_sand_pct,
         # every month below -5 degC: RothC decomposes nothing, no input can hold any stock
-        "no_decomposition": climate_ok & ~(np.nan_to_num(cells.climate.tmp_degc, nan=-99.0) >= -5.0).any(0),
+        "no_decomposition": climate_ok & ~(cells.climate.tmp_degc >= -5.0).any(0),  # NaN >= -5 is False
     }
-    status = np.full(soc.shape, MODELLED, dtype=object)
+    status = np.full(soc.shape, MODELLED, dtype=STATUS_DTYPE)
     for reason in reversed(EXCLUSIONS):
         status[tests[reason]] = reason
     return status
@@ -316,7 +318,8 @@ def _run_chunk(cells: CellInputs, scenarios: RothCScenarios) -> dict[str, np.nda
     paddy = paddy_cells(cells, scenarios)
     model = _Model(cells.clay_pct, vegetated, np.where(paddy, scenarios.paddy_rate_factor, 1.0), scenarios)
     # 1. spin-up and NPP check
-    spin_up = model.year(model.rates(cells.climate))
+    moisture = model.moisture(cells.climate)
+    spin_up = model.year(model.rates(cells.climate, moisture))
     unit = rothc.steady_state(spin_up)
     iom = rothc.falloon_iom(cells.soc_t_c_per_ha)
     equilibrium = (cells.soc_t_c_per_ha - iom) / unit.sum(axis=0)
@@ -328,13 +331,14 @@ def _run_chunk(cells: CellInputs, scenarios: RothCScenarios) -> dict[str, np.nda
     if cells.warm_up_climate is not None:
         pools, bau_ratio = model.warm_up(pools, start_input, cells.climate, cells.warm_up_climate)
         forward_climate = cells.warm_up_climate.mean_year()
-        forward = model.year(model.rates(forward_climate))
-    # 3. forward runs, and BAU on the warmed forward climate
+        moisture = model.moisture(forward_climate)
+        forward = model.year(model.rates(forward_climate, moisture))
+    # 3. forward runs, and BAU on the warmed forward climate (warming changes the temperature modifier only)
     bau_input = start_input * bau_ratio
     final = model.forward(pools, scenarios.input_factors[:, None] * bau_input, forward)
     warmed_climate = forward_climate.warmed(scenarios.warming_response_degc)
     warmed_input = bau_input * model.npp_ratio(warmed_climate, forward_climate)[0]
-    warmed = model.forward(pools, warmed_input[None], model.year(model.rates(warmed_climate)))[0]
+    warmed = model.forward(pools, warmed_input[None], model.year(model.rates(warmed_climate, moisture)))[0]
     # SSM minus BAU = the run of the extra input alone from empty pools (linearity): without the cap, from the
     # equilibrium input
     extra = (scenarios.input_factors[-1] - 1.0) * equilibrium * bau_ratio
@@ -366,9 +370,14 @@ class _Model:
         args = (climate.tmp_degc, climate.pre_mm, climate.pet_mm, self.clay, self.scenarios.depth_cm, vegetated)
         return args + (self.scenarios.conventions,)
 
-    def rates(self, climatology: MonthlyClimate) -> np.ndarray:
-        """Rate modifiers (12, n) of the climatology repeated."""
-        return rothc.climatology_rates(*self._args(climatology), rate_factor=self.rate_factor)
+    def moisture(self, climatology: MonthlyClimate) -> np.ndarray:
+        """Moisture rate modifiers (12, n) of the climatology repeated."""
+        return rothc.climatology_moisture(*self._args(climatology))
+
+    def rates(self, climatology: MonthlyClimate, moisture: np.ndarray) -> np.ndarray:
+        """Rate modifiers (12, n) of the climatology repeated, given its `moisture()` (or that of a climatology with
+        the same rain and PET: the moisture modifier does not depend on temperature)."""
+        return rothc.combined_rates(climatology.tmp_degc, moisture, self.vegetated, self.rate_factor)
 
     def npp_ratio(self, climate: MonthlyClimate, reference: MonthlyClimate) -> np.ndarray:
         """NPP(climate) / NPP(reference) per year of `climate` (years, n) when BAU inputs follow NPP, else 1; 1 where

@@ -76,16 +76,31 @@ def moisture_step(
     """One month of the accumulated topsoil moisture deficit: (rate modifier b, new deficit mm, <= 0). A bare
     month: RothC-26.3's cap at 0.556 x `max_deficit`, or with `bare_scaled` SoilR's maximum `max_deficit` / 1.8."""
     balance = rain_mm - evaporation_factor * evaporation_mm
-    wetted = np.minimum(0.0, deficit_mm + balance)
     if bare_scaled:
-        max_deficit = np.where(covered, max_deficit, max_deficit / BARE_DEFICIT_DIVISOR)
-        floor = max_deficit
-    else:
-        floor = np.where(covered, max_deficit, np.minimum(0.556 * max_deficit, deficit_mm))
-    deficit = np.maximum(floor, wetted)
+        max_deficit = _bare_scaled_max(covered, max_deficit)
+    deficit = _next_deficit(balance, covered, deficit_mm, max_deficit, bare_scaled)
+    return moisture_modifier(deficit, max_deficit), deficit
+
+
+def _bare_scaled_max(covered, max_deficit):
+    """SoilR's maximum deficit of the month: `max_deficit` covered, `max_deficit` / 1.8 bare."""
+    return np.where(covered, max_deficit, max_deficit / BARE_DEFICIT_DIVISOR)
+
+
+def _next_deficit(balance, covered, deficit_mm, max_deficit, bare_scaled: bool):
+    """The deficit after a month of water `balance` (rain - evaporation, mm) from `deficit_mm`; `max_deficit` is
+    the month's (`_bare_scaled_max`) with `bare_scaled`, else the covered one."""
+    wetted = np.minimum(0.0, deficit_mm + balance)
+    floor = max_deficit if bare_scaled else np.where(covered, max_deficit, np.minimum(0.556 * max_deficit, deficit_mm))
+    return np.maximum(floor, wetted)
+
+
+def moisture_modifier(deficit, max_deficit):
+    """Rate modifier b of a month that ends at `deficit` (mm) with the maximum deficit `max_deficit`: 1 down to
+    0.444 x the maximum, then linear to 0.2 at the maximum."""
     one_bar = 0.444 * max_deficit
     b = MIN_RATE_MOISTURE + (1.0 - MIN_RATE_MOISTURE) * (max_deficit - deficit) / (max_deficit - one_bar)
-    return np.where(deficit > one_bar, 1.0, b), deficit
+    return np.where(deficit > one_bar, 1.0, b)
 
 
 def cover_modifier(vegetated):
@@ -127,6 +142,15 @@ def remaining_fraction(rate) -> np.ndarray:
     return np.exp(-RATE_CONSTANTS_PER_YR[:, None] * np.atleast_1d(rate) / MONTHS_PER_YEAR)
 
 
+def _decompose_in_place(pools, remaining, to_bio, to_hum) -> None:
+    """`_decompose` of pools (4, k, n), overwriting them: the same operations on the same values."""
+    total = pools.sum(axis=0)
+    pools *= remaining[:, None, :]
+    decomposed = np.subtract(total, pools.sum(axis=0), out=total)
+    pools[2] += decomposed * to_bio
+    pools[3] += decomposed * to_hum
+
+
 def step(pools, rate, to_bio, to_hum, plant_c, dpm_rpm_ratio, fym_c=0.0) -> np.ndarray:
     """One month: pools (4, n) or (4,) t C/ha -> new pools. `rate` = a x b x c; inputs in t C/ha for the month."""
     shape = np.shape(pools)
@@ -144,18 +168,37 @@ def monthly_rates(
 
     Months are consecutive; with `reset_deficit_yearly` the deficit starts from 0 at every 12th month (January when
     month 0 is January). `deficit` is the deficit before the first month (default 0)."""
+    moisture, deficit = monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)
+    return combined_rates(tmp, moisture, vegetated, rate_factor), deficit
+
+
+def monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, deficit=None):
+    """Moisture rate modifier b for each month (axis 0) and the deficit after the last month (as `monthly_rates`).
+    It does not depend on temperature."""
     max_def = max_deficit_mm(clay, depth_cm)
-    factor, bare = conventions.evaporation_factor, conventions.bare_deficit_scaled
-    deficit = np.zeros(np.shape(tmp)[1:]) if deficit is None else deficit
-    vegetated = np.broadcast_to(vegetated, np.shape(tmp))
-    rates = np.empty(np.shape(tmp))
-    for m in range(np.shape(tmp)[0]):
+    bare = conventions.bare_deficit_scaled
+    deficit = np.zeros(np.shape(rain)[1:]) if deficit is None else deficit
+    # Everything but the deficit's month-to-month recursion is computed for all months at once (same values).
+    covered = is_covered(np.broadcast_to(vegetated, np.shape(rain)))
+    balance = rain - conventions.evaporation_factor * evaporation
+    max_defs = _bare_scaled_max(covered, max_def) if bare else np.broadcast_to(max_def, np.shape(rain))
+    moisture = np.empty(np.shape(rain))
+    for m in range(np.shape(rain)[0]):
         if conventions.reset_deficit_yearly and m % MONTHS_PER_YEAR == 0:
             deficit = np.zeros_like(deficit)
-        covered = is_covered(vegetated[m])
-        b, deficit = moisture_step(rain[m], evaporation[m], covered, deficit, max_def, factor, bare)
-        rates[m] = temperature_modifier(tmp[m]) * b * cover_modifier(vegetated[m]) * rate_factor
-    return rates, deficit
+        deficit = _next_deficit(balance[m], covered[m], deficit, max_defs[m], bare)
+        moisture[m] = moisture_modifier(deficit, max_defs[m])
+    return moisture, deficit
+
+
+def combined_rates(tmp, moisture, vegetated, rate_factor=1.0) -> np.ndarray:
+    """a x b x c (x `rate_factor`) for each month (axis 0): a from the temperatures `tmp`, b = `moisture` (from
+    `monthly_moisture`), c from the vegetated shares."""
+    rates = temperature_modifier(tmp)
+    rates *= moisture
+    rates *= cover_modifier(vegetated)
+    rates *= rate_factor
+    return rates
 
 
 def periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, max_years=50):
@@ -165,17 +208,24 @@ def periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventi
     if conventions.reset_deficit_yearly:
         return deficit
     for _ in range(max_years):
-        _, next_deficit = monthly_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)
+        _, next_deficit = monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)
         if np.array_equal(next_deficit, deficit):
             return deficit
         deficit = next_deficit
     raise RuntimeError(f"moisture deficit not periodic after {max_years} years")
 
 
+def climatology_moisture(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions):
+    """Moisture rate modifiers b (12, n) of a climatological year repeated: with carried-over deficit, from the
+    periodic one."""
+    deficit = periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions)
+    return monthly_moisture(rain, evaporation, clay, depth_cm, vegetated, conventions, deficit)[0]
+
+
 def climatology_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions: Conventions, rate_factor=1.0):
     """Rate modifiers (12, n) of a climatological year repeated: with carried-over deficit, the periodic one."""
-    deficit = periodic_deficit(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions)
-    return monthly_rates(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions, deficit, rate_factor)[0]
+    moisture = climatology_moisture(tmp, rain, evaporation, clay, depth_cm, vegetated, conventions)
+    return combined_rates(tmp, moisture, vegetated, rate_factor)
 
 
 def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarray, np.ndarray]:
@@ -187,13 +237,14 @@ def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarra
     n = rates.shape[1]
     shares = np.full(MONTHS_PER_YEAR, 1.0 / MONTHS_PER_YEAR) if input_shares is None else input_shares
     split = plant_split(dpm_rpm_ratio, n)
-    year = np.repeat(np.eye(N_POOLS)[:, :, None], n, axis=2)
-    from_inputs = np.zeros((N_POOLS, n))
+    # Columns 0-3: the year's map of the pools (from the identity); column 4: the pools from the inputs. One
+    # `_decompose` of all five columns, in place, computes each column as its own would.
+    state = np.zeros((N_POOLS, N_POOLS + 1, n))
+    state[:, :N_POOLS] = np.eye(N_POOLS)[:, :, None]
     for m in range(MONTHS_PER_YEAR):
-        remaining = remaining_fraction(rates[m])
-        year = _decompose(year, remaining, to_bio, to_hum)
-        from_inputs = _decompose(from_inputs, remaining, to_bio, to_hum) + split * shares[m]
-    return year, from_inputs
+        _decompose_in_place(state, remaining_fraction(rates[m]), to_bio, to_hum)
+        state[:, N_POOLS] += split * shares[m]
+    return state[:, :N_POOLS], state[:, N_POOLS]
 
 
 def unit_equilibrium(rates, clay, dpm_rpm_ratio, input_shares=None) -> np.ndarray:
@@ -215,11 +266,17 @@ def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, year
     year, from_inputs = year_map
     added = from_inputs * np.asarray(annual_input)[..., None, :]
     pools = np.asarray(pools, dtype="float64")
-    for _ in range(years):
-        new = added.copy()
-        for i in range(N_POOLS):
-            for j in range(N_POOLS):
-                new[..., i, :] += year[i, j] * pools[..., j, :]
+    # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a zero coefficient
+    # off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool (+-0.0) leaves a
+    # sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the full sum's.
+    sources = [[j for j in range(N_POOLS) if j == i or year[i, j].any()] for i in range(N_POOLS)]
+    buffers, term = (np.empty(added.shape), np.empty(added.shape)), np.empty(added.shape[:-2] + added.shape[-1:])
+    for y in range(years):
+        new = buffers[y % 2]
+        for i, pools_in in enumerate(sources):
+            total = added[..., i, :]
+            for j in pools_in:
+                total = np.add(total, np.multiply(year[i, j], pools[..., j, :], out=term), out=new[..., i, :])
         pools = new
     return pools
 
