@@ -46,7 +46,7 @@ KEY = "site_id"
 TOPSOIL_TOP_CM = 0.0
 TOPSOIL_BOTTOM_CM = 30.0
 STOCK_REJECT_COLUMNS = [KEY, "upper_depth_cm", "lower_depth_cm"]
-# The horizon columns `topsoil_stocks` reads: only these are spilled and read back.
+# The horizon columns `topsoil_stocks` reads (of a bucket without horizon rows: an empty frame of them).
 STOCK_HORIZON_COLUMNS = [*STOCK_REJECT_COLUMNS, "soc_g_per_kg", "bulk_density_g_per_cm3", "coarse_fragments_vol_pct"]
 # The land mask sites must lie on (or next to), as rejects name it.
 LAND_MASK_NAME = "WHRC SOC stock 2010"
@@ -166,12 +166,14 @@ def validate_drop(
     with_stock, exclusions, counted = [0], Counter(), set()
     table = StockTable(sites.valid, placement, folder / "stocks", n_horizons) if placement else None
 
+    def site_ids(i: int) -> pd.Series:
+        return ids[i].cast(pa.large_string()).to_pandas(types_mapper=text_types)
+
     def count_stocks(i: int, validation: Validation) -> None:
         if not len(ids[i]):
             tally.add_horizons(validation, None)
             return  # no valid site in this bucket, so no stock (and pandas cannot join two empty arrow columns)
-        site_ids = ids[i].cast(pa.large_string()).to_pandas(types_mapper=text_types)
-        stocks = site_stocks(site_ids, validation.valid, validation.rejects)
+        stocks = site_stocks(site_ids(i), validation.valid, validation.rejects)
         tally.add_horizons(validation, stocks)
         has_stock = stocks["topsoil_soc_stock_t_c_per_ha"].notna()
         with_stock[0] += int(has_stock.sum())
@@ -197,10 +199,9 @@ def validate_drop(
     drop = DropValidation(sites, horizons, with_stock[0], +exclusions, evidence)
     if table:
         no_horizons = pd.DataFrame({column: pd.Series(dtype="float64") for column in STOCK_HORIZON_COLUMNS})
-        no_horizons[KEY] = no_horizons[KEY].astype("str")
+        no_horizons = no_horizons.astype({KEY: "str"})
         for i in uncounted:
-            site_ids = ids[i].cast(pa.large_string()).to_pandas(types_mapper=text_types)
-            table.add(i, site_stocks(site_ids, no_horizons, no_horizons[STOCK_REJECT_COLUMNS]))
+            table.add(i, site_stocks(site_ids(i), no_horizons, no_horizons[STOCK_REJECT_COLUMNS]))
         drop.stocks, drop.stocks_check = table.finish()
     return drop
 
