@@ -1,15 +1,17 @@
 """Contracts are the one source of truth: valid ODCS, and pandera and GX both follow them; AfSP anomalies rules."""
 
+import os
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pandas as pd
 import pytest
 import yaml
 
 from soil_pipeline.contracts import gx_worker
 from soil_pipeline.contracts.gx_suite import run_gx
-from soil_pipeline.contracts.model import CONTRACTS_DIR, load_raster_contract, load_table_contract
+from soil_pipeline.contracts.model import CONTRACTS_DIR, load_raster_contract, load_table_contract, odcs_schema
 from soil_pipeline.contracts.validate import validate
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline.readers import read_table_file
@@ -27,6 +29,28 @@ def test_every_contract_is_valid_odcs():
         document = yaml.safe_load(path.read_text())
         loader = load_raster_contract if document["schema"][0]["physicalType"] == "raster" else load_table_contract
         assert loader(path.stem).id == path.stem
+
+
+def test_the_shipped_odcs_schema_is_a_valid_json_schema():
+    # Checked here, not at every run (check_schema takes ~0.3 s): contracts are validated against it.
+    schema = odcs_schema()
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+def test_an_edited_contract_is_read_again_in_the_same_process(tmp_path):
+    shutil.copy(CONTRACTS_DIR / "field_sites.yaml", tmp_path)
+    path = tmp_path / "field_sites.yaml"
+    first = load_table_contract("field_sites", tmp_path)
+    assert load_table_contract("field_sites", tmp_path) is first  # parsed and validated once
+    stat = path.stat()
+    path.write_text(path.read_text().replace("version: ", "version: 9", 1))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same modification time: the content decides
+    edited = load_table_contract("field_sites", tmp_path)
+    assert edited.version == f"9{first.version}"
+    assert edited.sha256 != first.sha256
+    path.write_text("apiVersion: v3.1.0\nkind: DataContract\nid: field_sites\n")
+    with pytest.raises(ValueError, match="not a valid ODCS v3 contract"):
+        load_table_contract("field_sites", tmp_path)
 
 
 def test_pandera_and_gx_agree_on_the_real_horizons(tmp_path):

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import yaml
-from open_data_contract_standard.model import OpenDataContractStandard
 
 from soil_pipeline.contracts import rules
 from soil_pipeline.contracts.bounded_yaml import safe_load, yaml_problem
@@ -115,13 +113,18 @@ class RasterContract:
         return f"{self.id} v{self.version}"
 
 
+def odcs_schema() -> dict:
+    """The ODCS v3 JSON Schema shipped with `open_data_contract_standard` (a valid schema: a test checks it, once,
+    rather than every process: `check_schema` takes ~0.3 s)."""
+    return json.loads(resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
+
+
 @functools.cache
-def _odcs_validator() -> jsonschema.protocols.Validator:
-    """The ODCS JSON Schema, checked once: `jsonschema.validate` re-checks the schema itself on every call (~0.5 s)."""
-    schema = json.loads(resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
-    validator = jsonschema.validators.validator_for(schema)
-    validator.check_schema(schema)
-    return validator(schema)
+def _odcs_validator():
+    import jsonschema
+
+    schema = odcs_schema()
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def _custom(entries) -> dict:
@@ -236,44 +239,57 @@ def _rules(qualities: list[dict], path: Path, columns: list[str]) -> tuple[Datas
     return found
 
 
-def _read(name: str, directory: Path) -> tuple[dict, str]:
-    path = directory / f"{name}.yaml"
+def _read(path: Path, data: bytes) -> dict:
+    """The ODCS document in `data` (the bytes of `path`), validated against the ODCS schema and pydantic model."""
+    # Imported here: the GX worker process unpickles contracts and never reads one.
+    import jsonschema
+    from open_data_contract_standard.model import OpenDataContractStandard
+
     try:
-        document = safe_load(path.read_text())
+        document = safe_load(data.decode("utf-8"))
     except yaml.YAMLError as error:  # where and what, never the text of the line
         raise ContractError(f"{path}: not valid YAML{yaml_problem(error)}") from None
     try:
-        if (invalid := jsonschema.exceptions.best_match(_odcs_validator().iter_errors(document))) is not None:
-            raise invalid
+        validator = _odcs_validator()
+        if not validator.is_valid(document):
+            raise jsonschema.exceptions.best_match(validator.iter_errors(document))
         OpenDataContractStandard.model_validate(document)
     except (jsonschema.ValidationError, ValueError) as error:
         raise ContractError(f"{path}: not a valid ODCS v3 contract: {error}") from error
-    return document, hashlib.sha256(path.read_bytes()).hexdigest()
+    return document
 
 
 def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableContract:
     path = Path(directory) / f"{name}.yaml"
-    return _load_table_contract(name, Path(directory), path.stat().st_mtime_ns if path.exists() else None)
+    return _table_contract(path, path.read_bytes())
 
 
+# Contracts are read by many steps of a run: each file is parsed and validated once per process and content (the
+# bytes are part of the key, so an edited file is read again).
 @functools.lru_cache(maxsize=64)
-def _load_table_contract(name: str, directory: Path, mtime_ns: int | None) -> TableContract:
-    document, digest = _read(name, directory)
-    table, path = document["schema"][0], directory / f"{name}.yaml"
+def _table_contract(path: Path, data: bytes) -> TableContract:
+    document = _read(path, data)
+    table = document["schema"][0]
     columns = tuple(_column(prop, path) for prop in table["properties"])
     return TableContract(
         id=document["id"],
         version=document["version"],
         columns=columns,
         rules=_rules(table.get("quality", []), path, [column.name for column in columns]),
-        sha256=digest,
-        path=str(directory / f"{name}.yaml"),
+        sha256=hashlib.sha256(data).hexdigest(),
+        path=str(path),
     )
 
 
 def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterContract:
-    document, digest = _read(name, directory)
-    raster, path = document["schema"][0], directory / f"{name}.yaml"
+    path = Path(directory) / f"{name}.yaml"
+    return _raster_contract(path, path.read_bytes())
+
+
+@functools.lru_cache(maxsize=64)
+def _raster_contract(path: Path, data: bytes) -> RasterContract:
+    document = _read(path, data)
+    raster = document["schema"][0]
     grid = _custom(raster.get("customProperties"))
     _check_keys(
         f"{path}: raster", "customProperties key", grid, rules.RASTER_GRID_PROPERTIES, rules.RASTER_GRID_OPTIONAL
@@ -305,8 +321,8 @@ def load_raster_contract(name: str, directory: Path = CONTRACTS_DIR) -> RasterCo
         minimum=band["logicalTypeOptions"]["minimum"],
         maximum=band["logicalTypeOptions"]["maximum"],
         unit=band_custom.get("unit", ""),
-        sha256=digest,
-        path=str(directory / f"{name}.yaml"),
+        sha256=hashlib.sha256(data).hexdigest(),
+        path=str(path),
         depth_cm=tuple(float(v) for v in grid["depthCm"]) if "depthCm" in grid else None,
         median_range=tuple(float(v) for v in median) if median is not None else None,
         min_land_share=float(grid["minLandShare"]) if "minLandShare" in grid else None,
