@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from soil_pipeline.embedded import COUNTRIES_VECTOR, LANDING_DIR
 from soil_pipeline.publishing.maintenance import DEFAULT_GRACE_HOURS, DEFAULT_KEEP_RUNS, doctor, gc
 from soil_pipeline.publishing.root import DEFAULT_OUTPUT_ROOT, OutputRoot, file_size_limit
 from soil_pipeline.publishing.store import VersionedParquetStore
@@ -382,11 +383,10 @@ def partition_problem(partition: str | None) -> str | None:
 def missing_drop(landing_dir: str | None, partition: str | None) -> str | None:
     """One line when `--partition` names a drop whose folder is not in the landing folder, else None."""
     from soil_pipeline.errors import Remedy
-    from soil_pipeline.resources import InputDatasets
 
     if partition is None:
         return None
-    folder = Path(landing_dir or InputDatasets().landing_dir) / "field_samples" / partition
+    folder = Path(landing_dir or LANDING_DIR) / "field_samples" / partition
     if folder.is_dir():
         return None
     return f"soil-pipeline run: no field-sample drop folder {folder} for --partition {partition}: {Remedy.DROP_FOLDER}"
@@ -394,9 +394,8 @@ def missing_drop(landing_dir: str | None, partition: str | None) -> str | None:
 
 def landing_warnings(landing_dir: str | None) -> list[str]:
     from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders
-    from soil_pipeline.resources import InputDatasets
 
-    landing = landing_dir or InputDatasets().landing_dir
+    landing = landing_dir or str(LANDING_DIR)
     _, invalid = drop_folders(landing)
     return [
         f"warning: {landing}/field_samples/{name}/ is not a partition folder ({DROP_FOLDER_FORM}); it is ignored"
@@ -407,9 +406,8 @@ def landing_warnings(landing_dir: str | None) -> list[str]:
 def drops_text(landing_dir: str | None) -> str:
     """Every folder of the landing area: a valid monthly drop with its table files, or why it is not one."""
     from soil_pipeline.readers import DROP_FOLDER_FORM, drop_folders, is_table_name
-    from soil_pipeline.resources import InputDatasets
 
-    landing = Path(landing_dir or InputDatasets().landing_dir)
+    landing = Path(landing_dir or LANDING_DIR)
     valid, invalid = drop_folders(landing)
     lines = [f"Field-sample drops under {landing / 'field_samples'}:"]
     for name in valid:
@@ -458,10 +456,9 @@ def error_line(error: BaseException) -> str:
 def check_drop_text(drop_dir: str, declaration: str | None) -> tuple[str, bool]:
     """The check-drop report and whether the drop would be published; land and regions from the default inputs."""
     from soil_pipeline.drop_check import check_drop, raw_references, report
-    from soil_pipeline.resources import InputDatasets
+    from soil_pipeline.raster_inputs import SOC_STOCK_2010
 
-    inputs = InputDatasets()
-    land, regions = raw_references(inputs.soc_stock_2010_raster, inputs.countries_vector)
+    land, regions = raw_references(SOC_STOCK_2010.default, str(COUNTRIES_VECTOR))
     check = check_drop(Path(drop_dir), declaration, land=land, regions=regions)
     return report(check), check.publishable
 

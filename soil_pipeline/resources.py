@@ -11,7 +11,7 @@ from pydantic import Field
 
 from soil_pipeline.contracts import gx_worker
 from soil_pipeline.contracts.raster import RasterLimits
-from soil_pipeline.embedded import DATA_DIR
+from soil_pipeline.embedded import COUNTRIES_VECTOR, LANDING_DIR
 from soil_pipeline.engine import memory
 from soil_pipeline.engine.raster import WINDOW_CELLS, GridConfig
 from soil_pipeline.provenance import file_sha256
@@ -30,10 +30,10 @@ class _InputLocations(dg.ConfigurableResource):
     of `raster_inputs.RASTER_INPUTS`)."""
 
     landing_dir: str = Field(
-        default=str(DATA_DIR / "landing"), description="Folder holding the monthly drops, field_samples/YYYY-MM/."
+        default=str(LANDING_DIR), description="Folder holding the monthly drops, field_samples/YYYY-MM/."
     )
     countries_vector: str = Field(
-        default=str(DATA_DIR / "naturalearth_10m_admin0" / "ne_10m_admin_0_countries_deu.geojson.zip"),
+        default=str(COUNTRIES_VECTOR),
         description="Natural Earth 1:10m Admin 0 countries (zipped GeoJSON, or any file geopandas reads).",
     )
     field_declaration: str | None = Field(

@@ -80,3 +80,15 @@ def test_importing_the_package_stays_light(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_read_only_commands_never_import_dagster(tmp_path):
+    drop = REPO / "soil_pipeline" / "data" / "landing" / "field_samples" / "2012-10"
+    probe = (
+        "import sys; from soil_pipeline.cli import main; "
+        f"codes = [main(['drops']), main(['check-drop', {str(drop)!r}]), main(['versions', '--output-root', 'out'])]; "
+        "print(codes, 'dagster' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.stdout.splitlines()[-1] == "[0, 0, 0] False", out.stderr
