@@ -121,6 +121,7 @@ def odcs_schema() -> dict:
 
 @functools.cache
 def _odcs_validator():
+    """The validator of `odcs_schema`, built once per process."""
     import jsonschema
 
     schema = odcs_schema()
@@ -264,8 +265,8 @@ def load_table_contract(name: str, directory: Path = CONTRACTS_DIR) -> TableCont
     return _table_contract(path, path.read_bytes())
 
 
-# Contracts are read by many steps of a run: each file is parsed and validated once per process and content (the
-# bytes are part of the key, so an edited file is read again).
+# Contracts are read by many steps of a run: each file (table or raster contract) is parsed and validated once per
+# process and content (the bytes are part of the key, so an edited file is read again).
 @functools.lru_cache(maxsize=64)
 def _table_contract(path: Path, data: bytes) -> TableContract:
     document = _read(path, data)
