@@ -15,6 +15,7 @@ from soil_pipeline.science.validation import (
     METRICS,
     Bootstrap,
     CalibrationRules,
+    _weighted_medians,
     agreement,
     agreement_with_intervals,
     block_bootstrap,
@@ -138,6 +139,23 @@ def test_block_sum_intervals_are_those_of_concatenating_the_drawn_blocks():
     for k, name in enumerate(names):
         assert fast[f"{name}_p05"] == pytest.approx(low[k], rel=1e-9), name
         assert fast[f"{name}_p95"] == pytest.approx(high[k], rel=1e-9), name
+
+
+def test_weighted_medians_are_the_medians_of_the_concatenated_resamples():
+    # sorted values of sites in blocks 0, 1, 0, 1, 2; a resample's weights are its block counts
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    site_block = np.array([0, 1, 0, 1, 2])
+    counts = np.array(
+        [
+            [1, 1, 1],  # 1 2 3 4 5 -> 3
+            [2, 0, 0],  # 1 1 3 3 -> 2
+            [0, 0, 0],  # nothing drawn -> NaN
+            [0, 1, 2],  # 2 4 5 5 -> 4.5
+            [0, 0, 3],  # 5 5 5 -> 5
+        ]
+    )
+    medians = _weighted_medians(values, site_block, counts)
+    np.testing.assert_array_equal(medians, [3.0, 2.0, np.nan, 4.5, 5.0])
 
 
 def test_grouped_agreement_counts_what_the_stated_error_covers_per_group():
