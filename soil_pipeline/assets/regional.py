@@ -105,7 +105,8 @@ def _calibrated(table: pd.DataFrame, sites: pd.DataFrame, validation: pd.DataFra
     rules = calibration_rules()
     near = validation[(validation["scope"] == ALL_DROPS) & (validation["stock_layer"] == LAYER_2010)]
     near = near.set_index(["region_type", "region_id"])["area_near_a_site_pct"]
-    keyed = _keyed(sites)
+    keyed = _keyed(sites[["longitude_deg", "latitude_deg", MAP_2010, STOCK, "country_adm0_a3", "climate_zone_code"]])
+    keyed.attrs = {}  # pandas deep-copies a frame's attrs (the provenance) into each region's part and its every slice
     groups = {kind: dict(tuple(keyed.groupby(REGION_KEYS[kind], sort=False))) for kind in STOCK_REGION_TYPES}
     rows = []
     for row in table.itertuples(index=False):

@@ -295,11 +295,15 @@ def calibrated_total(
     and its standard error (`ratio_estimate`, in the map total's unit), the map total's relative error the field
     measures (`map_total_error`) and the label saying which it is; NaN and a map-only label where `rules` are
     unmet."""
-    pairs = sites[np.isfinite(sites[map_column]) & np.isfinite(sites[field_column])]
-    blocks = spatial_blocks(pairs["longitude_deg"], pairs["latitude_deg"], settings.block_deg)
-    n_sites, n_blocks = len(pairs), len(np.unique(blocks))
+    m, f, longitude, latitude = (
+        sites[column].to_numpy(dtype=float) for column in (map_column, field_column, "longitude_deg", "latitude_deg")
+    )
+    pair = np.isfinite(m) & np.isfinite(f)
+    m, f = m[pair], f[pair]
+    blocks = spatial_blocks(longitude[pair], latitude[pair], settings.block_deg)
+    n_sites, n_blocks = len(m), len(np.unique(blocks))
     reason = rules.unmet(n_sites, n_blocks, area_near_pct)
-    if reason is None and not pairs[map_column].sum() > 0:
+    if reason is None and not m.sum() > 0:
         reason = "the map's stock at the sites sums to zero"
     if reason is not None:
         return {
@@ -310,7 +314,7 @@ def calibrated_total(
             "map_total_error": np.nan,
             "label": f"map-only: {reason}",
         }
-    ratio, ratio_se = ratio_estimate(1.0, pairs[map_column], pairs[field_column], blocks, settings)
+    ratio, ratio_se = ratio_estimate(1.0, m, f, blocks, settings)
     return {
         "field_to_map_ratio": ratio,
         "field_to_map_ratio_se": ratio_se,
