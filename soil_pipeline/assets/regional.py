@@ -238,6 +238,8 @@ def regional_soc_stocks(
 def with_field_errors(sums: pd.DataFrame, regional: pd.DataFrame) -> pd.DataFrame:
     """Per-region sums with the stock error their field sites measure (`scenarios.FIELD_ERROR`, a fraction; NaN for
     a map-only region or one regional_soc_stocks does not have, e.g. a 4p1000 priority region)."""
-    measured = regional.set_index(["region_type", "region_id"])["soc_stock_2010_field_error_pct"] / 100.0
+    errors = regional[["region_type", "region_id", "soc_stock_2010_field_error_pct"]]
+    errors.attrs = {}  # as in `_calibrated`: no copy of the provenance into every intermediate
+    measured = errors.set_index(["region_type", "region_id"])["soc_stock_2010_field_error_pct"] / 100.0
     keys = pd.MultiIndex.from_frame(sums[["region_type", "region_id"]])
     return sums.assign(**{FIELD_ERROR: measured.reindex(keys).to_numpy(dtype=float)})
