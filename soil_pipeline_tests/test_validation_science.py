@@ -244,6 +244,19 @@ def test_the_area_near_a_site_is_summed_over_the_cells_whose_centre_is_within_th
     assert great_circle_km(1.5, 0.5, 2.5, 0.5) == pytest.approx(111.2, abs=0.1)
 
 
+def test_scopes_of_the_same_sites_share_one_tree_and_the_same_area_near_a_site():
+    # the only drop holds the same sites as all drops; a second drop's one site (3.5 E, 1.5 S) is near 3 cells
+    grid = GridSpec(width=4, height=4, transform=Affine(1.0, 0, 0.0, 0, -1.0, 2.0))
+    one_site = (np.array([1.5]), np.array([0.5]))
+    trees = site_trees({"all": one_site, "2012-10": one_site, "2013-01": (np.array([3.5]), np.array([-1.5]))})
+    assert trees["all"] is trees["2012-10"] and trees["2013-01"] is not trees["all"]
+    window = Window(0, 0, 4, 4)
+    areas = row_areas_ha(grid, window)[:, 0]
+    found = NearSites(trees, distance_km=120.0, stock="soc")({"soc": np.full((4, 4), 50.0)}, areas, grid, window)
+    assert np.array_equal(found[near_name("all")], found[near_name("2012-10")])
+    assert (found[near_name("all")] > 0).sum() == 5 and (found[near_name("2013-01")] > 0).sum() == 3
+
+
 def test_a_stock_raster_a_tenth_of_the_field_stocks_fails_and_one_like_them_passes():
     assert field_stock_verdict(29, 0.1, "soc_stock_2010_raster") is None  # too few sites to judge
     passed = field_stock_verdict(19022, 1.215, "soc_stock_2010_raster")
