@@ -15,6 +15,7 @@ from soil_pipeline.science.validation import (
     METRICS,
     Bootstrap,
     CalibrationRules,
+    _weighted_medians,
     agreement,
     agreement_with_intervals,
     block_bootstrap,
@@ -140,6 +141,23 @@ def test_block_sum_intervals_are_those_of_concatenating_the_drawn_blocks():
         assert fast[f"{name}_p95"] == pytest.approx(high[k], rel=1e-9), name
 
 
+def test_weighted_medians_are_the_medians_of_the_concatenated_resamples():
+    # sorted values of sites in blocks 0, 1, 0, 1, 2; a resample's weights are its block counts
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    site_block = np.array([0, 1, 0, 1, 2])
+    counts = np.array(
+        [
+            [1, 1, 1],  # 1 2 3 4 5 -> 3
+            [2, 0, 0],  # 1 1 3 3 -> 2
+            [0, 0, 0],  # nothing drawn -> NaN
+            [0, 1, 2],  # 2 4 5 5 -> 4.5
+            [0, 0, 3],  # 5 5 5 -> 5
+        ]
+    )
+    medians = _weighted_medians(values, site_block, counts)
+    np.testing.assert_array_equal(medians, [3.0, 2.0, np.nan, 4.5, 5.0])
+
+
 def test_grouped_agreement_counts_what_the_stated_error_covers_per_group():
     frame = pd.DataFrame(
         {
@@ -224,6 +242,19 @@ def test_the_area_near_a_site_is_summed_over_the_cells_whose_centre_is_within_th
     assert np.array_equal(found[near_name("all")], expected)
     assert found[MAPPED_AREA].sum() == pytest.approx(areas.sum() * 4 - areas[1])
     assert great_circle_km(1.5, 0.5, 2.5, 0.5) == pytest.approx(111.2, abs=0.1)
+
+
+def test_scopes_of_the_same_sites_share_one_tree_and_the_same_area_near_a_site():
+    # the only drop holds the same sites as all drops; a second drop's one site (3.5 E, 1.5 S) is near 3 cells
+    grid = GridSpec(width=4, height=4, transform=Affine(1.0, 0, 0.0, 0, -1.0, 2.0))
+    one_site = (np.array([1.5]), np.array([0.5]))
+    trees = site_trees({"all": one_site, "2012-10": one_site, "2013-01": (np.array([3.5]), np.array([-1.5]))})
+    assert trees["all"] is trees["2012-10"] and trees["2013-01"] is not trees["all"]
+    window = Window(0, 0, 4, 4)
+    areas = row_areas_ha(grid, window)[:, 0]
+    found = NearSites(trees, distance_km=120.0, stock="soc")({"soc": np.full((4, 4), 50.0)}, areas, grid, window)
+    assert np.array_equal(found[near_name("all")], found[near_name("2012-10")])
+    assert (found[near_name("all")] > 0).sum() == 5 and (found[near_name("2013-01")] > 0).sum() == 3
 
 
 def test_a_stock_raster_a_tenth_of_the_field_stocks_fails_and_one_like_them_passes():

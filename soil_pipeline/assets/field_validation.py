@@ -288,12 +288,20 @@ def _layers(sites: pd.DataFrame, soc_stock_grid: Layer, second_soc_stock_grid: L
 
 
 def validation_table(sites: pd.DataFrame, layers: dict, settings: Bootstrap) -> pd.DataFrame:
-    """`grouped_agreement` per scope (`_scopes`) and stock layer, over `GROUPINGS`."""
-    parts = []
-    for scope, part in _scopes(sites).items():
-        for layer, (label, map_column, error_column) in layers.items():
-            rows = grouped_agreement(part, GROUPINGS, settings, map_column, STOCK, error_column)
-            parts.append(rows.assign(scope=scope, stock_layer=layer, stock_source=label))
+    """`grouped_agreement` per scope (`_scopes`) and stock layer, over `GROUPINGS`. A scope of the same rows as an
+    earlier one (a drop whose deliveries are all the representative observations, e.g. the only drop) has the same
+    figures: they are computed once."""
+    parts, done = [], []
+    for scope, part in _scopes(sites.reset_index(drop=True)).items():
+        figures = next((figures for index, figures in done if index.equals(part.index)), None)
+        if figures is None:
+            figures = {
+                layer: grouped_agreement(part, GROUPINGS, settings, map_column, STOCK, error_column)
+                for layer, (_, map_column, error_column) in layers.items()
+            }
+            done.append((part.index, figures))
+        for layer, (label, _, _) in layers.items():
+            parts.append(figures[layer].assign(scope=scope, stock_layer=layer, stock_source=label))
     return pd.concat(parts, ignore_index=True)
 
 

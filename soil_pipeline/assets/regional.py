@@ -105,7 +105,8 @@ def _calibrated(table: pd.DataFrame, sites: pd.DataFrame, validation: pd.DataFra
     rules = calibration_rules()
     near = validation[(validation["scope"] == ALL_DROPS) & (validation["stock_layer"] == LAYER_2010)]
     near = near.set_index(["region_type", "region_id"])["area_near_a_site_pct"]
-    keyed = _keyed(sites)
+    keyed = _keyed(sites[["longitude_deg", "latitude_deg", MAP_2010, STOCK, "country_adm0_a3", "climate_zone_code"]])
+    keyed.attrs = {}  # pandas deep-copies a frame's attrs (the provenance) into each region's part and its every slice
     groups = {kind: dict(tuple(keyed.groupby(REGION_KEYS[kind], sort=False))) for kind in STOCK_REGION_TYPES}
     rows = []
     for row in table.itertuples(index=False):
@@ -237,6 +238,8 @@ def regional_soc_stocks(
 def with_field_errors(sums: pd.DataFrame, regional: pd.DataFrame) -> pd.DataFrame:
     """Per-region sums with the stock error their field sites measure (`scenarios.FIELD_ERROR`, a fraction; NaN for
     a map-only region or one regional_soc_stocks does not have, e.g. a 4p1000 priority region)."""
-    measured = regional.set_index(["region_type", "region_id"])["soc_stock_2010_field_error_pct"] / 100.0
+    errors = regional[["region_type", "region_id", "soc_stock_2010_field_error_pct"]]
+    errors.attrs = {}  # as in `_calibrated`: no copy of the provenance into every intermediate
+    measured = errors.set_index(["region_type", "region_id"])["soc_stock_2010_field_error_pct"] / 100.0
     keys = pd.MultiIndex.from_frame(sums[["region_type", "region_id"]])
     return sums.assign(**{FIELD_ERROR: measured.reindex(keys).to_numpy(dtype=float)})

@@ -263,11 +263,12 @@ def restoration_scenario(
 
 def _case_metadata(table: pd.DataFrame) -> dict[str, float]:
     """The World's gain (Pg C) and implied rate (t C/ha/yr) of each recovery case."""
-    world = table[(table["region_type"] == "global") & table["estimate"].isin(scenarios.CASES)]
+    world = (table["region_type"] == "global") & table["estimate"].isin(scenarios.CASES)
+    columns = ("estimate", "soc_gain_pg_c", "implied_rate_t_c_per_ha_per_yr")
     out = {}
-    for row in world.itertuples():
-        out[f"global_{row.estimate}_soc_gain_pg_c"] = float(row.soc_gain_pg_c)
-        out[f"global_{row.estimate}_implied_rate_t_c_per_ha_per_yr"] = float(row.implied_rate_t_c_per_ha_per_yr)
+    for estimate, gain, rate in zip(*(table.loc[world, name].to_list() for name in columns), strict=True):
+        out[f"global_{estimate}_soc_gain_pg_c"] = float(gain)
+        out[f"global_{estimate}_implied_rate_t_c_per_ha_per_yr"] = float(rate)
     return out
 
 

@@ -34,8 +34,16 @@ def near_name(scope: str) -> str:
 
 
 def site_trees(sites_by_scope: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, cKDTree]:
-    """A k-d tree of each scope's site (longitude, latitude) arrays."""
-    return {scope: cKDTree(unit_vectors(lon, lat)) for scope, (lon, lat) in sites_by_scope.items()}
+    """A k-d tree of each scope's site (longitude, latitude) arrays; scopes of the same sites in the same order (e.g.
+    all drops and the only drop) share one tree, which `NearSites` queries once."""
+    trees, built = {}, {}
+    for scope, (lon, lat) in sites_by_scope.items():
+        points = unit_vectors(lon, lat)
+        key = points.tobytes()
+        if key not in built:
+            built[key] = cKDTree(points)
+        trees[scope] = built[key]
+    return trees
 
 
 def cell_centres(grid: GridSpec, row_off: int, col_off: int, rows: np.ndarray, cols: np.ndarray):
@@ -62,10 +70,13 @@ class NearSites:
         lon, lat = cell_centres(grid, int(window.row_off), int(window.col_off), rows, cols)
         points = unit_vectors(lon, lat)
         reach = chord(self.distance_km)
+        by_tree = {}
         for scope, tree in self.trees.items():
-            near = np.zeros(stock.shape, dtype=bool)
-            if len(points) and tree.n:
-                distance, _ = tree.query(points, distance_upper_bound=reach)
-                near[rows, cols] = np.isfinite(distance)
-            out[near_name(scope)] = np.where(near, area, 0.0)
+            if id(tree) not in by_tree:
+                near = np.zeros(stock.shape, dtype=bool)
+                if len(points) and tree.n:
+                    distance, _ = tree.query(points, distance_upper_bound=reach)
+                    near[rows, cols] = np.isfinite(distance)
+                by_tree[id(tree)] = np.where(near, area, 0.0)
+            out[near_name(scope)] = by_tree[id(tree)]
         return out

@@ -556,25 +556,30 @@ def _gain_columns(sums, name: str, curve: Recovery, horizon_yr: float, target_tg
     }
 
 
-def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, converted_land: str, grazing: str):
-    table = sums[["region_type", "region_id", "region_name"]].copy()
-    table.insert(0, "estimate", "central")
-    table.insert(0, "scenario_version", scenario.version)
-    table.insert(0, "scenario_id", scenario.id)
-    table["attribution"] = ATTRIBUTIONS["literature"]
-    table["grazing_loss"] = grazing
-    table["recovery_curve"] = scenario.recovery.label
-    table["converted_land"] = converted_land
-    table["horizon_yr"] = float(scenario.horizon_yr)
-    table["soc_stock_error_basis"] = stock_error_basis(
-        sums["soc_stock_2010_without_error_t_c"], sums["soc_stock_2010_t_c"], field_errors(sums)
-    )
-    table["converted_land_area_mha"] = sums["converted_land_ha"].to_numpy() / HA_PER_MHA
-    table["restored_area_mha"] = sums["restored_ha"].to_numpy() / HA_PER_MHA
-    table["restored_area_with_soc_mha"] = sums["restored_with_soc_ha"].to_numpy() / HA_PER_MHA
+def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, labels: dict) -> tuple[dict, np.ndarray]:
+    """The leading columns of a table of rows per region of `sums` (`labels`: estimate, attribution, grazing_loss,
+    recovery_curve, converted_land), and the regions' 4p1000 target (Tg C/yr). Columns, not a frame: a frame is
+    built once from all of them (inserting columns one by one costs more than their arithmetic)."""
     target_tg = four_per_1000_target(sums["soc_stock_2010_t_c"].to_numpy(), four_per_1000_rate) / T_PER_TG
-    table["target_4p1000_tg_c_per_yr"] = target_tg
-    return table, target_tg
+    columns = {
+        "scenario_id": scenario.id,
+        "scenario_version": scenario.version,
+        "estimate": labels["estimate"],
+        **{name: sums[name] for name in ("region_type", "region_id", "region_name")},
+        "attribution": labels["attribution"],
+        "grazing_loss": labels["grazing_loss"],
+        "recovery_curve": labels["recovery_curve"],
+        "converted_land": labels["converted_land"],
+        "horizon_yr": float(scenario.horizon_yr),
+        "soc_stock_error_basis": stock_error_basis(
+            sums["soc_stock_2010_without_error_t_c"], sums["soc_stock_2010_t_c"], field_errors(sums)
+        ),
+        "converted_land_area_mha": sums["converted_land_ha"].to_numpy() / HA_PER_MHA,
+        "restored_area_mha": sums["restored_ha"].to_numpy() / HA_PER_MHA,
+        "restored_area_with_soc_mha": sums["restored_with_soc_ha"].to_numpy() / HA_PER_MHA,
+        "target_4p1000_tg_c_per_yr": target_tg,
+    }
+    return columns, target_tg
 
 
 @dataclass(frozen=True)
@@ -598,16 +603,22 @@ def regional_scenario(
         if key not in curves:
             continue
         curve = curves[key]
-        table, target_tg = _base(sums, scenario, four_per_1000_rate, labels.converted_land, labels.grazing)
-        table = table.assign(estimate=key, recovery_curve=curve.label)
-        table = table.assign(**_gain_columns(sums, gain_name(key), curve, scenario.horizon_yr, target_tg, draws))
+        labels_of_rows = {
+            "estimate": key,
+            "attribution": ATTRIBUTIONS["literature"],
+            "grazing_loss": labels.grazing,
+            "recovery_curve": curve.label,
+            "converted_land": labels.converted_land,
+        }
+        columns, target_tg = _base(sums, scenario, four_per_1000_rate, labels_of_rows)
+        columns |= _gain_columns(sums, gain_name(key), curve, scenario.horizon_yr, target_tg, draws)
         if key == "central":
             for bound, attribution in (("lower", "cell_average"), ("upper", "all_on_converted")):
                 name = gain_name("central", attribution)
                 gain_pg = curve_gain_t_c(sums, name, curve, draws.central_shares.get(curve.factors)) / T_PER_PG
-                table[f"soc_gain_{bound}_bound_pg_c"] = gain_pg
-                table[f"soc_gain_{bound}_bound_gt_co2"] = gain_pg * CO2_PER_C
-        parts.append(table)
+                columns[f"soc_gain_{bound}_bound_pg_c"] = gain_pg
+                columns[f"soc_gain_{bound}_bound_gt_co2"] = gain_pg * CO2_PER_C
+        parts.append(pd.DataFrame(columns, index=sums.index))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -650,9 +661,16 @@ def sensitivity_rows(
     ]
     parts = []
     for variant_sums, attribution, grazing_label, curve, land, name in variants:
-        table, target_tg = _base(variant_sums, scenario, four_per_1000_rate, land, grazing_label)
-        table = table.assign(estimate="sensitivity", attribution=attribution, recovery_curve=curve.label)
-        parts.append(table.assign(**_gain_columns(variant_sums, name, curve, scenario.horizon_yr, target_tg, draws)))
+        labels_of_rows = {
+            "estimate": "sensitivity",
+            "attribution": attribution,
+            "grazing_loss": grazing_label,
+            "recovery_curve": curve.label,
+            "converted_land": land,
+        }
+        columns, target_tg = _base(variant_sums, scenario, four_per_1000_rate, labels_of_rows)
+        columns |= _gain_columns(variant_sums, name, curve, scenario.horizon_yr, target_tg, draws)
+        parts.append(pd.DataFrame(columns, index=variant_sums.index))
     return pd.concat(parts, ignore_index=True)
 
 

@@ -50,7 +50,10 @@ def factor_spec(value: float, error_pct: float | None) -> dict:
 def interval_columns(name: str, central_value, samples: np.ndarray) -> dict[str, np.ndarray]:
     """`name` (the central figure) and `name_p05`, `name_p50`, `name_p95` over the draws (axis 0 of `samples`)."""
     columns = {name: np.asarray(central_value, dtype=float)}
-    with np.errstate(invalid="ignore"):  # one partition of the draws for every percentile
-        values = np.percentile(samples, list(PERCENTILES.values()), axis=0)
+    # A percentile is an interpolation between order statistics, the same of the sorted draws: numpy sorts them
+    # several times faster than it selects the six order statistics of three percentiles out of unsorted ones.
+    ordered = np.sort(samples, axis=0)
+    with np.errstate(invalid="ignore"):
+        values = np.percentile(ordered, list(PERCENTILES.values()), axis=0, overwrite_input=True)
     columns.update({f"{name}_{suffix}": value for suffix, value in zip(PERCENTILES, values, strict=True)})
     return columns

@@ -133,15 +133,23 @@ def _sum_metrics(s: np.ndarray) -> dict[str, np.ndarray]:
 
 def _weighted_medians(values: np.ndarray, site_block: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The median of each resample of `values` (one per site, sorted), each site weighted by its block's count:
-    the median of the concatenated sample, the mean of the two middle values when their number is even."""
+    the median of the concatenated sample, the mean of the two middle values when their number is even.
+
+    All resamples at once: one running count over the resamples' weights laid end to end, so that a resample's
+    middle ranks, offset by the count before it, fall within its own stretch of one sorted array."""
     out = np.full(len(counts), np.nan)
-    for k, row in enumerate(counts):
-        cumulative = np.cumsum(row[site_block])
-        total = cumulative[-1] if len(cumulative) else 0
-        if total:
-            low = np.searchsorted(cumulative, (total - 1) // 2, side="right")
-            high = np.searchsorted(cumulative, total // 2, side="right")
-            out[k] = 0.5 * (values[low] + values[high])
+    n_sites = len(site_block)
+    if n_sites == 0:
+        return out
+    running = np.cumsum(counts[:, site_block].ravel())
+    ends = running[n_sites - 1 :: n_sites]
+    before = np.concatenate([[0], ends[:-1]])
+    total = ends - before
+    drawn = np.flatnonzero(total)
+    starts = drawn * n_sites
+    low = np.searchsorted(running, before[drawn] + (total[drawn] - 1) // 2, side="right") - starts
+    high = np.searchsorted(running, before[drawn] + total[drawn] // 2, side="right") - starts
+    out[drawn] = 0.5 * (values[low] + values[high])
     return out
 
 
@@ -211,6 +219,14 @@ def interval_coverage(map_value, field_value, map_error, z: float) -> float:
 STATED_INTERVALS = (("68", 1.0, 0.683), ("90", 1.645, 0.90))
 
 
+def _without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (not a copy of its data) without its attrs: pandas deep-copies a frame's attrs (e.g. its provenance)
+    into the result of every operation on it, which costs more than the arithmetic of a loop over small groups."""
+    bare = frame.copy(deep=False)
+    bare.attrs = {}
+    return bare
+
+
 def group_agreement(sites: pd.DataFrame, settings: Bootstrap, map_column: str, field_column: str, error_column=None):
     """One group's row: `agreement_with_intervals`, the mean field and map stocks (t C/ha) and, given the map's
     stated error (1 sd, t C/ha), the share of sites (%) whose field stock its 68 % and 90 % intervals cover."""
@@ -231,6 +247,7 @@ def grouped_agreement(
 ) -> pd.DataFrame:
     """`group_agreement` per value of each grouping column (`groups`: region type -> column; None for one group
     of all sites, id "GLOBAL"): columns region_type, region_id, then the row's figures, n renamed n_sites."""
+    sites = _without_attrs(sites)
     rows = []
     for region_type, column in groups.items():
         keyed = sites.assign(_group="GLOBAL") if column is None else sites.assign(_group=sites[column].astype("str"))
@@ -278,11 +295,15 @@ def calibrated_total(
     and its standard error (`ratio_estimate`, in the map total's unit), the map total's relative error the field
     measures (`map_total_error`) and the label saying which it is; NaN and a map-only label where `rules` are
     unmet."""
-    pairs = sites[np.isfinite(sites[map_column]) & np.isfinite(sites[field_column])]
-    blocks = spatial_blocks(pairs["longitude_deg"], pairs["latitude_deg"], settings.block_deg)
-    n_sites, n_blocks = len(pairs), len(np.unique(blocks))
+    m, f, longitude, latitude = (
+        sites[column].to_numpy(dtype=float) for column in (map_column, field_column, "longitude_deg", "latitude_deg")
+    )
+    pair = np.isfinite(m) & np.isfinite(f)
+    m, f = m[pair], f[pair]
+    blocks = spatial_blocks(longitude[pair], latitude[pair], settings.block_deg)
+    n_sites, n_blocks = len(m), len(np.unique(blocks))
     reason = rules.unmet(n_sites, n_blocks, area_near_pct)
-    if reason is None and not pairs[map_column].sum() > 0:
+    if reason is None and not m.sum() > 0:
         reason = "the map's stock at the sites sums to zero"
     if reason is not None:
         return {
@@ -293,7 +314,7 @@ def calibrated_total(
             "map_total_error": np.nan,
             "label": f"map-only: {reason}",
         }
-    ratio, ratio_se = ratio_estimate(1.0, pairs[map_column], pairs[field_column], blocks, settings)
+    ratio, ratio_se = ratio_estimate(1.0, m, f, blocks, settings)
     return {
         "field_to_map_ratio": ratio,
         "field_to_map_ratio_se": ratio_se,
