@@ -41,8 +41,8 @@ from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
 
 BUCKET_BYTES = 24 << 20
 DUCKDB_MEMORY_LIMIT = "256MB"
-# Spilled parts up to this size (Arrow bytes) are sorted in memory (the table and its sorted copy, about what one
-# bucket being validated takes); larger ones by DuckDB, out of core.
+# Spilled parts up to this size (Arrow bytes) are sorted in memory (the table mapped from disk, written sorted a batch
+# at a time; less than one bucket being validated takes); larger ones by DuckDB, out of core.
 IN_MEMORY_SORT_BYTES = 256 << 20
 # The sorted tables are read back batch by batch and encoded again when published: cheap to write, compact on disk.
 SORTED_SETTINGS = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
@@ -177,10 +177,10 @@ def _sort_in_memory(source: Path, target: Path, order_by: list[str], schema: pa.
     last)."""
     with pa.memory_map(str(source)) as spilled:
         table = pa.ipc.open_file(spilled).read_all()
-        table = table.take(pc.sort_indices(table, [(name, "ascending", "at_end") for name in order_by]))
+        order = pc.sort_indices(table, [(name, "ascending", "at_end") for name in order_by])
         with _sorted_writer(target, schema) as writer:
-            for start in range(0, len(table), BATCH_ROWS):
-                writer.write_table(table.slice(start, BATCH_ROWS))
+            for start in range(0, len(order), BATCH_ROWS):
+                writer.write_table(table.take(order.slice(start, BATCH_ROWS)))
 
 
 def sort_spilled(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
