@@ -356,7 +356,8 @@ class BucketValidator:
         result._add(validation)
         self.whole.add(validation.checked)
         if result.gx_sample is None:
-            result.gx_sample = validation.checked.head(GX_SAMPLE_ROWS)
+            # taken, not sliced: a slice would keep the whole bucket's columns alive until the end
+            result.gx_sample = validation.checked.take(np.arange(min(GX_SAMPLE_ROWS, len(validation.checked))))
             result.gx_sample_note = f"whole table ({len(result.gx_sample)} rows)"
         if self.valid is not None:
             self.valid.write(validation.valid)
