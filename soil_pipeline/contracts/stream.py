@@ -6,8 +6,8 @@ unique site and upper depth), so each bucket is validated whole with `validate` 
 validating the table at once. The whole-table rules (row count, unit-guard medians, missing shares) and the
 drop-level share gate are evaluated over all buckets. Valid rows and rejects are spilled as Arrow IPC and written
 to Parquet in source order: sorted in memory when small, else by DuckDB, whose sort spills to disk past its memory
-limit. Peak memory is about one bucket being validated
-(`BUCKET_BYTES` of source text; roughly 0.6 kB per row) plus the values a median needs (8 bytes per row).
+limit. Peak memory is about one bucket being validated (`BUCKET_BYTES` of source text; roughly 0.6 kB per row) plus
+the values a median needs (at most 8 bytes per value, much less when values repeat: `rules.MedianValues`).
 """
 
 import math
@@ -143,7 +143,7 @@ class SpillWriter:
     dictionaries or statistics: it is only read back batch by batch (publishing encodes it with its own settings)."""
 
     def __init__(self, path: Path, in_memory_bytes: int = IN_MEMORY_SORT_BYTES):
-        self.path, self.writer, self.schema, self.rows, self.nbytes = path, None, None, 0, 0
+        self.path, self.writer, self.schema, self.nbytes = path, None, None, 0
         self.in_memory_bytes = in_memory_bytes
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -153,7 +153,6 @@ class SpillWriter:
             self.writer = pa.ipc.new_file(self.path, self.schema)
         table = table.cast(self.schema)
         self.writer.write_table(table)
-        self.rows += len(frame)
         self.nbytes += table.nbytes
 
     def sorted_file(self, target: Path, order_by: Iterable[str]) -> TableFile | None:
