@@ -41,8 +41,8 @@ from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
 
 BUCKET_BYTES = 24 << 20
 DUCKDB_MEMORY_LIMIT = "256MB"
-# Spilled parts up to this size (Arrow bytes) are sorted in memory (the table mapped from disk, written sorted a batch
-# at a time; less than one bucket being validated takes); larger ones by DuckDB, out of core.
+# Spilled parts up to this size (Arrow bytes) are sorted in memory (the table read back, written sorted a batch at a
+# time; less than one bucket being validated takes); larger ones by DuckDB, out of core.
 IN_MEMORY_SORT_BYTES = 256 << 20
 # The sorted tables are read back batch by batch and encoded again when published: cheap to write, compact on disk.
 SORTED_SETTINGS = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
@@ -150,7 +150,7 @@ class SpillWriter:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
             self.schema = table.schema
-            self.writer = pa.ipc.new_file(self.path, self.schema)
+            self.writer = pa.ipc.new_stream(self.path, self.schema)
         table = table.cast(self.schema)
         self.writer.write_table(table)
         self.nbytes += table.nbytes
@@ -172,10 +172,10 @@ def _sorted_writer(target: Path, schema: pa.Schema) -> pq.ParquetWriter:
 
 
 def _sort_in_memory(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
-    """`source` (Arrow IPC) sorted by `order_by` into `target` in memory, as DuckDB sorts (ascending, missing
+    """`source` (an Arrow IPC stream) sorted by `order_by` into `target` in memory, as DuckDB sorts (ascending, missing
     last)."""
-    with pa.memory_map(str(source)) as spilled:
-        table = pa.ipc.open_file(spilled).read_all()
+    with pa.OSFile(str(source)) as spilled:
+        table = pa.ipc.open_stream(spilled).read_all()
         order = pc.sort_indices(table, [(name, "ascending", "at_end") for name in order_by])
         with _sorted_writer(target, schema) as writer:
             for start in range(0, len(order), BATCH_ROWS):
@@ -183,10 +183,10 @@ def _sort_in_memory(source: Path, target: Path, order_by: list[str], schema: pa.
 
 
 def sort_spilled(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
-    """`source` (Arrow IPC) sorted by `order_by` into `target` with `schema`, out of core (DuckDB spills past its
-    limit)."""
+    """`source` (an Arrow IPC stream) sorted by `order_by` into `target` with `schema`, out of core (DuckDB spills
+    past its limit). DuckDB reads the stream batch by batch: as a dataset, the file would be mapped into memory
+    (and count as resident) whole."""
     import duckdb
-    import pyarrow.dataset as ds
 
     spill = source.parent / "duckdb_spill"
     config = {
@@ -197,10 +197,11 @@ def sort_spilled(source: Path, target: Path, order_by: list[str], schema: pa.Sch
     with duckdb.connect(config=config) as connection:
         connection.execute("SET enable_progress_bar = false")
         order = ", ".join(f'"{name}"' for name in order_by)
-        result = connection.from_arrow(ds.dataset(source, format="arrow")).order(order)
-        with _sorted_writer(target, schema) as writer:
-            for batch in result.to_arrow_reader(BATCH_ROWS):
-                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+        with pa.OSFile(str(source)) as spilled:
+            result = connection.from_arrow(pa.ipc.open_stream(spilled)).order(order)
+            with _sorted_writer(target, schema) as writer:
+                for batch in result.to_arrow_reader(BATCH_ROWS):
+                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
 
 
 @dataclass
