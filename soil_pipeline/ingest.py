@@ -242,7 +242,7 @@ class StockTable:
         self.sites = Buckets(folder / "sites", n_buckets, KEY)
         for batch in sites.batches(self.SITE_COLUMNS) if sites is not None else []:
             self.sites.add(pa.Table.from_batches([batch]))
-        self.parts = SpillWriter(folder / "stocks.part.parquet")
+        self.parts = SpillWriter(folder / "stocks.part.arrow")
         contract = load_table_contract("topsoil_soc_stocks")
         self.check = BucketValidator(contract, folder / "check", keep_valid=False)
 

@@ -476,3 +476,20 @@ def test_a_cell_of_number_bytes_arrow_parses_is_a_number_by_the_pattern():
             continue
         with pytest.raises(pa.ArrowInvalid):
             pa.compute.cast(pa.array([trimmed]), pa.float64())
+
+
+@pytest.mark.parametrize(
+    ("parts", "median", "as_counts"),
+    [
+        ([[2.5, 1.0, 2.5, 1.0, 2.5], [9.0, 9.0, 9.0]], 2.5, True),  # repeated values: distinct values with counts
+        ([[2.5, 1.0, 2.5, 2.5], [9.0, 1.0, 1.0, 1.0]], 1.75, True),  # even count: the mean of the two middle values
+        ([[0.3, 0.1], [0.7, 0.2, 0.9]], 0.3, False),  # all distinct: the values themselves
+        ([[], []], float("nan"), True),
+    ],
+)
+def test_a_median_over_chunks_is_the_median_of_all_values(parts, median, as_counts):
+    values = rules.MedianValues()
+    for part in parts:
+        values.add(np.array(part, dtype="float64"))
+    assert values.median() == pytest.approx(median, nan_ok=True)
+    assert (values.counts is not None) == as_counts

@@ -244,24 +244,54 @@ def in_set_check(pa, values, label: str):
 COLUMN_KINDS = (Required(), Range(), AllowedValues(), Unique(), ForeignKey())
 
 
+class MedianValues:
+    """The non-missing values of a column, added frame by frame, for its exact median in at most 8 bytes per value:
+    as distinct values with their counts while that is smaller (measured values repeat: 0.01 g/kg steps), else the
+    values themselves."""
+
+    def __init__(self):
+        self.distinct, self.counts, self.parts, self.n = np.zeros(0), np.zeros(0, dtype="int64"), [], 0
+
+    def add(self, values: np.ndarray) -> None:
+        self.n += len(values)
+        if self.counts is None:
+            self.parts.append(values)
+            return
+        values, counts = np.unique(values, return_counts=True)
+        distinct, where = np.unique(np.concatenate([self.distinct, values]), return_inverse=True)
+        counts = np.bincount(where, weights=np.concatenate([self.counts, counts]), minlength=len(distinct))
+        self.distinct, self.counts = distinct, counts.astype("int64")
+        if 2 * len(self.distinct) > self.n:  # a value and its count take more room than the values
+            self.parts, self.distinct, self.counts = [np.repeat(self.distinct, self.counts)], None, None
+
+    def median(self) -> float:
+        """As `np.median` of all the values (NaN when there are none)."""
+        if self.counts is None:
+            return float(np.median(np.concatenate(self.parts), overwrite_input=True))
+        if not self.n:
+            return float("nan")
+        ends = np.cumsum(self.counts)  # the position after each distinct value's last copy, in sorted order
+        middle = self.distinct[np.searchsorted(ends, [(self.n - 1) // 2, self.n // 2], side="right")]
+        return float(np.mean(middle)) if self.n % 2 == 0 else float(middle[1])
+
+
 class Tally:
     """What a whole-table rule needs of its column, added frame by frame: the non-missing count, and the
-    non-missing values themselves when a median is asked for."""
+    non-missing values (`MedianValues`) when a median is asked for."""
 
     def __init__(self, column: str | None, keep_values: bool = False):
-        self.column, self.non_null, self.parts = column, 0, [] if keep_values else None
+        self.column, self.non_null, self.values = column, 0, MedianValues() if keep_values else None
 
     def add(self, frame: pd.DataFrame) -> None:
         if self.column is None:
             return
         values = frame[self.column]
         self.non_null += int(values.notna().sum())
-        if self.parts is not None:
-            self.parts.append(values.dropna().to_numpy(dtype="float64"))
+        if self.values is not None:
+            self.values.add(values.dropna().to_numpy(dtype="float64"))
 
     def median(self) -> float:
-        values = np.concatenate(self.parts or [np.zeros(0)])
-        return float(np.median(values, overwrite_input=True)) if len(values) else float("nan")
+        return self.values.median()
 
 
 class DatasetKind:

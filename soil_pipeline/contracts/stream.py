@@ -4,9 +4,10 @@ Rows are partitioned by the hash of a key column (the site id) into buckets spil
 Every cross-row rule of the field contracts compares rows of one key only (identical copies, unique site ids,
 unique site and upper depth), so each bucket is validated whole with `validate` and the outcome is the same as
 validating the table at once. The whole-table rules (row count, unit-guard medians, missing shares) and the
-drop-level share gate are evaluated over all buckets. Valid rows and rejects are written to Parquet in source
-order by DuckDB, whose sort spills to disk past its memory limit. Peak memory is about one bucket being validated
-(`BUCKET_BYTES` of source text; roughly 0.6 kB per row) plus the values a median needs (8 bytes per row).
+drop-level share gate are evaluated over all buckets. Valid rows and rejects are spilled as Arrow IPC and written
+to Parquet in source order: sorted in memory when small, else by DuckDB, whose sort spills to disk past its memory
+limit. Peak memory is about one bucket being validated (`BUCKET_BYTES` of source text; roughly 0.6 kB per row) plus
+the values a median needs (at most 8 bytes per value, much less when values repeat: `rules.MedianValues`).
 """
 
 import math
@@ -40,6 +41,11 @@ from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
 
 BUCKET_BYTES = 24 << 20
 DUCKDB_MEMORY_LIMIT = "256MB"
+# Spilled parts up to this size (Arrow bytes) are sorted in memory (the table read back, written sorted a batch at a
+# time; less than one bucket being validated takes); larger ones by DuckDB, out of core.
+IN_MEMORY_SORT_BYTES = 256 << 20
+# The sorted tables are read back batch by batch and encoded again when published: cheap to write, compact on disk.
+SORTED_SETTINGS = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 # The Great Expectations suite runs on at most this many rows: the first bucket (sites chosen by hash), cut here.
 GX_SAMPLE_ROWS = 100_000
 
@@ -131,30 +137,55 @@ class Buckets:
 
 
 class SpillWriter:
-    """Parquet parts appended bucket by bucket (one schema: the first part's), for one sort at the end."""
+    """Parts appended bucket by bucket (one schema: the first part's) to an Arrow IPC file, for one sort at the end.
 
-    def __init__(self, path: Path):
-        self.path, self.writer, self.schema, self.rows = path, None, None, 0
+    The parts are spilled as Arrow IPC (no encoding) and the sorted table is written once as Parquet, lz4 without
+    dictionaries or statistics: it is only read back batch by batch (publishing encodes it with its own settings)."""
+
+    def __init__(self, path: Path, in_memory_bytes: int = IN_MEMORY_SORT_BYTES):
+        self.path, self.writer, self.schema, self.nbytes = path, None, None, 0
+        self.in_memory_bytes = in_memory_bytes
 
     def write(self, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
             self.schema = table.schema
-            self.writer = pq.ParquetWriter(self.path, self.schema, compression="lz4")
-        self.writer.write_table(table.cast(self.schema))
-        self.rows += len(frame)
+            self.writer = pa.ipc.new_stream(self.path, self.schema)
+        table = table.cast(self.schema)
+        self.writer.write_table(table)
+        self.nbytes += table.nbytes
 
     def sorted_file(self, target: Path, order_by: Iterable[str]) -> TableFile | None:
         if self.writer is None:
             return None
         self.writer.close()
-        sort_parquet(self.path, target, list(order_by), self.schema)
+        if self.nbytes <= self.in_memory_bytes:
+            _sort_in_memory(self.path, target, list(order_by), self.schema)
+        else:
+            sort_spilled(self.path, target, list(order_by), self.schema)
         self.path.unlink()
         return TableFile(str(target))
 
 
-def sort_parquet(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
-    """`source` sorted by `order_by` into `target` with `schema`, out of core (DuckDB spills past its limit)."""
+def _sorted_writer(target: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(target, schema, **SORTED_SETTINGS)
+
+
+def _sort_in_memory(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
+    """`source` (an Arrow IPC stream) sorted by `order_by` into `target` in memory, as DuckDB sorts (ascending, missing
+    last)."""
+    with pa.OSFile(str(source)) as spilled:
+        table = pa.ipc.open_stream(spilled).read_all()
+        order = pc.sort_indices(table, [(name, "ascending", "at_end") for name in order_by])
+        with _sorted_writer(target, schema) as writer:
+            for start in range(0, len(order), BATCH_ROWS):
+                writer.write_table(table.take(order.slice(start, BATCH_ROWS)))
+
+
+def sort_spilled(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
+    """`source` (an Arrow IPC stream) sorted by `order_by` into `target` with `schema`, out of core (DuckDB spills
+    past its limit). DuckDB reads the stream batch by batch: as a dataset, the file would be mapped into memory
+    (and count as resident) whole."""
     import duckdb
 
     spill = source.parent / "duckdb_spill"
@@ -166,10 +197,11 @@ def sort_parquet(source: Path, target: Path, order_by: list[str], schema: pa.Sch
     with duckdb.connect(config=config) as connection:
         connection.execute("SET enable_progress_bar = false")
         order = ", ".join(f'"{name}"' for name in order_by)
-        result = connection.read_parquet(str(source)).order(order)
-        with pq.ParquetWriter(target, schema, compression="lz4") as writer:
-            for batch in result.to_arrow_reader(BATCH_ROWS):
-                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+        with pa.OSFile(str(source)) as spilled:
+            result = connection.from_arrow(pa.ipc.open_stream(spilled)).order(order)
+            with _sorted_writer(target, schema) as writer:
+                for batch in result.to_arrow_reader(BATCH_ROWS):
+                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
 
 
 @dataclass
@@ -281,9 +313,9 @@ class BucketValidator:
         self.contract, self.folder, self.valid_order, self.attrs = contract, folder, valid_order, attrs or {}
         self.foreign_values, self.land, self.regions, self.on_bucket = foreign_values, land, regions, on_bucket
         self.result, self.whole, self.n_buckets = StreamValidation(contract), WholeTableRules(contract), 0
-        self.valid = SpillWriter(folder / "valid.part.parquet") if keep_valid else None
-        self.rejects = SpillWriter(folder / "rejects.part.parquet")
-        self.copies = SpillWriter(folder / "copies.part.parquet")
+        self.valid = SpillWriter(folder / "valid.part.arrow") if keep_valid else None
+        self.rejects = SpillWriter(folder / "rejects.part.arrow")
+        self.copies = SpillWriter(folder / "copies.part.arrow")
 
     def add(self, i: int, frame: pd.DataFrame) -> None:
         """Validate bucket `i` (all rows of its keys)."""
@@ -324,7 +356,8 @@ class BucketValidator:
         result._add(validation)
         self.whole.add(validation.checked)
         if result.gx_sample is None:
-            result.gx_sample = validation.checked.head(GX_SAMPLE_ROWS)
+            # taken, not sliced: a slice would keep the whole bucket's columns alive until the end
+            result.gx_sample = validation.checked.take(np.arange(min(GX_SAMPLE_ROWS, len(validation.checked))))
             result.gx_sample_note = f"whole table ({len(result.gx_sample)} rows)"
         if self.valid is not None:
             self.valid.write(validation.valid)

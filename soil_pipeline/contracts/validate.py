@@ -187,8 +187,11 @@ def _only_number_bytes(text: pa.Array) -> np.ndarray:
         offsets, dtype=offset_type, count=len(text) + 1, offset=text.offset * offset_type(0).itemsize
     )
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    others = np.concatenate(([0], np.cumsum(~NUMBER_BYTES[data[offsets[0] : offsets[-1]]])))
-    return others[offsets[1:] - offsets[0]] == others[offsets[:-1] - offsets[0]]
+    # the cell of each other byte: the last cell starting at or before it (empty cells start where the next does)
+    others = np.flatnonzero(~NUMBER_BYTES[data[offsets[0] : offsets[-1]]]) + offsets[0]
+    only = np.ones(len(text), dtype=bool)
+    only[np.searchsorted(offsets, others, side="right") - 1] = False
+    return only
 
 
 def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
