@@ -29,11 +29,22 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, hashed once per process while its identity (`_identity`) stays the same: a file
+    written since, even to the same size and modification time, has a new change time and is hashed again."""
+    before = _identity(str(path))
+    if before is not None and (known := _HASHED.get(before)) is not None:
+        return known
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
+    if before is not None and _identity(str(path)) == before:  # not written while it was hashed
+        _HASHED[before] = digest.hexdigest()
     return digest.hexdigest()
+
+
+# sha256 by file identity (device, inode, size, modification and change times), for this process.
+_HASHED: dict[tuple, str] = {}
 
 
 # GDAL virtual file system prefixes that wrap a URL, e.g. `/vsicurl/https://...`.
