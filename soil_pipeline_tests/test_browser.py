@@ -90,8 +90,7 @@ def ui(tmp_path_factory):
             pytest.fail("dagster dev did not serve the asset graph")
         yield port, output_root, docs_port
     finally:
-        stop(dev)
-        stop(docs)
+        stop(dev, docs)
 
 
 @pytest.fixture(scope="module")
