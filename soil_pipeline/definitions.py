@@ -1,8 +1,8 @@
 """The one place the Dagster Definitions are assembled: assets, jobs, schedules, sensors and resources.
 
 The code location (`defs`) reads the configuration file named by the environment variable SOIL_PIPELINE_CONFIG
-(the format of `soil-pipeline run --config`: inputs, output root, raster engine, the sensor's first tick) when it
-loads, else the defaults.
+(the format of `soil-pipeline run --config`: inputs, output root, raster engine, the landing-folder sensor's settings)
+when it loads, else the defaults.
 """
 
 import os
@@ -92,11 +92,13 @@ def build_definitions(
     """The definitions on one output root; `docs_url` is where that root is served over HTTP for the Data Docs links
     of the UI (default `soil-pipeline docs` on this machine; a shared deployment sets its own, e.g. a web server
     on the output root), None for no links."""
+    refresh_settings = refresh_settings or refresh.RefreshSettings()
+    field_drops_sensor = refresh.new_field_drops_sensor(refresh_settings.interval_seconds)
     return dg.Definitions(
         assets=all_assets,
         jobs=[main_job, scenario_job],
         schedules=[refresh.monthly_refresh],
-        sensors=[refresh.new_field_drops, refresh.raw_inputs, commit_successful_runs, mark_failed_runs],
+        sensors=[field_drops_sensor, refresh.raw_inputs, commit_successful_runs, mark_failed_runs],
         # One process per run: the multiprocess default spends ~10 s importing per step on 2 cores.
         executor=dg.in_process_executor,
         resources=build_resources(output_root, inputs, docs_url, raster_engine, refresh_settings),

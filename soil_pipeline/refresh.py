@@ -6,7 +6,9 @@ Neither launches a run for a month without a drop folder: the schedule skips wit
 the sensor only sees folders that exist. The sensor launches one run per new or changed drop; its cursor holds the
 data version (sha256 over the drop's table files) of every drop it has seen. On its first tick (no cursor yet) the
 drops already in the landing folder are treated as `RefreshSettings.first_tick` says. A drop folder still being
-written (a file changed within `RefreshSettings.settle_seconds`) waits for a later tick.
+written (a file changed within `RefreshSettings.settle_seconds`) waits for a later tick. The daemon evaluates it every
+`RefreshSettings.interval_seconds` (a sensor's interval is part of its definition: `new_field_drops_sensor` builds it
+from the configuration when the code location loads).
 """
 
 import json
@@ -37,8 +39,8 @@ INGESTED = dg.AssetKey("field_sites")
 
 
 class RefreshSettings(dg.ConfigurableResource):
-    """What the landing-folder sensor does with the drops already there when it is first turned on, and how long
-    it lets a drop folder settle before reading it."""
+    """What the landing-folder sensor does with the drops already there when it is first turned on, how long it lets
+    a drop folder settle before reading it, and how often it looks."""
 
     first_tick: Literal["unmaterialized", "all", "none"] = Field(
         default="unmaterialized",
@@ -51,6 +53,12 @@ class RefreshSettings(dg.ConfigurableResource):
         ge=0,
         description="A drop folder with a file written (or copied in) less than this many seconds ago is still "
         "arriving: the sensor leaves it to a later tick instead of running on half a drop.",
+    )
+    interval_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="The least time between two ticks of the sensor: a new drop waits up to this long (after it "
+        "has settled) for its run. Read when the code location loads (a sensor's interval is part of its definition).",
     )
 
 
@@ -77,14 +85,23 @@ def monthly_refresh(context: dg.ScheduleEvaluationContext, inputs: InputDatasets
     return dg.RunRequest(partition_key=month, run_key=f"{month}:{version}", tags={DROP_TAG: version})
 
 
-@dg.sensor(
-    name="new_field_drops",
-    job_name=MAIN_JOB,
-    minimum_interval_seconds=60,
-    description="One run of the main job per new or changed drop folder under <landing>/field_samples/.",
-    default_status=dg.DefaultSensorStatus.STOPPED,
-)
-def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, refresh: RefreshSettings):
+def new_field_drops_sensor(interval_seconds: int) -> dg.SensorDefinition:
+    """The landing-folder sensor, evaluated every `interval_seconds` (`RefreshSettings.interval_seconds`)."""
+
+    @dg.sensor(
+        name="new_field_drops",
+        job_name=MAIN_JOB,
+        minimum_interval_seconds=interval_seconds,
+        description="One run of the main job per new or changed drop folder under <landing>/field_samples/.",
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
+    def new_field_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, refresh: RefreshSettings):
+        return _new_or_changed_drops(context, inputs, refresh)
+
+    return new_field_drops
+
+
+def _new_or_changed_drops(context: dg.SensorEvaluationContext, inputs: InputDatasets, refresh: RefreshSettings):
     launched = json.loads(context.cursor) if context.cursor else {}
     keys = drop_keys(inputs)
     arriving = [key for key in keys if _arriving(inputs.drop_dir(key), refresh.settle_seconds)]

@@ -15,6 +15,7 @@ when the environment variable SOIL_PIPELINE_CONFIG names it (the partition is th
     refresh:                          # the landing-folder sensor (code location only)
       first_tick: unmaterialized      # drops already there when the sensor starts: unmaterialized | all | none
       settle_seconds: 60              # a drop folder written less than this ago waits for a later tick
+      interval_seconds: 60            # the least time between two ticks of the sensor
 """
 
 from pathlib import Path

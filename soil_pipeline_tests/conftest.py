@@ -170,11 +170,41 @@ E2E_MODULES = {
 }
 
 
+# The slowest modules, slowest first (wall seconds of a CI run on 2 cores, each with its waits on servers and
+# daemons). They run first, each file whole on the first free worker (`--dist loadfile --no-loadscope-reorder` in
+# pyproject.toml), so the longest start at once on different workers and the many short files fill in after them,
+# leaving no long file alone at the end; the other modules follow in their usual order.
+SLOWEST_FIRST = (
+    "test_browser",  # `dagster dev`, a backfill of two drops in multiprocess runs: ~200 s
+    "test_production",  # the webserver and daemon on PostgreSQL, a run launched by the sensor: ~90 s
+    "test_run_processes",  # two whole runs at once, a run killed mid-way: ~110 s
+    "test_field_validation_pipeline",  # three drops run one after the other: ~80 s
+    "test_bad_inputs",
+    "test_kill_and_reexecute",
+    "test_publishing_pipeline",
+    "test_pipeline",
+    "test_raster_engine",
+    "test_potential_scenarios_pipeline",
+    "test_bad_inputs_tables",
+    "test_contracts",
+)
+
+
+def _module(item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+
+
+def _slowest_first(item) -> int:
+    module = _module(item)
+    return SLOWEST_FIRST.index(module) if module in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+
 def pytest_collection_modifyitems(items):
+    items.sort(key=_slowest_first)  # stable: each module's tests stay together and in order
     for item in items:
         source = getattr(item.function, "__code__", None)
         text = inspect.getsource(item.function) if source else ""
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        module = _module(item)
         fixtures = set(getattr(item, "fixturenames", ()))
         if module in E2E_MODULES or E2E_FIXTURES & fixtures or any(call in text for call in E2E_CALLS):
             item.add_marker(pytest.mark.e2e)

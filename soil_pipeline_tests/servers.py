@@ -30,18 +30,39 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
 
 
 def start(command: list[str], cwd: Path, env: dict, log: Path | None = None) -> subprocess.Popen:
-    """A server in its own process group; its output to `log` (else discarded)."""
+    """A server in its own process group, with Ctrl-C's default action restored; its output to `log` (else
+    discarded).
+
+    A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so would the servers:
+    `dagster dev` maps SIGTERM onto SIGINT's handler, so it would ignore the SIGTERM of `stop` and wait out the grace
+    period before being killed. Restored, the servers stop as they do in a user's terminal."""
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_sigint,  # resets one signal disposition between fork and exec
+    )
 
 
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    """SIGTERM to every server's process group at once, then SIGKILL to those still running after 20 s."""
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in processes:
+        try:
+            process.wait(timeout=max(0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def wait_for_assets(port: int, process: subprocess.Popen, seconds: float) -> bool:

@@ -83,15 +83,17 @@ def ui(tmp_path_factory):
     docs_command = [str(bin_dir / "soil-pipeline"), "docs", "--output-root", str(output_root), "--port", str(docs_port)]
     docs = start(docs_command, work, env)
     dev = start(
-        [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], work, env
+        [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        work,
+        env,
+        work / "dagster_dev.log",
     )
     try:
         if not wait_for_assets(port, dev, STARTUP_SECONDS):
-            pytest.fail("dagster dev did not serve the asset graph")
+            pytest.fail(f"dagster dev did not serve the asset graph:\n{(work / 'dagster_dev.log').read_text()[-3000:]}")
         yield port, output_root, docs_port
     finally:
-        stop(dev)
-        stop(docs)
+        stop(dev, docs)
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +125,18 @@ def _wait_for_runs(port: int) -> tuple[list, list]:
         running = [run for run in runs if run["status"] not in FINISHED]
         if runs and not running and all(backfill["status"] not in ("REQUESTED", "CANCELING") for backfill in backfills):
             return runs, backfills
-        time.sleep(5)
+        time.sleep(1)
     pytest.fail("the runs did not finish")
+
+
+def _wait_for_backfill(port: int) -> None:
+    """Once the backfill launched from the dialog is listed (a launch that failed lists none)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if graphql(port, BACKFILLS_QUERY)["partitionBackfillsOrError"]["results"]:
+            return
+        time.sleep(0.5)
+    pytest.fail("no backfill was launched")
 
 
 def _wait_for_partitions(port: int) -> list[str]:
@@ -135,7 +147,7 @@ def _wait_for_partitions(port: int) -> list[str]:
         observed = graphql(port, OBSERVED_QUERY)["assetNodeOrError"]["assetObservations"]
         if len(keys) == len(DROPS) and observed:
             return keys
-        time.sleep(2)
+        time.sleep(1)
     pytest.fail("the drop partitions were not registered, or the raw inputs not observed")
 
 
@@ -157,7 +169,7 @@ def page(ui, browser, screenshots):
     dialog.get_by_text(f"{len(DROPS)} partitions", exact=True).wait_for(timeout=10_000)
     tab.screenshot(path=screenshots / "02_materialize_all_partitions.png")
     dialog.get_by_role("button", name="Launch backfill").click()
-    tab.wait_for_timeout(3_000)
+    _wait_for_backfill(port)
     _no_error_toast(tab)
     tab.screenshot(path=screenshots / "03_launched.png")
     _wait_for_runs(port)

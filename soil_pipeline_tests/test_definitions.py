@@ -21,6 +21,8 @@ inputs:
 raster_engine:
   threads: 1
   window_cells: 65536
+refresh:                              # the landing-folder sensor (code location only)
+  interval_seconds: 5
 """
 
 
@@ -37,6 +39,7 @@ def test_definitions_load_with_the_expected_assets(monkeypatch):
     assert loaded.resolve_job_def("soil_pipeline_job").partitions_def is not None
     assert _fields(loaded.resources["inputs"], InputDatasets) == _fields(InputDatasets(), InputDatasets)
     assert loaded.resources["publication"].output_root == OutputRoot.parse(DEFAULT_OUTPUT_ROOT).url
+    assert loaded.get_sensor_def("new_field_drops").minimum_interval_seconds == 60
 
 
 def test_the_code_location_reads_the_file_soil_pipeline_config_names_as_the_cli_does(tmp_path, monkeypatch):
@@ -47,6 +50,7 @@ def test_the_code_location_reads_the_file_soil_pipeline_config_names_as_the_cli_
     monkeypatch.setenv(CONFIG_ENV, str(config))
     resources = defs().resources
     inputs, engine = resources["inputs"], resources["raster_engine"]
+    assert defs().get_sensor_def("new_field_drops").minimum_interval_seconds == 5
     assert inputs.landing_dir == str(folder / "landing")
     assert inputs.pasture_raster == str(folder / "rasters" / "pasture.tif")
     assert inputs.soc_stock_2010_raster == "/vsicurl/https://example.org/soc_2010.tif"

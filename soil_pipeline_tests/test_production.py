@@ -54,7 +54,7 @@ def _wait(what: str, seconds: float, probe):
     while time.monotonic() < deadline:
         if value := probe():
             return value
-        time.sleep(3)
+        time.sleep(1)
     pytest.fail(f"timed out waiting for {what}")
 
 
@@ -81,8 +81,9 @@ def deployment(tmp_path, empty_database):
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / "2012-10")
     config = tmp_path / "soil_pipeline.yaml"
-    # the drop already there is left alone on the first tick: only what lands later starts a run
-    refresh = "refresh:\n  first_tick: none\n  settle_seconds: 5\n"
+    # the drop already there is left alone on the first tick: only what lands later starts a run; the sensor looks
+    # every 5 s instead of every minute (the default), so that the test need not wait a minute for it
+    refresh = "refresh:\n  first_tick: none\n  settle_seconds: 5\n  interval_seconds: 5\n"
     config.write_text(f"output_root: {output}\ninputs:\n  landing_dir: {landing}\n{refresh}")
     env = {
         **os.environ,
@@ -104,8 +105,7 @@ def deployment(tmp_path, empty_database):
             pytest.fail(f"dagster-webserver did not start:\n{(tmp_path / 'webserver.log').read_text()[-3000:]}")
         yield port, landing, output, empty_database
     finally:
-        stop(daemon)
-        stop(webserver)
+        stop(daemon, webserver)
 
 
 def test_a_new_drop_is_run_by_the_sensor_recorded_in_postgres_and_listed_in_the_catalog(deployment, tmp_path):

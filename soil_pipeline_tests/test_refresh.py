@@ -12,10 +12,11 @@ from soil_pipeline.assets.sources import DATA_VERSION_TAG
 from soil_pipeline.definitions import build_definitions
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.partitions import field_drops
-from soil_pipeline.refresh import RefreshSettings, monthly_refresh, new_field_drops, raw_inputs
+from soil_pipeline.refresh import RefreshSettings, monthly_refresh, raw_inputs
 from soil_pipeline.resources import InputDatasets
 
 defs = build_definitions()
+new_field_drops = defs.get_sensor_def("new_field_drops")
 EMBEDDED_DROP = DATA_DIR / "landing" / "field_samples" / "2012-10"
 
 
