@@ -21,7 +21,7 @@ from soil_pipeline.science.grid import AUTHALIC_EARTH_RADIUS_KM, Layer, common_g
 from soil_pipeline.science.scenarios import FIELD_ERROR
 from soil_pipeline.science.sites import STOCK
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG
-from soil_pipeline.science.validation import Bootstrap, CalibrationRules, calibrated_total
+from soil_pipeline.science.validation import Bootstrap, CalibrationRules, calibrated_total, without_attrs
 from soil_pipeline.zones import (
     CLIMATE_ZONE_LEGEND,
     STOCK_REGION_TYPES,
@@ -105,8 +105,10 @@ def _calibrated(table: pd.DataFrame, sites: pd.DataFrame, validation: pd.DataFra
     rules = calibration_rules()
     near = validation[(validation["scope"] == ALL_DROPS) & (validation["stock_layer"] == LAYER_2010)]
     near = near.set_index(["region_type", "region_id"])["area_near_a_site_pct"]
-    keyed = _keyed(sites[["longitude_deg", "latitude_deg", MAP_2010, STOCK, "country_adm0_a3", "climate_zone_code"]])
-    keyed.attrs = {}  # pandas deep-copies a frame's attrs (the provenance) into each region's part and its every slice
+    # without the provenance attrs, which pandas would deep-copy into each region's part and its every slice
+    keyed = without_attrs(
+        _keyed(sites[["longitude_deg", "latitude_deg", MAP_2010, STOCK, "country_adm0_a3", "climate_zone_code"]])
+    )
     groups = {kind: dict(tuple(keyed.groupby(REGION_KEYS[kind], sort=False))) for kind in STOCK_REGION_TYPES}
     rows = []
     for row in table.itertuples(index=False):
@@ -238,8 +240,7 @@ def regional_soc_stocks(
 def with_field_errors(sums: pd.DataFrame, regional: pd.DataFrame) -> pd.DataFrame:
     """Per-region sums with the stock error their field sites measure (`scenarios.FIELD_ERROR`, a fraction; NaN for
     a map-only region or one regional_soc_stocks does not have, e.g. a 4p1000 priority region)."""
-    errors = regional[["region_type", "region_id", "soc_stock_2010_field_error_pct"]]
-    errors.attrs = {}  # as in `_calibrated`: no copy of the provenance into every intermediate
+    errors = without_attrs(regional[["region_type", "region_id", "soc_stock_2010_field_error_pct"]])
     measured = errors.set_index(["region_type", "region_id"])["soc_stock_2010_field_error_pct"] / 100.0
     keys = pd.MultiIndex.from_frame(sums[["region_type", "region_id"]])
     return sums.assign(**{FIELD_ERROR: measured.reindex(keys).to_numpy(dtype=float)})

@@ -556,12 +556,12 @@ def _gain_columns(sums, name: str, curve: Recovery, horizon_yr: float, target_tg
     }
 
 
-def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, labels: dict) -> tuple[dict, np.ndarray]:
+def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, labels: dict) -> dict:
     """The leading columns of a table of rows per region of `sums` (`labels`: estimate, attribution, grazing_loss,
-    recovery_curve, converted_land), and the regions' 4p1000 target (Tg C/yr). Columns, not a frame: a frame is
+    recovery_curve, converted_land), the regions' 4p1000 target (Tg C/yr) last. Columns, not a frame: a frame is
     built once from all of them (inserting columns one by one costs more than their arithmetic)."""
     target_tg = four_per_1000_target(sums["soc_stock_2010_t_c"].to_numpy(), four_per_1000_rate) / T_PER_TG
-    columns = {
+    return {
         "scenario_id": scenario.id,
         "scenario_version": scenario.version,
         "estimate": labels["estimate"],
@@ -579,7 +579,6 @@ def _base(sums: pd.DataFrame, scenario: Scenario, four_per_1000_rate: float, lab
         "restored_area_with_soc_mha": sums["restored_with_soc_ha"].to_numpy() / HA_PER_MHA,
         "target_4p1000_tg_c_per_yr": target_tg,
     }
-    return columns, target_tg
 
 
 @dataclass(frozen=True)
@@ -610,8 +609,10 @@ def regional_scenario(
             "recovery_curve": curve.label,
             "converted_land": labels.converted_land,
         }
-        columns, target_tg = _base(sums, scenario, four_per_1000_rate, labels_of_rows)
-        columns |= _gain_columns(sums, gain_name(key), curve, scenario.horizon_yr, target_tg, draws)
+        columns = _base(sums, scenario, four_per_1000_rate, labels_of_rows)
+        columns |= _gain_columns(
+            sums, gain_name(key), curve, scenario.horizon_yr, columns["target_4p1000_tg_c_per_yr"], draws
+        )
         if key == "central":
             for bound, attribution in (("lower", "cell_average"), ("upper", "all_on_converted")):
                 name = gain_name("central", attribution)
@@ -668,8 +669,10 @@ def sensitivity_rows(
             "recovery_curve": curve.label,
             "converted_land": land,
         }
-        columns, target_tg = _base(variant_sums, scenario, four_per_1000_rate, labels_of_rows)
-        columns |= _gain_columns(variant_sums, name, curve, scenario.horizon_yr, target_tg, draws)
+        columns = _base(variant_sums, scenario, four_per_1000_rate, labels_of_rows)
+        columns |= _gain_columns(
+            variant_sums, name, curve, scenario.horizon_yr, columns["target_4p1000_tg_c_per_yr"], draws
+        )
         parts.append(pd.DataFrame(columns, index=variant_sums.index))
     return pd.concat(parts, ignore_index=True)
 

@@ -219,7 +219,7 @@ def interval_coverage(map_value, field_value, map_error, z: float) -> float:
 STATED_INTERVALS = (("68", 1.0, 0.683), ("90", 1.645, 0.90))
 
 
-def _without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
+def without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` (not a copy of its data) without its attrs: pandas deep-copies a frame's attrs (e.g. its provenance)
     into the result of every operation on it, which costs more than the arithmetic of a loop over small groups."""
     bare = frame.copy(deep=False)
@@ -247,7 +247,7 @@ def grouped_agreement(
 ) -> pd.DataFrame:
     """`group_agreement` per value of each grouping column (`groups`: region type -> column; None for one group
     of all sites, id "GLOBAL"): columns region_type, region_id, then the row's figures, n renamed n_sites."""
-    sites = _without_attrs(sites)
+    sites = without_attrs(sites)
     rows = []
     for region_type, column in groups.items():
         keyed = sites.assign(_group="GLOBAL") if column is None else sites.assign(_group=sites[column].astype("str"))
