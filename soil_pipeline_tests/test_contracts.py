@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -98,6 +100,18 @@ def test_the_gx_worker_process_reports_as_gx_in_process_and_names_its_failures(t
     assert worker.process.poll() is not None  # ended, not left running
     assert gx_worker._worker() is not worker  # the next call starts a new one
     gx_worker.stop()
+
+
+def test_the_gx_worker_loads_what_gx_imports_but_our_suites_never_use_only_when_used():
+    # As in the worker (a process of its own, so this one's imports stay as they are): GX imported with the lazy
+    # finder leaves scipy.stats unloaded, and the module works in full on first use.
+    code = (
+        "import sys; from soil_pipeline.contracts import gx_worker; sys.meta_path.insert(0, gx_worker._LazyFinder()); "
+        "import great_expectations; before = type(sys.modules['scipy.stats']).__name__; import scipy.stats; "
+        "print(before, scipy.stats.norm.cdf(0.0), type(sys.modules['scipy.stats']).__name__)"
+    )
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert printed == ["_LazyModule", "0.5", "module"]
 
 
 def test_changing_a_range_in_the_contract_changes_pandera_and_gx(tmp_path):

@@ -9,6 +9,9 @@ worker is `python -m soil_pipeline.contracts.gx_worker`, requests and replies pi
 
 import atexit
 import functools
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import pickle
 import subprocess
@@ -93,9 +96,28 @@ def run_gx(frame: pd.DataFrame, contract: TableContract, docs_dir: Path, orphans
         raise
 
 
+# GX's package imports every expectation, metric and renderer it has, and with them scipy.stats and altair (about a
+# third of its import time), which only the distribution expectations (KS test, KL divergence) and their charts use;
+# the suites built from our contracts have none. The worker loads those two modules lazily: on first use, if any.
+LAZY_MODULES = frozenset({"scipy.stats", "altair"})
+
+
+class _LazyFinder(importlib.abc.MetaPathFinder):
+    """Finds the `LAZY_MODULES` as the path finder does, with a loader that runs each module on first attribute use."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in LAZY_MODULES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
 def _serve() -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # whatever GX prints goes to stderr, not into the replies
+    sys.meta_path.insert(0, _LazyFinder())
     import great_expectations  # noqa: F401
     import great_expectations.expectations  # noqa: F401
 
