@@ -198,8 +198,9 @@ class SumPass:
         task = self.window_task
         n_classes = len(task.factors.classes)
         zones, sizes, names, wanted = {}, {}, {}, {}
+        everywhere = _not_global_only(values, cells["grazing"])
         for kind in kinds:
-            wanted[kind] = [name for name in values if kind == "global" or not _global_only(name, cells["grazing"])]
+            wanted[kind] = list(values) if kind == "global" else everywhere
             zones[kind], sizes[kind] = cells["zones"][kind], task.layers.sizes[kind]
             names[kind] = [name for name in wanted[kind] if not name.endswith(scenarios.BY_CLASS)]
             by_class = [name for name in wanted[kind] if name.endswith(scenarios.BY_CLASS)]
@@ -220,10 +221,11 @@ class SumPass:
         return out
 
 
-def _global_only(name: str, grazing: dict) -> bool:
-    """Whether a quantity is summed for the world only (the gains under alternative grazing losses, which are
-    published as global sensitivity rows)."""
-    return any(name.startswith(scenarios.gain_name("central", grazing=key) + ".") for key in grazing)
+def _not_global_only(names, grazing: dict) -> list[str]:
+    """The quantities of `names` summed for every region type, not for the world only (as the gains under
+    alternative grazing losses are, which are published as global sensitivity rows)."""
+    global_only = tuple(scenarios.gain_name("central", grazing=key) + "." for key in grazing)
+    return [name for name in names if not name.startswith(global_only)]
 
 
 def _map_blocks(window, cells: dict, restored: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:

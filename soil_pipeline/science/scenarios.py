@@ -309,21 +309,33 @@ class CellDebt:
         """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land
         of area x loss, capped at the no-land-use stock. Where every loss is zero the cell average applies, and 0
         where the cell has no converted land."""
-        crop_weight = self._product(land.cropland_ha, land.cropland_loss)
-        weight = crop_weight + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
-        weighted = on_converted & (weight > 0)
+        # In place, in the same order of operations: weight = crop weight + pasture ha x loss + other ha x loss.
+        weight = np.add(self._product(land.cropland_ha, land.cropland_loss), land.pasture_ha * land.pasture_loss)
+        weight += other_ha * land.other_loss
+        unweighted = ~on_converted | ~(weight > 0)
         with np.errstate(divide="ignore", invalid="ignore"):  # where the weight is 0 the cell average applies
-            crop = np.minimum(self._product(self.debt_t_c, land.cropland_loss) / weight, self.nolu)
-            pasture = np.minimum(self.debt_t_c * land.pasture_loss / weight, self.nolu)
-        return tuple(_finite_or_zero(np.where(weighted, v, cell_average), in_place=True) for v in (crop, pasture))
+            crop = np.divide(self._product(self.debt_t_c, land.cropland_loss), weight)
+            pasture = np.multiply(self.debt_t_c, land.pasture_loss)
+            pasture /= weight
+        for density in (crop, pasture):
+            np.minimum(density, self.nolu, out=density)
+            np.copyto(density, cell_average, where=unweighted)
+            _finite_or_zero(density, in_place=True)
+        return crop, pasture
 
 
 def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
     """`np.nan_to_num(values, nan=0.0)` (NaN 0, infinities the largest finite values), checking first whether there
     is anything to replace: `values` itself when every value is finite (or, with `in_place`, whatever it holds)."""
-    if np.isfinite(values).all():
+    finite = np.isfinite(values)
+    if finite.all():
         return values
-    return np.nan_to_num(values, nan=0.0, copy=not in_place)
+    if np.ndim(values) == 0:
+        return np.nan_to_num(values, nan=0.0)
+    out = values if in_place else values.copy()
+    bad = ~finite
+    out[bad] = np.nan_to_num(out[bad], nan=0.0)  # only the cells to replace
+    return out
 
 
 def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
