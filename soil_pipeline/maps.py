@@ -5,6 +5,7 @@ import base64
 import io
 
 import numpy as np
+from matplotlib import rcParams
 from matplotlib.figure import Figure
 
 from soil_pipeline.science.grid import GridSpec, block_mean, map_block
@@ -40,14 +41,27 @@ def block_map_png(share_blocks, land_blocks, grid: GridSpec, title: str, label: 
     axes.set_title(title)
     axes.set_xlabel("longitude (deg)")
     axes.set_ylabel("latitude (deg)")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
+    return _png(figure)
 
 
 def _png(figure: Figure) -> bytes:
+    """The figure as PNG cropped to its tight box, the same bytes as `savefig(bbox_inches="tight")`. That draws the
+    figure twice, once only to measure it; here the images that the tight box leaves out (those clipped to their
+    axes, see `Axes.get_default_bbox_extra_artists`), the costliest artists to draw, are hidden for that first draw."""
+    images = [
+        image
+        for axes in figure.axes
+        for image in axes.images
+        if image.get_visible() and image not in axes.get_default_bbox_extra_artists()
+    ]
+    for image in images:
+        image.set_visible(False)
+    figure.draw_without_rendering()
+    tight = figure.get_tightbbox().padded(rcParams["savefig.pad_inches"])
+    for image in images:
+        image.set_visible(True)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    figure.savefig(buffer, format="png", bbox_inches=tight, metadata={"Software": None})
     return buffer.getvalue()
 
 
