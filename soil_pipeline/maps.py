@@ -45,21 +45,11 @@ def block_map_png(share_blocks, land_blocks, grid: GridSpec, title: str, label: 
 
 
 def _png(figure: Figure) -> bytes:
-    """The figure as PNG cropped to its tight box, the same bytes as `savefig(bbox_inches="tight")`. That draws the
-    figure twice, once only to measure it; here the images that the tight box leaves out (those clipped to their
-    axes, see `Axes.get_default_bbox_extra_artists`), the costliest artists to draw, are hidden for that first draw."""
-    images = [
-        image
-        for axes in figure.axes
-        for image in axes.images
-        if image.get_visible() and image not in axes.get_default_bbox_extra_artists()
-    ]
-    for image in images:
-        image.set_visible(False)
-    figure.draw_without_rendering()
+    """The figure as PNG cropped to its tight box: the same bytes as `savefig(bbox_inches="tight")`, which draws the
+    whole figure once only to measure it. `Figure.get_tightbbox` lays out what it measures by itself (aspect, ticks,
+    titles; the images, clipped to their axes, are no part of the box), so here the figure is drawn once, to render it
+    (test_maps compares the bytes with savefig's)."""
     tight = figure.get_tightbbox().padded(rcParams["savefig.pad_inches"])
-    for image in images:
-        image.set_visible(True)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches=tight, metadata={"Software": None})
     return buffer.getvalue()
