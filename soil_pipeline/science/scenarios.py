@@ -109,10 +109,12 @@ class Recovery:
 
     def gain_density(self, debt_t_c_per_ha, years: float) -> np.ndarray:
         """SOC regained per restored hectare (t C/ha) after `years`, never more than the debt density. For
-        "set_aside", the path toward the full debt: `set_aside_share` scales it per climate class."""
+        "set_aside", the path toward the full debt: `set_aside_share` scales it per climate class. A linear curve at
+        or past its period regains the whole debt: the result is then the debt array itself, not a copy."""
         debt = np.asarray(debt_t_c_per_ha, dtype=float)
         if self.curve in ("linear", "set_aside"):
-            return debt * min(years / self.period_yr, 1.0)
+            share = min(years / self.period_yr, 1.0)
+            return debt if share == 1.0 else debt * share
         if self.curve == "exponential":
             return debt * (1.0 - 0.5 ** (years / self.half_life_yr))
         return np.minimum(debt, self.rate_t_c_per_ha_per_yr * years)
