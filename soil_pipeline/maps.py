@@ -5,6 +5,7 @@ import base64
 import io
 
 import numpy as np
+from matplotlib import rcParams
 from matplotlib.figure import Figure
 
 from soil_pipeline.science.grid import GridSpec, block_mean, map_block
@@ -40,14 +41,17 @@ def block_map_png(share_blocks, land_blocks, grid: GridSpec, title: str, label: 
     axes.set_title(title)
     axes.set_xlabel("longitude (deg)")
     axes.set_ylabel("latitude (deg)")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
+    return _png(figure)
 
 
 def _png(figure: Figure) -> bytes:
+    """The figure as PNG cropped to its tight box: the same bytes as `savefig(bbox_inches="tight")`, which draws the
+    whole figure once only to measure it. `Figure.get_tightbbox` lays out what it measures by itself (aspect, ticks,
+    titles; the images, clipped to their axes, are no part of the box), so here the figure is drawn once, to render it
+    (test_maps compares the bytes with savefig's)."""
+    tight = figure.get_tightbbox().padded(rcParams["savefig.pad_inches"])
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    figure.savefig(buffer, format="png", bbox_inches=tight, metadata={"Software": None})
     return buffer.getvalue()
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from affine import Affine
 from matplotlib.image import imread
 
+from soil_pipeline import maps
 from soil_pipeline.maps import share_map_png
 from soil_pipeline.science.grid import GridSpec
 
@@ -22,3 +23,28 @@ def test_share_map_is_a_deterministic_png_that_changes_with_the_data():
     assert png == share_map_png(share, land, GRID, "test", "share")
     assert png != share_map_png(np.zeros(GRID.shape), land, GRID, "test", "share")
     assert imread(io.BytesIO(png)).ndim == 3
+
+
+def _tight_savefig(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def test_every_map_is_the_png_of_a_tight_savefig(monkeypatch):
+    """The maps are drawn once, cropped to a box measured without drawing: the bytes are savefig's own (which draws
+    each figure twice), at any resolution, title or content."""
+    rng = np.random.default_rng(3)
+    share, land = rng.random((45, 90)) * (rng.random((45, 90)) < 0.4), rng.random((45, 90)) < 0.6
+    field, mapped = rng.lognormal(3.0, 1.0, 2_000), rng.lognormal(3.0, 1.0, 2_000)
+    lon, lat, residual = rng.uniform(-170, 170, 500), rng.uniform(-50, 70, 500), rng.normal(0.0, 10.0, 500)
+    draws = [
+        lambda: maps.block_map_png(share, land, GRID, "scenario (v1): restored share of each cell", "share"),
+        lambda: maps.block_map_png(share, land, GRID, "a much longer title " * 6, "share", dpi=maps.INLINE_DPI),
+        lambda: maps.field_map_scatter_png(field, mapped, "sites", "map"),
+        lambda: maps.field_map_scatter_png([], [], "no sites", "map"),
+        lambda: maps.residual_map_png(lon, lat, residual, land, GRID, "residuals", dpi=72),
+    ]
+    drawn = [draw() for draw in draws]
+    monkeypatch.setattr(maps, "_png", _tight_savefig)
+    assert [draw() for draw in draws] == drawn

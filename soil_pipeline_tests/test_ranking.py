@@ -40,6 +40,28 @@ def test_histogram_ranking_equals_the_global_sort(fraction, scoped):
 
 
 @pytest.mark.parametrize("scoped", [False, True])
+def test_a_window_has_threshold_cells_exactly_when_its_histogram_has_a_threshold_bin(scoped):
+    """The threshold pass reads only the windows whose histograms hold a threshold bin: none of the others has a
+    cell to gather."""
+    rng = np.random.default_rng(5)
+    n = 100_000
+    area = np.where(rng.random(n) < 0.2, 0.0, rng.gamma(2.0, 500.0, n))
+    priority = np.round(rng.lognormal(2.5, 1.0, n), 2)
+    zone = np.where(rng.random(n) < 0.1, -1, rng.integers(0, 30, n)) if scoped else np.zeros(n, "int64")
+    key, position = ranking.rank_key(priority), np.arange(n)
+    windows = np.array_split(np.arange(n), 400)
+    histograms = [ranking.window_histogram(key[w], zone[w], area[w]) for w in windows]
+    histogram = ranking.HistogramSum()
+    for part in histograms:
+        histogram.add(part)
+    state = ranking.thresholds(*histogram.result(), int(zone.max()) + 1, 0.3)
+    flagged = [bool(state.in_histogram(ids).any()) for ids, _ in histograms]
+    gathered = [len(ranking.threshold_cells(key[w], position[w], zone[w], area[w], state)[0]) > 0 for w in windows]
+    assert flagged == gathered
+    assert 0 < sum(flagged) < len(windows)
+
+
+@pytest.mark.parametrize("scoped", [False, True])
 def test_restoring_everything_takes_no_ranking_and_restores_every_hectare(scoped):
     rng = np.random.default_rng(11)
     n = 50_000

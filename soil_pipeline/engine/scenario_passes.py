@@ -145,10 +145,16 @@ class HistogramPass:
 
 @dataclass(frozen=True)
 class ThresholdPass:
+    """The cells of each variant's threshold bins, read only in `windows` (top-left (row, column) offsets): those
+    whose histograms have any (`ranking.Thresholds.in_histogram`); any other window gives nothing."""
+
     window_task: ScenarioWindow
     states: dict[str, ranking.Thresholds]
+    windows: frozenset[tuple[int, int]]
 
     def __call__(self, window) -> dict:
+        if _offset(window) not in self.windows:
+            return {}
         cells = self.window_task.ranking_cells(window)
         return {
             f"bin/{variant}": ranking.threshold_cells(*self.window_task.ranking_inputs(cells, variant), state)
@@ -198,8 +204,9 @@ class SumPass:
         task = self.window_task
         n_classes = len(task.factors.classes)
         zones, sizes, names, wanted = {}, {}, {}, {}
+        everywhere = _not_global_only(values, cells["grazing"])
         for kind in kinds:
-            wanted[kind] = [name for name in values if kind == "global" or not _global_only(name, cells["grazing"])]
+            wanted[kind] = list(values) if kind == "global" else everywhere
             zones[kind], sizes[kind] = cells["zones"][kind], task.layers.sizes[kind]
             names[kind] = [name for name in wanted[kind] if not name.endswith(scenarios.BY_CLASS)]
             by_class = [name for name in wanted[kind] if name.endswith(scenarios.BY_CLASS)]
@@ -220,10 +227,11 @@ class SumPass:
         return out
 
 
-def _global_only(name: str, grazing: dict) -> bool:
-    """Whether a quantity is summed for the world only (the gains under alternative grazing losses, which are
-    published as global sensitivity rows)."""
-    return any(name.startswith(scenarios.gain_name("central", grazing=key) + ".") for key in grazing)
+def _not_global_only(names, grazing: dict) -> list[str]:
+    """The quantities of `names` summed for every region type, not for the world only (as the gains under
+    alternative grazing losses are, which are published as global sensitivity rows)."""
+    global_only = tuple(scenarios.gain_name("central", grazing=key) + "." for key in grazing)
+    return [name for name in names if not name.startswith(global_only)]
 
 
 def _map_blocks(window, cells: dict, restored: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -248,10 +256,12 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
         shares = {variant: ranking.BinShares.none() for variant in variants}
         return _restore(window_task, window_list, executor, threads, region_types, states, shares)
     histograms: dict[str, ranking.HistogramSum] = {}
+    window_ids: dict[tuple[int, int], dict[str, np.ndarray]] = {}  # a few kB a window: its (zone, bin) ids
 
     def keep_histograms(window, part):
         for name, value in part.items():
             histograms.setdefault(name.split("/", 1)[1], ranking.HistogramSum()).add(value)
+            window_ids.setdefault(_offset(window), {})[name.split("/", 1)[1]] = value[0]
         return {}
 
     _, first = engine.run_pass(
@@ -263,6 +273,11 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
         for variant, histogram in histograms.items()
     }
     gathered: dict[str, list] = {variant: [] for variant in states}
+    windows = frozenset(
+        offset
+        for offset, ids in window_ids.items()
+        if any(states[variant].in_histogram(variant_ids).any() for variant, variant_ids in ids.items())
+    )
 
     def keep_cells(window, part):
         for name, value in part.items():
@@ -270,11 +285,23 @@ def run(window_task: ScenarioWindow, window_list, executor, threads: int, region
         return {}
 
     _, second = engine.run_pass(
-        ThresholdPass(window_task, states), window_list, executor, threads, "threshold cells", consume=keep_cells
+        ThresholdPass(window_task, states, windows),
+        window_list,
+        executor,
+        threads,
+        "threshold cells",
+        consume=keep_cells,
     )
-    shares = {variant: ranking.BinShares.from_cells(parts, states[variant]) for variant, parts in gathered.items()}
+    shares = {
+        variant: ranking.BinShares.from_cells(parts, states[variant]) if parts else ranking.BinShares.none()
+        for variant, parts in gathered.items()
+    }
     sums, maps, reports = _restore(window_task, window_list, executor, threads, region_types, states, shares)
     return sums, maps, [first, second, *reports]
+
+
+def _offset(window) -> tuple[int, int]:
+    return int(window.row_off), int(window.col_off)
 
 
 def _n_zones(window_task: ScenarioWindow) -> int:

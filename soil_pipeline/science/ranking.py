@@ -70,6 +70,12 @@ class Thresholds:
     area_before: np.ndarray
     target: np.ndarray
 
+    def in_histogram(self, ids: np.ndarray) -> np.ndarray:
+        """Whether each (zone, bin) id of a `window_histogram` is its zone's threshold bin: a window holds cells of
+        `threshold_cells` if and only if one of its ids is."""
+        zone = (ids >> np.uint64(16)).astype("int64")
+        return (ids & np.uint64(0xFFFF)).astype("int64") == self.bin[zone]
+
     def window_state(self, key: np.ndarray, zone: np.ndarray):
         """(in the threshold bin, above it) masks of a window's cells."""
         z = np.maximum(zone, 0)

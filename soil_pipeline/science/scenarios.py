@@ -109,10 +109,12 @@ class Recovery:
 
     def gain_density(self, debt_t_c_per_ha, years: float) -> np.ndarray:
         """SOC regained per restored hectare (t C/ha) after `years`, never more than the debt density. For
-        "set_aside", the path toward the full debt: `set_aside_share` scales it per climate class."""
+        "set_aside", the path toward the full debt: `set_aside_share` scales it per climate class. A linear curve at
+        or past its period regains the whole debt: the result is then the debt array itself, not a copy."""
         debt = np.asarray(debt_t_c_per_ha, dtype=float)
         if self.curve in ("linear", "set_aside"):
-            return debt * min(years / self.period_yr, 1.0)
+            share = min(years / self.period_yr, 1.0)
+            return debt if share == 1.0 else debt * share
         if self.curve == "exponential":
             return debt * (1.0 - 0.5 ** (years / self.half_life_yr))
         return np.minimum(debt, self.rate_t_c_per_ha_per_yr * years)
@@ -308,14 +310,38 @@ class CellDebt:
     def _literature(self, land: LandUse, cell_average, on_converted, other_ha) -> tuple[np.ndarray, np.ndarray]:
         """Per ha of cropland and of pasture: the cell's debt x the land use's loss per ha / sum over the cell's land
         of area x loss, capped at the no-land-use stock. Where every loss is zero the cell average applies, and 0
-        where the cell has no converted land."""
-        crop_weight = self._product(land.cropland_ha, land.cropland_loss)
-        weight = crop_weight + land.pasture_ha * land.pasture_loss + other_ha * land.other_loss
-        weighted = on_converted & (weight > 0)
+        where the cell has no converted land. Computed on the cells with converted land only (often the fewer):
+        each cell's value is the same, by the same operations."""
+        at = functools.partial(self._at_converted, on_converted)
+        crop_weight = self._product(at(land.cropland_ha), at(land.cropland_loss))
+        weight = crop_weight + at(land.pasture_ha) * at(land.pasture_loss) + at(other_ha) * at(land.other_loss)
+        weighted = weight > 0
+        debt, nolu = at(self.debt_t_c), at(self.nolu)
         with np.errstate(divide="ignore", invalid="ignore"):  # where the weight is 0 the cell average applies
-            crop = np.minimum(self._product(self.debt_t_c, land.cropland_loss) / weight, self.nolu)
-            pasture = np.minimum(self.debt_t_c * land.pasture_loss / weight, self.nolu)
-        return tuple(_finite_or_zero(np.where(weighted, v, cell_average), in_place=True) for v in (crop, pasture))
+            crop = np.minimum(self._product(debt, at(land.cropland_loss)) / weight, nolu)
+            pasture = np.minimum(debt * at(land.pasture_loss) / weight, nolu)
+        out = []
+        for values in (crop, pasture):
+            full = np.zeros(on_converted.shape)
+            full.reshape(-1)[self._converted_cells(on_converted)] = _finite_or_zero(
+                np.where(weighted, values, at(cell_average)), in_place=True
+            )
+            out.append(full)
+        return tuple(out)
+
+    def _converted_cells(self, on_converted: np.ndarray) -> np.ndarray:
+        key = ("cells", id(on_converted))
+        if key not in self.shared:
+            self.shared[key] = np.flatnonzero(on_converted), on_converted
+        return self.shared[key][0]
+
+    def _at_converted(self, on_converted: np.ndarray, values) -> np.ndarray:
+        """`values` (broadcast to the cells) at the cells with converted land, in cell order."""
+        key = ("at", id(on_converted), id(values))
+        if key not in self.shared:
+            flat = np.broadcast_to(np.asarray(values), on_converted.shape).reshape(-1)
+            self.shared[key] = flat[self._converted_cells(on_converted)], (on_converted, values)
+        return self.shared[key][0]
 
 
 def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
@@ -324,6 +350,15 @@ def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
     if np.isfinite(values).all():
         return values
     return np.nan_to_num(values, nan=0.0, copy=not in_place)
+
+
+def _share_or_zero(part, whole) -> np.ndarray:
+    """`_finite_or_zero(ratio(part, whole))` (0 where `whole` is 0 or missing) in one division, without first
+    filling NaN where most cells may have none of `whole`."""
+    part, whole = np.broadcast_arrays(np.asarray(part, dtype=float), np.asarray(whole, dtype=float))
+    out = np.zeros(part.shape)
+    np.divide(part, whole, out=out, where=(whole != 0) & ~np.isnan(whole))
+    return _finite_or_zero(out, in_place=True)
 
 
 def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -408,8 +443,8 @@ class _Gains:
 
     def __init__(self, restored, land: LandUse, climate_class, n_classes: int, horizon: float, split: bool = True):
         self.restored_ha = (
-            restored * _finite_or_zero(ratio(land.cropland_ha, land.converted_ha)),
-            restored * _finite_or_zero(ratio(land.pasture_ha, land.converted_ha)),
+            restored * _share_or_zero(land.cropland_ha, land.converted_ha),
+            restored * _share_or_zero(land.pasture_ha, land.converted_ha),
         )
         self.classes = [climate_class == k for k in range(n_classes + 1)] if split else None
         self.horizon = horizon
