@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soil_pipeline.science import rothc_loops
+
 # Decomposition rate constants (per year) of DPM, RPM, BIO, HUM.
 RATE_CONSTANTS_PER_YR = np.array([10.0, 0.3, 0.66, 0.02])
 BIO_FRACTION = 0.46  # of the carbon going to BIO + HUM
@@ -138,17 +140,9 @@ def _decompose(pools, remaining, to_bio, to_hum) -> np.ndarray:
 
 
 def remaining_fraction(rate) -> np.ndarray:
-    """Share (4, n) of each pool left after a month at rate modifier `rate` (n): exp(-rate k / 12)."""
-    return np.exp(-RATE_CONSTANTS_PER_YR[:, None] * np.atleast_1d(rate) / MONTHS_PER_YEAR)
-
-
-def _decompose_in_place(pools, remaining, to_bio, to_hum) -> None:
-    """`_decompose` of pools (4, k, n), overwriting them: the same operations on the same values."""
-    total = pools.sum(axis=0)
-    pools *= remaining[:, None, :]
-    decomposed = np.subtract(total, pools.sum(axis=0), out=total)
-    pools[2] += decomposed * to_bio
-    pools[3] += decomposed * to_hum
+    """Share (4, ...) of each pool left after a month at rate modifier `rate` ((months,) n): exp(-rate k / 12)."""
+    rate = np.atleast_1d(rate)
+    return np.exp(-RATE_CONSTANTS_PER_YR.reshape((N_POOLS,) + (1,) * rate.ndim) * rate / MONTHS_PER_YEAR)
 
 
 def step(pools, rate, to_bio, to_hum, plant_c, dpm_rpm_ratio, fym_c=0.0) -> np.ndarray:
@@ -233,18 +227,21 @@ def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarra
     with A (4, 4, n) and u (4, n) the year-end pools from 1 t C/ha of plant input on empty pools. `rates` (12, n)
     are the months' rate modifiers; `input_shares` (12,) the share of the input added each month, evenly spread
     by default. It composes the twelve monthly steps (`step`), so a run of whole years is one product per year."""
-    to_bio, to_hum = humification_shares(clay)
+    rates = np.asarray(rates, dtype="float64")
     n = rates.shape[1]
+    to_bio, to_hum = (np.broadcast_to(v, (n,)).copy() for v in humification_shares(clay))
     shares = np.full(MONTHS_PER_YEAR, 1.0 / MONTHS_PER_YEAR) if input_shares is None else input_shares
-    split = plant_split(dpm_rpm_ratio, n)
-    # Columns 0-3: the year's map of the pools (from the identity); column 4: the pools from the inputs. One
-    # `_decompose` of all five columns, in place, computes each column as its own would.
-    state = np.zeros((N_POOLS, N_POOLS + 1, n))
-    state[:, :N_POOLS] = np.eye(N_POOLS)[:, :, None]
-    for m in range(MONTHS_PER_YEAR):
-        _decompose_in_place(state, remaining_fraction(rates[m]), to_bio, to_hum)
-        state[:, N_POOLS] += split * shares[m]
-    return state[:, :N_POOLS], state[:, N_POOLS]
+    year, from_inputs = np.empty((N_POOLS, N_POOLS, n)), np.empty((N_POOLS, n))
+    rothc_loops.annual_state(
+        np.ascontiguousarray(remaining_fraction(rates)),
+        to_bio,
+        to_hum,
+        plant_split(dpm_rpm_ratio, n),
+        np.ascontiguousarray(shares, dtype="float64"),
+        year,
+        from_inputs,
+    )
+    return year, from_inputs
 
 
 def unit_equilibrium(rates, clay, dpm_rpm_ratio, input_shares=None) -> np.ndarray:
@@ -264,21 +261,19 @@ def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, year
     """Pools (..., 4, n) after `years` repetitions of the year `year_map` (from `annual_map`) from `pools`, with
     `annual_input` t C/ha/yr (broadcastable to (..., n))."""
     year, from_inputs = year_map
-    added = from_inputs * np.asarray(annual_input)[..., None, :]
+    added = from_inputs * np.asarray(annual_input, dtype="float64")[..., None, :]
     pools = np.asarray(pools, dtype="float64")
+    if years == 0:
+        return pools
     # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a zero coefficient
     # off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool (+-0.0) leaves a
     # sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the full sum's.
-    sources = [[j for j in range(N_POOLS) if j == i or year[i, j].any()] for i in range(N_POOLS)]
-    buffers, term = (np.empty(added.shape), np.empty(added.shape)), np.empty(added.shape[:-2] + added.shape[-1:])
-    for y in range(years):
-        new = buffers[y % 2]
-        for i, pools_in in enumerate(sources):
-            total = added[..., i, :]
-            for j in pools_in:
-                total = np.add(total, np.multiply(year[i, j], pools[..., j, :], out=term), out=new[..., i, :])
-        pools = new
-    return pools
+    terms = np.array([[j == i or bool(year[i, j].any()) for j in range(N_POOLS)] for i in range(N_POOLS)])
+    runs = added.reshape((-1,) + added.shape[-2:])
+    start = np.ascontiguousarray(np.broadcast_to(pools, added.shape)).reshape(runs.shape)
+    out = np.empty(runs.shape)
+    rothc_loops.year_runs(start, np.ascontiguousarray(year), terms, np.ascontiguousarray(runs), int(years), out)
+    return out.reshape(added.shape)
 
 
 def falloon_iom(soc_t_c_per_ha):
