@@ -265,14 +265,14 @@ def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, year
     pools = np.asarray(pools, dtype="float64")
     if years == 0:
         return pools
-    # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a zero coefficient
-    # off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool (+-0.0) leaves a
-    # sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the full sum's.
-    terms = np.array([[j == i or bool(year[i, j].any()) for j in range(N_POOLS)] for i in range(N_POOLS)])
+    # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a coefficient that is
+    # zero in every cell off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool
+    # (+-0.0) leaves a sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the
+    # full sum's.
     runs = added.reshape((-1,) + added.shape[-2:])
     start = np.ascontiguousarray(np.broadcast_to(pools, added.shape)).reshape(runs.shape)
     out = np.empty(runs.shape)
-    rothc_loops.year_runs(start, np.ascontiguousarray(year), terms, np.ascontiguousarray(runs), int(years), out)
+    rothc_loops.year_runs(start, np.ascontiguousarray(year), np.ascontiguousarray(runs), int(years), out)
     return out.reshape(added.shape)
 
 

@@ -58,10 +58,12 @@ CANONICAL_TERMS = np.array([[True, False, False, False], [False, True, False, Fa
 
 
 @njit(nogil=True)
-def year_runs(pools, year, terms, added, years, out):
+def year_runs(pools, year, added, years, out):
     """Pools (runs, 4, n) after `years` repetitions of the year map `year` (4, 4, n) into `out`: each year pool i
-    becomes added[run, i] + year[i, j] x pools[j] for the j of terms[i, j], added in the order j = 0..3."""
+    becomes added[run, i] + year[i, j] x pools[j] for j = i and each j whose coefficient is not zero in every cell,
+    added in the order j = 0..3."""
     out[:] = pools
+    terms = _terms(year)
     if (terms == CANONICAL_TERMS).all():
         _canonical_runs(year, added, years, out)
         return
@@ -74,6 +76,22 @@ def year_runs(pools, year, terms, added, years, out):
                         if terms[i, j]:
                             new[i] = new[i] + year[i, j, c] * out[r, j, c]
                 out[r, :, c] = new
+
+
+@njit(nogil=True)
+def _terms(year):
+    """terms[i, j]: i == j, or year[i, j] is not zero in some cell."""
+    terms = np.zeros((N_POOLS, N_POOLS), dtype=np.bool_)
+    for i in range(N_POOLS):
+        for j in range(N_POOLS):
+            if i == j:
+                terms[i, j] = True
+                continue
+            for c in range(year.shape[2]):
+                if year[i, j, c] != 0.0:
+                    terms[i, j] = True
+                    break
+    return terms
 
 
 @njit(nogil=True)
@@ -99,4 +117,4 @@ def _canonical_runs(year, added, years, pools):
 
 _F1, _F2, _F3 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1]
 annual_state.compile((_F3, _F1, _F1, _F2, _F1, _F3, _F2))
-year_runs.compile((_F3, _F3, types.boolean[:, ::1], _F3, types.int64, _F3))
+year_runs.compile((_F3, _F3, _F3, types.int64, _F3))
