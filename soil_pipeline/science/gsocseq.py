@@ -455,7 +455,7 @@ def nearest_source_index(target: GridSpec, flat_index: np.ndarray, source: Affin
 def sample(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """values[..., index] on flattened (..., rows, cols) rasters, NaN where index is -1."""
     flat = values.reshape(values.shape[:-2] + (-1,))
-    out = flat[..., np.maximum(index, 0)].astype("float64")
+    out = np.take(flat, np.maximum(index, 0), axis=-1).astype("float64")
     out[..., index < 0] = np.nan
     return out
 
