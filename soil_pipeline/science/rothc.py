@@ -55,6 +55,8 @@ class Conventions:
 
 ROTHC_PY = Conventions(evaporation_factor=0.75, reset_deficit_yearly=False)
 GSOCSEQ = Conventions(evaporation_factor=1.0, reset_deficit_yearly=True, bare_deficit_scaled=True)
+# The terms a year adds to each pool (`run_years`): DPM and RPM keep a share of themselves, BIO and HUM take from all.
+CANONICAL_TERMS = np.array([[True, False, False, False], [False, True, False, False], [True] * 4, [True] * 4])
 BARE_DEFICIT_DIVISOR = 1.8  # SoilR: a bare soil's maximum deficit is the covered one / 1.8 (RothC-26.3: cap 0.556)
 
 
@@ -140,9 +142,17 @@ def _decompose(pools, remaining, to_bio, to_hum) -> np.ndarray:
 
 
 def remaining_fraction(rate) -> np.ndarray:
-    """Share (4, ...) of each pool left after a month at rate modifier `rate` ((months,) n): exp(-rate k / 12)."""
-    rate = np.atleast_1d(rate)
-    return np.exp(-RATE_CONSTANTS_PER_YR.reshape((N_POOLS,) + (1,) * rate.ndim) * rate / MONTHS_PER_YEAR)
+    """Share (4, n) of each pool left after a month at rate modifier `rate` (n): exp(-rate k / 12)."""
+    return np.exp(-RATE_CONSTANTS_PER_YR[:, None] * np.atleast_1d(rate) / MONTHS_PER_YEAR)
+
+
+def _decompose_in_place(pools, remaining, to_bio, to_hum) -> None:
+    """`_decompose` of pools (4, k, n), overwriting them: the same operations on the same values."""
+    total = pools.sum(axis=0)
+    pools *= remaining[:, None, :]
+    decomposed = np.subtract(total, pools.sum(axis=0), out=total)
+    pools[2] += decomposed * to_bio
+    pools[3] += decomposed * to_hum
 
 
 def step(pools, rate, to_bio, to_hum, plant_c, dpm_rpm_ratio, fym_c=0.0) -> np.ndarray:
@@ -227,21 +237,18 @@ def annual_map(rates, clay, dpm_rpm_ratio, input_shares=None) -> tuple[np.ndarra
     with A (4, 4, n) and u (4, n) the year-end pools from 1 t C/ha of plant input on empty pools. `rates` (12, n)
     are the months' rate modifiers; `input_shares` (12,) the share of the input added each month, evenly spread
     by default. It composes the twelve monthly steps (`step`), so a run of whole years is one product per year."""
-    rates = np.asarray(rates, dtype="float64")
+    to_bio, to_hum = humification_shares(clay)
     n = rates.shape[1]
-    to_bio, to_hum = (np.broadcast_to(v, (n,)).copy() for v in humification_shares(clay))
     shares = np.full(MONTHS_PER_YEAR, 1.0 / MONTHS_PER_YEAR) if input_shares is None else input_shares
-    year, from_inputs = np.empty((N_POOLS, N_POOLS, n)), np.empty((N_POOLS, n))
-    rothc_loops.annual_state(
-        np.ascontiguousarray(remaining_fraction(rates)),
-        to_bio,
-        to_hum,
-        plant_split(dpm_rpm_ratio, n),
-        np.ascontiguousarray(shares, dtype="float64"),
-        year,
-        from_inputs,
-    )
-    return year, from_inputs
+    split = plant_split(dpm_rpm_ratio, n)
+    # Columns 0-3: the year's map of the pools (from the identity); column 4: the pools from the inputs. One
+    # `_decompose` of all five columns, in place, computes each column as its own would.
+    state = np.zeros((N_POOLS, N_POOLS + 1, n))
+    state[:, :N_POOLS] = np.eye(N_POOLS)[:, :, None]
+    for m in range(MONTHS_PER_YEAR):
+        _decompose_in_place(state, remaining_fraction(rates[m]), to_bio, to_hum)
+        state[:, N_POOLS] += split * shares[m]
+    return state[:, :N_POOLS], state[:, N_POOLS]
 
 
 def unit_equilibrium(rates, clay, dpm_rpm_ratio, input_shares=None) -> np.ndarray:
@@ -261,19 +268,29 @@ def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, year
     """Pools (..., 4, n) after `years` repetitions of the year `year_map` (from `annual_map`) from `pools`, with
     `annual_input` t C/ha/yr (broadcastable to (..., n))."""
     year, from_inputs = year_map
-    added = from_inputs * np.asarray(annual_input, dtype="float64")[..., None, :]
+    added = from_inputs * np.asarray(annual_input)[..., None, :]
     pools = np.asarray(pools, dtype="float64")
-    if years == 0:
-        return pools
-    # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a coefficient that is
-    # zero in every cell off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool
-    # (+-0.0) leaves a sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the
-    # full sum's.
-    runs = added.reshape((-1,) + added.shape[-2:])
-    start = np.ascontiguousarray(np.broadcast_to(pools, added.shape)).reshape(runs.shape)
-    out = np.empty(runs.shape)
-    rothc_loops.year_runs(start, np.ascontiguousarray(year), np.ascontiguousarray(runs), int(years), out)
-    return out.reshape(added.shape)
+    # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a zero coefficient
+    # off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool (+-0.0) leaves a
+    # sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the full sum's.
+    terms = year.reshape(N_POOLS * N_POOLS, -1).any(axis=1).reshape(N_POOLS, N_POOLS) | np.eye(N_POOLS, dtype=bool)
+    if years and (terms == CANONICAL_TERMS).all():  # the compiled loop: the same sums, in registers
+        runs = added.reshape((-1,) + added.shape[-2:])
+        start = np.ascontiguousarray(np.broadcast_to(pools, added.shape), dtype="float64").reshape(runs.shape)
+        out = np.empty(runs.shape)
+        year = np.ascontiguousarray(year, dtype="float64")
+        rothc_loops.year_runs(start, year, np.ascontiguousarray(runs, dtype="float64"), int(years), out)
+        return out.reshape(added.shape)
+    sources = [[j for j in range(N_POOLS) if terms[i, j]] for i in range(N_POOLS)]
+    buffers, term = (np.empty(added.shape), np.empty(added.shape)), np.empty(added.shape[:-2] + added.shape[-1:])
+    for y in range(years):
+        new = buffers[y % 2]
+        for i, pools_in in enumerate(sources):
+            total = added[..., i, :]
+            for j in pools_in:
+                total = np.add(total, np.multiply(year[i, j], pools[..., j, :], out=term), out=new[..., i, :])
+        pools = new
+    return pools
 
 
 def falloon_iom(soc_t_c_per_ha):
