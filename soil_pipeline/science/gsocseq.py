@@ -315,34 +315,41 @@ def run_cells(cells: CellInputs, scenarios: RothCScenarios, chunk: int = 100_000
 
 
 def _run_chunk(cells: CellInputs, scenarios: RothCScenarios) -> dict[str, np.ndarray]:
-    # 1. spin-up and NPP check: what depends on the spin-up inputs alone, once per distinct set of them
-    shared = _spin_up(cells, scenarios, with_warmed=cells.warm_up_climate is None)
-    model = _Model(cells.clay_pct, shared["vegetated"], shared["rate_factor"], scenarios)
-    spin_up, unit, npp = (shared["spin_up"], shared["spin_up_inputs"]), shared["unit"], shared["npp"]
+    # 1. spin-up and NPP check: what depends on the spin-up inputs alone, once per distinct set of them (`sets`: each
+    # cell's); copied to the cells by fancy indexing, which lays each cell's values out together as `CellInputs.cells`
+    # and `rothc.steady_state` do (numpy's sums along an axis depend on the layout). Year maps stay per set.
+    shared, sets = _spin_up(cells, scenarios, with_warmed=cells.warm_up_climate is None)
+
+    def per_cell(values):
+        return values if sets is None else values[..., sets]
+
+    unit, npp = per_cell(shared["unit"]), per_cell(shared["npp"])
     iom = rothc.falloon_iom(cells.soc_t_c_per_ha)
     equilibrium = (cells.soc_t_c_per_ha - iom) / unit.sum(axis=0)
     start_input = np.minimum(equilibrium, scenarios.max_input_share_of_npp * npp)
     pools = unit * equilibrium  # the stock, partitioned as in equilibrium, whatever the input
     # 2. warm-up over the year-by-year series, when given: BAU input = start input x mean NPP ratio of its years
-    forward, bau_ratio = spin_up, np.ones_like(npp)
+    forward, forward_sets, bau_ratio = (shared["spin_up"], shared["spin_up_inputs"]), sets, np.ones_like(npp)
     if cells.warm_up_climate is None:
-        warmed_ratio, warmed_year = shared["warmed_ratio"], (shared["warmed"], shared["warmed_inputs"])
+        warmed_ratio, warmed_year = per_cell(shared["warmed_ratio"]), (shared["warmed"], shared["warmed_inputs"])
+        warmed_sets = sets
     else:
+        model = _Model(cells.clay_pct, per_cell(shared["vegetated"]), per_cell(shared["rate_factor"]), scenarios)
         pools, bau_ratio = model.warm_up(pools, start_input, cells.climate, cells.warm_up_climate)
         forward_climate = cells.warm_up_climate.mean_year()
         moisture = model.moisture(forward_climate)
-        forward = model.year(model.rates(forward_climate, moisture))
+        forward, forward_sets = model.year(model.rates(forward_climate, moisture)), None
         warmed_climate = forward_climate.warmed(scenarios.warming_response_degc)
         warmed_ratio = model.npp_ratio(warmed_climate, forward_climate)[0]
-        warmed_year = model.year(model.rates(warmed_climate, moisture))
+        warmed_year, warmed_sets = model.year(model.rates(warmed_climate, moisture)), None
     # 3. forward runs, and BAU on the warmed forward climate (warming changes the temperature modifier only)
     bau_input = start_input * bau_ratio
-    final = model.forward(pools, scenarios.input_factors[:, None] * bau_input, forward)
-    warmed = model.forward(pools, (bau_input * warmed_ratio)[None], warmed_year)[0]
+    final = _forward(pools, scenarios.input_factors[:, None] * bau_input, forward, forward_sets, scenarios)
+    warmed = _forward(pools, (bau_input * warmed_ratio)[None], warmed_year, warmed_sets, scenarios)[0]
     # SSM minus BAU = the run of the extra input alone from empty pools (linearity): without the cap, from the
     # equilibrium input
     extra = (scenarios.input_factors[-1] - 1.0) * equilibrium * bau_ratio
-    uncapped = model.forward(np.zeros_like(pools), extra[None], forward)[0]
+    uncapped = _forward(np.zeros_like(pools), extra[None], forward, forward_sets, scenarios)[0]
     return {
         "equilibrium": equilibrium,
         "npp": npp,
@@ -351,17 +358,24 @@ def _run_chunk(cells: CellInputs, scenarios: RothCScenarios) -> dict[str, np.nda
         "final": final + iom,
         "warmed": warmed + iom,
         "uncapped": uncapped,
-        "paddy": shared["paddy"],
-        "crop_calendar": shared["crop_calendar"],
+        "paddy": per_cell(shared["paddy"]),
+        "crop_calendar": per_cell(shared["crop_calendar"]),
     }
 
 
-def _spin_up(cells: CellInputs, scenarios: RothCScenarios, with_warmed: bool) -> dict[str, np.ndarray]:
-    """Per cell, what depends on its spin-up inputs alone (climate, clay, vegetated and paddy shares): the cover,
-    paddy flag and rate factor, the spin-up year (`_Model.year`), its unit steady state and NPP, and `with_warmed`
-    the year and NPP ratio of the spin-up climate warmed. Computed once per distinct set of inputs (cells of one
-    climate pixel and soil share them) and copied to the cells that have it: the same values, every cell's alone."""
-    first, inverse = distinct_cells(_spin_up_inputs(cells))
+def _forward(pools, inputs, year, sets, scenarios: RothCScenarios) -> np.ndarray:
+    """Active carbon (scenarios, n) after `horizon_yr` repetitions of `year` (from `_Model.year`; cell c's map
+    sets[c] of it with `sets`) from `pools`, one run per row of `inputs` (scenarios, n)."""
+    start = np.broadcast_to(pools, (len(inputs),) + pools.shape)
+    return rothc.run_years(start, year, inputs, scenarios.horizon_yr, sets).sum(axis=-2)
+
+
+def _spin_up(cells: CellInputs, scenarios: RothCScenarios, with_warmed: bool) -> tuple[dict, np.ndarray | None]:
+    """What depends on a cell's spin-up inputs alone (climate, clay, vegetated and paddy shares): the cover, paddy
+    flag and rate factor, the spin-up year (`_Model.year`), its unit steady state and NPP, and `with_warmed` the year
+    and NPP ratio of the spin-up climate warmed; computed once per distinct set of inputs (cells of one climate pixel
+    and soil share them): (the values per set, the set of each cell), or (the values per cell, None)."""
+    first, sets = distinct_cells(_spin_up_inputs(cells))
     part = cells if first is None else cells.cells(first)
     vegetated, crop_calendar = monthly_cover(part, scenarios)
     paddy = paddy_cells(part, scenarios)
@@ -376,7 +390,7 @@ def _spin_up(cells: CellInputs, scenarios: RothCScenarios, with_warmed: bool) ->
         warmed_climate = part.climate.warmed(scenarios.warming_response_degc)
         shared["warmed_ratio"] = model.npp_ratio(warmed_climate, part.climate)[0]
         shared["warmed"], shared["warmed_inputs"] = model.year(model.rates(warmed_climate, moisture))
-    return shared if first is None else {name: values[..., inverse] for name, values in shared.items()}
+    return shared, sets
 
 
 def _spin_up_inputs(cells: CellInputs) -> list[np.ndarray]:
@@ -432,12 +446,6 @@ class _Model:
     def year(self, rates) -> tuple[np.ndarray, np.ndarray]:
         """The year of rate modifiers `rates` (12, n) as an affine map of the pools (`rothc.annual_map`)."""
         return rothc.annual_map(rates, self.clay, self.scenarios.dpm_rpm_ratio)
-
-    def forward(self, pools, inputs, year) -> np.ndarray:
-        """Active carbon (scenarios, n) after `horizon_yr` repetitions of `year` (from `year()`) from `pools`, one
-        run per row of `inputs` (scenarios, n)."""
-        start = np.broadcast_to(pools, (len(inputs),) + pools.shape)
-        return rothc.run_years(start, year, inputs, self.scenarios.horizon_yr).sum(axis=-2)
 
 
 def nearest_source_index(target: GridSpec, flat_index: np.ndarray, source: Affine, source_shape) -> np.ndarray:

@@ -264,23 +264,29 @@ def steady_state(year_map: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return np.linalg.solve(system, from_inputs.T[..., None])[..., 0].T
 
 
-def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, years: int) -> np.ndarray:
+def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, years: int, maps=None) -> np.ndarray:
     """Pools (..., 4, n) after `years` repetitions of the year `year_map` (from `annual_map`) from `pools`, with
-    `annual_input` t C/ha/yr (broadcastable to (..., n))."""
+    `annual_input` t C/ha/yr (broadcastable to (..., n)). With `maps` (n), cell c follows the year map maps[c] of
+    `year_map`'s (cells sharing a year share its map)."""
     year, from_inputs = year_map
-    added = from_inputs * np.asarray(annual_input)[..., None, :]
-    pools = np.asarray(pools, dtype="float64")
     # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a zero coefficient
     # off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool (+-0.0) leaves a
     # sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the full sum's.
     terms = year.reshape(N_POOLS * N_POOLS, -1).any(axis=1).reshape(N_POOLS, N_POOLS) | np.eye(N_POOLS, dtype=bool)
     if years and (terms == CANONICAL_TERMS).all():  # the compiled loop: the same sums, in registers
-        runs = added.reshape((-1,) + added.shape[-2:])
-        start = np.ascontiguousarray(np.broadcast_to(pools, added.shape), dtype="float64").reshape(runs.shape)
-        out = np.empty(runs.shape)
-        year = np.ascontiguousarray(year, dtype="float64")
-        rothc_loops.year_runs(start, year, np.ascontiguousarray(runs, dtype="float64"), int(years), out)
-        return out.reshape(added.shape)
+        maps = np.arange(year.shape[-1]) if maps is None else maps
+        annual = np.asarray(annual_input, dtype="float64")
+        shape = np.broadcast_shapes(annual.shape[:-1] + (1, annual.shape[-1]), (N_POOLS, maps.size))
+        annual = np.ascontiguousarray(np.broadcast_to(annual[..., None, :], shape)[..., 0, :]).reshape(-1, maps.size)
+        start = np.ascontiguousarray(np.broadcast_to(pools, shape), dtype="float64").reshape(-1, N_POOLS, maps.size)
+        out = np.empty(start.shape)
+        coefficients = (np.ascontiguousarray(v, dtype="float64") for v in (year, from_inputs))
+        rothc_loops.year_runs(start, *coefficients, annual, maps.astype("int64"), int(years), out)
+        return out.reshape(shape)
+    if maps is not None:
+        year, from_inputs = year[..., maps], from_inputs[..., maps]
+    added = from_inputs * np.asarray(annual_input)[..., None, :]
+    pools = np.asarray(pools, dtype="float64")
     sources = [[j for j in range(N_POOLS) if terms[i, j]] for i in range(N_POOLS)]
     buffers, term = (np.empty(added.shape), np.empty(added.shape)), np.empty(added.shape[:-2] + added.shape[-1:])
     for y in range(years):
