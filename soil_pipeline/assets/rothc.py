@@ -319,7 +319,8 @@ class RothCWindow:
             rates[:, chunk] = self._run(part, window, cropped[chunk], soc, cropland_ha, crop_zones, chunk)
         # Sums over the cropland cells only (the RothC quantities are zero elsewhere), then the all-land stock.
         part.update(zonal.window_sums({"soc_stock_2010_t_c": soc * area}, zones, self.layers.sizes))
-        part[MAP] = np.stack([_in_window(r, cropped, soc.shape, np.nan).astype("float32") for r in rates])
+        part[MAP] = np.full((len(rates),) + soc.shape, np.nan, dtype="float32")
+        part[MAP].reshape(len(rates), -1)[:, cropped] = rates  # cast to float32 as astype does
         return part
 
     def _run(self, part: dict, window, cells, soc, cropland_ha, crop_zones, chunk) -> np.ndarray:
@@ -344,12 +345,6 @@ class RothCWindow:
 def _add(total: dict, part: dict) -> None:
     for key, values in part.items():
         total[key] = total[key] + values if key in total else values
-
-
-def _in_window(values: np.ndarray, cells: np.ndarray, shape, fill: float = 0.0) -> np.ndarray:
-    out = np.full(shape, fill)
-    out.ravel()[cells] = values
-    return out
 
 
 class RateMaps:
