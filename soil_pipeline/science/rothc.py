@@ -277,11 +277,12 @@ def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, year
         maps = np.arange(year.shape[-1]) if maps is None else maps
         annual = np.asarray(annual_input, dtype="float64")
         shape = np.broadcast_shapes(annual.shape[:-1] + (1, annual.shape[-1]), (N_POOLS, maps.size))
-        annual = np.ascontiguousarray(np.broadcast_to(annual[..., None, :], shape)[..., 0, :]).reshape(-1, maps.size)
-        start = np.ascontiguousarray(np.broadcast_to(pools, shape), dtype="float64").reshape(-1, N_POOLS, maps.size)
+        annual = np.broadcast_to(annual[..., None, :], shape)[..., 0, :].reshape(-1, maps.size)
+        start = np.broadcast_to(pools, shape).reshape(-1, N_POOLS, maps.size)
+        # C-contiguous, writable float64 (int64 maps) whatever the caller's views: the loop compiles for one signature
+        args = [_c_writable(v, "float64") for v in (start, year, from_inputs, annual)] + [_c_writable(maps, "int64")]
         out = np.empty(start.shape)
-        coefficients = (np.ascontiguousarray(v, dtype="float64") for v in (year, from_inputs))
-        rothc_loops.year_runs(start, *coefficients, annual, maps.astype("int64"), int(years), out)
+        rothc_loops.year_runs(*args, int(years), out)
         return out.reshape(shape)
     if maps is not None:
         year, from_inputs = year[..., maps], from_inputs[..., maps]
@@ -297,6 +298,10 @@ def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, year
                 total = np.add(total, np.multiply(year[i, j], pools[..., j, :], out=term), out=new[..., i, :])
         pools = new
     return pools
+
+
+def _c_writable(values, dtype) -> np.ndarray:
+    return np.require(values, dtype, ["C_CONTIGUOUS", "WRITEABLE"])
 
 
 def falloon_iom(soc_t_c_per_ha):
