@@ -166,3 +166,31 @@ def test_rate_factor_scales_every_month_and_slows_the_equilibrium():
     paddy = rothc.climatology_rates(tmp, rain, pet, clay, 30.0, True, rothc.GSOCSEQ, rate_factor=np.full(3, 0.4))
     np.testing.assert_allclose(paddy, 0.4 * upland, rtol=1e-15)
     assert np.all(rothc.unit_equilibrium(paddy, clay, 1.44).sum(0) > rothc.unit_equilibrium(upland, clay, 1.44).sum(0))
+
+
+def _run_years_by_arrays(pools, year_map, annual_input, years):
+    """The year runs as whole-array operations, each pool's sum in the order added + j = 0..3 (the reference for
+    the compiled loop)."""
+    year, from_inputs = year_map
+    added = from_inputs * annual_input[..., None, :]
+    for _ in range(years):
+        new = added.copy()
+        for i in range(4):
+            for j in range(4):
+                if i == j or year[i, j].any():
+                    new[..., i, :] = new[..., i, :] + year[i, j] * pools[..., j, :]
+        pools = new
+    return pools
+
+
+def test_year_runs_equal_the_array_operations_bit_for_bit_with_shared_year_maps():
+    rng = np.random.default_rng(7)
+    rates = rng.uniform(0.05, 1.5, (12, 5))
+    year_map = rothc.annual_map(rates, rng.uniform(5, 60, 5), 1.44)
+    maps = np.array([0, 3, 3, 1, 4, 4, 2, 0])
+    per_cell = tuple(v[..., maps] for v in year_map)
+    pools = rng.uniform(0, 30, (3, 4, maps.size))
+    inputs = rng.uniform(0, 5, (3, maps.size))
+    expected = _run_years_by_arrays(pools, per_cell, inputs, 20)
+    assert np.array_equal(rothc.run_years(pools, per_cell, inputs, 20), expected)
+    assert np.array_equal(rothc.run_years(pools, year_map, inputs, 20, maps), expected)

@@ -122,10 +122,11 @@ def _bands_ok(rule, count: int) -> bool:
     return count > 0 and count % 12 == 0 if rule == SERIES else count == rule
 
 
-def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -> np.ndarray:
+def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray, indexes: dict | None = None):
     """The raster's bands at the cells' centres ((bands, n), NaN = nodata), after checking CRS, bands and the
     values of the source window under the cells (only that window is read). The dataset stays open in the thread
-    (`engine.opened`): a striped source's rows, decoded once into GDAL's block cache, serve the windows beside."""
+    (`engine.opened`): a striped source's rows, decoded once into GDAL's block cache, serve the windows beside.
+    `indexes` keeps the cells' source indices per source grid for the next raster on the same grid."""
     bands, (low, high) = RASTER_RULES[role]
     with engine.opened(engine.RasterSource(path)) as src:
         if src.crs is None or src.crs.to_epsg() != 4326 or not _bands_ok(bands, src.count) or src.nodata is None:
@@ -134,7 +135,12 @@ def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -
                 f"{src.count} band(s), nodata {src.nodata}"
             )
             raise as_failure(InputError(path, rule, Remedy.RASTER_LAYOUT))
-        index = gsocseq.nearest_source_index(grid, flat_index, src.transform, (src.height, src.width))
+        source_grid = (src.transform, src.height, src.width)
+        index = None if indexes is None else indexes.get(source_grid)
+        if index is None:
+            index = gsocseq.nearest_source_index(grid, flat_index, src.transform, (src.height, src.width))
+        if indexes is not None:
+            indexes[source_grid] = index
         rows, cols = np.divmod(index[index >= 0], src.width)
         if not len(rows):
             return np.full((src.count, len(flat_index)), np.nan)
@@ -157,7 +163,8 @@ def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray) -
 
 def cell_inputs(config: RothCInputs, grid: GridSpec, flat_index: np.ndarray, soc: np.ndarray):
     """(CellInputs, clay filled from the 0.5-deg layer per cell) for the cells `flat_index` of `grid`."""
-    values = {role: read_sampled(path, role, grid, flat_index) for role, path in config.paths().items()}
+    indexes = {}  # the climate rasters share one grid, the texture rasters another
+    values = {role: read_sampled(path, role, grid, flat_index, indexes) for role, path in config.paths().items()}
     clay = values["clay_pct"][0]
     filled = ~np.isfinite(clay) & np.isfinite(values["clay_coarse_pct"][0])
     clay = np.where(filled, values["clay_coarse_pct"][0], clay)
@@ -312,7 +319,8 @@ class RothCWindow:
             rates[:, chunk] = self._run(part, window, cropped[chunk], soc, cropland_ha, crop_zones, chunk)
         # Sums over the cropland cells only (the RothC quantities are zero elsewhere), then the all-land stock.
         part.update(zonal.window_sums({"soc_stock_2010_t_c": soc * area}, zones, self.layers.sizes))
-        part[MAP] = np.stack([_in_window(r, cropped, soc.shape, np.nan).astype("float32") for r in rates])
+        part[MAP] = np.full((len(rates),) + soc.shape, np.nan, dtype="float32")
+        part[MAP].reshape(len(rates), -1)[:, cropped] = rates  # cast to float32 as astype does
         return part
 
     def _run(self, part: dict, window, cells, soc, cropland_ha, crop_zones, chunk) -> np.ndarray:
@@ -337,12 +345,6 @@ class RothCWindow:
 def _add(total: dict, part: dict) -> None:
     for key, values in part.items():
         total[key] = total[key] + values if key in total else values
-
-
-def _in_window(values: np.ndarray, cells: np.ndarray, shape, fill: float = 0.0) -> np.ndarray:
-    out = np.full(shape, fill)
-    out.ravel()[cells] = values
-    return out
 
 
 class RateMaps:

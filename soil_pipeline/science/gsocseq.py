@@ -32,6 +32,7 @@ from affine import Affine
 
 from soil_pipeline.science import rothc
 from soil_pipeline.science.aggregation import ratio
+from soil_pipeline.science.distinct import distinct_cells
 from soil_pipeline.science.grid import GridSpec
 from soil_pipeline.science.units import HA_PER_MHA, T_PER_PG, T_PER_TG
 
@@ -314,35 +315,41 @@ def run_cells(cells: CellInputs, scenarios: RothCScenarios, chunk: int = 100_000
 
 
 def _run_chunk(cells: CellInputs, scenarios: RothCScenarios) -> dict[str, np.ndarray]:
-    vegetated, crop_calendar = monthly_cover(cells, scenarios)
-    paddy = paddy_cells(cells, scenarios)
-    model = _Model(cells.clay_pct, vegetated, np.where(paddy, scenarios.paddy_rate_factor, 1.0), scenarios)
-    # 1. spin-up and NPP check
-    moisture = model.moisture(cells.climate)
-    spin_up = model.year(model.rates(cells.climate, moisture))
-    unit = rothc.steady_state(spin_up)
+    # 1. spin-up and NPP check: what depends on the spin-up inputs alone, once per distinct set of them (`sets`: each
+    # cell's); copied to the cells by fancy indexing, which lays each cell's values out together as `CellInputs.cells`
+    # and `rothc.steady_state` do (numpy's sums along an axis depend on the layout). Year maps stay per set.
+    shared, sets = _spin_up(cells, scenarios, with_warmed=cells.warm_up_climate is None)
+
+    def per_cell(values):
+        return values if sets is None else values[..., sets]
+
+    unit, npp = per_cell(shared["unit"]), per_cell(shared["npp"])
     iom = rothc.falloon_iom(cells.soc_t_c_per_ha)
     equilibrium = (cells.soc_t_c_per_ha - iom) / unit.sum(axis=0)
-    npp = climate_npp_t_c(cells.climate, scenarios.npp_carbon_fraction)[0]
     start_input = np.minimum(equilibrium, scenarios.max_input_share_of_npp * npp)
     pools = unit * equilibrium  # the stock, partitioned as in equilibrium, whatever the input
     # 2. warm-up over the year-by-year series, when given: BAU input = start input x mean NPP ratio of its years
-    forward_climate, forward, bau_ratio = cells.climate, spin_up, np.ones_like(npp)
-    if cells.warm_up_climate is not None:
+    forward, forward_sets, bau_ratio = (shared["spin_up"], shared["spin_up_inputs"]), sets, np.ones_like(npp)
+    if cells.warm_up_climate is None:
+        warmed_ratio, warmed_year = per_cell(shared["warmed_ratio"]), (shared["warmed"], shared["warmed_inputs"])
+        warmed_sets = sets
+    else:
+        model = _Model(cells.clay_pct, per_cell(shared["vegetated"]), per_cell(shared["rate_factor"]), scenarios)
         pools, bau_ratio = model.warm_up(pools, start_input, cells.climate, cells.warm_up_climate)
         forward_climate = cells.warm_up_climate.mean_year()
         moisture = model.moisture(forward_climate)
-        forward = model.year(model.rates(forward_climate, moisture))
+        forward, forward_sets = model.year(model.rates(forward_climate, moisture)), None
+        warmed_climate = forward_climate.warmed(scenarios.warming_response_degc)
+        warmed_ratio = model.npp_ratio(warmed_climate, forward_climate)[0]
+        warmed_year, warmed_sets = model.year(model.rates(warmed_climate, moisture)), None
     # 3. forward runs, and BAU on the warmed forward climate (warming changes the temperature modifier only)
     bau_input = start_input * bau_ratio
-    final = model.forward(pools, scenarios.input_factors[:, None] * bau_input, forward)
-    warmed_climate = forward_climate.warmed(scenarios.warming_response_degc)
-    warmed_input = bau_input * model.npp_ratio(warmed_climate, forward_climate)[0]
-    warmed = model.forward(pools, warmed_input[None], model.year(model.rates(warmed_climate, moisture)))[0]
+    final = _forward(pools, scenarios.input_factors[:, None] * bau_input, forward, forward_sets, scenarios)
+    warmed = _forward(pools, (bau_input * warmed_ratio)[None], warmed_year, warmed_sets, scenarios)[0]
     # SSM minus BAU = the run of the extra input alone from empty pools (linearity): without the cap, from the
     # equilibrium input
     extra = (scenarios.input_factors[-1] - 1.0) * equilibrium * bau_ratio
-    uncapped = model.forward(np.zeros_like(pools), extra[None], forward)[0]
+    uncapped = _forward(np.zeros_like(pools), extra[None], forward, forward_sets, scenarios)[0]
     return {
         "equilibrium": equilibrium,
         "npp": npp,
@@ -351,9 +358,45 @@ def _run_chunk(cells: CellInputs, scenarios: RothCScenarios) -> dict[str, np.nda
         "final": final + iom,
         "warmed": warmed + iom,
         "uncapped": uncapped,
-        "paddy": paddy,
-        "crop_calendar": crop_calendar,
+        "paddy": per_cell(shared["paddy"]),
+        "crop_calendar": per_cell(shared["crop_calendar"]),
     }
+
+
+def _forward(pools, inputs, year, sets, scenarios: RothCScenarios) -> np.ndarray:
+    """Active carbon (scenarios, n) after `horizon_yr` repetitions of `year` (from `_Model.year`; cell c's map
+    sets[c] of it with `sets`) from `pools`, one run per row of `inputs` (scenarios, n)."""
+    start = np.broadcast_to(pools, (len(inputs),) + pools.shape)
+    return rothc.run_years(start, year, inputs, scenarios.horizon_yr, sets).sum(axis=-2)
+
+
+def _spin_up(cells: CellInputs, scenarios: RothCScenarios, with_warmed: bool) -> tuple[dict, np.ndarray | None]:
+    """What depends on a cell's spin-up inputs alone (climate, clay, vegetated and paddy shares): the cover, paddy
+    flag and rate factor, the spin-up year (`_Model.year`), its unit steady state and NPP, and `with_warmed` the year
+    and NPP ratio of the spin-up climate warmed; computed once per distinct set of inputs (cells of one climate pixel
+    and soil share them): (the values per set, the set of each cell), or (the values per cell, None)."""
+    first, sets = distinct_cells(_spin_up_inputs(cells))
+    part = cells if first is None else cells.cells(first)
+    vegetated, crop_calendar = monthly_cover(part, scenarios)
+    paddy = paddy_cells(part, scenarios)
+    rate_factor = np.where(paddy, scenarios.paddy_rate_factor, 1.0)
+    model = _Model(part.clay_pct, vegetated, rate_factor, scenarios)
+    moisture = model.moisture(part.climate)
+    year, inputs = model.year(model.rates(part.climate, moisture))
+    shared = {"vegetated": vegetated, "crop_calendar": crop_calendar, "paddy": paddy, "rate_factor": rate_factor}
+    shared.update(spin_up=year, spin_up_inputs=inputs, unit=rothc.steady_state((year, inputs)))
+    shared["npp"] = climate_npp_t_c(part.climate, scenarios.npp_carbon_fraction)[0]
+    if with_warmed:
+        warmed_climate = part.climate.warmed(scenarios.warming_response_degc)
+        shared["warmed_ratio"] = model.npp_ratio(warmed_climate, part.climate)[0]
+        shared["warmed"], shared["warmed_inputs"] = model.year(model.rates(warmed_climate, moisture))
+    return shared, sets
+
+
+def _spin_up_inputs(cells: CellInputs) -> list[np.ndarray]:
+    """The per-cell inputs `_spin_up` reads, each (..., n)."""
+    inputs = [*cells.climate.arrays(), cells.clay_pct]
+    return inputs + [v for v in (cells.vegetated_share, cells.paddy_share) if v is not None]
 
 
 @dataclass(frozen=True)
@@ -404,12 +447,6 @@ class _Model:
         """The year of rate modifiers `rates` (12, n) as an affine map of the pools (`rothc.annual_map`)."""
         return rothc.annual_map(rates, self.clay, self.scenarios.dpm_rpm_ratio)
 
-    def forward(self, pools, inputs, year) -> np.ndarray:
-        """Active carbon (scenarios, n) after `horizon_yr` repetitions of `year` (from `year()`) from `pools`, one
-        run per row of `inputs` (scenarios, n)."""
-        start = np.broadcast_to(pools, (len(inputs),) + pools.shape)
-        return rothc.run_years(start, year, inputs, self.scenarios.horizon_yr).sum(axis=-2)
-
 
 def nearest_source_index(target: GridSpec, flat_index: np.ndarray, source: Affine, source_shape) -> np.ndarray:
     """Flat index into a source raster of the cell containing each target cell's centre (-1 outside it): nearest
@@ -426,7 +463,7 @@ def nearest_source_index(target: GridSpec, flat_index: np.ndarray, source: Affin
 def sample(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """values[..., index] on flattened (..., rows, cols) rasters, NaN where index is -1."""
     flat = values.reshape(values.shape[:-2] + (-1,))
-    out = flat[..., np.maximum(index, 0)].astype("float64")
+    out = np.take(flat, np.maximum(index, 0), axis=-1).astype("float64")
     out[..., index < 0] = np.nan
     return out
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soil_pipeline.science import rothc_loops
+
 # Decomposition rate constants (per year) of DPM, RPM, BIO, HUM.
 RATE_CONSTANTS_PER_YR = np.array([10.0, 0.3, 0.66, 0.02])
 BIO_FRACTION = 0.46  # of the carbon going to BIO + HUM
@@ -53,6 +55,8 @@ class Conventions:
 
 ROTHC_PY = Conventions(evaporation_factor=0.75, reset_deficit_yearly=False)
 GSOCSEQ = Conventions(evaporation_factor=1.0, reset_deficit_yearly=True, bare_deficit_scaled=True)
+# The terms a year adds to each pool (`run_years`): DPM and RPM keep a share of themselves, BIO and HUM take from all.
+CANONICAL_TERMS = np.array([[True, False, False, False], [False, True, False, False], [True] * 4, [True] * 4])
 BARE_DEFICIT_DIVISOR = 1.8  # SoilR: a bare soil's maximum deficit is the covered one / 1.8 (RothC-26.3: cap 0.556)
 
 
@@ -260,16 +264,31 @@ def steady_state(year_map: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return np.linalg.solve(system, from_inputs.T[..., None])[..., 0].T
 
 
-def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, years: int) -> np.ndarray:
+def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, years: int, maps=None) -> np.ndarray:
     """Pools (..., 4, n) after `years` repetitions of the year `year_map` (from `annual_map`) from `pools`, with
-    `annual_input` t C/ha/yr (broadcastable to (..., n))."""
+    `annual_input` t C/ha/yr (broadcastable to (..., n)). With `maps` (n), cell c follows the year map maps[c] of
+    `year_map`'s (cells sharing a year share its map)."""
     year, from_inputs = year_map
-    added = from_inputs * np.asarray(annual_input)[..., None, :]
-    pools = np.asarray(pools, dtype="float64")
     # Each pool's sum in the order added + j = 0..3, as the full sum, but without the terms of a zero coefficient
     # off the diagonal: DPM and RPM receive nothing from the other pools. Adding 0 x a finite pool (+-0.0) leaves a
     # sum unchanged unless that sum is -0.0; pools and inputs are >= +0 here, so the values are the full sum's.
-    sources = [[j for j in range(N_POOLS) if j == i or year[i, j].any()] for i in range(N_POOLS)]
+    terms = year.reshape(N_POOLS * N_POOLS, -1).any(axis=1).reshape(N_POOLS, N_POOLS) | np.eye(N_POOLS, dtype=bool)
+    if years and (terms == CANONICAL_TERMS).all():  # the compiled loop: the same sums, in registers
+        maps = np.arange(year.shape[-1]) if maps is None else maps
+        annual = np.asarray(annual_input, dtype="float64")
+        shape = np.broadcast_shapes(annual.shape[:-1] + (1, annual.shape[-1]), (N_POOLS, maps.size))
+        annual = np.broadcast_to(annual[..., None, :], shape)[..., 0, :].reshape(-1, maps.size)
+        start = np.broadcast_to(pools, shape).reshape(-1, N_POOLS, maps.size)
+        # C-contiguous, writable float64 (int64 maps) whatever the caller's views: the loop compiles for one signature
+        args = [_c_writable(v, "float64") for v in (start, year, from_inputs, annual)] + [_c_writable(maps, "int64")]
+        out = np.empty(start.shape)
+        rothc_loops.year_runs(*args, int(years), out)
+        return out.reshape(shape)
+    if maps is not None:
+        year, from_inputs = year[..., maps], from_inputs[..., maps]
+    added = from_inputs * np.asarray(annual_input)[..., None, :]
+    pools = np.asarray(pools, dtype="float64")
+    sources = [[j for j in range(N_POOLS) if terms[i, j]] for i in range(N_POOLS)]
     buffers, term = (np.empty(added.shape), np.empty(added.shape)), np.empty(added.shape[:-2] + added.shape[-1:])
     for y in range(years):
         new = buffers[y % 2]
@@ -279,6 +298,10 @@ def run_years(pools, year_map: tuple[np.ndarray, np.ndarray], annual_input, year
                 total = np.add(total, np.multiply(year[i, j], pools[..., j, :], out=term), out=new[..., i, :])
         pools = new
     return pools
+
+
+def _c_writable(values, dtype) -> np.ndarray:
+    return np.require(values, dtype, ["C_CONTIGUOUS", "WRITEABLE"])
 
 
 def falloon_iom(soc_t_c_per_ha):
