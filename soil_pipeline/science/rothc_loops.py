@@ -5,8 +5,7 @@ cells' arrays per operation. Only additions and multiplications are compiled, wh
 
 Compiled at its first call (about 0.4 s of CPU), in the calling thread under numba's global lock, so that processes
 that never run RothC do not pay for it; the caller passes C-contiguous float64 arrays (int64 `maps`), so it is
-compiled once. No
-on-disk cache (as `engine.zone_loops`)."""
+compiled once. No on-disk cache (as `engine.zone_loops`)."""
 
 from numba import njit
 
