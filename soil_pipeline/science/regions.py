@@ -35,19 +35,61 @@ def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.nda
 
 class PointAssigner:
     """`assign_points` against one set of polygons, prepared once (the polygons, their tree and, when a point
-    falls outside all of them, their boundary pieces) for every batch of points that follows."""
+    falls outside all of them, their boundary pieces) for every batch of points that follows.
 
-    def __init__(self, geometries):
+    A point's assignment depends on its coordinates alone, so the assignments made are remembered (up to
+    `remembered_points` points, per distance) and a point asked about again is not tested again: the ingest places
+    its valid sites after the region rule has placed every site."""
+
+    METHODS = np.array(["none", "within", "nearest"], dtype=object)
+
+    def __init__(self, geometries, remembered_points: int = 1 << 20):
         self.geometries = np.asarray(list(geometries), dtype=object)
         shapely.prepare(self.geometries)
         self.tree = shapely.STRtree(self.geometries)
         self._pieces = None
+        self.remembered_points = remembered_points
+        # by distance: (points as complex lon + i lat, sorted; their polygon index; their method's code in METHODS)
+        self._known: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __call__(self, lon, lat, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
         x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        keys = np.empty(len(x), dtype=complex)
+        keys.real, keys.imag = x, y
+        index = np.full(len(keys), NO_REGION, dtype="int64")
+        method = np.zeros(len(keys), dtype="int8")
+        known, found = self._recall(keys, max_distance_deg)
+        index[known], method[known] = found
+        new = np.flatnonzero(~known)
+        if len(new):
+            index[new], method[new] = self._assign(x[new], y[new], max_distance_deg)
+            self._remember(keys[new], index[new], method[new], max_distance_deg)
+        return index, self.METHODS[method]
+
+    def _recall(self, keys: np.ndarray, max_distance_deg: float):
+        """Which points were assigned before (at this distance), and their (index, method code)."""
+        if max_distance_deg not in self._known or not len(keys):
+            return np.zeros(len(keys), dtype=bool), (np.zeros(0, "int64"), np.zeros(0, "int8"))
+        points, index, method = self._known[max_distance_deg]
+        at = np.minimum(np.searchsorted(points, keys), len(points) - 1)
+        known = points[at] == keys  # NaN is never equal: a point without coordinates is assigned afresh
+        return known, (index[at[known]], method[at[known]])
+
+    def _remember(self, keys, index, method, max_distance_deg: float) -> None:
+        held = self._known.get(max_distance_deg, (np.zeros(0, complex), np.zeros(0, "int64"), np.zeros(0, "int8")))
+        finite = np.isfinite(keys)
+        if len(held[0]) + int(finite.sum()) > self.remembered_points:
+            return
+        points = np.concatenate([held[0], keys[finite]])
+        points, first = np.unique(points, return_index=True)
+        index = np.concatenate([held[1], index[finite]])[first]
+        method = np.concatenate([held[2], method[finite]])[first]
+        self._known[max_distance_deg] = (points, index, method)
+
+    def _assign(self, x: np.ndarray, y: np.ndarray, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
         points = shapely.points(x, y)
         index = np.full(len(points), NO_REGION, dtype="int64")
-        method = np.full(len(points), "none", dtype=object)
+        method = np.zeros(len(points), dtype="int8")
         # Candidates by bounding box, then "within" as the prepared polygon containing the point (much faster than
         # the tree's own predicate, which tests each point against an unprepared polygon); the order is the tree's.
         point_idx, geom_idx = self.tree.query(points)
@@ -55,7 +97,7 @@ class PointAssigner:
         point_idx, geom_idx = point_idx[inside], geom_idx[inside]
         first = np.unique(point_idx, return_index=True)[1]
         index[point_idx[first]] = geom_idx[first]
-        method[point_idx[first]] = "within"
+        method[point_idx[first]] = 1
         unassigned = np.flatnonzero(index == NO_REGION)
         if len(unassigned):
             if self._pieces is None:
@@ -63,7 +105,7 @@ class PointAssigner:
                 self._pieces = shapely.STRtree(pieces), owner
             near_point, near_geom = nearest_piece_owner(points[unassigned], *self._pieces, max_distance_deg)
             index[unassigned[near_point]] = near_geom
-            method[unassigned[near_point]] = "nearest"
+            method[unassigned[near_point]] = 2
         return index, method
 
 
