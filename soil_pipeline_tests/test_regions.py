@@ -58,6 +58,27 @@ def test_an_assigner_that_remembers_nothing_assigns_as_one_that_does():
         np.testing.assert_array_equal(forgetful(lon, lat, 0.6)[0], assigned[0])
 
 
+def test_points_looked_up_on_the_grid_get_what_the_polygon_test_gives():
+    """Points deep inside one polygon are placed by the lookup grid; near a boundary, inside an enclave smaller than
+    a grid cell, or where two polygons overlap (the tree's order decides) they are tested: both as the test alone."""
+    polygons = [
+        shapely.box(0, 0, 10, 10),
+        shapely.box(3.001, 3.001, 3.02, 3.02),  # an enclave inside polygon 0, smaller than a lookup cell
+        shapely.box(6, 6, 12, 12),  # overlaps polygon 0
+        shapely.Polygon([(-5, -5), (-1, -5), (-3, -1)]),
+    ]
+    x, y = np.meshgrid(np.linspace(-6, 13, 300), np.linspace(-6, 13, 300))
+    x, y = np.r_[x.ravel(), 3.01, 3.005], np.r_[y.ravel(), 3.01, 3.015]
+    assigner = PointAssigner(polygons)
+    index, method = assigner(x, y, 0.3)
+    expected = PointAssigner(polygons)._test(x, y, 0.3)
+    np.testing.assert_array_equal(index, expected[0])
+    assert method.tolist() == PointAssigner.METHODS[expected[1]].tolist()
+    assert index[-2:].tolist() == [1, 1]
+    looked_up = assigner._lookup(x, y) != NO_REGION
+    assert 0.2 < looked_up.mean() < 0.4 and set(index[looked_up]) == {0, 2, 3}
+
+
 def test_only_land_cells_are_filled():
     inside = rasterize_regions(POLYGONS, GRID)
     filled, nearest = fill_nearest(inside, np.zeros(GRID.shape, dtype=bool), POLYGONS, GRID, max_distance_deg=5.0)

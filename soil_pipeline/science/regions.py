@@ -2,7 +2,9 @@
 
 import numpy as np
 import shapely
+from affine import Affine
 from rasterio.features import rasterize
+from scipy.ndimage import label
 
 from soil_pipeline.science.grid import GridSpec
 
@@ -10,6 +12,11 @@ NO_REGION = -1
 # Points and land cells just outside every polygon (coasts, small islands, generalised borders) take the nearest
 # region within this distance (deg); farther ones stay unassigned (the published UNASSIGNED row).
 COUNTRY_NEAREST_MAX_DEG = 0.5
+# Points are first looked up on a grid of LOOKUP_CELL_DEG cells, made tile by tile (LOOKUP_TILE_CELLS cells a side)
+# where points fall (`PointAssigner._lookup`).
+LOOKUP_CELL_DEG = 0.05
+LOOKUP_TILE_CELLS = 100
+LOOKUP_MIN_POINTS = 1000
 
 
 def rasterize_regions(geometries, grid: GridSpec) -> np.ndarray:
@@ -37,9 +44,10 @@ class PointAssigner:
     """`assign_points` against one set of polygons, prepared once (the polygons, their tree and, when a point
     falls outside all of them, their boundary pieces) for every batch of points that follows.
 
-    A point's assignment depends on its coordinates alone, so the assignments made are remembered (up to
-    `remembered_points` points, per distance) and a point asked about again is not tested again: the ingest places
-    its valid sites after the region rule has placed every site."""
+    Points deep inside one polygon are placed by a lookup grid, made where many points fall (`_lookup`); the others
+    are tested (`_test`). A point's assignment depends on its coordinates alone, so the assignments made are
+    remembered (up to `remembered_points` points, per distance) and a point asked about again is not placed again:
+    the ingest places its valid sites after the region rule has placed every site."""
 
     METHODS = np.array(["none", "within", "nearest"], dtype=object)
 
@@ -51,6 +59,7 @@ class PointAssigner:
         self.remembered_points = remembered_points
         # by distance: (points as complex lon + i lat, sorted; their polygon index; their method's code in METHODS)
         self._known: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tiles: dict[int, np.ndarray] = {}  # the lookup grid, by tile (`_tile`)
 
     def __call__(self, lon, lat, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
         x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
@@ -87,6 +96,86 @@ class PointAssigner:
         self._known[max_distance_deg] = (points, index, method)
 
     def _assign(self, x: np.ndarray, y: np.ndarray, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        index = self._lookup(x, y)
+        method = (index != NO_REGION).astype("int8")
+        tested = np.flatnonzero(index == NO_REGION)
+        if len(tested):
+            index[tested], method[tested] = self._test(x[tested], y[tested], max_distance_deg)
+        return index, method
+
+    def _lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The polygon each point lies deep inside by the lookup grid (`_tile`), NO_REGION for the points to test.
+        A tile is made for LOOKUP_MIN_POINTS points or more (testing fewer costs less)."""
+        index = np.full(len(x), NO_REGION, dtype="int64")
+        cols, rows = np.floor((x + 180.0) / LOOKUP_CELL_DEG), np.floor((90.0 - y) / LOOKUP_CELL_DEG)
+        n_cols, n_rows = round(360 / LOOKUP_CELL_DEG), round(180 / LOOKUP_CELL_DEG)
+        on_grid = np.flatnonzero((cols >= 0) & (cols < n_cols) & (rows >= 0) & (rows < n_rows))  # NaN is not
+        rows, cols = rows[on_grid].astype("int64"), cols[on_grid].astype("int64")
+        per_row = n_cols // LOOKUP_TILE_CELLS
+        tiles = (rows // LOOKUP_TILE_CELLS) * per_row + cols // LOOKUP_TILE_CELLS
+        order = np.argsort(tiles, kind="stable")
+        tiles, starts = np.unique(tiles[order], return_index=True)
+        for tile, part in zip(tiles, np.split(order, starts[1:]), strict=True):
+            if int(tile) in self._tiles or len(part) >= LOOKUP_MIN_POINTS:
+                grid = self._tile(*divmod(int(tile), per_row))
+                index[on_grid[part]] = grid[rows[part] % LOOKUP_TILE_CELLS, cols[part] % LOOKUP_TILE_CELLS]
+        return index
+
+    def _tile(self, row: int, col: int) -> np.ndarray:
+        """The lookup grid of one tile: for each cell that no polygon boundary touches, nor any of its eight
+        neighbours', the index of the one polygon holding it, else NO_REGION.
+
+        Such cells form regions free of boundaries, each wholly inside or outside each polygon, so one cell centre
+        per region is tested (as points are); a point in such a cell (or in a neighbour, as rounding may place it)
+        is within that polygon alone: the polygon the test gives it, whatever the tree's order."""
+        key = row * (round(360 / LOOKUP_CELL_DEG) // LOOKUP_TILE_CELLS) + col
+        if key in self._tiles:
+            return self._tiles[key]
+        res, size = LOOKUP_CELL_DEG, LOOKUP_TILE_CELLS + 2  # one cell of margin around the tile
+        west = -180.0 + col * LOOKUP_TILE_CELLS * res - res
+        north = 90.0 - row * LOOKUP_TILE_CELLS * res + res
+        transform = Affine(res, 0.0, west, 0.0, -res, north)
+        pieces, _ = self._boundary_pieces()
+        near = pieces.query(shapely.box(west - res, north - (size + 1) * res, west + (size + 1) * res, north + res))
+        lines = [(line, 1) for line in pieces.geometries[np.sort(near)]]
+        touched = np.zeros((size, size), dtype=bool)
+        if lines:
+            touched = rasterize(lines, out_shape=touched.shape, transform=transform, all_touched=True, dtype="uint8")
+            touched = touched.astype(bool)
+        rows_near = touched.copy()
+        rows_near[1:] |= touched[:-1]
+        rows_near[:-1] |= touched[1:]
+        near = rows_near.copy()
+        near[:, 1:] |= rows_near[:, :-1]
+        near[:, :-1] |= rows_near[:, 1:]
+        regions, n_regions = label(~near)  # 4-connected regions of cells free of boundaries
+        grid = np.full(regions.shape, NO_REGION, dtype="int64")
+        if n_regions:
+            labels, first = np.unique(regions, return_index=True)
+            labels, first = labels[labels > 0], first[labels > 0]  # a cell of each region (0: near a boundary)
+            r, c = np.unravel_index(first, regions.shape)
+            x, y = west + (c + 0.5) * res, north - (r + 0.5) * res
+            point_idx, geom_idx = self.tree.query(shapely.points(x, y))
+            inside = shapely.contains_xy(self.geometries[geom_idx], x[point_idx], y[point_idx])
+            holders = np.bincount(point_idx[inside], minlength=len(first))
+            holder = np.full(len(first), NO_REGION, dtype="int64")
+            holder[point_idx[inside]] = geom_idx[inside]
+            by_region = np.full(n_regions + 1, NO_REGION, dtype="int64")
+            by_region[labels] = np.where(holders == 1, holder, NO_REGION)
+            grid = by_region[regions]
+        grid = grid[1:-1, 1:-1].astype(np.int16 if len(self.geometries) < 2**15 else np.int32)
+        # a tile of one value (open sea, the middle of a large country) is held as that value
+        self._tiles[key] = np.broadcast_to(grid[0, 0], grid.shape) if (grid == grid[0, 0]).all() else grid
+        return self._tiles[key]
+
+    def _boundary_pieces(self) -> tuple[shapely.STRtree, np.ndarray]:
+        """The tree of the polygons' boundary pieces (`boundary_pieces`) and the polygon of each, made once."""
+        if self._pieces is None:
+            pieces, owner = boundary_pieces(self.geometries)
+            self._pieces = shapely.STRtree(pieces), owner
+        return self._pieces
+
+    def _test(self, x: np.ndarray, y: np.ndarray, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
         points = shapely.points(x, y)
         index = np.full(len(points), NO_REGION, dtype="int64")
         method = np.zeros(len(points), dtype="int8")
@@ -100,10 +189,7 @@ class PointAssigner:
         method[point_idx[first]] = 1
         unassigned = np.flatnonzero(index == NO_REGION)
         if len(unassigned):
-            if self._pieces is None:
-                pieces, owner = boundary_pieces(self.geometries)
-                self._pieces = shapely.STRtree(pieces), owner
-            near_point, near_geom = nearest_piece_owner(points[unassigned], *self._pieces, max_distance_deg)
+            near_point, near_geom = nearest_piece_owner(points[unassigned], *self._boundary_pieces(), max_distance_deg)
             index[unassigned[near_point]] = near_geom
             method[unassigned[near_point]] = 2
         return index, method
