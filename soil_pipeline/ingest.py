@@ -93,6 +93,7 @@ def _valid_ids_by_bucket(sites: TableFile | None, n_buckets: int) -> list[pa.Arr
 def site_stocks(site_ids: pd.Series, horizons: pd.DataFrame, horizon_rejects: pd.DataFrame) -> pd.DataFrame:
     """Topsoil stock per valid site; a site with a quarantined horizon in 0-30 cm (or of unknown depth) gets none."""
     bd_max = load_table_contract("field_horizons").column("bulk_density_g_per_cm3").plausible_maximum
+    horizons = horizons[STOCK_HORIZON_COLUMNS]  # only what the stock reads: the other columns are not copied along
     stocks = topsoil_stocks(site_ids, horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM, bd_plausible_max_g_per_cm3=bd_max)
     return flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
 
