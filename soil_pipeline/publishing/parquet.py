@@ -56,6 +56,10 @@ class TableFile:
         for batch in self.batches(columns, rows):
             yield pa.Table.from_batches([batch]).to_pandas()
 
+    def to_pandas(self) -> pd.DataFrame:
+        """The whole table in memory (for a table known to be small)."""
+        return pa.Table.from_batches(list(self.batches()), schema=self.schema).to_pandas()
+
     def head(self, n: int) -> pd.DataFrame:
         batch = next(self.batches(rows=n), None)
         return self.schema.empty_table().to_pandas() if batch is None else pa.Table.from_batches([batch]).to_pandas()
