@@ -35,28 +35,29 @@ def rasterize_regions(geometries, grid: GridSpec) -> np.ndarray:
 def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Index of the polygon containing each point, else the nearest one within `max_distance_deg`.
 
-    Returns (index, method) where method is "within", "nearest" or "none" (index NO_REGION).
+    Returns (index, method) where method is "within", "nearest" or "none" (index NO_REGION). Every point is tested:
+    for one batch (e.g. the cells `fill_nearest` fills, all outside the polygons) a lookup grid would not pay.
     """
-    return PointAssigner(geometries)(lon, lat, max_distance_deg)
+    return PointAssigner(geometries, remembered_points=0, lookup=False)(lon, lat, max_distance_deg)
 
 
 class PointAssigner:
     """`assign_points` against one set of polygons, prepared once (the polygons, their tree and, when a point
     falls outside all of them, their boundary pieces) for every batch of points that follows.
 
-    Points deep inside one polygon are placed by a lookup grid, made where many points fall (`_lookup`); the others
-    are tested (`_test`). A point's assignment depends on its coordinates alone, so the assignments made are
-    remembered (up to `remembered_points` points, per distance) and a point asked about again is not placed again:
-    the ingest places its valid sites after the region rule has placed every site."""
+    With `lookup`, points deep inside one polygon are placed by a lookup grid, made where many points fall
+    (`_lookup`); the others are tested (`_test`). A point's assignment depends on its coordinates alone, so the
+    assignments made are remembered (up to `remembered_points` points, per distance) and a point asked about again
+    is not placed again: the ingest places its valid sites after the region rule has placed every site."""
 
     METHODS = np.array(["none", "within", "nearest"], dtype=object)
 
-    def __init__(self, geometries, remembered_points: int = 1 << 20):
+    def __init__(self, geometries, remembered_points: int = 1 << 20, lookup: bool = True):
         self.geometries = np.asarray(list(geometries), dtype=object)
         shapely.prepare(self.geometries)
         self.tree = shapely.STRtree(self.geometries)
         self._pieces = None
-        self.remembered_points = remembered_points
+        self.remembered_points, self.lookup = remembered_points, lookup
         # by distance: (points as complex lon + i lat, sorted; their polygon index; their method's code in METHODS)
         self._known: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._tiles: dict[int, np.ndarray] = {}  # the lookup grid, by tile (`_tile`)
@@ -77,7 +78,7 @@ class PointAssigner:
 
     def _recall(self, keys: np.ndarray, max_distance_deg: float):
         """Which points were assigned before (at this distance), and their (index, method code)."""
-        if max_distance_deg not in self._known or not len(keys):
+        if not self.remembered_points or max_distance_deg not in self._known or not len(keys):
             return np.zeros(len(keys), dtype=bool), (np.zeros(0, "int64"), np.zeros(0, "int8"))
         points, index, method = self._known[max_distance_deg]
         at = np.minimum(np.searchsorted(points, keys), len(points) - 1)
@@ -85,6 +86,8 @@ class PointAssigner:
         return known, (index[at[known]], method[at[known]])
 
     def _remember(self, keys, index, method, max_distance_deg: float) -> None:
+        if not self.remembered_points:
+            return
         held = self._known.get(max_distance_deg, (np.zeros(0, complex), np.zeros(0, "int64"), np.zeros(0, "int8")))
         finite = np.isfinite(keys)
         if len(held[0]) + int(finite.sum()) > self.remembered_points:
@@ -96,7 +99,7 @@ class PointAssigner:
         self._known[max_distance_deg] = (points, index, method)
 
     def _assign(self, x: np.ndarray, y: np.ndarray, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
-        index = self._lookup(x, y)
+        index = self._lookup(x, y) if self.lookup else np.full(len(x), NO_REGION, dtype="int64")
         method = (index != NO_REGION).astype("int8")
         tested = np.flatnonzero(index == NO_REGION)
         if len(tested):
