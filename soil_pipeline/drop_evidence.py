@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from soil_pipeline.contracts.declaration import WGS84, TablePlan
 from soil_pipeline.contracts.model import TableContract, load_table_contract
@@ -246,11 +248,13 @@ def _map_verdict(tally: EvidenceTally, valid_sites: TableFile | None, land: Land
     stocks = tally.stocks.frame(["site_id", STOCK])
     if not len(stocks) or valid_sites is None:
         return None
-    wanted = set(stocks["site_id"])
-    located = pd.concat(
-        [frame[frame["site_id"].isin(wanted)] for frame in valid_sites.frames(["site_id", LON, LAT])],
-        ignore_index=True,
-    )
+    columns = ["site_id", LON, LAT]
+    schema = pa.schema([valid_sites.schema.field(name) for name in columns])
+    wanted = pa.array(stocks["site_id"].unique(), from_pandas=True).cast(schema.field("site_id").type)
+    located = pa.Table.from_batches(
+        [batch.filter(pc.is_in(batch.column("site_id"), value_set=wanted)) for batch in valid_sites.batches(columns)],
+        schema=schema,
+    ).to_pandas()
     joined = stocks.merge(located.drop_duplicates("site_id"), on="site_id", how="inner")
     lon, lat = joined[LON].to_numpy(dtype="float64"), joined[LAT].to_numpy(dtype="float64")
     values = sample_points(land.source, lon, lat, 0).astype("float64")

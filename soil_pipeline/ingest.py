@@ -5,7 +5,7 @@ Each landing file is read in chunks (`readers.iter_table_chunks`) and its rows s
 one bucket holds every row a cross-row rule compares (identical copies, unique ids, unique site and depth) and
 every horizon of its sites. Sites, then horizons, are validated bucket by bucket (`contracts.stream`); the topsoil
 stock is computed per bucket of sites with all their horizons. Peak memory is about one bucket, whatever the
-size of the drop; outputs are Parquet files written batch by batch and sorted out of core.
+size of the drop; outputs are Arrow IPC files written batch by batch and sorted out of core.
 """
 
 import functools
@@ -93,6 +93,7 @@ def _valid_ids_by_bucket(sites: TableFile | None, n_buckets: int) -> list[pa.Arr
 def site_stocks(site_ids: pd.Series, horizons: pd.DataFrame, horizon_rejects: pd.DataFrame) -> pd.DataFrame:
     """Topsoil stock per valid site; a site with a quarantined horizon in 0-30 cm (or of unknown depth) gets none."""
     bd_max = load_table_contract("field_horizons").column("bulk_density_g_per_cm3").plausible_maximum
+    horizons = horizons[STOCK_HORIZON_COLUMNS]  # only what the stock reads: the other columns are not copied along
     stocks = topsoil_stocks(site_ids, horizons, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM, bd_plausible_max_g_per_cm3=bd_max)
     return flag_quarantined_horizons(stocks, blocking_sites(horizon_rejects, TOPSOIL_TOP_CM, TOPSOIL_BOTTOM_CM))
 
@@ -232,7 +233,7 @@ def place_sites(table: pd.DataFrame, placement: Placement) -> pd.DataFrame:
 class StockTable:
     """The topsoil stock table written bucket by bucket as the drop's horizons are validated: each bucket's stocks
     joined to its sites' coordinates (spilled from the valid sites by the horizons' buckets), placed in country and
-    climate zone, appended to Parquet and checked against the topsoil_soc_stocks contract; sorted by site id at
+    climate zone, appended to Arrow IPC and checked against the topsoil_soc_stocks contract; sorted by site id at
     the end."""
 
     SITE_COLUMNS = [KEY, "longitude_deg", "latitude_deg"]
@@ -256,4 +257,4 @@ class StockTable:
 
     def finish(self) -> tuple[TableFile, StreamValidation]:
         validation = self.check.finish()
-        return self.parts.sorted_file(self.folder / "topsoil_soc_stocks.parquet", [KEY]), validation
+        return self.parts.sorted_file(self.folder / "topsoil_soc_stocks.arrow", [KEY]), validation

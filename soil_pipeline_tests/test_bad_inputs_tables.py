@@ -434,7 +434,7 @@ def _published_sites(check: DropCheck, tmp_path: Path) -> pd.DataFrame:
 
     contracts = {name: load_table_contract(name) for name in check.paths}
     drop = validate_drop(check.paths, contracts, tmp_path / "work", plans=check.plans)
-    return pd.read_parquet(drop.sites.valid.path)
+    return drop.sites.valid.to_pandas()
 
 
 def test_dates_with_a_time_zone_keep_their_local_date(tmp_path, references):

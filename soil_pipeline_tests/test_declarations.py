@@ -153,13 +153,13 @@ def test_a_declaration_is_applied_chunk_by_chunk_in_the_bounded_memory_ingest(tm
 
     contracts = {name: load_table_contract(name) for name in TABLES}
     checked = validate_drop(paths, contracts, tmp_path / "work", bucket_bytes=128, plans=plans)
-    sites, horizons = (pd.read_parquet(v.valid.path) for v in (checked.sites, checked.horizons))
+    sites, horizons = (v.valid.to_pandas() for v in (checked.sites, checked.horizons))
     assert (len(sites), checked.sites.rejected_rows, len(horizons), checked.horizons.rejected_rows) == (11, 1, 30, 4)
     assert not any(column.startswith("source_text:") for column in [*sites.columns, *horizons.columns])
     assert set(sites["sampling_date"].dt.strftime("%Y-%m-%d")) == {"1985-06-01"}
     first = horizons[horizons["site_id"] == "ed001"].sort_values("upper_depth_cm").iloc[0]
     assert (first["soc_g_per_kg"], pd.isna(first["bulk_density_g_per_cm3"])) == (12.0, True)
-    rejects = pd.read_parquet(checked.horizons.rejects.path)
+    rejects = checked.horizons.rejects.to_pandas()
     trace = rejects[rejects["rule"] == "type"].iloc[0]
     assert (trace["value"], trace["conversion"]) == ("trace", "declared %, x 10 to g/kg (declaration.yaml)")
     assert checked.sites_with_stock == 7

@@ -43,8 +43,8 @@ def bucketed(tmp_path_factory):
 def test_bucketed_validation_equals_whole_table_validation(whole, bucketed):
     drop, _ = bucketed
     for old, new in zip(whole, (drop.sites, drop.horizons), strict=True):
-        pd.testing.assert_frame_equal(pd.read_parquet(new.valid.path), old.valid)
-        pd.testing.assert_frame_equal(pd.read_parquet(new.rejects.path), old.rejects)
+        pd.testing.assert_frame_equal(new.valid.to_pandas(), old.valid)
+        pd.testing.assert_frame_equal(new.rejects.to_pandas(), old.rejects)
         assert new.failures_by_rule() == old.failures_by_rule()
         assert (new.n_checked, new.rows_rejected(), new.batch_errors) == (old.n_checked, old.rows_rejected(), [])
     assert "first of 5 buckets" in drop.horizons.gx_sample_note
@@ -72,7 +72,7 @@ def test_bucketed_stocks_equal_the_published_stocks(embedded_run, placement, tmp
     published = VersionedParquetStore(str(embedded_run[1])).read(
         "topsoil_soc_stocks", partition=EMBEDDED_DROP_PARTITION
     )
-    pd.testing.assert_frame_equal(pd.read_parquet(drop.stocks.path), published)
+    pd.testing.assert_frame_equal(drop.stocks.to_pandas(), published)
 
 
 def test_sites_in_buckets_without_a_horizon_still_get_their_stock_row(placement, tmp_path):
@@ -85,7 +85,7 @@ def test_sites_in_buckets_without_a_horizon_still_get_their_stock_row(placement,
     paths["field_sites"].write_text("".join(sites))
     paths["field_horizons"].write_text("".join(horizons[:1] + [h for h in horizons if h.split(",", 1)[0] in measured]))
     drop = validate_drop(paths, CONTRACTS, tmp_path / "work", bucket_bytes=100, placement=placement)
-    table = pd.read_parquet(drop.stocks.path)
+    table = drop.stocks.to_pandas()
     assert len(table) == drop.sites.n_valid == 100 and table["site_id"].is_monotonic_increasing
     without = table[~table["site_id"].isin(measured)]
     assert (without["exclusion_reason"] == "no_horizons").all()

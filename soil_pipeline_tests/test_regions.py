@@ -8,6 +8,7 @@ from rasterio.windows import Window
 from soil_pipeline.science.grid import GridSpec, window_grid
 from soil_pipeline.science.regions import (
     NO_REGION,
+    PointAssigner,
     WindowRasterizer,
     fill_nearest,
     fill_nearest_in_window,
@@ -30,6 +31,52 @@ def test_cell_centres_outside_every_polygon_take_the_nearest_within_the_distance
     np.testing.assert_array_equal(filled, [[0, 0, 0, 1, 1, -1], [0, 0, -1, 1, 1, -1]])
     np.testing.assert_array_equal(nearest, [[0, 0, 1, 0, 1, 0], [0, 0, 0, 0, 1, 0]])
     assert (inside == [[0, 0, -1, 1, -1, -1]] * 2).all()  # the input is not modified
+
+
+def test_points_asked_about_again_get_what_they_got_the_first_time():
+    """The assigner remembers what it assigned: a second batch mixing old and new points is assigned as a fresh
+    assigner assigns it, per distance."""
+    assigner = PointAssigner(POLYGONS)
+    lon, lat = np.array([1.0, 2.5, 3.7, 4.5, 5.5, -40.0]), np.array([1.0, 1.0, 0.5, 1.0, 1.0, 1.0])
+    index, method = assigner(lon, lat, 0.6)
+    np.testing.assert_array_equal(index, [0, 0, 1, 1, NO_REGION, NO_REGION])
+    assert method.tolist() == ["within", "nearest", "within", "nearest", "none", "none"]
+    again_lon, again_lat = np.r_[lon[::-1], 2.0, 4.5], np.r_[lat[::-1], 0.5, 1.0]
+    for distance in (0.6, 0.1):
+        expected = PointAssigner(POLYGONS)(again_lon, again_lat, distance)
+        found = assigner(again_lon, again_lat, distance)
+        np.testing.assert_array_equal(found[0], expected[0])
+        assert found[1].tolist() == expected[1].tolist()
+    assert assigner(again_lon, again_lat, 0.1)[0][-1] == NO_REGION  # 0.5 from country 1: not within 0.1
+
+
+def test_an_assigner_that_remembers_nothing_assigns_as_one_that_does():
+    lon, lat = np.linspace(-1, 7, 40), np.linspace(-0.5, 2.5, 40)
+    assigned = PointAssigner(POLYGONS)(lon, lat, 0.6)
+    forgetful = PointAssigner(POLYGONS, remembered_points=0)
+    for _ in range(2):
+        np.testing.assert_array_equal(forgetful(lon, lat, 0.6)[0], assigned[0])
+
+
+def test_points_looked_up_on_the_grid_get_what_the_polygon_test_gives():
+    """Points deep inside one polygon are placed by the lookup grid; near a boundary, inside an enclave smaller than
+    a grid cell, or where two polygons overlap (the tree's order decides) they are tested: both as the test alone."""
+    polygons = [
+        shapely.box(0, 0, 10, 10),
+        shapely.box(3.001, 3.001, 3.02, 3.02),  # an enclave inside polygon 0, smaller than a lookup cell
+        shapely.box(6, 6, 12, 12),  # overlaps polygon 0
+        shapely.Polygon([(-5, -5), (-1, -5), (-3, -1)]),
+    ]
+    x, y = np.meshgrid(np.linspace(-6, 13, 300), np.linspace(-6, 13, 300))
+    x, y = np.r_[x.ravel(), 3.01, 3.005], np.r_[y.ravel(), 3.01, 3.015]
+    assigner = PointAssigner(polygons)
+    index, method = assigner(x, y, 0.3)
+    expected = PointAssigner(polygons)._test(x, y, 0.3)
+    np.testing.assert_array_equal(index, expected[0])
+    assert method.tolist() == PointAssigner.METHODS[expected[1]].tolist()
+    assert index[-2:].tolist() == [1, 1]
+    looked_up = assigner._lookup(x, y) != NO_REGION
+    assert 0.2 < looked_up.mean() < 0.4 and set(index[looked_up]) == {0, 2, 3}
 
 
 def test_only_land_cells_are_filled():

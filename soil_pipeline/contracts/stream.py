@@ -5,9 +5,10 @@ Every cross-row rule of the field contracts compares rows of one key only (ident
 unique site and upper depth), so each bucket is validated whole with `validate` and the outcome is the same as
 validating the table at once. The whole-table rules (row count, unit-guard medians, missing shares) and the
 drop-level share gate are evaluated over all buckets. Valid rows and rejects are spilled as Arrow IPC and written
-to Parquet in source order: sorted in memory when small, else by DuckDB, whose sort spills to disk past its memory
-limit. Peak memory is about one bucket being validated (`BUCKET_BYTES` of source text; roughly 0.6 kB per row) plus
-the values a median needs (at most 8 bytes per value, much less when values repeat: `rules.MedianValues`).
+to an Arrow IPC file in source order: sorted in memory when small, else by DuckDB, whose sort spills to disk past
+its memory limit. Peak memory is about one bucket being validated (`BUCKET_BYTES` of source text; roughly 0.6 kB
+per row) plus the values a median needs (at most 8 bytes per value, much less when values repeat:
+`rules.MedianValues`).
 """
 
 import math
@@ -20,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from soil_pipeline.contracts.model import TableContract
 from soil_pipeline.contracts.validate import (
@@ -37,15 +37,13 @@ from soil_pipeline.contracts.validate import (
     validate,
 )
 from soil_pipeline.errors import BrokenRule
-from soil_pipeline.publishing.parquet import BATCH_ROWS, TableFile
+from soil_pipeline.publishing.parquet import BATCH_ROWS, ArrowFile, TableFile
 
 BUCKET_BYTES = 24 << 20
 DUCKDB_MEMORY_LIMIT = "256MB"
 # Spilled parts up to this size (Arrow bytes) are sorted in memory (the table read back, written sorted a batch at a
 # time; less than one bucket being validated takes); larger ones by DuckDB, out of core.
 IN_MEMORY_SORT_BYTES = 256 << 20
-# The sorted tables are read back batch by batch and encoded again when published: cheap to write, compact on disk.
-SORTED_SETTINGS = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 # The Great Expectations suite runs on at most this many rows: the first bucket (sites chosen by hash), cut here.
 GX_SAMPLE_ROWS = 100_000
 
@@ -139,8 +137,8 @@ class Buckets:
 class SpillWriter:
     """Parts appended bucket by bucket (one schema: the first part's) to an Arrow IPC file, for one sort at the end.
 
-    The parts are spilled as Arrow IPC (no encoding) and the sorted table is written once as Parquet, lz4 without
-    dictionaries or statistics: it is only read back batch by batch (publishing encodes it with its own settings)."""
+    The parts are spilled as Arrow IPC (no encoding) and the sorted table is written once as an Arrow IPC file too
+    (`ArrowFile`): it is only read back batch by batch (publishing encodes it with its own settings)."""
 
     def __init__(self, path: Path, in_memory_bytes: int = IN_MEMORY_SORT_BYTES):
         self.path, self.writer, self.schema, self.nbytes = path, None, None, 0
@@ -155,7 +153,7 @@ class SpillWriter:
         self.writer.write_table(table)
         self.nbytes += table.nbytes
 
-    def sorted_file(self, target: Path, order_by: Iterable[str]) -> TableFile | None:
+    def sorted_file(self, target: Path, order_by: Iterable[str]) -> ArrowFile | None:
         if self.writer is None:
             return None
         self.writer.close()
@@ -164,11 +162,11 @@ class SpillWriter:
         else:
             sort_spilled(self.path, target, list(order_by), self.schema)
         self.path.unlink()
-        return TableFile(str(target))
+        return ArrowFile(str(target))
 
 
-def _sorted_writer(target: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    return pq.ParquetWriter(target, schema, **SORTED_SETTINGS)
+def _sorted_writer(target: Path, schema: pa.Schema) -> pa.ipc.RecordBatchFileWriter:
+    return pa.ipc.new_file(target, schema)
 
 
 def _sort_in_memory(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:
@@ -293,7 +291,7 @@ class BucketValidator:
     `foreign_values(bucket)` gives the allowed values of foreign keys for that bucket; `on_bucket` sees each
     bucket's validation (e.g. to compute per-site figures); `attrs` are set on every bucket's frame (spilled rows
     lose them), e.g. the conversions a declaration made. Valid rows are sorted by `valid_order` (unless not
-    `keep_valid`), rejects by file, line, rule and column, into Parquet under `folder`.
+    `keep_valid`), rejects by file, line, rule and column, into Arrow IPC files under `folder`.
     """
 
     def __init__(  # noqa: PLR0913
@@ -336,10 +334,10 @@ class BucketValidator:
         gate = share_gate(contract, result.rejected_rows, result.n_checked, by_rule)
         result.batch_errors += [BrokenRule(f"{contract.label}: {error}", SHARE_GATE) for error in gate]
         if self.valid is not None:
-            result.valid = self.valid.sorted_file(folder / "valid.parquet", self.valid_order)
+            result.valid = self.valid.sorted_file(folder / "valid.arrow", self.valid_order)
         order = ["source_file", "source_line", "rule", "column"]
-        result.rejects = self.rejects.sorted_file(folder / "rejects.parquet", order)
-        result.copies = self.copies.sorted_file(folder / "copies.parquet", ["source_file", "source_line"])
+        result.rejects = self.rejects.sorted_file(folder / "rejects.arrow", order)
+        result.copies = self.copies.sorted_file(folder / "copies.arrow", ["source_file", "source_line"])
         if result.gx_sample is not None and len(result.gx_sample) < result.n_rows:
             result.gx_sample_note = (
                 f"sample: the first {len(result.gx_sample)} of {result.n_rows} rows, from the first of "

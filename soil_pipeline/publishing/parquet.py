@@ -56,9 +56,46 @@ class TableFile:
         for batch in self.batches(columns, rows):
             yield pa.Table.from_batches([batch]).to_pandas()
 
+    def to_pandas(self) -> pd.DataFrame:
+        """The whole table in memory (for a table known to be small)."""
+        return pa.Table.from_batches(list(self.batches()), schema=self.schema).to_pandas()
+
     def head(self, n: int) -> pd.DataFrame:
         batch = next(self.batches(rows=n), None)
         return self.schema.empty_table().to_pandas() if batch is None else pa.Table.from_batches([batch]).to_pandas()
+
+
+class ArrowFile(TableFile):
+    """A local Arrow IPC file (uncompressed) read as a `TableFile`: the ingest's sorted intermediates, which are only
+    read back batch by batch (to be published, or checked), so encoding them as Parquet would be wasted work. Batches
+    come in `rows` as a Parquet file's do (`iter_batches`), whatever batches the file holds."""
+
+    @property
+    def schema(self) -> pa.Schema:
+        with pa.OSFile(self.path) as source:
+            return pa.ipc.open_file(source).schema
+
+    @property
+    def num_rows(self) -> int:
+        with pa.OSFile(self.path) as source:
+            reader = pa.ipc.open_file(source)
+            return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+
+    def batches(self, columns: list[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        # read through a file, not a memory map: a mapped file read whole would count as resident
+        with pa.OSFile(self.path) as source:
+            reader = pa.ipc.open_file(source)
+            pending, held = [], 0
+            for i in range(reader.num_record_batches):
+                batch = reader.get_batch(i)
+                pending.append(batch if columns is None else batch.select(columns))
+                held += batch.num_rows
+                while held >= rows > 0:
+                    table = pa.Table.from_batches(pending)
+                    yield pa.concat_batches(table.slice(0, rows).to_batches())
+                    pending, held = table.slice(rows).to_batches(), held - rows
+            if held:
+                yield pa.concat_batches(pending)
 
 
 def to_parquet_bytes(frame: pd.DataFrame, provenance: dict | None = None) -> bytes:

@@ -2,7 +2,9 @@
 
 import numpy as np
 import shapely
+from affine import Affine
 from rasterio.features import rasterize
+from scipy.ndimage import label
 
 from soil_pipeline.science.grid import GridSpec
 
@@ -10,6 +12,11 @@ NO_REGION = -1
 # Points and land cells just outside every polygon (coasts, small islands, generalised borders) take the nearest
 # region within this distance (deg); farther ones stay unassigned (the published UNASSIGNED row).
 COUNTRY_NEAREST_MAX_DEG = 0.5
+# Points are first looked up on a grid of LOOKUP_CELL_DEG cells, made tile by tile (LOOKUP_TILE_CELLS cells a side)
+# where points fall (`PointAssigner._lookup`).
+LOOKUP_CELL_DEG = 0.05
+LOOKUP_TILE_CELLS = 100
+LOOKUP_MIN_POINTS = 1000
 
 
 def rasterize_regions(geometries, grid: GridSpec) -> np.ndarray:
@@ -28,26 +35,153 @@ def rasterize_regions(geometries, grid: GridSpec) -> np.ndarray:
 def assign_points(lon, lat, geometries, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Index of the polygon containing each point, else the nearest one within `max_distance_deg`.
 
-    Returns (index, method) where method is "within", "nearest" or "none" (index NO_REGION).
+    Returns (index, method) where method is "within", "nearest" or "none" (index NO_REGION). Every point is tested:
+    for one batch (e.g. the cells `fill_nearest` fills, all outside the polygons) a lookup grid would not pay.
     """
-    return PointAssigner(geometries)(lon, lat, max_distance_deg)
+    return PointAssigner(geometries, remembered_points=0, lookup=False)(lon, lat, max_distance_deg)
 
 
 class PointAssigner:
     """`assign_points` against one set of polygons, prepared once (the polygons, their tree and, when a point
-    falls outside all of them, their boundary pieces) for every batch of points that follows."""
+    falls outside all of them, their boundary pieces) for every batch of points that follows.
 
-    def __init__(self, geometries):
+    With `lookup`, points deep inside one polygon are placed by a lookup grid, made where many points fall
+    (`_lookup`); the others are tested (`_test`). A point's assignment depends on its coordinates alone, so the
+    assignments made are remembered (up to `remembered_points` points, per distance) and a point asked about again
+    is not placed again: the ingest places its valid sites after the region rule has placed every site."""
+
+    METHODS = np.array(["none", "within", "nearest"], dtype=object)
+
+    def __init__(self, geometries, remembered_points: int = 1 << 20, lookup: bool = True):
         self.geometries = np.asarray(list(geometries), dtype=object)
         shapely.prepare(self.geometries)
         self.tree = shapely.STRtree(self.geometries)
         self._pieces = None
+        self.remembered_points, self.lookup = remembered_points, lookup
+        # by distance: (points as complex lon + i lat, sorted; their polygon index; their method's code in METHODS)
+        self._known: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tiles: dict[int, np.ndarray] = {}  # the lookup grid, by tile (`_tile`)
 
     def __call__(self, lon, lat, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
         x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        keys = np.empty(len(x), dtype=complex)
+        keys.real, keys.imag = x, y
+        index = np.full(len(keys), NO_REGION, dtype="int64")
+        method = np.zeros(len(keys), dtype="int8")
+        known, found = self._recall(keys, max_distance_deg)
+        index[known], method[known] = found
+        new = np.flatnonzero(~known)
+        if len(new):
+            index[new], method[new] = self._assign(x[new], y[new], max_distance_deg)
+            self._remember(keys[new], index[new], method[new], max_distance_deg)
+        return index, self.METHODS[method]
+
+    def _recall(self, keys: np.ndarray, max_distance_deg: float):
+        """Which points were assigned before (at this distance), and their (index, method code)."""
+        if not self.remembered_points or max_distance_deg not in self._known or not len(keys):
+            return np.zeros(len(keys), dtype=bool), (np.zeros(0, "int64"), np.zeros(0, "int8"))
+        points, index, method = self._known[max_distance_deg]
+        at = np.minimum(np.searchsorted(points, keys), len(points) - 1)
+        known = points[at] == keys  # NaN is never equal: a point without coordinates is assigned afresh
+        return known, (index[at[known]], method[at[known]])
+
+    def _remember(self, keys, index, method, max_distance_deg: float) -> None:
+        if not self.remembered_points:
+            return
+        held = self._known.get(max_distance_deg, (np.zeros(0, complex), np.zeros(0, "int64"), np.zeros(0, "int8")))
+        finite = np.isfinite(keys)
+        if len(held[0]) + int(finite.sum()) > self.remembered_points:
+            return
+        points = np.concatenate([held[0], keys[finite]])
+        points, first = np.unique(points, return_index=True)
+        index = np.concatenate([held[1], index[finite]])[first]
+        method = np.concatenate([held[2], method[finite]])[first]
+        self._known[max_distance_deg] = (points, index, method)
+
+    def _assign(self, x: np.ndarray, y: np.ndarray, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        index = self._lookup(x, y) if self.lookup else np.full(len(x), NO_REGION, dtype="int64")
+        method = (index != NO_REGION).astype("int8")
+        tested = np.flatnonzero(index == NO_REGION)
+        if len(tested):
+            index[tested], method[tested] = self._test(x[tested], y[tested], max_distance_deg)
+        return index, method
+
+    def _lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The polygon each point lies deep inside by the lookup grid (`_tile`), NO_REGION for the points to test.
+        A tile is made for LOOKUP_MIN_POINTS points or more (testing fewer costs less)."""
+        index = np.full(len(x), NO_REGION, dtype="int64")
+        cols, rows = np.floor((x + 180.0) / LOOKUP_CELL_DEG), np.floor((90.0 - y) / LOOKUP_CELL_DEG)
+        n_cols, n_rows = round(360 / LOOKUP_CELL_DEG), round(180 / LOOKUP_CELL_DEG)
+        on_grid = np.flatnonzero((cols >= 0) & (cols < n_cols) & (rows >= 0) & (rows < n_rows))  # NaN is not
+        rows, cols = rows[on_grid].astype("int64"), cols[on_grid].astype("int64")
+        per_row = n_cols // LOOKUP_TILE_CELLS
+        tiles = (rows // LOOKUP_TILE_CELLS) * per_row + cols // LOOKUP_TILE_CELLS
+        order = np.argsort(tiles, kind="stable")
+        tiles, starts = np.unique(tiles[order], return_index=True)
+        for tile, part in zip(tiles, np.split(order, starts[1:]), strict=True):
+            if int(tile) in self._tiles or len(part) >= LOOKUP_MIN_POINTS:
+                grid = self._tile(*divmod(int(tile), per_row))
+                index[on_grid[part]] = grid[rows[part] % LOOKUP_TILE_CELLS, cols[part] % LOOKUP_TILE_CELLS]
+        return index
+
+    def _tile(self, row: int, col: int) -> np.ndarray:
+        """The lookup grid of one tile: for each cell that no polygon boundary touches, nor any of its eight
+        neighbours', the index of the one polygon holding it, else NO_REGION.
+
+        Such cells form regions free of boundaries, each wholly inside or outside each polygon, so one cell centre
+        per region is tested (as points are); a point in such a cell (or in a neighbour, as rounding may place it)
+        is within that polygon alone: the polygon the test gives it, whatever the tree's order."""
+        key = row * (round(360 / LOOKUP_CELL_DEG) // LOOKUP_TILE_CELLS) + col
+        if key in self._tiles:
+            return self._tiles[key]
+        res, size = LOOKUP_CELL_DEG, LOOKUP_TILE_CELLS + 2  # one cell of margin around the tile
+        west = -180.0 + col * LOOKUP_TILE_CELLS * res - res
+        north = 90.0 - row * LOOKUP_TILE_CELLS * res + res
+        transform = Affine(res, 0.0, west, 0.0, -res, north)
+        pieces, _ = self._boundary_pieces()
+        near = pieces.query(shapely.box(west - res, north - (size + 1) * res, west + (size + 1) * res, north + res))
+        lines = [(line, 1) for line in pieces.geometries[np.sort(near)]]
+        touched = np.zeros((size, size), dtype=bool)
+        if lines:
+            touched = rasterize(lines, out_shape=touched.shape, transform=transform, all_touched=True, dtype="uint8")
+            touched = touched.astype(bool)
+        rows_near = touched.copy()
+        rows_near[1:] |= touched[:-1]
+        rows_near[:-1] |= touched[1:]
+        near = rows_near.copy()
+        near[:, 1:] |= rows_near[:, :-1]
+        near[:, :-1] |= rows_near[:, 1:]
+        regions, n_regions = label(~near)  # 4-connected regions of cells free of boundaries
+        grid = np.full(regions.shape, NO_REGION, dtype="int64")
+        if n_regions:
+            labels, first = np.unique(regions, return_index=True)
+            labels, first = labels[labels > 0], first[labels > 0]  # a cell of each region (0: near a boundary)
+            r, c = np.unravel_index(first, regions.shape)
+            x, y = west + (c + 0.5) * res, north - (r + 0.5) * res
+            point_idx, geom_idx = self.tree.query(shapely.points(x, y))
+            inside = shapely.contains_xy(self.geometries[geom_idx], x[point_idx], y[point_idx])
+            holders = np.bincount(point_idx[inside], minlength=len(first))
+            holder = np.full(len(first), NO_REGION, dtype="int64")
+            holder[point_idx[inside]] = geom_idx[inside]
+            by_region = np.full(n_regions + 1, NO_REGION, dtype="int64")
+            by_region[labels] = np.where(holders == 1, holder, NO_REGION)
+            grid = by_region[regions]
+        grid = grid[1:-1, 1:-1].astype(np.int16 if len(self.geometries) < 2**15 else np.int32)
+        # a tile of one value (open sea, the middle of a large country) is held as that value
+        self._tiles[key] = np.broadcast_to(grid[0, 0], grid.shape) if (grid == grid[0, 0]).all() else grid
+        return self._tiles[key]
+
+    def _boundary_pieces(self) -> tuple[shapely.STRtree, np.ndarray]:
+        """The tree of the polygons' boundary pieces (`boundary_pieces`) and the polygon of each, made once."""
+        if self._pieces is None:
+            pieces, owner = boundary_pieces(self.geometries)
+            self._pieces = shapely.STRtree(pieces), owner
+        return self._pieces
+
+    def _test(self, x: np.ndarray, y: np.ndarray, max_distance_deg: float) -> tuple[np.ndarray, np.ndarray]:
         points = shapely.points(x, y)
         index = np.full(len(points), NO_REGION, dtype="int64")
-        method = np.full(len(points), "none", dtype=object)
+        method = np.zeros(len(points), dtype="int8")
         # Candidates by bounding box, then "within" as the prepared polygon containing the point (much faster than
         # the tree's own predicate, which tests each point against an unprepared polygon); the order is the tree's.
         point_idx, geom_idx = self.tree.query(points)
@@ -55,15 +189,12 @@ class PointAssigner:
         point_idx, geom_idx = point_idx[inside], geom_idx[inside]
         first = np.unique(point_idx, return_index=True)[1]
         index[point_idx[first]] = geom_idx[first]
-        method[point_idx[first]] = "within"
+        method[point_idx[first]] = 1
         unassigned = np.flatnonzero(index == NO_REGION)
         if len(unassigned):
-            if self._pieces is None:
-                pieces, owner = boundary_pieces(self.geometries)
-                self._pieces = shapely.STRtree(pieces), owner
-            near_point, near_geom = nearest_piece_owner(points[unassigned], *self._pieces, max_distance_deg)
+            near_point, near_geom = nearest_piece_owner(points[unassigned], *self._boundary_pieces(), max_distance_deg)
             index[unassigned[near_point]] = near_geom
-            method[unassigned[near_point]] = "nearest"
+            method[unassigned[near_point]] = 2
         return index, method
 
 
