@@ -52,7 +52,7 @@ class PointAssigner:
 
     METHODS = np.array(["none", "within", "nearest"], dtype=object)
 
-    def __init__(self, geometries, remembered_points: int = 1 << 20, lookup: bool = True):
+    def __init__(self, geometries, remembered_points: int = 1 << 18, lookup: bool = True):
         self.geometries = np.asarray(list(geometries), dtype=object)
         shapely.prepare(self.geometries)
         self.tree = shapely.STRtree(self.geometries)
