@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from soil_pipeline.science import potential
-from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, zone_sums
+from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, nan_to_zero, zone_sums
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 from soil_pipeline.science.scenarios import FIELD_ERROR
 
@@ -33,6 +33,15 @@ def test_land_is_capped_at_the_cell_area_and_missing_land_is_none():
     np.testing.assert_array_equal(capped_land_ha(np.array([0.5, 1.0, np.nan]), np.array(80.0)), [50.0, 80.0, 0.0])
 
 
+def test_nan_to_zero_is_numpys_nan_to_num():
+    # NaN 0; +-inf the largest finite float32 (3.4028235e38); -0.0 keeps its sign
+    values = np.array([np.nan, np.inf, -np.inf, -0.0, 2.5], dtype="float32")
+    out = nan_to_zero(values)
+    big = np.float32(3.4028235e38)
+    assert out.dtype == np.float32 and out.tobytes() == np.array([0.0, big, -big, -0.0, 2.5], "float32").tobytes()
+    assert np.isnan(values[0])  # a new array
+
+
 def test_bulk_density_from_stock_inverts_manrique_jones():
     # SOC 10 g/kg: BD = 1.660 - 0.318 * sqrt(1) = 1.342, stock = 10 * 1.342 * 30 * 0.1 = 40.26 t C/ha
     # SOC 40 g/kg: BD = 1.660 - 0.318 * sqrt(4) = 1.024, stock = 40 * 1.024 * 3 = 122.88 t C/ha
@@ -41,6 +50,16 @@ def test_bulk_density_from_stock_inverts_manrique_jones():
     bd = potential.bulk_density_from_stock(stock, 30.0, MANRIQUE_JONES_1991)
     np.testing.assert_allclose(bd[0], [1.342, 1.024], rtol=1e-9)
     assert np.isnan(bd[1]).all()
+
+
+def test_bulk_density_from_stock_gives_a_repeated_stock_the_bd_it_gets_alone():
+    # each distinct stock is solved once: every cell must still get its own stock's BD, in place
+    stock = np.array([[122.88, 40.26, np.nan], [40.26, 250.0, 122.88]])
+    bd = potential.bulk_density_from_stock(stock, 30.0, MANRIQUE_JONES_1991)
+    alone = [potential.bulk_density_from_stock(np.array([s]), 30.0, MANRIQUE_JONES_1991)[0] for s in stock.ravel()]
+    assert bd.shape == (2, 3)
+    np.testing.assert_array_equal(bd.ravel(), alone)
+    np.testing.assert_allclose(bd[1, [0, 2]], [1.342, 1.024], rtol=1e-9)
 
 
 def _sums(**columns) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from rasterio.windows import Window
 
 from soil_pipeline.science.grid import GridSpec, row_areas_ha
 from soil_pipeline.science.plausibility import field_stock_verdict
-from soil_pipeline.science.representativeness import MAPPED_AREA, NearSites, near_name, site_trees
+from soil_pipeline.science.representativeness import BLOCK_CELLS, MAPPED_AREA, NearSites, near_name, site_trees
 from soil_pipeline.science.sites import great_circle_km
 from soil_pipeline.science.validation import (
     METRICS,
@@ -255,6 +255,26 @@ def test_scopes_of_the_same_sites_share_one_tree_and_the_same_area_near_a_site()
     found = NearSites(trees, distance_km=120.0, stock="soc")({"soc": np.full((4, 4), 50.0)}, areas, grid, window)
     assert np.array_equal(found[near_name("all")], found[near_name("2012-10")])
     assert (found[near_name("all")] > 0).sum() == 5 and (found[near_name("2013-01")] > 0).sum() == 3
+
+
+def test_cells_near_a_site_are_found_in_every_block_of_the_window_they_fall_in():
+    # 0.1-degree cells, a 40 x 40 window from (10 E, 50 N): blocks of BLOCK_CELLS cells are checked against the
+    # sites before their cells. One site on a block corner (11.6 E, 48.4 N), one just outside the window
+    # (9.95 E, 49 N): the cells within 15 km of either, by the haversine distance, span several blocks.
+    grid = GridSpec(width=3600, height=1800, transform=Affine(0.1, 0, -180.0, 0, -0.1, 90.0))
+    window = Window(1900, 400, 40, 40)
+    lon, lat = np.meshgrid(10.05 + 0.1 * np.arange(40), 49.95 - 0.1 * np.arange(40))
+    sites = (np.array([11.6, 9.95]), np.array([48.4, 49.0]))
+    km = np.minimum(*(great_circle_km(lon, lat, site_lon, site_lat) for site_lon, site_lat in zip(*sites, strict=True)))
+    areas = row_areas_ha(grid, window)[:, 0]
+    found = NearSites(site_trees({"all": sites}), distance_km=15.0, stock="soc")(
+        {"soc": np.full((40, 40), 50.0)}, areas, grid, window
+    )
+    near = found[near_name("all")] > 0
+    assert np.array_equal(near, km <= 15.0)
+    rows, cols = np.nonzero(near)
+    assert len(set(zip(rows // BLOCK_CELLS, cols // BLOCK_CELLS, strict=True))) >= 4 and near[:, 0].any()
+    assert not near[:, -1].any()
 
 
 def test_a_stock_raster_a_tenth_of_the_field_stocks_fails_and_one_like_them_passes():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, ratio, stock_t_c
+from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, nan_to_zero, ratio, stock_t_c
 from soil_pipeline.science.pedotransfer import PedotransferFunction
 from soil_pipeline.science.scenarios import (
     field_errors,
@@ -56,9 +56,15 @@ def bulk_density_from_stock(stock_t_c_per_ha, depth_cm: float, ptf: Pedotransfer
 
     Solves stock = SOC (g/kg) x BD(SOC) x depth x 0.1 for SOC by bisection over the function's SOC domain, on which
     the stock must rise with SOC (true for Manrique & Jones 1991 up to its 120 g/kg bound). Stocks beyond the
-    domain (organic soils), negative or missing stocks get NaN.
+    domain (organic soils), negative or missing stocks get NaN. Each distinct stock is solved once (a stock raster
+    repeats a few hundred values over a window's cells) and the result spread back to its cells.
     """
     stock = np.asarray(stock_t_c_per_ha, dtype=float)
+    cells, distinct = pd.factorize(stock.reshape(-1), use_na_sentinel=False)
+    return _bulk_density_by_bisection(distinct, depth_cm, ptf)[cells].reshape(stock.shape)
+
+
+def _bulk_density_by_bisection(stock: np.ndarray, depth_cm: float, ptf: PedotransferFunction) -> np.ndarray:
     low, high = ptf.soc_domain_g_per_kg
 
     def stock_at(soc):
@@ -85,7 +91,7 @@ def cell_quantities(soc_2010, cropland_ha, area_ha, bulk_density, stock_error) -
         "cropland_area_ha": cropland_ha,
         "cropland_soc_stock_2010_t_c": stock_t_c(soc_2010, cropland_ha),
         "cropland_area_with_bd_ha": with_bd,
-        "cropland_bd_x_area": np.nan_to_num(bulk_density) * with_bd,
+        "cropland_bd_x_area": nan_to_zero(bulk_density) * with_bd,
         "soc_stock_error_t_c": errors["soc_stock_error_t_c"],
         "soc_stock_2010_without_error_t_c": errors["soc_stock_2010_without_error_t_c"],
         "cropland_soc_stock_error_t_c": errors["restored_soc_stock_error_t_c"],

@@ -370,18 +370,21 @@ def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.
 def stock_error_quantities(soc_2010, stock_error, area_ha, restored_ha) -> dict[str, np.ndarray]:
     """Per-cell sums for each region's stock error (t C): the error (t C/ha, NaN where no layer value) over the
     cell's area and over its restored area, and the stock of the cells that have no error value (those take the
-    fallback relative error at the regional stage, `relative_stock_error`)."""
+    fallback relative error at the regional stage, `relative_stock_error`). `restored_ha` has the cells' shape: the
+    products over it are written into the per-hectare arrays they start from."""
     soc = np.asarray(soc_2010, dtype=float)
     error = np.asarray(stock_error, dtype=float)
     has_soc = ~np.isnan(soc)
     has_error = has_soc & ~np.isnan(error)
     without = np.where(has_soc & ~has_error, soc, 0.0)
+    error_or_zero = np.where(has_error, error, 0.0)
+    soc_or_zero = np.where(has_soc, soc, 0.0)
     return {
-        "soc_stock_error_t_c": np.where(has_error, error, 0.0) * area_ha,
+        "soc_stock_error_t_c": error_or_zero * area_ha,
         "soc_stock_2010_without_error_t_c": without * area_ha,
-        "restored_soc_stock_2010_t_c": np.where(has_soc, soc, 0.0) * restored_ha,
-        "restored_soc_stock_error_t_c": np.where(has_error, error, 0.0) * restored_ha,
-        "restored_soc_stock_2010_without_error_t_c": without * restored_ha,
+        "restored_soc_stock_2010_t_c": np.multiply(soc_or_zero, restored_ha, out=soc_or_zero),
+        "restored_soc_stock_error_t_c": np.multiply(error_or_zero, restored_ha, out=error_or_zero),
+        "restored_soc_stock_2010_without_error_t_c": np.multiply(without, restored_ha, out=without),
     }
 
 
