@@ -40,6 +40,10 @@ def test_nan_to_zero_is_numpys_nan_to_num():
     big = np.float32(3.4028235e38)
     assert out.dtype == np.float32 and out.tobytes() == np.array([0.0, big, -big, -0.0, 2.5], "float32").tobytes()
     assert np.isnan(values[0])  # a new array
+    changed = values.copy()
+    assert nan_to_zero(changed, in_place=True) is changed and changed.tobytes() == out.tobytes()
+    finite = np.array([1.0, -0.0])
+    assert nan_to_zero(finite) is finite  # nothing to replace: no copy
 
 
 def test_bulk_density_from_stock_inverts_manrique_jones():

@@ -31,14 +31,19 @@ def capped_land_ha(land_km2, cell_area_ha):
     return np.minimum(nan_to_zero(land_km2) * HA_PER_KM2, cell_area_ha)
 
 
-def nan_to_zero(values) -> np.ndarray:
-    """`np.nan_to_num(values)` as a new array (NaN 0, infinities the largest finite values of the type; other than
-    floats unchanged), in three passes over the values where numpy's takes about a dozen."""
+def nan_to_zero(values, in_place: bool = False) -> np.ndarray:
+    """`np.nan_to_num(values)` (NaN 0, infinities the largest finite values of the type) in at most three passes over
+    the values where numpy's takes about a dozen: `values` itself when they are all finite or not floats (not to be
+    written into), else a new array, or with `in_place` `values` changed."""
     values = np.asarray(values)
-    if values.dtype.kind != "f":
-        return values.copy()
+    if values.dtype.kind != "f" or np.isfinite(values).all():
+        return values
     big = np.finfo(values.dtype).max
-    out = np.where(np.isnan(values), 0.0, values)
+    if in_place:
+        np.copyto(values, 0.0, where=np.isnan(values))
+        out = values
+    else:
+        out = np.where(np.isnan(values), 0.0, values)
     return np.clip(out, -big, big, out=out)
 
 

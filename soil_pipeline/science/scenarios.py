@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from soil_pipeline.science.aggregation import four_per_1000_target, ratio, stock_t_c
+from soil_pipeline.science.aggregation import four_per_1000_target, nan_to_zero, ratio, stock_t_c
 from soil_pipeline.science.uncertainty import central, draw, factor_spec, interval_columns
 from soil_pipeline.science.units import CO2_PER_C, HA_PER_MHA, T_PER_PG, T_PER_TG
 
@@ -269,8 +269,8 @@ class CellDebt:
 
     @classmethod
     def of(cls, soc_2010, soc_no_land_use, area_ha) -> "CellDebt":
-        nolu = np.clip(_finite_or_zero(np.asarray(soc_no_land_use, dtype=float)), 0.0, None)
-        density = np.clip(_finite_or_zero(carbon_debt_density(soc_2010, soc_no_land_use)), 0.0, nolu)
+        nolu = np.clip(nan_to_zero(np.asarray(soc_no_land_use, dtype=float)), 0.0, None)
+        density = np.clip(nan_to_zero(carbon_debt_density(soc_2010, soc_no_land_use)), 0.0, nolu)
         return cls(nolu, density, density * area_ha)
 
     def attributed(self, land: LandUse, names=tuple(ATTRIBUTIONS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -284,7 +284,7 @@ class CellDebt:
                 out[name] = self._literature(land, cell_average, on_converted, other_ha)
             else:
                 all_on = np.minimum(ratio(self.debt_t_c, converted), self.nolu)
-                all_on = _finite_or_zero(np.where(on_converted, all_on, 0.0), in_place=True)
+                all_on = nan_to_zero(np.where(on_converted, all_on, 0.0), in_place=True)
                 out[name] = (all_on, all_on)
         return out
 
@@ -323,7 +323,7 @@ class CellDebt:
         out = []
         for values in (crop, pasture):
             full = np.zeros(on_converted.shape)
-            full.reshape(-1)[self._converted_cells(on_converted)] = _finite_or_zero(
+            full.reshape(-1)[self._converted_cells(on_converted)] = nan_to_zero(
                 np.where(weighted, values, at(cell_average)), in_place=True
             )
             out.append(full)
@@ -344,21 +344,13 @@ class CellDebt:
         return self.shared[key][0]
 
 
-def _finite_or_zero(values: np.ndarray, in_place: bool = False) -> np.ndarray:
-    """`np.nan_to_num(values, nan=0.0)` (NaN 0, infinities the largest finite values), checking first whether there
-    is anything to replace: `values` itself when every value is finite (or, with `in_place`, whatever it holds)."""
-    if np.isfinite(values).all():
-        return values
-    return np.nan_to_num(values, nan=0.0, copy=not in_place)
-
-
 def _share_or_zero(part, whole) -> np.ndarray:
-    """`_finite_or_zero(ratio(part, whole))` (0 where `whole` is 0 or missing) in one division, without first
+    """`nan_to_zero(ratio(part, whole))` (0 where `whole` is 0 or missing) in one division, without first
     filling NaN where most cells may have none of `whole`."""
     part, whole = np.broadcast_arrays(np.asarray(part, dtype=float), np.asarray(whole, dtype=float))
     out = np.zeros(part.shape)
     np.divide(part, whole, out=out, where=(whole != 0) & ~np.isnan(whole))
-    return _finite_or_zero(out, in_place=True)
+    return nan_to_zero(out, in_place=True)
 
 
 def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
