@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from soil_pipeline.science import potential
-from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, nan_to_zero, zone_sums
+from soil_pipeline.science.aggregation import capped_land_ha, four_per_1000_target, nan_to_zero, ratio, zone_sums
 from soil_pipeline.science.pedotransfer import MANRIQUE_JONES_1991
 from soil_pipeline.science.scenarios import FIELD_ERROR
 
@@ -44,6 +44,13 @@ def test_nan_to_zero_is_numpys_nan_to_num():
     assert nan_to_zero(changed, in_place=True) is changed and changed.tobytes() == out.tobytes()
     finite = np.array([1.0, -0.0])
     assert nan_to_zero(finite) is finite  # nothing to replace: no copy
+
+
+def test_ratio_is_the_fill_where_the_denominator_is_zero_or_missing():
+    # 1 / 0 and 3 / NaN are undefined: NaN by default, else the fill given; 2 / 4 = 0.5
+    numerator, denominator = np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0, np.nan])
+    np.testing.assert_array_equal(ratio(numerator, denominator), [np.nan, 0.5, np.nan])
+    np.testing.assert_array_equal(ratio(numerator, denominator, fill=0.0), [0.0, 0.5, 0.0])
 
 
 def test_bulk_density_from_stock_inverts_manrique_jones():

@@ -89,10 +89,11 @@ def regional_cell_quantities(layers: dict[str, np.ndarray], row_area_ha: np.ndar
     return quantities
 
 
-def ratio(numerator, denominator) -> np.ndarray:
-    """numerator / denominator, NaN where the denominator is zero or missing (e.g. a zone with no SOC stock)."""
+def ratio(numerator, denominator, fill: float = np.nan) -> np.ndarray:
+    """numerator / denominator, `fill` (NaN) where the denominator is zero or missing (e.g. a zone with no SOC
+    stock)."""
     num, den = np.broadcast_arrays(np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float))
-    out = np.full(num.shape, np.nan)
+    out = np.full(num.shape, fill)
     np.divide(num, den, out=out, where=(den != 0) & ~np.isnan(den))
     return out
 

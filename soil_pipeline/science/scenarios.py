@@ -345,12 +345,9 @@ class CellDebt:
 
 
 def _share_or_zero(part, whole) -> np.ndarray:
-    """`nan_to_zero(ratio(part, whole))` (0 where `whole` is 0 or missing) in one division, without first
-    filling NaN where most cells may have none of `whole`."""
-    part, whole = np.broadcast_arrays(np.asarray(part, dtype=float), np.asarray(whole, dtype=float))
-    out = np.zeros(part.shape)
-    np.divide(part, whole, out=out, where=(whole != 0) & ~np.isnan(whole))
-    return nan_to_zero(out, in_place=True)
+    """`nan_to_zero(ratio(part, whole))` (0 where `whole` is 0 or missing), without first filling NaN where most
+    cells may have none of `whole`."""
+    return nan_to_zero(ratio(part, whole, fill=0.0), in_place=True)
 
 
 def mean_density(land: LandUse, densities: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
