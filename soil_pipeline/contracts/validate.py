@@ -13,6 +13,7 @@ into a valid row (counted in its count column and listed with its line). A copy 
 the same rules at its own line. `Validation.reconcile` raises when the three do not add up to the rows read.
 """
 
+import copy
 import functools
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from soil_pipeline.engine.points import CellRule, HasValue, near_cells
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.errors import BrokenRule
 from soil_pipeline.science.regions import NO_REGION, PointAssigner
+from soil_pipeline.science.validation import without_attrs
 
 # Column rules pandera checks itself (column options), by the name pandera gives their failures.
 BUILTIN_RULES = {kind.pandera_builtin: kind for kind in COLUMN_KINDS if kind.pandera_builtin}
@@ -587,7 +589,8 @@ def validate(
     part of a larger table: row count, medians, missing shares and the share gate are left to the caller.
     """
     n_rows, source = len(frame), frame
-    frame, copy_of = collapse_identical(frame, contract)
+    # worked on without its attrs (the provenance of a published table): pandas deep-copies them into every result
+    frame, copy_of = collapse_identical(without_attrs(frame), contract)
     notes: list[dict] = []
     coerced, failures = coerce(frame, contract, notes)
     batch_errors: list[str] = []
@@ -617,6 +620,7 @@ def validate(
     rejects = _rejects_table(table, source, typed, contract)
     coerced = without_source_texts(coerced)
     valid = coerced.drop(index=rejected).reset_index(drop=True)
+    coerced.attrs, valid.attrs = copy.deepcopy(source.attrs), copy.deepcopy(source.attrs)  # as pandas would carry them
     copies = _copies_listed(source, copy_of[~copy_rejected], contract)
     validation = Validation(
         contract, n_rows, coerced, valid, rejects, batch_errors, n_rejected, copies, _notes_table(notes)
