@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,7 @@ def _ours(sites_path: str, horizons_path: str, context) -> int:
         assert drop.stocks_check.passed, drop.stocks_check.batch_errors
         store = VersionedParquetStore(str(work / "store"))
         points = ("longitude_deg", "latitude_deg")
+        started = time.perf_counter()
         for asset, table, geo in (
             ("field_sites", drop.sites.valid, points),
             ("field_horizons", drop.horizons.valid, None),
@@ -146,7 +148,12 @@ def _ours(sites_path: str, horizons_path: str, context) -> int:
             ("topsoil_soc_stocks", drop.stocks, points),
         ):
             store.stage("benchmark", asset, table, {}, "2012-10", points=geo)
+        PUBLISHING_SECONDS.append(time.perf_counter() - started)
         return drop.horizons.n_checked if drop.stocks.num_rows else 0
+
+
+# The seconds `_ours` spent publishing (its last run): the same bytes cost the same whatever validates them.
+PUBLISHING_SECONDS: list[float] = []
 
 
 def _peer(sites_path: str, horizons_path: str, context) -> int:
@@ -225,7 +232,8 @@ def _measure(kind: str, sites_path: Path, horizons_path: Path) -> dict:
             f"n = b._{kind}({str(sites_path)!r}, {str(horizons_path)!r}, context)",
             "s = time.perf_counter() - t",
             "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024",
-            "print(json.dumps({'rows': n, 'seconds': s, 'peak_rss_mb': rss}))",
+            "publishing = b.PUBLISHING_SECONDS[-1] if b.PUBLISHING_SECONDS else None",
+            "print(json.dumps({'rows': n, 'seconds': s, 'peak_rss_mb': rss, 'publishing_seconds': publishing}))",
         ]
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -259,12 +267,20 @@ def main(argv=None) -> None:
                 print(f"| {rows:,} | {sizes} | {label} | not run (--peer-max-rows) | | | |", flush=True)
                 continue
             m = _measure(kind, sites_path, horizons_path)
-            ours = ours or m["seconds"]
+            ours = ours or m
             print(
                 f"| {rows:,} | {sizes} | {label} | {m['seconds']:.1f} | {rows / m['seconds']:,.0f} | "
-                f"{m['peak_rss_mb']:,.0f} | {ours / m['seconds']:.2f} |",
+                f"{m['peak_rss_mb']:,.0f} | {ours['seconds'] / m['seconds']:.2f} |",
                 flush=True,
             )
+        # What no ingest that publishes these bytes can go below: the floor's reading and checking plus the
+        # publishing of the five tables as timed inside the soil_pipeline run above (not a run of its own).
+        below = m["seconds"] + ours["publishing_seconds"]
+        label = f"floor + publishing the five tables ({ours['publishing_seconds']:.1f} s of the soil_pipeline run)"
+        print(
+            f"| {rows:,} | {sizes} | {label} | {below:.1f} | {rows / below:,.0f} | | {ours['seconds'] / below:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
