@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from soil_pipeline.contracts.declaration import TablePlan, apply_declaration
@@ -223,10 +224,29 @@ def place_sites(table: pd.DataFrame, placement: Placement) -> pd.DataFrame:
     lon = table["longitude_deg"].to_numpy(dtype=float, na_value=np.nan)
     lat = table["latitude_deg"].to_numpy(dtype=float, na_value=np.nan)
     index, method = placement.countries.assigner(lon, lat, COUNTRY_NEAREST_MAX_DEG)
-    codes = placement.countries.codes
-    table["country_adm0_a3"] = pd.Series(np.where(index == NO_REGION, None, codes[index]), dtype="str")
-    table["country_assignment"] = pd.Series(method, dtype="str")
+    codes = pa.array(placement.countries.codes, pa.string(), from_pandas=True)
+    table["country_adm0_a3"] = _text_column(codes.take(pa.array(index, mask=index == NO_REGION)))
+    table["country_assignment"] = _text_column(pa.array(method, pa.string()))
     table["climate_zone_code"] = sample_points(placement.climate_zones, lon, lat, 0).astype("int64")
+    return table
+
+
+def _text_column(text: pa.Array) -> pd.Series:
+    """Arrow text as a pandas text column (the dtype the readers give text), without a copy through Python."""
+    return pd.Series(pd.array(text, dtype="str"))
+
+
+def _with_coordinates(stocks: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
+    """`stocks` with each site's longitude and latitude from its first row in `sites` (NaN for a site not there)
+    after the site id, as a right merge on the site id gives them."""
+    keys = [pa.array(frame[KEY].astype("str"), pa.string(), from_pandas=True) for frame in (stocks, sites)]
+    at = pc.index_in(keys[0], value_set=keys[1]).to_numpy(zero_copy_only=False)  # float: NaN where not found
+    found = ~np.isnan(at)
+    rows = np.where(found, at, 0).astype(np.intp)
+    table = stocks.reset_index(drop=True)
+    for position, column in enumerate(("longitude_deg", "latitude_deg"), start=1):
+        values = sites[column].to_numpy(dtype=float, na_value=np.nan)
+        table.insert(position, column, np.where(found, values[rows], np.nan) if len(values) else np.nan)
     return table
 
 
@@ -249,9 +269,7 @@ class StockTable:
 
     def add(self, i: int, stocks: pd.DataFrame) -> None:
         """The stock rows of bucket `i` (`site_stocks` of all its valid sites)."""
-        site_rows = self.sites.read(i)[self.SITE_COLUMNS]
-        table = site_rows.drop_duplicates(KEY).merge(stocks, on=KEY, how="right", validate="one_to_one")
-        table = place_sites(table, self.placement)
+        table = place_sites(_with_coordinates(stocks, self.sites.read(i)), self.placement)
         self.parts.write(table)
         self.check.add(i, table)
 

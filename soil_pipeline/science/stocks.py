@@ -44,12 +44,17 @@ def overlap_cm(upper_cm, lower_cm, top_cm: float, bottom_cm: float) -> np.ndarra
     return np.clip(lower - upper, 0.0, None)
 
 
+def _text(values: pd.Series) -> pa.Array:
+    """Ids as one pyarrow text array."""
+    array = pa.array(values.astype("str"), type=pa.string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 def is_member(values: pd.Series, allowed) -> pd.Series:
     """`values.isin(allowed)` for ids compared as text, by pyarrow hash lookup (pandas' isin on arrow strings
     boxes every allowed value in Python)."""
     allowed = pd.Series(list(allowed) if isinstance(allowed, set) else allowed, dtype="str")
-    value_set = pa.array(allowed.dropna(), type=pa.string(), from_pandas=True)
-    found = pc.is_in(pa.array(values.astype("str"), type=pa.string(), from_pandas=True), value_set=value_set)
+    found = pc.is_in(_text(values), value_set=_text(allowed.dropna()))
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
 
@@ -67,38 +72,64 @@ def blocking_sites(rejects: pd.DataFrame, top_cm: float = 0.0, bottom_cm: float 
     return set(rejects.loc[touches, "site_id"].dropna())
 
 
-def _union_coverage_cm(layers: pd.DataFrame) -> pd.Series:
-    """Per site, the length of the union of the clipped intervals (overlapping horizons are not double-counted)."""
-    ordered = layers.sort_values(["site_id", "clip_upper", "clip_lower"], kind="mergesort")
-    reach = ordered.groupby("site_id", sort=False)["clip_lower"].cummax()
-    previous_reach = reach.groupby(ordered["site_id"], sort=False).shift(1).fillna(-np.inf)
+def _site_keys(sites: pd.Series, site_ids: pd.Series) -> np.ndarray:
+    """Each id as a number: its position among `sites` (unique ids), the count of sites plus k for the k-th other
+    distinct id, NaN when missing. Grouped by these numbers, rows form the same groups in the same order as grouped
+    by their ids, so pandas' groupby adds each group as it would (its path depends on that order)."""
+    encoded = pc.dictionary_encode(_text(site_ids))
+    position = pc.index_in(encoded.dictionary, _text(sites)).to_numpy(zero_copy_only=False).astype(float)
+    other = np.isnan(position)
+    position[other] = len(sites) + np.arange(other.sum())
+    return pc.take(pa.array(position), encoded.indices).to_numpy(zero_copy_only=False)
+
+
+def _by_site(sums: pd.Series, n_sites: int) -> np.ndarray:
+    """A groupby result indexed by site key (`_site_keys`) as one value per site, NaN for a site without rows."""
+    out = np.full(n_sites, np.nan)
+    key = sums.index.to_numpy(dtype=float)
+    mine = key < n_sites
+    out[key[mine].astype(np.intp)] = sums.to_numpy(dtype=float)[mine]
+    return out
+
+
+def _sites_with(site: np.ndarray, flags: np.ndarray, n_sites: int) -> np.ndarray:
+    """Whether each site has a row with its flag set (`site`: position among the sites, -1 for none)."""
+    return np.bincount(site[flags & (site >= 0)], minlength=n_sites) > 0
+
+
+def _union_coverage_cm(key: np.ndarray, clip_upper: np.ndarray, clip_lower: np.ndarray) -> pd.Series:
+    """Per site key, the length of the union of the clipped intervals (overlapping horizons are not double-counted)."""
+    order = np.lexsort((clip_lower, clip_upper, key))
+    ordered = pd.DataFrame({"key": key[order], "clip_upper": clip_upper[order], "clip_lower": clip_lower[order]})
+    reach = ordered.groupby("key", sort=False)["clip_lower"].cummax()
+    previous_reach = reach.groupby(ordered["key"], sort=False).shift(1).fillna(-np.inf)
     start = np.maximum(ordered["clip_upper"], previous_reach)
     new_length = np.clip(ordered["clip_lower"] - start, 0.0, None)
-    return new_length.groupby(ordered["site_id"], sort=False).sum()
+    return new_length.groupby(ordered["key"], sort=False).sum()
 
 
-def prepare_horizons(
-    horizons: pd.DataFrame,
-    top_cm: float = 0.0,
-    bottom_cm: float = 30.0,
-    ptf: PedotransferFunction = MANRIQUE_JONES_1991,
-) -> pd.DataFrame:
-    """Per-horizon overlap with the interval, filled BD with its source, and the horizon's stock contribution."""
-    out = horizons.copy()
-    out["inverted_depths"] = out["lower_depth_cm"] <= out["upper_depth_cm"]
-    out["overlap_cm"] = overlap_cm(out["upper_depth_cm"], out["lower_depth_cm"], top_cm, bottom_cm)
-    measured = out["bulk_density_g_per_cm3"].notna()
-    predicted = ptf.fill(out["soc_g_per_kg"].to_numpy(dtype=float, na_value=np.nan))
-    out["bd_filled_g_per_cm3"] = out["bulk_density_g_per_cm3"].where(measured, predicted)
-    out["bd_from_ptf"] = ~measured & out["bd_filled_g_per_cm3"].notna()
-    out["coarse_fragments_assumed_zero"] = out["coarse_fragments_vol_pct"].isna()
-    out["stock_t_c_per_ha"] = horizon_stock_t_c_per_ha(
-        out["soc_g_per_kg"].to_numpy(dtype=float, na_value=np.nan),
-        out["bd_filled_g_per_cm3"].to_numpy(dtype=float, na_value=np.nan),
-        out["overlap_cm"],
-        out["coarse_fragments_vol_pct"].fillna(0.0).to_numpy(dtype=float),
-    )
-    return out
+def _labels(names: list[str], which: np.ndarray, present: np.ndarray) -> pd.Series:
+    """A text column of `names[which]`, missing where not `present`."""
+    text = pa.array(names, pa.string()).take(pa.array(which, mask=~present))
+    return pd.Series(pd.array(text, dtype="str"))
+
+
+def _reason_text(reasons: dict[str, np.ndarray], n_sites: int) -> pd.Series:
+    """Per site, the names of the rules it failed joined by ";" in the order of `reasons`; missing for none."""
+    code = np.zeros(n_sites, dtype=np.int64)
+    for bit, failed in enumerate(reasons.values()):
+        code |= failed.astype(np.int64) << bit
+    distinct, inverse = np.unique(code, return_inverse=True)
+    texts = [";".join(name for bit, name in enumerate(reasons) if value >> bit & 1) for value in distinct]
+    return _labels(texts, inverse.reshape(-1), code != 0)
+
+
+def _zero_if_nan(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    return column.to_numpy(dtype=float, na_value=np.nan)
 
 
 def topsoil_stocks(
@@ -113,73 +144,63 @@ def topsoil_stocks(
 
     ``horizons`` columns: site_id, upper_depth_cm, lower_depth_cm, soc_g_per_kg, bulk_density_g_per_cm3,
     coarse_fragments_vol_pct (depths in cm from the mineral surface). A measured BD above
-    ``bd_plausible_max_g_per_cm3`` in the interval is used and flagged (``bd_above_plausible_max``).
+    ``bd_plausible_max_g_per_cm3`` in the interval is used and flagged (``bd_above_plausible_max``). A site's
+    stock adds its horizons in their order in ``horizons``.
     """
-    layers = prepare_horizons(horizons, top_cm, bottom_cm, ptf)
-    layers["bd_implausible"] = layers["bulk_density_g_per_cm3"] > bd_plausible_max_g_per_cm3
-    inside = layers[layers["overlap_cm"] > 0].copy()
-    inside["clip_upper"] = np.maximum(inside["upper_depth_cm"], top_cm)
-    inside["clip_lower"] = np.minimum(inside["lower_depth_cm"], bottom_cm)
-    inside["soc_missing"] = inside["soc_g_per_kg"].isna()
-    inside["bd_missing"] = inside["bd_filled_g_per_cm3"].isna()
+    sites = pd.Series(site_ids).drop_duplicates().reset_index(drop=True)
+    n_sites = len(sites)
+    key = _site_keys(sites, horizons["site_id"])
+    site = np.where(key < n_sites, key, -1).astype(np.intp)  # NaN compares False: -1
+    upper, lower = _floats(horizons["upper_depth_cm"]), _floats(horizons["lower_depth_cm"])
+    soc, bd = _floats(horizons["soc_g_per_kg"]), _floats(horizons["bulk_density_g_per_cm3"])
+    coarse = _floats(horizons["coarse_fragments_vol_pct"])
+    overlap = overlap_cm(upper, lower, top_cm, bottom_cm)
+    measured = ~np.isnan(bd)
+    bd_filled = np.where(measured, bd, ptf.fill(soc))
+    stock = horizon_stock_t_c_per_ha(soc, bd_filled, overlap, _zero_if_nan(coarse))
+    has_horizons = _sites_with(site, np.ones(len(site), dtype=bool), n_sites)
+    inverted = _sites_with(site, lower <= upper, n_sites)
 
-    by_site = inside.groupby("site_id", sort=False)
-    per_site = pd.DataFrame(
+    inside = overlap > 0
+    by_site = pd.DataFrame({"stock": stock[inside], "overlap": overlap[inside]}).groupby(key[inside], sort=False)
+    coverage = _by_site(
+        _union_coverage_cm(key[inside], np.maximum(upper[inside], top_cm), np.minimum(lower[inside], bottom_cm)),
+        n_sites,
+    )
+    from_ptf = ~measured & ~np.isnan(bd_filled)
+    missing_soc = _sites_with(site, inside & np.isnan(soc), n_sites)
+    any_ptf = _sites_with(site, inside & from_ptf, n_sites)
+    reason = _reason_text(
         {
-            "stock": by_site["stock_t_c_per_ha"].sum(min_count=1),
-            "n_horizons": by_site.size(),
-            "summed_overlap": by_site["overlap_cm"].sum(),
-            "missing_soc": by_site["soc_missing"].any(),
-            "missing_bd": by_site["bd_missing"].any(),
-            "any_ptf": by_site["bd_from_ptf"].any(),
-            "all_ptf": by_site["bd_from_ptf"].all(),
-            "cf_assumed": by_site["coarse_fragments_assumed_zero"].any(),
-            "bd_flag": by_site["bd_implausible"].any(),
-        }
+            "no_horizons": ~has_horizons,
+            "inverted_depth_interval": inverted,
+            "incomplete_depth_coverage": has_horizons
+            & ~(_zero_if_nan(coverage) >= bottom_cm - top_cm - COVERAGE_TOLERANCE_CM),
+            "overlapping_horizons": _by_site(by_site["overlap"].sum(), n_sites) > coverage + COVERAGE_TOLERANCE_CM,
+            "missing_soc": missing_soc,
+            "missing_bd_outside_ptf_domain": _sites_with(site, inside & np.isnan(bd_filled), n_sites) & ~missing_soc,
+        },
+        n_sites,
     )
-    per_site["coverage"] = _union_coverage_cm(inside)
-    inverted_sites = set(layers.loc[layers["inverted_depths"], "site_id"])
-
-    result = pd.DataFrame({"site_id": pd.Series(site_ids).drop_duplicates().reset_index(drop=True)})
-    result = result.join(per_site, on="site_id")
-    has_horizons = is_member(result["site_id"], horizons["site_id"].unique())
-    required = bottom_cm - top_cm
-    reasons = {
-        "no_horizons": ~has_horizons,
-        "inverted_depth_interval": is_member(result["site_id"], inverted_sites),
-        "incomplete_depth_coverage": has_horizons
-        & ~(result["coverage"].fillna(0.0) >= required - COVERAGE_TOLERANCE_CM),
-        "overlapping_horizons": result["summed_overlap"] > result["coverage"] + COVERAGE_TOLERANCE_CM,
-        "missing_soc": result["missing_soc"].fillna(False).astype(bool),
-        "missing_bd_outside_ptf_domain": result["missing_bd"].fillna(False).astype(bool)
-        & ~result["missing_soc"].fillna(False).astype(bool),
-    }
-    reason_text = pd.Series("", index=result.index, dtype="str")
-    for name, mask in reasons.items():
-        mask = mask.fillna(False).astype(bool)
-        reason_text = reason_text.where(~mask, reason_text.where(reason_text == "", reason_text + ";") + name)
-    excluded = reason_text != ""
-
-    bd_source = np.select(
-        [result["all_ptf"].fillna(False).astype(bool), result["any_ptf"].fillna(False).astype(bool)],
-        ["pedotransfer", "measured+pedotransfer"],
-        default="measured",
-    )
+    kept = reason.isna().to_numpy()
+    n_horizons = np.bincount(site[inside & (site >= 0)], minlength=n_sites)
+    all_ptf = (n_horizons > 0) & ~_sites_with(site, inside & ~from_ptf, n_sites)
+    bd_source = np.where(all_ptf, 2, np.where(any_ptf, 1, 0))
     return pd.DataFrame(
         {
-            "site_id": result["site_id"].astype("str"),
-            "topsoil_soc_stock_t_c_per_ha": result["stock"].where(~excluded).astype("float64"),
+            "site_id": sites.astype("str"),
+            "topsoil_soc_stock_t_c_per_ha": np.where(
+                kept, _by_site(by_site["stock"].sum(min_count=1), n_sites), np.nan
+            ),
             "depth_top_cm": float(top_cm),
             "depth_bottom_cm": float(bottom_cm),
-            "depth_coverage_cm": result["coverage"].fillna(0.0).astype("float64"),
-            "n_horizons": result["n_horizons"].fillna(0).astype("int64"),
-            "bd_source": pd.Series(bd_source, dtype="str").where(has_horizons & ~excluded),
-            "bd_pedotransfer_function": pd.Series(ptf.name, index=result.index, dtype="str").where(
-                result["any_ptf"].fillna(False).astype(bool) & ~excluded
-            ),
-            "coarse_fragments_assumed_zero": result["cf_assumed"].fillna(False).astype(bool),
-            "bd_above_plausible_max": result["bd_flag"].fillna(False).astype(bool),
-            "exclusion_reason": reason_text.where(excluded),
+            "depth_coverage_cm": _zero_if_nan(coverage),
+            "n_horizons": n_horizons.astype("int64"),
+            "bd_source": _labels(["measured", "measured+pedotransfer", "pedotransfer"], bd_source, has_horizons & kept),
+            "bd_pedotransfer_function": _labels([ptf.name], np.zeros(n_sites, dtype=np.intp), any_ptf & kept),
+            "coarse_fragments_assumed_zero": _sites_with(site, inside & np.isnan(coarse), n_sites),
+            "bd_above_plausible_max": _sites_with(site, inside & (bd > bd_plausible_max_g_per_cm3), n_sites),
+            "exclusion_reason": reason,
         }
     )
 
