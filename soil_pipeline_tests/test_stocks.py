@@ -103,3 +103,27 @@ def test_sites_without_full_cover_or_soc_keep_a_reason():
         "empty": "no_horizons",
     }
     assert stocks.loc["gap", "depth_coverage_cm"] == pytest.approx(25.0)
+
+
+def test_a_site_counts_only_its_own_horizons_and_appears_once():
+    table = horizons(
+        ("a", 0, 30, 10.0, 1.0, 0.0),
+        ("other", 0, 30, 50.0, 1.0, 0.0),
+        (None, 0, 30, 50.0, 1.0, 0.0),
+        ("a", 30, 60, 99.0, 1.0, 0.0),
+    )
+    stocks = topsoil_stocks(pd.Series(["a", "b", "a"]), table)
+    assert stocks["site_id"].tolist() == ["a", "b"]
+    # 10 g/kg x 1.0 g/cm3 x 30 cm x 0.1 = 30 t C/ha; the 30-60 cm horizon lies outside 0-30 cm
+    assert stocks["topsoil_soc_stock_t_c_per_ha"].iloc[0] == pytest.approx(30.0)
+    assert stocks["n_horizons"].tolist() == [1, 0]
+    assert stocks["exclusion_reason"].iloc[1] == "no_horizons"
+
+
+def test_measured_and_predicted_bd_in_one_site_name_both_sources():
+    table = horizons(("m", 0, 10, 10.0, 1.2, 0.0), ("m", 10, 30, 10.0, np.nan, 0.0))
+    stock = topsoil_stocks(pd.Series(["m"]), table).iloc[0]
+    # 10 x 1.2 x 10 x 0.1 = 12 ; 10 x 1.342 x 20 x 0.1 = 26.84
+    assert stock["topsoil_soc_stock_t_c_per_ha"] == pytest.approx(38.84)
+    assert stock["bd_source"] == "measured+pedotransfer"
+    assert stock["bd_pedotransfer_function"] == "manrique_jones_1991"
