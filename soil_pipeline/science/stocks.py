@@ -208,8 +208,10 @@ def topsoil_stocks(
 def flag_quarantined_horizons(stocks: pd.DataFrame, rejected_sites: set) -> pd.DataFrame:
     """A site with a quarantined horizon in 0-30 cm gets no stock: what is left there cannot be trusted."""
     hit = is_member(stocks["site_id"], rejected_sites)
-    reason = stocks["exclusion_reason"].fillna("")
     stocks = stocks.copy()
+    if not hit.any():
+        return stocks  # (pandas sets text through an all-false mask as slowly as through any other)
+    reason = stocks["exclusion_reason"].fillna("")
     stocks.loc[hit, "exclusion_reason"] = (reason[hit] + ";").str.lstrip(";") + "quarantined_horizon"
     stocks.loc[hit, ["topsoil_soc_stock_t_c_per_ha", "bd_source", "bd_pedotransfer_function"]] = None
     return stocks
