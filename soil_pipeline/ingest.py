@@ -246,7 +246,7 @@ def _with_coordinates(stocks: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame
     table = stocks.reset_index(drop=True)
     for position, column in enumerate(("longitude_deg", "latitude_deg"), start=1):
         values = sites[column].to_numpy(dtype=float, na_value=np.nan)
-        table.insert(position, column, np.where(found, values[rows], np.nan) if len(values) else np.nan)
+        table.insert(position, column, np.where(found, values[rows], np.nan))
     return table
 
 

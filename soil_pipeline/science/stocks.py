@@ -144,8 +144,9 @@ def topsoil_stocks(
 
     ``horizons`` columns: site_id, upper_depth_cm, lower_depth_cm, soc_g_per_kg, bulk_density_g_per_cm3,
     coarse_fragments_vol_pct (depths in cm from the mineral surface). A measured BD above
-    ``bd_plausible_max_g_per_cm3`` in the interval is used and flagged (``bd_above_plausible_max``). A site's
-    stock adds its horizons in their order in ``horizons``.
+    ``bd_plausible_max_g_per_cm3`` in the interval is used and flagged (``bd_above_plausible_max``). Per-site sums
+    are pandas' groupby sums over the horizons in their order in ``horizons``, grouped by a number per site id
+    (`_site_keys`): the same groups in the same order as by the ids, so the same floating-point additions.
     """
     sites = pd.Series(site_ids).drop_duplicates().reset_index(drop=True)
     n_sites = len(sites)
