@@ -153,8 +153,11 @@ NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 # every such text up to 4 characters): a column of such cells is parsed by one cast, without the regex.
 NUMBER_BYTES = np.zeros(256, dtype=bool)
 NUMBER_BYTES[list(b"0123456789+-.eE\t\n\r\f ")] = True
-# The MISSING_TOKENS made of NUMBER_BYTES (once stripped).
-NUMBER_BYTE_TOKENS = pa.array(sorted(t for t in MISSING_TOKENS if NUMBER_BYTES[list(t.encode())].all()), pa.string())
+# The bytes of a number without blanks (NUMBER_BYTES but its blanks): a column of them is parsed by one cast.
+NUMERAL_BYTES = b"0123456789+-.eE"
+# The MISSING_TOKENS made of NUMERAL_BYTES.
+NUMERAL_TOKENS = pa.array(sorted(t for t in MISSING_TOKENS if not t.encode().translate(None, NUMERAL_BYTES)))
+NUMERAL_TOKEN_BYTES = max(len(t.as_py().encode()) for t in NUMERAL_TOKENS)
 # A reject's `value` is the source text cut to this many characters; `value_length` keeps the full length.
 MAX_VALUE_CHARS = 100
 
@@ -181,45 +184,80 @@ def _strict_number(values: pd.Series) -> pd.Series:
     return pd.Series(numbers.to_numpy(zero_copy_only=False), index=values.index, dtype="float64")
 
 
-def _only_number_bytes(text: pa.Array) -> np.ndarray:
-    """Whether each cell of a pyarrow text array holds only `NUMBER_BYTES` (an empty or missing cell does)."""
+def _text_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of a pyarrow text array: each cell's start in `data` (and the last cell's end), as numpy."""
     offset_type = np.int64 if pa.types.is_large_string(text.type) else np.int32
     _, offsets, data = text.buffers()
     offsets = np.frombuffer(
         offsets, dtype=offset_type, count=len(text) + 1, offset=text.offset * offset_type(0).itemsize
     )
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
+def _only_bytes(offsets: np.ndarray, data: np.ndarray, allowed: bytes) -> np.ndarray:
+    """Whether each cell (`_text_buffers`) holds only bytes of `allowed` (an empty or missing cell does). The bytes
+    are first scanned at once (`bytes.translate`); only when some are not allowed is each located."""
+    cells = data[offsets[0] : offsets[-1]]
+    only = np.ones(len(offsets) - 1, dtype=bool)
+    if not cells.tobytes().translate(None, allowed):
+        return only
+    table = np.zeros(256, dtype=bool)
+    table[list(allowed)] = True
     # the cell of each other byte: the last cell starting at or before it (empty cells start where the next does)
-    others = np.flatnonzero(~NUMBER_BYTES[data[offsets[0] : offsets[-1]]]) + offsets[0]
-    only = np.ones(len(text), dtype=bool)
+    others = np.flatnonzero(~table[cells]) + offsets[0]
     only[np.searchsorted(offsets, others, side="right") - 1] = False
     return only
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """A text column's pyarrow array (one chunk; pandas keeps arrow strings as large_string), not copied."""
+    return pa.chunked_array(values.array.__arrow_array__()).combine_chunks()
+
+
 def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(numbers, missing-value tokens, type errors) of a text column, each cell as `coerce` reads it: cells of
-    `NUMBER_BYTES` by one cast, the others (letters, `NaN`, `1,5`, other blanks) cell by cell as `coerce` does for
-    any text."""
-    text = pa.chunked_array(values.array.__arrow_array__()).combine_chunks().cast(pa.string())
-    trimmed = pc.utf8_trim_whitespace(text)
-    blank = pc.or_kleene(pc.is_null(text), pc.equal(pc.binary_length(trimmed), 0)).fill_null(True)
-    blank = blank.to_numpy(zero_copy_only=False)
-    plain = _only_number_bytes(text) & ~blank
-    marks = pc.is_in(trimmed, value_set=NUMBER_BYTE_TOKENS).fill_null(False).to_numpy(zero_copy_only=False)
-    tokens, simple = plain & marks, plain & ~marks
-    numbers, broken = np.full(len(text), np.nan), np.zeros(len(text), dtype=bool)
-    rest = ~plain & ~blank
-    try:
-        numbers[simple] = pc.cast(trimmed.filter(pa.array(simple)), pa.float64()).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
-        rest |= simple
+    """(numbers, missing-value tokens, type errors) of a text column, each cell as `coerce` reads it: the cells of
+    `NUMERAL_BYTES` (no blank) by one cast of the column as it is, with every other cell masked out; the others
+    (blanks around a number, letters, `NaN`, `1,5`) cell by cell as `coerce` does for any text."""
+    text = _arrow_text(values)
+    if not len(text):
+        return np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    offsets, data = _text_buffers(text)
+    lengths = np.diff(offsets)
+    filled = lengths > 0
+    if text.null_count:
+        filled &= text.is_valid().to_numpy(zero_copy_only=False)
+    plain = _only_bytes(offsets, data, NUMERAL_BYTES) & filled
+    # a token among them: short, and not starting with a digit (no token has one)
+    short = plain & (lengths <= NUMERAL_TOKEN_BYTES)
+    short[short] = ~np.isin(data[offsets[:-1][short]], np.frombuffer(b"0123456789", dtype=np.uint8))
+    tokens = np.zeros(len(text), dtype=bool)
+    if short.any():
+        found = pc.is_in(text.filter(pa.array(short)), value_set=NUMERAL_TOKENS)
+        tokens[short] = found.to_numpy(zero_copy_only=False)
+    simple, broken = plain & ~tokens, np.zeros(len(text), dtype=bool)
+    rest = ~plain & filled
+    numbers = np.full(len(text), np.nan)
+    if simple.any():
+        try:
+            numbers = pc.cast(_masked(text, simple), pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            rest |= simple
     if rest.any():
+        numbers = numbers if numbers.flags.writeable else numbers.copy()
         cells = values[rest]
         tokens[rest] = token = _missing_tokens(cells).to_numpy()
         cells = cells.where(~token)
         numbers[rest] = cast = _strict_number(cells).to_numpy()
         broken[rest] = (~_blank(cells) & np.isnan(cast)).to_numpy()
     return numbers, tokens, broken
+
+
+def _masked(text: pa.Array, keep: np.ndarray) -> pa.Array:
+    """`text` with every cell not in `keep` missing, sharing its buffers (nothing copied but the validity bits)."""
+    validity = pa.array(np.concatenate([np.zeros(text.offset, dtype=bool), keep])).buffers()[1]
+    _, offsets, data = text.buffers()
+    return pa.Array.from_buffers(text.type, len(text), [validity, offsets, data], offset=text.offset)
 
 
 def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
