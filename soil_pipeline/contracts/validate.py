@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from soil_pipeline.contracts.model import UNTYPED_PHYSICAL_TYPES, TableContract, load_table_contract
-from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_label
+from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_label, repeated_rows
 from soil_pipeline.engine.points import CellRule, HasValue, near_cells
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.errors import BrokenRule
@@ -168,7 +168,28 @@ def _is_text(values: pd.Series) -> bool:
 
 def _blank(values: pd.Series) -> pd.Series:
     """Missing: no value, or only whitespace (the landing files' only missing-value marker is an empty cell)."""
+    if values.dtype == TEXT:
+        return pd.Series(_blank_cells(_arrow_text(values)), index=values.index)
     return values.isna() | (values.astype("str").str.strip() == "")
+
+
+def _blank_cells(text: pa.Array) -> np.ndarray:
+    """`_blank` of pyarrow text: missing, empty, or only Arrow's Unicode whitespace (what pandas strips). Only the
+    cells not starting with a visible ASCII character (none of which is whitespace) are trimmed to tell."""
+    blank = np.zeros(len(text), dtype=bool)
+    if not len(text):
+        return blank
+    offsets, data = _text_buffers(text)
+    blank = np.diff(offsets) == 0
+    if text.null_count:
+        blank |= text.is_null().to_numpy(zero_copy_only=False)
+    filled = np.flatnonzero(~blank)
+    first = data[offsets[filled]]
+    maybe = filled[(first < ord("!")) | (first > ord("~"))]
+    if len(maybe):
+        trimmed = pc.utf8_trim_whitespace(text.take(pa.array(maybe)))
+        blank[maybe] = pc.equal(pc.binary_length(trimmed), 0).to_numpy(zero_copy_only=False)
+    return blank
 
 
 def _strict_number(values: pd.Series) -> pd.Series:
@@ -260,7 +281,8 @@ def _masked(text: pa.Array, keep: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(text.type, len(text), [validity, offsets, data], offset=text.offset)
 
 
-def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
+def _coerce_column(values: pd.Series, logical_type: str, blank: pd.Series | None) -> pd.Series:
+    """`values` cast to `logical_type`; `blank` (`_blank` of text values, else None) is missing in a string."""
     if logical_type in {"number", "integer"}:
         return _strict_number(values)
     if logical_type == "date":
@@ -272,7 +294,9 @@ def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
                 values = values.where(~zoned, values[zoned].str.replace(ZONED_TIME, r"\1", regex=True))
         return pd.to_datetime(values, errors="coerce", format="ISO8601").astype("datetime64[ms]")
     if logical_type == "string":
-        return values.astype("str").where(~_blank(values)) if _is_text(values) else values.astype("str")
+        if blank is None:
+            return values.astype("str")
+        return values.astype("str").where(~blank) if blank.any() else values.astype("str")
     return values
 
 
@@ -333,8 +357,9 @@ def coerce(frame: pd.DataFrame, contract: TableContract, notes: list | None = No
         else:
             token = _missing_tokens(original) if column.logical_type in {"number", "integer", "date"} else None
             original = original.where(~token) if token is not None and token.any() else original
-            cast = _coerce_column(original, column.logical_type)
-            broken = ~_blank(original) & cast.isna() if _is_text(original) else original.notna() & cast.isna()
+            blank = _blank(original) if _is_text(original) else None
+            cast = _coerce_column(original, column.logical_type, blank)
+            broken = ~blank & cast.isna() if blank is not None else original.notna() & cast.isna()
         if token is not None and token.any() and notes is not None:
             notes += _missing_notes(frame, column.name, out[column.name][token])
         if column.logical_type == "integer":
@@ -468,34 +493,18 @@ def _rejects_table(table: pd.DataFrame, frame: pd.DataFrame, typed: pd.DataFrame
     )
 
 
-def _repeated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Whether each row's values in `columns` occur in another row too (missing equals missing), narrowed one column
-    at a time: each column is compared only over the rows still repeated in the columns before it."""
-    rows, groups = np.arange(len(frame)), np.zeros(len(frame), dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(frame[column].iloc[rows], use_na_sentinel=False)
-        groups = pd.factorize(groups * (len(uniques) + 1) + codes)[0]
-        repeated = pd.Series(groups).duplicated(keep=False).to_numpy()
-        rows, groups = rows[repeated], groups[repeated]
-        if not len(rows):
-            break
-    found = np.zeros(len(frame), dtype=bool)
-    found[rows] = True
-    return found
-
-
 def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, pd.Series]:
     """Rows identical in every contract column become one (the first), counting its copies in the count column;
     with the index of the row each copy collapsed into, by the copy's index.
 
-    Rows repeated value for value (`_repeated`) are the candidates, compared as text.
+    Rows repeated value for value (`repeated_rows`) are the candidates, compared as text.
     """
     rule = next((rule for rule in contract.rules if rule.kind == "collapse_identical"), None)
     if rule is None:
         return frame, pd.Series([], dtype=frame.index.dtype)
     count_column = rule.params["countColumn"]
     columns = [c.name for c in contract.columns if c.name in frame.columns and c.name != count_column]
-    candidates = pd.Series(_repeated(frame, columns), index=frame.index)
+    candidates = pd.Series(repeated_rows([frame[column] for column in columns]), index=frame.index)
     copies = pd.Series(1, index=frame.index, dtype="int64")
     first = pd.Series(True, index=frame.index)
     copy_of = pd.Series([], dtype=frame.index.dtype)
