@@ -63,8 +63,8 @@ def bucket_of(keys: pd.Series | pa.Array, n_buckets: int) -> np.ndarray:
         text = pd.Series(keys.to_pandas() if isinstance(keys, pa.Array) else keys, dtype="str")
         keys = pa.array(text, type=pa.large_string(), from_pandas=True)
     encoded = pc.dictionary_encode(keys)
-    distinct = pd.Series(encoded.dictionary.to_pandas(), dtype="str").str.strip()
-    text = np.append(distinct.to_numpy(dtype=object), "")  # the last: missing keys
+    distinct = pc.utf8_trim_whitespace(encoded.dictionary)  # as pandas strips arrow text
+    text = np.append(distinct.to_numpy(zero_copy_only=False), "")  # the last: missing keys
     by_text = (pd.util.hash_array(text, categorize=False) % np.uint64(n_buckets)).astype(np.int64)
     return by_text[pc.fill_null(encoded.indices, len(text) - 1).to_numpy()]
 
@@ -90,8 +90,9 @@ class Buckets:
             self.schema = table.schema
         table = table.cast(self.schema)
         buckets = bucket_of(table.column(self.key), len(self.paths))
-        order = np.argsort(buckets, kind="stable")
-        table, buckets = table.take(pa.array(order)), buckets[order]
+        if len(self.paths) > 1:  # one bucket takes every row as it is
+            order = np.argsort(buckets, kind="stable")
+            table, buckets = table.take(pa.array(order)), buckets[order]
         bounds = np.searchsorted(buckets, np.arange(len(self.paths) + 1))
         for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if stop > start:

@@ -515,7 +515,7 @@ def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> tuple[pd
         copies[candidates] = rows.transform("size")
         kept = rows.transform("first")
         copy_of = kept[~first[candidates]]
-    out = frame[first].copy()
+    out = frame.copy() if first.all() else frame[first].copy()
     out[count_column] = copies[first].to_numpy()
     return out, copy_of
 
@@ -666,7 +666,8 @@ def validate(
     typed = _typed_by_source_row(coerced, source, copy_of) if len(table) else coerced
     rejects = _rejects_table(table, source, typed, contract)
     coerced = without_source_texts(coerced)
-    valid = coerced.drop(index=rejected).reset_index(drop=True)
+    kept = ~coerced.index.isin(rejected)
+    valid = (coerced if kept.all() else coerced[kept]).reset_index(drop=True)
     coerced.attrs, valid.attrs = copy.deepcopy(source.attrs), copy.deepcopy(source.attrs)  # as pandas would carry them
     copies = _copies_listed(source, copy_of[~copy_rejected], contract)
     validation = Validation(
