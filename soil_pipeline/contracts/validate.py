@@ -232,8 +232,10 @@ def _only_bytes(offsets: np.ndarray, data: np.ndarray, allowed: bytes) -> np.nda
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
-    """A text column's pyarrow array (one chunk; pandas keeps arrow strings as large_string), not copied."""
-    return pa.chunked_array(values.array.__arrow_array__()).combine_chunks()
+    """A text column's pyarrow array (one chunk; pandas keeps arrow strings as large_string), copied only when pandas
+    holds it in several chunks."""
+    chunks = pa.chunked_array(values.array.__arrow_array__())
+    return chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
 
 
 def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -258,14 +260,14 @@ def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
         tokens[short] = found.to_numpy(zero_copy_only=False)
     simple, broken = plain & ~tokens, np.zeros(len(text), dtype=bool)
     rest = ~plain & filled
-    numbers = np.full(len(text), np.nan)
+    numbers = None
     if simple.any():
         try:
-            numbers = pc.cast(_masked(text, simple), pa.float64()).to_numpy(zero_copy_only=False)
+            numbers = pc.cast(_masked(text, simple), pa.float64()).to_numpy(zero_copy_only=False, writable=True)
         except pa.ArrowInvalid:
             rest |= simple
+    numbers = np.full(len(text), np.nan) if numbers is None else numbers
     if rest.any():
-        numbers = numbers if numbers.flags.writeable else numbers.copy()
         cells = values[rest]
         tokens[rest] = token = _missing_tokens(cells).to_numpy()
         cells = cells.where(~token)
