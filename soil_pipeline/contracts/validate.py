@@ -263,9 +263,15 @@ def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
     numbers = None
     if simple.any():
         try:
-            numbers = pc.cast(_masked(text, simple), pa.float64()).to_numpy(zero_copy_only=False, writable=True)
-        except pa.ArrowInvalid:
-            rest |= simple
+            numbers = _cast_numbers(text, simple)
+        except pa.ArrowInvalid:  # e.g. `1e` or `+-1`: only the cells matching NUMBER_PATTERN are cast at once
+            parsable = pc.match_substring_regex(_masked(text, simple), NUMBER_PATTERN)
+            parsable = parsable.fill_null(False).to_numpy(zero_copy_only=False)
+            try:
+                numbers = _cast_numbers(text, parsable)
+                rest |= simple & ~parsable
+            except pa.ArrowInvalid:
+                rest |= simple
     numbers = np.full(len(text), np.nan) if numbers is None else numbers
     if rest.any():
         cells = values[rest]
@@ -274,6 +280,11 @@ def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
         numbers[rest] = cast = _strict_number(cells).to_numpy()
         broken[rest] = (~_blank(cells) & np.isnan(cast)).to_numpy()
     return numbers, tokens, broken
+
+
+def _cast_numbers(text: pa.Array, cells: np.ndarray) -> np.ndarray:
+    """The `cells` of `text` cast to float64 (Arrow's cast, ArrowInvalid when one is no number), NaN elsewhere."""
+    return pc.cast(_masked(text, cells), pa.float64()).to_numpy(zero_copy_only=False, writable=True)
 
 
 def _masked(text: pa.Array, keep: np.ndarray) -> pa.Array:
