@@ -534,11 +534,15 @@ def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> tuple[pd
     copy_of = pd.Series([], dtype=frame.index.dtype)
     if candidates.any():
         keys = frame.loc[candidates, columns].astype("str").fillna("\0")
-        first[candidates] = ~keys.duplicated(keep="first")
-        rows = keys.assign(kept_row=keys.index).groupby(columns, sort=False, dropna=False)["kept_row"]
-        copies[candidates] = rows.transform("size")
-        kept = rows.transform("first")
-        copy_of = kept[~first[candidates]]
+        group = np.zeros(len(keys), dtype=np.int64)  # the same number for rows of the same texts
+        for column in columns:
+            codes, uniques = pd.factorize(keys[column])
+            group = pd.factorize(group * len(uniques) + codes)[0]
+        leader = np.unique(group, return_index=True)[1][group]  # each row's group's first row, by position
+        is_first = leader == np.arange(len(keys))
+        first[candidates] = is_first
+        copies[candidates] = np.bincount(group)[group]
+        copy_of = pd.Series(keys.index[leader[~is_first]], index=keys.index[~is_first], name="kept_row")
     out = frame.copy() if first.all() else frame[first].copy()
     out[count_column] = copies[first].to_numpy()
     return out, copy_of
