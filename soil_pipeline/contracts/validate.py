@@ -266,8 +266,10 @@ def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
             numbers = _cast_numbers(text, simple)
         except pa.ArrowInvalid:  # e.g. `1e` or `+-1`: only the cells matching NUMBER_PATTERN are cast at once
             odd = simple & ~_decimals(offsets, data)
-            parsable = pc.match_substring_regex(_masked(text, odd), NUMBER_PATTERN)
-            parsable = simple & ~odd | parsable.fill_null(False).to_numpy(zero_copy_only=False)
+            parsable = simple & ~odd
+            parsable[odd] = pc.match_substring_regex(text.filter(pa.array(odd)), NUMBER_PATTERN).to_numpy(
+                zero_copy_only=False
+            )
             try:
                 numbers = _cast_numbers(text, parsable)
                 rest |= simple & ~parsable
