@@ -121,6 +121,15 @@ class Range(ColumnKind):
         return column.range_text()
 
     def broken(self, column, values, foreign_values):
+        # numpy numbers compared without pandas (NaN compares false, as there)
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiu":
+            numbers = values.to_numpy()
+            within = np.ones(len(numbers), dtype=bool)
+            if column.minimum is not None:
+                within &= numbers >= column.minimum
+            if column.maximum is not None:
+                within &= numbers <= column.maximum
+            return pd.Series(~within & ~np.isnan(numbers) if values.dtype.kind == "f" else ~within, index=values.index)
         within = values.notna()
         if column.minimum is not None:
             within &= values >= column.minimum
@@ -174,7 +183,8 @@ class Unique(ColumnKind):
         return f"{column.name} must be unique"
 
     def broken(self, column, values, foreign_values):
-        return values.duplicated(keep=False) & values.notna()  # every copy; a missing value is no copy
+        # every copy; a missing value is no copy
+        return pd.Series(repeated_rows([values]), index=values.index) & values.notna()
 
     def pandera(self, pa, column, foreign_values):
         return {"unique": True}
@@ -217,6 +227,26 @@ class ForeignKey(ColumnKind):
             description=f"values of {column.name} must exist in {column.foreign_key}: none of the "
             f"{len(missing)} value(s) of this table that do not may appear",
         )
+
+
+def repeated_rows(columns: list[pd.Series]) -> np.ndarray:
+    """Whether each row's values in `columns` (aligned) occur in another row too, missing equal to missing (as
+    `DataFrame.duplicated(keep=False)`), narrowed one column at a time: each column is compared only over the rows
+    still repeated in the columns before it. Rows are grouped by the codes of `pd.factorize`, counted by bincount."""
+    n = len(columns[0]) if columns else 0
+    rows, groups = np.arange(n), None
+    for values in columns:
+        codes, uniques = pd.factorize(values if len(rows) == n else values.iloc[rows], use_na_sentinel=False)
+        groups = codes if groups is None else groups * len(uniques) + codes
+        if len(groups) and groups.max() >= 4 * len(groups):  # keep the counts' array about as long as the rows
+            groups = pd.factorize(groups)[0]
+        repeated = np.bincount(groups)[groups] > 1
+        rows, groups = rows[repeated], groups[repeated]
+        if not len(rows):
+            break
+    found = np.zeros(n, dtype=bool)
+    found[rows] = True
+    return found
 
 
 def allowed_set(values) -> pyarrow.Array:
@@ -379,7 +409,8 @@ class CompoundUnique(DatasetKind):
         if not columns:
             return None
         # every copy of a repeated combination, unless all its values are missing
-        return frame.duplicated(subset=columns, keep=False) & frame[columns].notna().any(axis=1)
+        some_value = np.logical_or.reduce([frame[column].notna().to_numpy() for column in columns])
+        return pd.Series(repeated_rows([frame[column] for column in columns]) & some_value, index=frame.index)
 
     def pandera(self, pa, rule):
         return {"unique": rule.params["columns"]}

@@ -63,8 +63,8 @@ def bucket_of(keys: pd.Series | pa.Array, n_buckets: int) -> np.ndarray:
         text = pd.Series(keys.to_pandas() if isinstance(keys, pa.Array) else keys, dtype="str")
         keys = pa.array(text, type=pa.large_string(), from_pandas=True)
     encoded = pc.dictionary_encode(keys)
-    distinct = pd.Series(encoded.dictionary.to_pandas(), dtype="str").str.strip()
-    text = np.append(distinct.to_numpy(dtype=object), "")  # the last: missing keys
+    distinct = pc.utf8_trim_whitespace(encoded.dictionary)  # as pandas strips arrow text
+    text = np.append(distinct.to_numpy(zero_copy_only=False), "")  # the last: missing keys
     by_text = (pd.util.hash_array(text, categorize=False) % np.uint64(n_buckets)).astype(np.int64)
     return by_text[pc.fill_null(encoded.indices, len(text) - 1).to_numpy()]
 
@@ -90,8 +90,9 @@ class Buckets:
             self.schema = table.schema
         table = table.cast(self.schema)
         buckets = bucket_of(table.column(self.key), len(self.paths))
-        order = np.argsort(buckets, kind="stable")
-        table, buckets = table.take(pa.array(order)), buckets[order]
+        if len(self.paths) > 1:  # one bucket takes every row as it is
+            order = np.argsort(buckets, kind="stable")
+            table, buckets = table.take(pa.array(order)), buckets[order]
         bounds = np.searchsorted(buckets, np.arange(len(self.paths) + 1))
         for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if stop > start:
@@ -174,10 +175,31 @@ def _sort_in_memory(source: Path, target: Path, order_by: list[str], schema: pa.
     last)."""
     with pa.OSFile(str(source)) as spilled:
         table = pa.ipc.open_stream(spilled).read_all()
-        order = pc.sort_indices(table, [(name, "ascending", "at_end") for name in order_by])
+        order = _sort_order(table, order_by)
         with _sorted_writer(target, schema) as writer:
-            for start in range(0, len(order), BATCH_ROWS):
-                writer.write_table(table.take(order.slice(start, BATCH_ROWS)))
+            for start in range(0, len(table), BATCH_ROWS):
+                rows = table.slice(start, BATCH_ROWS) if order is None else table.take(order.slice(start, BATCH_ROWS))
+                writer.write_table(rows)
+
+
+def _sort_order(table: pa.Table, order_by: list[str]) -> pa.Array | None:
+    """The indices sorting `table` by `order_by` as `pc.sort_indices` does (ascending, missing last, stable); None
+    when the rows are in that order already. Leading keys of one value throughout (e.g. the source file) order
+    nothing and are left out; a last key of integers without missing values (e.g. the source line) is sorted by
+    numpy's stable sort, which finds the runs the buckets left sorted."""
+    keys = list(order_by)
+    while len(keys) > 1 and _one_value(table.column(keys[0])):
+        keys.pop(0)
+    column = table.column(keys[0])
+    if len(keys) == 1 and pa.types.is_integer(column.type) and not column.null_count:
+        values = column.to_numpy()
+        return None if (np.diff(values) >= 0).all() else pa.array(np.argsort(values, kind="stable"))
+    return pc.sort_indices(table, [(name, "ascending", "at_end") for name in keys])
+
+
+def _one_value(column: pa.ChunkedArray) -> bool:
+    """Whether every row of `column` holds the same value (none missing)."""
+    return not column.null_count and (not len(column) or pc.all(pc.equal(column, column[0])).as_py())
 
 
 def sort_spilled(source: Path, target: Path, order_by: list[str], schema: pa.Schema) -> None:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from soil_pipeline.contracts.model import UNTYPED_PHYSICAL_TYPES, TableContract, load_table_contract
-from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_label
+from soil_pipeline.contracts.rules import COLUMN_KINDS, DATASET_KINDS, parse_label, repeated_rows
 from soil_pipeline.engine.points import CellRule, HasValue, near_cells
 from soil_pipeline.engine.raster import RasterSource
 from soil_pipeline.errors import BrokenRule
@@ -153,8 +153,11 @@ NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 # every such text up to 4 characters): a column of such cells is parsed by one cast, without the regex.
 NUMBER_BYTES = np.zeros(256, dtype=bool)
 NUMBER_BYTES[list(b"0123456789+-.eE\t\n\r\f ")] = True
-# The MISSING_TOKENS made of NUMBER_BYTES (once stripped).
-NUMBER_BYTE_TOKENS = pa.array(sorted(t for t in MISSING_TOKENS if NUMBER_BYTES[list(t.encode())].all()), pa.string())
+# The bytes of a number without blanks (NUMBER_BYTES but its blanks): a column of them is parsed by one cast.
+NUMERAL_BYTES = b"0123456789+-.eE"
+# The MISSING_TOKENS made of NUMERAL_BYTES.
+NUMERAL_TOKENS = pa.array(sorted(t for t in MISSING_TOKENS if not t.encode().translate(None, NUMERAL_BYTES)))
+NUMERAL_TOKEN_BYTES = max(len(t.as_py().encode()) for t in NUMERAL_TOKENS)
 # A reject's `value` is the source text cut to this many characters; `value_length` keeps the full length.
 MAX_VALUE_CHARS = 100
 
@@ -165,7 +168,28 @@ def _is_text(values: pd.Series) -> bool:
 
 def _blank(values: pd.Series) -> pd.Series:
     """Missing: no value, or only whitespace (the landing files' only missing-value marker is an empty cell)."""
+    if values.dtype == TEXT:
+        return pd.Series(_blank_cells(_arrow_text(values)), index=values.index)
     return values.isna() | (values.astype("str").str.strip() == "")
+
+
+def _blank_cells(text: pa.Array) -> np.ndarray:
+    """`_blank` of pyarrow text: missing, empty, or only Arrow's Unicode whitespace (what pandas strips). Only the
+    cells not starting with a visible ASCII character (none of which is whitespace) are trimmed to tell."""
+    blank = np.zeros(len(text), dtype=bool)
+    if not len(text):
+        return blank
+    offsets, data = _text_buffers(text)
+    blank = np.diff(offsets) == 0
+    if text.null_count:
+        blank |= text.is_null().to_numpy(zero_copy_only=False)
+    filled = np.flatnonzero(~blank)
+    first = data[offsets[filled]]
+    maybe = filled[(first < ord("!")) | (first > ord("~"))]
+    if len(maybe):
+        trimmed = pc.utf8_trim_whitespace(text.take(pa.array(maybe)))
+        blank[maybe] = pc.equal(pc.binary_length(trimmed), 0).to_numpy(zero_copy_only=False)
+    return blank
 
 
 def _strict_number(values: pd.Series) -> pd.Series:
@@ -181,38 +205,77 @@ def _strict_number(values: pd.Series) -> pd.Series:
     return pd.Series(numbers.to_numpy(zero_copy_only=False), index=values.index, dtype="float64")
 
 
-def _only_number_bytes(text: pa.Array) -> np.ndarray:
-    """Whether each cell of a pyarrow text array holds only `NUMBER_BYTES` (an empty or missing cell does)."""
+def _text_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of a pyarrow text array: each cell's start in `data` (and the last cell's end), as numpy."""
     offset_type = np.int64 if pa.types.is_large_string(text.type) else np.int32
     _, offsets, data = text.buffers()
     offsets = np.frombuffer(
         offsets, dtype=offset_type, count=len(text) + 1, offset=text.offset * offset_type(0).itemsize
     )
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
+def _only_bytes(offsets: np.ndarray, data: np.ndarray, allowed: bytes) -> np.ndarray:
+    """Whether each cell (`_text_buffers`) holds only bytes of `allowed` (an empty or missing cell does). The bytes
+    are first scanned at once (`bytes.translate`); only when some are not allowed is each located."""
+    cells = data[offsets[0] : offsets[-1]]
+    only = np.ones(len(offsets) - 1, dtype=bool)
+    if not cells.tobytes().translate(None, allowed):
+        return only
+    table = np.zeros(256, dtype=bool)
+    table[list(allowed)] = True
     # the cell of each other byte: the last cell starting at or before it (empty cells start where the next does)
-    others = np.flatnonzero(~NUMBER_BYTES[data[offsets[0] : offsets[-1]]]) + offsets[0]
-    only = np.ones(len(text), dtype=bool)
+    others = np.flatnonzero(~table[cells]) + offsets[0]
     only[np.searchsorted(offsets, others, side="right") - 1] = False
     return only
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """A text column's pyarrow array (one chunk; pandas keeps arrow strings as large_string), copied only when pandas
+    holds it in several chunks."""
+    chunks = pa.chunked_array(values.array.__arrow_array__())
+    return chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
+
+
 def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(numbers, missing-value tokens, type errors) of a text column, each cell as `coerce` reads it: cells of
-    `NUMBER_BYTES` by one cast, the others (letters, `NaN`, `1,5`, other blanks) cell by cell as `coerce` does for
-    any text."""
-    text = pa.chunked_array(values.array.__arrow_array__()).combine_chunks().cast(pa.string())
-    trimmed = pc.utf8_trim_whitespace(text)
-    blank = pc.or_kleene(pc.is_null(text), pc.equal(pc.binary_length(trimmed), 0)).fill_null(True)
-    blank = blank.to_numpy(zero_copy_only=False)
-    plain = _only_number_bytes(text) & ~blank
-    marks = pc.is_in(trimmed, value_set=NUMBER_BYTE_TOKENS).fill_null(False).to_numpy(zero_copy_only=False)
-    tokens, simple = plain & marks, plain & ~marks
-    numbers, broken = np.full(len(text), np.nan), np.zeros(len(text), dtype=bool)
-    rest = ~plain & ~blank
-    try:
-        numbers[simple] = pc.cast(trimmed.filter(pa.array(simple)), pa.float64()).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
-        rest |= simple
+    """(numbers, missing-value tokens, type errors) of a text column, each cell as `coerce` reads it: the cells of
+    `NUMERAL_BYTES` (no blank) by one cast of the column as it is, with every other cell masked out; the others
+    (blanks around a number, letters, `NaN`, `1,5`) cell by cell as `coerce` does for any text."""
+    text = _arrow_text(values)
+    if not len(text):
+        return np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    offsets, data = _text_buffers(text)
+    lengths = np.diff(offsets)
+    filled = lengths > 0
+    if text.null_count:
+        filled &= text.is_valid().to_numpy(zero_copy_only=False)
+    plain = _only_bytes(offsets, data, NUMERAL_BYTES) & filled
+    # a token among them: short, and not starting with a digit (no token has one)
+    short = plain & (lengths <= NUMERAL_TOKEN_BYTES)
+    short[short] = ~np.isin(data[offsets[:-1][short]], np.frombuffer(b"0123456789", dtype=np.uint8))
+    tokens = np.zeros(len(text), dtype=bool)
+    if short.any():
+        found = pc.is_in(text.filter(pa.array(short)), value_set=NUMERAL_TOKENS)
+        tokens[short] = found.to_numpy(zero_copy_only=False)
+    simple, broken = plain & ~tokens, np.zeros(len(text), dtype=bool)
+    rest = ~plain & filled
+    numbers = None
+    if simple.any():
+        try:
+            numbers = _cast_numbers(text, simple)
+        except pa.ArrowInvalid:  # e.g. `1e` or `+-1`: only the cells matching NUMBER_PATTERN are cast at once
+            odd = simple & ~_decimals(offsets, data)
+            parsable = simple & ~odd
+            parsable[odd] = pc.match_substring_regex(text.filter(pa.array(odd)), NUMBER_PATTERN).to_numpy(
+                zero_copy_only=False
+            )
+            try:
+                numbers = _cast_numbers(text, parsable)
+                rest |= simple & ~parsable
+            except pa.ArrowInvalid:
+                rest |= simple
+    numbers = np.full(len(text), np.nan) if numbers is None else numbers
     if rest.any():
         cells = values[rest]
         tokens[rest] = token = _missing_tokens(cells).to_numpy()
@@ -222,7 +285,30 @@ def _cells_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return numbers, tokens, broken
 
 
-def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
+def _decimals(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Whether each cell (`_text_buffers`) is digits with at most one '.' (`7`, `12.5`, `.5`, `5.`): a text
+    NUMBER_PATTERN matches without the regex. Bytes are counted per cell by cumulative sums."""
+    cells, starts = data[offsets[0] : offsets[-1]], offsets - offsets[0]
+    points = np.concatenate(([0], np.cumsum(cells == ord("."))))[starts]
+    others = np.concatenate(([0], np.cumsum((cells < ord("0")) | (cells > ord("9")))))[starts]
+    n_points, n_others = np.diff(points), np.diff(others) - np.diff(points)
+    return (n_others == 0) & (n_points <= 1) & (np.diff(starts) > n_points)
+
+
+def _cast_numbers(text: pa.Array, cells: np.ndarray) -> np.ndarray:
+    """The `cells` of `text` cast to float64 (Arrow's cast, ArrowInvalid when one is no number), NaN elsewhere."""
+    return pc.cast(_masked(text, cells), pa.float64()).to_numpy(zero_copy_only=False, writable=True)
+
+
+def _masked(text: pa.Array, keep: np.ndarray) -> pa.Array:
+    """`text` with every cell not in `keep` missing, sharing its buffers (nothing copied but the validity bits)."""
+    validity = pa.array(np.concatenate([np.zeros(text.offset, dtype=bool), keep])).buffers()[1]
+    _, offsets, data = text.buffers()
+    return pa.Array.from_buffers(text.type, len(text), [validity, offsets, data], offset=text.offset)
+
+
+def _coerce_column(values: pd.Series, logical_type: str, blank: pd.Series | None) -> pd.Series:
+    """`values` cast to `logical_type`; `blank` (`_blank` of text values, else None) is missing in a string."""
     if logical_type in {"number", "integer"}:
         return _strict_number(values)
     if logical_type == "date":
@@ -234,7 +320,9 @@ def _coerce_column(values: pd.Series, logical_type: str) -> pd.Series:
                 values = values.where(~zoned, values[zoned].str.replace(ZONED_TIME, r"\1", regex=True))
         return pd.to_datetime(values, errors="coerce", format="ISO8601").astype("datetime64[ms]")
     if logical_type == "string":
-        return values.astype("str").where(~_blank(values)) if _is_text(values) else values.astype("str")
+        if blank is None:
+            return values.astype("str")
+        return values.astype("str").where(~blank) if blank.any() else values.astype("str")
     return values
 
 
@@ -295,8 +383,9 @@ def coerce(frame: pd.DataFrame, contract: TableContract, notes: list | None = No
         else:
             token = _missing_tokens(original) if column.logical_type in {"number", "integer", "date"} else None
             original = original.where(~token) if token is not None and token.any() else original
-            cast = _coerce_column(original, column.logical_type)
-            broken = ~_blank(original) & cast.isna() if _is_text(original) else original.notna() & cast.isna()
+            blank = _blank(original) if _is_text(original) else None
+            cast = _coerce_column(original, column.logical_type, blank)
+            broken = ~blank & cast.isna() if blank is not None else original.notna() & cast.isna()
         if token is not None and token.any() and notes is not None:
             notes += _missing_notes(frame, column.name, out[column.name][token])
         if column.logical_type == "integer":
@@ -430,45 +519,33 @@ def _rejects_table(table: pd.DataFrame, frame: pd.DataFrame, typed: pd.DataFrame
     )
 
 
-def _repeated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Whether each row's values in `columns` occur in another row too (missing equals missing), narrowed one column
-    at a time: each column is compared only over the rows still repeated in the columns before it."""
-    rows, groups = np.arange(len(frame)), np.zeros(len(frame), dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(frame[column].iloc[rows], use_na_sentinel=False)
-        groups = pd.factorize(groups * (len(uniques) + 1) + codes)[0]
-        repeated = pd.Series(groups).duplicated(keep=False).to_numpy()
-        rows, groups = rows[repeated], groups[repeated]
-        if not len(rows):
-            break
-    found = np.zeros(len(frame), dtype=bool)
-    found[rows] = True
-    return found
-
-
 def collapse_identical(frame: pd.DataFrame, contract: TableContract) -> tuple[pd.DataFrame, pd.Series]:
     """Rows identical in every contract column become one (the first), counting its copies in the count column;
     with the index of the row each copy collapsed into, by the copy's index.
 
-    Rows repeated value for value (`_repeated`) are the candidates, compared as text.
+    Rows repeated value for value (`repeated_rows`) are the candidates, compared as text.
     """
     rule = next((rule for rule in contract.rules if rule.kind == "collapse_identical"), None)
     if rule is None:
         return frame, pd.Series([], dtype=frame.index.dtype)
     count_column = rule.params["countColumn"]
     columns = [c.name for c in contract.columns if c.name in frame.columns and c.name != count_column]
-    candidates = pd.Series(_repeated(frame, columns), index=frame.index)
+    candidates = pd.Series(repeated_rows([frame[column] for column in columns]), index=frame.index)
     copies = pd.Series(1, index=frame.index, dtype="int64")
     first = pd.Series(True, index=frame.index)
     copy_of = pd.Series([], dtype=frame.index.dtype)
     if candidates.any():
         keys = frame.loc[candidates, columns].astype("str").fillna("\0")
-        first[candidates] = ~keys.duplicated(keep="first")
-        rows = keys.assign(kept_row=keys.index).groupby(columns, sort=False, dropna=False)["kept_row"]
-        copies[candidates] = rows.transform("size")
-        kept = rows.transform("first")
-        copy_of = kept[~first[candidates]]
-    out = frame[first].copy()
+        group = np.zeros(len(keys), dtype=np.int64)  # the same number for rows of the same texts
+        for column in columns:
+            codes, uniques = pd.factorize(keys[column])
+            group = pd.factorize(group * len(uniques) + codes)[0]
+        leader = np.unique(group, return_index=True)[1][group]  # each row's group's first row, by position
+        is_first = leader == np.arange(len(keys))
+        first[candidates] = is_first
+        copies[candidates] = np.bincount(group)[group]
+        copy_of = pd.Series(keys.index[leader[~is_first]], index=keys.index[~is_first], name="kept_row")
+    out = frame.copy() if first.all() else frame[first].copy()
     out[count_column] = copies[first].to_numpy()
     return out, copy_of
 
@@ -619,7 +696,8 @@ def validate(
     typed = _typed_by_source_row(coerced, source, copy_of) if len(table) else coerced
     rejects = _rejects_table(table, source, typed, contract)
     coerced = without_source_texts(coerced)
-    valid = coerced.drop(index=rejected).reset_index(drop=True)
+    kept = ~coerced.index.isin(rejected)
+    valid = (coerced if kept.all() else coerced[kept]).reset_index(drop=True)
     coerced.attrs, valid.attrs = copy.deepcopy(source.attrs), copy.deepcopy(source.attrs)  # as pandas would carry them
     copies = _copies_listed(source, copy_of[~copy_rejected], contract)
     validation = Validation(
