@@ -74,6 +74,21 @@ def test_pandera_and_gx_agree_on_the_real_horizons(tmp_path):
     assert "field_horizons" in (tmp_path / "docs" / "index.html").read_text()
 
 
+def test_validation_results_carry_the_tables_attrs_as_copies():
+    """validate works without the attrs (pandas would deep-copy them into every result) and hands them on: pyarrow
+    writes a frame's attrs into the published pandas metadata."""
+    contract = load_table_contract("field_horizons")
+    horizons = _horizons(contract).head(2000)
+    provenance = {"inputs": {"field_horizons": {"file": "afsp_horizons.csv", "sha256": "0" * 64}}}
+    horizons.attrs.update({"provenance": provenance, "declared_conversions": {}})
+    validation = validate(horizons, contract)
+    assert len(validation.rejects) > 0 and len(validation.valid) > 0
+    for result in (validation.checked, validation.valid):
+        assert result.attrs == horizons.attrs
+        assert result.attrs["provenance"] is not provenance  # a copy: editing one table's attrs leaves the other's
+    assert horizons.attrs["provenance"] is provenance
+
+
 def test_pandera_and_gx_agree_on_horizons_of_unknown_sites(tmp_path):
     contract = load_table_contract("field_horizons")
     horizons = _horizons(contract)
