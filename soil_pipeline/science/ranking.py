@@ -31,6 +31,11 @@ def window_histogram(key: np.ndarray, zone: np.ndarray, area: np.ndarray) -> tup
     return ids, np.bincount(inverse, weights=area[keep], minlength=len(ids))
 
 
+def _zone_and_bin(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (zone, bin) of each combined id of `window_histogram`."""
+    return (ids >> np.uint64(16)).astype("int64"), (ids & np.uint64(0xFFFF)).astype("int64")
+
+
 def merge_histograms(parts) -> tuple[np.ndarray, np.ndarray]:
     ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, "uint64")
     sums = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
@@ -73,8 +78,8 @@ class Thresholds:
     def in_histogram(self, ids: np.ndarray) -> np.ndarray:
         """Whether each (zone, bin) id of a `window_histogram` is its zone's threshold bin: a window holds cells of
         `threshold_cells` if and only if one of its ids is."""
-        zone = (ids >> np.uint64(16)).astype("int64")
-        return (ids & np.uint64(0xFFFF)).astype("int64") == self.bin[zone]
+        zone, bins = _zone_and_bin(ids)
+        return bins == self.bin[zone]
 
     def window_state(self, key: np.ndarray, zone: np.ndarray):
         """(in the threshold bin, above it) masks of a window's cells."""
@@ -85,8 +90,7 @@ class Thresholds:
 
 
 def thresholds(ids: np.ndarray, sums: np.ndarray, n_zones: int, fraction: float) -> Thresholds:
-    zone = (ids >> np.uint64(16)).astype("int64")
-    bins = (ids & np.uint64(0xFFFF)).astype("int64")
+    zone, bins = _zone_and_bin(ids)
     totals = np.bincount(zone, weights=sums, minlength=n_zones)
     target = fraction * totals
     threshold = np.full(n_zones, 1 << 16, dtype="int64")  # past every bin: zone restores everything it has
