@@ -135,12 +135,11 @@ def read_sampled(path: str, role: str, grid: GridSpec, flat_index: np.ndarray, i
                 f"{src.count} band(s), nodata {src.nodata}"
             )
             raise as_failure(InputError(path, rule, Remedy.RASTER_LAYOUT))
-        source_grid = (src.transform, src.height, src.width)
-        index = None if indexes is None else indexes.get(source_grid)
-        if index is None:
-            index = gsocseq.nearest_source_index(grid, flat_index, src.transform, (src.height, src.width))
-        if indexes is not None:
-            indexes[source_grid] = index
+        indexes = {} if indexes is None else indexes
+        source_grid = (src.transform, (src.height, src.width))
+        if source_grid not in indexes:
+            indexes[source_grid] = gsocseq.nearest_source_index(grid, flat_index, *source_grid)
+        index = indexes[source_grid]
         rows, cols = np.divmod(index[index >= 0], src.width)
         if not len(rows):
             return np.full((src.count, len(flat_index)), np.nan)
