@@ -41,7 +41,13 @@ from soil_pipeline.publishing.parquet import TableFile
 from soil_pipeline.readers import Declare, empty_text_frame, iter_table_chunks
 from soil_pipeline.science.grid import Layer
 from soil_pipeline.science.regions import COUNTRY_NEAREST_MAX_DEG, NO_REGION
-from soil_pipeline.science.stocks import blocking_sites, flag_quarantined_horizons, topsoil_stocks
+from soil_pipeline.science.stocks import (
+    blocking_sites,
+    flag_quarantined_horizons,
+    text_array,
+    text_series,
+    topsoil_stocks,
+)
 
 KEY = "site_id"
 TOPSOIL_TOP_CM = 0.0
@@ -225,22 +231,17 @@ def place_sites(table: pd.DataFrame, placement: Placement) -> pd.DataFrame:
     lat = table["latitude_deg"].to_numpy(dtype=float, na_value=np.nan)
     index, method = placement.countries.assigner(lon, lat, COUNTRY_NEAREST_MAX_DEG)
     codes = pa.array(placement.countries.codes, pa.string(), from_pandas=True)
-    table["country_adm0_a3"] = _text_column(codes.take(pa.array(index, mask=index == NO_REGION)))
-    table["country_assignment"] = _text_column(pa.array(method, pa.string()))
+    table["country_adm0_a3"] = text_series(codes.take(pa.array(index, mask=index == NO_REGION)))
+    table["country_assignment"] = text_series(pa.array(method, pa.string()))
     table["climate_zone_code"] = sample_points(placement.climate_zones, lon, lat, 0).astype("int64")
     return table
-
-
-def _text_column(text: pa.Array) -> pd.Series:
-    """Arrow text as a pandas text column (the dtype the readers give text), without a copy through Python."""
-    return pd.Series(pd.array(text, dtype="str"))
 
 
 def _with_coordinates(stocks: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     """`stocks` with each site's longitude and latitude from its first row in `sites` (NaN for a site not there)
     after the site id, as a right merge on the site id gives them."""
-    keys = [pa.array(frame[KEY].astype("str"), pa.string(), from_pandas=True) for frame in (stocks, sites)]
-    at = pc.index_in(keys[0], value_set=keys[1]).to_numpy(zero_copy_only=False)  # float: NaN where not found
+    at = pc.index_in(text_array(stocks[KEY]), value_set=text_array(sites[KEY]))
+    at = at.to_numpy(zero_copy_only=False)  # float: NaN where not found
     found = ~np.isnan(at)
     rows = np.where(found, at, 0).astype(np.intp)
     table = stocks.reset_index(drop=True)

@@ -44,8 +44,8 @@ def overlap_cm(upper_cm, lower_cm, top_cm: float, bottom_cm: float) -> np.ndarra
     return np.clip(lower - upper, 0.0, None)
 
 
-def _text(values: pd.Series) -> pa.Array:
-    """Ids as one pyarrow text array."""
+def text_array(values: pd.Series) -> pa.Array:
+    """Ids (a pandas column) as one pyarrow text array."""
     array = pa.array(values.astype("str"), type=pa.string(), from_pandas=True)
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
@@ -54,7 +54,7 @@ def is_member(values: pd.Series, allowed) -> pd.Series:
     """`values.isin(allowed)` for ids compared as text, by pyarrow hash lookup (pandas' isin on arrow strings
     boxes every allowed value in Python)."""
     allowed = pd.Series(list(allowed) if isinstance(allowed, set) else allowed, dtype="str")
-    found = pc.is_in(_text(values), value_set=_text(allowed.dropna()))
+    found = pc.is_in(text_array(values), value_set=text_array(allowed.dropna()))
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
 
 
@@ -76,8 +76,8 @@ def _site_keys(sites: pd.Series, site_ids: pd.Series) -> np.ndarray:
     """Each id as a number: its position among `sites` (unique ids), the count of sites plus k for the k-th other
     distinct id, NaN when missing. Grouped by these numbers, rows form the same groups in the same order as grouped
     by their ids, so pandas' groupby adds each group as it would (its path depends on that order)."""
-    encoded = pc.dictionary_encode(_text(site_ids))
-    position = pc.index_in(encoded.dictionary, _text(sites)).to_numpy(zero_copy_only=False).astype(float)
+    encoded = pc.dictionary_encode(text_array(site_ids))
+    position = pc.index_in(encoded.dictionary, text_array(sites)).to_numpy(zero_copy_only=False).astype(float)
     other = np.isnan(position)
     position[other] = len(sites) + np.arange(other.sum())
     return pc.take(pa.array(position), encoded.indices).to_numpy(zero_copy_only=False)
@@ -108,10 +108,14 @@ def _union_coverage_cm(key: np.ndarray, clip_upper: np.ndarray, clip_lower: np.n
     return new_length.groupby(ordered["key"], sort=False).sum()
 
 
+def text_series(text: pa.Array) -> pd.Series:
+    """Pyarrow text as a pandas text column (the dtype the readers give text), without a copy through Python."""
+    return pd.Series(pd.array(text, dtype="str"))
+
+
 def _labels(names: list[str], which: np.ndarray, present: np.ndarray) -> pd.Series:
     """A text column of `names[which]`, missing where not `present`."""
-    text = pa.array(names, pa.string()).take(pa.array(which, mask=~present))
-    return pd.Series(pd.array(text, dtype="str"))
+    return text_series(pa.array(names, pa.string()).take(pa.array(which, mask=~present)))
 
 
 def _reason_text(reasons: dict[str, np.ndarray], n_sites: int) -> pd.Series:
