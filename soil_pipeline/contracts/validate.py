@@ -148,12 +148,9 @@ def reconcile(contract: TableContract, n_in: int, valid: int, copies: int, rejec
 COPY_COLUMNS = ["source_file", "source_line", "copy_of_line"]
 MISSING_NOTE_COLUMNS = ["column", "value", "rows", "first_line"]
 NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-# The bytes a cell matching NUMBER_PATTERN can hold (RE2's \s is these four blanks and the space). Of the cells made
-# of them only, Arrow's cast to float64 accepts those NUMBER_PATTERN matches once trimmed (test_contract_rules checks
-# every such text up to 4 characters): a column of such cells is parsed by one cast, without the regex.
-NUMBER_BYTES = np.zeros(256, dtype=bool)
-NUMBER_BYTES[list(b"0123456789+-.eE\t\n\r\f ")] = True
-# The bytes of a number without blanks (NUMBER_BYTES but its blanks): a column of them is parsed by one cast.
+# The bytes a cell matching NUMBER_PATTERN can hold but its blanks. Of the cells made of them only, Arrow's cast to
+# float64 accepts NUMBER_PATTERN matches only (test_contract_rules checks every such text up to 4 characters, blanks
+# around it too): a column of such cells is parsed by one cast, without the regex.
 NUMERAL_BYTES = b"0123456789+-.eE"
 # The MISSING_TOKENS made of NUMERAL_BYTES.
 NUMERAL_TOKENS = pa.array(sorted(t for t in MISSING_TOKENS if not t.encode().translate(None, NUMERAL_BYTES)))
