@@ -2,9 +2,10 @@
 
 python -m soil_pipeline_tests.publish_worker large ROOT ROWS
     publish one large frame as asset `large` (the crash test kills it mid-write)
-python -m soil_pipeline_tests.publish_worker many ROOT WRITER COUNT START_FILE
-    wait for START_FILE, then publish COUNT distinct frames as asset `shared` and, each time, the same
-    frame as asset `common`
+python -m soil_pipeline_tests.publish_worker many ROOT WRITER COUNT START_FILE [STOP_FILE MAX_COUNT]
+    say it is ready (`ready_file`), wait for START_FILE, then publish COUNT distinct frames as asset `shared` and,
+    each time, the same frame as asset `common`; with STOP_FILE, go on after COUNT until STOP_FILE appears (at most
+    MAX_COUNT frames). Print how many frames it published.
 """
 
 import sys
@@ -41,6 +42,26 @@ def wait_for(path: Path) -> None:
     raise TimeoutError(f"{path} never appeared")
 
 
+def ready_file(start: Path, writer: str) -> Path:
+    return start.with_name(f"{start.name}.{writer}.ready")
+
+
+def start_together(start: Path, writers: tuple[str, ...]) -> None:
+    """Release the writers at once, once every one has imported and opened its store (they take seconds to)."""
+    for writer in writers:
+        wait_for(ready_file(start, writer))
+    start.touch()
+
+
+def publish_many(store: VersionedParquetStore, writer: str, count: int, stop: Path | None, max_count: int) -> int:
+    index = 0
+    while index < count or (stop is not None and index < max_count and not stop.exists()):
+        store.publish("shared", shared_frame(writer, index), {"inputs": {}, "parameters": {"writer": writer}})
+        store.publish("common", common_frame(), {"inputs": {}, "parameters": {}})
+        index += 1
+    return index
+
+
 def main(argv: list[str]) -> None:
     mode, root = argv[0], argv[1]
     store = VersionedParquetStore(root)
@@ -48,10 +69,10 @@ def main(argv: list[str]) -> None:
         store.publish("large", large_frame(int(argv[2])), {"inputs": {}, "parameters": {"rows": int(argv[2])}})
         return
     writer, count, start = argv[2], int(argv[3]), Path(argv[4])
+    stop, max_count = (Path(argv[5]), int(argv[6])) if len(argv) > 5 else (None, count)
+    ready_file(start, writer).touch()
     wait_for(start)
-    for index in range(count):
-        store.publish("shared", shared_frame(writer, index), {"inputs": {}, "parameters": {"writer": writer}})
-        store.publish("common", common_frame(), {"inputs": {}, "parameters": {}})
+    print(publish_many(store, writer, count, stop, max_count))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from soil_pipeline.publishing.store import DATA_FILE, VersionedParquetStore, sha256_bytes
-from soil_pipeline_tests.publish_worker import common_frame, large_frame
+from soil_pipeline_tests.publish_worker import common_frame, large_frame, start_together
 
 REPO = Path(__file__).resolve().parent.parent
 # ~160 MB of incompressible Parquet: writing and syncing it keeps the file open long enough to be caught.
@@ -86,7 +86,7 @@ def test_kill_9_mid_write_leaves_published_versions_and_catalog_intact(tmp_path)
 def test_two_writer_processes_never_corrupt_the_catalog_or_each_others_versions(tmp_path):
     root, start = tmp_path / "root", tmp_path / "start"
     writers = [worker("many", str(root), name, str(PUBLISHES_PER_WRITER), str(start)) for name in WRITERS]
-    start.touch()
+    start_together(start, WRITERS)
     errors = [process.communicate()[1].decode() for process in writers]
     assert [process.returncode for process in writers] == [0, 0], errors
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -20,13 +21,14 @@ from soil_pipeline import cli
 from soil_pipeline.publishing import root as root_module
 from soil_pipeline.publishing.root import CatalogConflict, OutputRoot
 from soil_pipeline.publishing.store import CATALOG_FILE, DATA_FILE, VersionedParquetStore, sha256_bytes
-from soil_pipeline_tests.publish_worker import common_frame
+from soil_pipeline_tests.publish_worker import common_frame, start_together
 from soil_pipeline_tests.s3_server import s3_server
 
 REPO = Path(__file__).resolve().parent.parent
 PROVENANCE = {"inputs": {"drop": {"file": "sites.csv", "sha256": "ab" * 32}}, "parameters": {"depth_cm": 30}}
 WRITERS = ("a", "b", "c")
 PUBLISHES_PER_WRITER = 3
+MAX_PUBLISHES_PER_WRITER = 30
 
 
 def frame(values=(1.0, 2.0, 3.0)) -> pd.DataFrame:
@@ -93,28 +95,35 @@ def test_published_tables_read_back_through_the_store_pandas_pyarrow_and_the_cli
 
 
 def test_processes_committing_to_one_s3_root_at_once_lose_no_catalog_entry(s3, bucket, tmp_path):
-    url, start = f"s3://{bucket}/root", tmp_path / "start"
+    url, start, stop = f"s3://{bucket}/root", tmp_path / "start", tmp_path / "stop"
+    catalog = f"{bucket}/root/{CATALOG_FILE}"
     command = [sys.executable, "-m", "soil_pipeline_tests.publish_worker", "many", url]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     writers = [
         subprocess.Popen(
-            [*command, name, str(PUBLISHES_PER_WRITER), str(start)], cwd=REPO, env=env, stderr=subprocess.PIPE
+            [*command, name, str(PUBLISHES_PER_WRITER), str(start), str(stop), str(MAX_PUBLISHES_PER_WRITER)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for name in WRITERS
     ]
-    start.touch()
-    errors = [process.communicate()[1].decode() for process in writers]
-    assert [process.returncode for process in writers] == [0] * len(WRITERS), errors
+    start_together(start, WRITERS)
+    # Each writer goes on until a commit has met another's, so a slow machine that serialises them cannot skip the race.
+    while s3.refused_puts(catalog) == 0 and any(process.poll() is None for process in writers):
+        time.sleep(0.05)
+    stop.touch()
+    outputs = [process.communicate() for process in writers]
+    assert [process.returncode for process in writers] == [0] * len(WRITERS), [err.decode() for _, err in outputs]
+    published = dict(zip(WRITERS, (int(out) for out, _ in outputs), strict=True))
+    assert s3.refused_puts(catalog) > 0, f"no commit met another in {published} publishes: the race was not tested"
 
     store = VersionedParquetStore(url)
     document = store.document()
     # Each publish is a run of its own: every one is listed, and so is every version it made.
-    assert (
-        len(document["runs"])
-        == len({row["run_id"] for row in document["runs"]})
-        == 2 * len(WRITERS) * (PUBLISHES_PER_WRITER)
-    )
-    assert len(document["versions"]) == len(WRITERS) * PUBLISHES_PER_WRITER + 1
+    assert len(document["runs"]) == len({row["run_id"] for row in document["runs"]}) == 2 * sum(published.values())
+    assert len(document["versions"]) == sum(published.values()) + 1
     assert sorted(row["asset"] for row in document["versions"] if row["latest"]) == ["common", "shared"]
     for row in document["versions"]:
         data = store.backend.read_bytes(row["path"], DATA_FILE)
@@ -123,10 +132,10 @@ def test_processes_committing_to_one_s3_root_at_once_lose_no_catalog_entry(s3, b
         )
     shared = [store.read("shared", row["version"]) for row in store.versions("shared")]
     assert {(part["writer"].iloc[0], int(part["index"].iloc[0])) for part in shared} == {
-        (writer, index) for writer in WRITERS for index in range(PUBLISHES_PER_WRITER)
+        (writer, index) for writer, count in published.items() for index in range(count)
     }
+    assert min(published.values()) >= PUBLISHES_PER_WRITER
     pd.testing.assert_frame_equal(store.read("common"), common_frame())
-    assert s3.refused_puts(f"{bucket}/root/{CATALOG_FILE}") > 0, "no commit met another: the race was not tested"
 
 
 def test_a_commit_redoes_its_change_on_what_another_writer_committed_meanwhile(s3, bucket):
