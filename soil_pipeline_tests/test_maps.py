@@ -48,3 +48,22 @@ def test_every_map_is_the_png_of_a_tight_savefig(monkeypatch):
     drawn = [draw() for draw in draws]
     monkeypatch.setattr(maps, "_png", _tight_savefig)
     assert [draw() for draw in draws] == drawn
+
+
+def test_a_thumbnail_is_the_map_at_the_inline_resolution():
+    """Scaled from the map file rather than drawn again: the size of the map drawn at INLINE_DPI (within a pixel of
+    rounding), and the same picture (restored cells where the map has them)."""
+    share = np.zeros((45, 90))
+    share[10:20, 30:60] = 1.0
+    land = np.ones((45, 90), dtype=bool)
+    png = maps.block_map_png(share, land, GRID, "scenario", "share")
+    small = imread(io.BytesIO(maps.thumbnail_png(png)))
+    drawn = imread(io.BytesIO(maps.block_map_png(share, land, GRID, "scenario", "share", dpi=maps.INLINE_DPI)))
+    assert abs(small.shape[0] - drawn.shape[0]) <= 1 and abs(small.shape[1] - drawn.shape[1]) <= 1
+    full = imread(io.BytesIO(png))
+    # The colour at the middle of the restored block and at a land cell away from it, in both pictures.
+    for y, x in ((0.35, 0.5), (0.75, 0.2)):
+        here = small[int(y * small.shape[0]), int(x * small.shape[1]), :3]
+        there = full[int(y * full.shape[0]), int(x * full.shape[1]), :3]
+        assert np.abs(here - there).max() < 0.05
+    assert small.shape[0] < full.shape[0] / 2

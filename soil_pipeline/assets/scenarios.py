@@ -31,7 +31,7 @@ from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.engine import scenario_passes, zonal
 from soil_pipeline.engine.zonal import sums_table
-from soil_pipeline.maps import INLINE_DPI, block_map_png, inline_markdown
+from soil_pipeline.maps import block_map_png, inline_markdown, thumbnail_png
 from soil_pipeline.reference_data import (
     LAND_USE_LOSS_FILE,
     PRIORITY_REGIONS_FILE,
@@ -247,7 +247,7 @@ def restoration_scenario(
     label = "restored converted land / cell area"
     png = block_map_png(share_blocks, land_blocks, soc_stock_grid.grid, title, label)
     map_path, map_url = artifacts.write(f"restoration_scenario_map/{scenario.id}", png, ".png")
-    thumbnail = block_map_png(share_blocks, land_blocks, soc_stock_grid.grid, title, label, dpi=INLINE_DPI)
+    thumbnail = thumbnail_png(png)
     full_size = f"[full size]({map_url})" if map_url else f"full size: `{map_path}`"
     metadata = {
         "restored_cells_map": dg.MetadataValue.md(
