@@ -116,15 +116,20 @@ def broken_contract(validation: Validation | StreamValidation, file=None) -> Inp
 
 
 def publish_if_valid(
-    asset: str, table: pd.DataFrame, metadata: dict | None = None, key: dg.AssetKey | None = None
+    asset: str,
+    table: pd.DataFrame,
+    metadata: dict | None = None,
+    key: dg.AssetKey | None = None,
+    output_name: str = "result",
 ) -> Iterator:
-    """Yield the blocking contract check, then the output only if the table meets `asset`'s contract, else fail."""
+    """Yield the blocking contract check, then the output (Dagster's one output of an asset, or `output_name` of a
+    multi-asset's) only if the table meets `asset`'s contract, else fail."""
     contract = load_table_contract(asset)
     validation = validate(table, contract)
     yield contract_result(asset, validation, dg.AssetCheckSeverity.ERROR, key)
     if not validation.passed:
         raise as_failure(broken_contract(validation))
-    yield dg.Output(table, metadata={"contract": contract.label, **(metadata or {})})
+    yield dg.Output(table, output_name=output_name, metadata={"contract": contract.label, **(metadata or {})})
 
 
 def contract_specs(asset: str, key: dg.AssetKey | None = None) -> list[dg.AssetCheckSpec]:

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 import rasterio
 
+from soil_pipeline.assets import scenarios as scenarios_assets
 from soil_pipeline.assets.scenarios import scenario_key
 from soil_pipeline.definitions import build_definitions
+from soil_pipeline.errors import DeclarationError
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline.reference_data import factor, scenario_ids
+from soil_pipeline.reference_data import factor, load_scenario, scenario_ids, scenario_path
 from soil_pipeline.resources import InputDatasets
 from soil_pipeline.runner import MAIN_JOB, SCENARIO_JOB, run_job
 from soil_pipeline.science.grid import cell_area_ha
@@ -228,6 +230,55 @@ def test_each_scenario_run_has_a_png_map_and_its_definition_in_the_manifest(stor
         assert manifest["provenance"]["parameters"]["scenario"]["id"] == key
         assert f"scenario[{key}]" in manifest["provenance"]["inputs"]
         assert "climate_zone_legend" in manifest["provenance"]["inputs"]
+
+
+def test_scenarios_run_together_publish_what_each_publishes_alone(embedded_run, scenario_runs, tmp_path):
+    """One run of every scenario shares the streaming passes (one step): each table is the version its own run
+    published, bit for bit, so nothing new is published."""
+    root = tmp_path / "published"
+    shutil.copytree(embedded_run[1], root)
+    outcome = run_job(root, SCENARIO_JOB)
+    assert outcome.success, outcome.failures()
+    assert [event.step_key for event in outcome.result.get_step_success_events()] == ["restoration_scenarios"]
+    together = {
+        event.asset_key: event.materialization.metadata for event in outcome.result.get_asset_materialization_events()
+    }
+    assert set(together) == {scenario_key(key) for key in scenario_ids()}
+    for key, alone in scenario_runs.items():
+        [event] = alone.result.get_asset_materialization_events()
+        assert together[scenario_key(key)]["version"] == event.materialization.metadata["version"], key
+        assert together[scenario_key(key)]["newly_published"].value is False
+        assert (
+            together[scenario_key(key)]["global_soc_gain_pg_c"]
+            == event.materialization.metadata["global_soc_gain_pg_c"]
+        )
+    assert len(outcome.result.get_asset_check_evaluations()) == len(scenario_ids())
+
+
+def test_a_scenario_that_cannot_be_used_fails_the_step_after_the_others_are_published(
+    embedded_run, scenario_runs, tmp_path, monkeypatch
+):
+    """A broken scenario file fails its asset, naming the file and rule; the other scenarios selected with it still
+    publish (as they would in runs of their own)."""
+    root = tmp_path / "published"
+    shutil.copytree(embedded_run[1], root)
+    broken, good = "global_priority_15pct", "all_converted_100pct"
+
+    def load(scenario_id):
+        if scenario_id == broken:
+            raise DeclarationError(scenario_path(broken), "fraction must be in (0, 1], got 1.5")
+        return load_scenario(scenario_id)
+
+    monkeypatch.setattr(scenarios_assets, "load_scenario", load)
+    outcome = run_job(root, SCENARIO_JOB, asset_selection=[scenario_key(broken), scenario_key(good)])
+    assert not outcome.success
+    [failure] = outcome.failures()
+    assert (failure.step, failure.rule) == ("restoration_scenarios", "fraction must be in (0, 1], got 1.5")
+    assert failure.file == str(scenario_path(broken))
+    [event] = outcome.result.get_asset_materialization_events()
+    assert event.asset_key == scenario_key(good)
+    [alone] = scenario_runs[good].result.get_asset_materialization_events()
+    assert event.materialization.metadata["version"] == alone.materialization.metadata["version"]
 
 
 def test_potential_and_scenarios_depend_on_the_climate_zone_legend_they_name_regions_from(store):

@@ -2,7 +2,8 @@
 `restoration_scenario/<id>` and published as partition `<id>` of the store's `restoration_scenario` table.
 Scenarios are unpartitioned assets rather than partitions of one asset so that "Materialize all" in the UI works:
 an asset backfill with a month picked needs every partitioned root of the selection (here the monthly field drop)
-to share one partitions definition.
+to share one partitions definition. One multi-asset computes them (any subset, in one step), so the selected
+scenarios share the streaming passes over the grids.
 
 Each scenario ranks the converted land by the scenario's priority criterion, restores the scenario's share of it
 (globally or within each region), and reports per region the area restored, the 0-30 cm soil carbon gain at the
@@ -31,6 +32,7 @@ from soil_pipeline.checks import contract_specs, publish_if_valid
 from soil_pipeline.engine import raster as engine
 from soil_pipeline.engine import scenario_passes, zonal
 from soil_pipeline.engine.zonal import sums_table
+from soil_pipeline.failures import reported
 from soil_pipeline.maps import block_map_png, inline_markdown, thumbnail_png
 from soil_pipeline.reference_data import (
     LAND_USE_LOSS_FILE,
@@ -72,12 +74,11 @@ GLOBAL_METADATA_COLUMNS = (
 )
 
 
-def _stream(raster_engine: RasterEngine, scenario, with_pasture: bool, factors, grids, countries):
-    """The scenario's streaming passes over the common grid (see `scenario_passes`)."""
+def _stream(raster_engine: RasterEngine, chosen: list, with_pasture: bool, factors, grids, countries) -> dict:
+    """{scenario id: what its streaming passes give} of the `chosen` scenarios, which share the passes over the
+    common grid (see `scenario_passes`)."""
     soc, error, converted, cropland, climate, country = grids
     zone_of, _, sizes = zoner(countries)
-    if scenario.scope == "within_region" and scenario.scope_region_type not in sizes:
-        raise dg.Failure(f"scenario {scenario.id}: scope_region_type must be one of {list(sizes)}")
     grid = common_grid(soc, error, converted, cropland, climate, country)
     sources = {
         **grid_sources(soc, cropland, climate, country),
@@ -85,61 +86,106 @@ def _stream(raster_engine: RasterEngine, scenario, with_pasture: bool, factors, 
         "soc_stock_error": error.source("soc_stock_error"),
     }
     plans, block = zonal.plan(sources, grid)
-    window_task = scenario_passes.ScenarioWindow(
-        zonal.ZonalTask(grid, sources, plans, None, zone_of, sizes),
-        scenario,
-        factors,
-        with_pasture,
-        sizes.get(scenario.scope_region_type) if scenario.scope == "within_region" else None,
+    land = scenario_passes.LandCells(zonal.ZonalTask(grid, sources, plans, None, zone_of, sizes), factors, with_pasture)
+    rankings = tuple(
+        scenario_passes.ScenarioRanking(
+            scenario, sizes.get(scenario.scope_region_type) if scenario.scope == "within_region" else None
+        )
+        for scenario in chosen
     )
     window_list = engine.windows(grid, zonal.window_block(block, grid), raster_engine.window_cells)
     with raster_engine.executor() as executor:
-        return scenario_passes.run(window_task, window_list, executor, raster_engine.threads, REGION_TYPES)
+        return scenario_passes.run(land, rankings, window_list, executor, raster_engine.threads, REGION_TYPES)
 
 
 def scenario_key(scenario_id: str) -> dg.AssetKey:
     return dg.AssetKey([STORE_ASSET, scenario_id])
 
 
-def _scenario_asset(scenario_id: str) -> dg.AssetsDefinition:
-    @dg.asset(
+def _out(scenario_id: str) -> dg.AssetOut:
+    return dg.AssetOut(
         key=scenario_key(scenario_id),
         io_manager_key="published_io_manager",
         group_name="scenarios",
         code_version="4",
-        check_specs=contract_specs(STORE_ASSET, key=scenario_key(scenario_id)),
-        deps=["climate_zone_legend"],
+        is_required=False,  # any subset of the scenarios runs (`can_subset`)
         description=f"Restoration scenario `{scenario_id}`: per region, converted and restored area (Mha), SOC gain "
         "at the horizon (Pg C, Gt CO2) of the IPCC set-aside central with its lower and upper bounds, the low "
         "and eventual-recovery cases, mean annual rate (Tg C/yr), implied rate (t C/ha/yr) and % of the all-land "
         "4p1000 target, with intervals; global sensitivity rows (attribution, grazing loss, IPCC edition); a map.",
     )
-    def _scenario(
-        config: MonteCarloConfig,
-        raster_engine: RasterEngine,
-        artifacts: ArtifactStore,
-        soc_stock_grid: Layer,
-        soc_stock_error_grid: Layer,
-        converted_land_grid: Layer,
-        cropland_grid: Layer,
-        climate_zone_grid: Layer,
-        country_grid: Layer,
-        countries: pd.DataFrame,
-        regional_soc_stocks: pd.DataFrame,
-    ):
-        grids = (
-            soc_stock_grid,
-            soc_stock_error_grid,
-            converted_land_grid,
-            cropland_grid,
-            climate_zone_grid,
-            country_grid,
-        )
-        yield from restoration_scenario(
-            scenario_id, config, raster_engine, artifacts, *grids, countries, regional_soc_stocks
-        )
 
-    return _scenario
+
+@dg.multi_asset(
+    name="restoration_scenarios",
+    outs={scenario_key(scenario_id).to_python_identifier(): _out(scenario_id) for scenario_id in scenario_ids()},
+    check_specs=[
+        spec for scenario_id in scenario_ids() for spec in contract_specs(STORE_ASSET, scenario_key(scenario_id))
+    ],
+    deps=["climate_zone_legend"],
+    can_subset=True,
+)
+def restoration_scenarios(
+    context: dg.AssetExecutionContext,
+    config: MonteCarloConfig,
+    raster_engine: RasterEngine,
+    artifacts: ArtifactStore,
+    soc_stock_grid: Layer,
+    soc_stock_error_grid: Layer,
+    converted_land_grid: Layer,
+    cropland_grid: Layer,
+    climate_zone_grid: Layer,
+    country_grid: Layer,
+    countries: pd.DataFrame,
+    regional_soc_stocks: pd.DataFrame,
+):
+    """The selected scenarios, one asset each, from one set of streaming passes: each window's cells are read and
+    derived once for all of them. A scenario that cannot run or breaks its contract fails the step after the
+    others are published."""
+    grids = (soc_stock_grid, soc_stock_error_grid, converted_land_grid, cropland_grid, climate_zone_grid, country_grid)
+    selected = [key for key in scenario_ids() if scenario_key(key) in context.selected_asset_keys]
+    chosen, failures = _loaded(selected, zoner(countries)[2])
+    with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
+    factors = land_use_factors(climate_zone_names())
+    streamed = _stream(raster_engine, chosen, with_pasture, factors, grids, countries) if chosen else {}
+    for scenario in chosen:
+        try:
+            yield from restoration_scenario(
+                scenario,
+                streamed[scenario.id],
+                config,
+                raster_engine,
+                artifacts,
+                *grids,
+                countries,
+                regional_soc_stocks,
+            )
+        except dg.Failure as failure:
+            failures.append(failure)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise dg.Failure("\n".join(failure.description for failure in failures))
+
+
+def _loaded(scenario_ids: list[str], region_types: dict) -> tuple[list[scenarios.Scenario], list[dg.Failure]]:
+    """(the scenarios that can run, the failure of each that cannot: a file that cannot be used, a scope region
+    type the regions do not have)."""
+    chosen, failures = [], []
+    for scenario_id in scenario_ids:
+        try:
+            with reported():
+                scenario = load_scenario(scenario_id)
+        except dg.Failure as failure:
+            failures.append(failure)
+            continue
+        if scenario.scope == "within_region" and scenario.scope_region_type not in region_types:
+            failures.append(
+                dg.Failure(f"scenario {scenario.id}: scope_region_type must be one of {list(region_types)}")
+            )
+        else:
+            chosen.append(scenario)
+    return chosen, failures
 
 
 def scenario_draws(config: MonteCarloConfig, scenario, factors) -> tuple[scenarios.Draws, dict]:
@@ -163,7 +209,8 @@ def scenario_draws(config: MonteCarloConfig, scenario, factors) -> tuple[scenari
 
 
 def restoration_scenario(
-    scenario_id: str,
+    scenario: scenarios.Scenario,
+    streamed: tuple,
     config: MonteCarloConfig,
     raster_engine: RasterEngine,
     artifacts: ArtifactStore,
@@ -176,15 +223,11 @@ def restoration_scenario(
     countries: pd.DataFrame,
     regional_soc_stocks: pd.DataFrame,
 ):
-    """One scenario's regional table and sensitivity rows, checked against the restoration_scenario contract, then
-    published."""
-    scenario = load_scenario(scenario_id)
+    """One scenario's regional table and sensitivity rows from what its passes `streamed`, checked against the
+    restoration_scenario contract, then published."""
     with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
     factors = land_use_factors(climate_zone_names())
-    grids = (soc_stock_grid, soc_stock_error_grid, converted_land_grid, cropland_grid, climate_zone_grid, country_grid)
-    sums, (share_blocks, land_blocks), reports = _stream(
-        raster_engine, scenario, with_pasture, factors, grids, countries
-    )
+    sums, (share_blocks, land_blocks), reports = streamed
     draws, mc_parameters = scenario_draws(config, scenario, factors)
     rate = factor("four_per_1000", "annual_rate")
     land = "cropland (HYDE 3.2) + pasture" if with_pasture else "cropland (HYDE 3.2; no pasture raster)"
@@ -258,7 +301,8 @@ def restoration_scenario(
         **_case_metadata(table),
         "streaming_passes": dg.MetadataValue.json([r.metadata() for r in reports] + [raster_engine.describe()]),
     }
-    yield from publish_if_valid(STORE_ASSET, table, metadata=metadata, key=scenario_key(scenario_id))
+    key = scenario_key(scenario.id)
+    yield from publish_if_valid(STORE_ASSET, table, metadata, key, output_name=key.to_python_identifier())
 
 
 def _case_metadata(table: pd.DataFrame) -> dict[str, float]:
@@ -270,6 +314,3 @@ def _case_metadata(table: pd.DataFrame) -> dict[str, float]:
         out[f"global_{estimate}_soc_gain_pg_c"] = float(gain)
         out[f"global_{estimate}_implied_rate_t_c_per_ha_per_yr"] = float(rate)
     return out
-
-
-scenario_assets = [_scenario_asset(scenario_id) for scenario_id in scenario_ids()]

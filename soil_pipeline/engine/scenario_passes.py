@@ -1,9 +1,13 @@
-"""A restoration scenario as streaming passes of the raster engine: no global array, no global sort.
+"""Restoration scenarios as streaming passes of the raster engine: no global array, no global sort.
 
 Pass 1 adds per-window histograms of the priority (per scope zone, weighted by converted land), pass 2 gathers the
 cells of each zone's threshold bin, pass 3 restores each window's cells and sums the scenario's quantities per
 region, building the restored-share map block by block (see `science/ranking.py`). With a pasture raster, the
 cropland-only variant is ranked the same way on its own.
+
+Several scenarios on one grid share the passes: each window's land cells are read and derived once (`LandCells`),
+then ranked, restored and summed by each scenario (`ScenarioRanking`) in turn; a scenario's parts are keyed by its
+id, and each sum adds the same values in the same window order as a pass of its own would.
 """
 
 from dataclasses import dataclass
@@ -25,21 +29,24 @@ ZONE_LAYERS = ("country", "climate_zone")
 
 
 @dataclass(frozen=True)
-class ScenarioWindow:
-    """One window's land cells (those with a 2010 stock or converted land) and their land use; picklable."""
+class LandCells:
+    """One window's land cells (those with a 2010 stock or converted land) and their land use, the same for every
+    scenario on the grid; picklable."""
 
     layers: zonal.ZonalTask
-    scenario: scenarios.Scenario
     factors: scenarios.LandUseFactors  # losses per ha and Table 5.5 class, indexed by climate zone code
     with_pasture: bool
-    scope_sizes: int | None  # zones of the scope region type, for within_region scenarios
 
-    def ranking_cells(self, window) -> dict:
-        """What ranking needs of a window's land cells (read from `RANKING_LAYERS` and, for a within_region scope,
-        the zone layers): position, scope zone and the converted area of each variant (`ranking_inputs`)."""
-        scoped = self.scenario.scope == "within_region"
-        cells = self._land_cells(window, [*RANKING_LAYERS, *(ZONE_LAYERS if scoped else ())])
-        cells["scope"] = self._scope(self.layers.zonings(cells["layers"])) if scoped else None
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return (CONVERTED, CROPLAND_ONLY) if self.with_pasture else (CONVERTED,)
+
+    def ranking_cells(self, window, zoned: bool) -> dict:
+        """What ranking needs of a window's land cells (read from `RANKING_LAYERS` and, when `zoned`, the zone layers
+        and their zones): position, stocks and the converted area of each variant (`ScenarioRanking.inputs`)."""
+        cells = self._land_cells(window, [*RANKING_LAYERS, *(ZONE_LAYERS if zoned else ())])
+        layers = cells.pop("layers")
+        cells["zones"] = self.layers.zonings(layers) if zoned else None
         cropland, pasture = self._areas(cells)
         cells["converted"] = {CONVERTED: cropland + pasture}
         if self.with_pasture:
@@ -51,20 +58,18 @@ class ScenarioWindow:
         cells = self._land_cells(window, list(self.layers.sources))
         layers = cells.pop("layers")
         climate = layers["climate_zone"].astype("int64")
-        zones = self.layers.zonings(layers)
         cells |= {
             "stock_error": layers["soc_stock_error"].astype("float64"),
             "climate_class": self.factors.class_of_code[climate],
-            "zones": zones,
-            "scope": self._scope(zones),
+            "zones": self.layers.zonings(layers),
         }
         cells["land_use"], cells["grazing"] = self._land_use(cells, climate)
         cells["converted"] = {variant: land.converted_ha for variant, land in cells["land_use"].items()}
         return cells
 
     def _land_cells(self, window, names: list[str]) -> dict:
-        """The window's land cells: grid position, stocks, areas (ha), and `layers`, each other layer of `names` at
-        those cells."""
+        """The window's land cells: grid position, stocks, areas (ha), `layers` (each other layer of `names` at
+        those cells) and `keys` (rank keys by priority criterion, filled as scenarios ask for them)."""
         grid, read = self.layers.grid, self.layers.layers(window, names)
         soc = read.pop("soc_stock")
         converted = read.pop("converted_land")
@@ -80,13 +85,8 @@ class ScenarioWindow:
             "cropland_ha": read.pop("cropland").ravel()[keep].astype("float64"),
             "layers": {name: layer.ravel()[keep] for name, layer in read.items()},
             "keep": keep,
+            "keys": {},
         }
-
-    def _scope(self, zones: dict) -> np.ndarray | None:
-        if self.scenario.scope != "within_region":
-            return None
-        cells = zones[self.scenario.scope_region_type]
-        return np.where(cells < 0, self.scope_sizes, cells)
 
     @staticmethod
     def _areas(cells: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -120,70 +120,119 @@ class ScenarioWindow:
         grazing = {f"grazing{j}": land(loss[climate]) for j, loss in enumerate(alternatives)}
         return variants, grazing
 
-    def ranking_inputs(self, cells: dict, variant: str):
+
+@dataclass(frozen=True)
+class ScenarioRanking:
+    """How one scenario ranks land cells: by its priority criterion, within its scope zones; picklable."""
+
+    scenario: scenarios.Scenario
+    scope_sizes: int | None  # zones of the scope region type, for within_region scenarios
+
+    @property
+    def zoned(self) -> bool:
+        return self.scenario.scope == "within_region"
+
+    @property
+    def n_zones(self) -> int:
+        return (self.scope_sizes + 1) if self.scope_sizes is not None else 1
+
+    def inputs(self, cells: dict, variant: str):
         """(rank key, grid position, scope zone, converted ha) of the cells, for `ranking`."""
-        if "key" not in cells:
-            priority = scenarios.PRIORITY_CRITERIA[self.scenario.priority]
-            cells["key"] = ranking.rank_key(priority(cells["soc_2010"], cells["soc_no_land_use"]))
-        key = cells["key"]
-        zone = np.zeros(key.shape, "int64") if cells["scope"] is None else cells["scope"]
+        priority = self.scenario.priority
+        if priority not in cells["keys"]:
+            criterion = scenarios.PRIORITY_CRITERIA[priority]
+            cells["keys"][priority] = ranking.rank_key(criterion(cells["soc_2010"], cells["soc_no_land_use"]))
+        key = cells["keys"][priority]
+        if self.zoned:
+            zone = cells["zones"][self.scenario.scope_region_type]
+            zone = np.where(zone < 0, self.scope_sizes, zone)
+        else:
+            zone = np.zeros(key.shape, "int64")
         return key, cells["position"], zone, cells["converted"][variant]
+
+
+def _part(scenario_id: str, name: str) -> str:
+    """The name of a scenario's part of a pass's output (`_split` takes it apart)."""
+    return f"{scenario_id}/{name}"
 
 
 @dataclass(frozen=True)
 class HistogramPass:
-    window_task: ScenarioWindow
+    land: LandCells
+    rankings: tuple[ScenarioRanking, ...]
 
     def __call__(self, window) -> dict:
-        cells = self.window_task.ranking_cells(window)
-        out = {}
-        for variant in cells["converted"]:
-            key, _, zone, area = self.window_task.ranking_inputs(cells, variant)
-            out[f"hist/{variant}"] = ranking.window_histogram(key, zone, area)
-        return out
+        cells = self.land.ranking_cells(window, any(r.zoned for r in self.rankings))
+        return {
+            _part(r.scenario.id, f"hist/{variant}"): ranking.window_histogram(
+                *_without_position(r.inputs(cells, variant))
+            )
+            for r in self.rankings
+            for variant in cells["converted"]
+        }
+
+
+def _without_position(inputs: tuple) -> tuple:
+    key, _, zone, area = inputs
+    return key, zone, area
 
 
 @dataclass(frozen=True)
 class ThresholdPass:
-    """The cells of each variant's threshold bins, read only in `windows` (top-left (row, column) offsets): those
-    whose histograms have any (`ranking.Thresholds.in_histogram`); any other window gives nothing."""
+    """The cells of each variant's threshold bins, read only in the windows (top-left (row, column) offsets) of
+    each scenario whose histograms have any (`ranking.Thresholds.in_histogram`); any other window gives nothing."""
 
-    window_task: ScenarioWindow
-    states: dict[str, ranking.Thresholds]
-    windows: frozenset[tuple[int, int]]
+    land: LandCells
+    rankings: tuple[ScenarioRanking, ...]
+    states: tuple[dict[str, ranking.Thresholds], ...]  # per ranking
+    windows: tuple[frozenset[tuple[int, int]], ...]  # per ranking
 
     def __call__(self, window) -> dict:
-        if _offset(window) not in self.windows:
+        chosen = [k for k, windows in enumerate(self.windows) if _offset(window) in windows]
+        if not chosen:
             return {}
-        cells = self.window_task.ranking_cells(window)
+        cells = self.land.ranking_cells(window, any(self.rankings[k].zoned for k in chosen))
         return {
-            f"bin/{variant}": ranking.threshold_cells(*self.window_task.ranking_inputs(cells, variant), state)
-            for variant, state in self.states.items()
+            _part(self.rankings[k].scenario.id, f"bin/{variant}"): ranking.threshold_cells(
+                *self.rankings[k].inputs(cells, variant), state
+            )
+            for k in chosen
+            for variant, state in self.states[k].items()
         }
 
 
 @dataclass(frozen=True)
 class SumPass:
-    window_task: ScenarioWindow
-    states: dict[str, ranking.Thresholds]
-    shares: dict[str, ranking.BinShares]
+    land: LandCells
+    rankings: tuple[ScenarioRanking, ...]
+    states: tuple[dict[str, ranking.Thresholds], ...]  # per ranking
+    shares: tuple[dict[str, ranking.BinShares], ...]  # per ranking
     region_types: tuple[str, ...]
 
     def __call__(self, window) -> dict:
-        task = self.window_task
-        cells = task.cells(window)
+        cells = self.land.cells(window)
         part = {}
-        for variant in self.states:
-            restored = ranking.restored_in_window(
-                *task.ranking_inputs(cells, variant), self.states[variant], self.shares[variant]
+        for r, states, shares in zip(self.rankings, self.states, self.shares, strict=True):
+            part.update(
+                {
+                    _part(r.scenario.id, name): value
+                    for name, value in self._one(window, cells, r, states, shares).items()
+                }
             )
+        return part
+
+    def _one(self, window, cells: dict, r: ScenarioRanking, states: dict, shares: dict) -> dict:
+        """One scenario's sums per region of the window and its map blocks (`map`)."""
+        part = {}
+        for variant in states:
+            restored = ranking.restored_in_window(*r.inputs(cells, variant), states[variant], shares[variant])
             values = scenarios.cell_quantities(
-                task.scenario,
+                r.scenario,
                 cells["soc_2010"],
                 cells["soc_no_land_use"],
                 cells["land_use"][variant],
                 cells["climate_class"],
-                len(task.factors.classes),
+                len(self.land.factors.classes),
                 restored=restored,
                 grazing=cells["grazing"] if variant == CONVERTED else None,
                 split_classes=False,
@@ -194,20 +243,19 @@ class SumPass:
             kinds = self.region_types if variant == CONVERTED else ("global",)
             part.update({f"{variant}/{name}": v for name, v in self._sums(values, cells, kinds).items()})
             if variant == CONVERTED:
-                part["map"] = _map_blocks(window, cells, restored, map_block(task.layers.grid))
+                part["map"] = _map_blocks(window, cells, restored, map_block(self.land.layers.grid))
         return part
 
     def _sums(self, values: dict, cells: dict, kinds: tuple[str, ...]) -> dict:
         """`{region type}/{quantity}`: the window's sums of `values` per region of each of `kinds` (the grazing
         alternatives for the world only). A set-aside gain's cropland part (`scenarios.BY_CLASS`) is summed per
         region and climate class in one loop over the cells (a cross zoning) and split into its per-class sums."""
-        task = self.window_task
-        n_classes = len(task.factors.classes)
+        n_classes = len(self.land.factors.classes)
         zones, sizes, names, wanted = {}, {}, {}, {}
         everywhere = _not_global_only(values, cells["grazing"])
         for kind in kinds:
             wanted[kind] = list(values) if kind == "global" else everywhere
-            zones[kind], sizes[kind] = cells["zones"][kind], task.layers.sizes[kind]
+            zones[kind], sizes[kind] = cells["zones"][kind], self.land.layers.sizes[kind]
             names[kind] = [name for name in wanted[kind] if not name.endswith(scenarios.BY_CLASS)]
             by_class = [name for name in wanted[kind] if name.endswith(scenarios.BY_CLASS)]
             if by_class:
@@ -247,87 +295,111 @@ def _map_blocks(window, cells: dict, restored: np.ndarray, block: int) -> tuple[
     return share.reshape(shape[0], block, shape[1], block).mean(axis=(1, 3)), land.reshape(shape)
 
 
-def run(window_task: ScenarioWindow, window_list, executor, threads: int, region_types: tuple[str, ...]):
-    """(sums keyed `{variant}/{region type}/{quantity}`, restored-share and land map blocks, pass reports).
-    Restoring all converted land (a fraction of 1) needs no ranking: only the last pass runs."""
-    if window_task.scenario.fraction >= 1.0:
-        variants = (CONVERTED, CROPLAND_ONLY) if window_task.with_pasture else (CONVERTED,)
-        states = {variant: ranking.restore_all(_n_zones(window_task)) for variant in variants}
-        shares = {variant: ranking.BinShares.none() for variant in variants}
-        return _restore(window_task, window_list, executor, threads, region_types, states, shares)
-    histograms: dict[str, ranking.HistogramSum] = {}
-    window_ids: dict[tuple[int, int], dict[str, np.ndarray]] = {}  # a few kB a window: its (zone, bin) ids
+def run(land: LandCells, rankings: tuple[ScenarioRanking, ...], window_list, executor, threads: int, region_types):
+    """{scenario id: (sums keyed `{variant}/{region type}/{quantity}`, restored-share and land map blocks, pass
+    reports)}. Restoring all converted land (a fraction of 1) needs no ranking: such a scenario joins only the last
+    pass."""
+    ranked = tuple(r for r in rankings if r.scenario.fraction < 1.0)
+    states, shares, reports = _rank(land, ranked, window_list, executor, threads) if ranked else ({}, {}, [])
+    for r in rankings:
+        if r.scenario.fraction >= 1.0:
+            states[r.scenario.id] = {variant: ranking.restore_all(r.n_zones) for variant in land.variants}
+            shares[r.scenario.id] = {variant: ranking.BinShares.none() for variant in land.variants}
+    ids = [r.scenario.id for r in rankings]
+    task = SumPass(land, rankings, tuple(states[i] for i in ids), tuple(shares[i] for i in ids), region_types)
+    sums, maps, last = _restore(task, window_list, executor, threads)
+    return {
+        r.scenario.id: (sums.get(r.scenario.id, {}), maps[r.scenario.id], [*(reports if r in ranked else []), last])
+        for r in rankings
+    }
+
+
+def _split(part: dict) -> dict[str, dict]:
+    """{scenario id: {name: value}} of a pass's output keyed `{scenario id}/{name}`."""
+    out: dict[str, dict] = {}
+    for name, value in part.items():
+        scenario_id, rest = name.split("/", 1)
+        out.setdefault(scenario_id, {})[rest] = value
+    return out
+
+
+def _rank(land: LandCells, ranked: tuple[ScenarioRanking, ...], window_list, executor, threads: int):
+    """Passes 1 and 2 of the ranked scenarios: ({id: {variant: thresholds}}, {id: {variant: bin shares}}, reports)."""
+    histograms: dict[str, dict[str, ranking.HistogramSum]] = {r.scenario.id: {} for r in ranked}
+    window_ids: dict[tuple[int, int], dict] = {}  # a few kB a window: each scenario's (zone, bin) ids
 
     def keep_histograms(window, part):
-        for name, value in part.items():
-            histograms.setdefault(name.split("/", 1)[1], ranking.HistogramSum()).add(value)
-            window_ids.setdefault(_offset(window), {})[name.split("/", 1)[1]] = value[0]
+        for scenario_id, names in _split(part).items():
+            for name, value in names.items():
+                variant = name.split("/", 1)[1]
+                histograms[scenario_id].setdefault(variant, ranking.HistogramSum()).add(value)
+                window_ids.setdefault(_offset(window), {}).setdefault(scenario_id, {})[variant] = value[0]
         return {}
 
     _, first = engine.run_pass(
-        HistogramPass(window_task), window_list, executor, threads, "ranking histograms", consume=keep_histograms
+        HistogramPass(land, ranked), window_list, executor, threads, "ranking histograms", consume=keep_histograms
     )
-    fraction = window_task.scenario.fraction
     states = {
-        variant: ranking.thresholds(*histogram.result(), _n_zones(window_task), fraction)
-        for variant, histogram in histograms.items()
+        r.scenario.id: {
+            variant: ranking.thresholds(*histogram.result(), r.n_zones, r.scenario.fraction)
+            for variant, histogram in histograms[r.scenario.id].items()
+        }
+        for r in ranked
     }
-    gathered: dict[str, list] = {variant: [] for variant in states}
-    windows = frozenset(
-        offset
-        for offset, ids in window_ids.items()
-        if any(states[variant].in_histogram(variant_ids).any() for variant, variant_ids in ids.items())
+    windows = tuple(
+        frozenset(
+            offset
+            for offset, ids in window_ids.items()
+            if any(
+                states[r.scenario.id][variant].in_histogram(variant_ids).any()
+                for variant, variant_ids in ids.get(r.scenario.id, {}).items()
+            )
+        )
+        for r in ranked
     )
+    gathered: dict[str, dict[str, list]] = {
+        r.scenario.id: {variant: [] for variant in states[r.scenario.id]} for r in ranked
+    }
 
     def keep_cells(window, part):
-        for name, value in part.items():
-            gathered[name.split("/", 1)[1]].append(value)
+        for scenario_id, names in _split(part).items():
+            for name, value in names.items():
+                gathered[scenario_id][name.split("/", 1)[1]].append(value)
         return {}
 
-    _, second = engine.run_pass(
-        ThresholdPass(window_task, states, windows),
-        window_list,
-        executor,
-        threads,
-        "threshold cells",
-        consume=keep_cells,
-    )
+    task = ThresholdPass(land, ranked, tuple(states[r.scenario.id] for r in ranked), windows)
+    _, second = engine.run_pass(task, window_list, executor, threads, "threshold cells", consume=keep_cells)
     shares = {
-        variant: ranking.BinShares.from_cells(parts, states[variant]) if parts else ranking.BinShares.none()
-        for variant, parts in gathered.items()
+        scenario_id: {
+            variant: ranking.BinShares.from_cells(parts, states[scenario_id][variant])
+            if parts
+            else ranking.BinShares.none()
+            for variant, parts in variants.items()
+        }
+        for scenario_id, variants in gathered.items()
     }
-    sums, maps, reports = _restore(window_task, window_list, executor, threads, region_types, states, shares)
-    return sums, maps, [first, second, *reports]
+    return states, shares, [first, second]
 
 
 def _offset(window) -> tuple[int, int]:
     return int(window.row_off), int(window.col_off)
 
 
-def _n_zones(window_task: ScenarioWindow) -> int:
-    return (window_task.scope_sizes + 1) if window_task.scope_sizes is not None else 1
-
-
-def _restore(window_task: ScenarioWindow, window_list, executor, threads, region_types, states, shares):
-    """The last pass: each window's cells restored, the scenario's sums per region and the map blocks."""
-    grid = window_task.layers.grid
+def _restore(task: SumPass, window_list, executor, threads):
+    """The last pass: each window's cells restored, each scenario's sums per region and its map blocks
+    ({id: sums}, {id: (share map, land map)}, report)."""
+    grid = task.land.layers.grid
     block = map_block(grid)
     shape = (-(-grid.height // block), -(-grid.width // block))
-    share_map, land_map = np.zeros(shape), np.zeros(shape)
+    maps = {r.scenario.id: (np.zeros(shape), np.zeros(shape)) for r in task.rankings}
 
     def keep_map(window, part):
-        share, land = part.pop("map")
         r0, c0 = int(window.row_off) // block, int(window.col_off) // block
-        share_map[r0 : r0 + share.shape[0], c0 : c0 + share.shape[1]] = share
-        land_map[r0 : r0 + land.shape[0], c0 : c0 + land.shape[1]] = land
+        for scenario_id, (share_map, land_map) in maps.items():
+            share, land = part.pop(_part(scenario_id, "map"))
+            share_map[r0 : r0 + share.shape[0], c0 : c0 + share.shape[1]] = share
+            land_map[r0 : r0 + land.shape[0], c0 : c0 + land.shape[1]] = land
         return part
 
-    sums, report = engine.run_pass(
-        SumPass(window_task, states, shares, region_types),
-        window_list,
-        executor,
-        threads,
-        "scenario sums",
-        consume=keep_map,
-    )
-    return sums, (share_map, land_map), [report]
+    sums, report = engine.run_pass(task, window_list, executor, threads, "scenario sums", consume=keep_map)
+    return _split(sums), maps, report
