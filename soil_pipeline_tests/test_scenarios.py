@@ -324,6 +324,25 @@ def test_grazing_alternatives_are_summed_beside_the_central_attribution():
     assert q[f"{alternative}.class3"].item() == pytest.approx(1000.0 * 0.52 / 0.62)
 
 
+def test_scenarios_sharing_one_cell_debt_get_the_quantities_each_gets_alone():
+    # the streaming engine makes each window's CellDebt once and hands it to every scenario on the window: its
+    # attributed densities are computed for the first and reused (the same arrays) by the others, unchanged
+    soc_2010, soc_nolu, land = _random_grid()
+    other = dataclasses.replace(land, other_loss=land.other_loss * 0.5)
+    debt = scenarios.CellDebt.of(soc_2010, soc_nolu, land.area_ha)
+    for scenario in (make(0.15), make(1.0, recovery=SET_ASIDE), make(0.3, low=RATE_033)):
+        alone = _quantities(scenario, soc_2010, soc_nolu, land, grazing={"grazing0": other})
+        shared = _quantities(scenario, soc_2010, soc_nolu, land, grazing={"grazing0": other}, debt=debt)
+        assert alone.keys() == shared.keys()
+        for name, values in alone.items():
+            np.testing.assert_array_equal(shared[name], values, err_msg=name)
+    assert debt.attributed(land) is debt.attributed(land)
+    assert (
+        debt.attributed(other, ("literature",))["literature"][0]
+        is debt.attributed(other, ("literature",))["literature"][0]
+    )
+
+
 def test_set_aside_gains_summed_per_region_and_class_in_one_loop_equal_the_per_class_quantities_bit_for_bit():
     # what the streaming engine sums (`split_classes=False`: each set-aside gain's cropland part once, over the cross
     # zoning region x class) against the per-class quantities (one masked array per class) summed per region

@@ -54,7 +54,7 @@ class LandCells:
         return cells
 
     def cells(self, window) -> dict:
-        """Every layer of a window's land cells, their zones and land uses (`_land_use`)."""
+        """Every layer of a window's land cells, their zones, land uses (`_land_use`) and debt (`CellDebt`)."""
         cells = self._land_cells(window, list(self.layers.sources))
         layers = cells.pop("layers")
         climate = layers["climate_zone"].astype("int64")
@@ -65,6 +65,7 @@ class LandCells:
         }
         cells["land_use"], cells["grazing"] = self._land_use(cells, climate)
         cells["converted"] = {variant: land.converted_ha for variant, land in cells["land_use"].items()}
+        cells["debt"] = scenarios.CellDebt.of(cells["soc_2010"], cells["soc_no_land_use"], cells["area_ha"])
         return cells
 
     def _land_cells(self, window, names: list[str]) -> dict:
@@ -236,6 +237,7 @@ class SumPass:
                 restored=restored,
                 grazing=cells["grazing"] if variant == CONVERTED else None,
                 split_classes=False,
+                debt=cells["debt"],
             )
             values |= scenarios.stock_error_quantities(
                 cells["soc_2010"], cells["stock_error"], cells["area_ha"], restored

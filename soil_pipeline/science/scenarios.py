@@ -274,7 +274,14 @@ class CellDebt:
         return cls(nolu, density, density * area_ha)
 
     def attributed(self, land: LandUse, names=tuple(ATTRIBUTIONS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """`attributed_debt_density` on the cells' `land` (of the same cell areas)."""
+        """`attributed_debt_density` on the cells' `land` (of the same cell areas); computed once per land use
+        object and names (scenarios on the same cells share them), to be read, not written."""
+        key = ("attributed", id(land), tuple(names))
+        if key not in self.shared:
+            self.shared[key] = self._attributed(land, names), land
+        return self.shared[key][0]
+
+    def _attributed(self, land: LandUse, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         converted, on_converted, cell_average, other_ha = self._areas(land)
         out = {}
         for name in (name for name in ATTRIBUTIONS if name in names):
@@ -481,6 +488,7 @@ def cell_quantities(
     zones=None,
     grazing: dict[str, LandUse] | None = None,
     split_classes: bool = True,
+    debt: CellDebt | None = None,
 ) -> dict:
     """Per-cell areas (ha) and carbon (t C) of one scenario; `zones` are the scope regions for within_region;
     `climate_class` the Table 5.5 class of each cell (0..n_classes-1, n_classes = none) for set-aside curves.
@@ -489,7 +497,9 @@ def cell_quantities(
     when given, e.g. ranked by the streaming engine). Every curve's gain (`gain_name`) uses the "literature"
     attribution; the central curve's also the two bounds and, on each land use of `grazing` (same areas, other
     grazing losses), the literature attribution. Quantities of equal values may be one array (see `_Gains`). With
-    `split_classes` False a set-aside gain's cropland part is one quantity, `BY_CLASS`, rather than one per class."""
+    `split_classes` False a set-aside gain's cropland part is one quantity, `BY_CLASS`, rather than one per class.
+    `debt` is the cells' `CellDebt` of `land`'s areas when already made (other scenarios' calls on the same cells
+    then share its attributed densities)."""
     if restored is None:
         priority = PRIORITY_CRITERIA[scenario.priority](soc_2010, soc_no_land_use)
         scoped = zones if scenario.scope == "within_region" else None
@@ -501,7 +511,8 @@ def cell_quantities(
         "restored_ha": restored,
         "restored_with_soc_ha": np.where(has_soc, restored, 0.0),
     }
-    debt = CellDebt.of(soc_2010, soc_no_land_use, land.area_ha)
+    if debt is None:
+        debt = CellDebt.of(soc_2010, soc_no_land_use, land.area_ha)
     densities = debt.attributed(land)
     gains = _Gains(restored, land, climate_class, n_classes, scenario.horizon_yr, split_classes)
     for key, curve in scenario.curves().items():
