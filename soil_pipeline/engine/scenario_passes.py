@@ -164,18 +164,12 @@ class HistogramPass:
 
     def __call__(self, window) -> dict:
         cells = self.land.ranking_cells(window, any(r.zoned for r in self.rankings))
-        return {
-            _part(r.scenario.id, f"hist/{variant}"): ranking.window_histogram(
-                *_without_position(r.inputs(cells, variant))
-            )
-            for r in self.rankings
-            for variant in cells["converted"]
-        }
-
-
-def _without_position(inputs: tuple) -> tuple:
-    key, _, zone, area = inputs
-    return key, zone, area
+        out = {}
+        for r in self.rankings:
+            for variant in cells["converted"]:
+                key, _, zone, area = r.inputs(cells, variant)
+                out[_part(r.scenario.id, f"hist/{variant}")] = ranking.window_histogram(key, zone, area)
+        return out
 
 
 @dataclass(frozen=True)
