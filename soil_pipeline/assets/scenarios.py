@@ -148,18 +148,10 @@ def restoration_scenarios(
     with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
     factors = land_use_factors(climate_zone_names())
     streamed = _stream(raster_engine, chosen, with_pasture, factors, grids, countries) if chosen else {}
+    shared = _Shared(config, raster_engine, artifacts, grids, countries, regional_soc_stocks, with_pasture, factors)
     for scenario in chosen:
         try:
-            yield from restoration_scenario(
-                scenario,
-                streamed[scenario.id],
-                config,
-                raster_engine,
-                artifacts,
-                *grids,
-                countries,
-                regional_soc_stocks,
-            )
+            yield from restoration_scenario(scenario, streamed[scenario.id], shared)
         except dg.Failure as failure:
             failures.append(failure)
     if len(failures) == 1:
@@ -208,25 +200,28 @@ def scenario_draws(config: MonteCarloConfig, scenario, factors) -> tuple[scenari
     return result, {**mc_parameters, "set_aside_recovered_share_central": central_shares}
 
 
-def restoration_scenario(
-    scenario: scenarios.Scenario,
-    streamed: tuple,
-    config: MonteCarloConfig,
-    raster_engine: RasterEngine,
-    artifacts: ArtifactStore,
-    soc_stock_grid: Layer,
-    soc_stock_error_grid: Layer,
-    converted_land_grid: Layer,
-    cropland_grid: Layer,
-    climate_zone_grid: Layer,
-    country_grid: Layer,
-    countries: pd.DataFrame,
-    regional_soc_stocks: pd.DataFrame,
-):
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Shared:
+    """What every scenario of a step reads: its configuration and resources, the grids (in `_stream`'s order), the
+    regions and regional stocks, and the land use conventions."""
+
+    config: MonteCarloConfig
+    raster_engine: RasterEngine
+    artifacts: ArtifactStore
+    grids: tuple[Layer, ...]
+    countries: pd.DataFrame
+    regional_soc_stocks: pd.DataFrame
+    with_pasture: bool
+    factors: scenarios.LandUseFactors
+
+
+def restoration_scenario(scenario: scenarios.Scenario, streamed: tuple, shared: _Shared):
     """One scenario's regional table and sensitivity rows from what its passes `streamed`, checked against the
     restoration_scenario contract, then published."""
-    with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
-    factors = land_use_factors(climate_zone_names())
+    config, raster_engine, artifacts = shared.config, shared.raster_engine, shared.artifacts
+    countries, regional_soc_stocks = shared.countries, shared.regional_soc_stocks
+    with_pasture, factors = shared.with_pasture, shared.factors
+    soc_stock_grid, soc_stock_error_grid, converted_land_grid, _, climate_zone_grid, _ = shared.grids
     sums, (share_blocks, land_blocks), reports = streamed
     draws, mc_parameters = scenario_draws(config, scenario, factors)
     rate = factor("four_per_1000", "annual_rate")
