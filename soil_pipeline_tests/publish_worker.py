@@ -46,11 +46,18 @@ def ready_file(start: Path, writer: str) -> Path:
     return start.with_name(f"{start.name}.{writer}.ready")
 
 
-def start_together(start: Path, writers: tuple[str, ...]) -> None:
-    """Release the writers at once, once every one has imported and opened its store (they take seconds to)."""
-    for writer in writers:
-        wait_for(ready_file(start, writer))
-    start.touch()
+def start_together(start: Path, writers: dict) -> None:
+    """Release the writer processes ({name: Popen}) at once, once every one has imported and opened its store (they
+    take seconds to); a writer that ends before it is ready fails the test with what it printed on stderr."""
+    for _ in range(START_WAIT_STEPS):
+        if all(ready_file(start, name).exists() for name in writers):
+            start.touch()
+            return
+        for name, process in writers.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"writer {name} ended (exit {process.returncode}): {process.stderr.read().decode()}")
+        time.sleep(START_WAIT_STEP_S)
+    raise TimeoutError(f"the writers {list(writers)} were not all ready")
 
 
 def publish_many(store: VersionedParquetStore, writer: str, count: int, stop: Path | None, max_count: int) -> int:

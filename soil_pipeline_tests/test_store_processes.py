@@ -86,7 +86,7 @@ def test_kill_9_mid_write_leaves_published_versions_and_catalog_intact(tmp_path)
 def test_two_writer_processes_never_corrupt_the_catalog_or_each_others_versions(tmp_path):
     root, start = tmp_path / "root", tmp_path / "start"
     writers = [worker("many", str(root), name, str(PUBLISHES_PER_WRITER), str(start)) for name in WRITERS]
-    start_together(start, WRITERS)
+    start_together(start, dict(zip(WRITERS, writers, strict=True)))
     errors = [process.communicate()[1].decode() for process in writers]
     assert [process.returncode for process in writers] == [0, 0], errors
 

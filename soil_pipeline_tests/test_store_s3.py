@@ -109,7 +109,7 @@ def test_processes_committing_to_one_s3_root_at_once_lose_no_catalog_entry(s3, b
         )
         for name in WRITERS
     ]
-    start_together(start, WRITERS)
+    start_together(start, dict(zip(WRITERS, writers, strict=True)))
     # Each writer goes on until a commit has met another's, so a slow machine that serialises them cannot skip the race.
     while s3.refused_puts(catalog) == 0 and any(process.poll() is None for process in writers):
         time.sleep(0.05)
