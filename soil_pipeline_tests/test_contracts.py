@@ -129,6 +129,21 @@ def test_the_gx_worker_loads_what_gx_imports_but_our_suites_never_use_only_when_
     assert printed == ["_LazyModule", "0.5", "module"]
 
 
+def test_the_gx_worker_imports_gx_without_its_sql_and_aws_extras():
+    # As in the worker: GX imported with SQLAlchemy, boto3 and botocore found absent loads none of them, where it
+    # loads all three as installed here; the worker's reports equal GX's in this process, which has them (above).
+    def loaded(finders: str) -> list[str]:
+        code = (
+            f"import sys; from soil_pipeline.contracts import gx_worker; sys.meta_path[:0] = [{finders}]; "
+            "import great_expectations, great_expectations.expectations; "
+            "print(sorted({name.partition('.')[0] for name in sys.modules} & {'sqlalchemy', 'boto3', 'botocore'}))"
+        )
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+    assert loaded("gx_worker._LazyFinder()") == ["['boto3',", "'botocore',", "'sqlalchemy']"]
+    assert loaded("gx_worker._AbsentFinder(), gx_worker._LazyFinder()") == ["[]"]
+
+
 def test_changing_a_range_in_the_contract_changes_pandera_and_gx(tmp_path):
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
