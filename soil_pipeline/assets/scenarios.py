@@ -74,11 +74,10 @@ GLOBAL_METADATA_COLUMNS = (
 )
 
 
-def _stream(raster_engine: RasterEngine, chosen: list, with_pasture: bool, factors, grids, countries) -> dict:
+def _stream(raster_engine: RasterEngine, chosen: list, with_pasture: bool, factors, grids, zone_of, sizes) -> dict:
     """{scenario id: what its streaming passes give} of the `chosen` scenarios, which share the passes over the
     common grid (see `scenario_passes`)."""
     soc, error, converted, cropland, climate, country = grids
-    zone_of, _, sizes = zoner(countries)
     grid = common_grid(soc, error, converted, cropland, climate, country)
     sources = {
         **grid_sources(soc, cropland, climate, country),
@@ -144,11 +143,14 @@ def restoration_scenarios(
     others are published."""
     grids = (soc_stock_grid, soc_stock_error_grid, converted_land_grid, cropland_grid, climate_zone_grid, country_grid)
     selected = [key for key in scenario_ids() if scenario_key(key) in context.selected_asset_keys]
-    chosen, failures = _loaded(selected, zoner(countries)[2])
+    zone_of, tables, sizes = zoner(countries, extent_name(soc_stock_grid))
+    chosen, failures = _loaded(selected, sizes)
     with_pasture = "pasture" in converted_land_grid.alignment.get("components", {})
     factors = land_use_factors(climate_zone_names())
-    streamed = _stream(raster_engine, chosen, with_pasture, factors, grids, countries) if chosen else {}
-    shared = _Shared(config, raster_engine, artifacts, grids, countries, regional_soc_stocks, with_pasture, factors)
+    streamed = _stream(raster_engine, chosen, with_pasture, factors, grids, zone_of, sizes) if chosen else {}
+    shared = _Shared(
+        config, raster_engine, artifacts, grids, countries, tables, regional_soc_stocks, with_pasture, factors
+    )
     for scenario in chosen:
         try:
             yield from restoration_scenario(scenario, streamed[scenario.id], shared)
@@ -203,13 +205,14 @@ def scenario_draws(config: MonteCarloConfig, scenario, factors) -> tuple[scenari
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Shared:
     """What every scenario of a step reads: its configuration and resources, the grids (in `_stream`'s order), the
-    regions and regional stocks, and the land use conventions."""
+    regions and their zone tables, the regional stocks, and the land use conventions."""
 
     config: MonteCarloConfig
     raster_engine: RasterEngine
     artifacts: ArtifactStore
     grids: tuple[Layer, ...]
     countries: pd.DataFrame
+    tables: dict[str, pd.DataFrame]  # the zone table of each region type (`zoner`)
     regional_soc_stocks: pd.DataFrame
     with_pasture: bool
     factors: scenarios.LandUseFactors
@@ -227,7 +230,7 @@ def restoration_scenario(scenario: scenarios.Scenario, streamed: tuple, shared: 
     rate = factor("four_per_1000", "annual_rate")
     land = "cropland (HYDE 3.2) + pasture" if with_pasture else "cropland (HYDE 3.2; no pasture raster)"
     labels = scenarios.Labels(land, factors.grazing_label)
-    tables = zoner(countries, extent_name(soc_stock_grid))[1]
+    tables = shared.tables
 
     def region_sums(variant, kind):
         prefix = f"{variant}/{kind}/"
