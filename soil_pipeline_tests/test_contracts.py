@@ -1,6 +1,8 @@
 """Contracts are the one source of truth: valid ODCS, and pandera and GX both follow them; AfSP anomalies rules."""
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,6 +144,36 @@ def test_the_gx_worker_imports_gx_without_its_sql_and_aws_extras():
 
     assert loaded("gx_worker._LazyFinder()") == ["['boto3',", "'botocore',", "'sqlalchemy']"]
     assert loaded("gx_worker._AbsentFinder(), gx_worker._LazyFinder()") == ["[]"]
+
+
+def _data_docs_pages(folder: Path) -> dict[str, str]:
+    """The HTML pages of a Data Docs site by path, with what differs between two renderings of the same validation
+    (run times, element ids) blanked."""
+    run_time = re.compile(r"\d{8}T\d{6}\.\d+Z|20\d\d-\d\d-\d\d[T ][\d:.]+(?:\+00:00|Z)?|'_run_time_sort': [\d.]+")
+    element_id = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    return {
+        run_time.sub("T", str(page.relative_to(folder))): element_id.sub("U", run_time.sub("T", page.read_text()))
+        for page in sorted(folder.rglob("*.html"))
+    }
+
+
+def test_the_gx_worker_compiles_each_data_docs_template_once_and_renders_the_same_pages(tmp_path):
+    # In a process of its own, as in the worker: a site rendered by GX as installed, then twice with the compiled
+    # templates shared. The first shared rendering compiles each template once (GX's views compile some twice),
+    # the second none, and the pages are those GX renders without the sharing.
+    printed = subprocess.run(
+        [sys.executable, "-m", "soil_pipeline_tests.gx_template_compiles", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    compiles = json.loads(printed.splitlines()[-1])
+    assert compiles["plain"] > compiles["shared_0"] > 0
+    assert compiles["shared_1"] == 0
+    plain = _data_docs_pages(tmp_path / "plain")
+    assert len(plain) >= 3  # the index, the suite's page and the validation's
+    assert _data_docs_pages(tmp_path / "shared_0") == plain
+    assert _data_docs_pages(tmp_path / "shared_1") == plain
 
 
 def test_changing_a_range_in_the_contract_changes_pandera_and_gx(tmp_path):
