@@ -21,7 +21,8 @@ from soil_pipeline.resources import InputDatasets
 
 def main(folder: Path) -> None:
     contract = load_table_contract("field_horizons")
-    horizons = read_table_file(Path(InputDatasets().drop_dir("2012-10")) / "afsp_horizons.csv", contract.source_columns())
+    landing = Path(InputDatasets().drop_dir("2012-10")) / "afsp_horizons.csv"
+    horizons = read_table_file(landing, contract.source_columns())
     checked = validate(horizons, contract).checked
     compiles = []
     compile_template = jinja2.Environment.compile
