@@ -51,6 +51,39 @@ def test_interval_columns_are_the_5th_50th_95th_percentiles_per_region():
     np.testing.assert_allclose(columns["x_pg_c_p95"], [95.0, 190.0])
 
 
+@pytest.mark.parametrize("n_draws", [1, 2, 3, 100, 2000, 2001])
+def test_percentiles_of_sorted_draws_are_numpys_bit_for_bit(n_draws):
+    # Draws of every scale, with ties, constants, infinities and NaN (a whole region, or one draw), sorted as the
+    # interval columns sort them; the percentiles read from the order statistics are np.percentile's, bit for bit.
+    rng = np.random.default_rng(n_draws)
+    for scale in (1e-3, 1.0, 1e6):
+        draws = rng.normal(0.0, scale, (n_draws, 8))
+        draws[:, 0] = np.nan
+        draws[rng.integers(n_draws), 1] = np.nan
+        draws[:, 2] = 5.0
+        draws[:, 3] = np.round(draws[:, 3] / scale) + 0.0  # ties (no negative zero: see below)
+        draws[:, 4] = np.inf
+        draws[rng.integers(n_draws), 5] = -np.inf
+        ordered = np.sort(draws, axis=0)
+        for percentiles in ([5.0, 50.0, 95.0], [0.0, 100.0], [2.5, 33.3, 97.5]):
+            with np.errstate(invalid="ignore"):
+                numpys = np.percentile(ordered, percentiles, axis=0)
+            assert uncertainty.sorted_percentiles(ordered, percentiles).tobytes() == numpys.tobytes()
+    # numpy selects its order statistics again, which may swap a -0.0 and a 0.0 draw (equal as numbers): the value
+    # is the same, its sign of zero may not be
+    zeros = np.sort(np.array([[-0.0], [0.0]] * 50), axis=0)
+    np.testing.assert_array_equal(uncertainty.sorted_percentiles(zeros, [5.0]), np.percentile(zeros, [5.0], axis=0))
+
+
+def test_interval_columns_of_sorted_multiples_of_the_draws_are_those_of_the_multiples():
+    draws = np.random.default_rng(0).lognormal(0.0, 1.0, (2000, 5))
+    factor = np.array([3.0, 0.5, 1e-9, 44 / 12, 7.0])
+    ordered = np.sort(draws, axis=0) * factor
+    unsorted = uncertainty.interval_columns("x", 1.0, draws * factor)
+    for name, values in uncertainty.interval_columns("x", 1.0, ordered, ordered=True).items():
+        assert values.tobytes() == unsorted[name].tobytes()
+
+
 def test_normal_draws_are_clipped_only_to_their_declared_bounds():
     free = uncertainty.draw({"z": {"distribution": "normal", "mean": 0.0, "sd": 1.0}}, 2000, seed=2)["z"]
     assert free.min() < 0 < free.max()  # a standard normal z is never clipped

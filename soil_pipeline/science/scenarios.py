@@ -585,11 +585,16 @@ def _gain_columns(sums, name: str, curve: Recovery, horizon_yr: float, target_tg
     per_ha = ratio(T_PER_PG / horizon_yr, sums["restored_with_soc_ha"].to_numpy(dtype=float))
     share_central = 100.0 * ratio(gain_central * rate_tg, target_tg)
     share_samples = 100.0 * ratio(gain_samples * rate_tg, target_samples)
+    # The gain in other units is the gain's draws times a positive factor (per region): in the same order, so the
+    # draws are sorted once.
+    gain_ordered = np.sort(gain_samples, axis=0)
     return {
-        **interval_columns("soc_gain_pg_c", gain_central, gain_samples),
-        **interval_columns("soc_gain_gt_co2", gain_central * CO2_PER_C, gain_samples * CO2_PER_C),
-        **interval_columns("soc_gain_rate_tg_c_per_yr", gain_central * rate_tg, gain_samples * rate_tg),
-        **interval_columns("implied_rate_t_c_per_ha_per_yr", gain_central * per_ha, gain_samples * per_ha),
+        **interval_columns("soc_gain_pg_c", gain_central, gain_ordered, ordered=True),
+        **interval_columns("soc_gain_gt_co2", gain_central * CO2_PER_C, gain_ordered * CO2_PER_C, ordered=True),
+        **interval_columns("soc_gain_rate_tg_c_per_yr", gain_central * rate_tg, gain_ordered * rate_tg, ordered=True),
+        **interval_columns(
+            "implied_rate_t_c_per_ha_per_yr", gain_central * per_ha, gain_ordered * per_ha, ordered=True
+        ),
         **interval_columns("soc_gain_share_of_4p1000_all_land_pct", share_central, share_samples),
     }
 
