@@ -6,10 +6,11 @@ import uuid
 
 import geopandas
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from soil_pipeline.publishing.parquet import read_provenance
+from soil_pipeline.publishing.parquet import arrow_table, read_provenance
 from soil_pipeline.publishing.root import OutputRoot
 from soil_pipeline.publishing.store import DATA_FILE, MANIFEST_FILE, VersionedParquetStore, sha256_bytes
 
@@ -33,6 +34,17 @@ def test_publish_writes_data_and_a_self_describing_manifest(tmp_path):
     assert read_provenance(folder / DATA_FILE) == {"asset": "stocks", "partition": "2012-10", **PROVENANCE}
     pd.testing.assert_frame_equal(store.read("stocks", partition="2012-10"), frame())
     assert store.version_path("stocks", published.version) == folder
+
+
+def test_a_frames_attrs_go_into_the_pandas_metadata_as_pyarrow_puts_them():
+    # The table is built without the attrs (pandas would deep-copy them into every column taken out of the frame),
+    # then given them: the schema pyarrow makes from the frame as it is, and pandas reads the attrs back.
+    frame = pd.DataFrame({"site_id": ["a", None], "stock_t_c_per_ha": [41.5, float("nan")], "n": [1, 2]})
+    frame.attrs["provenance"] = {"inputs": {"drop": {"sha256": "ab" * 32, "rows": 2, "share": 0.1}}, "run": ("x", 1)}
+    table = arrow_table(frame)
+    assert table.equals(pa.Table.from_pandas(frame, preserve_index=False), check_metadata=True)
+    assert table.to_pandas().attrs == {"provenance": {**frame.attrs["provenance"], "run": ["x", 1]}}
+    assert arrow_table(frame.drop(columns="n")).column_names == ["site_id", "stock_t_c_per_ha"]
 
 
 def test_identical_content_maps_to_the_same_version_and_writes_nothing(tmp_path):

@@ -32,7 +32,14 @@ from soil_pipeline.resources import RasterEngine
 from soil_pipeline.science.grid import Layer, common_grid, map_block
 from soil_pipeline.science.representativeness import MAPPED_AREA, NearSites, near_name, site_trees
 from soil_pipeline.science.sites import DROP, RELOCATED_KM, STOCK, sampling_decade, site_history
-from soil_pipeline.science.validation import INTERVAL, METRICS, Bootstrap, grouped_agreement, spatial_blocks
+from soil_pipeline.science.validation import (
+    INTERVAL,
+    METRICS,
+    Bootstrap,
+    grouped_agreement,
+    spatial_blocks,
+    without_attrs,
+)
 from soil_pipeline.zones import STOCK_REGION_TYPES, UNASSIGNED, extent_name, zoner
 
 GROUP = "field_validation"
@@ -373,7 +380,7 @@ def preview(table: pd.DataFrame, limit: int = 40) -> str:
     countries with most sites; each metric with its 90 % interval."""
     rows = table[(table["scope"] == ALL_DROPS) & table["region_type"].isin(STOCK_REGION_TYPES)]
     rows = rows.sort_values(["stock_layer", "region_type", "n_sites"], ascending=[True, False, False], kind="stable")
-    rows = rows.groupby("stock_layer", sort=True).head(limit)
+    rows = without_attrs(rows.groupby("stock_layer", sort=True).head(limit))  # a Series per row below
     shown = pd.DataFrame(
         {
             "layer": rows["stock_layer"],

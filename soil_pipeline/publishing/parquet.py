@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from soil_pipeline.science.validation import without_attrs
+
 PROVENANCE_KEY = b"soil_pipeline.provenance"
 WRITER_SETTINGS = {"compression": "zstd", "compression_level": 3, "version": "2.6", "use_dictionary": True}
 GEOMETRY_COLUMN = "geometry"
@@ -100,7 +102,19 @@ class ArrowFile(TableFile):
 
 def to_parquet_bytes(frame: pd.DataFrame, provenance: dict | None = None) -> bytes:
     """Parquet bytes of `frame` (no index column), with `provenance` as JSON in the file's key-value metadata."""
-    return _write(pa.Table.from_pandas(frame, preserve_index=False), provenance)
+    return _write(arrow_table(frame), provenance)
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """`pa.Table.from_pandas(frame, preserve_index=False)`, the frame's attrs (e.g. its provenance) in the pandas
+    metadata as pyarrow puts them there (pandas gives them back as attrs), but put there once: the columns are taken
+    out of the frame without its attrs, which pandas would otherwise deep-copy into every column taken."""
+    table = pa.Table.from_pandas(without_attrs(frame), preserve_index=False)
+    if not frame.attrs:
+        return table
+    pandas_metadata = json.loads(table.schema.metadata[b"pandas"])
+    pandas_metadata["attributes"] = frame.attrs
+    return table.replace_schema_metadata({**table.schema.metadata, b"pandas": json.dumps(pandas_metadata).encode()})
 
 
 def to_geoparquet_bytes(frame: pd.DataFrame, x: str, y: str, provenance: dict | None = None) -> bytes:
