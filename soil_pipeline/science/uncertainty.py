@@ -51,8 +51,8 @@ def interval_columns(name: str, central_value, samples: np.ndarray, *, ordered: 
     """`name` (the central figure) and `name_p05`, `name_p50`, `name_p95` over the draws (axis 0 of `samples`;
     `ordered`: already sorted along it, as a positive multiple of sorted draws is)."""
     columns = {name: np.asarray(central_value, dtype=float)}
-    # A percentile is an interpolation between order statistics, the same of the sorted draws: numpy sorts them
-    # several times faster than it selects the six order statistics of three percentiles out of unsorted ones.
+    # A percentile interpolates between two order statistics: numpy sorts the draws several times faster than it
+    # selects the six of three percentiles out of unsorted ones, and the sorted draws give them at once.
     values = sorted_percentiles(samples if ordered else np.sort(samples, axis=0), list(PERCENTILES.values()))
     columns.update({f"{name}_{suffix}": value for suffix, value in zip(PERCENTILES, values, strict=True)})
     return columns
@@ -61,7 +61,8 @@ def interval_columns(name: str, central_value, samples: np.ndarray, *, ordered: 
 def sorted_percentiles(ordered: np.ndarray, percentiles: list[float]) -> np.ndarray:
     """`np.percentile(ordered, percentiles, axis=0)` (its linear method) of values sorted along axis 0, read from
     their order statistics rather than selected again: numpy's arithmetic in numpy's order, so the same values bit for
-    bit (test_uncertainty), at a fraction of the time. A slice holding a NaN (sorted last) gives NaN."""
+    bit (test_uncertainty; numpy's selection may swap a -0.0 and a 0.0, equal values), at a fraction of the time. A
+    slice holding a NaN (sorted last) gives NaN."""
     n = ordered.shape[0]
     virtual = (n - 1) * np.true_divide(percentiles, 100)
     below = np.floor(virtual)
@@ -71,9 +72,10 @@ def sorted_percentiles(ordered: np.ndarray, percentiles: list[float]) -> np.ndar
     below, above = below.astype(np.intp), above.astype(np.intp)
     gamma = (virtual - below).reshape((-1,) + (1,) * (ordered.ndim - 1))
     low, high = ordered[below], ordered[above]
-    diff = high - low
-    values = low + diff * gamma
-    np.subtract(high, diff * (1 - gamma), out=values, where=gamma >= 0.5)
+    with np.errstate(invalid="ignore"):  # between two infinities
+        diff = high - low
+        values = low + diff * gamma
+        np.subtract(high, diff * (1 - gamma), out=values, where=gamma >= 0.5)
     nan = np.isnan(ordered[-1])
     if nan.any():
         np.copyto(values, ordered[-1], where=nan)
