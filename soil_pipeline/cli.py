@@ -314,7 +314,9 @@ def _run(args) -> int:
         print(missing, file=sys.stderr)
         return 2
     from soil_pipeline.contracts import gx_worker
+    from soil_pipeline.engine import memory
 
+    memory.collect_less_often()  # from the imports on (a run's resources set it too, once imported)
     gx_worker.warm_up()  # GX imports in its worker process while Dagster and the definitions import here
     from soil_pipeline.runner import run_pipeline
 

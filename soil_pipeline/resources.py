@@ -152,6 +152,7 @@ class RasterEngine(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         memory.return_freed_memory()  # a run allocates and frees large tables and window arrays
+        memory.collect_less_often()
 
     def limits(self) -> RasterLimits:
         return RasterLimits(self.max_raster_cells, self.max_raster_bytes, self.max_block_bytes)

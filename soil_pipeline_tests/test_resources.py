@@ -1,11 +1,14 @@
 """Maps and Data Docs land under the output root, local or any fsspec URL."""
 
+import gc
 import re
 from pathlib import Path
 
+import dagster as dg
 import fsspec
 
-from soil_pipeline.resources import ArtifactStore, QualityReports
+from soil_pipeline.engine import memory
+from soil_pipeline.resources import ArtifactStore, QualityReports, RasterEngine
 
 
 def test_artifacts_are_named_by_content_locally(tmp_path):
@@ -51,3 +54,15 @@ def test_rendered_data_docs_load_nothing_from_the_network(tmp_path):
         assert not re.search(r"""<(?:link|script|img)[^>]*(?:src|href)=["']https?://""", html), page
         assert "static/vendor/bootstrap.min.css" in html and "static/vendor/jquery.min.js" in html
     assert (tmp_path / "static" / "vendor" / "bootstrap.min.css").is_file()
+
+
+def test_a_run_collects_its_youngest_garbage_less_often_and_keeps_the_older_generations_thresholds():
+    # Set by the raster engine resource of every run (and by `soil-pipeline run` before its imports); the older
+    # generations keep Python's thresholds, so they are still collected, every 10 and 100 young collections.
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        RasterEngine().setup_for_execution(dg.build_init_resource_context())
+        assert gc.get_threshold() == (memory.GC_YOUNG_THRESHOLD, 10, 10)
+    finally:
+        gc.set_threshold(*before)
