@@ -51,9 +51,9 @@ def release_window_arrays() -> None:
 
 # Python collects its youngest objects every 700 allocations of objects that can form cycles, and all of them after
 # every 100 such collections. A run allocates millions (Dagster's events, pandas' frames, numba's compiler) beside the
-# million or so the imports keep alive for good, which every full collection walks: in the embedded run the collector
-# spent 1.4-1.6 s of CPU, 1.0-1.3 s of it in 9 full collections. Every 10,000 allocations it spends about 0.5 s and
-# the run needs no full collection (peak RSS unchanged); later generations keep their thresholds.
+# 300,000 or so the imports keep alive for good, which every full collection walks: in the embedded run the collector
+# spent 1.35-1.6 s of CPU, 1.0-1.3 s of it in 9 full collections. Every 10,000 allocations from the start it spends
+# about 0.5 s and the run needs no full collection (peak RSS unchanged); later generations keep their thresholds.
 GC_YOUNG_THRESHOLD = 10_000
 
 
