@@ -2,7 +2,8 @@
 127.0.0.1 with a fresh DAGSTER_HOME and a configuration file (SOIL_PIPELINE_CONFIG) naming a landing folder with
 two drops and a month without one between them, "Materialize all" on the asset graph for all partitions (a
 backfill over both drops), then an asset's checks, a scenario map, the Data Docs pages and every check's outcome
-through the webserver's GraphQL. Screenshots go to `test-artifacts/browser/` (gitignored)."""
+through the webserver's GraphQL, and one scenario materialized alone from its page. Screenshots go to
+`test-artifacts/browser/` (gitignored)."""
 
 import os
 import shutil
@@ -41,6 +42,7 @@ STALE_QUERY = "{ assetNodes { assetKey { path } isPartitioned isMaterializable s
 PARTITIONS_QUERY = '{ assetNodeOrError(assetKey: {path: ["field_sites"]}) { ... on AssetNode { partitionKeys } } }'
 BACKFILLS_QUERY = "{ partitionBackfillsOrError(limit: 5) { ... on PartitionBackfills { results { id status } } } }"
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
+RUN_SELECTIONS_QUERY = "{ runsOrError { ... on Runs { results { runId status assetSelection { path } } } } }"
 CHECKS_QUERY = (
     "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name blocking "
     "executionForLatestMaterialization { status evaluation { severity metadataEntries { label "
@@ -127,6 +129,19 @@ def _wait_for_runs(port: int) -> tuple[list, list]:
             return runs, backfills
         time.sleep(1)
     pytest.fail("the runs did not finish")
+
+
+def _runs_since(port: int, before: set[str]) -> list[dict]:
+    """The runs not in `before`, with their status and asset selection."""
+    return [run for run in graphql(port, RUN_SELECTIONS_QUERY)["runsOrError"]["results"] if run["runId"] not in before]
+
+
+def _wait_for_commits(store: VersionedParquetStore, run_ids: set[str]) -> None:
+    """Once the output root's catalog lists every run of `run_ids` as committed."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not run_ids <= {run["run_id"] for run in store.document()["runs"]}:
+        assert time.monotonic() < deadline, "the runs were not committed"
+        time.sleep(0.5)
 
 
 def _wait_for_backfill(port: int) -> None:
@@ -273,3 +288,43 @@ def test_data_docs_pages_show_their_tables_with_no_console_error(ui, page, brows
         tab.screenshot(path=screenshots / f"08_data_docs_{number}.png")
     assert not problems, problems
     tab.close()
+
+
+def test_one_scenario_materialized_from_its_page_runs_alone_and_finds_its_version_published(ui, page, screenshots):
+    # The four scenarios are one multi-asset that can be subset: "Materialize" on one scenario's page launches a
+    # run of that scenario alone, which succeeds and finds the version the backfill published (same inputs, same
+    # bytes), while the other scenarios keep their materializations.
+    port, output_root, _ = ui
+    scenario, others = "global_priority_30pct", ["global_priority_15pct", "within_country_15pct"]
+    keys = [{"path": ["restoration_scenario", name]} for name in (scenario, *others)]
+
+    def latest() -> dict[str, str]:
+        nodes = graphql(port, LATEST_QUERY, {"keys": keys})["assetNodes"]
+        return {node["assetKey"]["path"][1]: node["assetMaterializations"][0]["timestamp"] for node in nodes}
+
+    store = VersionedParquetStore(str(output_root))
+    before = {run["runId"] for run in graphql(port, RUNS_QUERY)["runsOrError"]["results"]}
+    _wait_for_commits(store, before)  # the commit sensor lists a UI run's outputs after the run
+    published, materialized = store.latest_by_partition("restoration_scenario"), latest()
+    page.goto(f"http://127.0.0.1:{port}/assets/restoration_scenario/{scenario}", wait_until="networkidle")
+    page.get_by_text("Latest materialization").first.wait_for(timeout=30_000)
+    page.get_by_role("button").filter(has_text="Materialize").first.click()  # its name has its icon's too
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _runs_since(port, before):
+        assert time.monotonic() < deadline, "no run was launched"
+        time.sleep(0.5)
+    _no_error_toast(page)
+    _wait_for_runs(port)
+    new = _runs_since(port, before)
+    assert len(new) == 1 and new[0]["status"] == "SUCCESS", new
+    run = new[0]
+    assert run["assetSelection"] == [{"path": ["restoration_scenario", scenario]}]
+    after = latest()
+    assert float(after[scenario]) > float(materialized[scenario])
+    assert {name: after[name] for name in others} == {name: materialized[name] for name in others}
+    _wait_for_commits(store, {run["runId"]})
+    assert store.latest_by_partition("restoration_scenario") == published
+    assert len(published) == 4
+    page.goto(f"http://127.0.0.1:{port}/runs/{run['runId']}", wait_until="networkidle")
+    page.get_by_text("Success").first.wait_for(timeout=30_000)
+    page.screenshot(path=screenshots / "09_one_scenario_run.png")
