@@ -70,7 +70,8 @@ class LandCells:
 
     def _land_cells(self, window, names: list[str]) -> dict:
         """The window's land cells: grid position, stocks, areas (ha), `layers` (each other layer of `names` at
-        those cells) and `keys` (rank keys by priority criterion, filled as scenarios ask for them)."""
+        those cells), `keys` (rank keys by priority criterion) and `scopes` (scope zones by region type), both
+        filled as scenarios ask for them."""
         grid, read = self.layers.grid, self.layers.layers(window, names)
         soc = read.pop("soc_stock")
         converted = read.pop("converted_land")
@@ -87,6 +88,7 @@ class LandCells:
             "layers": {name: layer.ravel()[keep] for name, layer in read.items()},
             "keep": keep,
             "keys": {},
+            "scopes": {},
         }
 
     @staticmethod
@@ -144,9 +146,12 @@ class ScenarioRanking:
             criterion = scenarios.PRIORITY_CRITERIA[priority]
             cells["keys"][priority] = ranking.rank_key(criterion(cells["soc_2010"], cells["soc_no_land_use"]))
         key = cells["keys"][priority]
-        if self.zoned:
-            zone = cells["zones"][self.scenario.scope_region_type]
-            zone = np.where(zone < 0, self.scope_sizes, zone)
+        if self.zoned:  # cells outside every region of the scope are a zone of their own, the last
+            region_type = self.scenario.scope_region_type
+            if region_type not in cells["scopes"]:
+                zone = cells["zones"][region_type]
+                cells["scopes"][region_type] = np.where(zone < 0, self.scope_sizes, zone)
+            zone = cells["scopes"][region_type]
         else:
             zone = np.zeros(key.shape, "int64")
         return key, cells["position"], zone, cells["converted"][variant]
