@@ -18,6 +18,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(what: str, seconds: float, probe, every: float = 1.0):
+    """What `probe()` gives once it is true, asked every `every` seconds; the test fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := probe():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def graphql(port: int, query: str, variables: dict | None = None) -> dict:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(

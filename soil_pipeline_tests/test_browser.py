@@ -16,7 +16,7 @@ import pytest
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.partitions import EMBEDDED_DROP_PARTITION
 from soil_pipeline.publishing.store import VersionedParquetStore
-from soil_pipeline_tests.servers import ASSETS_QUERY, free_port, graphql, start, stop, wait_for_assets
+from soil_pipeline_tests.servers import ASSETS_QUERY, free_port, graphql, start, stop, wait_for_assets, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "browser"
@@ -138,10 +138,12 @@ def _runs_since(port: int, before: set[str]) -> list[dict]:
 
 def _wait_for_commits(store: VersionedParquetStore, run_ids: set[str]) -> None:
     """Once the output root's catalog lists every run of `run_ids` as committed."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not run_ids <= {run["run_id"] for run in store.document()["runs"]}:
-        assert time.monotonic() < deadline, "the runs were not committed"
-        time.sleep(0.5)
+    wait_until(
+        "the commit sensor to commit the runs",
+        STARTUP_SECONDS,
+        lambda: run_ids <= {run["run_id"] for run in store.document()["runs"]},
+        every=0.5,
+    )
 
 
 def _wait_for_backfill(port: int) -> None:
@@ -309,10 +311,7 @@ def test_one_scenario_materialized_from_its_page_runs_alone_and_finds_its_versio
     page.goto(f"http://127.0.0.1:{port}/assets/restoration_scenario/{scenario}", wait_until="networkidle")
     page.get_by_text("Latest materialization").first.wait_for(timeout=30_000)
     page.get_by_role("button").filter(has_text="Materialize").first.click()  # its name has its icon's too
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not _runs_since(port, before):
-        assert time.monotonic() < deadline, "no run was launched"
-        time.sleep(0.5)
+    wait_until("a run launched from the page", STARTUP_SECONDS, lambda: _runs_since(port, before), every=0.5)
     _no_error_toast(page)
     _wait_for_runs(port)
     new = _runs_since(port, before)

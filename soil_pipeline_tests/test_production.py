@@ -7,7 +7,6 @@ in the output root's catalog."""
 import os
 import shutil
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from soil_pipeline.embedded import DATA_DIR
 from soil_pipeline.publishing.store import VersionedParquetStore
 from soil_pipeline_tests.conftest import REPO_ROOT, drop_database, new_database, postgres_connection
-from soil_pipeline_tests.servers import free_port, graphql, start, stop, wait_for_assets
+from soil_pipeline_tests.servers import free_port, graphql, start, stop, wait_for_assets, wait_until
 
 DEPLOY = REPO_ROOT / "deploy"
 EMBEDDED_DROP = DATA_DIR / "landing" / "field_samples" / "2012-10"
@@ -47,15 +46,6 @@ def _ended_ticks(port: int) -> list[dict]:
     would be seen by the first tick (which, with first_tick: none, runs nothing)."""
     ticks = graphql(port, TICKS, {"s": SENSOR})["sensorOrError"]["sensorState"]["ticks"]
     return [tick for tick in ticks if tick["status"] != "STARTED"]
-
-
-def _wait(what: str, seconds: float, probe):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := probe():
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -112,7 +102,7 @@ def test_a_new_drop_is_run_by_the_sensor_recorded_in_postgres_and_listed_in_the_
     port, landing, output, database = deployment
     started = graphql(port, START_SENSOR, {"s": SENSOR})["startSensor"]
     assert started["__typename"] == "Sensor", started
-    _wait("the sensor's first tick to end", STARTUP_SECONDS, lambda: _ended_ticks(port))
+    wait_until("the sensor's first tick to end", STARTUP_SECONDS, lambda: _ended_ticks(port))
 
     shutil.copytree(EMBEDDED_DROP, landing / "field_samples" / NEW_MONTH)
     connection = postgres_connection(database)
@@ -125,13 +115,13 @@ def test_a_new_drop_is_run_by_the_sensor_recorded_in_postgres_and_listed_in_the_
         return rows if rows and rows[0][1] in ("SUCCESS", "FAILURE", "CANCELED") else None
 
     try:
-        [(run_id, status)] = _wait(f"the sensor's run for {NEW_MONTH}", RUN_SECONDS, sensor_run)
+        [(run_id, status)] = wait_until(f"the sensor's run for {NEW_MONTH}", RUN_SECONDS, sensor_run)
     finally:
         connection.close()
     assert status == "SUCCESS", (tmp_path / "daemon.log").read_text()[-3000:]
 
     store = VersionedParquetStore(str(output))
-    listed = _wait("the commit sensor", STARTUP_SECONDS, lambda: store.latest_by_partition("field_sites"))
+    listed = wait_until("the commit sensor", STARTUP_SECONDS, lambda: store.latest_by_partition("field_sites"))
     assert set(listed) == {NEW_MONTH}  # the drop there before the sensor started was not run (first_tick: none)
     assert store.manifest("field_sites", listed[NEW_MONTH])["run"]["dagster_run_id"] == run_id
     assert store.read("regional_soc_stocks") is not None
